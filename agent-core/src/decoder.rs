@@ -1,0 +1,252 @@
+//! The streaming frame decoder.
+//!
+//! [`FrameDecoder`] takes the received byte stream in chunks of any size, in
+//! the style of postcard's accumulator: [`FrameDecoder::feed`] consumes bytes
+//! until a whole, CRC-valid frame is buffered and returns it together with
+//! the input it did not consume yet.
+//!
+//! Garbage, truncated or corrupt frames are ordinary input: the decoder
+//! drops the first byte of the bad candidate, searches the bytes it holds
+//! for the next magic, and carries on; every dropped byte is counted in
+//! [`DecoderStats::skipped_bytes`]. It buffers at most its storage's length
+//! (the largest frame it accepts) and never reads past it.
+
+use crate::frame::{crc32c, Frame, HEADER_LEN, MAGIC, TRAILER_LEN};
+
+/// What the decoder has seen so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecoderStats {
+    /// Good frames returned.
+    pub frames: u64,
+    /// Bytes thrown away while resynchronizing.
+    pub skipped_bytes: u64,
+    /// Candidates whose CRC did not match.
+    pub bad_crc: u64,
+    /// Candidates whose declared size exceeded the buffer.
+    pub oversized: u64,
+}
+
+/// Result of [`FrameDecoder::feed`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Feed<'input, 'frame> {
+    /// All input consumed; no complete frame yet.
+    Consumed,
+    /// A frame, borrowed from the decoder until the next `feed`, and the
+    /// input not consumed yet (feed it next).
+    Frame {
+        /// The decoded frame.
+        frame: Frame<'frame>,
+        /// Input after the frame.
+        remaining: &'input [u8],
+    },
+}
+
+/// Reassembles frames from a byte stream into caller-provided storage.
+pub struct FrameDecoder<'b> {
+    buf: &'b mut [u8],
+    filled: usize,
+    /// Length of the frame last returned, still at the front of `buf`.
+    delivered: usize,
+    stats: DecoderStats,
+}
+
+impl<'b> FrameDecoder<'b> {
+    /// A decoder buffering into `storage`; the largest frame accepted is
+    /// `storage.len()` bytes (header, body and CRC).
+    pub fn new(storage: &'b mut [u8]) -> Self {
+        FrameDecoder { buf: storage, filled: 0, delivered: 0, stats: DecoderStats::default() }
+    }
+
+    /// Largest frame accepted, in bytes.
+    pub fn max_frame(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> DecoderStats {
+        self.stats
+    }
+
+    /// Bytes buffered towards the next frame.
+    pub fn buffered(&self) -> usize {
+        self.filled - self.delivered
+    }
+
+    /// Forgets any partial frame (call when a connection ends). Discarded
+    /// bytes are counted as skipped.
+    pub fn reset(&mut self) {
+        self.stats.skipped_bytes += (self.filled - self.delivered) as u64;
+        self.filled = 0;
+        self.delivered = 0;
+    }
+
+    /// Consumes bytes from `input` until a frame is complete or the input
+    /// is exhausted. See [`Feed`].
+    pub fn feed<'i>(&mut self, mut input: &'i [u8]) -> Feed<'i, '_> {
+        if self.delivered > 0 {
+            // Bytes after the last frame (left there by a resync) stay.
+            self.buf.copy_within(self.delivered..self.filled, 0);
+            self.filled -= self.delivered;
+            self.delivered = 0;
+            let start = self.buf[..self.filled].iter().position(|&b| b == MAGIC[0]).unwrap_or(self.filled);
+            self.buf.copy_within(start..self.filled, 0);
+            self.filled -= start;
+            self.stats.skipped_bytes += start as u64;
+        }
+        let max = self.buf.len();
+        loop {
+            // Sync: the buffer must start with the magic.
+            if self.filled == 0 {
+                match input.iter().position(|&b| b == MAGIC[0]) {
+                    Some(i) => {
+                        self.stats.skipped_bytes += i as u64;
+                        input = &input[i..];
+                    }
+                    None => {
+                        self.stats.skipped_bytes += input.len() as u64;
+                        return Feed::Consumed;
+                    }
+                }
+                if max < HEADER_LEN + TRAILER_LEN {
+                    // Cannot hold any frame: everything is skipped.
+                    self.stats.skipped_bytes += input.len() as u64;
+                    self.stats.oversized += 1;
+                    return Feed::Consumed;
+                }
+            }
+            let need = if self.filled < HEADER_LEN {
+                HEADER_LEN
+            } else {
+                let body = u32::from_le_bytes([self.buf[5], self.buf[6], self.buf[7], self.buf[8]]) as usize;
+                match body.checked_add(HEADER_LEN + TRAILER_LEN) {
+                    Some(total) if total <= max => total,
+                    _ => {
+                        self.stats.oversized += 1;
+                        self.resync();
+                        continue;
+                    }
+                }
+            };
+            if self.filled < need {
+                let take = (need - self.filled).min(input.len());
+                self.buf[self.filled..self.filled + take].copy_from_slice(&input[..take]);
+                self.filled += take;
+                input = &input[take..];
+                if self.filled >= 2 && self.buf[1] != MAGIC[1] {
+                    self.resync();
+                    continue;
+                }
+                if self.filled < need {
+                    return Feed::Consumed;
+                }
+                if need == HEADER_LEN {
+                    continue; // now read the declared length
+                }
+            }
+            // A whole candidate frame: check it.
+            let body_end = need - TRAILER_LEN;
+            let want = u32::from_le_bytes([
+                self.buf[body_end],
+                self.buf[body_end + 1],
+                self.buf[body_end + 2],
+                self.buf[body_end + 3],
+            ]);
+            if crc32c(&self.buf[..body_end]) != want {
+                self.stats.bad_crc += 1;
+                self.resync();
+                continue;
+            }
+            self.stats.frames += 1;
+            self.delivered = need;
+            let b = &self.buf[..need];
+            let frame = Frame {
+                version: b[2],
+                kind: b[3],
+                flags: b[4],
+                seq: u32::from_le_bytes([b[9], b[10], b[11], b[12]]),
+                body: &b[HEADER_LEN..body_end],
+            };
+            return Feed::Frame { frame, remaining: input };
+        }
+    }
+
+    /// Drops the first buffered byte and everything up to the next magic
+    /// byte among the buffered ones.
+    fn resync(&mut self) {
+        let next = self.buf[1..self.filled].iter().position(|&b| b == MAGIC[0]).map_or(self.filled, |i| i + 1);
+        self.buf.copy_within(next..self.filled, 0);
+        self.filled -= next;
+        self.stats.skipped_bytes += next as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{encode_with, Kind};
+
+    fn frame(kind: Kind, seq: u32, body: &[u8], out: &mut [u8]) -> usize {
+        encode_with(kind, 0, seq, out, |b| {
+            b.get_mut(..body.len())?.copy_from_slice(body);
+            Some(body.len())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn byte_at_a_time_and_garbage_between() {
+        let mut wire = [0u8; 128];
+        let mut n = 0;
+        wire[n..n + 3].copy_from_slice(&[0xEA, 0x00, 0x55]);
+        n += 3;
+        n += frame(Kind::Ping, 1, b"hello", &mut wire[n..]);
+        wire[n..n + 2].copy_from_slice(&[0xEA, 0x9E]); // truncated header
+        n += 2;
+        n += frame(Kind::Pong, 2, b"", &mut wire[n..]);
+        // The truncated header above claims a body that swallows the start
+        // of this frame; the frame must still come out after the resync.
+        n += frame(Kind::Ping, 3, b"x", &mut wire[n..]);
+        let mut store = [0u8; 64];
+        let mut dec = FrameDecoder::new(&mut store);
+        let mut got = heapless::Vec::<(u8, u32, heapless::Vec<u8, 8>), 4>::new();
+        for byte in &wire[..n] {
+            let mut input = core::slice::from_ref(byte);
+            while let Feed::Frame { frame, remaining } = dec.feed(input) {
+                got.push((frame.kind, frame.seq, heapless::Vec::from_slice(frame.body).unwrap())).unwrap();
+                input = remaining;
+            }
+        }
+        assert_eq!(got.len(), 3);
+        assert_eq!((got[2].0, got[2].1, &got[2].2[..]), (6, 3, &b"x"[..]));
+        assert_eq!((got[0].0, got[0].1, &got[0].2[..]), (6, 1, &b"hello"[..]));
+        assert_eq!((got[1].0, got[1].1), (7, 2));
+        assert_eq!(dec.stats().skipped_bytes, 5);
+        assert_eq!(dec.stats().frames, 3);
+    }
+
+    #[test]
+    fn oversized_and_corrupt_are_skipped() {
+        let mut wire = [0u8; 256];
+        let big = frame(Kind::Batch, 1, &[7u8; 100], &mut wire);
+        let mut n = big;
+        let good = frame(Kind::Ack, 3, &[1], &mut wire[n..]);
+        n += good;
+        let mut store = [0u8; 40];
+        let mut dec = FrameDecoder::new(&mut store);
+        match dec.feed(&wire[..n]) {
+            Feed::Frame { frame, remaining } => {
+                assert_eq!(frame.kind, Kind::Ack as u8);
+                assert!(remaining.is_empty());
+            }
+            Feed::Consumed => panic!("ack frame not found"),
+        }
+        assert_eq!(dec.stats().oversized, 1);
+        // A flipped bit in the body is a CRC failure.
+        wire[good - 6 + big] ^= 0x10;
+        let mut store = [0u8; 40];
+        let mut dec = FrameDecoder::new(&mut store);
+        assert_eq!(dec.feed(&wire[big..n]), Feed::Consumed);
+        assert_eq!(dec.stats().bad_crc, 1);
+        assert_eq!(dec.stats().skipped_bytes as usize + dec.buffered(), good);
+    }
+}

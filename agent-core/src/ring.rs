@@ -1,0 +1,716 @@
+//! The send ring: records kept in caller memory until the server acks them.
+//!
+//! [`Ring`] stores records back to back in a caller-provided byte slice, each
+//! already in its wire encoding (see [`crate::record`]), so a batch is built
+//! by copying one contiguous region (two slices when it wraps). Records may
+//! straddle the end of the slice: no capacity is wasted on wrap-around.
+//!
+//! # Regions
+//!
+//! ```text
+//!  tail            cursor             sent_end             head
+//!   | in flight      | sent before,      | never sent          | free ...
+//!   | (this conn.)   | awaiting resend   |                     |
+//! ```
+//!
+//! * **in flight**: sent on the current connection, not acked yet.
+//! * **awaiting resend**: sent on an earlier connection; [`Ring::rewind`]
+//!   (called on every disconnect) moves the cursor back to the tail, so
+//!   everything unacked is sent again (at-least-once).
+//! * **never sent**: pushed, not yet sent on any connection.
+//!
+//! A record gets its sequence number the first time it is sent, so sequence
+//! numbers are dense: records dropped before sending leave no gap, and a
+//! record keeps its number across every resend. A record leaves the ring
+//! only when the server acks its sequence number ([`Ring::ack`]).
+//!
+//! # Overflow
+//!
+//! Chosen at init ([`OverflowPolicy`]): `RejectNew` refuses the new record
+//! with [`PushError::Full`]; `DropOldest` evicts the oldest *never-sent*
+//! records to make room (records that were sent are never evicted, and the
+//! newest agent heartbeat is never evicted), and refuses the new record only
+//! when even that cannot make room. Every refusal and eviction is counted in
+//! [`RingCounters`]; a pushed record is always either acked, counted dropped,
+//! or still in the ring.
+//!
+//! # Costs
+//!
+//! Push is O(record) unless it evicts. Ack is O(1) per batch acked when the
+//! ack falls on a batch boundary (the normal case), O(records) within a
+//! partly acked batch. Eviction moves the smaller side of the ring around
+//! the evicted record: O(ring) in the worst case, bounded by the capacity.
+
+use crate::record::{apply_delta, data_type, ts_delta, EntryHeader, Record};
+use core::fmt;
+use heapless::Deque;
+
+/// How many batches can be in flight at once (per connection).
+pub const MAX_INFLIGHT_BATCHES: usize = 8;
+
+/// What [`Ring::push`] does when the record does not fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum OverflowPolicy {
+    /// Refuse the new record ([`PushError::Full`]); the caller decides.
+    RejectNew = 0,
+    /// Evict the oldest never-sent records to make room.
+    DropOldest = 1,
+}
+
+/// Ring settings fixed at init.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingConfig {
+    /// Largest payload accepted, in bytes; larger ones are refused with
+    /// [`PushError::TooLarge`].
+    pub max_record: usize,
+    /// What happens when the ring is full.
+    pub policy: OverflowPolicy,
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        RingConfig { max_record: 1024, policy: OverflowPolicy::RejectNew }
+    }
+}
+
+/// Why a record was not stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PushError {
+    /// No room, and the policy could not make any. Counted in
+    /// [`RingCounters::dropped_full`].
+    Full = 1,
+    /// Payload over `max_record`, or the entry is larger than the whole
+    /// ring. Counted in [`RingCounters::dropped_too_large`].
+    TooLarge = 2,
+}
+
+impl fmt::Display for PushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PushError::Full => "send ring full",
+            PushError::TooLarge => "record larger than the configured maximum",
+        })
+    }
+}
+
+/// Counters of what happened to pushed records. Invariant:
+/// `pushed == acked + evicted + records still in the ring`; refused records
+/// (`dropped_full`, `dropped_too_large`) were never pushed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingCounters {
+    /// Records stored.
+    pub pushed: u64,
+    /// Records acked by the server and freed.
+    pub acked: u64,
+    /// Records refused because the ring was full.
+    pub dropped_full: u64,
+    /// Records refused as too large.
+    pub dropped_too_large: u64,
+    /// Never-sent records evicted by `DropOldest`.
+    pub dropped_evicted: u64,
+}
+
+/// A batch chosen by [`Ring::plan_batch`], to be copied out with
+/// [`Ring::copy_batch`] and recorded with [`Ring::commit_batch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchPlan {
+    /// Sequence number of the first record.
+    pub first_seq: u64,
+    /// Timestamp the first record's delta is relative to.
+    pub base_ts: u64,
+    /// Number of records.
+    pub count: u32,
+    /// Bytes of the records (entries back to back).
+    pub len: usize,
+    start: u64,
+    end_ts: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct BatchMark {
+    count: u32,
+    len: u32,
+    end_ts: u64,
+}
+
+/// What [`Ring::ack`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AckOutcome {
+    /// Records freed by this ack.
+    pub acked: u64,
+    /// The ack named a sequence number never sent (a protocol error by the
+    /// peer); everything sent was acked.
+    pub beyond_sent: bool,
+}
+
+/// The send ring over caller memory. See the module docs.
+pub struct Ring<'a> {
+    buf: &'a mut [u8],
+    cfg: RingConfig,
+    // Stream positions (physical index = position % capacity).
+    tail: u64,
+    cursor: u64,
+    sent_end: u64,
+    head: u64,
+    // Sequence numbers of the entries at tail / cursor / sent_end.
+    tail_seq: u64,
+    cursor_seq: u64,
+    next_seq: u64,
+    // Timestamps the entry at tail / cursor / sent_end / head is relative to.
+    tail_base: u64,
+    cursor_base: u64,
+    sent_end_base: u64,
+    head_base: u64,
+    never_sent: u64,
+    marks: Deque<BatchMark, MAX_INFLIGHT_BATCHES>,
+    protected: Option<u64>,
+    counters: RingCounters,
+}
+
+impl<'a> Ring<'a> {
+    /// A ring over `storage`. Capacity is `storage.len()` bytes; an empty
+    /// slice gives a ring that refuses every record as too large.
+    pub fn new(storage: &'a mut [u8], cfg: RingConfig) -> Self {
+        Ring {
+            buf: storage,
+            cfg,
+            tail: 0,
+            cursor: 0,
+            sent_end: 0,
+            head: 0,
+            tail_seq: 0,
+            cursor_seq: 0,
+            next_seq: 0,
+            tail_base: 0,
+            cursor_base: 0,
+            sent_end_base: 0,
+            head_base: 0,
+            never_sent: 0,
+            marks: Deque::new(),
+            protected: None,
+            counters: RingCounters::default(),
+        }
+    }
+
+    // ---- getters -------------------------------------------------------
+
+    /// The settings given at init.
+    pub fn config(&self) -> RingConfig {
+        self.cfg
+    }
+    /// Total bytes of storage.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+    /// Bytes used by stored records.
+    pub fn used_bytes(&self) -> usize {
+        (self.head - self.tail) as usize
+    }
+    /// Bytes free for new records.
+    pub fn free_bytes(&self) -> usize {
+        self.capacity() - self.used_bytes()
+    }
+    /// Bytes sent on this connection and not acked.
+    pub fn inflight_bytes(&self) -> usize {
+        (self.cursor - self.tail) as usize
+    }
+    /// Bytes waiting to be sent (resends and never-sent).
+    pub fn pending_bytes(&self) -> usize {
+        (self.head - self.cursor) as usize
+    }
+    /// Records stored (in flight, awaiting resend and never sent).
+    pub fn len(&self) -> u64 {
+        (self.next_seq - self.tail_seq) + self.never_sent
+    }
+    /// True when no record is stored.
+    pub fn is_empty(&self) -> bool {
+        self.head == self.tail
+    }
+    /// Records sent on this connection and not acked.
+    pub fn inflight_records(&self) -> u64 {
+        self.cursor_seq - self.tail_seq
+    }
+    /// Records waiting to be sent (resends and never-sent).
+    pub fn pending_records(&self) -> u64 {
+        (self.next_seq - self.cursor_seq) + self.never_sent
+    }
+    /// Batches in flight on this connection.
+    pub fn inflight_batches(&self) -> usize {
+        self.marks.len()
+    }
+    /// Sequence number of the oldest unacked record (== `next_seq` when
+    /// nothing sent is unacked).
+    pub fn first_unacked_seq(&self) -> u64 {
+        self.tail_seq
+    }
+    /// Sequence number the next never-sent record will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+    /// What happened to pushed records so far.
+    pub fn counters(&self) -> RingCounters {
+        self.counters
+    }
+
+    // ---- push ----------------------------------------------------------
+
+    /// Stores `rec` at the head, applying the overflow policy if it does
+    /// not fit. On error nothing stored is disturbed (apart from evictions
+    /// made under `DropOldest`, which are counted).
+    pub fn push(&mut self, rec: &Record<'_>) -> Result<(), PushError> {
+        let len = rec.payload.len();
+        if len > self.cfg.max_record || rec.entry_len(self.head_base) > self.capacity() {
+            self.counters.dropped_too_large += 1;
+            return Err(PushError::TooLarge);
+        }
+        let is_heartbeat = rec.data_type == data_type::AGENT_HEARTBEAT;
+        // A new heartbeat supersedes the protected one.
+        let keep = if is_heartbeat { None } else { self.protected };
+        if rec.entry_len(self.head_base) > self.free_bytes() {
+            if self.cfg.policy == OverflowPolicy::RejectNew
+                || self.free_bytes() + self.evictable_bytes(keep) < rec.entry_len(self.head_base)
+            {
+                self.counters.dropped_full += 1;
+                return Err(PushError::Full);
+            }
+            while rec.entry_len(self.head_base) > self.free_bytes() {
+                if !self.evict_oldest(keep) {
+                    self.counters.dropped_full += 1;
+                    return Err(PushError::Full);
+                }
+            }
+        }
+        let hdr = EntryHeader::new(rec.data_type, ts_delta(self.head_base, rec.timestamp_ms), len);
+        let (hb, hl) = hdr.encode();
+        let at = self.head;
+        self.write_at(at, &hb[..hl]);
+        self.write_at(at + hl as u64, rec.payload);
+        self.head = at + (hl + len) as u64;
+        self.head_base = rec.timestamp_ms;
+        self.never_sent += 1;
+        self.counters.pushed += 1;
+        if is_heartbeat {
+            self.protected = Some(at);
+        }
+        Ok(())
+    }
+
+    /// Bytes `DropOldest` could free: the never-sent region minus the
+    /// protected entry.
+    fn evictable_bytes(&self, keep: Option<u64>) -> usize {
+        let mut n = (self.head - self.sent_end) as usize;
+        if let Some(p) = keep {
+            if p >= self.sent_end {
+                n -= self.entry_at(p).map_or(0, |(h, hl)| hl + h.payload_len);
+            }
+        }
+        n
+    }
+
+    /// Evicts the oldest never-sent entry other than `keep`. False if none.
+    fn evict_oldest(&mut self, keep: Option<u64>) -> bool {
+        let mut p = self.sent_end;
+        let mut base = self.sent_end_base;
+        if keep == Some(p) {
+            match self.entry_at(p) {
+                Some((h, hl)) => {
+                    base = apply_delta(base, h.ts_delta);
+                    p += (hl + h.payload_len) as u64;
+                }
+                None => return false,
+            }
+        }
+        if p >= self.head {
+            return false;
+        }
+        self.remove_at(p, base)
+    }
+
+    /// Removes the never-sent entry at `p`, whose predecessor's timestamp is
+    /// `base`, re-basing its successor's delta so timestamps stay intact.
+    fn remove_at(&mut self, p: u64, base: u64) -> bool {
+        let Some((e, ehl)) = self.entry_at(p) else { return false };
+        let size_e = (ehl + e.payload_len) as u64;
+        let q = p + size_e;
+        if q >= self.head {
+            // The newest entry: just pull the head back.
+            self.head = p;
+            self.head_base = base;
+        } else {
+            let Some((f, fhl)) = self.entry_at(q) else { return false };
+            let new_f = EntryHeader::new(f.data_type, e.ts_delta.wrapping_add(f.ts_delta), f.payload_len);
+            let (nb, nhl) = new_f.encode();
+            // Bytes freed: all of E, minus any growth of F's header (at most
+            // one byte more than E's delta field, so k >= 1).
+            let k = size_e + fhl as u64 - nhl as u64;
+            let f_payload = q + fhl as u64;
+            let prefix = p - self.tail;
+            let suffix = self.head - f_payload;
+            if prefix <= suffix {
+                // Move [tail, p) forward by k; F's new header ends where its
+                // payload starts.
+                self.write_at(f_payload - nhl as u64, &nb[..nhl]);
+                self.move_bytes(self.tail, self.tail + k, prefix as usize);
+                self.tail += k;
+                self.cursor += k;
+                self.sent_end += k;
+                self.protected = match self.protected {
+                    Some(x) if x < p => Some(x + k),
+                    Some(x) if x == q => Some(p + k),
+                    other => other,
+                };
+            } else {
+                // Move F's payload and everything after it back by k.
+                self.write_at(p, &nb[..nhl]);
+                self.move_bytes(f_payload, f_payload - k, suffix as usize);
+                self.head -= k;
+                self.protected = match self.protected {
+                    Some(x) if x == q => Some(p),
+                    Some(x) if x > q => Some(x - k),
+                    other => other,
+                };
+            }
+        }
+        self.never_sent -= 1;
+        self.counters.dropped_evicted += 1;
+        true
+    }
+
+    // ---- batches -------------------------------------------------------
+
+    /// Chooses the next batch: records from the cursor, at most
+    /// `max_records` of them and `max_bytes` of entries. `None` when nothing
+    /// is pending, [`MAX_INFLIGHT_BATCHES`] are in flight, or the first
+    /// pending entry alone exceeds `max_bytes`.
+    pub fn plan_batch(&self, max_bytes: usize, max_records: u32) -> Option<BatchPlan> {
+        if self.cursor == self.head || self.marks.is_full() || max_records == 0 {
+            return None;
+        }
+        let mut pos = self.cursor;
+        let mut ts = self.cursor_base;
+        let mut count = 0u32;
+        while pos < self.head && count < max_records {
+            let (h, hl) = self.entry_at(pos)?;
+            let size = (hl + h.payload_len) as u64;
+            if (pos + size - self.cursor) as usize > max_bytes {
+                break;
+            }
+            pos += size;
+            ts = apply_delta(ts, h.ts_delta);
+            count += 1;
+        }
+        if count == 0 {
+            return None;
+        }
+        Some(BatchPlan {
+            first_seq: self.cursor_seq,
+            base_ts: self.cursor_base,
+            count,
+            len: (pos - self.cursor) as usize,
+            start: self.cursor,
+            end_ts: ts,
+        })
+    }
+
+    /// Copies the planned batch's entries into `out[..plan.len]`. Returns
+    /// false (copying nothing) if `out` is too short or the plan is stale.
+    pub fn copy_batch(&self, plan: &BatchPlan, out: &mut [u8]) -> bool {
+        if plan.start != self.cursor || out.len() < plan.len || plan.len > self.pending_bytes() {
+            return false;
+        }
+        self.read_at(plan.start, &mut out[..plan.len]);
+        true
+    }
+
+    /// Records the planned batch as sent: it is now in flight, and its
+    /// records own their sequence numbers. False if the plan is stale.
+    pub fn commit_batch(&mut self, plan: &BatchPlan) -> bool {
+        if plan.start != self.cursor || plan.len > self.pending_bytes() || self.marks.is_full() {
+            return false;
+        }
+        let mark = BatchMark { count: plan.count, len: plan.len as u32, end_ts: plan.end_ts };
+        if self.marks.push_back(mark).is_err() {
+            return false;
+        }
+        self.cursor += plan.len as u64;
+        self.cursor_seq += u64::from(plan.count);
+        self.cursor_base = plan.end_ts;
+        if self.cursor > self.sent_end {
+            self.never_sent -= self.cursor_seq - self.next_seq;
+            self.sent_end = self.cursor;
+            self.next_seq = self.cursor_seq;
+            self.sent_end_base = self.cursor_base;
+        }
+        true
+    }
+
+    // ---- acks and reconnects --------------------------------------------
+
+    /// Frees every sent record with sequence number `<= up_to`. Acks for
+    /// records already freed are ignored; an ack naming a number never sent
+    /// frees everything sent and sets [`AckOutcome::beyond_sent`].
+    pub fn ack(&mut self, up_to: u64) -> AckOutcome {
+        let mut out = AckOutcome::default();
+        if up_to < self.tail_seq {
+            return out;
+        }
+        if up_to >= self.next_seq {
+            out.beyond_sent = true;
+        }
+        let target = up_to.saturating_add(1).min(self.next_seq);
+        // Whole in-flight batches: O(1) each.
+        while let Some(m) = self.marks.front().copied() {
+            if self.tail_seq + u64::from(m.count) > target {
+                break;
+            }
+            self.marks.pop_front();
+            self.tail += u64::from(m.len);
+            self.tail_seq += u64::from(m.count);
+            self.tail_base = m.end_ts;
+            out.acked += u64::from(m.count);
+        }
+        // A partly acked batch, or records sent on an earlier connection.
+        while self.tail_seq < target {
+            let Some((h, hl)) = self.entry_at(self.tail) else { break };
+            let size = hl + h.payload_len;
+            self.tail += size as u64;
+            self.tail_seq += 1;
+            self.tail_base = apply_delta(self.tail_base, h.ts_delta);
+            out.acked += 1;
+            if let Some(m) = self.marks.front_mut() {
+                m.count -= 1;
+                m.len -= size as u32;
+                if m.count == 0 {
+                    self.marks.pop_front();
+                }
+            }
+        }
+        if self.cursor < self.tail {
+            self.cursor = self.tail;
+            self.cursor_seq = self.tail_seq;
+            self.cursor_base = self.tail_base;
+        }
+        if matches!(self.protected, Some(p) if p < self.tail) {
+            self.protected = None;
+        }
+        self.counters.acked += out.acked;
+        out
+    }
+
+    /// Marks everything in flight as awaiting resend (call on disconnect).
+    pub fn rewind(&mut self) {
+        self.cursor = self.tail;
+        self.cursor_seq = self.tail_seq;
+        self.cursor_base = self.tail_base;
+        self.marks.clear();
+    }
+
+    /// Applies the server's resume point after a handshake: `server_next`
+    /// is the sequence number the server expects next. Records below it are
+    /// acked; if the server is ahead of everything this ring ever numbered
+    /// (for example the agent restarted with an empty ring), numbering
+    /// continues from `server_next`. Returns the records acked.
+    pub fn resume(&mut self, server_next: u64) -> u64 {
+        let acked = if server_next > 0 { self.ack(server_next - 1).acked } else { 0 };
+        if server_next > self.next_seq && self.tail == self.sent_end {
+            self.tail_seq = server_next;
+            self.cursor_seq = server_next;
+            self.next_seq = server_next;
+        }
+        acked
+    }
+
+    // ---- storage helpers -----------------------------------------------
+
+    fn phys(&self, pos: u64) -> usize {
+        (pos % self.buf.len() as u64) as usize
+    }
+
+    fn entry_at(&self, pos: u64) -> Option<(EntryHeader, usize)> {
+        let end = self.head;
+        EntryHeader::decode_with(|i| {
+            let p = pos + i as u64;
+            (p < end).then(|| self.buf[self.phys(p)])
+        })
+        .ok()
+    }
+
+    fn write_at(&mut self, pos: u64, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let start = self.phys(pos);
+        let first = data.len().min(self.buf.len() - start);
+        self.buf[start..start + first].copy_from_slice(&data[..first]);
+        self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+    }
+
+    fn read_at(&self, pos: u64, out: &mut [u8]) {
+        if out.is_empty() {
+            return;
+        }
+        let start = self.phys(pos);
+        let first = out.len().min(self.buf.len() - start);
+        out[..first].copy_from_slice(&self.buf[start..start + first]);
+        let rest = out.len() - first;
+        out[first..].copy_from_slice(&self.buf[..rest]);
+    }
+
+    /// memmove on stream positions, in chunks that wrap neither side.
+    fn move_bytes(&mut self, src: u64, dst: u64, len: usize) {
+        let cap = self.buf.len();
+        let mut done = 0usize;
+        while done < len {
+            let rem = len - done;
+            let (s, d, n) = if dst < src {
+                // Forward: front to back.
+                let s = self.phys(src + done as u64);
+                let d = self.phys(dst + done as u64);
+                (s, d, rem.min(cap - s).min(cap - d))
+            } else {
+                // Backward: back to front.
+                let s_end = self.phys(src + len as u64 - done as u64 - 1) + 1;
+                let d_end = self.phys(dst + len as u64 - done as u64 - 1) + 1;
+                let n = rem.min(s_end).min(d_end);
+                (s_end - n, d_end - n, n)
+            };
+            self.buf.copy_within(s..s + n, d);
+            done += n;
+        }
+    }
+}
+
+impl fmt::Debug for Ring<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ring")
+            .field("capacity", &self.capacity())
+            .field("tail", &self.tail)
+            .field("cursor", &self.cursor)
+            .field("sent_end", &self.sent_end)
+            .field("head", &self.head)
+            .field("tail_seq", &self.tail_seq)
+            .field("next_seq", &self.next_seq)
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::EntryIter;
+
+    fn drain(ring: &mut Ring<'_>, out: &mut [u8]) -> Option<BatchPlan> {
+        let plan = ring.plan_batch(out.len(), u32::MAX)?;
+        assert!(ring.copy_batch(&plan, out));
+        assert!(ring.commit_batch(&plan));
+        Some(plan)
+    }
+
+    #[test]
+    fn push_send_ack_roundtrip_with_wrap() {
+        let mut mem = [0u8; 40];
+        let mut ring = Ring::new(&mut mem, RingConfig { max_record: 16, policy: OverflowPolicy::RejectNew });
+        let mut out = [0u8; 64];
+        for round in 0..20u64 {
+            ring.push(&Record::new(7, 1000 + round, b"0123456789")).unwrap();
+            ring.push(&Record::new(8, 990 + round, b"abc")).unwrap();
+            let plan = drain(&mut ring, &mut out).unwrap();
+            assert_eq!(plan.first_seq, round * 2);
+            assert_eq!(plan.count, 2);
+            let recs: heapless::Vec<_, 4> =
+                EntryIter::new(&out[..plan.len], plan.base_ts).map(|r| r.unwrap()).collect();
+            assert_eq!(recs[0], Record::new(7, 1000 + round, b"0123456789"));
+            assert_eq!(recs[1], Record::new(8, 990 + round, b"abc"));
+            assert_eq!(ring.ack(plan.first_seq + 1), AckOutcome { acked: 2, beyond_sent: false });
+            assert!(ring.is_empty());
+        }
+        assert_eq!(ring.counters().acked, 40);
+    }
+
+    #[test]
+    fn reject_new_when_full_and_too_large() {
+        let mut mem = [0u8; 22];
+        let mut ring = Ring::new(&mut mem, RingConfig { max_record: 8, policy: OverflowPolicy::RejectNew });
+        assert_eq!(ring.push(&Record::new(1, 0, &[0; 9])), Err(PushError::TooLarge));
+        ring.push(&Record::new(1, 0, &[1; 8])).unwrap();
+        ring.push(&Record::new(1, 0, &[2; 8])).unwrap();
+        assert_eq!(ring.push(&Record::new(1, 0, &[3; 8])), Err(PushError::Full));
+        let c = ring.counters();
+        assert_eq!((c.pushed, c.dropped_full, c.dropped_too_large), (2, 1, 1));
+    }
+
+    #[test]
+    fn drop_oldest_spares_inflight_and_heartbeat() {
+        let mut mem = [0u8; 48];
+        let mut ring = Ring::new(&mut mem, RingConfig { max_record: 8, policy: OverflowPolicy::DropOldest });
+        let mut out = [0u8; 64];
+        ring.push(&Record::new(1, 10, &[1; 8])).unwrap(); // will be in flight
+        let plan = drain(&mut ring, &mut out).unwrap();
+        ring.push(&Record::new(data_type::AGENT_HEARTBEAT, 20, &[9; 8])).unwrap();
+        ring.push(&Record::new(2, 30, &[2; 8])).unwrap();
+        ring.push(&Record::new(3, 40, &[3; 8])).unwrap();
+        // Full (4 x 11 bytes). Next push evicts record 2, not the in-flight
+        // one nor the heartbeat.
+        ring.push(&Record::new(4, 50, &[4; 8])).unwrap();
+        assert_eq!(ring.counters().dropped_evicted, 1);
+        assert_eq!(ring.ack(plan.first_seq).acked, 1);
+        let plan = drain(&mut ring, &mut out).unwrap();
+        let recs: heapless::Vec<_, 8> =
+            EntryIter::new(&out[..plan.len], plan.base_ts).map(|r| r.unwrap()).collect();
+        assert_eq!(recs.len(), 3);
+        assert_eq!(recs[0], Record::new(data_type::AGENT_HEARTBEAT, 20, &[9; 8]));
+        assert_eq!(recs[1], Record::new(3, 40, &[3; 8]));
+        assert_eq!(recs[2], Record::new(4, 50, &[4; 8]));
+        assert_eq!(plan.first_seq, 1);
+    }
+
+    #[test]
+    fn rewind_resends_same_sequence_numbers_and_resume_skips() {
+        let mut mem = [0u8; 128];
+        let mut ring = Ring::new(&mut mem, RingConfig::default());
+        let mut out = [0u8; 128];
+        for i in 0..6u64 {
+            ring.push(&Record::new(5, i, &[i as u8; 4])).unwrap();
+        }
+        let a = ring.plan_batch(100, 3).unwrap();
+        assert!(ring.commit_batch(&a));
+        let b = ring.plan_batch(100, 3).unwrap();
+        assert!(ring.commit_batch(&b));
+        assert_eq!((a.first_seq, b.first_seq), (0, 3));
+        ring.rewind();
+        assert_eq!(ring.inflight_records(), 0);
+        assert_eq!(ring.pending_records(), 6);
+        // Server says it has 0..=3: resume acks four, resend starts at 4.
+        assert_eq!(ring.resume(4), 4);
+        let c = drain(&mut ring, &mut out).unwrap();
+        assert_eq!((c.first_seq, c.count), (4, 2));
+        let recs: heapless::Vec<_, 8> = EntryIter::new(&out[..c.len], c.base_ts).map(|r| r.unwrap()).collect();
+        assert_eq!(recs[0], Record::new(5, 4, &[4; 4]));
+        drop(recs);
+        assert_eq!(ring.ack(10), AckOutcome { acked: 2, beyond_sent: true });
+        // A restarted agent adopts a server that is ahead.
+        assert_eq!(ring.resume(100), 0);
+        ring.push(&Record::new(5, 9, b"x")).unwrap();
+        assert_eq!(drain(&mut ring, &mut out).unwrap().first_seq, 100);
+    }
+
+    #[test]
+    fn partial_ack_within_batch() {
+        let mut mem = [0u8; 64];
+        let mut ring = Ring::new(&mut mem, RingConfig::default());
+        for i in 0..4u64 {
+            ring.push(&Record::new(5, i, &[0; 3])).unwrap();
+        }
+        let p = ring.plan_batch(64, 10).unwrap();
+        assert!(ring.commit_batch(&p));
+        assert_eq!(ring.ack(1).acked, 2);
+        assert_eq!(ring.inflight_records(), 2);
+        assert_eq!(ring.ack(1).acked, 0);
+        assert_eq!(ring.ack(3).acked, 2);
+        assert_eq!(ring.inflight_batches(), 0);
+        assert!(ring.is_empty());
+    }
+}

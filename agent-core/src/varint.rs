@@ -1,0 +1,117 @@
+//! LEB128 varints and zigzag, bit-identical to postcard's integer encoding.
+//!
+//! Used where the ring and the batch encoder write record headers by hand, so
+//! that those bytes are exactly what postcard would produce for the same
+//! fields (see PROTOCOL.md, "Integers").
+
+/// Longest encoding of a `u64`.
+pub const MAX_LEN_U64: usize = 10;
+
+/// Number of bytes `value` takes as a varint (1..=10).
+pub const fn len_u64(mut value: u64) -> usize {
+    let mut n = 1;
+    while value >= 0x80 {
+        value >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// Writes `value` into `out`, returning the bytes written, or `None` if `out`
+/// is too short (nothing meaningful is written then).
+pub fn encode_u64(mut value: u64, out: &mut [u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        let byte = out.get_mut(i)?;
+        if value < 0x80 {
+            *byte = value as u8;
+            return Some(i + 1);
+        }
+        *byte = (value as u8 & 0x7f) | 0x80;
+        value >>= 7;
+        i += 1;
+    }
+}
+
+/// Encodes into a fixed array, returning it and the used length.
+pub fn encode_u64_array(value: u64) -> ([u8; MAX_LEN_U64], usize) {
+    let mut buf = [0u8; MAX_LEN_U64];
+    // A 10-byte buffer always holds a u64.
+    let n = encode_u64(value, &mut buf).unwrap_or(0);
+    (buf, n)
+}
+
+/// Why a varint could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VarintError {
+    /// The input ended inside the varint.
+    Truncated,
+    /// More than 10 bytes, or bits beyond 64.
+    Overlong,
+}
+
+/// Reads a varint from the bytes yielded by `next`, returning the value and
+/// the number of bytes consumed.
+pub fn decode_u64_with(mut next: impl FnMut(usize) -> Option<u8>) -> Result<(u64, usize), VarintError> {
+    let mut value: u64 = 0;
+    for i in 0..MAX_LEN_U64 {
+        let byte = next(i).ok_or(VarintError::Truncated)?;
+        let bits = u64::from(byte & 0x7f);
+        if i == MAX_LEN_U64 - 1 && bits > 1 {
+            return Err(VarintError::Overlong);
+        }
+        value |= bits << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((value, i + 1));
+        }
+    }
+    Err(VarintError::Overlong)
+}
+
+/// Reads a varint from the front of `bytes`.
+pub fn decode_u64(bytes: &[u8]) -> Result<(u64, usize), VarintError> {
+    decode_u64_with(|i| bytes.get(i).copied())
+}
+
+/// Zigzag-maps a signed value to unsigned (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...).
+pub const fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Inverse of [`zigzag`].
+pub const fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_lengths() {
+        for v in [0u64, 1, 127, 128, 300, 16_383, 16_384, u32::MAX as u64, u64::MAX] {
+            let (buf, n) = encode_u64_array(v);
+            assert_eq!(n, len_u64(v));
+            assert_eq!(decode_u64(&buf[..n]), Ok((v, n)));
+        }
+        assert_eq!(encode_u64_array(300).0[..2], [0xac, 0x02]);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert_eq!(decode_u64(&[0x80]), Err(VarintError::Truncated));
+        assert_eq!(decode_u64(&[0xff; 11]), Err(VarintError::Overlong));
+        assert_eq!(decode_u64(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]), Err(VarintError::Overlong));
+    }
+
+    #[test]
+    fn zigzag_matches_postcard() {
+        for v in [0i64, -1, 1, -2, 63, -64, i64::MIN, i64::MAX] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+            let mut buf = [0u8; 16];
+            let pc = postcard::to_slice(&v, &mut buf).unwrap();
+            let (mine, n) = encode_u64_array(zigzag(v));
+            assert_eq!(pc, &mine[..n]);
+        }
+    }
+}
