@@ -40,14 +40,24 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agent;
+pub mod backoff;
 pub mod decoder;
+pub mod events;
 pub mod frame;
+pub mod heartbeat;
 pub mod message;
+pub mod plugin;
 pub mod record;
 pub mod ring;
+pub mod rng;
 pub mod time;
 pub mod varint;
 
+pub use agent::{Agent, AgentConfig, AgentStorage, ConfigError, Identity, StateKind};
+pub use events::{DisconnectReason, Event, TaskTarget};
+pub use heartbeat::{AgentStats, HostStats};
+pub use plugin::{PluginId, PluginStatus};
 pub use record::{data_type, Record};
 pub use ring::{OverflowPolicy, PushError, Ring, RingConfig, RingCounters};
 pub use time::{Duration, Instant};

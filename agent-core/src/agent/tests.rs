@@ -1,0 +1,424 @@
+//! Unit tests of the session against a minimal scripted server.
+
+use super::*;
+use crate::message::{Accept, Ack, Reject};
+use std::vec::Vec;
+
+const ID: Identity<'static> = Identity {
+    agent_id: "agent-1",
+    hostname: "host",
+    product: "edge",
+    version: "0.1",
+    intranet_ipv4: &[10, 0, 0, 1],
+    intranet_ipv6: &[],
+    extranet_ipv4: &[],
+    extranet_ipv6: &[],
+    auth_token: b"secret",
+};
+
+struct Mem {
+    ring: Vec<u8>,
+    rx: Vec<u8>,
+    events: Vec<u8>,
+}
+
+impl Mem {
+    fn new() -> Self {
+        Mem { ring: vec![0; 4096], rx: vec![0; 2048], events: vec![0; 1024] }
+    }
+    fn agent(&mut self, cfg: AgentConfig) -> Agent<'_> {
+        let storage = AgentStorage { ring: &mut self.ring, rx: &mut self.rx, events: &mut self.events };
+        Agent::new(cfg, ID, storage).unwrap()
+    }
+}
+
+fn cfg() -> AgentConfig {
+    AgentConfig {
+        ring: RingConfig { max_record: 256, ..Default::default() },
+        batch_max_bytes: 1024,
+        window_bytes: 2048,
+        rng_seed: 42,
+        ..Default::default()
+    }
+}
+
+/// What the agent sent, decoded (owned copies of what tests look at).
+#[derive(Debug, Clone, PartialEq)]
+enum Sent {
+    Hello { first_unacked: u64, next_seq: u64 },
+    Batch { first_seq: u64, records: Vec<(u32, Vec<u8>)> },
+    Ping(u64),
+    Pong(u64),
+    Close(u16),
+    Other(u8),
+}
+
+fn transmit_all(a: &mut Agent<'_>, now: u64) -> Vec<Sent> {
+    let mut out = [0u8; 2048];
+    let mut sent = Vec::new();
+    loop {
+        let n = a.poll_transmit(Instant(now), &mut out);
+        if n == 0 {
+            return sent;
+        }
+        let mut store = vec![0u8; 4096];
+        let mut dec = FrameDecoder::new(&mut store);
+        let Feed::Frame { frame, remaining } = dec.feed(&out[..n]) else { panic!("agent sent a partial frame") };
+        assert!(remaining.is_empty());
+        sent.push(match Message::decode(&frame).unwrap() {
+            Message::Hello(h) => Sent::Hello { first_unacked: h.first_unacked_seq, next_seq: h.next_seq },
+            Message::Batch(b) => Sent::Batch {
+                first_seq: b.first_seq,
+                records: b.iter().map(|r| r.unwrap()).map(|r| (r.data_type, r.payload.to_vec())).collect(),
+            },
+            Message::Ping(p) => Sent::Ping(p.nonce),
+            Message::Pong(p) => Sent::Pong(p.nonce),
+            Message::Close(c) => Sent::Close(c.code),
+            m => Sent::Other(m.kind() as u8),
+        });
+    }
+}
+
+fn events(a: &mut Agent<'_>) -> Vec<std::string::String> {
+    let mut v = Vec::new();
+    while let Some(e) = a.poll_event() {
+        v.push(std::format!("{e:?}"));
+    }
+    v
+}
+
+fn deliver(a: &mut Agent<'_>, now: u64, msg: Message<'_>) {
+    let mut buf = [0u8; 1024];
+    let n = msg.encode(0, &mut buf).unwrap();
+    a.handle_received(Instant(now), &buf[..n]);
+}
+
+/// Drives an agent to Connected at `t` with the server resuming at `next`.
+fn connect(a: &mut Agent<'_>, t: u64, next: u64) {
+    a.handle_timeout(Instant(t));
+    let ev = events(a);
+    assert!(ev.iter().any(|e| e.starts_with("Connect {")), "{ev:?}");
+    a.handle_connected(Instant(t));
+    let sent = transmit_all(a, t);
+    assert!(matches!(sent[0], Sent::Hello { .. }), "{sent:?}");
+    deliver(a, t, Message::Accept(Accept { next_seq: next, max_frame: 4096 }));
+    assert_eq!(a.state(), StateKind::Connected);
+    assert!(events(a).iter().any(|e| e.starts_with("Connected")));
+}
+
+fn batches(sent: &[Sent]) -> Vec<(u64, usize)> {
+    sent.iter()
+        .filter_map(|s| match s {
+            Sent::Batch { first_seq, records } => Some((*first_seq, records.len())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn agent_state_fits_budget() {
+    let size = core::mem::size_of::<Agent<'static>>();
+    assert!(size <= 1536, "Agent is {size} bytes");
+}
+
+#[test]
+fn rejects_bad_config() {
+    let mut m = Mem::new();
+    let bad = AgentConfig { heartbeat_interval: Duration::from_millis(999), ..cfg() };
+    let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events };
+    assert_eq!(Agent::new(bad, ID, s).err(), Some(ConfigError::HeartbeatTooFrequent));
+    let bad = AgentConfig { batch_max_bytes: 100, ..cfg() };
+    let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events };
+    assert_eq!(Agent::new(bad, ID, s).err(), Some(ConfigError::BatchTooSmall));
+    let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx[..10], events: &mut m.events };
+    assert_eq!(Agent::new(cfg(), ID, s).err(), Some(ConfigError::RxBufferTooSmall));
+}
+
+#[test]
+fn handshake_then_flush_by_time_and_ack() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    assert_eq!(a.poll_timeout(), Some(Instant(0)));
+    connect(&mut a, 0, 0);
+    // The first heartbeat was pushed at t=0; it and a record wait for the
+    // flush interval.
+    a.push(Instant(10), &Record::new(2001, 5, b"hello")).unwrap();
+    assert!(transmit_all(&mut a, 50).is_empty(), "not due before flush_interval");
+    assert_eq!(a.poll_timeout(), Some(Instant(100)));
+    a.handle_timeout(Instant(100));
+    let sent = transmit_all(&mut a, 100);
+    let Sent::Batch { first_seq, records } = &sent[0] else { panic!("{sent:?}") };
+    assert_eq!(*first_seq, 0);
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].0, data_type::AGENT_HEARTBEAT);
+    assert_eq!(records[1], (2001, b"hello".to_vec()));
+    assert_eq!(a.ring().inflight_records(), 2);
+    deliver(&mut a, 120, Message::Ack(Ack { up_to: 1 }));
+    assert!(a.is_drained());
+    assert!(events(&mut a).iter().any(|e| e.starts_with("Delivered { acked_total: 2")));
+}
+
+#[test]
+fn full_batch_goes_at_once() {
+    let mut m = Mem::new();
+    let mut a = m.agent(AgentConfig { batch_max_records: 4, ..cfg() });
+    connect(&mut a, 0, 0);
+    for i in 0..3u8 {
+        a.push(Instant(1), &Record::new(2001, 1, &[i])).unwrap();
+    }
+    // Heartbeat + 3 records = 4 = batch_max_records: sent before the flush interval.
+    assert_eq!(batches(&transmit_all(&mut a, 1)), vec![(0, 4)]);
+}
+
+#[test]
+fn one_ping_per_idle_period_and_rtt() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    connect(&mut a, 0, 0);
+    let mut pings = 0;
+    let mut t = 0;
+    // A responsive server for 60 s, stepping 100 ms: one ping per 15 s.
+    while t < 60_000 {
+        t += 100;
+        a.handle_timeout(Instant(t));
+        for s in transmit_all(&mut a, t) {
+            match s {
+                Sent::Ping(nonce) => {
+                    pings += 1;
+                    deliver(&mut a, t + 20, Message::Pong(Pong { nonce }));
+                }
+                Sent::Batch { first_seq, records } => {
+                    deliver(&mut a, t, Message::Ack(Ack { up_to: first_seq + records.len() as u64 - 1 }));
+                }
+                _ => {}
+            }
+        }
+        let _ = events(&mut a);
+    }
+    // Frames (acks of heartbeats) count as life too, so pings only come
+    // after 15 s with nothing received: at most 4 in 60 s, at least 1.
+    assert!((1..=4).contains(&pings), "pings = {pings}");
+    assert_eq!(a.stats().last_rtt_ms, Some(20));
+    assert_eq!(a.state(), StateKind::Connected);
+}
+
+#[test]
+fn silent_server_is_detected_and_backoff_is_bounded() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    connect(&mut a, 0, 0);
+    let _ = transmit_all(&mut a, 0);
+    // Nothing received for the idle timeout: one ping.
+    a.handle_timeout(Instant(15_000));
+    let sent = transmit_all(&mut a, 15_000);
+    assert_eq!(sent.iter().filter(|s| matches!(s, Sent::Ping(_))).count(), 1);
+    // Polling again sends no second ping.
+    assert!(transmit_all(&mut a, 15_001).iter().all(|s| !matches!(s, Sent::Ping(_))));
+    assert_eq!(a.poll_timeout(), Some(Instant(20_000)));
+    a.handle_timeout(Instant(20_000));
+    assert_eq!(a.state(), StateKind::Backoff);
+    assert_eq!(transmit_all(&mut a, 20_000), vec![Sent::Close(CloseCode::Timeout as u16)]);
+    assert!(events(&mut a).iter().any(|e| e.contains("PongTimeout")));
+    let r = a.last_retry().unwrap();
+    assert_eq!(r.ceiling, Duration(500));
+    assert!(r.delay <= r.ceiling);
+    // The heartbeat sent but not acked is back in the pending region.
+    assert_eq!(a.ring().inflight_records(), 0);
+    assert_eq!(a.ring().pending_records(), 1);
+}
+
+#[test]
+fn rejects_grow_backoff_and_rotate_endpoints() {
+    let mut m = Mem::new();
+    let backoff = BackoffConfig { endpoints: 2, attempts_per_endpoint: 2, give_up_after: 5, ..Default::default() };
+    let mut a = m.agent(AgentConfig { backoff, ..cfg() });
+    let mut t = 0;
+    let mut endpoints = Vec::new();
+    for attempt in 1..=5u32 {
+        a.handle_timeout(Instant(t));
+        let ev = events(&mut a);
+        assert!(ev[0].starts_with("Connect"), "{ev:?}");
+        endpoints.push(a.endpoint().unwrap());
+        a.handle_connected(Instant(t));
+        let _ = transmit_all(&mut a, t);
+        deliver(&mut a, t, Message::Reject(Reject { code: 6, reason: "busy", retry_after_ms: 0 }));
+        let ev = events(&mut a);
+        assert_eq!(ev[0], "Disconnect { reason: Rejected }");
+        if attempt == 5 {
+            assert_eq!(a.state(), StateKind::GaveUp);
+            assert_eq!(ev[1], "GaveUp");
+            break;
+        }
+        let r = a.last_retry().unwrap();
+        assert_eq!(r.ceiling, Duration(500 << (attempt - 1)));
+        assert!(r.delay <= r.ceiling);
+        // The next attempt is due exactly after the drawn delay (or at the
+        // next heartbeat, whichever is first).
+        let next = a.poll_timeout().unwrap().as_millis();
+        assert_eq!(next, (t + r.delay.as_millis()).min(60_000));
+        t += r.delay.as_millis();
+    }
+    assert_eq!(endpoints, vec![0, 0, 1, 1, 0]);
+    a.reconnect_now(Instant(t + 1));
+    a.handle_timeout(Instant(t + 1));
+    assert_eq!(a.state(), StateKind::Connecting);
+}
+
+#[test]
+fn healthy_connection_resets_failures() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    connect(&mut a, 0, 0);
+    a.handle_disconnected(Instant(10));
+    let t = a.poll_timeout().unwrap().as_millis();
+    connect(&mut a, t, 0);
+    a.handle_disconnected(Instant(t + 10));
+    assert_eq!(a.last_retry().unwrap().ceiling, Duration(1000), "kicked early: failures keep growing");
+    let t = a.poll_timeout().unwrap().as_millis();
+    connect(&mut a, t, 0);
+    a.handle_timeout(Instant(t + 30_000));
+    a.handle_disconnected(Instant(t + 30_001));
+    assert_eq!(a.last_retry().unwrap().ceiling, Duration(500), "healthy for 30 s: reset");
+}
+
+#[test]
+fn resume_point_skips_what_the_server_has() {
+    let mut m = Mem::new();
+    let mut a = m.agent(AgentConfig { batch_max_records: 2, ..cfg() });
+    connect(&mut a, 0, 0);
+    for i in 0..3u8 {
+        a.push(Instant(0), &Record::new(2001, 0, &[i])).unwrap();
+    }
+    // hb + 3 records in two batches of 2.
+    assert_eq!(batches(&transmit_all(&mut a, 0)), vec![(0, 2), (2, 2)]);
+    a.handle_disconnected(Instant(1));
+    let t = a.poll_timeout().unwrap().as_millis();
+    a.handle_timeout(Instant(t));
+    let _ = events(&mut a);
+    a.handle_connected(Instant(t));
+    let sent = transmit_all(&mut a, t);
+    assert_eq!(sent[0], Sent::Hello { first_unacked: 0, next_seq: 4 });
+    // The server got the first batch before the cut.
+    deliver(&mut a, t, Message::Accept(Accept { next_seq: 2, max_frame: 4096 }));
+    let sent = transmit_all(&mut a, t);
+    let Sent::Batch { first_seq: 2, records } = &sent[0] else { panic!("{sent:?}") };
+    assert_eq!(records, &vec![(2001, vec![1u8]), (2001, vec![2u8])]);
+}
+
+#[test]
+fn tasks_route_to_agent_plugins_or_get_an_error_result() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    let p = a.register_plugin("scanner", "1.2").unwrap();
+    connect(&mut a, 0, 0);
+    let task = |object_name, data_type| {
+        Message::Task(message::Task { object_name, data_type, payload: b"args", token: "tok" })
+    };
+    deliver(&mut a, 1, task("scanner", 6000));
+    deliver(&mut a, 1, task("", data_type::SHUTDOWN_TASK));
+    deliver(&mut a, 1, task("nobody", 6000));
+    let mut got = Vec::new();
+    while let Some(e) = a.poll_event() {
+        got.push(match e {
+            Event::Task { target, payload, token, .. } => {
+                assert_eq!((payload, token), (&b"args"[..], "tok"));
+                std::format!("task {target:?}")
+            }
+            Event::Shutdown { token } => std::format!("shutdown {token}"),
+            e => std::format!("{e:?}"),
+        });
+    }
+    assert_eq!(got, vec![std::format!("task {:?}", TaskTarget::Plugin(p)), "shutdown tok".into()]);
+    assert_eq!(a.stats().tasks_unroutable, 1);
+    a.task_result(Instant(2), "tok", task_status::OK, "done").unwrap();
+    a.handle_timeout(Instant(200));
+    let sent = transmit_all(&mut a, 200);
+    let Sent::Batch { records, .. } = &sent[0] else { panic!("{sent:?}") };
+    let results: Vec<_> = records.iter().filter(|r| r.0 == data_type::TASK_RESULT).collect();
+    assert_eq!(results.len(), 2);
+    let r: TaskResult<'_> = postcard::from_bytes(&results[0].1).unwrap();
+    assert_eq!((r.token, r.status), ("tok", task_status::UNKNOWN_TARGET));
+    let r: TaskResult<'_> = postcard::from_bytes(&results[1].1).unwrap();
+    assert_eq!((r.token, r.status, r.message), ("tok", task_status::OK, "done"));
+}
+
+#[test]
+fn config_only_when_version_changes() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    connect(&mut a, 0, 0);
+    let conf = |version| Message::Config(message::Config { name: "rules", version, payload: b"{}" });
+    deliver(&mut a, 1, conf("1"));
+    deliver(&mut a, 1, conf("1"));
+    deliver(&mut a, 1, conf("2"));
+    let ev = events(&mut a);
+    assert_eq!(ev.iter().filter(|e| e.starts_with("Config")).count(), 2, "{ev:?}");
+}
+
+#[test]
+fn heartbeats_at_interval_with_plugins_and_backwards_time() {
+    let mut m = Mem::new();
+    let mut a = m.agent(AgentConfig { heartbeat_interval: Duration::from_secs(1), ..cfg() });
+    let p = a.register_plugin("scanner", "1.2").unwrap();
+    a.set_plugin_status(p, 77, PluginStatus::Running).unwrap();
+    a.set_host_stats(HostStats { open_fds: Some(9), ..Default::default() });
+    a.handle_timeout(Instant(0));
+    a.handle_timeout(Instant(999));
+    a.handle_timeout(Instant(500)); // backwards: no time passes
+    assert_eq!(a.ring().len(), 2, "one agent + one plugin heartbeat");
+    a.handle_timeout(Instant(1000));
+    assert_eq!(a.ring().len(), 4);
+    // A long stall yields one heartbeat, not a burst.
+    a.handle_timeout(Instant(10_500));
+    assert_eq!(a.ring().len(), 6);
+    assert_eq!(a.poll_timeout().map(|t| t.as_millis() <= 11_500), Some(true));
+}
+
+#[test]
+fn garbage_and_unknown_kinds_are_counted_not_fatal() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    connect(&mut a, 0, 0);
+    a.handle_received(Instant(1), b"\x00\x01garbage\xEA");
+    let mut buf = [0u8; 64];
+    let n = frame::encode_with(Kind::Ack, 0, 0, &mut buf, |b| {
+        b[0] = 0x80; // truncated varint: malformed body
+        Some(1)
+    })
+    .unwrap();
+    a.handle_received(Instant(1), &buf[..n]);
+    buf[3] = 99; // unknown kind, CRC recomputed below
+    let crc = frame::crc32c(&buf[..n - 4]);
+    buf[n - 4..n].copy_from_slice(&crc.to_le_bytes());
+    a.handle_received(Instant(1), &buf[..n]);
+    let s = a.stats();
+    assert_eq!((s.malformed, s.unknown_kinds), (1, 1));
+    assert!(s.decoder_skipped_bytes >= 9);
+    assert_eq!(a.state(), StateKind::Connected);
+}
+
+#[test]
+fn close_sends_close_frame_and_stays_closed() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    connect(&mut a, 0, 0);
+    a.close(Instant(5));
+    assert_eq!(transmit_all(&mut a, 5), vec![Sent::Close(CloseCode::Shutdown as u16)]);
+    assert!(events(&mut a).iter().any(|e| e.contains("Shutdown")));
+    assert_eq!(a.poll_timeout(), None);
+    a.handle_timeout(Instant(1_000_000));
+    assert_eq!(a.state(), StateKind::Closed);
+}
+
+#[test]
+fn incompatible_server_frame_size() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    a.handle_timeout(Instant(0));
+    let _ = events(&mut a);
+    a.handle_connected(Instant(0));
+    let _ = transmit_all(&mut a, 0);
+    deliver(&mut a, 0, Message::Accept(Accept { next_seq: 0, max_frame: 100 }));
+    assert_eq!(a.state(), StateKind::Backoff);
+    assert!(events(&mut a).iter().any(|e| e.contains("Incompatible")));
+}

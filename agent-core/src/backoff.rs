@@ -1,0 +1,156 @@
+//! Reconnect timing: exponential backoff with full jitter, and endpoint
+//! rotation.
+//!
+//! After the `n`-th consecutive failure (n = 1, 2, ...) the wait is uniform in
+//! `[0, min(cap, base * 2^(n-1))]` ("full jitter"). The failure count resets
+//! only when a connection has stayed up for `healthy_after` (the session
+//! calls [`Backoff::reset`] then), so a server that accepts and then kicks
+//! cannot cause a tight loop.
+//!
+//! Endpoints are tried in the caller's order: `attempts_per_endpoint` tries
+//! on one, then the next, wrapping around. With `give_up_after` set, that
+//! many consecutive failures end the retrying ([`Backoff::on_failure`]
+//! returns `None`).
+
+use crate::rng::Rng;
+use crate::time::Duration;
+
+/// Backoff settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackoffConfig {
+    /// Upper bound of the first wait.
+    pub base: Duration,
+    /// Upper bound of any wait.
+    pub cap: Duration,
+    /// Number of endpoints (at least 1).
+    pub endpoints: u8,
+    /// Consecutive failed attempts on one endpoint before moving on (>= 1).
+    pub attempts_per_endpoint: u8,
+    /// Give up after this many consecutive failures; 0 = never.
+    pub give_up_after: u32,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(60),
+            endpoints: 1,
+            attempts_per_endpoint: 3,
+            give_up_after: 0,
+        }
+    }
+}
+
+/// The next attempt decided after a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retry {
+    /// Endpoint to try.
+    pub endpoint: u8,
+    /// How long to wait first.
+    pub delay: Duration,
+    /// The jitter window the delay was drawn from: `[0, ceiling]`.
+    pub ceiling: Duration,
+}
+
+/// Backoff state: failures so far and the current endpoint.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    cfg: BackoffConfig,
+    failures: u32,
+    endpoint: u8,
+    endpoint_failures: u8,
+}
+
+impl Backoff {
+    /// Fresh state: endpoint 0, no failures.
+    pub fn new(cfg: BackoffConfig) -> Self {
+        Backoff { cfg, failures: 0, endpoint: 0, endpoint_failures: 0 }
+    }
+
+    /// The endpoint the next attempt goes to.
+    pub fn endpoint(&self) -> u8 {
+        self.endpoint
+    }
+
+    /// Consecutive failures since the last healthy connection.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// A connection stayed healthy: forget the failures, keep the endpoint.
+    pub fn reset(&mut self) {
+        self.failures = 0;
+        self.endpoint_failures = 0;
+    }
+
+    /// The ceiling of the jitter window after `failures` failures.
+    pub fn ceiling(&self, failures: u32) -> Duration {
+        let shift = failures.saturating_sub(1).min(63);
+        let grown = self.cfg.base.as_millis().checked_shl(shift).filter(|v| v >> shift == self.cfg.base.as_millis());
+        Duration(grown.unwrap_or(u64::MAX).min(self.cfg.cap.as_millis()))
+    }
+
+    /// Records a failed attempt (or a lost connection that was not yet
+    /// healthy) and decides the next one; `None` when the give-up limit is
+    /// reached.
+    pub fn on_failure(&mut self, rng: &mut Rng) -> Option<Retry> {
+        self.failures = self.failures.saturating_add(1);
+        if self.cfg.give_up_after != 0 && self.failures >= self.cfg.give_up_after {
+            return None;
+        }
+        self.endpoint_failures = self.endpoint_failures.saturating_add(1);
+        if self.endpoint_failures >= self.cfg.attempts_per_endpoint.max(1) {
+            self.endpoint_failures = 0;
+            self.endpoint = (self.endpoint + 1) % self.cfg.endpoints.max(1);
+        }
+        let ceiling = self.ceiling(self.failures);
+        Some(Retry { endpoint: self.endpoint, delay: Duration(rng.up_to(ceiling.as_millis())), ceiling })
+    }
+
+    /// Gives up on the give-up state and starts over from failure zero on
+    /// the current endpoint (used by `Agent::reconnect_now`).
+    pub fn restart(&mut self) {
+        self.failures = 0;
+        self.endpoint_failures = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_within_growing_ceiling() {
+        let cfg = BackoffConfig {
+            base: Duration(100),
+            cap: Duration(1000),
+            endpoints: 3,
+            attempts_per_endpoint: 2,
+            give_up_after: 0,
+        };
+        let mut b = Backoff::new(cfg);
+        let mut rng = Rng::new(1);
+        let expect_ceiling = [100, 200, 400, 800, 1000, 1000, 1000];
+        let expect_endpoint = [0, 1, 1, 2, 2, 0, 0];
+        for i in 0..7 {
+            let r = b.on_failure(&mut rng).unwrap();
+            assert_eq!(r.ceiling, Duration(expect_ceiling[i]));
+            assert!(r.delay <= r.ceiling);
+            assert_eq!(r.endpoint, expect_endpoint[i], "attempt {i}");
+        }
+        b.reset();
+        assert_eq!(b.on_failure(&mut rng).unwrap().ceiling, Duration(100));
+    }
+
+    #[test]
+    fn gives_up_and_never_overflows() {
+        let mut b = Backoff::new(BackoffConfig { give_up_after: 3, cap: Duration(u64::MAX), ..Default::default() });
+        let mut rng = Rng::new(9);
+        assert!(b.on_failure(&mut rng).is_some());
+        assert!(b.on_failure(&mut rng).is_some());
+        assert!(b.on_failure(&mut rng).is_none());
+        assert_eq!(b.ceiling(200), Duration(u64::MAX));
+        assert_eq!(b.ceiling(1), Duration(500));
+    }
+}

@@ -1,0 +1,145 @@
+//! Heartbeat payloads: the host's stats and the library's own counters.
+//!
+//! Every `heartbeat_interval` the agent pushes one record of type 1000
+//! ([`AgentHeartbeat`], postcard-encoded) and one of type 1001 per
+//! registered plugin. Heartbeats ride the ring like any record; under
+//! `DropOldest` the newest agent heartbeat is never evicted.
+//!
+//! Host stats are supplied by the caller (`Agent::set_host_stats`), who
+//! knows how to read them on its platform; every field is optional.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest encoded [`AgentHeartbeat`] (every field present at its maximum).
+pub const MAX_HEARTBEAT_LEN: usize = 384;
+
+/// Host and process statistics, each optional.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostStats {
+    /// CPU used by the agent's process, in per-mille of one core.
+    pub cpu_permille: Option<u32>,
+    /// Resident set size of the agent's process, bytes.
+    pub rss_bytes: Option<u64>,
+    /// Open file descriptors of the agent's process.
+    pub open_fds: Option<u32>,
+    /// 1-minute load average x 100.
+    pub load1_centi: Option<u32>,
+    /// 5-minute load average x 100.
+    pub load5_centi: Option<u32>,
+    /// 15-minute load average x 100.
+    pub load15_centi: Option<u32>,
+    /// Memory in use on the host, bytes.
+    pub mem_used_bytes: Option<u64>,
+    /// Total memory of the host, bytes.
+    pub mem_total_bytes: Option<u64>,
+    /// Transmit rate, bytes per second.
+    pub tx_bytes_per_sec: Option<u64>,
+    /// Receive rate, bytes per second.
+    pub rx_bytes_per_sec: Option<u64>,
+}
+
+/// The library's own counters, as reported upstream and by `Agent::stats`.
+/// All counts are since the agent was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStats {
+    /// Records stored in the ring.
+    pub pushed: u64,
+    /// Records acked by the server.
+    pub acked: u64,
+    /// Records refused: ring full.
+    pub dropped_full: u64,
+    /// Records refused: larger than `max_record`.
+    pub dropped_too_large: u64,
+    /// Never-sent records evicted by `DropOldest`.
+    pub dropped_evicted: u64,
+    /// Bytes handed to the caller to send.
+    pub bytes_sent: u64,
+    /// Bytes received from the caller.
+    pub bytes_received: u64,
+    /// Frames sent.
+    pub frames_sent: u64,
+    /// Valid frames received.
+    pub frames_received: u64,
+    /// Handshakes completed.
+    pub connections: u64,
+    /// Connection attempts or connections that failed.
+    pub connect_failures: u64,
+    /// Round-trip time of the last Ping, ms.
+    pub last_rtt_ms: Option<u32>,
+    /// Bytes the frame decoder skipped while resynchronizing.
+    pub decoder_skipped_bytes: u64,
+    /// Frames with a bad CRC.
+    pub decoder_bad_crc: u64,
+    /// Frames of a kind this agent does not know (skipped).
+    pub unknown_kinds: u64,
+    /// Frames whose body could not be read, or that were unexpected in the
+    /// current state (skipped).
+    pub malformed: u64,
+    /// Events dropped because the event queue was full.
+    pub events_dropped: u64,
+    /// Tasks for a plugin that is not registered.
+    pub tasks_unroutable: u64,
+    /// Acks naming a sequence number never sent.
+    pub protocol_errors: u64,
+    /// Bytes in use in the ring.
+    pub ring_used_bytes: u32,
+    /// Ring capacity in bytes.
+    pub ring_capacity: u32,
+}
+
+/// Payload of an agent heartbeat record (type 1000).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentHeartbeat {
+    /// What the caller reported about the host.
+    pub host: HostStats,
+    /// The library's counters.
+    pub lib: AgentStats,
+}
+
+impl AgentHeartbeat {
+    /// Encodes into `out`, returning the used prefix.
+    pub fn encode<'o>(&self, out: &'o mut [u8]) -> Option<&'o mut [u8]> {
+        postcard::to_slice(self, out).ok()
+    }
+
+    /// Decodes a heartbeat payload (trailing bytes ignored).
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        postcard::take_from_bytes(bytes).ok().map(|(v, _)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worst_case_fits_bound() {
+        let host = HostStats {
+            cpu_permille: Some(u32::MAX),
+            rss_bytes: Some(u64::MAX),
+            open_fds: Some(u32::MAX),
+            load1_centi: Some(u32::MAX),
+            load5_centi: Some(u32::MAX),
+            load15_centi: Some(u32::MAX),
+            mem_used_bytes: Some(u64::MAX),
+            mem_total_bytes: Some(u64::MAX),
+            tx_bytes_per_sec: Some(u64::MAX),
+            rx_bytes_per_sec: Some(u64::MAX),
+        };
+        let lib = AgentStats {
+            pushed: u64::MAX, acked: u64::MAX, dropped_full: u64::MAX, dropped_too_large: u64::MAX,
+            dropped_evicted: u64::MAX, bytes_sent: u64::MAX, bytes_received: u64::MAX, frames_sent: u64::MAX,
+            frames_received: u64::MAX, connections: u64::MAX, connect_failures: u64::MAX, last_rtt_ms: Some(u32::MAX),
+            decoder_skipped_bytes: u64::MAX, decoder_bad_crc: u64::MAX, unknown_kinds: u64::MAX, malformed: u64::MAX,
+            events_dropped: u64::MAX, tasks_unroutable: u64::MAX, protocol_errors: u64::MAX,
+            ring_used_bytes: u32::MAX, ring_capacity: u32::MAX,
+        };
+        let hb = AgentHeartbeat { host, lib };
+        let mut buf = [0u8; MAX_HEARTBEAT_LEN];
+        let n = hb.encode(&mut buf).unwrap().len();
+        assert!(n <= MAX_HEARTBEAT_LEN);
+        assert_eq!(AgentHeartbeat::decode(&buf[..n]), Some(hb));
+        let small = AgentHeartbeat::default().encode(&mut buf).unwrap().len();
+        assert!(small < 40, "an idle heartbeat is small: {small}");
+    }
+}
