@@ -46,7 +46,9 @@ mod tests {
         let mut b = Rng::new(7);
         for _ in 0..1000 {
             assert_eq!(a.next_u64(), b.next_u64());
-            assert!(a.up_to(10) <= 10);
+            let x = a.up_to(10);
+            assert_eq!(x, b.up_to(10));
+            assert!(x <= 10);
         }
         assert_eq!(Rng::new(1).up_to(0), 0);
         let mut seen = [false; 5];
