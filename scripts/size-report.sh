@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Flash and RAM cost of the whole sans-IO agent on a Cortex-M4
+# (thumbv7em-none-eabihf, opt-level "z", LTO), for each CRC table choice.
+# Prints one line per variant; exits 0 with a notice if the target or
+# llvm-size is unavailable.
+set -euo pipefail
+cd "$(dirname "$0")/../size-probe"
+target=${SIZE_TARGET:-thumbv7em-none-eabihf}
+if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+  echo "size-report: target $target not installed; skipped"
+  exit 0
+fi
+size_tool=$(ls "$(rustc --print sysroot)"/lib/rustlib/*/bin/llvm-size 2>/dev/null | head -1 || true)
+if [ -z "$size_tool" ]; then
+  echo "size-report: llvm-size not found (rustup component add llvm-tools); skipped"
+  exit 0
+fi
+printf '%-12s %8s %8s %8s %8s\n' variant text rodata data bss
+for v in crc-notable crc-table1 crc-table16; do
+  cargo build --quiet --release --target "$target" --no-default-features --features "$v" \
+    --target-dir ../target/size-probe
+  elf=../target/size-probe/$target/release/size-probe
+  "$size_tool" -A "$elf" | awk -v v="$v" '
+    $1==".text"{t=$2} $1==".rodata"{r=$2} $1==".data"{d=$2} $1==".bss"{b=$2}
+    END{printf "%-12s %8d %8d %8d %8d   (flash %d B, static RAM incl. probe buffers %d B)\n", v, t, r, d, b, t+r+d, d+b}'
+done
