@@ -1,7 +1,25 @@
 #!/usr/bin/env bash
-# Runs every test of the project: the command README.md names.
+# Runs every test of the project: the command README.md names, and what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --workspace --all-targets
-# Doc tests (all-targets skips them).
-cargo test --workspace --doc
+
+echo "== unit, model, property, vector and doc tests"
+cargo test --workspace
+
+echo "== fleet simulation, ${EDGE_SIM_SEEDS:=2000} seeds, release"
+EDGE_SIM_SEEDS=$EDGE_SIM_SEEDS cargo test -p agent-core --release --test simulation
+
+echo "== agent-core builds for bare metal (no_std, no alloc)"
+for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
+  if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    cargo build -p agent-core --release --target "$target" --no-default-features --features crc-table1
+  else
+    echo "notice: target $target not installed; bare-metal build skipped"
+  fi
+done
+
+echo "== flash size on Cortex-M4"
+bash scripts/size-report.sh
+
+echo "== clippy"
+cargo clippy --workspace --all-targets -- -D warnings
