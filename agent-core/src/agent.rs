@@ -69,7 +69,7 @@ use crate::decoder::{Feed, FrameDecoder};
 use crate::events::{DisconnectReason, Event, EventQueue, TaskTarget};
 use crate::frame::{self, Frame, Kind, OVERHEAD};
 use crate::heartbeat::{AgentHeartbeat, AgentStats, HostStats, MAX_HEARTBEAT_LEN};
-use crate::message::{self, task_status, Close, CloseCode, DecodeError, Hello, Message, Ping, Pong, TaskResult};
+use crate::message::{self, decode_body, encode_body, task_status, Close, CloseCode, DecodeError, Hello, Ping, Pong, TaskResult};
 use crate::plugin::{PluginError, PluginHeartbeat, PluginId, PluginStatus, Plugins};
 use crate::record::{data_type, MAX_ENTRY_HEADER};
 use crate::ring::{PushError, Ring, RingConfig};
@@ -789,41 +789,51 @@ impl<'a> Core<'a> {
     fn on_frame(&mut self, now: Instant, frame: &Frame<'_>) {
         self.stats.frames_received += 1;
         self.last_rx = now;
-        let msg = match Message::decode(frame) {
-            Ok(m) => m,
-            Err(DecodeError::UnknownKind) => {
-                self.stats.unknown_kinds += 1;
-                return;
-            }
-            Err(DecodeError::Malformed) => {
-                self.stats.malformed += 1;
-                return;
-            }
-            Err(DecodeError::UnsupportedVersion) => {
-                self.fail(now, DisconnectReason::Incompatible, Some(CloseCode::Incompatible), Duration::ZERO);
-                return;
-            }
+        if frame.version != frame::VERSION {
+            self.fail(now, DisconnectReason::Incompatible, Some(CloseCode::Incompatible), Duration::ZERO);
+            return;
+        }
+        let Some(kind) = Kind::from_u8(frame.kind) else {
+            self.stats.unknown_kinds += 1;
+            return;
         };
+        if self.on_message(now, kind, frame.body).is_err() {
+            self.stats.malformed += 1;
+        }
+    }
+
+    /// Handles one downlink message. Only the kinds an agent can receive
+    /// are decoded here (so only their decoders are linked); a kind that is
+    /// unexpected in the current state is an error, counted as malformed.
+    fn on_message(&mut self, now: Instant, kind: Kind, body: &[u8]) -> Result<(), DecodeError> {
+        let handshaking = matches!(self.state, State::Handshaking { .. });
         let connected = matches!(self.state, State::Connected { .. });
-        match msg {
-            Message::Ping(p) => self.pong_pending = Some(p.nonce),
-            Message::Pong(p) => {
-                if let Some(ping) = self.ping.filter(|ping| ping.nonce == p.nonce) {
+        match kind {
+            Kind::Ping => self.pong_pending = Some(decode_body::<Ping>(body)?.nonce),
+            Kind::Pong => {
+                let nonce = decode_body::<Pong>(body)?.nonce;
+                if let Some(ping) = self.ping.filter(|ping| ping.nonce == nonce) {
                     let rtt = now.saturating_since(ping.sent).as_millis();
                     self.stats.last_rtt_ms = Some(u32::try_from(rtt).unwrap_or(u32::MAX));
                     self.ping = None;
                 }
             }
-            Message::Close(_) => self.fail(now, DisconnectReason::PeerClosed, None, Duration::ZERO),
-            Message::Accept(a) => match self.state {
-                State::Handshaking { endpoint, .. } => self.on_accept(now, endpoint, a),
-                _ => self.stats.malformed += 1,
-            },
-            Message::Reject(r) if matches!(self.state, State::Handshaking { .. }) => {
+            Kind::Close => {
+                // Even an unreadable Close means the peer is going away.
+                let _ = decode_body::<Close<'_>>(body);
+                self.fail(now, DisconnectReason::PeerClosed, None, Duration::ZERO);
+            }
+            Kind::Accept if handshaking => {
+                if let State::Handshaking { endpoint, .. } = self.state {
+                    self.on_accept(now, endpoint, decode_body(body)?);
+                }
+            }
+            Kind::Reject if handshaking => {
+                let r = decode_body::<message::Reject<'_>>(body)?;
                 self.fail(now, DisconnectReason::Rejected, None, Duration::from_millis(u64::from(r.retry_after_ms)));
             }
-            Message::Ack(a) if connected => {
-                let out = self.ring.ack(a.up_to);
+            Kind::Ack if connected => {
+                let out = self.ring.ack(decode_body::<message::Ack>(body)?.up_to);
                 if out.beyond_sent {
                     self.stats.protocol_errors += 1;
                 }
@@ -831,10 +841,11 @@ impl<'a> Core<'a> {
                     self.delivered_pending = true;
                 }
             }
-            Message::Task(t) if connected => self.on_task(now, t),
-            Message::Config(c) if connected => self.on_config(c),
-            _ => self.stats.malformed += 1,
+            Kind::Task if connected => self.on_task(now, decode_body(body)?),
+            Kind::Config if connected => self.on_config(decode_body(body)?),
+            _ => return Err(DecodeError::Malformed),
         }
+        Ok(())
     }
 
     fn on_accept(&mut self, now: Instant, endpoint: u8, a: message::Accept) {
@@ -901,14 +912,13 @@ impl<'a> Core<'a> {
             _ => usize::MAX,
         });
         let out = &mut out[..limit];
-        let msg = if let Some(code) = self.close_pending.take() {
-            Some(Message::Close(Close { code: code as u16, reason: "" }))
+        let written = if let Some(code) = self.close_pending.take() {
+            encode_body(Kind::Close, seq, &Close { code: code as u16, reason: "" }, out)
         } else if !matches!(self.state, State::Handshaking { .. } | State::Connected { .. }) {
-            None
+            return 0;
         } else if self.hello_pending {
-            self.hello_pending = false;
             let id = self.id;
-            Some(Message::Hello(Hello {
+            let hello = Hello {
                 agent_id: id.agent_id,
                 hostname: id.hostname,
                 product: id.product,
@@ -921,20 +931,23 @@ impl<'a> Core<'a> {
                 first_unacked_seq: self.ring.first_unacked_seq(),
                 next_seq: self.ring.next_seq(),
                 max_frame: self.max_frame_rx,
-            }))
+            };
+            let r = encode_body(Kind::Hello, seq, &hello, out);
+            // Kept pending if `out` was too small, so a larger buffer retries.
+            self.hello_pending = r.is_err();
+            r
         } else if let Some(nonce) = self.pong_pending.take() {
-            Some(Message::Pong(Pong { nonce }))
+            encode_body(Kind::Pong, seq, &Pong { nonce }, out)
         } else if !matches!(self.state, State::Connected { .. }) {
-            None
+            return 0;
         } else if self.ping.is_none() && now >= self.last_rx + self.cfg.idle_timeout {
             let nonce = self.rng.next_u64();
             self.ping = Some(PingState { nonce, sent: now });
-            Some(Message::Ping(Ping { nonce }))
+            encode_body(Kind::Ping, seq, &Ping { nonce }, out)
         } else {
             return self.transmit_batch(now, out);
         };
-        let Some(msg) = msg else { return 0 };
-        match msg.encode(seq, out) {
+        match written {
             Ok(n) => self.sent(n),
             Err(_) => 0,
         }

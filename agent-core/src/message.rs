@@ -250,9 +250,20 @@ impl fmt::Display for DecodeError {
     }
 }
 
-fn body<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+/// Reads one body of type `T` (trailing bytes ignored). [`Message::decode`]
+/// is this plus dispatch on the kind; code that expects only a few kinds
+/// (the agent) calls it directly so the other kinds' decoders are not linked.
+pub fn decode_body<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
     postcard::take_from_bytes(bytes).map(|(v, _rest)| v).map_err(|_| DecodeError::Malformed)
 }
+
+/// Writes `body` as one frame of `kind`; the single-kind counterpart of
+/// [`Message::encode`], which links every kind's encoder.
+pub fn encode_body<T: Serialize>(kind: Kind, seq: u32, body: &T, out: &mut [u8]) -> Result<usize, EncodeError> {
+    frame::encode_with(kind, 0, seq, out, |b| postcard::to_slice(body, b).ok().map(|s| s.len()))
+}
+
+use decode_body as body;
 
 fn check_addrs(list: &[u8], size: usize) -> Result<(), DecodeError> {
     if list.len().is_multiple_of(size) { Ok(()) } else { Err(DecodeError::Malformed) }

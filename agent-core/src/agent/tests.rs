@@ -1,7 +1,7 @@
 //! Unit tests of the session against a minimal scripted server.
 
 use super::*;
-use crate::message::{Accept, Ack, Reject};
+use crate::message::{Accept, Ack, Message, Reject};
 use std::vec::Vec;
 
 const ID: Identity<'static> = Identity {
