@@ -36,9 +36,10 @@
 //!
 //! # Costs
 //!
-//! Push is O(record) unless it evicts. Ack is O(1) per batch acked when the
-//! ack falls on a batch boundary (the normal case), O(records) within a
-//! partly acked batch. Eviction moves the smaller side of the ring around
+//! Push is O(record) unless it overflows under `DropOldest` (deciding and
+//! evicting are O(ring)). Ack is O(1) per batch acked when the ack falls on
+//! a batch boundary (the normal case), O(records) within a partly acked
+//! batch. Eviction moves the smaller side of the ring around
 //! the evicted record: O(ring) in the worst case, bounded by the capacity.
 
 use crate::record::{apply_delta, data_type, ts_delta, EntryHeader, Record};
@@ -126,6 +127,9 @@ pub struct BatchPlan {
     pub len: usize,
     start: u64,
     end_ts: u64,
+    // `dropped_evicted` when planned: an eviction may have rewritten the
+    // planned bytes without moving the cursor.
+    evictions: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -257,8 +261,8 @@ impl<'a> Ring<'a> {
     // ---- push ----------------------------------------------------------
 
     /// Stores `rec` at the head, applying the overflow policy if it does
-    /// not fit. On error nothing stored is disturbed (apart from evictions
-    /// made under `DropOldest`, which are counted).
+    /// not fit. On error nothing stored is disturbed: `DropOldest` evicts
+    /// only when the new record then fits.
     pub fn push(&mut self, rec: &Record<'_>) -> Result<(), PushError> {
         let len = rec.payload.len();
         if len > self.cfg.max_record || rec.entry_len(self.head_base) > self.capacity() {
@@ -266,17 +270,16 @@ impl<'a> Ring<'a> {
             return Err(PushError::TooLarge);
         }
         let is_heartbeat = rec.data_type == data_type::AGENT_HEARTBEAT;
-        // A new heartbeat supersedes the protected one.
-        let keep = if is_heartbeat { None } else { self.protected };
+        // A new heartbeat supersedes the protected one. Read the protected
+        // position afresh for every eviction: evicting can move it.
+        let keep = |protected: Option<u64>| if is_heartbeat { None } else { protected };
         if rec.entry_len(self.head_base) > self.free_bytes() {
-            if self.cfg.policy == OverflowPolicy::RejectNew
-                || self.free_bytes() + self.evictable_bytes(keep) < rec.entry_len(self.head_base)
-            {
+            if self.cfg.policy == OverflowPolicy::RejectNew || !self.fits_after_evicting(rec, keep(self.protected)) {
                 self.counters.dropped_full += 1;
                 return Err(PushError::Full);
             }
             while rec.entry_len(self.head_base) > self.free_bytes() {
-                if !self.evict_oldest(keep) {
+                if !self.evict_oldest(keep(self.protected)) {
                     self.counters.dropped_full += 1;
                     return Err(PushError::Full);
                 }
@@ -297,16 +300,28 @@ impl<'a> Ring<'a> {
         Ok(())
     }
 
-    /// Bytes `DropOldest` could free: the never-sent region minus the
-    /// protected entry.
-    fn evictable_bytes(&self, keep: Option<u64>) -> usize {
-        let mut n = (self.head - self.sent_end) as usize;
-        if let Some(p) = keep {
-            if p >= self.sent_end {
-                n -= self.entry_at(p).map_or(0, |(h, hl)| hl + h.payload_len);
+    /// Whether `rec` fits once every never-sent entry other than `keep` is
+    /// evicted. Exact: eviction re-bases timestamp deltas, which changes the
+    /// size of the kept heartbeat's header and of `rec`'s.
+    fn fits_after_evicting(&self, rec: &Record<'_>, keep: Option<u64>) -> bool {
+        let mut used = (self.sent_end - self.tail) as usize;
+        let mut prev = self.sent_end_base;
+        if let Some(p) = keep.filter(|&p| p >= self.sent_end) {
+            // Walk to the kept entry to learn its timestamp.
+            let mut pos = self.sent_end;
+            let mut ts = self.sent_end_base;
+            loop {
+                let Some((h, hl)) = self.entry_at(pos) else { return false };
+                ts = apply_delta(ts, h.ts_delta);
+                if pos == p {
+                    used += EntryHeader::new(h.data_type, ts_delta(prev, ts), h.payload_len).entry_len();
+                    prev = ts;
+                    break;
+                }
+                pos += (hl + h.payload_len) as u64;
             }
         }
-        n
+        used + rec.entry_len(prev) <= self.capacity()
     }
 
     /// Evicts the oldest never-sent entry other than `keep`. False if none.
@@ -411,23 +426,33 @@ impl<'a> Ring<'a> {
             len: (pos - self.cursor) as usize,
             start: self.cursor,
             end_ts: ts,
+            evictions: self.counters.dropped_evicted,
         })
     }
 
     /// Copies the planned batch's entries into `out[..plan.len]`. Returns
     /// false (copying nothing) if `out` is too short or the plan is stale.
     pub fn copy_batch(&self, plan: &BatchPlan, out: &mut [u8]) -> bool {
-        if plan.start != self.cursor || out.len() < plan.len || plan.len > self.pending_bytes() {
+        if !self.plan_is_current(plan) || out.len() < plan.len {
             return false;
         }
         self.read_at(plan.start, &mut out[..plan.len]);
         true
     }
 
+    /// True if `plan` still describes the records at the cursor: same
+    /// position and sequence number, and no eviction since it was planned.
+    fn plan_is_current(&self, plan: &BatchPlan) -> bool {
+        plan.start == self.cursor
+            && plan.first_seq == self.cursor_seq
+            && plan.evictions == self.counters.dropped_evicted
+            && plan.len <= self.pending_bytes()
+    }
+
     /// Records the planned batch as sent: it is now in flight, and its
     /// records own their sequence numbers. False if the plan is stale.
     pub fn commit_batch(&mut self, plan: &BatchPlan) -> bool {
-        if plan.start != self.cursor || plan.len > self.pending_bytes() || self.marks.is_full() {
+        if !self.plan_is_current(plan) || self.marks.is_full() {
             return false;
         }
         let mark = BatchMark { count: plan.count, len: plan.len as u32, end_ts: plan.end_ts };
