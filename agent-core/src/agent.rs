@@ -855,6 +855,9 @@ impl<'a> Core<'a> {
             return;
         }
         self.peer_max_frame = a.max_frame as usize;
+        if a.next_seq > crate::ring::MAX_RESUME_SEQ {
+            self.stats.protocol_errors += 1;
+        }
         self.ring.resume(a.next_seq);
         self.stats.connections += 1;
         self.state = State::Connected { endpoint, since: now, healthy: false };

@@ -46,6 +46,10 @@ use crate::record::{apply_delta, data_type, ts_delta, EntryHeader, Record};
 use core::fmt;
 use heapless::Deque;
 
+/// Largest resume point [`Ring::resume`] adopts: 2^63, leaving 2^63 numbers,
+/// so sequence numbers can never overflow.
+pub const MAX_RESUME_SEQ: u64 = 1 << 63;
+
 /// How many batches can be in flight at once (per connection).
 pub const MAX_INFLIGHT_BATCHES: usize = 8;
 
@@ -155,6 +159,8 @@ pub struct Ring<'a> {
     cfg: RingConfig,
     // Stream positions (physical index = position % capacity).
     tail: u64,
+    /// Physical index of `tail`, kept so no position needs a division.
+    tail_phys: usize,
     cursor: u64,
     sent_end: u64,
     head: u64,
@@ -181,6 +187,7 @@ impl<'a> Ring<'a> {
             buf: storage,
             cfg,
             tail: 0,
+            tail_phys: 0,
             cursor: 0,
             sent_end: 0,
             head: 0,
@@ -368,7 +375,7 @@ impl<'a> Ring<'a> {
                 // payload starts.
                 self.write_at(f_payload - nhl as u64, &nb[..nhl]);
                 self.move_bytes(self.tail, self.tail + k, prefix as usize);
-                self.tail += k;
+                self.advance_tail(k);
                 self.cursor += k;
                 self.sent_end += k;
                 self.protected = match self.protected {
@@ -491,7 +498,7 @@ impl<'a> Ring<'a> {
                 break;
             }
             self.marks.pop_front();
-            self.tail += u64::from(m.len);
+            self.advance_tail(u64::from(m.len));
             self.tail_seq += u64::from(m.count);
             self.tail_base = m.end_ts;
             out.acked += u64::from(m.count);
@@ -500,7 +507,7 @@ impl<'a> Ring<'a> {
         while self.tail_seq < target {
             let Some((h, hl)) = self.entry_at(self.tail) else { break };
             let size = hl + h.payload_len;
-            self.tail += size as u64;
+            self.advance_tail(size as u64);
             self.tail_seq += 1;
             self.tail_base = apply_delta(self.tail_base, h.ts_delta);
             out.acked += 1;
@@ -537,9 +544,12 @@ impl<'a> Ring<'a> {
     /// acked; if the server is ahead of everything this ring ever numbered
     /// (for example the agent restarted with an empty ring), numbering
     /// continues from `server_next`. Returns the records acked.
+    ///
+    /// A `server_next` above [`MAX_RESUME_SEQ`] leaves no room for further
+    /// numbers: it is not adopted (records are still acked below it).
     pub fn resume(&mut self, server_next: u64) -> u64 {
         let acked = if server_next > 0 { self.ack(server_next - 1).acked } else { 0 };
-        if server_next > self.next_seq && self.tail == self.sent_end {
+        if server_next > self.next_seq && server_next <= MAX_RESUME_SEQ && self.tail == self.sent_end {
             self.tail_seq = server_next;
             self.cursor_seq = server_next;
             self.next_seq = server_next;
@@ -549,8 +559,21 @@ impl<'a> Ring<'a> {
 
     // ---- storage helpers -----------------------------------------------
 
+    /// Physical index of a stream position in `[tail, tail + capacity]`
+    /// (every position the ring touches), by one compare-and-subtract:
+    /// no 64-bit division, which a 32-bit MCU would pay for in flash.
     fn phys(&self, pos: u64) -> usize {
-        (pos % self.buf.len() as u64) as usize
+        let p = self.tail_phys + (pos - self.tail) as usize;
+        if p >= self.buf.len() { p - self.buf.len() } else { p }
+    }
+
+    /// Moves the tail forward by `by` (at most the capacity) bytes.
+    fn advance_tail(&mut self, by: u64) {
+        self.tail += by;
+        self.tail_phys += by as usize;
+        if self.tail_phys >= self.buf.len() {
+            self.tail_phys -= self.buf.len();
+        }
     }
 
     fn entry_at(&self, pos: u64) -> Option<(EntryHeader, usize)> {
@@ -717,6 +740,8 @@ mod tests {
         drop(recs);
         assert_eq!(ring.ack(10), AckOutcome { acked: 2, beyond_sent: true });
         // A restarted agent adopts a server that is ahead.
+        assert_eq!(ring.resume(u64::MAX), 0, "absurd resume point is not adopted");
+        assert_eq!(ring.next_seq(), 6);
         assert_eq!(ring.resume(100), 0);
         ring.push(&Record::new(5, 9, b"x")).unwrap();
         assert_eq!(drain(&mut ring, &mut out).unwrap().first_seq, 100);
