@@ -745,9 +745,14 @@ impl<'a> Core<'a> {
         Some(since + self.cfg.flush_interval)
     }
 
+    /// True when the next pending record fits the unacked window (and a
+    /// batch slot is free). Checked exactly, not just "window not full", so
+    /// a flush deadline is never reported while nothing can be sent: that
+    /// would make the caller's loop spin until the next ack.
     fn window_open(&self) -> bool {
-        self.ring.inflight_bytes() < self.cfg.window_bytes
-            && self.ring.inflight_batches() < crate::ring::MAX_INFLIGHT_BATCHES
+        let Some(next) = self.ring.next_pending_len() else { return false };
+        self.ring.inflight_batches() < crate::ring::MAX_INFLIGHT_BATCHES
+            && self.ring.inflight_bytes() + next <= self.cfg.window_bytes
     }
 
     // ---- failures --------------------------------------------------------

@@ -7,10 +7,14 @@
 //! queue until the next call into the agent. When the queue is full the new
 //! event is dropped and counted; a task dropped that way is answered with a
 //! `DROPPED` task result so the server knows.
+//!
+//! Events also implement serde's traits, for callers that want to copy one
+//! out (e.g. into their own queue); the agent itself does not use them.
 
+use serde::{Deserialize, Serialize};
 
 /// Why the agent ended (or gave up on) a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum DisconnectReason {
     /// The caller reported the transport failed or closed.
@@ -32,7 +36,7 @@ pub enum DisconnectReason {
 }
 
 /// Who a task is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskTarget {
     /// The agent itself (object name empty or equal to the product name).
     Agent,
@@ -41,7 +45,7 @@ pub enum TaskTarget {
 }
 
 /// Something the caller must act on or may want to know.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event<'a> {
     /// Open a transport to endpoint `endpoint` (an index into the caller's
     /// endpoint list), then call `handle_connected` or `handle_disconnected`.
@@ -68,6 +72,7 @@ pub enum Event<'a> {
         /// What the task is.
         data_type: u32,
         /// Arguments.
+        #[serde(with = "serde_bytes")]
         payload: &'a [u8],
         /// Token to echo in the result.
         token: &'a str,
@@ -84,6 +89,7 @@ pub enum Event<'a> {
         /// New version.
         version: &'a str,
         /// The configuration.
+        #[serde(with = "serde_bytes")]
         payload: &'a [u8],
     },
     /// Records were acked since the last such event (coalesced).

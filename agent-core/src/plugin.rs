@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_PLUGINS: usize = 4;
 
 /// Handle of a registered plugin (its slot index).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PluginId(pub u8);
 
 /// A plugin's lifecycle status as reported in its heartbeat.

@@ -260,6 +260,14 @@ impl<'a> Ring<'a> {
     pub fn next_seq(&self) -> u64 {
         self.next_seq
     }
+    /// Bytes of the next record to send (its whole entry), if any.
+    pub fn next_pending_len(&self) -> Option<usize> {
+        if self.cursor == self.head {
+            return None;
+        }
+        self.entry_at(self.cursor).map(|(h, hl)| hl + h.payload_len)
+    }
+
     /// What happened to pushed records so far.
     pub fn counters(&self) -> RingCounters {
         self.counters
