@@ -422,3 +422,28 @@ fn incompatible_server_frame_size() {
     assert_eq!(a.state(), StateKind::Backoff);
     assert!(events(&mut a).iter().any(|e| e.contains("Incompatible")));
 }
+
+#[test]
+fn no_spin_while_the_window_is_full() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg()); // window 2048 bytes, batch 1024
+    connect(&mut a, 0, 0);
+    for i in 0..12u8 {
+        a.push(Instant(0), &Record::new(2001, 0, &[i; 250])).unwrap();
+    }
+    let sent = transmit_all(&mut a, 200);
+    let inflight = a.ring().inflight_bytes();
+    assert!(!batches(&sent).is_empty());
+    assert!(a.ring().pending_records() > 0, "the window holds records back");
+    assert!(inflight <= 2048 && inflight + a.ring().next_pending_len().unwrap() > 2048);
+    // Nothing can be sent until an ack: the next wake-up is a real timer in
+    // the future, not the (past) flush deadline.
+    let next = a.poll_timeout().unwrap();
+    assert!(next > Instant(200), "would spin: next timeout {next}");
+    a.handle_timeout(Instant(201));
+    assert!(transmit_all(&mut a, 201).is_empty());
+    // An ack opens the window and the rest flows at once.
+    let up_to = a.ring().first_unacked_seq() + a.ring().inflight_records() - 1;
+    deliver(&mut a, 300, Message::Ack(Ack { up_to }));
+    assert!(!batches(&transmit_all(&mut a, 300)).is_empty());
+}
