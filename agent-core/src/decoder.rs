@@ -114,6 +114,12 @@ impl<'b> FrameDecoder<'b> {
                     return Feed::Consumed;
                 }
             }
+            if self.filled >= 2 && self.buf[1] != MAGIC[1] {
+                // A false start left at the front by a resync: not a
+                // candidate, so not counted as oversized or bad CRC.
+                self.resync();
+                continue;
+            }
             let need = if self.filled < HEADER_LEN {
                 HEADER_LEN
             } else {
