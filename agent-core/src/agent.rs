@@ -179,6 +179,9 @@ pub enum ConfigError {
     ZeroLimit = 5,
     /// An interval that must be positive is zero.
     ZeroInterval = 6,
+    /// An identity address list's length is not a multiple of 4 (IPv4) or
+    /// 16 (IPv6) bytes; the server would reject the Hello as malformed.
+    BadAddressList = 7,
 }
 
 impl fmt::Display for ConfigError {
@@ -190,6 +193,7 @@ impl fmt::Display for ConfigError {
             ConfigError::HeartbeatTooFrequent => "heartbeat_interval below 1 s",
             ConfigError::ZeroLimit => "an endpoint, attempt or batch-record limit is zero",
             ConfigError::ZeroInterval => "an interval that must be positive is zero",
+            ConfigError::BadAddressList => "an address list is not a whole number of addresses",
         })
     }
 }
@@ -283,6 +287,11 @@ impl<'a> Agent<'a> {
     /// connect to endpoint 0.
     pub fn new(cfg: AgentConfig, identity: Identity<'a>, storage: AgentStorage<'a>) -> Result<Self, ConfigError> {
         validate(&cfg, storage.rx.len())?;
+        let v4 = [identity.intranet_ipv4, identity.extranet_ipv4];
+        let v6 = [identity.intranet_ipv6, identity.extranet_ipv6];
+        if v4.iter().any(|l| l.len() % 4 != 0) || v6.iter().any(|l| l.len() % 16 != 0) {
+            return Err(ConfigError::BadAddressList);
+        }
         let max_frame_rx = u32::try_from(storage.rx.len()).unwrap_or(u32::MAX);
         Ok(Agent {
             decoder: FrameDecoder::new(storage.rx),

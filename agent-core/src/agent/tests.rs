@@ -132,6 +132,9 @@ fn rejects_bad_config() {
     assert_eq!(Agent::new(bad, ID, s).err(), Some(ConfigError::BatchTooSmall));
     let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx[..10], events: &mut m.events };
     assert_eq!(Agent::new(cfg(), ID, s).err(), Some(ConfigError::RxBufferTooSmall));
+    let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events };
+    let id = Identity { extranet_ipv6: &[0; 15], ..ID };
+    assert_eq!(Agent::new(cfg(), id, s).err(), Some(ConfigError::BadAddressList));
 }
 
 #[test]
