@@ -63,6 +63,17 @@
 //!   so a healthy link sends exactly one Ping per idle period.
 //! * Every `heartbeat_interval` (connected or not) a heartbeat record and one
 //!   record per registered plugin are pushed.
+//!
+//! # Memory
+//!
+//! The `Agent` holds no buffer of its own: the ring, the receive buffer and
+//! the event queue are the caller's ([`AgentStorage`]), and so is the
+//! transmit buffer given to each `poll_transmit`. Its own state is
+//! `size_of::<Agent>()` = 1216 bytes on a 32-bit Cortex-M4 and 1424 bytes on
+//! x86_64, checked against a 1.5 KiB budget by a unit test (host) and a
+//! compile-time assertion in `size-probe` (target). The whole sans-IO agent
+//! links to about 20 KiB of flash on `thumbv7em-none-eabihf` at opt-level
+//! "z" (see `scripts/size-report.sh`).
 
 use crate::backoff::{Backoff, BackoffConfig, Retry};
 use crate::decoder::{Feed, FrameDecoder};
