@@ -43,6 +43,7 @@
 pub mod agent;
 pub mod backoff;
 pub mod decoder;
+pub mod driver;
 pub mod events;
 pub mod frame;
 pub mod heartbeat;
@@ -55,6 +56,7 @@ pub mod time;
 pub mod varint;
 
 pub use agent::{Agent, AgentConfig, AgentStorage, ConfigError, Identity, StateKind};
+pub use driver::{Clock, Connector, Driver};
 pub use events::{DisconnectReason, Event, TaskTarget};
 pub use heartbeat::{AgentStats, HostStats};
 pub use plugin::{PluginId, PluginStatus};
