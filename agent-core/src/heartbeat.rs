@@ -85,6 +85,9 @@ pub struct AgentStats {
     pub ring_used_bytes: u32,
     /// Ring capacity in bytes.
     pub ring_capacity: u32,
+    /// Tasks ignored because a task with the same token was received
+    /// recently (the server resent it; its result is already queued).
+    pub tasks_duplicate: u64,
 }
 
 /// Payload of an agent heartbeat record (type 1000).
@@ -132,7 +135,7 @@ mod tests {
             frames_received: u64::MAX, connections: u64::MAX, connect_failures: u64::MAX, last_rtt_ms: Some(u32::MAX),
             decoder_skipped_bytes: u64::MAX, decoder_bad_crc: u64::MAX, unknown_kinds: u64::MAX, malformed: u64::MAX,
             events_dropped: u64::MAX, tasks_unroutable: u64::MAX, protocol_errors: u64::MAX,
-            ring_used_bytes: u32::MAX, ring_capacity: u32::MAX,
+            ring_used_bytes: u32::MAX, ring_capacity: u32::MAX, tasks_duplicate: u64::MAX,
         };
         let hb = AgentHeartbeat { host, lib };
         let mut buf = [0u8; MAX_HEARTBEAT_LEN];

@@ -68,6 +68,7 @@ fn agent_heartbeat_fields_in_documented_order() {
         protocol_errors: 118,
         ring_used_bytes: 119,
         ring_capacity: 120,
+        tasks_duplicate: 121,
     };
     let mut buf = [0u8; 512];
     let n = AgentHeartbeat { host, lib }.encode(&mut buf).unwrap().len();
@@ -78,7 +79,7 @@ fn agent_heartbeat_fields_in_documented_order() {
         assert_eq!(c.varint(), expect);
     }
     assert_eq!(c.option(), Some(111));
-    for expect in 112..=120 {
+    for expect in 112..=121 {
         assert_eq!(c.varint(), expect);
     }
     assert!(c.0.is_empty());
