@@ -441,7 +441,9 @@ impl<'a> Agent<'a> {
 
     /// Closes for good: a Close frame is queued (if a transport is up), the
     /// caller gets `Disconnect{Shutdown}`, and no reconnect follows until
-    /// [`Agent::reconnect_now`]. Unacked records stay in the ring.
+    /// [`Agent::reconnect_now`]. Unacked records stay in the ring: for a
+    /// clean shutdown, keep driving the agent until [`Agent::is_drained`]
+    /// (everything acked or dropped), then close.
     pub fn close(&mut self, now: Instant) {
         self.core.advance(now);
         let c = &mut self.core;
@@ -476,7 +478,9 @@ impl<'a> Agent<'a> {
 
     // ---- inputs --------------------------------------------------------
 
-    /// The transport asked for by the last `Connect` event is up.
+    /// The transport asked for by the last `Connect` event is up. Ignored
+    /// in any state but Connecting (for example after `connect_timeout`
+    /// fired: the caller has been told to drop that transport).
     pub fn handle_connected(&mut self, now: Instant) {
         let now = self.core.advance(now);
         let c = &mut self.core;
