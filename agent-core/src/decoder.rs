@@ -85,11 +85,11 @@ impl<'b> FrameDecoder<'b> {
     pub fn feed<'i>(&mut self, mut input: &'i [u8]) -> Feed<'i, '_> {
         if self.delivered > 0 {
             // Bytes after the last frame (left there by a resync) stay.
-            self.buf.copy_within(self.delivered..self.filled, 0);
+            crate::mem::move_within(self.buf, self.delivered..self.filled, 0);
             self.filled -= self.delivered;
             self.delivered = 0;
             let start = self.buf[..self.filled].iter().position(|&b| b == MAGIC[0]).unwrap_or(self.filled);
-            self.buf.copy_within(start..self.filled, 0);
+            crate::mem::move_within(self.buf, start..self.filled, 0);
             self.filled -= start;
             self.stats.skipped_bytes += start as u64;
         }
@@ -180,7 +180,7 @@ impl<'b> FrameDecoder<'b> {
     /// byte among the buffered ones.
     fn resync(&mut self) {
         let next = self.buf[1..self.filled].iter().position(|&b| b == MAGIC[0]).map_or(self.filled, |i| i + 1);
-        self.buf.copy_within(next..self.filled, 0);
+        crate::mem::move_within(self.buf, next..self.filled, 0);
         self.filled -= next;
         self.stats.skipped_bytes += next as u64;
     }

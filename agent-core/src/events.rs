@@ -265,7 +265,7 @@ impl<'a> EventQueue<'a> {
             return true;
         }
         // Compact and retry once.
-        self.buf.copy_within(self.start..self.end, 0);
+        crate::mem::move_within(self.buf, self.start..self.end, 0);
         self.end -= self.start;
         self.start = 0;
         self.try_push(ev)

@@ -47,6 +47,7 @@ pub mod driver;
 pub mod events;
 pub mod frame;
 pub mod heartbeat;
+mod mem;
 pub mod message;
 pub mod plugin;
 pub mod record;

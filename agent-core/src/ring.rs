@@ -632,7 +632,7 @@ impl<'a> Ring<'a> {
                 let n = rem.min(s_end).min(d_end);
                 (s_end - n, d_end - n, n)
             };
-            self.buf.copy_within(s..s + n, d);
+            crate::mem::move_within(self.buf, s..s + n, d);
             done += n;
         }
     }
