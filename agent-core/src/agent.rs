@@ -405,7 +405,8 @@ impl<'a> Agent<'a> {
 
     /// Answers a task: pushes a `TASK_RESULT` record carrying
     /// `(token, status, message)`. A message too long for
-    /// [`MAX_TASK_RESULT_LEN`] is truncated at a character boundary.
+    /// [`MAX_TASK_RESULT_LEN`] (or for the ring's `max_record`, if smaller)
+    /// is truncated at a character boundary.
     pub fn task_result(&mut self, now: Instant, token: &str, status: u32, message: &str) -> Result<(), PushError> {
         let now = self.core.advance(now);
         self.core.push_task_result(now, token, status, message)
@@ -629,6 +630,17 @@ impl<'a> Core<'a> {
         ok
     }
 
+    /// Emits a task, shutdown or config event, leaving room for the
+    /// connection events the same input may still raise (a full queue must
+    /// not swallow a `Disconnect`).
+    fn emit_droppable(&mut self, ev: Event<'_>) -> bool {
+        let ok = self.events.push_keeping(&ev, crate::events::LIFECYCLE_RESERVE);
+        if !ok {
+            self.stats.events_dropped += 1;
+        }
+        ok
+    }
+
     fn stats_with(&self, decoder: &FrameDecoder<'_>) -> AgentStats {
         let r = self.ring.counters();
         let d = decoder.stats();
@@ -656,11 +668,15 @@ impl<'a> Core<'a> {
     }
 
     fn push_task_result(&mut self, now: Instant, token: &str, status: u32, message: &str) -> Result<(), PushError> {
+        // Truncate to what the ring takes too: a result that fits
+        // MAX_TASK_RESULT_LEN but not `max_record` would be refused whole.
+        let limit = MAX_TASK_RESULT_LEN.min(self.cfg.ring.max_record);
         let mut buf = [0u8; MAX_TASK_RESULT_LEN];
+        let buf = &mut buf[..limit];
         let mut msg = message;
         loop {
             let r = TaskResult { token, status, message: msg };
-            if let Some(n) = message::encode_task_result(&r, &mut buf) {
+            if let Some(n) = message::encode_task_result(&r, buf) {
                 return self.push(now, &Record::new(data_type::TASK_RESULT, self.wall(now), &buf[..n]));
             }
             if msg.is_empty() {
@@ -669,7 +685,7 @@ impl<'a> Core<'a> {
                 self.stats.dropped_too_large += 1;
                 return Err(PushError::TooLarge);
             }
-            let mut cut = msg.len().min(MAX_TASK_RESULT_LEN) - 1;
+            let mut cut = msg.len().min(limit).saturating_sub(1);
             while !msg.is_char_boundary(cut) {
                 cut -= 1;
             }
@@ -927,9 +943,15 @@ impl<'a> Core<'a> {
             return;
         };
         let queued = if for_agent && t.data_type == data_type::SHUTDOWN_TASK {
-            self.emit(Event::Shutdown { token: t.token })
+            self.emit_droppable(Event::Shutdown { token: t.token })
         } else {
-            self.emit(Event::Task { target, object_name: t.object_name, data_type: t.data_type, payload: t.payload, token: t.token })
+            self.emit_droppable(Event::Task {
+                target,
+                object_name: t.object_name,
+                data_type: t.data_type,
+                payload: t.payload,
+                token: t.token,
+            })
         };
         if !queued {
             let _ = self.push_task_result(now, t.token, task_status::DROPPED, "agent event queue full");
@@ -944,7 +966,7 @@ impl<'a> Core<'a> {
                 return;
             }
         }
-        if self.emit(Event::Config { name: c.name, version: c.version, payload: c.payload }) {
+        if self.emit_droppable(Event::Config { name: c.name, version: c.version, payload: c.payload }) {
             let i = slot.unwrap_or_else(|| {
                 let v = usize::from(self.config_victim);
                 self.config_victim = ((v + 1) % MAX_CONFIGS) as u8;

@@ -133,6 +133,12 @@ pub(crate) struct EventQueue<'a> {
 }
 
 const LEN_PREFIX: usize = 2;
+
+/// Queue bytes that tasks and configs leave free: room for the connection
+/// events one input can still raise after them (`Connected`, `Disconnect`,
+/// `GaveUp`, two bytes each plus the length prefix), so the caller is never
+/// left without the `Disconnect` that tells it to close the transport.
+pub(crate) const LIFECYCLE_RESERVE: usize = 3 * (LEN_PREFIX + 2);
 const AGENT_TARGET: u8 = 0xFF;
 
 mod tag {
@@ -257,22 +263,28 @@ impl<'a> EventQueue<'a> {
 
     /// Appends `ev`; false (nothing stored) when it does not fit.
     pub(crate) fn push(&mut self, ev: &Event<'_>) -> bool {
+        self.push_keeping(ev, 0)
+    }
+
+    /// Appends `ev` only if `keep` bytes stay free after it.
+    pub(crate) fn push_keeping(&mut self, ev: &Event<'_>, keep: usize) -> bool {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         }
-        if self.try_push(ev) {
+        let limit = self.buf.len().saturating_sub(keep);
+        if self.try_push(ev, limit) {
             return true;
         }
         // Compact and retry once.
         crate::mem::move_within(self.buf, self.start..self.end, 0);
         self.end -= self.start;
         self.start = 0;
-        self.try_push(ev)
+        self.try_push(ev, limit)
     }
 
-    fn try_push(&mut self, ev: &Event<'_>) -> bool {
-        let Some(room) = self.buf.get_mut(self.end + LEN_PREFIX..) else { return false };
+    fn try_push(&mut self, ev: &Event<'_>, limit: usize) -> bool {
+        let Some(room) = self.buf.get_mut(self.end + LEN_PREFIX..limit) else { return false };
         let room_len = room.len().min(u16::MAX as usize);
         let mut w = Writer { buf: &mut room[..room_len], at: 0 };
         if encode(ev, &mut w).is_none() {

@@ -457,3 +457,48 @@ fn no_spin_while_the_window_is_full() {
     deliver(&mut a, 300, Message::Ack(Ack { up_to }));
     assert!(!batches(&transmit_all(&mut a, 300)).is_empty());
 }
+
+#[test]
+fn task_result_truncated_to_max_record() {
+    // Found by the fleet simulation (seed 3): with max_record below
+    // MAX_TASK_RESULT_LEN a long message was refused instead of truncated.
+    let mut m = Mem::new();
+    let mut a = m.agent(AgentConfig { ring: RingConfig { max_record: 64, ..Default::default() }, ..cfg() });
+    let long = "é".repeat(100);
+    a.task_result(Instant(0), "tok", task_status::OK, &long).unwrap();
+    connect(&mut a, 0, 0);
+    a.handle_timeout(Instant(100));
+    let sent = transmit_all(&mut a, 100);
+    let Sent::Batch { records, .. } = &sent[0] else { panic!("{sent:?}") };
+    let (_, payload) = records.iter().find(|r| r.0 == data_type::TASK_RESULT).unwrap();
+    assert!(payload.len() <= 64);
+    let r: TaskResult<'_> = postcard::from_bytes(payload).unwrap();
+    assert!(long.starts_with(r.message) && r.message.len() > 40, "{}", r.message.len());
+}
+
+#[test]
+fn full_event_queue_keeps_room_for_disconnect() {
+    // Found by the fleet simulation: tasks filling the event queue, then a
+    // Close in the same chunk, lost the Disconnect event, so the caller was
+    // never told to close the transport.
+    let mut m = Mem::new();
+    m.events = vec![0; 58]; // two 28-byte task events and 2 bytes to spare
+    let mut a = m.agent(cfg());
+    connect(&mut a, 0, 0);
+    let mut wire = Vec::new();
+    for token in ["t1", "t2", "t3"] {
+        let task = message::Task { object_name: "", data_type: 6000, payload: &[7; 12], token };
+        let mut buf = [0u8; 128];
+        let n = Message::Task(task).encode(0, &mut buf).unwrap();
+        wire.extend_from_slice(&buf[..n]);
+    }
+    let mut buf = [0u8; 64];
+    let n = Message::Close(Close { code: 0, reason: "" }).encode(0, &mut buf).unwrap();
+    wire.extend_from_slice(&buf[..n]);
+    a.handle_received(Instant(1), &wire);
+    assert_eq!(a.state(), StateKind::Backoff);
+    let ev = events(&mut a);
+    assert!(ev.iter().any(|e| e.starts_with("Task")), "{ev:?}");
+    assert_eq!(ev.last().map(String::as_str), Some("Disconnect { reason: PeerClosed }"), "{ev:?}");
+    assert!(a.stats().events_dropped > 0);
+}
