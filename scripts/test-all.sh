@@ -8,6 +8,8 @@ cargo test --workspace
 
 echo "== fleet simulation, ${EDGE_SIM_SEEDS:=2000} seeds, release"
 EDGE_SIM_SEEDS=$EDGE_SIM_SEEDS cargo test -p agent-core --release --test simulation
+echo "== fleet simulation against a naive collector (no repeated acks, keeps damaged links)"
+EDGE_SIM_NAIVE_COLLECTOR=1 EDGE_SIM_SEEDS=$EDGE_SIM_SEEDS cargo test -p agent-core --release --test simulation
 
 echo "== agent-core builds for bare metal (no_std, no alloc)"
 for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do

@@ -37,7 +37,7 @@
 //! | Connecting   | `handle_disconnected`, `connect_timeout`    | Backoff      | failure counted, event `Disconnect` |
 //! | Handshaking  | Accept (compatible)                         | Connected    | resume point applied, event `Connected` |
 //! | Handshaking  | Reject, Close, timeout, disconnect, Accept with a too small frame | Backoff | failure, `Disconnect` |
-//! | Connected    | disconnect, Close, pong timeout, bad version | Backoff     | in-flight rewound, `Disconnect` |
+//! | Connected    | disconnect, Close, pong or ack timeout, bad version | Backoff | in-flight rewound, `Disconnect` |
 //! | Connected    | up for `healthy_after`                      | Connected    | backoff failures reset |
 //! | any but Closed | `close()`                                 | Closed       | Close frame queued, `Disconnect` |
 //! | Backoff      | give-up limit reached                       | GaveUp       | event `GaveUp` |
@@ -61,6 +61,9 @@
 //!   frame at all arrives within `pong_timeout`, the connection is dead. Any
 //!   received frame counts as life, and `last_rx` is updated for every frame,
 //!   so a healthy link sends exactly one Ping per idle period.
+//! * Records in flight with no ack progress for `ack_timeout` mean a broken
+//!   connection even if pings are answered (a lost batch or ack): the agent
+//!   closes and resends on a new one.
 //! * Every `heartbeat_interval` (connected or not) a heartbeat record and one
 //!   record per registered plugin are pushed.
 //!
@@ -69,7 +72,7 @@
 //! The `Agent` holds no buffer of its own: the ring, the receive buffer and
 //! the event queue are the caller's ([`AgentStorage`]), and so is the
 //! transmit buffer given to each `poll_transmit`. Its own state is
-//! `size_of::<Agent>()` = 1288 bytes on a 32-bit Cortex-M4 and 1496 bytes on
+//! `size_of::<Agent>()` = 1304 bytes on a 32-bit Cortex-M4 and 1512 bytes on
 //! x86_64, checked against a 1.5 KiB budget by a unit test (host) and a
 //! compile-time assertion in `size-probe` (target). The whole sans-IO agent
 //! links to about 20 KiB of flash on `thumbv7em-none-eabihf` at opt-level
@@ -94,6 +97,7 @@ use core::fmt;
 pub const BATCH_HEADER_MAX: usize = 10 + 10 + 5 + 5;
 /// Largest TaskResult record payload; longer messages are truncated.
 pub const MAX_TASK_RESULT_LEN: usize = 256;
+const _: () = assert!(MAX_TASK_RESULT_LEN < MAX_HEARTBEAT_LEN);
 /// Configurations whose version the agent remembers (see `Event::Config`).
 pub const MAX_CONFIGS: usize = 4;
 /// Task tokens the agent remembers to ignore resent tasks.
@@ -143,6 +147,12 @@ pub struct AgentConfig {
     pub idle_timeout: Duration,
     /// Time to wait for any frame after a Ping (default 5 s).
     pub pong_timeout: Duration,
+    /// Longest time records may stay in flight without any ack making
+    /// progress before the connection is deemed broken and records are
+    /// resent on a new one (default 30 s). Catches a peer that answers
+    /// pings but lost a batch or an ack; on slow links, allow for the time
+    /// one window takes to transmit.
+    pub ack_timeout: Duration,
     /// Time for the caller to report the transport up (default 10 s).
     pub connect_timeout: Duration,
     /// Time for the server to answer Hello (default 10 s).
@@ -167,6 +177,7 @@ impl Default for AgentConfig {
             heartbeat_interval: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(15),
             pong_timeout: Duration::from_secs(5),
+            ack_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             healthy_after: Duration::from_secs(30),
@@ -192,6 +203,8 @@ pub enum ConfigError {
     ZeroLimit = 5,
     /// An interval that must be positive is zero.
     ZeroInterval = 6,
+    /// `max_record` is below [`MAX_HEARTBEAT_LEN`]: heartbeats might not fit.
+    MaxRecordTooSmall = 8,
     /// An identity address list's length is not a multiple of 4 (IPv4) or
     /// 16 (IPv6) bytes; the server would reject the Hello as malformed.
     BadAddressList = 7,
@@ -207,6 +220,7 @@ impl fmt::Display for ConfigError {
             ConfigError::ZeroLimit => "an endpoint, attempt or batch-record limit is zero",
             ConfigError::ZeroInterval => "an interval that must be positive is zero",
             ConfigError::BadAddressList => "an address list is not a whole number of addresses",
+            ConfigError::MaxRecordTooSmall => "max_record is smaller than the largest heartbeat",
         })
     }
 }
@@ -282,6 +296,8 @@ struct Core<'a> {
     pong_pending: Option<u64>,
     ping: Option<PingState>,
     last_rx: Instant,
+    /// When in-flight records last saw progress (first sent, or acked).
+    ack_progress: Instant,
     pending_since: Option<Instant>,
     next_heartbeat: Option<Instant>,
     host: HostStats,
@@ -328,6 +344,7 @@ impl<'a> Agent<'a> {
                 pong_pending: None,
                 ping: None,
                 last_rx: Instant::ZERO,
+                ack_progress: Instant::ZERO,
                 pending_since: None,
                 next_heartbeat: None,
                 host: HostStats::default(),
@@ -405,8 +422,7 @@ impl<'a> Agent<'a> {
 
     /// Answers a task: pushes a `TASK_RESULT` record carrying
     /// `(token, status, message)`. A message too long for
-    /// [`MAX_TASK_RESULT_LEN`] (or for the ring's `max_record`, if smaller)
-    /// is truncated at a character boundary.
+    /// [`MAX_TASK_RESULT_LEN`] is truncated at a character boundary.
     pub fn task_result(&mut self, now: Instant, token: &str, status: u32, message: &str) -> Result<(), PushError> {
         let now = self.core.advance(now);
         self.core.push_task_result(now, token, status, message)
@@ -580,9 +596,12 @@ fn validate(cfg: &AgentConfig, rx_len: usize) -> Result<(), ConfigError> {
     if cfg.heartbeat_interval < Duration::from_secs(1) {
         return Err(ConfigError::HeartbeatTooFrequent);
     }
-    let intervals = [cfg.idle_timeout, cfg.pong_timeout, cfg.connect_timeout, cfg.handshake_timeout];
+    let intervals = [cfg.idle_timeout, cfg.pong_timeout, cfg.ack_timeout, cfg.connect_timeout, cfg.handshake_timeout];
     if intervals.contains(&Duration::ZERO) {
         return Err(ConfigError::ZeroInterval);
+    }
+    if cfg.ring.max_record < MAX_HEARTBEAT_LEN {
+        return Err(ConfigError::MaxRecordTooSmall);
     }
     if cfg.batch_max_bytes < max_entry(cfg) {
         return Err(ConfigError::BatchTooSmall);
@@ -668,15 +687,13 @@ impl<'a> Core<'a> {
     }
 
     fn push_task_result(&mut self, now: Instant, token: &str, status: u32, message: &str) -> Result<(), PushError> {
-        // Truncate to what the ring takes too: a result that fits
-        // MAX_TASK_RESULT_LEN but not `max_record` would be refused whole.
-        let limit = MAX_TASK_RESULT_LEN.min(self.cfg.ring.max_record);
+        // `max_record` >= MAX_HEARTBEAT_LEN > MAX_TASK_RESULT_LEN (checked
+        // at init), so a result that fits `buf` fits the ring.
         let mut buf = [0u8; MAX_TASK_RESULT_LEN];
-        let buf = &mut buf[..limit];
         let mut msg = message;
         loop {
             let r = TaskResult { token, status, message: msg };
-            if let Some(n) = message::encode_task_result(&r, buf) {
+            if let Some(n) = message::encode_task_result(&r, &mut buf) {
                 return self.push(now, &Record::new(data_type::TASK_RESULT, self.wall(now), &buf[..n]));
             }
             if msg.is_empty() {
@@ -685,7 +702,7 @@ impl<'a> Core<'a> {
                 self.stats.dropped_too_large += 1;
                 return Err(PushError::TooLarge);
             }
-            let mut cut = msg.len().min(limit).saturating_sub(1);
+            let mut cut = msg.len().min(MAX_TASK_RESULT_LEN).saturating_sub(1);
             while !msg.is_char_boundary(cut) {
                 cut -= 1;
             }
@@ -713,6 +730,10 @@ impl<'a> Core<'a> {
                     self.backoff.reset();
                     self.state = State::Connected { endpoint, since, healthy: true };
                 }
+                if self.ring.inflight_records() > 0 && now >= self.ack_progress + self.cfg.ack_timeout {
+                    self.fail(now, DisconnectReason::AckTimeout, Some(CloseCode::Timeout), Duration::ZERO);
+                    return self.heartbeat_tick(now, decoder);
+                }
                 if let Some(p) = self.ping {
                     if now >= p.sent + self.cfg.pong_timeout {
                         if self.last_rx > p.sent {
@@ -726,6 +747,10 @@ impl<'a> Core<'a> {
             }
             _ => {}
         }
+        self.heartbeat_tick(now, decoder);
+    }
+
+    fn heartbeat_tick(&mut self, now: Instant, decoder: &FrameDecoder<'_>) {
         if let Some(due) = self.next_heartbeat {
             if now >= due && !matches!(self.state, State::Closed) {
                 self.heartbeat(now, self.stats_with(decoder));
@@ -763,6 +788,9 @@ impl<'a> Core<'a> {
                 };
                 if !healthy {
                     t = t.min(since + self.cfg.healthy_after);
+                }
+                if self.ring.inflight_records() > 0 {
+                    t = t.min(self.ack_progress + self.cfg.ack_timeout);
                 }
                 if let Some(flush) = self.flush_deadline() {
                     t = t.min(flush);
@@ -890,6 +918,7 @@ impl<'a> Core<'a> {
                 }
                 if out.acked > 0 {
                     self.delivered_pending = true;
+                    self.ack_progress = now;
                 }
             }
             Kind::Task if connected => self.on_task(now, decode_body(body)?),
@@ -1054,6 +1083,9 @@ impl<'a> Core<'a> {
             ring.copy_batch(&plan, dst).then_some(n + plan.len)
         });
         let Ok(n) = written else { return 0 };
+        if self.ring.inflight_records() == 0 {
+            self.ack_progress = now;
+        }
         self.ring.commit_batch(&plan);
         if self.ring.pending_records() == 0 {
             self.pending_since = None;

@@ -879,7 +879,7 @@ mod tests {
 
     fn cfg() -> AgentConfig {
         AgentConfig {
-            ring: RingConfig { max_record: 256, ..Default::default() },
+            ring: RingConfig { max_record: 384, ..Default::default() },
             batch_max_bytes: 1024,
             window_bytes: 2048,
             rng_seed: 7,

@@ -33,6 +33,8 @@ pub enum DisconnectReason {
     Incompatible = 7,
     /// The caller asked for the close (`Agent::close`).
     Shutdown = 8,
+    /// Records stayed in flight for `ack_timeout` without any ack progress.
+    AckTimeout = 9,
 }
 
 /// Who a task is for.
@@ -116,6 +118,7 @@ impl DisconnectReason {
             6 => DisconnectReason::PeerClosed,
             7 => DisconnectReason::Incompatible,
             8 => DisconnectReason::Shutdown,
+            9 => DisconnectReason::AckTimeout,
             _ => return None,
         })
     }
