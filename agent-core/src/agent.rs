@@ -80,7 +80,7 @@
 
 use crate::backoff::{Backoff, BackoffConfig, Retry};
 use crate::decoder::{Feed, FrameDecoder};
-use crate::events::{DisconnectReason, Event, EventQueue, TaskTarget};
+use crate::events::{DisconnectReason, Event, EventQueue, TaskTarget, TransportError};
 use crate::frame::{self, Frame, Kind, OVERHEAD};
 use crate::heartbeat::{AgentHeartbeat, AgentStats, HostStats, MAX_HEARTBEAT_LEN};
 use crate::message::{self, decode_body, encode_body, task_status, Close, CloseCode, DecodeError, Hello, Ping, Pong, TaskResult};
@@ -309,6 +309,7 @@ struct Core<'a> {
     delivered_pending: bool,
     reset_decoder: bool,
     last_retry: Option<Retry>,
+    last_transport_error: Option<TransportError>,
     stats: AgentStats,
 }
 
@@ -356,6 +357,7 @@ impl<'a> Agent<'a> {
                 delivered_pending: false,
                 reset_decoder: false,
                 last_retry: None,
+                last_transport_error: None,
                 stats: AgentStats::default(),
             },
         })
@@ -394,6 +396,11 @@ impl<'a> Agent<'a> {
     /// The send ring (read-only).
     pub fn ring(&self) -> &Ring<'a> {
         &self.core.ring
+    }
+
+    /// What the caller last reported in `handle_disconnected`.
+    pub fn last_transport_error(&self) -> Option<TransportError> {
+        self.core.last_transport_error
     }
 
     /// The last reconnect decision (endpoint, delay and its jitter window).
@@ -510,10 +517,13 @@ impl<'a> Agent<'a> {
         }
     }
 
-    /// The transport failed or was closed by the peer. Ignored unless a
-    /// connection is being made or is up.
-    pub fn handle_disconnected(&mut self, now: Instant) {
+    /// The transport failed, could not be opened, or was closed by the peer
+    /// (`error` says which). Ignored unless a connection is being made or is
+    /// up. Every cause is handled the same way (the failure path in the
+    /// module docs); the cause is kept for diagnostics.
+    pub fn handle_disconnected(&mut self, now: Instant, error: TransportError) {
         let now = self.core.advance(now);
+        self.core.last_transport_error = Some(error);
         if matches!(self.core.state, State::Connecting { .. } | State::Handshaking { .. } | State::Connected { .. }) {
             self.core.fail(now, DisconnectReason::Transport, None, Duration::ZERO);
         }

@@ -98,7 +98,7 @@
 //! ```
 
 use crate::agent::{Agent, StateKind, MAX_TASK_RESULT_LEN};
-use crate::events::Event;
+use crate::events::{Event, TransportError};
 use crate::message::task_status;
 use crate::record::Record;
 use crate::ring::PushError;
@@ -164,6 +164,23 @@ pub enum TransportLoss {
     Write(ErrorKind),
     /// The peer closed the stream (a read returned 0 bytes).
     Eof,
+}
+
+impl TransportLoss {
+    /// The agent's view of this loss, for `Agent::handle_disconnected`.
+    pub fn transport_error(&self) -> TransportError {
+        let kind = match self {
+            TransportLoss::Eof => return TransportError::Closed,
+            TransportLoss::Connect(k) | TransportLoss::Read(k) | TransportLoss::Write(k) => *k,
+        };
+        match kind {
+            ErrorKind::ConnectionRefused => TransportError::Refused,
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => TransportError::Reset,
+            ErrorKind::TimedOut => TransportError::TimedOut,
+            ErrorKind::NotConnected | ErrorKind::AddrNotAvailable => TransportError::Unreachable,
+            _ => TransportError::Other,
+        }
+    }
 }
 
 impl fmt::Display for TransportLoss {
@@ -480,7 +497,7 @@ impl<'a, C: Clock, K: Connector> Driver<'a, C, K> {
         }
         self.stats.last_loss = Some(loss);
         let now = self.clock.now();
-        self.agent.handle_disconnected(now);
+        self.agent.handle_disconnected(now, loss.transport_error());
     }
 
     /// Hands every queued event to the callback, then acts on it. True when

@@ -37,6 +37,26 @@ pub enum DisconnectReason {
     AckTimeout = 9,
 }
 
+/// What happened to the transport, as the caller saw it; given to
+/// `Agent::handle_disconnected` and kept for diagnostics
+/// (`Agent::last_transport_error`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum TransportError {
+    /// The peer closed the stream in order (end of stream).
+    Closed = 0,
+    /// The connection attempt was refused.
+    Refused = 1,
+    /// The connection was reset or aborted, or a write hit a broken pipe.
+    Reset = 2,
+    /// The transport's own timeout expired.
+    TimedOut = 3,
+    /// No route, address unavailable, network down.
+    Unreachable = 4,
+    /// Anything else.
+    Other = 5,
+}
+
 /// Who a task is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskTarget {

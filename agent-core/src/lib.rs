@@ -58,7 +58,7 @@ pub mod varint;
 
 pub use agent::{Agent, AgentConfig, AgentStorage, ConfigError, Identity, StateKind};
 pub use driver::{Clock, Connector, Driver};
-pub use events::{DisconnectReason, Event, TaskTarget};
+pub use events::{DisconnectReason, Event, TaskTarget, TransportError};
 pub use heartbeat::{AgentStats, HostStats};
 pub use plugin::{PluginId, PluginStatus};
 pub use record::{data_type, Record};

@@ -161,7 +161,7 @@ use std::sync::Mutex;
 use agent_core::agent::{Agent, AgentConfig, AgentStorage, Identity, StateKind, BATCH_HEADER_MAX, MAX_TASK_RESULT_LEN};
 use agent_core::backoff::BackoffConfig;
 use agent_core::decoder::{Feed, FrameDecoder};
-use agent_core::events::{DisconnectReason, Event, TaskTarget};
+use agent_core::events::{DisconnectReason, Event, TaskTarget, TransportError};
 use agent_core::frame::{Frame, MAGIC, OVERHEAD, VERSION};
 use agent_core::heartbeat::{AgentHeartbeat, AgentStats, MAX_HEARTBEAT_LEN};
 use agent_core::message::{self, task_status, Accept, Ack, Close, CloseCode, Message, Pong, Reject, TaskResult};
@@ -1007,7 +1007,7 @@ impl<'a> World<'a> {
         match self.refused(a, endpoint, now) {
             Some(true) => {} // black hole: the agent's connect_timeout decides
             Some(false) => {
-                self.sims[a].agent.handle_disconnected(Instant(now));
+                self.sims[a].agent.handle_disconnected(Instant(now), TransportError::Refused);
                 self.drive(a);
             }
             None => {
@@ -1267,7 +1267,7 @@ impl<'a> World<'a> {
             self.conn_mut(id).unwrap().notify_at = None;
             if open && self.sims[a].conn == Some(id) {
                 self.count_input(a);
-                self.sims[a].agent.handle_disconnected(Instant(now));
+                self.sims[a].agent.handle_disconnected(Instant(now), TransportError::Reset);
                 self.drive(a);
             }
         }

@@ -48,7 +48,7 @@ pub extern "C" fn _start() -> ! {
             agent.handle_connected(now);
         }
         if black_box(t) == 5 {
-            agent.handle_disconnected(now);
+            agent.handle_disconnected(now, agent_core::TransportError::Reset);
         }
         agent.handle_received(now, black_box(&tx[..16]));
         let n = agent.poll_transmit(now, tx);

@@ -278,15 +278,15 @@ fn healthy_connection_resets_failures() {
     let mut m = Mem::new();
     let mut a = m.agent(cfg());
     connect(&mut a, 0, 0);
-    a.handle_disconnected(Instant(10));
+    a.handle_disconnected(Instant(10), TransportError::Reset);
     let t = a.poll_timeout().unwrap().as_millis();
     connect(&mut a, t, 0);
-    a.handle_disconnected(Instant(t + 10));
+    a.handle_disconnected(Instant(t + 10), TransportError::Closed);
     assert_eq!(a.last_retry().unwrap().ceiling, Duration(1000), "kicked early: failures keep growing");
     let t = a.poll_timeout().unwrap().as_millis();
     connect(&mut a, t, 0);
     a.handle_timeout(Instant(t + 30_000));
-    a.handle_disconnected(Instant(t + 30_001));
+    a.handle_disconnected(Instant(t + 30_001), TransportError::TimedOut);
     assert_eq!(a.last_retry().unwrap().ceiling, Duration(500), "healthy for 30 s: reset");
 }
 
@@ -300,7 +300,8 @@ fn resume_point_skips_what_the_server_has() {
     }
     // hb + 3 records in two batches of 2.
     assert_eq!(batches(&transmit_all(&mut a, 0)), vec![(0, 2), (2, 2)]);
-    a.handle_disconnected(Instant(1));
+    a.handle_disconnected(Instant(1), TransportError::Reset);
+    assert_eq!(a.last_transport_error(), Some(TransportError::Reset));
     let t = a.poll_timeout().unwrap().as_millis();
     a.handle_timeout(Instant(t));
     let _ = events(&mut a);
