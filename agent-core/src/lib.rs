@@ -42,6 +42,7 @@
 
 pub mod agent;
 pub mod backoff;
+pub mod body;
 pub mod decoder;
 pub mod driver;
 pub mod events;
