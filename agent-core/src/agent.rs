@@ -75,7 +75,7 @@
 //! `size_of::<Agent>()` = 1304 bytes on a 32-bit Cortex-M4 and 1512 bytes on
 //! x86_64, checked against a 1.5 KiB budget by a unit test (host) and a
 //! compile-time assertion in `size-probe` (target). The whole sans-IO agent
-//! links to about 18.5 KiB of code on `thumbv7em-none-eabihf` at opt-level
+//! links to about 18 KiB of code on `thumbv7em-none-eabihf` at opt-level
 //! "z", plus the CRC table chosen by feature (see `scripts/size-report.sh`).
 
 use crate::backoff::{Backoff, BackoffConfig, Retry};
@@ -83,8 +83,8 @@ use crate::decoder::{Feed, FrameDecoder};
 use crate::events::{DisconnectReason, Event, EventQueue, TaskTarget, TransportError};
 use crate::frame::{self, Frame, Kind, OVERHEAD};
 use crate::heartbeat::{AgentHeartbeat, AgentStats, HostStats, MAX_HEARTBEAT_LEN};
-use crate::body::read_body;
-use crate::message::{self, encode_body, task_status, Close, CloseCode, DecodeError, Hello, Ping, Pong, TaskResult};
+use crate::body::{read_body, write_body, write_frame};
+use crate::message::{self, task_status, Close, CloseCode, DecodeError, Hello, Ping, Pong, TaskResult};
 use crate::plugin::{PluginError, PluginHeartbeat, PluginId, PluginStatus, Plugins};
 use crate::record::{data_type, MAX_ENTRY_HEADER};
 use crate::ring::{PushError, Ring, RingConfig};
@@ -704,7 +704,7 @@ impl<'a> Core<'a> {
         let mut msg = message;
         loop {
             let r = TaskResult { token, status, message: msg };
-            if let Some(n) = message::encode_task_result(&r, &mut buf) {
+            if let Some(n) = write_body(&r, &mut buf) {
                 return self.push(now, &Record::new(data_type::TASK_RESULT, self.wall(now), &buf[..n]));
             }
             if msg.is_empty() {
@@ -781,8 +781,7 @@ impl<'a> Core<'a> {
         for i in 0..crate::plugin::MAX_PLUGINS {
             let Some(p) = self.plugins.iter().nth(i).copied() else { break };
             let phb = PluginHeartbeat { name: p.name, version: p.version, pid: p.pid, status: p.status };
-            if let Ok(bytes) = postcard::to_slice(&phb, &mut buf) {
-                let n = bytes.len();
+            if let Some(n) = write_body(&phb, &mut buf) {
                 let _ = self.push(now, &Record::new(data_type::PLUGIN_HEARTBEAT, ts, &buf[..n]));
             }
         }
@@ -1027,7 +1026,7 @@ impl<'a> Core<'a> {
         });
         let out = &mut out[..limit];
         let written = if let Some(code) = self.close_pending.take() {
-            encode_body(Kind::Close, seq, &Close { code: code as u16, reason: "" }, out)
+            write_frame(Kind::Close, seq, &Close { code: code as u16, reason: "" }, out)
         } else if !matches!(self.state, State::Handshaking { .. } | State::Connected { .. }) {
             return 0;
         } else if self.hello_pending {
@@ -1046,18 +1045,18 @@ impl<'a> Core<'a> {
                 next_seq: self.ring.next_seq(),
                 max_frame: self.max_frame_rx,
             };
-            let r = encode_body(Kind::Hello, seq, &hello, out);
+            let r = write_frame(Kind::Hello, seq, &hello, out);
             // Kept pending if `out` was too small, so a larger buffer retries.
             self.hello_pending = r.is_err();
             r
         } else if let Some(nonce) = self.pong_pending.take() {
-            encode_body(Kind::Pong, seq, &Pong { nonce }, out)
+            write_frame(Kind::Pong, seq, &Pong { nonce }, out)
         } else if !matches!(self.state, State::Connected { .. }) {
             return 0;
         } else if self.ping.is_none() && now >= self.last_rx + self.cfg.idle_timeout {
             let nonce = self.rng.next_u64();
             self.ping = Some(PingState { nonce, sent: now });
-            encode_body(Kind::Ping, seq, &Ping { nonce }, out)
+            write_frame(Kind::Ping, seq, &Ping { nonce }, out)
         } else {
             return self.transmit_batch(now, out);
         };

@@ -102,7 +102,8 @@ pub struct AgentHeartbeat {
 impl AgentHeartbeat {
     /// Encodes into `out`, returning the used prefix.
     pub fn encode<'o>(&self, out: &'o mut [u8]) -> Option<&'o mut [u8]> {
-        postcard::to_slice(self, out).ok()
+        let n = crate::body::write_body(self, out)?;
+        Some(&mut out[..n])
     }
 
     /// Decodes a heartbeat payload (trailing bytes ignored).
@@ -142,6 +143,8 @@ mod tests {
         let n = hb.encode(&mut buf).unwrap().len();
         assert!(n <= MAX_HEARTBEAT_LEN);
         assert_eq!(AgentHeartbeat::decode(&buf[..n]), Some(hb));
+        let mut pc = [0u8; MAX_HEARTBEAT_LEN];
+        assert_eq!(postcard::to_slice(&hb, &mut pc).unwrap(), &buf[..n], "hand-written = postcard");
         let small = AgentHeartbeat::default().encode(&mut buf).unwrap().len();
         assert!(small < 40, "an idle heartbeat is small: {small}");
     }

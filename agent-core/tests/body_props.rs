@@ -68,3 +68,67 @@ proptest! {
         round_trip(&Config { name: &s2, version: &s3, payload: &p }, &mut buf);
     }
 }
+
+/// The hand-written writer must produce postcard's bytes exactly.
+fn same_bytes<T: agent_core::body::WriteBody + Serialize + Debug>(v: &T) {
+    let mut mine = [0u8; 1024];
+    let mut theirs = [0u8; 1024];
+    let n = agent_core::body::write_body(v, &mut mine).expect("fits");
+    let expect = postcard::to_slice(v, &mut theirs).unwrap();
+    assert_eq!(&mine[..n], &expect[..], "{v:?}");
+    // One byte short is refused, never truncated.
+    assert_eq!(agent_core::body::write_body(v, &mut mine[..n - 1]), None, "{v:?}");
+}
+
+fn opt_u32() -> impl Strategy<Value = Option<u32>> {
+    proptest::option::of(any::<u32>())
+}
+
+fn opt_u64() -> impl Strategy<Value = Option<u64>> {
+    proptest::option::of(prop_oneof![any::<u64>(), 0u64..300])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn writers_match_postcard(
+        n in any::<u64>(), m in any::<u32>(), c in any::<u16>(),
+        s1 in ".{0,12}", s2 in "\\PC{0,8}", s3 in ".{0,6}",
+        p in proptest::collection::vec(any::<u8>(), 0..40),
+        status in 0u8..5,
+        host in (opt_u32(), opt_u64(), opt_u32(), opt_u32(), opt_u32(), opt_u32(), opt_u64(), opt_u64(), opt_u64(), opt_u64()),
+        counters in proptest::array::uniform20(prop_oneof![any::<u64>(), 0u64..200]),
+        rtt in opt_u32(),
+    ) {
+        use agent_core::heartbeat::{AgentHeartbeat, AgentStats, HostStats};
+        use agent_core::message::{Hello, TaskResult};
+        use agent_core::plugin::{PluginHeartbeat, PluginStatus};
+        same_bytes(&Ping { nonce: n });
+        same_bytes(&Pong { nonce: n });
+        same_bytes(&Close { code: c, reason: &s2 });
+        same_bytes(&TaskResult { token: &s1, status: m, message: &s2 });
+        let status = [PluginStatus::Starting, PluginStatus::Running, PluginStatus::Stopping, PluginStatus::Stopped, PluginStatus::Error][status as usize];
+        same_bytes(&PluginHeartbeat { name: &s1, version: &s3, pid: m, status });
+        same_bytes(&Hello {
+            agent_id: &s1, hostname: &s2, product: &s3, version: &s1,
+            intranet_ipv4: &p, intranet_ipv6: &p[..p.len() / 2], extranet_ipv4: &[], extranet_ipv6: &p,
+            auth_token: &p[p.len() / 3..], first_unacked_seq: n, next_seq: n / 3, max_frame: m,
+        });
+        let host = HostStats {
+            cpu_permille: host.0, rss_bytes: host.1, open_fds: host.2, load1_centi: host.3, load5_centi: host.4,
+            load15_centi: host.5, mem_used_bytes: host.6, mem_total_bytes: host.7, tx_bytes_per_sec: host.8,
+            rx_bytes_per_sec: host.9,
+        };
+        let k = counters;
+        let lib = AgentStats {
+            pushed: k[0], acked: k[1], dropped_full: k[2], dropped_too_large: k[3], dropped_evicted: k[4],
+            bytes_sent: k[5], bytes_received: k[6], frames_sent: k[7], frames_received: k[8], connections: k[9],
+            connect_failures: k[10], last_rtt_ms: rtt, decoder_skipped_bytes: k[11], decoder_bad_crc: k[12],
+            unknown_kinds: k[13], malformed: k[14], events_dropped: k[15], tasks_unroutable: k[16],
+            protocol_errors: k[17], ring_used_bytes: k[18] as u32, ring_capacity: (k[19] >> 7) as u32,
+            tasks_duplicate: k[19],
+        };
+        same_bytes(&AgentHeartbeat { host, lib });
+    }
+}
