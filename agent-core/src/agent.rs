@@ -913,7 +913,9 @@ impl<'a> Core<'a> {
                 let _ = read_body::<Close<'_>>(body);
                 self.fail(now, DisconnectReason::PeerClosed, None, Duration::ZERO);
             }
-            Kind::Accept if handshaking => {
+            // An Accept before our Hello went out answers nothing: ignored
+            // (counted), the handshake waits for a real one.
+            Kind::Accept if handshaking && !self.hello_pending => {
                 if let State::Handshaking { endpoint, .. } = self.state {
                     self.on_accept(now, endpoint, read_body(body)?);
                 }

@@ -532,3 +532,19 @@ fn lost_ack_is_caught_by_the_ack_timeout() {
     assert!(events(&mut a).iter().any(|e| e.contains("AckTimeout")));
     assert_eq!(a.ring().pending_records(), 2, "heartbeat and record go again");
 }
+
+#[test]
+fn accept_before_hello_is_ignored() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    a.handle_timeout(Instant(0));
+    let _ = events(&mut a);
+    a.handle_connected(Instant(0));
+    // The server answers before the agent sent its Hello: not a handshake.
+    deliver(&mut a, 0, Message::Accept(Accept { next_seq: 0, max_frame: 4096 }));
+    assert_eq!(a.state(), StateKind::Handshaking);
+    assert_eq!(a.stats().malformed, 1);
+    assert!(matches!(transmit_all(&mut a, 0)[0], Sent::Hello { .. }));
+    deliver(&mut a, 1, Message::Accept(Accept { next_seq: 0, max_frame: 4096 }));
+    assert_eq!(a.state(), StateKind::Connected);
+}
