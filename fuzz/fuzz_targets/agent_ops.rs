@@ -188,6 +188,9 @@ enum Op<'a> {
     /// Advance to `poll_timeout()` (if later) and `handle_timeout`.
     ToDeadline,
     Connected,
+    /// Shortcut to Connected: the backoff deadline, `handle_connected`,
+    /// transmit, and an Accept of the Hello (each step only if due).
+    Handshake,
     /// `handle_disconnected` with a `TransportError` (by number).
     Disconnected(u8),
     RecvRaw(&'a [u8]),
@@ -776,6 +779,24 @@ fn run(input: &Input<'_>) {
                 h.handle_timeout(&mut agent);
             }
             Op::Connected => h.connected(&mut agent),
+            Op::Handshake => {
+                if agent.state() == StateKind::Backoff {
+                    if let Some(t) = agent.poll_timeout() {
+                        h.now = h.now.max(t.as_millis());
+                    }
+                    h.handle_timeout(&mut agent);
+                }
+                if agent.state() == StateKind::Connecting {
+                    h.connected(&mut agent);
+                }
+                if agent.state() == StateKind::Handshaking {
+                    h.transmit_all(&mut agent);
+                    if let Some((first, _)) = h.last_hello {
+                        let accept = Message::Accept(Accept { next_seq: first, max_frame: BIG_BUF as u32 });
+                        h.receive(&mut agent, &encode_message(&accept, 0), Some(BIG_BUF));
+                    }
+                }
+            }
             Op::Disconnected(e) => {
                 let error = match e % 6 {
                     0 => TransportError::Closed,
