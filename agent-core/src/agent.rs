@@ -1027,8 +1027,14 @@ impl<'a> Core<'a> {
             _ => usize::MAX,
         });
         let out = &mut out[..limit];
-        let written = if let Some(code) = self.close_pending.take() {
-            write_frame(Kind::Close, seq, &Close { code: code as u16, reason: "" }, out)
+        // A pending control frame stays pending until it was written, so a
+        // too small `out` delays it rather than losing it.
+        let written = if let Some(code) = self.close_pending {
+            let r = write_frame(Kind::Close, seq, &Close { code: code as u16, reason: "" }, out);
+            if r.is_ok() {
+                self.close_pending = None;
+            }
+            r
         } else if !matches!(self.state, State::Handshaking { .. } | State::Connected { .. }) {
             return 0;
         } else if self.hello_pending {
@@ -1048,17 +1054,23 @@ impl<'a> Core<'a> {
                 max_frame: self.max_frame_rx,
             };
             let r = write_frame(Kind::Hello, seq, &hello, out);
-            // Kept pending if `out` was too small, so a larger buffer retries.
             self.hello_pending = r.is_err();
             r
-        } else if let Some(nonce) = self.pong_pending.take() {
-            write_frame(Kind::Pong, seq, &Pong { nonce }, out)
+        } else if let Some(nonce) = self.pong_pending {
+            let r = write_frame(Kind::Pong, seq, &Pong { nonce }, out);
+            if r.is_ok() {
+                self.pong_pending = None;
+            }
+            r
         } else if !matches!(self.state, State::Connected { .. }) {
             return 0;
         } else if self.ping.is_none() && now >= self.last_rx + self.cfg.idle_timeout {
             let nonce = self.rng.next_u64();
-            self.ping = Some(PingState { nonce, sent: now });
-            write_frame(Kind::Ping, seq, &Ping { nonce }, out)
+            let r = write_frame(Kind::Ping, seq, &Ping { nonce }, out);
+            if r.is_ok() {
+                self.ping = Some(PingState { nonce, sent: now });
+            }
+            r
         } else {
             return self.transmit_batch(now, out);
         };
@@ -1076,15 +1088,17 @@ impl<'a> Core<'a> {
         let room = out.len().saturating_sub(OVERHEAD + BATCH_HEADER_MAX);
         let window = self.cfg.window_bytes - self.ring.inflight_bytes();
         let max_bytes = self.cfg.batch_max_bytes.min(room).min(window.max(1));
-        let Some(plan) = self.ring.plan_batch(max_bytes, self.cfg.batch_max_records) else { return 0 };
-        let full = plan.count >= self.cfg.batch_max_records
-            || self.ring.pending_bytes() > plan.len
-            || plan.len + max_entry(&self.cfg) > max_bytes;
-        let resend = plan.first_seq < self.ring.next_seq();
+        // Decide before planning (planning walks the batch's records): a
+        // batch is full when the records pending would not fit one batch
+        // with room for one more record of the largest size.
+        let full = pending >= u64::from(self.cfg.batch_max_records)
+            || self.ring.pending_bytes() + max_entry(&self.cfg) > max_bytes;
+        let resend = self.ring.first_unacked_seq() + self.ring.inflight_records() < self.ring.next_seq();
         let due = self.pending_since.is_some_and(|s| now >= s + self.cfg.flush_interval);
         if !(full || resend || due) {
             return 0;
         }
+        let Some(plan) = self.ring.plan_batch(max_bytes, self.cfg.batch_max_records) else { return 0 };
         let seq = self.tx_seq;
         let ring = &self.ring;
         let written = frame::encode_with(Kind::Batch, 0, seq, out, |body| {

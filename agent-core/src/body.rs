@@ -6,7 +6,8 @@
 //! it sends (Hello, Ping, Pong, Close, and the payloads of heartbeat and
 //! task-result records) with [`write_body`] instead: the same postcard
 //! encoding (varints, with postcard's byte limits when reading: 3 for `u16`,
-//! 5 for `u32`, 10 for `u64` and lengths; strings checked as UTF-8; trailing
+//! 5 for `u32`, 10 for `u64`, and for lengths 5 or 10 as `usize` is 32 or 64
+//! bits; strings checked as UTF-8; trailing
 //! bytes ignored; options as a 0/1 tag), written out by hand. Property tests
 //! check that both agree with postcard on every value and every body.
 
@@ -51,9 +52,11 @@ impl<'a> BodyReader<'a> {
         self.varint(varint::MAX_LEN_U64)
     }
 
-    /// A byte string: varint length, then the bytes.
+    /// A byte string: varint length (at most as many bytes as postcard
+    /// allows for a `usize` on this target), then the bytes.
     pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
-        let n = usize::try_from(self.varint(varint::MAX_LEN_U64)?).map_err(|_| DecodeError::Malformed)?;
+        const USIZE_VARINT_MAX: usize = (usize::BITS as usize + 6) / 7;
+        let n = usize::try_from(self.varint(USIZE_VARINT_MAX)?).map_err(|_| DecodeError::Malformed)?;
         let (head, rest) = (self.bytes.get(..n), self.bytes.get(n..));
         let (Some(head), Some(rest)) = (head, rest) else { return Err(DecodeError::Malformed) };
         self.bytes = rest;

@@ -548,3 +548,21 @@ fn accept_before_hello_is_ignored() {
     deliver(&mut a, 1, Message::Accept(Accept { next_seq: 0, max_frame: 4096 }));
     assert_eq!(a.state(), StateKind::Connected);
 }
+
+#[test]
+fn control_frames_wait_for_a_buffer_that_holds_them() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    connect(&mut a, 0, 0);
+    let _ = transmit_all(&mut a, 0);
+    deliver(&mut a, 1, Message::Ping(Ping { nonce: 7 }));
+    // Too small for any frame: nothing sent, nothing lost.
+    let mut tiny = [0u8; 10];
+    assert_eq!(a.poll_transmit(Instant(2), &mut tiny), 0);
+    assert_eq!(transmit_all(&mut a, 2), vec![Sent::Pong(7)]);
+    // A ping that could not be written is not outstanding.
+    assert_eq!(a.poll_transmit(Instant(15_001), &mut tiny), 0);
+    let sent = transmit_all(&mut a, 15_002);
+    assert!(matches!(sent[0], Sent::Ping(_)), "{sent:?}");
+    assert_eq!(a.poll_timeout(), Some(Instant(15_002 + 5_000)));
+}
