@@ -55,7 +55,7 @@ impl<'a> BodyReader<'a> {
     /// A byte string: varint length (at most as many bytes as postcard
     /// allows for a `usize` on this target), then the bytes.
     pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
-        const USIZE_VARINT_MAX: usize = (usize::BITS as usize + 6) / 7;
+        const USIZE_VARINT_MAX: usize = (usize::BITS as usize).div_ceil(7);
         let n = usize::try_from(self.varint(USIZE_VARINT_MAX)?).map_err(|_| DecodeError::Malformed)?;
         let (head, rest) = (self.bytes.get(..n), self.bytes.get(n..));
         let (Some(head), Some(rest)) = (head, rest) else { return Err(DecodeError::Malformed) };
