@@ -25,3 +25,6 @@ bash scripts/size-report.sh
 
 echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== fuzz smoke: every cargo-fuzz target, ${FUZZ_SECONDS:=20} s each, after its regression inputs"
+FUZZ_SECONDS=$FUZZ_SECONDS bash scripts/fuzz-smoke.sh
