@@ -8,14 +8,22 @@
 //! drained and every push attempt must have exactly one fate: acked (after
 //! being delivered in order), evicted, or refused.
 //!
+//! The model, the checks and the harness are in `support/ring_model.rs`,
+//! shared with the `ring_ops` fuzz target; this file only generates the
+//! operations. A mismatch panics, and proptest shrinks the case.
+//!
 //! `PROPTEST_CASES` overrides the number of cases.
 
-use std::collections::VecDeque;
+#[path = "support/ring_model.rs"]
+mod model;
+
+use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
 
 use agent_core::record::{data_type, EntryIter, Record};
-use agent_core::ring::{
-    AckOutcome, BatchPlan, OverflowPolicy, PushError, Ring, RingConfig, RingCounters, MAX_INFLIGHT_BATCHES,
-};
+use agent_core::ring::{OverflowPolicy, PushError, Ring, RingConfig};
+use model::Harness;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -70,6 +78,8 @@ enum Op {
     Plan { max_bytes: usize, max_records: u32 },
     /// copy + commit of the kept plan, whatever happened since.
     CommitPlanned,
+    /// commit of the kept plan without copying it first.
+    CommitBlind,
     Ack(AckTo),
     Rewind,
     Resume(ResumeTo),
@@ -125,6 +135,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => burst,
         1 => plan,
         1 => Just(Op::CommitPlanned),
+        1 => Just(Op::CommitBlind),
         4 => ack,
         1 => Just(Op::Rewind),
         1 => resume,
@@ -141,344 +152,14 @@ fn ring_strategy() -> impl Strategy<Value = (usize, usize, OverflowPolicy)> {
         .prop_map(|(cap, mr, policy)| (cap, mr as usize % (cap + 9), policy))
 }
 
-// ---- the model -------------------------------------------------------------
-
-#[derive(Clone, Debug)]
-struct MRec {
-    /// Index of the push attempt that stored it.
-    id: usize,
-    data_type: u32,
-    ts: u64,
-    payload: Vec<u8>,
-}
-
-impl MRec {
-    fn record(&self) -> Record<'_> {
-        Record::new(self.data_type, self.ts, &self.payload)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fate {
-    Stored,
-    Acked,
-    Evicted,
-    RefusedFull,
-    RefusedTooLarge,
-}
-
-/// The reference model: records in stream order, the first `inflight` of
-/// them sent on this connection, the first `sent` sent on some connection
-/// (so `recs[inflight..sent]` awaits resend), the rest never sent.
-struct Model {
-    cap: usize,
-    cfg: RingConfig,
-    recs: VecDeque<MRec>,
-    inflight: usize,
-    sent: usize,
-    /// Records per in-flight batch (what is left of it), oldest first.
-    batches: VecDeque<u32>,
-    /// Sequence number of `recs[0]` when it is sent; `recs[i]` has
-    /// `tail_seq + i` for `i < sent`.
-    tail_seq: u64,
-    next_seq: u64,
-    /// Timestamp of the last acked record: what `recs[0]` is relative to.
-    acked_ts: u64,
-    /// Id of the newest heartbeat still stored.
-    protected: Option<usize>,
-    counters: RingCounters,
-    /// Per push attempt.
-    fates: Vec<Fate>,
-    delivered: Vec<u32>,
-    seqs: Vec<Option<u64>>,
-    /// Ids in the order they were acked.
-    ack_log: Vec<usize>,
-    /// Timestamp of the last push attempt (base of `Ts::Rel`).
-    last_ts: u64,
-}
-
-fn bytes_of<'a>(recs: impl IntoIterator<Item = &'a MRec>, mut prev: u64) -> usize {
-    let mut n = 0;
-    for r in recs {
-        n += r.record().entry_len(prev);
-        prev = r.ts;
-    }
-    n
-}
-
-impl Model {
-    fn new(cap: usize, cfg: RingConfig) -> Self {
-        Model {
-            cap,
-            cfg,
-            recs: VecDeque::new(),
-            inflight: 0,
-            sent: 0,
-            batches: VecDeque::new(),
-            tail_seq: 0,
-            next_seq: 0,
-            acked_ts: 0,
-            protected: None,
-            counters: RingCounters::default(),
-            fates: Vec::new(),
-            delivered: Vec::new(),
-            seqs: Vec::new(),
-            ack_log: Vec::new(),
-            last_ts: 0,
-        }
-    }
-
-    fn used(&self) -> usize {
-        bytes_of(&self.recs, self.acked_ts)
-    }
-
-    fn inflight_bytes(&self) -> usize {
-        bytes_of(self.recs.range(..self.inflight), self.acked_ts)
-    }
-
-    fn head_base(&self) -> u64 {
-        self.recs.back().map_or(self.acked_ts, |r| r.ts)
-    }
-
-    fn cursor_base(&self) -> u64 {
-        if self.inflight == 0 {
-            self.acked_ts
-        } else {
-            self.recs[self.inflight - 1].ts
-        }
-    }
-
-    fn cursor_seq(&self) -> u64 {
-        self.tail_seq + self.inflight as u64
-    }
-
-    /// Returns the outcome and the ids evicted.
-    fn push(&mut self, data_type: u32, ts: u64, payload: Vec<u8>) -> (Result<(), PushError>, Vec<usize>) {
-        let id = self.fates.len();
-        self.fates.push(Fate::Stored);
-        self.delivered.push(0);
-        self.seqs.push(None);
-        let rec = MRec { id, data_type, ts, payload };
-        let need = |prev: u64| rec.record().entry_len(prev);
-        if rec.payload.len() > self.cfg.max_record || need(self.head_base()) > self.cap {
-            self.fates[id] = Fate::RefusedTooLarge;
-            self.counters.dropped_too_large += 1;
-            return (Err(PushError::TooLarge), Vec::new());
-        }
-        let heartbeat = data_type == data_type::AGENT_HEARTBEAT;
-        // A new heartbeat takes the protection from the previous one.
-        let keep = if heartbeat { None } else { self.protected };
-        let mut evicted = Vec::new();
-        if self.used() + need(self.head_base()) > self.cap {
-            if self.cfg.policy == OverflowPolicy::RejectNew {
-                self.fates[id] = Fate::RefusedFull;
-                self.counters.dropped_full += 1;
-                return (Err(PushError::Full), evicted);
-            }
-            // What would be left if every evictable record went.
-            let survivors: Vec<&MRec> =
-                self.recs.iter().enumerate().filter(|&(i, r)| i < self.sent || Some(r.id) == keep).map(|(_, r)| r).collect();
-            let prev = survivors.last().map_or(self.acked_ts, |r| r.ts);
-            if bytes_of(survivors.iter().copied(), self.acked_ts) + need(prev) > self.cap {
-                self.fates[id] = Fate::RefusedFull;
-                self.counters.dropped_full += 1;
-                return (Err(PushError::Full), evicted);
-            }
-            // Evict the oldest never-sent record other than the protected
-            // heartbeat until the new one fits.
-            while self.used() + need(self.head_base()) > self.cap {
-                let i = (self.sent..self.recs.len())
-                    .find(|&i| Some(self.recs[i].id) != keep)
-                    .expect("model: survivors fit, so something is evictable");
-                let r = self.recs.remove(i).expect("index in range");
-                assert!(i >= self.sent, "model evicts only never-sent records");
-                self.fates[r.id] = Fate::Evicted;
-                self.counters.dropped_evicted += 1;
-                if self.protected == Some(r.id) {
-                    assert!(heartbeat, "model evicts the protected heartbeat only for a new heartbeat");
-                    self.protected = None;
-                }
-                evicted.push(r.id);
-            }
-        }
-        self.recs.push_back(rec);
-        self.counters.pushed += 1;
-        if heartbeat {
-            self.protected = Some(id);
-        }
-        (Ok(()), evicted)
-    }
-
-    /// What `plan_batch` should return: (first_seq, base_ts, count, len).
-    fn plan(&self, max_bytes: usize, max_records: u32) -> Option<(u64, u64, u32, usize)> {
-        if self.batches.len() >= MAX_INFLIGHT_BATCHES || max_records == 0 || self.inflight == self.recs.len() {
-            return None;
-        }
-        let mut prev = self.cursor_base();
-        let mut count = 0u32;
-        let mut len = 0usize;
-        for r in self.recs.range(self.inflight..) {
-            if count == max_records {
-                break;
-            }
-            let size = r.record().entry_len(prev);
-            if len + size > max_bytes {
-                break;
-            }
-            len += size;
-            prev = r.ts;
-            count += 1;
-        }
-        (count > 0).then(|| (self.cursor_seq(), self.cursor_base(), count, len))
-    }
-
-    fn commit(&mut self, count: u32) {
-        for i in self.inflight..self.inflight + count as usize {
-            let id = self.recs[i].id;
-            let seq = self.tail_seq + i as u64;
-            if i >= self.sent {
-                assert_eq!(seq, self.next_seq, "model: seqs are dense");
-                assert_eq!(self.seqs[id], None);
-                self.seqs[id] = Some(seq);
-                self.next_seq += 1;
-            } else {
-                assert_eq!(self.seqs[id], Some(seq), "model: a resend keeps its seq");
-            }
-            self.delivered[id] += 1;
-        }
-        self.inflight += count as usize;
-        self.sent = self.sent.max(self.inflight);
-        self.batches.push_back(count);
-    }
-
-    fn ack(&mut self, up_to: u64) -> AckOutcome {
-        let mut out = AckOutcome::default();
-        if up_to < self.tail_seq {
-            return out;
-        }
-        out.beyond_sent = up_to >= self.next_seq;
-        let target = up_to.saturating_add(1).min(self.next_seq);
-        let n = (target - self.tail_seq) as usize;
-        for _ in 0..n {
-            let r = self.recs.pop_front().expect("acked records are stored");
-            assert_eq!(self.seqs[r.id], Some(self.tail_seq));
-            self.fates[r.id] = Fate::Acked;
-            self.ack_log.push(r.id);
-            self.acked_ts = r.ts;
-            if self.protected == Some(r.id) {
-                self.protected = None;
-            }
-            self.tail_seq += 1;
-        }
-        self.inflight = self.inflight.saturating_sub(n);
-        self.sent -= n;
-        let mut rem = n as u32;
-        while rem > 0 {
-            let Some(front) = self.batches.front_mut() else { break };
-            if *front <= rem {
-                rem -= *front;
-                self.batches.pop_front();
-            } else {
-                *front -= rem;
-                rem = 0;
-            }
-        }
-        out.acked = n as u64;
-        self.counters.acked += out.acked;
-        out
-    }
-
-    fn rewind(&mut self) {
-        self.inflight = 0;
-        self.batches.clear();
-    }
-
-    fn resume(&mut self, server_next: u64) -> u64 {
-        let acked = if server_next > 0 { self.ack(server_next - 1).acked } else { 0 };
-        if server_next > self.next_seq && self.sent == 0 {
-            self.tail_seq = server_next;
-            self.next_seq = server_next;
-        }
-        acked
-    }
-
-    /// The model's own consistency.
-    fn self_check(&self) {
-        assert!(self.inflight <= self.sent && self.sent <= self.recs.len());
-        assert_eq!(self.batches.iter().map(|&c| c as usize).sum::<usize>(), self.inflight);
-        assert!(self.batches.iter().all(|&c| c > 0));
-        assert_eq!(self.next_seq, self.tail_seq + self.sent as u64);
-        for (i, r) in self.recs.iter().enumerate() {
-            let want = (i < self.sent).then(|| self.tail_seq + i as u64);
-            assert_eq!(self.seqs[r.id], want);
-        }
-    }
-}
-
-// ---- the harness -----------------------------------------------------------
+// ---- the driver ------------------------------------------------------------
 
 fn fail(msg: String) -> TestCaseError {
     TestCaseError::fail(msg)
 }
 
-/// A plan kept across other operations.
-struct Planned {
-    plan: BatchPlan,
-    ids: Vec<usize>,
-    evicted_since: bool,
-}
-
-/// Decodes batch bytes and compares them with `want`.
-fn check_records(bytes: &[u8], base_ts: u64, want: &[&MRec]) -> Result<(), TestCaseError> {
-    let got: Vec<_> = EntryIter::new(bytes, base_ts).collect();
-    prop_assert_eq!(got.len(), want.len(), "records in batch");
-    for (k, (g, w)) in got.iter().zip(want).enumerate() {
-        let g = g.map_err(|e| fail(format!("record {k} (id {}) malformed: {e:?}", w.id)))?;
-        prop_assert_eq!(g.data_type, w.data_type, "data_type of record {} (id {})", k, w.id);
-        prop_assert_eq!(g.timestamp_ms, w.ts, "timestamp of record {} (id {})", k, w.id);
-        prop_assert_eq!(g.payload, &w.payload[..], "payload of record {} (id {})", k, w.id);
-    }
-    Ok(())
-}
-
-/// Everything observable, after every step.
-fn check(ring: &Ring<'_>, m: &Model) -> Result<(), TestCaseError> {
-    m.self_check();
-    let used = m.used();
-    prop_assert_eq!(ring.capacity(), m.cap);
-    prop_assert_eq!(ring.used_bytes(), used, "used_bytes");
-    prop_assert_eq!(ring.used_bytes() + ring.free_bytes(), ring.capacity());
-    prop_assert_eq!(ring.inflight_bytes(), m.inflight_bytes(), "inflight_bytes");
-    prop_assert_eq!(ring.pending_bytes(), used - m.inflight_bytes(), "pending_bytes");
-    prop_assert_eq!(ring.len(), m.recs.len() as u64, "len");
-    prop_assert_eq!(ring.is_empty(), m.recs.is_empty());
-    prop_assert_eq!(ring.inflight_records(), m.inflight as u64, "inflight_records");
-    prop_assert_eq!(ring.pending_records(), (m.recs.len() - m.inflight) as u64, "pending_records");
-    prop_assert_eq!(ring.inflight_batches(), m.batches.len(), "inflight_batches");
-    prop_assert_eq!(ring.first_unacked_seq(), m.tail_seq, "first_unacked_seq");
-    prop_assert_eq!(ring.next_seq(), m.next_seq, "next_seq");
-    let c = ring.counters();
-    prop_assert_eq!(c, m.counters, "counters");
-    prop_assert_eq!(c.pushed, c.acked + c.dropped_evicted + ring.len());
-    prop_assert_eq!(c.pushed + c.dropped_full + c.dropped_too_large, m.fates.len() as u64);
-    if m.cfg.policy == OverflowPolicy::RejectNew {
-        prop_assert_eq!(c.dropped_evicted, 0);
-    }
-    // Peek at everything pending without committing: the bytes after the
-    // cursor must be exactly the model's pending records.
-    let want = m.plan(usize::MAX, u32::MAX);
-    let plan = ring.plan_batch(usize::MAX, u32::MAX);
-    prop_assert_eq!(plan.map(|p| (p.first_seq, p.base_ts, p.count, p.len)), want, "peek plan");
-    if let Some(p) = plan {
-        let mut out = vec![0u8; p.len];
-        prop_assert!(ring.copy_batch(&p, &mut out), "peek copy");
-        let pending: Vec<&MRec> = m.recs.range(m.inflight..).collect();
-        check_records(&out, p.base_ts, &pending)?;
-    }
-    Ok(())
-}
-
-fn resolve_ack(m: &Model, to: AckTo) -> u64 {
+fn resolve_ack(h: &Harness<'_>, to: AckTo) -> u64 {
+    let m = &h.m;
     let span = m.next_seq - m.tail_seq;
     match to {
         AckTo::Stale(k) => m.tail_seq.saturating_sub(k),
@@ -488,7 +169,8 @@ fn resolve_ack(m: &Model, to: AckTo) -> u64 {
     }
 }
 
-fn resolve_resume(m: &Model, to: ResumeTo) -> u64 {
+fn resolve_resume(h: &Harness<'_>, to: ResumeTo) -> u64 {
+    let m = &h.m;
     let span = m.next_seq - m.tail_seq;
     match to {
         ResumeTo::Zero => 0,
@@ -498,160 +180,80 @@ fn resolve_resume(m: &Model, to: ResumeTo) -> u64 {
     }
 }
 
-/// plan + copy + commit; returns the plan committed, if any.
-fn batch(
-    ring: &mut Ring<'_>,
-    m: &mut Model,
-    max_bytes: usize,
-    max_records: u32,
-    short_buf: bool,
-) -> Result<Option<BatchPlan>, TestCaseError> {
-    let want = m.plan(max_bytes, max_records);
-    let plan = ring.plan_batch(max_bytes, max_records);
-    prop_assert_eq!(plan.map(|p| (p.first_seq, p.base_ts, p.count, p.len)), want, "plan_batch");
-    let Some(plan) = plan else { return Ok(None) };
-    let mut out = vec![0u8; plan.len];
-    if short_buf {
-        prop_assert!(!ring.copy_batch(&plan, &mut out[..plan.len - 1]), "copy into a short buffer");
-    }
-    prop_assert!(ring.copy_batch(&plan, &mut out), "copy_batch");
-    let want_recs: Vec<&MRec> = m.recs.range(m.inflight..m.inflight + plan.count as usize).collect();
-    check_records(&out, plan.base_ts, &want_recs)?;
-    prop_assert!(ring.commit_batch(&plan), "commit_batch");
-    prop_assert!(!ring.commit_batch(&plan), "a committed plan is stale");
-    m.commit(plan.count);
-    Ok(Some(plan))
-}
-
-fn step(ring: &mut Ring<'_>, m: &mut Model, planned: &mut Option<Planned>, op: Op) -> Result<(), TestCaseError> {
+/// Runs `op` on the ring and the model; panics on a mismatch.
+fn step(h: &mut Harness<'_>, op: Op) {
     match op {
         Op::Push { data_type, ts, len, fill } => {
             let ts = match ts {
-                Ts::Rel(d) => m.last_ts.wrapping_add(d as u64),
+                Ts::Rel(d) => h.last_ts.wrapping_add(d as u64),
                 Ts::Abs(t) => t,
             };
-            m.last_ts = ts;
             let len = match len {
                 Len::Small(n) => n,
-                Len::Frac(f) => f as usize % (m.cfg.max_record + 5),
+                Len::Frac(f) => f as usize % (h.m.cfg.max_record + 5),
             };
-            let payload: Vec<u8> = (0..len).map(|i| fill.wrapping_add((i as u8).wrapping_mul(31))).collect();
-            let got = ring.push(&Record::new(data_type, ts, &payload));
-            let (want, evicted) = m.push(data_type, ts, payload);
-            prop_assert_eq!(got, want, "push outcome");
-            if !evicted.is_empty() {
-                if let Some(p) = planned.as_mut() {
-                    p.evicted_since = true;
-                }
-            }
+            h.push(data_type, ts, len, fill);
         }
         Op::Batch { max_bytes, max_records, short_buf } => {
-            batch(ring, m, max_bytes, max_records, short_buf)?;
+            h.batch(max_bytes, max_records, short_buf);
         }
         Op::Burst { batches, max_records } => {
             for _ in 0..batches {
-                batch(ring, m, usize::MAX, max_records, false)?;
+                h.batch(usize::MAX, max_records, false);
             }
         }
-        Op::Plan { max_bytes, max_records } => {
-            let want = m.plan(max_bytes, max_records);
-            let plan = ring.plan_batch(max_bytes, max_records);
-            prop_assert_eq!(plan.map(|p| (p.first_seq, p.base_ts, p.count, p.len)), want, "plan_batch");
-            *planned = plan.map(|plan| Planned {
-                plan,
-                ids: m.recs.range(m.inflight..m.inflight + plan.count as usize).map(|r| r.id).collect(),
-                evicted_since: false,
-            });
-        }
-        Op::CommitPlanned => {
-            let Some(Planned { plan, ids, evicted_since }) = planned.take() else { return Ok(()) };
-            // Still valid in the model: the same records at the cursor, with
-            // the same sequence number and timestamp base.
-            let now: Vec<usize> = m.recs.range(m.inflight..).take(ids.len()).map(|r| r.id).collect();
-            let valid = now == ids && m.cursor_seq() == plan.first_seq && m.cursor_base() == plan.base_ts;
-            let mut out = vec![0u8; plan.len];
-            let copied = ring.copy_batch(&plan, &mut out);
-            if copied {
-                prop_assert!(valid, "copy_batch accepted a stale plan {:?} (records now {:?}, were {:?})", plan, now, ids);
-                let want_recs: Vec<&MRec> = m.recs.range(m.inflight..m.inflight + ids.len()).collect();
-                check_records(&out, plan.base_ts, &want_recs)?;
-                prop_assert!(ring.commit_batch(&plan), "commit_batch after copy_batch");
-                m.commit(plan.count);
-            } else {
-                // Evictions may invalidate a plan conservatively.
-                prop_assert!(!valid || evicted_since, "copy_batch refused a valid plan {:?}", plan);
-                prop_assert!(!ring.commit_batch(&plan), "commit_batch of a plan copy_batch refused");
-            }
-        }
-        Op::Ack(to) => {
-            let up_to = resolve_ack(m, to);
-            let got = ring.ack(up_to);
-            prop_assert_eq!(got, m.ack(up_to), "ack({})", up_to);
-        }
-        Op::Rewind => {
-            ring.rewind();
-            m.rewind();
-        }
-        Op::Resume(to) => {
-            let server_next = resolve_resume(m, to);
-            let got = ring.resume(server_next);
-            prop_assert_eq!(got, m.resume(server_next), "resume({})", server_next);
-        }
+        Op::Plan { max_bytes, max_records } => h.plan(0, max_bytes, max_records),
+        Op::CommitPlanned => h.commit_planned(0, None),
+        Op::CommitBlind => h.commit_blind(0),
+        Op::Ack(to) => h.ack(resolve_ack(h, to)),
+        Op::Rewind => h.rewind(),
+        Op::Resume(to) => h.resume(resolve_resume(h, to)),
     }
-    Ok(())
 }
 
-/// Reconnects and sends and acks everything left, then checks every push
-/// attempt's fate.
-fn drain(ring: &mut Ring<'_>, m: &mut Model) -> Result<(), TestCaseError> {
-    ring.rewind();
-    m.rewind();
-    check(ring, m)?;
-    let mut rounds = 0;
-    while !m.recs.is_empty() {
-        rounds += 1;
-        prop_assert!(rounds <= 2 * m.fates.len() + 2, "drain does not progress");
-        // Alternate small and whole batches; ack each right away.
-        let limit = if rounds % 2 == 0 { 1 } else { u32::MAX };
-        let plan = batch(ring, m, usize::MAX, limit, false)?
-            .ok_or_else(|| fail("nothing to send while records remain".into()))?;
-        let last = plan.first_seq + u64::from(plan.count) - 1;
-        prop_assert_eq!(ring.ack(last), m.ack(last), "drain ack");
-        check(ring, m)?;
-    }
-    prop_assert!(ring.is_empty());
-    let c = ring.counters();
-    prop_assert_eq!(c.pushed, c.acked + c.dropped_evicted);
-    for (id, fate) in m.fates.iter().enumerate() {
-        match fate {
-            Fate::Acked => prop_assert!(m.delivered[id] >= 1, "id {} acked but never delivered", id),
-            Fate::Evicted | Fate::RefusedFull | Fate::RefusedTooLarge => {
-                prop_assert_eq!(m.delivered[id], 0, "id {} delivered but {:?}", id, fate)
+thread_local! {
+    /// Set while [`caught`] runs on this thread: its panics are reported
+    /// through the `TestCaseError` only.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+    /// Where the last quiet panic on this thread happened.
+    static PANIC_AT: Cell<Option<String>> = const { Cell::new(None) };
+}
+
+/// Runs `f`, turning a panic into its message and location. The panic is
+/// not printed: proptest may run hundreds of failing cases while it
+/// shrinks, and reports the minimal one with this message.
+fn caught(f: impl FnOnce()) -> Result<(), String> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if QUIET.get() {
+                PANIC_AT.set(info.location().map(|l| l.to_string()));
+            } else {
+                default(info);
             }
-            Fate::Stored => return Err(fail(format!("id {id} neither acked nor dropped"))),
-        }
-    }
-    // Acked in push order, with increasing sequence numbers.
-    let acked: Vec<usize> = (0..m.fates.len()).filter(|&id| m.fates[id] == Fate::Acked).collect();
-    prop_assert_eq!(&m.ack_log, &acked);
-    let seqs: Vec<u64> = acked.iter().map(|&id| m.seqs[id].expect("acked records have a seq")).collect();
-    prop_assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seqs increase: {:?}", seqs);
-    Ok(())
+        }));
+    });
+    QUIET.set(true);
+    let r = panic::catch_unwind(AssertUnwindSafe(f));
+    QUIET.set(false);
+    r.map_err(|p| {
+        let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+        format!("{} (at {})", msg.unwrap_or_default(), PANIC_AT.take().unwrap_or_default())
+    })
 }
 
 fn run(cap: usize, max_record: usize, policy: OverflowPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
-    let cfg = RingConfig { max_record, policy };
     let mut mem = vec![0xA5u8; cap];
-    let mut ring = Ring::new(&mut mem, cfg);
-    let mut m = Model::new(cap, cfg);
-    let mut planned = None;
-    check(&ring, &m)?;
+    let mut h = Harness::new(&mut mem, RingConfig { max_record, policy });
     for (i, &op) in ops.iter().enumerate() {
-        step(&mut ring, &mut m, &mut planned, op)
-            .and_then(|()| check(&ring, &m))
-            .map_err(|e| fail(format!("step {i} {op:?}: {e}\nring: {ring:?}")))?;
+        caught(|| {
+            step(&mut h, op);
+            h.check();
+        })
+        .map_err(|e| fail(format!("step {i} {op:?}: {e}\nring: {:?}", h.ring)))?;
     }
-    drain(&mut ring, &mut m).map_err(|e| fail(format!("drain: {e}\nring: {ring:?}")))
+    caught(|| h.drain()).map_err(|e| fail(format!("drain: {e}\nring: {:?}", h.ring)))
 }
 
 fn cases() -> u32 {
