@@ -2,14 +2,17 @@
 # Runs every test of the project: the command README.md names, and what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Every cargo test's output is also kept here, for the closing summary line.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 
 echo "== unit, model, property, vector and doc tests"
-cargo test --workspace
+cargo test --workspace 2>&1 | tee -a "$log"
 
 echo "== fleet simulation, ${EDGE_SIM_SEEDS:=2000} seeds, release"
-EDGE_SIM_SEEDS=$EDGE_SIM_SEEDS cargo test -p agent-core --release --test simulation
+EDGE_SIM_SEEDS=$EDGE_SIM_SEEDS cargo test -p agent-core --release --test simulation 2>&1 | tee -a "$log"
 echo "== fleet simulation against a naive collector (no repeated acks, keeps damaged links)"
-EDGE_SIM_NAIVE_COLLECTOR=1 EDGE_SIM_SEEDS=$EDGE_SIM_SEEDS cargo test -p agent-core --release --test simulation
+EDGE_SIM_NAIVE_COLLECTOR=1 EDGE_SIM_SEEDS=$EDGE_SIM_SEEDS cargo test -p agent-core --release --test simulation 2>&1 | tee -a "$log"
 
 echo "== agent-core builds for bare metal (no_std, no alloc)"
 for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
@@ -28,3 +31,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== fuzz smoke: every cargo-fuzz target, ${FUZZ_SECONDS:=20} s each, after its regression inputs"
 FUZZ_SECONDS=$FUZZ_SECONDS bash scripts/fuzz-smoke.sh
+
+# One closing line over every cargo test run above (a failure has already
+# stopped the script with a non-zero exit).
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "summary: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
