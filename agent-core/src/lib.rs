@@ -1,9 +1,55 @@
 //! # agent-core
 //!
-//! The sans-IO heart of edge-agent: records, the send ring, the wire codec,
-//! and (in later modules) the session state machine. `no_std`, no `alloc`,
-//! no `unsafe`: every byte of storage comes from the caller, every instant
-//! of time too.
+//! The sans-IO heart of edge-agent: records, the send ring, the wire codec
+//! and the session state machine. `no_std`, no `alloc`, no `unsafe`: every
+//! byte of storage comes from the caller, every instant of time too, and
+//! nothing is lost silently (every record is acked or counted dropped).
+//!
+//! | module | one idea |
+//! |---|---|
+//! | [`agent`] | the session: handshake, batching, acks, liveness, reconnect, tasks (start here) |
+//! | [`ring`] | the send ring: records in caller memory until acked |
+//! | [`record`] | records, data types, the entry encoding |
+//! | [`frame`], [`decoder`] | frame layout and CRC; the streaming decoder |
+//! | [`message`], [`body`] | message bodies: serde codec for every kind; the agent's hand-written one |
+//! | [`backoff`], [`rng`] | reconnect timing with full jitter; the caller-seeded PRNG |
+//! | [`heartbeat`], [`plugin`], [`events`] | heartbeat payloads; plugins; events for the caller |
+//! | [`driver`] | a blocking loop over `embedded-io` transports |
+//! | [`time`], [`varint`] | the caller's clock; LEB128 |
+//!
+//! The agent, from connect to an acked record (the server's side scripted):
+//!
+//! ```
+//! use agent_core::{Agent, AgentConfig, AgentStorage, Event, Identity, Instant, Record};
+//! use agent_core::message::{Accept, Ack, Message};
+//!
+//! let (mut ring, mut rx, mut events) = ([0u8; 4096], [0u8; 1024], [0u8; 512]);
+//! let storage = AgentStorage { ring: &mut ring, rx: &mut rx, events: &mut events };
+//! let id = Identity { agent_id: "a1", product: "edge", ..Identity::default() };
+//! let mut agent = Agent::new(AgentConfig::default(), id, storage).unwrap();
+//!
+//! agent.handle_timeout(Instant(0));
+//! assert_eq!(agent.poll_event(), Some(Event::Connect { endpoint: 0 }));
+//! agent.handle_connected(Instant(5)); // the caller opened endpoint 0
+//! let mut out = [0u8; 4200];
+//! assert!(agent.poll_transmit(Instant(5), &mut out) > 0); // the Hello
+//!
+//! let mut wire = [0u8; 64];
+//! let n = Message::Accept(Accept { next_seq: 0, max_frame: 65536 }).encode(0, &mut wire).unwrap();
+//! agent.handle_received(Instant(10), &wire[..n]);
+//! assert_eq!(agent.poll_event(), Some(Event::Connected { endpoint: 0 }));
+//!
+//! agent.push(Instant(10), &Record::new(2001, 1_700_000_000_000, b"hello")).unwrap();
+//! let due = agent.poll_timeout().unwrap(); // the flush interval
+//! agent.handle_timeout(due);
+//! assert!(agent.poll_transmit(due, &mut out) > 0); // heartbeat + record in one batch
+//!
+//! let n = Message::Ack(Ack { up_to: 1 }).encode(1, &mut wire).unwrap();
+//! agent.handle_received(Instant(200), &wire[..n]);
+//! assert!(agent.is_drained());
+//! ```
+//!
+//! The ring and the codec on their own:
 //!
 //! ```
 //! use agent_core::{Record, Ring, RingConfig, OverflowPolicy};
