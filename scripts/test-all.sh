@@ -29,6 +29,9 @@ bash scripts/size-report.sh
 echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+echo "== API docs build without warnings (broken links, missing docs)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
 echo "== fuzz smoke: every cargo-fuzz target, ${FUZZ_SECONDS:=20} s each, after its regression inputs"
 FUZZ_SECONDS=$FUZZ_SECONDS bash scripts/fuzz-smoke.sh
 
