@@ -24,6 +24,25 @@
 //! * `Settle`: at the latest instant seen, calling `handle_timeout` and
 //!   draining the outputs must push `poll_timeout()` past now within a few
 //!   rounds (no busy loop for a caller that follows the call order);
+//! * the harness models what it can of the agent's reaction to its own
+//!   well-formed Task, Config and Pong frames, as long as it knows the
+//!   decoder held nothing (no garbage, corruption or raw bytes before) and
+//!   no frame of unknown content (`RecvRaw`, `Any`, `Frame`, garbage) was
+//!   processed since the model was last exact:
+//!   - a Task is routed to the agent (object name "" or the product), to the
+//!     plugin the harness registered under that name (`TaskTarget::Plugin`
+//!     with its slot), or counted in `tasks_unroutable`; a Task resent with a
+//!     token among the last `RECENT_TASKS` recorded is ignored and counted in
+//!     `tasks_duplicate` (a new token is not, once the model is exact);
+//!   - a Config whose (name, version) is the one the agent holds yields no
+//!     event (a new version does, unless the queue is full);
+//!   - the events `poll_event` gives are exactly the modeled Task, Shutdown
+//!     and Config events, in order (a subsequence, when unknown frames may
+//!     have added some);
+//!   - a Pong answering the outstanding Ping sets `last_rtt_ms` to the
+//!     round trip; any other (late: answered, timed out, superseded; or a
+//!     nonce never sent) changes neither the state nor `last_rtt_ms`;
+//!   - plugin registration, removal and status follow a model of the slots;
 //! * at the end, after a network reset, an honest server (connect when
 //!   asked, Accept the Hello, ack every batch, answer pings) must get every
 //!   record pushed so far acked or evicted within `flush_interval` + 10 s;
@@ -36,18 +55,20 @@
 // Fuzzer inputs: variant sizes do not matter.
 #![allow(clippy::large_enum_variant)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::LazyLock;
 
+use agent_core::agent::{MAX_CONFIGS, RECENT_TASKS};
 use agent_core::backoff::BackoffConfig;
 use agent_core::decoder::{Feed, FrameDecoder};
 use agent_core::frame::VERSION;
 use agent_core::heartbeat::MAX_HEARTBEAT_LEN;
 use agent_core::message::{Accept, Ack, Close, Config, Message, Ping, Pong, Reject, Task};
+use agent_core::plugin::{PluginError, MAX_PLUGINS};
 use agent_core::record::data_type;
 use agent_core::{
-    Agent, AgentConfig, AgentStorage, Duration, Event, Identity, Instant, OverflowPolicy, PluginId, PluginStatus,
-    Record, RingConfig, StateKind, TransportError,
+    Agent, AgentConfig, AgentStats, AgentStorage, Duration, Event, Identity, Instant, OverflowPolicy, PluginId,
+    PluginStatus, Record, RingConfig, StateKind, TaskTarget, TransportError,
 };
 use agent_core_fuzz::{check_entries, encode_message, raw_frame, ArbMessage};
 use arbitrary::Arbitrary;
@@ -114,7 +135,10 @@ enum MaxFrame {
 enum Obj {
     Agent,
     Product,
+    /// `plugin_name(i)` (registered or not), or any name from 200 on.
     Plugin(u8),
+    /// One of the plugins the harness registered (by index among them).
+    Registered(u8),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -167,6 +191,25 @@ enum Down<'a> {
         kind: u8,
         flags: u8,
         body: &'a [u8],
+    },
+    /// A Pong with the nonce of an earlier Ping (`back` pings ago): late
+    /// once that ping was answered, timed out or the connection dropped.
+    PongPast {
+        back: u8,
+    },
+    /// A Task with the token of an earlier modeled one (`back` tokens ago):
+    /// a resend while among the agent's last `RECENT_TASKS`.
+    TaskAgain {
+        back: u8,
+        obj: Obj,
+        data_type: u32,
+        payload: &'a [u8],
+    },
+    /// A Config with the (name, version) of an earlier one the agent took
+    /// (`back` ago; 0 is the latest).
+    ConfigAgain {
+        back: u8,
+        payload: &'a [u8],
     },
 }
 
@@ -270,6 +313,79 @@ macro_rules! trace {
 /// `max_frame` of the harness's Accept: larger than any frame.
 const BIG_BUF: usize = 1 << 16;
 
+/// What the harness knows of a downlink frame it built.
+enum Known {
+    Task(OwnedTask),
+    Config {
+        name: &'static str,
+        version: String,
+        payload: Vec<u8>,
+    },
+    Pong(u64),
+    /// Built by the harness, no effect on the models (Accept, Ack, Ping, ...).
+    Inert,
+    /// Content unknown to the models (`Any`, `Frame`, raw bytes).
+    Opaque,
+}
+
+struct OwnedTask {
+    object_name: String,
+    data_type: u32,
+    payload: Vec<u8>,
+    token: String,
+}
+
+/// A task, shutdown or config event, owned.
+#[derive(Debug, PartialEq, Eq)]
+enum Expected {
+    Task { target: TaskTarget, object_name: String, data_type: u32, payload: Vec<u8>, token: String },
+    Shutdown { token: String },
+    Config { name: String, version: String, payload: Vec<u8> },
+}
+
+impl Expected {
+    fn of(ev: &Event<'_>) -> Option<Expected> {
+        Some(match *ev {
+            Event::Task { target, object_name, data_type, payload, token } => Expected::Task {
+                target,
+                object_name: object_name.into(),
+                data_type,
+                payload: payload.into(),
+                token: token.into(),
+            },
+            Event::Shutdown { token } => Expected::Shutdown { token: token.into() },
+            Event::Config { name, version, payload } => {
+                Expected::Config { name: name.into(), version: version.into(), payload: payload.into() }
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// The agent's hash for task tokens and config names and versions.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn live(s: StateKind) -> bool {
+    matches!(s, StateKind::Handshaking | StateKind::Connected)
+}
+
+/// Logs kept for the `*Again` / `PongPast` ops: the latest entries.
+const LOG_LEN: usize = 64;
+
+fn log_push<T>(log: &mut VecDeque<T>, v: T) {
+    if log.len() == LOG_LEN {
+        log.pop_front();
+    }
+    log.push_back(v);
+}
+
+fn log_back<T>(log: &VecDeque<T>, back: u8) -> Option<&T> {
+    let n = log.len();
+    (n > 0).then(|| &log[n - 1 - usize::from(back) % n])
+}
+
 struct Harness<'a> {
     cfg: AgentConfig,
     id: Identity<'a>,
@@ -295,6 +411,35 @@ struct Harness<'a> {
     replies: Vec<Vec<u8>>,
     out: Vec<u8>,
     store: Vec<u8>,
+    // ---- models of what the agent does with the harness's own frames ----
+    /// The agent's decoder holds no partial frame.
+    rx_clean: bool,
+    /// The plugin slots, as registered.
+    plugins: [Option<&'static str>; MAX_PLUGINS],
+    /// Token hashes the agent recorded last, oldest first (at most
+    /// `RECENT_TASKS`): all of them while `tasks_exact`, else the latest.
+    recent_tasks: VecDeque<u64>,
+    tasks_exact: bool,
+    /// Tokens of modeled tasks the agent recorded (for `TaskAgain`).
+    token_log: VecDeque<String>,
+    /// The agent's config table and victim slot, while `configs_exact`.
+    configs: [(u64, u64); MAX_CONFIGS],
+    config_victim: usize,
+    configs_exact: bool,
+    /// The last (name, version) stored by the agent, if known.
+    last_config: Option<(&'static str, String)>,
+    /// Configs the agent holds or held (for `ConfigAgain`).
+    config_log: VecDeque<(&'static str, String)>,
+    /// Task, shutdown and config events queued, in order, not yet polled.
+    expect: VecDeque<Expected>,
+    /// Events of unknown frames may be queued too.
+    queue_tainted: bool,
+    /// The agent's outstanding Ping (nonce, sent at); exact unless an
+    /// unknown frame arrived since it was sent (it may have answered it).
+    ping_out: Option<(u64, u64)>,
+    ping_exact: bool,
+    /// Every Ping sent, with what became of it (for `PongPast` and traces).
+    ping_log: VecDeque<(u64, &'static str)>,
 }
 
 impl<'a> Harness<'a> {
@@ -329,6 +474,210 @@ impl<'a> Harness<'a> {
     fn handle_timeout(&mut self, agent: &mut Agent<'_>) {
         self.max_now = self.max_now.max(self.now);
         agent.handle_timeout(Instant(self.now));
+        // Still connected at or after the pong deadline: the peer was alive
+        // (a frame arrived after the Ping), the ping is forgotten.
+        if let Some((nonce, sent)) = self.ping_out {
+            let deadline = sent.saturating_add(self.cfg.pong_timeout.as_millis());
+            if agent.state() == StateKind::Connected && self.max_now >= deadline {
+                self.ping_out = None;
+                self.ping_fate(nonce, "timed out, peer alive");
+            }
+        }
+    }
+
+    fn ping_fate(&mut self, nonce: u64, fate: &'static str) {
+        if let Some(p) = self.ping_log.iter_mut().rev().find(|p| p.0 == nonce) {
+            p.1 = fate;
+        }
+    }
+
+    /// After every operation: what a lost connection ends.
+    fn sync(&mut self, agent: &Agent<'_>) {
+        if agent.state() != StateKind::Connected {
+            if let Some((nonce, _)) = self.ping_out.take() {
+                self.ping_fate(nonce, "connection dropped");
+            }
+        }
+        if !live(agent.state()) {
+            // The agent resets its decoder whenever it leaves these states.
+            self.rx_clean = true;
+        }
+    }
+
+    /// A frame of unknown content was processed: the models lose track.
+    fn taint(&mut self) {
+        trace!("  models: a frame of unknown content was processed");
+        self.tasks_exact = false;
+        self.recent_tasks.clear();
+        self.configs_exact = false;
+        self.last_config = None;
+        self.queue_tainted = true;
+        self.ping_exact = false;
+    }
+
+    /// `handle_received` with `chunks` in turn. `whole`: they are one
+    /// frame, unchanged, that fits the receive buffer; `known`: what the
+    /// harness knows of that frame.
+    fn deliver(&mut self, agent: &mut Agent<'_>, chunks: [&[u8]; 2], accept: Option<usize>, whole: bool, known: &Known) {
+        let (state0, s0) = (agent.state(), agent.stats());
+        let exact = whole && self.rx_clean && live(state0);
+        for c in chunks {
+            self.receive(agent, c, accept);
+        }
+        let s1 = agent.stats();
+        let frames = s1.frames_received - s0.frames_received;
+        if live(state0) {
+            if exact {
+                assert_eq!(frames, 1, "one whole frame into an empty decoder");
+            }
+            self.rx_clean = exact;
+        }
+        self.sync(agent);
+        if frames == 0 {
+            return;
+        }
+        if !exact {
+            self.taint();
+            return;
+        }
+        let connected = state0 == StateKind::Connected;
+        match known {
+            Known::Inert => {}
+            Known::Opaque => self.taint(),
+            Known::Task(_) | Known::Config { .. } if !connected => {
+                assert_eq!(s1.malformed, s0.malformed + 1, "task or config while {state0:?}");
+            }
+            Known::Task(t) => self.check_task(&s0, &s1, t),
+            Known::Config { name, version, payload } => self.check_config(&s0, &s1, name, version, payload),
+            Known::Pong(_) if !connected => {}
+            Known::Pong(nonce) => {
+                assert_eq!(agent.state(), StateKind::Connected, "a Pong changed the state");
+                self.check_pong(&s0, &s1, *nonce);
+            }
+        }
+    }
+
+    fn check_task(&mut self, s0: &AgentStats, s1: &AgentStats, t: &OwnedTask) {
+        let dup = s1.tasks_duplicate - s0.tasks_duplicate;
+        let unroutable = s1.tasks_unroutable - s0.tasks_unroutable;
+        let dropped = s1.events_dropped - s0.events_dropped;
+        let hash = (!t.token.is_empty()).then(|| fnv1a(&t.token).max(1));
+        match hash {
+            None => assert_eq!(dup, 0, "a task without a token counted as resent"),
+            Some(x) if self.recent_tasks.contains(&x) => {
+                assert_eq!(dup, 1, "task with token {:?}, among the last {RECENT_TASKS} seen, not ignored", t.token)
+            }
+            Some(_) if self.tasks_exact => {
+                assert_eq!(dup, 0, "task with new token {:?} counted as resent", t.token)
+            }
+            Some(_) => assert!(dup <= 1),
+        }
+        if dup == 1 {
+            assert_eq!((unroutable, dropped, s1.pushed), (0, 0, s0.pushed), "a resent task had an effect");
+            trace!("  check: resent task (token {:?}) ignored, tasks_duplicate {}", t.token, s1.tasks_duplicate);
+            return;
+        }
+        if let Some(x) = hash {
+            self.recent_tasks.push_back(x);
+            if self.recent_tasks.len() > RECENT_TASKS {
+                self.recent_tasks.pop_front();
+            }
+            if self.recent_tasks.len() == RECENT_TASKS {
+                self.tasks_exact = true;
+            }
+            log_push(&mut self.token_log, t.token.clone());
+        }
+        let name = t.object_name.as_str();
+        let for_agent = name.is_empty() || name == PRODUCT;
+        let target = if for_agent {
+            Some(TaskTarget::Agent)
+        } else {
+            self.plugins.iter().position(|p| *p == Some(name)).map(|i| TaskTarget::Plugin(PluginId(i as u8)))
+        };
+        let Some(target) = target else {
+            assert_eq!((unroutable, dropped), (1, 0), "task for {name:?}, no such plugin: unroutable");
+            trace!("  check: task for {name:?}: no such plugin, unroutable");
+            return;
+        };
+        assert_eq!(unroutable, 0, "task for {target:?} counted as unroutable");
+        assert!(dropped <= 1);
+        if dropped == 1 {
+            trace!("  check: task for {target:?} dropped (event queue full)");
+            return;
+        }
+        trace!("  check: task for {target:?} ({name:?}) queued");
+        self.expect.push_back(if for_agent && t.data_type == data_type::SHUTDOWN_TASK {
+            Expected::Shutdown { token: t.token.clone() }
+        } else {
+            Expected::Task {
+                target,
+                object_name: t.object_name.clone(),
+                data_type: t.data_type,
+                payload: t.payload.clone(),
+                token: t.token.clone(),
+            }
+        });
+    }
+
+    fn check_config(&mut self, s0: &AgentStats, s1: &AgentStats, name: &'static str, version: &str, payload: &[u8]) {
+        let dropped = s1.events_dropped - s0.events_dropped;
+        assert!(dropped <= 1);
+        let (n, v) = (fnv1a(name), fnv1a(version));
+        let slot = self.configs.iter().position(|c| c.0 == n);
+        let held = if self.configs_exact {
+            Some(slot.is_some_and(|i| self.configs[i].1 == v))
+        } else if self.last_config.as_ref().is_some_and(|(ln, lv)| *ln == name && lv == version) {
+            Some(true)
+        } else {
+            None
+        };
+        match held {
+            Some(true) => {
+                // No event: in an untainted queue, an unexpected Config
+                // event fails in `events`.
+                assert_eq!(dropped, 0, "config {name:?} {version:?} held already, yet an event was dropped");
+                trace!("  check: config {name:?} version {version:?} unchanged: no event");
+                return;
+            }
+            Some(false) if dropped == 0 => {
+                trace!("  check: config {name:?} version {version:?} new: event queued");
+                self.expect.push_back(Expected::Config {
+                    name: name.into(),
+                    version: version.into(),
+                    payload: payload.into(),
+                });
+                let i = slot.unwrap_or_else(|| {
+                    let v = self.config_victim;
+                    self.config_victim = (v + 1) % MAX_CONFIGS;
+                    v
+                });
+                self.configs[i] = (n, v);
+            }
+            // An event, or none because the agent held that version.
+            None if dropped == 0 => self.queue_tainted = true,
+            _ => return,
+        }
+        self.last_config = Some((name, version.into()));
+        log_push(&mut self.config_log, (name, version.into()));
+    }
+
+    fn check_pong(&mut self, s0: &AgentStats, s1: &AgentStats, nonce: u64) {
+        match self.ping_out {
+            Some((n, sent)) if n == nonce => {
+                self.ping_out = None;
+                self.ping_fate(nonce, "answered");
+                if self.ping_exact {
+                    let rtt = u32::try_from(self.max_now - sent).unwrap_or(u32::MAX);
+                    assert_eq!(s1.last_rtt_ms, Some(rtt), "round trip of the answered Ping");
+                    trace!("  check: pong answers the outstanding ping, rtt {rtt} ms");
+                }
+            }
+            _ => {
+                assert_eq!(s1.last_rtt_ms, s0.last_rtt_ms, "a Pong answering no outstanding Ping changed last_rtt_ms");
+                let fate = self.ping_log.iter().rev().find(|p| p.0 == nonce).map_or("never sent", |p| p.1);
+                trace!("  check: pong {nonce:#x} ignored (ping {fate})");
+            }
+        }
     }
 
     fn connected(&mut self, agent: &mut Agent<'_>) {
@@ -467,6 +816,14 @@ impl<'a> Harness<'a> {
             Message::Ping(p) => {
                 assert!(connected, "Ping while {state:?}");
                 self.last_ping = Some(p.nonce);
+                self.ping_out = Some((p.nonce, self.max_now));
+                self.ping_exact = true;
+                if let Some(prev) = self.ping_log.back_mut() {
+                    if prev.1 == "outstanding" {
+                        prev.1 = "superseded";
+                    }
+                }
+                log_push(&mut self.ping_log, (p.nonce, "outstanding"));
                 self.replies.push(encode_message(&Message::Pong(Pong { nonce: p.nonce }), 0));
             }
             Message::Pong(_) => {
@@ -497,8 +854,13 @@ impl<'a> Harness<'a> {
             let endpoints = self.cfg.backoff.endpoints;
             let ev = agent.poll_event();
             trace!("  event {ev:?}");
+            let got = ev.as_ref().and_then(Expected::of);
             let delivered = match ev {
-                None => break,
+                None => {
+                    assert!(self.expect.is_empty(), "modeled events never came: {:?}", self.expect);
+                    self.queue_tainted = false;
+                    break;
+                }
                 Some(Event::Connect { endpoint } | Event::Connected { endpoint }) => {
                     assert!(endpoint < endpoints);
                     None
@@ -506,6 +868,13 @@ impl<'a> Harness<'a> {
                 Some(Event::Delivered { acked_total, first_unacked_seq }) => Some((acked_total, first_unacked_seq)),
                 Some(_) => None,
             };
+            if let Some(got) = got {
+                if self.expect.front() == Some(&got) {
+                    self.expect.pop_front();
+                } else {
+                    assert!(self.queue_tainted, "event {got:?}, expected {:?}", self.expect.front());
+                }
+            }
             if let Some((acked_total, first)) = delivered {
                 assert_eq!(acked_total, agent.stats().acked, "Delivered.acked_total");
                 assert_eq!(first, agent.ring().first_unacked_seq(), "Delivered.first_unacked_seq");
@@ -646,7 +1015,41 @@ fn config(s: &Setup<'_>) -> AgentConfig {
     }
 }
 
-fn down_bytes(h: &Harness<'_>, agent: &Agent<'_>, msg: &Down<'_>, seq: u32) -> (Vec<u8>, Option<usize>) {
+fn object_name<'n>(h: &Harness<'_>, obj: Obj, name: &'n str) -> &'n str {
+    match obj {
+        Obj::Agent => "",
+        Obj::Product => PRODUCT,
+        Obj::Plugin(i) if i < 200 => plugin_name(i),
+        Obj::Plugin(_) => name,
+        Obj::Registered(i) => {
+            let registered: Vec<&'static str> = h.plugins.iter().flatten().copied().collect();
+            match registered.len() {
+                0 => plugin_name(i),
+                n => registered[usize::from(i) % n],
+            }
+        }
+    }
+}
+
+fn task_bytes(seq: u32, object_name: &str, data_type: u32, payload: &[u8], token: &str) -> (Vec<u8>, Known) {
+    let bytes = encode_message(&Message::Task(Task { object_name, data_type, payload, token }), seq);
+    let known = Known::Task(OwnedTask {
+        object_name: object_name.into(),
+        data_type,
+        payload: payload.into(),
+        token: token.into(),
+    });
+    (bytes, known)
+}
+
+fn config_bytes(seq: u32, name: &'static str, version: &str, payload: &[u8]) -> (Vec<u8>, Known) {
+    let bytes = encode_message(&Message::Config(Config { name, version, payload }), seq);
+    (bytes, Known::Config { name, version: version.into(), payload: payload.into() })
+}
+
+/// The frame of a downlink op, the `max_frame` if it is an Accept, and
+/// what the harness knows of it.
+fn down_bytes(h: &Harness<'_>, agent: &Agent<'_>, msg: &Down<'_>, seq: u32) -> (Vec<u8>, Option<usize>, Known) {
     let enc = |m: Message<'_>| encode_message(&m, seq);
     match *msg {
         Down::Accept { next, max_frame } => {
@@ -654,36 +1057,48 @@ fn down_bytes(h: &Harness<'_>, agent: &Agent<'_>, msg: &Down<'_>, seq: u32) -> (
                 MaxFrame::Roomy => BIG_BUF as u32,
                 MaxFrame::Any(v) => v,
             };
-            (enc(Message::Accept(Accept { next_seq: h.resolve(agent, next), max_frame })), Some(max_frame as usize))
+            let accept = Message::Accept(Accept { next_seq: h.resolve(agent, next), max_frame });
+            (enc(accept), Some(max_frame as usize), Known::Inert)
         }
         Down::Reject { code, reason, retry_after_ms } => {
-            (enc(Message::Reject(Reject { code, reason, retry_after_ms: u32::from(retry_after_ms) })), None)
+            let reject = Message::Reject(Reject { code, reason, retry_after_ms: u32::from(retry_after_ms) });
+            (enc(reject), None, Known::Inert)
         }
-        Down::Ack { up_to } => (enc(Message::Ack(Ack { up_to: h.resolve(agent, up_to) })), None),
+        Down::Ack { up_to } => (enc(Message::Ack(Ack { up_to: h.resolve(agent, up_to) })), None, Known::Inert),
         Down::AckSent { back } => {
             let up_to = h.max_sent.unwrap_or(0).saturating_sub(u64::from(back));
-            (enc(Message::Ack(Ack { up_to })), None)
+            (enc(Message::Ack(Ack { up_to })), None, Known::Inert)
         }
-        Down::Ping { nonce } => (enc(Message::Ping(Ping { nonce })), None),
+        Down::Ping { nonce } => (enc(Message::Ping(Ping { nonce })), None, Known::Inert),
         Down::Pong { echo, nonce } => {
             let nonce = if echo { h.last_ping.unwrap_or(nonce) } else { nonce };
-            (enc(Message::Pong(Pong { nonce })), None)
+            (enc(Message::Pong(Pong { nonce })), None, Known::Pong(nonce))
+        }
+        Down::PongPast { back } => {
+            let nonce = log_back(&h.ping_log, back).map_or(0, |p| p.0);
+            (enc(Message::Pong(Pong { nonce })), None, Known::Pong(nonce))
         }
         Down::Task { obj, name, shutdown, data_type, payload, token } => {
-            let object_name = match obj {
-                Obj::Agent => "",
-                Obj::Product => PRODUCT,
-                Obj::Plugin(i) if i < 200 => plugin_name(i),
-                Obj::Plugin(_) => name,
-            };
             let data_type = if shutdown { data_type::SHUTDOWN_TASK } else { data_type };
-            (enc(Message::Task(Task { object_name, data_type, payload, token })), None)
+            let (bytes, known) = task_bytes(seq, object_name(h, obj, name), data_type, payload, token);
+            (bytes, None, known)
+        }
+        Down::TaskAgain { back, obj, data_type, payload } => {
+            let token = log_back(&h.token_log, back).map_or("t", String::as_str);
+            let (bytes, known) = task_bytes(seq, object_name(h, obj, "nobody"), data_type, payload, token);
+            (bytes, None, known)
         }
         Down::Config { name, version, payload } => {
             let name = ["net", "log", "scan", "a", "b", "c"][usize::from(name % 6)];
-            (enc(Message::Config(Config { name, version, payload })), None)
+            let (bytes, known) = config_bytes(seq, name, version, payload);
+            (bytes, None, known)
         }
-        Down::Close { code, reason } => (enc(Message::Close(Close { code, reason })), None),
+        Down::ConfigAgain { back, payload } => {
+            let (name, version) = log_back(&h.config_log, back).map_or(("net", ""), |(n, v)| (*n, v.as_str()));
+            let (bytes, known) = config_bytes(seq, name, version, payload);
+            (bytes, None, known)
+        }
+        Down::Close { code, reason } => (enc(Message::Close(Close { code, reason })), None, Known::Inert),
         Down::Any(ref m) => {
             let addrs = m.addrs();
             let msg = m.as_message(&addrs);
@@ -691,9 +1106,9 @@ fn down_bytes(h: &Harness<'_>, agent: &Agent<'_>, msg: &Down<'_>, seq: u32) -> (
                 Message::Accept(a) => Some(a.max_frame as usize),
                 _ => None,
             };
-            (enc(msg), accept)
+            (enc(msg), accept, Known::Opaque)
         }
-        Down::Frame { version, kind, flags, body } => (raw_frame(version, kind, flags, seq, body), None),
+        Down::Frame { version, kind, flags, body } => (raw_frame(version, kind, flags, seq, body), None, Known::Opaque),
     }
 }
 
@@ -735,6 +1150,21 @@ fn run(input: &Input<'_>) {
         replies: Vec::new(),
         out: vec![0u8; BIG_BUF],
         store: Vec::new(),
+        rx_clean: true,
+        plugins: [None; MAX_PLUGINS],
+        recent_tasks: VecDeque::new(),
+        tasks_exact: true,
+        token_log: VecDeque::new(),
+        configs: [(0, 0); MAX_CONFIGS],
+        config_victim: 0,
+        configs_exact: true,
+        last_config: None,
+        config_log: VecDeque::new(),
+        expect: VecDeque::new(),
+        queue_tainted: false,
+        ping_out: None,
+        ping_exact: true,
+        ping_log: VecDeque::new(),
     };
     let mut last_ts = start;
     let mut payload = Vec::new();
@@ -793,7 +1223,8 @@ fn run(input: &Input<'_>) {
                     h.transmit_all(&mut agent);
                     if let Some((first, _)) = h.last_hello {
                         let accept = Message::Accept(Accept { next_seq: first, max_frame: BIG_BUF as u32 });
-                        h.receive(&mut agent, &encode_message(&accept, 0), Some(BIG_BUF));
+                        let bytes = encode_message(&accept, 0);
+                        h.deliver(&mut agent, [&bytes, &[]], Some(BIG_BUF), true, &Known::Inert);
                     }
                 }
             }
@@ -810,9 +1241,11 @@ fn run(input: &Input<'_>) {
                 agent.handle_disconnected(Instant(h.now), error);
                 assert_eq!(agent.last_transport_error(), Some(error));
             }
-            Op::RecvRaw(bytes) => h.receive(&mut agent, bytes, None),
+            Op::RecvRaw(bytes) => h.deliver(&mut agent, [bytes, &[]], None, false, &Known::Opaque),
             Op::Recv { ref msg, seq, garbage, split, corrupt } => {
-                let (mut bytes, accept) = down_bytes(&h, &agent, msg, seq);
+                let (mut bytes, accept, known) = down_bytes(&h, &agent, msg, seq);
+                // The frame alone and unchanged, and the decoder takes it.
+                let whole = garbage.is_empty() && corrupt.is_none() && bytes.len() <= h.rx_len;
                 if let Some(c) = corrupt {
                     let i = usize::from(c) % bytes.len();
                     bytes[i] ^= 0x5A;
@@ -820,8 +1253,7 @@ fn run(input: &Input<'_>) {
                 let mut wire = garbage.to_vec();
                 wire.extend_from_slice(&bytes);
                 let cut = usize::from(split) % (wire.len() + 1);
-                h.receive(&mut agent, &wire[..cut], accept);
-                h.receive(&mut agent, &wire[cut..], accept);
+                h.deliver(&mut agent, [&wire[..cut], &wire[cut..]], accept, whole, &known);
             }
             Op::Transmit { buf } => {
                 h.transmit(&mut agent, usize::from(buf));
@@ -847,10 +1279,25 @@ fn run(input: &Input<'_>) {
                 let _ = agent.task_result(Instant(h.now), token, status, message);
             }
             Op::RegisterPlugin(i) => {
-                let _ = agent.register_plugin(plugin_name(i), "1.0");
+                let name = plugin_name(i);
+                let free = h.plugins.iter().position(Option::is_none);
+                let want = if h.plugins.contains(&Some(name)) {
+                    Err(PluginError::Duplicate)
+                } else {
+                    free.map(|i| PluginId(i as u8)).ok_or(PluginError::Full)
+                };
+                assert_eq!(agent.register_plugin(name, "1.0"), want, "register_plugin({name:?})");
+                if let Ok(PluginId(i)) = want {
+                    h.plugins[usize::from(i)] = Some(name);
+                }
             }
             Op::UnregisterPlugin(i) => {
-                let _ = agent.unregister_plugin(PluginId(i % 6));
+                let slot = h.plugins.get_mut(usize::from(i % 6));
+                let want = if slot.as_ref().is_some_and(|s| s.is_some()) { Ok(()) } else { Err(PluginError::UnknownId) };
+                assert_eq!(agent.unregister_plugin(PluginId(i % 6)), want, "unregister_plugin({})", i % 6);
+                if let Some(s) = slot {
+                    *s = None;
+                }
             }
             Op::SetPluginStatus { id, pid, status } => {
                 let status = match status % 5 {
@@ -860,10 +1307,13 @@ fn run(input: &Input<'_>) {
                     3 => PluginStatus::Stopped,
                     _ => PluginStatus::Error,
                 };
-                let _ = agent.set_plugin_status(PluginId(id % 6), pid, status);
+                let known = h.plugins.get(usize::from(id % 6)).is_some_and(Option::is_some);
+                let want = if known { Ok(()) } else { Err(PluginError::UnknownId) };
+                assert_eq!(agent.set_plugin_status(PluginId(id % 6), pid, status), want);
             }
             Op::SetClockOffset(o) => agent.set_clock_offset(o),
         }
+        h.sync(&agent);
         h.check(&agent);
     }
     if h.drain(&mut agent) {
