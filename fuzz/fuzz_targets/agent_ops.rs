@@ -141,6 +141,14 @@ enum Obj {
     Registered(u8),
 }
 
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Token<'a> {
+    Any(&'a str),
+    /// "t0" .. "t15": few enough that tokens repeat, within the agent's
+    /// memory of `RECENT_TASKS` and beyond it.
+    Few(u8),
+}
+
 #[derive(Arbitrary, Debug)]
 enum Down<'a> {
     Accept {
@@ -173,7 +181,7 @@ enum Down<'a> {
         shutdown: bool,
         data_type: u32,
         payload: &'a [u8],
-        token: &'a str,
+        token: Token<'a>,
     },
     Config {
         name: u8,
@@ -1080,6 +1088,14 @@ fn down_bytes(h: &Harness<'_>, agent: &Agent<'_>, msg: &Down<'_>, seq: u32) -> (
         }
         Down::Task { obj, name, shutdown, data_type, payload, token } => {
             let data_type = if shutdown { data_type::SHUTDOWN_TASK } else { data_type };
+            let few;
+            let token = match token {
+                Token::Any(t) => t,
+                Token::Few(i) => {
+                    few = format!("t{}", i % 16);
+                    few.as_str()
+                }
+            };
             let (bytes, known) = task_bytes(seq, object_name(h, obj, name), data_type, payload, token);
             (bytes, None, known)
         }
