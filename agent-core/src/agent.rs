@@ -497,7 +497,7 @@ impl<'a> Agent<'a> {
             State::GaveUp | State::Closed => c.backoff.endpoint(),
             _ => return,
         };
-        c.backoff.restart();
+        c.backoff.reset();
         c.state = State::Backoff { until: now, endpoint };
     }
 
@@ -822,7 +822,7 @@ impl<'a> Core<'a> {
         if self.ring.pending_records() == 0 || !self.window_open() {
             return None;
         }
-        if self.ring.next_seq() > self.ring.first_unacked_seq() + self.ring.inflight_records() {
+        if self.ring.has_resends() {
             // Records awaiting resend go at once.
             return Some(self.now);
         }
@@ -1093,7 +1093,7 @@ impl<'a> Core<'a> {
         // with room for one more record of the largest size.
         let full = pending >= u64::from(self.cfg.batch_max_records)
             || self.ring.pending_bytes() + max_entry(&self.cfg) > max_bytes;
-        let resend = self.ring.first_unacked_seq() + self.ring.inflight_records() < self.ring.next_seq();
+        let resend = self.ring.has_resends();
         let due = self.pending_since.is_some_and(|s| now >= s + self.cfg.flush_interval);
         if !(full || resend || due) {
             return 0;

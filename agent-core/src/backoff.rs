@@ -78,7 +78,8 @@ impl Backoff {
         self.failures
     }
 
-    /// A connection stayed healthy: forget the failures, keep the endpoint.
+    /// Forgets the failures, keeping the endpoint: a connection stayed
+    /// healthy, or the caller asked to retry now (`Agent::reconnect_now`).
     pub fn reset(&mut self) {
         self.failures = 0;
         self.endpoint_failures = 0;
@@ -106,13 +107,6 @@ impl Backoff {
         }
         let ceiling = self.ceiling(self.failures);
         Some(Retry { endpoint: self.endpoint, delay: Duration(rng.up_to(ceiling.as_millis())), ceiling })
-    }
-
-    /// Gives up on the give-up state and starts over from failure zero on
-    /// the current endpoint (used by `Agent::reconnect_now`).
-    pub fn restart(&mut self) {
-        self.failures = 0;
-        self.endpoint_failures = 0;
     }
 }
 

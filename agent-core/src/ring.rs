@@ -260,6 +260,11 @@ impl<'a> Ring<'a> {
     pub fn next_seq(&self) -> u64 {
         self.next_seq
     }
+    /// True when records sent on an earlier connection wait to be sent again.
+    pub fn has_resends(&self) -> bool {
+        self.cursor < self.sent_end
+    }
+
     /// Bytes of the next record to send (its whole entry), if any.
     pub fn next_pending_len(&self) -> Option<usize> {
         if self.cursor == self.head {
