@@ -626,6 +626,12 @@ fn validate(cfg: &AgentConfig, rx_len: usize) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The smallest frame limit a server may announce: one Batch holding a
+/// record of `max_record` bytes (sent in Hello as `min_frame`).
+pub fn min_peer_frame(cfg: &AgentConfig) -> u32 {
+    u32::try_from(OVERHEAD + BATCH_HEADER_MAX + max_entry(cfg)).unwrap_or(u32::MAX)
+}
+
 /// Largest entry a record of `max_record` bytes can take.
 fn max_entry(cfg: &AgentConfig) -> usize {
     cfg.ring.max_record.saturating_add(MAX_ENTRY_HEADER)
@@ -943,7 +949,7 @@ impl<'a> Core<'a> {
 
     fn on_accept(&mut self, now: Instant, endpoint: u8, a: message::Accept) {
         // The server must take a batch holding the largest record.
-        if (a.max_frame as usize) < OVERHEAD + BATCH_HEADER_MAX + max_entry(&self.cfg) {
+        if a.max_frame < min_peer_frame(&self.cfg) {
             self.fail(now, DisconnectReason::Incompatible, Some(CloseCode::Incompatible), Duration::ZERO);
             return;
         }
@@ -1052,6 +1058,7 @@ impl<'a> Core<'a> {
                 first_unacked_seq: self.ring.first_unacked_seq(),
                 next_seq: self.ring.next_seq(),
                 max_frame: self.max_frame_rx,
+                min_frame: min_peer_frame(&self.cfg),
             };
             let r = write_frame(Kind::Hello, seq, &hello, out);
             self.hello_pending = r.is_err();

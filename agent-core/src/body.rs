@@ -211,7 +211,8 @@ impl WriteBody for Hello<'_> {
         }
         w.uint(self.first_unacked_seq)?;
         w.uint(self.next_seq)?;
-        w.uint(u64::from(self.max_frame))
+        w.uint(u64::from(self.max_frame))?;
+        w.uint(u64::from(self.min_frame))
     }
 }
 

@@ -47,6 +47,11 @@ pub struct Hello<'a> {
     pub next_seq: u64,
     /// Largest frame the agent accepts, in bytes.
     pub max_frame: u32,
+    /// Smallest `Accept.max_frame` this agent can work with: a frame that
+    /// carries one Batch holding its largest record. A server that cannot
+    /// accept frames this large rejects the Hello with code 5
+    /// (Incompatible).
+    pub min_frame: u32,
 }
 
 /// Server -> agent: the handshake succeeded.
@@ -375,7 +380,7 @@ mod tests {
         let hello = Hello {
             agent_id: "a", hostname: "h", product: "p", version: "1", intranet_ipv4: &[10, 0, 0],
             intranet_ipv6: &[], extranet_ipv4: &[], extranet_ipv6: &[], auth_token: &[],
-            first_unacked_seq: 0, next_seq: 0, max_frame: 512,
+            first_unacked_seq: 0, next_seq: 0, max_frame: 512, min_frame: 512,
         };
         let n = Message::Hello(hello).encode(0, &mut out).unwrap();
         let f = Frame { version: 1, kind: 1, flags: 0, seq: 0, body: &out[13..n - 4] };

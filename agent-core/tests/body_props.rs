@@ -113,7 +113,7 @@ proptest! {
         same_bytes(&Hello {
             agent_id: &s1, hostname: &s2, product: &s3, version: &s1,
             intranet_ipv4: &p, intranet_ipv6: &p[..p.len() / 2], extranet_ipv4: &[], extranet_ipv6: &p,
-            auth_token: &p[p.len() / 3..], first_unacked_seq: n, next_seq: n / 3, max_frame: m,
+            auth_token: &p[p.len() / 3..], first_unacked_seq: n, next_seq: n / 3, max_frame: m, min_frame: m / 2,
         });
         let host = HostStats {
             cpu_permille: host.0, rss_bytes: host.1, open_fds: host.2, load1_centi: host.3, load5_centi: host.4,

@@ -34,7 +34,8 @@ enum Owned {
         token: Vec<u8>,
         first_unacked_seq: u64,
         next_seq: u64,
-        max_frame: u32,
+        /// `max_frame`, `min_frame`.
+        frames: [u32; 2],
     },
     Accept(Accept),
     Reject {
@@ -76,7 +77,7 @@ enum Owned {
 impl Owned {
     fn msg(&self) -> Message<'_> {
         match self {
-            Owned::Hello { strs, addrs, token, first_unacked_seq, next_seq, max_frame } => Message::Hello(Hello {
+            Owned::Hello { strs, addrs, token, first_unacked_seq, next_seq, frames } => Message::Hello(Hello {
                 agent_id: &strs[0],
                 hostname: &strs[1],
                 product: &strs[2],
@@ -88,7 +89,8 @@ impl Owned {
                 auth_token: token,
                 first_unacked_seq: *first_unacked_seq,
                 next_seq: *next_seq,
-                max_frame: *max_frame,
+                max_frame: frames[0],
+                min_frame: frames[1],
             }),
             Owned::Accept(a) => Message::Accept(*a),
             Owned::Reject { code, reason, retry_after_ms } => {
@@ -174,15 +176,15 @@ fn arb_owned() -> impl Strategy<Value = Owned> {
             [arb_str(), arb_str(), arb_str(), arb_str()],
             [arb_addrs(4), arb_addrs(16), arb_addrs(4), arb_addrs(16)],
             arb_bytes(),
-            (any::<u64>(), any::<u64>(), any::<u32>()),
+            (any::<u64>(), any::<u64>(), any::<[u32; 2]>()),
         )
-            .prop_map(|(strs, addrs, token, (first_unacked_seq, next_seq, max_frame))| Owned::Hello {
+            .prop_map(|(strs, addrs, token, (first_unacked_seq, next_seq, frames))| Owned::Hello {
                 strs,
                 addrs,
                 token,
                 first_unacked_seq,
                 next_seq,
-                max_frame
+                frames
             }),
         (any::<u64>(), any::<u32>()).prop_map(|(next_seq, max_frame)| Owned::Accept(Accept { next_seq, max_frame })),
         (any::<u16>(), arb_str(), any::<u32>()).prop_map(|(code, reason, retry_after_ms)| Owned::Reject {

@@ -176,6 +176,7 @@ fn body_fields(msg: &Message<'_>) -> Block {
             b.uint("first_unacked_seq", h.first_unacked_seq);
             b.uint("next_seq", h.next_seq);
             b.uint("max_frame", h.max_frame.into());
+            b.uint("min_frame", h.min_frame.into());
         }
         Message::Accept(a) => {
             b.uint("next_seq", a.next_seq);
@@ -335,6 +336,7 @@ fn messages() -> Vec<(&'static str, u32, Message<'static>)> {
                 first_unacked_seq: 1200,
                 next_seq: 1234,
                 max_frame: 65_536,
+                min_frame: 4_163,
             }),
         ),
         (
@@ -353,6 +355,7 @@ fn messages() -> Vec<(&'static str, u32, Message<'static>)> {
                 first_unacked_seq: 0,
                 next_seq: 0,
                 max_frame: 1024,
+                min_frame: 451,
             }),
         ),
         ("accept", 0, Message::Accept(Accept { next_seq: 1230, max_frame: 262_144 })),

@@ -84,6 +84,7 @@ pub enum ArbMessage {
         first_unacked_seq: u64,
         next_seq: u64,
         max_frame: u32,
+        min_frame: u32,
     },
     Accept {
         next_seq: u64,
@@ -170,6 +171,7 @@ impl ArbMessage {
                 first_unacked_seq,
                 next_seq,
                 max_frame,
+                min_frame,
                 ..
             } => Message::Hello(Hello {
                 agent_id,
@@ -184,6 +186,7 @@ impl ArbMessage {
                 first_unacked_seq: *first_unacked_seq,
                 next_seq: *next_seq,
                 max_frame: *max_frame,
+                min_frame: *min_frame,
             }),
             ArbMessage::Accept { next_seq, max_frame } => {
                 Message::Accept(Accept { next_seq: *next_seq, max_frame: *max_frame })
