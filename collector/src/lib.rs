@@ -1,0 +1,42 @@
+//! edge-collector: the server side of edge-agent.
+//!
+//! Agents (`agent_core`) connect over TCP and speak PROTOCOL.md. The
+//! collector keeps one session per agent id, writes every record exactly
+//! once to a sink (JSON lines, fsync'd with group commit), acks only what is
+//! durable, keeps a registry of agents and plugins in SQLite, and offers an
+//! HTTP API for tasks, configs and metrics.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use clap::Parser as _;
+//! let cfg = edge_collector::config::Args::parse_from(["edge-collector", "--data-dir", "/var/lib/edge"]).resolve()?;
+//! let collector = edge_collector::Collector::start(cfg).await?;
+//! println!("agents connect to {}", collector.agent_addr);
+//! tokio::signal::ctrl_c().await?;
+//! collector.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Modules, one idea each: [`config`] (flags), [`session`] (the protocol of
+//! one connection, sans-IO), [`conn`] (that protocol on a tokio socket),
+//! [`commit`] (the sink's one writer: group commit, dedup, resume points),
+//! [`sink`] (the JSON-lines file and stdout), [`line`] (the line format),
+//! [`registry`] (SQLite), [`api`] (HTTP), [`auth`] (agent tokens),
+//! [`metrics`] (counters), [`server`] (all of it assembled).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod commit;
+pub mod config;
+pub mod conn;
+pub mod line;
+pub mod metrics;
+pub mod registry;
+pub mod server;
+pub mod session;
+pub mod sink;
+
+pub use server::{Collector, Shared, StartError};
