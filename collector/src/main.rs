@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    raise_fd_limit();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -66,4 +67,15 @@ fn main() -> ExitCode {
         collector.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// Each connection costs a file descriptor: the soft limit (often 1024) is
+/// raised to the hard limit, as servers do.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+            tracing::warn!(soft, hard, "could not raise the open-file limit");
+        }
+    }
 }

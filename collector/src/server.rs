@@ -182,7 +182,7 @@ impl Collector {
         };
         let registry = Arc::new(Registry::open(&cfg.data_dir.join("registry.sqlite3")).map_err(StartError::Registry)?);
         let (commit, commit_thread) = commit::spawn(sink, resume, metrics.clone(), cfg.max_connections.clamp(64, 65536));
-        let listener = TcpListener::bind(cfg.listen).await?;
+        let listener = bind_agents(cfg.listen)?;
         let agent_addr = listener.local_addr()?;
         let api = match &cfg.api {
             Some((addr, _)) => Some(TcpListener::bind(addr).await?),
@@ -233,6 +233,17 @@ impl Collector {
         let thread = self.commit_thread;
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
+}
+
+/// Listen backlog of the agent port: a reconnect storm of thousands of
+/// agents should queue in the kernel, not time out (capped by somaxconn).
+pub const BACKLOG: u32 = 4096;
+
+fn bind_agents(addr: SocketAddr) -> io::Result<TcpListener> {
+    let s = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    s.set_reuseaddr(true)?;
+    s.bind(addr)?;
+    s.listen(BACKLOG)
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, conns: Arc<tokio::sync::Semaphore>) {

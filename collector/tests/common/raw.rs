@@ -55,7 +55,7 @@ pub fn entries(prefix: &str, first_seq: u64, n: u64) -> Vec<u8> {
 
 impl Raw {
     pub fn connect(addr: SocketAddr) -> Raw {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
         s.set_nodelay(true).unwrap();
         Raw { s, buf: Vec::new(), seq: 0 }
     }
