@@ -13,7 +13,6 @@
 //! Bad input gets a 400 `{"error": "...", "field": "<name>"}`; a missing or
 //! wrong token a 401.
 
-use crate::metrics::Metrics;
 use crate::registry::{ConfigRow, TaskRow};
 use crate::server::{unix_ms, Command, Shared};
 use axum::body::Bytes;
@@ -33,26 +32,40 @@ use tokio::net::TcpListener;
 /// must still fit the agent's `max_frame`).
 pub const MAX_PAYLOAD: usize = 1 << 20;
 
-type Answer = Result<Response, Response>;
+type Answer = Result<Response, ApiError>;
 
-fn error(status: StatusCode, msg: &str, field: Option<&str>) -> Response {
-    let mut body = json!({ "error": msg });
-    if let Some(f) = field {
-        body["field"] = f.into();
-    }
-    (status, Json(body)).into_response()
+/// An error answer: a status and `{"error": ..., "field": ...}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    msg: String,
+    field: Option<&'static str>,
 }
 
-fn bad(field: &str, msg: &str) -> Response {
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.msg });
+        if let Some(f) = self.field {
+            body["field"] = f.into();
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn error(status: StatusCode, msg: &str, field: Option<&'static str>) -> ApiError {
+    ApiError { status, msg: msg.to_string(), field }
+}
+
+fn bad(field: &'static str, msg: &str) -> ApiError {
     error(StatusCode::BAD_REQUEST, msg, Some(field))
 }
 
-fn internal(e: String) -> Response {
+fn internal(e: String) -> ApiError {
     tracing::error!(error = %e, "registry error in the API");
     error(StatusCode::INTERNAL_SERVER_ERROR, "registry error", None)
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, Response> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| internal(e.to_string()))?.map_err(internal)
 }
 
@@ -87,7 +100,7 @@ async fn bearer(State(s): State<Arc<Shared>>, headers: HeaderMap, req: Request, 
     match given {
         Some(t) if !expected.is_empty() && bool::from(t.as_bytes().ct_eq(expected)) => next.run(req).await,
         _ => {
-            let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token", Some("authorization"));
+            let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token", Some("authorization")).into_response();
             r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             r
         }
@@ -108,7 +121,7 @@ async fn get_agent(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Answ
     }
 }
 
-fn parse_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Response> {
+fn parse_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(bad("body", "the body must be a JSON object")),
@@ -116,7 +129,7 @@ fn parse_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Response
     }
 }
 
-fn payload_of(m: &serde_json::Map<String, Value>) -> Result<Vec<u8>, Response> {
+fn payload_of(m: &serde_json::Map<String, Value>) -> Result<Vec<u8>, ApiError> {
     let p = match (m.get("payload"), m.get("payload_base64")) {
         (Some(_), Some(_)) => return Err(bad("payload", "give payload or payload_base64, not both")),
         (Some(Value::String(s)), None) => s.as_bytes().to_vec(),
@@ -133,7 +146,7 @@ fn payload_of(m: &serde_json::Map<String, Value>) -> Result<Vec<u8>, Response> {
     Ok(p)
 }
 
-fn string_field<'a>(m: &'a serde_json::Map<String, Value>, field: &str, required: bool) -> Result<&'a str, Response> {
+fn string_field<'a>(m: &'a serde_json::Map<String, Value>, field: &'static str, required: bool) -> Result<&'a str, ApiError> {
     match m.get(field) {
         Some(Value::String(s)) if s.len() <= 255 => Ok(s),
         Some(Value::String(_)) => Err(bad(field, &format!("{field} longer than 255 bytes"))),
@@ -210,6 +223,5 @@ async fn put_config(State(s): State<Arc<Shared>>, Path(name): Path<String>, body
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     let body = s.metrics.render();
-    Metrics::get(&s.metrics.connections_open);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

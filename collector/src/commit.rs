@@ -1,7 +1,7 @@
 //! The commit thread: the one writer of the sink, the authority on resume
 //! points, and where duplicates are dropped.
 //!
-//! Connection tasks send [`Request`]s over a bounded queue (when it is full
+//! Connection tasks send requests (through a [`CommitHandle`]) over a bounded queue (when it is full
 //! they wait: backpressure). The thread takes every request waiting, up to
 //! [`MAX_GROUP`], appends their lines in one write, commits once (fsync for
 //! the file sink) and only then answers each one. So:

@@ -319,7 +319,7 @@ impl Conn {
                         let now = unix_ms();
                         self.shared.registry.seen(&agent, now);
                         if let Some(hb) = news.heartbeat {
-                            self.shared.registry.heartbeat(&agent, hb, now);
+                            self.shared.registry.heartbeat(&agent, *hb, now);
                         }
                         for p in news.plugins {
                             self.shared.registry.plugin(&agent, p, now);

@@ -20,7 +20,7 @@
 //! Modules, one idea each: [`config`] (flags), [`session`] (the protocol of
 //! one connection, sans-IO), [`conn`] (that protocol on a tokio socket),
 //! [`commit`] (the sink's one writer: group commit, dedup, resume points),
-//! [`sink`] (the JSON-lines file and stdout), [`line`] (the line format),
+//! [`sink`] (the JSON-lines file and stdout), [`line`](mod@line) (the line format),
 //! [`registry`] (SQLite), [`api`] (HTTP), [`auth`] (agent tokens),
 //! [`metrics`] (counters), [`server`] (all of it assembled).
 

@@ -149,7 +149,7 @@ pub struct PluginInfo {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchNews {
     /// The latest agent heartbeat in the batch.
-    pub heartbeat: Option<AgentHeartbeat>,
+    pub heartbeat: Option<Box<AgentHeartbeat>>,
     /// Plugin heartbeats.
     pub plugins: Vec<PluginInfo>,
     /// Task results.
@@ -259,7 +259,7 @@ impl Session {
             match rec.data_type {
                 data_type::AGENT_HEARTBEAT => {
                     if let Some(hb) = AgentHeartbeat::decode(rec.payload) {
-                        news.heartbeat = Some(hb);
+                        news.heartbeat = Some(Box::new(hb));
                     }
                 }
                 data_type::PLUGIN_HEARTBEAT => {

@@ -62,7 +62,7 @@ pub fn start(upstream: SocketAddr, chaos: Chaos, seed: u64) -> Proxy {
             let Ok(client) = c else { continue };
             n += 1;
             st.connections.fetch_add(1, Ordering::Relaxed);
-            if chaos.refuse_every > 0 && n % chaos.refuse_every == 0 {
+            if chaos.refuse_every > 0 && n.is_multiple_of(chaos.refuse_every) {
                 st.refused.fetch_add(1, Ordering::Relaxed);
                 drop(client);
                 continue;
