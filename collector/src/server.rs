@@ -229,9 +229,12 @@ impl Collector {
         })
         .await;
         // The commit thread ends once the last handle (held by connection
-        // tasks, all ended) is gone.
+        // tasks, all ended) is gone; someone still holding `Shared` keeps
+        // it alive, so the wait is bounded.
         let thread = self.commit_thread;
-        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, tokio::task::spawn_blocking(move || thread.join())).await.is_err() {
+            tracing::warn!("the commit thread did not end (a handle to the collector's state is still held)");
+        }
     }
 }
 
