@@ -26,6 +26,14 @@ done
 echo "== flash size on Cortex-M4"
 bash scripts/size-report.sh
 
+# ---- edge-collector (collector/) -------------------------------------------
+# Its unit and end-to-end tests ran with `cargo test --workspace` above.
+echo "== the demo on edge-collector (debug build of README's first command)"
+cargo run -q --example demo >/dev/null
+echo "== edge-collector's sans-IO core builds without the server feature (as the fuzz target uses it)"
+cargo check -q -p edge-collector --no-default-features
+# ---- end edge-collector ----------------------------------------------------
+
 echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -18,6 +18,8 @@
 //! refused ([`StoreOutcome::Failed`], resume `None`), nothing more is acked,
 //! and the collector must be restarted (its start re-reads the files).
 
+pub use crate::ledger::{Lines, StoreOutcome};
+use crate::ledger::{plan, raise};
 use crate::metrics::Metrics;
 use crate::sink::{ResumePoints, Sink};
 use std::sync::Arc;
@@ -26,40 +28,6 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Most requests grouped into one commit.
 pub const MAX_GROUP: usize = 4096;
-
-/// The lines of one Batch, one per record, to be written for `agent`.
-#[derive(Debug)]
-pub struct Lines {
-    /// Agent id.
-    pub agent: Arc<str>,
-    /// Sequence number of the first record.
-    pub first_seq: u64,
-    /// The lines back to back.
-    pub bytes: Vec<u8>,
-    /// End offset in `bytes` of each record's line.
-    pub ends: Vec<usize>,
-}
-
-/// What became of a store request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreOutcome {
-    /// Every record of the agent up to `up_to` is durable; `written` of
-    /// this batch's records were new, the rest were duplicates.
-    Stored {
-        /// Highest sequence number of the batch.
-        up_to: u64,
-        /// Records written now.
-        written: u32,
-    },
-    /// The batch starts above the agent's resume point `expected`: nothing
-    /// was written.
-    Gap {
-        /// The resume point.
-        expected: u64,
-    },
-    /// The sink failed; nothing can be acked.
-    Failed,
-}
 
 enum Request {
     Store(Lines, oneshot::Sender<StoreOutcome>),
@@ -125,8 +93,7 @@ pub fn spawn(mut sink: Box<dyn Sink>, mut resume: ResumePoints, metrics: Arc<Met
                             outcomes.push(Some(o));
                         }
                         Request::Resume(agent, floor, _) => {
-                            let e = resume.entry(agent.to_string()).or_insert(*floor);
-                            *e = (*e).max(*floor);
+                            raise(&mut resume, agent, *floor);
                             outcomes.push(None);
                         }
                     }
@@ -161,31 +128,6 @@ pub fn spawn(mut sink: Box<dyn Sink>, mut resume: ResumePoints, metrics: Arc<Met
         })
         .expect("spawn the commit thread");
     (CommitHandle { tx }, thread)
-}
-
-/// Decides what of `l` to write (appending it to `buf`) and advances the
-/// agent's resume point.
-fn plan(resume: &mut ResumePoints, l: &Lines, buf: &mut Vec<u8>) -> StoreOutcome {
-    let count = l.ends.len() as u64;
-    if count == 0 {
-        return StoreOutcome::Gap { expected: resume.get(&*l.agent).copied().unwrap_or(0) };
-    }
-    let Some(next) = resume.get_mut(&*l.agent) else {
-        // No resume point was handed out for this agent: storing would
-        // guess one. Sessions always ask first, so this is a bug upstream.
-        return StoreOutcome::Gap { expected: 0 };
-    };
-    if l.first_seq > *next {
-        return StoreOutcome::Gap { expected: *next };
-    }
-    let end = l.first_seq + count;
-    let skip = (*next - l.first_seq).min(count) as usize;
-    if skip < l.ends.len() {
-        let from = if skip == 0 { 0 } else { l.ends[skip - 1] };
-        buf.extend_from_slice(&l.bytes[from..]);
-        *next = end;
-    }
-    StoreOutcome::Stored { up_to: end - 1, written: (l.ends.len() - skip) as u32 }
 }
 
 #[cfg(test)]

@@ -19,7 +19,8 @@
 //!
 //! Modules, one idea each: [`config`] (flags), [`session`] (the protocol of
 //! one connection, sans-IO), [`conn`] (that protocol on a tokio socket),
-//! [`commit`] (the sink's one writer: group commit, dedup, resume points),
+//! [`commit`] (the sink's one writer: group commit), [`ledger`] (resume
+//! points and dedup, pure),
 //! [`sink`] (the JSON-lines file and stdout), [`line`](mod@line) (the line format),
 //! [`registry`] (SQLite), [`api`] (HTTP), [`auth`] (agent tokens),
 //! [`metrics`] (counters), [`server`] (all of it assembled).
@@ -27,16 +28,29 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod api;
-pub mod auth;
-pub mod commit;
-pub mod config;
-pub mod conn;
+// The sans-IO core, built without the `server` feature too (the fuzz target).
+pub mod ledger;
 pub mod line;
-pub mod metrics;
-pub mod registry;
-pub mod server;
 pub mod session;
+
+#[cfg(feature = "server")]
+pub mod api;
+#[cfg(feature = "server")]
+pub mod auth;
+#[cfg(feature = "server")]
+pub mod commit;
+#[cfg(feature = "server")]
+pub mod config;
+#[cfg(feature = "server")]
+pub mod conn;
+#[cfg(feature = "server")]
+pub mod metrics;
+#[cfg(feature = "server")]
+pub mod registry;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "server")]
 pub mod sink;
 
+#[cfg(feature = "server")]
 pub use server::{Collector, Shared, StartError};

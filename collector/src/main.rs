@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         }
     };
     raise_fd_limit();
+    let stdout_sink = cfg.sink == edge_collector::config::SinkKind::Stdout;
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -51,8 +52,14 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        // Ready line for scripts and tests: the bound addresses.
-        println!("listening agents={} api={}", collector.agent_addr, collector.api_addr.map_or("off".to_string(), |a| a.to_string()));
+        // Ready line for scripts and tests: the bound addresses. On stdout,
+        // unless the records go there.
+        let ready = format!("listening agents={} api={}", collector.agent_addr, collector.api_addr.map_or("off".to_string(), |a| a.to_string()));
+        if stdout_sink {
+            eprintln!("{ready}");
+        } else {
+            println!("{ready}");
+        }
         let term = async {
             #[cfg(unix)]
             {

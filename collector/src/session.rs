@@ -21,7 +21,7 @@
 //!   Task, Config), bodies that do not decode and frames of another version
 //!   are protocol errors (Close 1); unknown kinds are skipped.
 
-use crate::commit::Lines;
+use crate::ledger::Lines;
 use crate::line::RecordLine;
 use agent_core::data_type;
 use agent_core::frame::{Frame, Kind, VERSION};

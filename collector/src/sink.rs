@@ -19,13 +19,11 @@
 //! file, acked or not, is written again, and nothing acked is missing.
 
 use crate::line::LineKey;
-use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-/// Resume points: per agent id, the next sequence number expected.
-pub type ResumePoints = HashMap<String, u64>;
+pub use crate::ledger::ResumePoints;
 
 /// A destination for JSON lines.
 pub trait Sink: Send {
@@ -39,10 +37,11 @@ pub trait Sink: Send {
     fn durable(&self) -> bool;
 }
 
-/// JSON lines on standard output, flushed on commit. Not durable: the
-/// collector keeps resume points in memory only, so after a restart agents
-/// resend what they still hold unacked... and what they hold acked is gone
-/// from the collector's view (it resumes at each agent's `first_unacked_seq`).
+/// JSON lines on standard output, flushed on commit. Not durable, and
+/// exactly once only within one process: resume points are kept in memory,
+/// so after a restart the collector resumes each agent at its
+/// `first_unacked_seq`, and records written but not acked before the
+/// restart are written again (at least once across restarts).
 #[derive(Debug, Default)]
 pub struct StdoutSink;
 
