@@ -1,0 +1,295 @@
+//! Load generator for edge-collector: many simulated agents in one process
+//! over loopback, against the collector binary, and the same bytes against
+//! a trivial reader (no decoding, no acks: read and append to a file) for
+//! the machine's bound.
+//!
+//! ```sh
+//! cargo build --release -p edge-collector --example load
+//! target/release/examples/load --bin target/release/edge-collector --agents 10,100,1000 --seconds 5
+//! ```
+//!
+//! Each agent sends Batches of `--batch` records of 64-byte payloads, keeps
+//! at most `--window` batches unacked, and measures each batch's time from
+//! its send to the Ack that covers it (push-to-ack for the batch's records).
+//! Printed per run: records/s acked, p50/p99 push-to-ack, the collector's
+//! CPU (cores) and peak RSS; for the trivial reader, records/s written.
+
+use agent_core::frame::crc32c;
+use agent_core::message::{Batch, Hello, Message};
+use agent_core::record::{ts_delta, EntryHeader};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const PAYLOAD: usize = 64;
+
+struct Opts {
+    bin: String,
+    agents: Vec<usize>,
+    seconds: u64,
+    batch: u64,
+    window: usize,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts { bin: "target/release/edge-collector".into(), agents: vec![10, 100, 1000], seconds: 5, batch: 50, window: 4 };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.chunks(2) {
+        let v = pair.get(1).cloned().unwrap_or_default();
+        match pair[0].as_str() {
+            "--bin" => o.bin = v,
+            "--agents" => o.agents = v.split(',').map(|n| n.parse().expect("--agents a,b,c")).collect(),
+            "--seconds" => o.seconds = v.parse().expect("--seconds N"),
+            "--batch" => o.batch = v.parse().expect("--batch N"),
+            "--window" => o.window = v.parse().expect("--window N"),
+            "--trivial-reader" => {
+                trivial_reader(&v);
+                std::process::exit(0);
+            }
+            f => panic!("unknown flag {f}"),
+        }
+    }
+    o
+}
+
+fn main() {
+    let o = opts();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    println!("| agents | collector records/s | p50 ms | p99 ms | collector CPU (cores) | CPU per 100k rec/s | peak RSS MiB | trivial reader records/s | ratio |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in &o.agents {
+        let dir = std::env::temp_dir().join(format!("edge-load-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = spawn(Command::new(&o.bin).args(["--listen", "127.0.0.1:0", "--log", "warn", "--max-connections", "20000"]).arg("--data-dir").arg(&dir));
+        let addr = ready_addr(&mut child);
+        let cpu0 = cpu_ticks(child.id());
+        let r = rt.block_on(run(addr, n, &o, true));
+        let cpu = (cpu_ticks(child.id()) - cpu0) as f64 / ticks_per_sec() / r.elapsed.as_secs_f64();
+        let rss = peak_rss_kib(child.id()) as f64 / 1024.0;
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let file = std::env::temp_dir().join(format!("edge-load-trivial-{}-{n}", std::process::id()));
+        let me = std::env::current_exe().unwrap();
+        let mut reader = spawn(Command::new(me).arg("--trivial-reader").arg(&file));
+        let taddr = ready_addr(&mut reader);
+        let t = rt.block_on(run(taddr, n, &o, false));
+        std::thread::sleep(Duration::from_millis(200));
+        let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        let _ = reader.kill();
+        let _ = reader.wait();
+        let _ = std::fs::remove_file(&file);
+        let trivial_rate = (bytes / t.frame_len) as f64 * o.batch as f64 / t.elapsed.as_secs_f64();
+
+        let rate = r.records as f64 / r.elapsed.as_secs_f64();
+        let mut lat = r.latencies;
+        lat.sort_unstable();
+        let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        println!(
+            "| {n} | {rate:.0} | {:.1} | {:.1} | {cpu:.2} | {:.2} | {rss:.0} | {trivial_rate:.0} | {:.2} |",
+            pct(0.5),
+            pct(0.99),
+            cpu / (rate / 100_000.0),
+            rate / trivial_rate
+        );
+    }
+}
+
+fn spawn(cmd: &mut Command) -> Child {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn")
+}
+
+fn ready_addr(child: &mut Child) -> SocketAddr {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    line.split_whitespace().find_map(|p| p.strip_prefix("agents=")).and_then(|a| a.parse().ok()).expect("ready line")
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime), counted from after the command name.
+    f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn ticks_per_sec() -> f64 {
+    100.0 // CLK_TCK on Linux
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+}
+
+struct RunResult {
+    records: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    frame_len: u64,
+}
+
+fn batch_frame(first_seq: u64, n: u64, out: &mut Vec<u8>) -> usize {
+    let mut entries = Vec::with_capacity((n as usize) * (PAYLOAD + 6));
+    let mut prev = 1_700_000_000_000u64;
+    for s in 0..n {
+        let ts = prev + 1;
+        let (h, hl) = EntryHeader::new(2001, ts_delta(prev, ts), PAYLOAD).encode();
+        entries.extend_from_slice(&h[..hl]);
+        let text = format!("{:<64}", format!("reading {}", first_seq + s));
+        entries.extend_from_slice(&text.as_bytes()[..PAYLOAD]);
+        prev = ts;
+    }
+    out.resize(entries.len() + 64, 0);
+    let len = Message::Batch(Batch { first_seq, base_ts: 1_700_000_000_000, count: n as u32, records: &entries }).encode(0, out).unwrap();
+    out.truncate(len);
+    len
+}
+
+/// Runs `n` agents for the configured time; with `acks`, windowed on the
+/// collector's Acks, else blasting (trivial reader).
+async fn run(addr: SocketAddr, n: usize, o: &Opts, acks: bool) -> RunResult {
+    let stop = Arc::new(AtomicBool::new(false));
+    let records = Arc::new(AtomicU64::new(0));
+    let mut sample = Vec::new();
+    let frame_len = batch_frame(0, o.batch, &mut sample) as u64;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (stop, records) = (stop.clone(), records.clone());
+        let (batch, window) = (o.batch, o.window);
+        tasks.push(tokio::spawn(async move { agent(addr, i, batch, window, acks, stop, records).await }));
+    }
+    tokio::time::sleep(Duration::from_secs(o.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    let mut latencies = Vec::new();
+    for t in tasks {
+        if let Ok(Some(l)) = t.await {
+            latencies.extend(l);
+        }
+    }
+    RunResult { records: records.load(Ordering::Relaxed), elapsed, latencies, frame_len }
+}
+
+async fn agent(addr: SocketAddr, i: usize, batch: u64, window: usize, acks: bool, stop: Arc<AtomicBool>, records: Arc<AtomicU64>) -> Option<Vec<Duration>> {
+    let mut s = loop {
+        match TcpStream::connect(addr).await {
+            Ok(s) => break s,
+            Err(_) if !stop.load(Ordering::Relaxed) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => return None,
+        }
+    };
+    s.set_nodelay(true).ok()?;
+    let id = format!("load-{i}");
+    let hello = Hello {
+        agent_id: &id, hostname: "load", product: "load", version: "0", intranet_ipv4: &[], intranet_ipv6: &[],
+        extranet_ipv4: &[], extranet_ipv6: &[], auth_token: b"", first_unacked_seq: 0, next_seq: 0, max_frame: 65536, min_frame: 4096,
+    };
+    let mut out = vec![0u8; 512];
+    let n = Message::Hello(hello).encode(0, &mut out).ok()?;
+    s.write_all(&out[..n]).await.ok()?;
+    let mut inbuf: Vec<u8> = Vec::new();
+    let mut seq = 0u64;
+    let mut frame = Vec::new();
+    if !acks {
+        while !stop.load(Ordering::Relaxed) {
+            batch_frame(seq, batch, &mut frame);
+            seq += batch;
+            s.write_all(&frame).await.ok()?;
+        }
+        return Some(Vec::new());
+    }
+    read_msg(&mut s, &mut inbuf).await?; // Accept
+    let mut inflight: VecDeque<(u64, Instant)> = VecDeque::new();
+    let mut lat = Vec::new();
+    loop {
+        while inflight.len() < window && !stop.load(Ordering::Relaxed) {
+            batch_frame(seq, batch, &mut frame);
+            s.write_all(&frame).await.ok()?;
+            seq += batch;
+            inflight.push_back((seq - 1, Instant::now()));
+        }
+        if inflight.is_empty() {
+            return Some(lat);
+        }
+        let msg = tokio::time::timeout(Duration::from_secs(10), read_msg(&mut s, &mut inbuf)).await.ok()??;
+        if let (5, body) = msg {
+            let up_to = postcard_varint(&body);
+            while inflight.front().is_some_and(|(last, _)| *last <= up_to) {
+                let (_, t) = inflight.pop_front().unwrap();
+                lat.push(t.elapsed());
+                records.fetch_add(batch, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn postcard_varint(b: &[u8]) -> u64 {
+    let mut v = 0u64;
+    for (i, byte) in b.iter().take(10).enumerate() {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    v
+}
+
+/// The next frame's (kind, body); the collector sends whole, valid frames.
+async fn read_msg(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(u8, Vec<u8>)> {
+    loop {
+        if buf.len() >= 13 {
+            let len = u32::from_le_bytes(buf[5..9].try_into().unwrap()) as usize;
+            if buf.len() >= len + 17 {
+                let f: Vec<u8> = buf.drain(..len + 17).collect();
+                debug_assert_eq!(u32::from_le_bytes(f[13 + len..].try_into().unwrap()), crc32c(&f[..13 + len]));
+                return Some((f[3], f[13..13 + len].to_vec()));
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The bound: accept, read, append to one file; no decoding, no acks.
+fn trivial_reader(path: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("listening agents={}", l.local_addr().unwrap());
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1024);
+        let path = path.to_string();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::create(path).unwrap();
+            while let Some(b) = rx.blocking_recv() {
+                f.write_all(&b).unwrap();
+            }
+        });
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || tx.send(buf[..n].to_vec()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
