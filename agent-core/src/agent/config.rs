@@ -42,6 +42,14 @@ pub struct AgentConfig {
     pub backoff: BackoffConfig,
     /// Seed of the jitter PRNG; give each device its own.
     pub rng_seed: u64,
+    /// Largest step agent time takes per input (default 1 h): a caller
+    /// instant further ahead counts as this much time passing, so one bogus
+    /// far-future instant cannot pin the timers. Every timer is shorter.
+    pub max_clock_step: Duration,
+    /// A caller instant at most this much earlier than the latest one is a
+    /// stale reading (no time passes); one further back re-anchors the clock
+    /// (default 1 s). See [`crate::time::Clock`].
+    pub clock_backstep_tolerance: Duration,
 }
 
 impl Default for AgentConfig {
@@ -61,6 +69,8 @@ impl Default for AgentConfig {
             healthy_after: Duration::from_secs(30),
             backoff: BackoffConfig::default(),
             rng_seed: 0,
+            max_clock_step: Duration::from_secs(3600),
+            clock_backstep_tolerance: Duration::from_secs(1),
         }
     }
 }

@@ -71,12 +71,11 @@
 //!
 //! The `Agent` holds no buffer of its own: the ring, the receive buffer and
 //! the event queue are the caller's ([`AgentStorage`]), and so is the
-//! transmit buffer given to each `poll_transmit`. Its own state is
-//! `size_of::<Agent>()` = 1304 bytes on a 32-bit Cortex-M4 and 1512 bytes on
-//! x86_64, checked against a 1.5 KiB budget by a unit test (host) and a
-//! compile-time assertion in `size-probe` (target). The whole sans-IO agent
-//! links to about 18 KiB of code on `thumbv7em-none-eabihf` at opt-level
-//! "z", plus the CRC table chosen by feature (see `scripts/size-report.sh`).
+//! transmit buffer given to each `poll_transmit`. Its own state,
+//! `size_of::<Agent>()`, is checked against a 1.5 KiB budget by a unit test
+//! (host) and a compile-time assertion in `size-probe` (target); the
+//! measured sizes and the flash it links to are in NOTES.md
+//! (`scripts/size-report.sh`).
 
 
 use crate::backoff::{Backoff, BackoffConfig, Retry};
@@ -90,7 +89,7 @@ use crate::plugin::{PluginError, PluginHeartbeat, PluginId, PluginStatus, Plugin
 use crate::record::{data_type, MAX_ENTRY_HEADER};
 use crate::ring::{PushError, Ring, RingConfig};
 use crate::rng::Rng;
-use crate::time::{Duration, Instant};
+use crate::time::{Clock, Duration, Instant};
 use crate::varint;
 use crate::Record;
 use core::fmt;
@@ -199,7 +198,7 @@ struct Core<'a> {
     rng: Rng,
     backoff: Backoff,
     state: State,
-    now: Instant,
+    clock: Clock,
     clock_offset_ms: i64,
     max_frame_rx: u32,
     peer_max_frame: usize,
@@ -223,7 +222,30 @@ struct Core<'a> {
     reset_decoder: bool,
     last_retry: Option<Retry>,
     last_transport_error: Option<TransportError>,
-    stats: AgentStats,
+    stats: Counters,
+}
+
+/// The counters the session keeps itself (the ring, the decoder and the
+/// clock keep theirs); [`Core::stats_with`] gathers them all.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    bytes_sent: u64,
+    bytes_received: u64,
+    frames_sent: u64,
+    frames_received: u64,
+    connections: u64,
+    connect_failures: u64,
+    last_rtt_ms: Option<u32>,
+    decoder_skipped_bytes: u64,
+    unknown_kinds: u64,
+    malformed: u64,
+    events_dropped: u64,
+    tasks_unroutable: u64,
+    protocol_errors: u64,
+    tasks_duplicate: u64,
+    dropped_too_large: u64,
+    peer_incompatible: u64,
+    ack_timeouts: u64,
 }
 
 impl<'a> Agent<'a> {
@@ -248,7 +270,7 @@ impl<'a> Agent<'a> {
                 rng: Rng::new(cfg.rng_seed),
                 backoff: Backoff::new(cfg.backoff),
                 state: State::Backoff { until: Instant::ZERO, endpoint: 0 },
-                now: Instant::ZERO,
+                clock: Clock::default(),
                 clock_offset_ms: 0,
                 max_frame_rx,
                 peer_max_frame: frame::MIN_MAX_FRAME,
@@ -271,7 +293,7 @@ impl<'a> Agent<'a> {
                 reset_decoder: false,
                 last_retry: None,
                 last_transport_error: None,
-                stats: AgentStats::default(),
+                stats: Counters::default(),
             },
         })
     }
@@ -508,7 +530,7 @@ impl<'a> Agent<'a> {
     /// When `handle_timeout` must be called next; `None` when no timer runs
     /// (Closed).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.core.next_timeout()
+        self.core.next_timeout().map(|t| self.core.clock.to_caller(t))
     }
 }
 
@@ -517,19 +539,21 @@ fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 impl<'a> Core<'a> {
+    /// Turns the caller's instant into agent time (see [`Clock`]).
     fn advance(&mut self, now: Instant) -> Instant {
-        if now > self.now {
-            self.now = now;
-        }
+        let now = self.clock.input(now, self.cfg.max_clock_step, self.cfg.clock_backstep_tolerance);
         if self.next_heartbeat.is_none() {
             // The first heartbeat goes out at the first call.
-            self.next_heartbeat = Some(self.now);
+            self.next_heartbeat = Some(now);
         }
-        self.now
+        now
     }
 
-    fn wall(&self, now: Instant) -> u64 {
-        now.as_millis().wrapping_add(self.clock_offset_ms as u64)
+    /// The timestamp of the agent's own records: the caller's latest
+    /// instant plus the clock offset (agent time may differ from the
+    /// caller's after a clock anomaly; timestamps follow the caller).
+    fn wall(&self) -> u64 {
+        self.clock.caller_now().as_millis().wrapping_add(self.clock_offset_ms as u64)
     }
 
     fn emit(&mut self, ev: Event<'_>) -> bool {
@@ -551,20 +575,39 @@ impl<'a> Core<'a> {
         ok
     }
 
+    /// Every counter, gathered from the session, the ring, the decoder and
+    /// the clock.
     fn stats_with(&self, decoder: &FrameDecoder<'_>) -> AgentStats {
         let r = self.ring.counters();
         let d = decoder.stats();
+        let s = &self.stats;
         AgentStats {
             pushed: r.pushed,
             acked: r.acked,
             dropped_full: r.dropped_full,
-            dropped_too_large: r.dropped_too_large + self.stats.dropped_too_large,
+            dropped_too_large: r.dropped_too_large + s.dropped_too_large,
             dropped_evicted: r.dropped_evicted,
-            decoder_skipped_bytes: self.stats.decoder_skipped_bytes + d.skipped_bytes,
+            bytes_sent: s.bytes_sent,
+            bytes_received: s.bytes_received,
+            frames_sent: s.frames_sent,
+            frames_received: s.frames_received,
+            connections: s.connections,
+            connect_failures: s.connect_failures,
+            last_rtt_ms: s.last_rtt_ms,
+            decoder_skipped_bytes: s.decoder_skipped_bytes + d.skipped_bytes,
             decoder_bad_crc: d.bad_crc,
+            unknown_kinds: s.unknown_kinds,
+            malformed: s.malformed,
+            events_dropped: s.events_dropped,
+            tasks_unroutable: s.tasks_unroutable,
+            protocol_errors: s.protocol_errors,
             ring_used_bytes: u32::try_from(self.ring.used_bytes()).unwrap_or(u32::MAX),
             ring_capacity: u32::try_from(self.ring.capacity()).unwrap_or(u32::MAX),
-            ..self.stats
+            tasks_duplicate: s.tasks_duplicate,
+            decoder_oversized: d.oversized,
+            clock_anomalies: self.clock.anomalies(),
+            peer_incompatible: s.peer_incompatible,
+            ack_timeouts: s.ack_timeouts,
         }
     }
 
@@ -585,7 +628,7 @@ impl<'a> Core<'a> {
         loop {
             let r = TaskResult { token, status, message: msg };
             if let Some(n) = write_body(&r, &mut buf) {
-                return self.push(now, &Record::new(data_type::TASK_RESULT, self.wall(now), &buf[..n]));
+                return self.push(now, &Record::new(data_type::TASK_RESULT, self.wall(), &buf[..n]));
             }
             if msg.is_empty() {
                 // The token alone is too long: refused and counted like any
@@ -611,7 +654,7 @@ impl<'a> Core<'a> {
         self.hello_pending = false;
         self.reset_decoder = true;
         if self.ring.pending_records() > 0 {
-            self.pending_since = Some(self.now);
+            self.pending_since = Some(self.clock.now());
         }
     }
 

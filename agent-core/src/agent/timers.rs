@@ -54,7 +54,7 @@ impl Core<'_> {
 
     pub(super) fn heartbeat(&mut self, now: Instant, lib: AgentStats) {
         let mut buf = [0u8; MAX_HEARTBEAT_LEN];
-        let ts = self.wall(now);
+        let ts = self.wall();
         if let Some(bytes) = (AgentHeartbeat { host: self.host, lib }).encode(&mut buf) {
             let n = bytes.len();
             let _ = self.push(now, &Record::new(data_type::AGENT_HEARTBEAT, ts, &buf[..n]));
@@ -105,7 +105,7 @@ impl Core<'_> {
         }
         if self.ring.has_resends() {
             // Records awaiting resend go at once.
-            return Some(self.now);
+            return Some(self.clock.now());
         }
         Some(since + self.cfg.flush_interval)
     }
