@@ -162,6 +162,12 @@ const LEN_PREFIX: usize = 2;
 /// `GaveUp`, two bytes each plus the length prefix), so the caller is never
 /// left without the `Disconnect` that tells it to close the transport.
 pub(crate) const LIFECYCLE_RESERVE: usize = 3 * (LEN_PREFIX + 2);
+
+/// The smallest event queue an agent accepts (bytes): the connection events
+/// of one input, twice over, so a caller that drains the queue after every
+/// input never loses one. Tasks and configs need room beyond it; a task that
+/// finds none is answered `DROPPED`.
+pub const MIN_EVENT_QUEUE: usize = 2 * LIFECYCLE_RESERVE;
 const AGENT_TARGET: u8 = 0xFF;
 
 mod tag {

@@ -143,6 +143,93 @@ fn rejects_bad_config() {
     assert_eq!(Agent::new(cfg(), id, s).err(), Some(ConfigError::BadAddressList));
 }
 
+/// Item 6 of the hardening issue: a zero backoff made a refused connect
+/// spin at one instant.
+#[test]
+fn zero_backoff_is_refused() {
+    let mut m = Mem::new();
+    for (base, cap) in [(0, 1000), (500, 0)] {
+        let backoff = BackoffConfig { base: Duration(base), cap: Duration(cap), ..Default::default() };
+        let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events };
+        assert_eq!(Agent::new(AgentConfig { backoff, ..cfg() }, ID, s).err(), Some(ConfigError::ZeroBackoff));
+    }
+    let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events };
+    let zero_step = AgentConfig { max_clock_step: Duration::ZERO, ..cfg() };
+    assert_eq!(Agent::new(zero_step, ID, s).err(), Some(ConfigError::ZeroInterval));
+}
+
+/// Item 8: storage too small for what the agent must hold is refused.
+#[test]
+fn too_small_event_queue_or_ring_is_refused() {
+    let mut m = Mem::new();
+    let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events[..crate::events::MIN_EVENT_QUEUE - 1] };
+    assert_eq!(Agent::new(cfg(), ID, s).err(), Some(ConfigError::EventQueueTooSmall));
+    let s = AgentStorage { ring: &mut m.ring[..384 + 24], rx: &mut m.rx, events: &mut m.events };
+    assert_eq!(Agent::new(cfg(), ID, s).err(), Some(ConfigError::RingTooSmall));
+    // The smallest accepted queue still connects.
+    let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events[..crate::events::MIN_EVENT_QUEUE] };
+    let mut a = Agent::new(cfg(), ID, s).unwrap();
+    connect(&mut a, 0, 0);
+}
+
+/// Item 8: a Hello larger than the transmit buffer the agent prescribed
+/// never went out; the prescription now counts the Hello, and a Hello
+/// collectors need not accept is refused at init.
+#[test]
+fn hello_larger_than_a_batch_still_goes_out() {
+    let mut m = Mem::new();
+    let token = [b't'; 600];
+    let id = Identity { auth_token: &token, ..ID };
+    let small = AgentConfig { batch_max_bytes: 512, ..cfg() };
+    let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events };
+    let mut a = Agent::new(small, id, s).unwrap();
+    assert!(a.transmit_len() >= hello_frame_max_len(&id));
+    assert!(a.transmit_len() > 512 + 64, "the Hello, not the batch, sets the size");
+    a.handle_timeout(Instant(0));
+    events(&mut a);
+    a.handle_connected(Instant(0));
+    let mut out = vec![0u8; a.transmit_len()];
+    let n = a.poll_transmit(Instant(0), &mut out);
+    assert!(n > 600 && n <= out.len(), "Hello of {n} bytes went out");
+    let huge = [b't'; MAX_HELLO_FRAME];
+    let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events };
+    let id = Identity { auth_token: &huge, ..ID };
+    assert_eq!(Agent::new(cfg(), id, s).err(), Some(ConfigError::HelloTooLarge));
+}
+
+/// A rotated credential is used from the next Hello; nothing in the ring
+/// is lost or renumbered.
+#[test]
+fn auth_token_rotates_without_losing_records() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    connect(&mut a, 0, 0);
+    for i in 0..3u8 {
+        a.push(Instant(0), &Record::new(2001, 0, &[i])).unwrap();
+    }
+    a.flush_now(Instant(0));
+    let first = batches(&transmit_all(&mut a, 0));
+    assert_eq!(first.len(), 1);
+    assert_eq!(a.set_auth_token(b"rotated-jwt"), Ok(()));
+    assert_eq!(a.set_auth_token(&[0u8; MAX_HELLO_FRAME]), Err(ConfigError::HelloTooLarge));
+    a.handle_disconnected(Instant(10), TransportError::Reset);
+    let t = a.poll_timeout().unwrap().as_millis();
+    a.handle_timeout(Instant(t));
+    events(&mut a);
+    a.handle_connected(Instant(t));
+    let mut out = [0u8; 2048];
+    let n = a.poll_transmit(Instant(t), &mut out);
+    let mut store = vec![0u8; 4096];
+    let mut dec = FrameDecoder::new(&mut store);
+    let Feed::Frame { frame, .. } = dec.feed(&out[..n]) else { panic!() };
+    let Ok(Message::Hello(h)) = Message::decode(&frame) else { panic!() };
+    assert_eq!(h.auth_token, b"rotated-jwt");
+    assert_eq!((h.first_unacked_seq, h.next_seq), (0, first[0].1 as u64));
+    deliver(&mut a, t, Message::Accept(Accept { next_seq: 0, max_frame: 4096 }));
+    a.flush_now(Instant(t));
+    assert_eq!(batches(&transmit_all(&mut a, t)), first, "the same records, the same numbers");
+}
+
 #[test]
 fn handshake_then_flush_by_time_and_ack() {
     let mut m = Mem::new();
