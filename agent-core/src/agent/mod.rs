@@ -278,7 +278,7 @@ impl<'a> Agent<'a> {
                 ring: Ring::new(storage.ring, cfg.ring),
                 events: EventQueue::new(storage.events),
                 rng: Rng::new(cfg.rng_seed),
-                backoff: Backoff::new(cfg.backoff),
+                backoff: Backoff::new(),
                 state: State::Backoff { until: Instant::ZERO, endpoint: 0 },
                 clock: AgentClock::default(),
                 clock_offset_ms: 0,
@@ -716,7 +716,7 @@ impl<'a> Core<'a> {
         self.stats.connect_failures += 1;
         self.drop_connection();
         self.emit(Event::Disconnect { reason });
-        match self.backoff.on_failure(&mut self.rng) {
+        match self.backoff.on_failure(&self.cfg.backoff, &mut self.rng) {
             Some(r) => {
                 self.last_retry = Some(r);
                 let delay = if r.delay > min_delay { r.delay } else { min_delay };
