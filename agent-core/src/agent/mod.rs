@@ -326,13 +326,7 @@ impl<'a> Agent<'a> {
 
     /// The endpoint being tried or used (the next one while in Backoff).
     pub fn endpoint(&self) -> Option<u8> {
-        match self.core.state {
-            State::Backoff { endpoint, .. }
-            | State::Connecting { endpoint, .. }
-            | State::Handshaking { endpoint, .. }
-            | State::Connected { endpoint, .. } => Some(endpoint),
-            State::GaveUp | State::Closed => None,
-        }
+        self.core.endpoint()
     }
 
     /// The library's counters (also sent in every heartbeat).
@@ -710,8 +704,21 @@ impl<'a> Core<'a> {
         }
     }
 
-    /// The one failure path (see the module docs).
+    fn endpoint(&self) -> Option<u8> {
+        match self.state {
+            State::Backoff { endpoint, .. }
+            | State::Connecting { endpoint, .. }
+            | State::Handshaking { endpoint, .. }
+            | State::Connected { endpoint, .. } => Some(endpoint),
+            State::GaveUp | State::Closed => None,
+        }
+    }
+
+    /// The one failure path (see the module docs). `min_delay` (a Reject's
+    /// `retry_after_ms`) is the failing endpoint's word about itself: it
+    /// holds back the next attempt only if that goes to the same endpoint.
     fn fail(&mut self, now: Instant, reason: DisconnectReason, close: Option<CloseCode>, min_delay: Duration) {
+        let from = self.endpoint();
         self.close_pending = close;
         self.stats.connect_failures += 1;
         self.drop_connection();
@@ -719,7 +726,7 @@ impl<'a> Core<'a> {
         match self.backoff.on_failure(&self.cfg.backoff, &mut self.rng) {
             Some(r) => {
                 self.last_retry = Some(r);
-                let delay = if r.delay > min_delay { r.delay } else { min_delay };
+                let delay = if Some(r.endpoint) == from { r.delay.max(min_delay) } else { r.delay };
                 self.state = State::Backoff { until: now + delay, endpoint: r.endpoint };
             }
             None => {
