@@ -952,7 +952,7 @@ fn task_whose_answer_was_refused_is_answered_when_resent() {
     assert_eq!((s.tasks_unroutable, s.tasks_duplicate), (1, 0));
     // The ring drains; the server resends the task (no result seen).
     let mut t = 0;
-    while a.ring().len() > 0 {
+    while !a.ring().is_empty() {
         t += 100;
         a.handle_timeout(Instant(t));
         for (first, n) in batches(&transmit_all(&mut a, t)) {
