@@ -77,7 +77,9 @@
 //!   `max_frame`; lifecycle events match the state.
 //! * The collector receives each agent's batches in order with dense
 //!   sequence numbers (on a connection without injected corruption every
-//!   Batch starts where the previous one ended, frame counters count 0, 1,
+//!   Batch starts where the previous one ended, or at most where the
+//!   latest Ack on it pointed (it may free records not yet resent here),
+//!   frame counters count 0, 1,
 //!   2, ...; a gap only happens after corruption); a duplicate is only ever
 //!   received on another connection than the original and is identical;
 //!   every stored record is one the agent pushed (app records are checked
@@ -95,6 +97,9 @@
 //!   `delay <= ceiling`, the endpoint rotation the config implies, and the
 //!   next `Connect` event comes exactly `max(delay, retry_after)` later;
 //!   `GaveUp` exactly at the give-up limit.
+//! * Timers: after `handle_timeout(t)` and draining `poll_transmit(t)`, no
+//!   timer is due at `t` (`Agent::next_timer` is later, or names the
+//!   timer that broke it).
 //! * No busy loop: after `handle_timeout(t)` and its outputs,
 //!   `poll_timeout()` may be `<= t` at most [`SAME_INSTANT_TIMEOUTS`] times
 //!   in a row (a zero jitter draw legitimately makes a backoff deadline due
@@ -276,6 +281,7 @@ impl Plan {
                 give_up_after,
             },
             rng_seed: rng.next_u64(),
+            ..AgentConfig::default()
         };
         Plan {
             cfg,
@@ -466,6 +472,11 @@ struct Conn {
     accepted: bool,
     accept_next: u64,
     conn_next: u64,
+    /// One past the latest Ack sent on this connection: the agent may skip
+    /// ahead up to it (records acked because an older connection's late
+    /// batch stored them), even before resending them here; until that Ack
+    /// arrives it may also go on from `conn_next`.
+    ack_next: u64,
     rx_frame_seq: u32,
     up_corrupted: bool,
     /// Writes corrupted on the downlink (each may leave a bogus frame
@@ -570,6 +581,9 @@ struct Sim<'a> {
     /// faults stopped (see `Plan::drain_bound`); set at that moment.
     backlog: Option<u64>,
     drained_at: Option<u64>,
+    /// Downlink writes corrupted on any of the agent's connections: each may
+    /// cost one protocol error (a lost Accept makes the next Task one).
+    down_corruptions: u64,
 }
 
 /// An event, copied out of the agent.
@@ -801,11 +815,17 @@ impl<'a> World<'a> {
             s.bucket_timeouts
         );
         s.agent.handle_timeout(Instant(now));
-        self.drive(a);
+        self.drive_checked(a, true);
     }
 
     /// The documented outputs after an input: transmit until 0, then events.
     fn drive(&mut self, a: usize) {
+        self.drive_checked(a, false)
+    }
+
+    /// `drive`; after a `handle_timeout` (`timed_out`) also checks the timer
+    /// invariant: once the transmits are drained, no timer is due at `now`.
+    fn drive_checked(&mut self, a: usize, timed_out: bool) {
         let now = self.now;
         let mut frames = 0;
         loop {
@@ -835,6 +855,18 @@ impl<'a> World<'a> {
             let bytes = self.tx[..n].to_vec();
             self.trace(a, format_args!("tx kind {} len {n} state {:?}", bytes[3], self.sims[a].agent.state()));
             self.send(id, Dir::Up, bytes);
+        }
+        if timed_out {
+            let agent = &self.sims[a].agent;
+            if let Some((timer, at)) = agent.next_timer() {
+                assert!(
+                    at > Instant(now),
+                    "t={now} agent {a}: timer {timer:?} still due at {at:?} after handle_timeout and poll_transmit \
+                     (state {:?}, ring {:?})",
+                    agent.state(),
+                    agent.ring()
+                );
+            }
         }
         let mut evs = Vec::new();
         while let Some(ev) = self.sims[a].agent.poll_event() {
@@ -895,6 +927,7 @@ impl<'a> World<'a> {
                     assert_eq!(s.agent.last_retry(), None, "t={now} agent {a}: retry drawn past the give-up limit");
                     s.expect_gaveup = true;
                 } else {
+                    let failed_ep = s.ep;
                     s.ep_fail += 1;
                     if s.ep_fail >= c.backoff.attempts_per_endpoint {
                         s.ep_fail = 0;
@@ -905,7 +938,10 @@ impl<'a> World<'a> {
                     assert_eq!(r.ceiling.as_millis(), ceiling, "t={now} agent {a}: ceiling after {} failures", s.failures);
                     assert!(r.delay <= r.ceiling, "t={now} agent {a}: delay {:?} above ceiling {:?}", r.delay, r.ceiling);
                     assert_eq!(r.endpoint, s.ep, "t={now} agent {a}: endpoint rotation");
-                    s.expect_connect = Some(now + r.delay.as_millis().max(u64::from(min_delay)));
+                    // A Reject's retry_after holds back only a retry of the
+                    // same endpoint, and at most the backoff cap.
+                    let hold = if s.ep == failed_ep { u64::from(min_delay).min(c.backoff.cap.as_millis()) } else { 0 };
+                    s.expect_connect = Some(now + r.delay.as_millis().max(hold));
                 }
             }
             Ev::Connected(e) => {
@@ -970,7 +1006,14 @@ impl<'a> World<'a> {
             st.acked + st.dropped_evicted + ring.len(),
             "t={now} agent {a}: record accounting broken: {st:?}, ring {ring:?}"
         );
-        assert_eq!(st.protocol_errors, 0, "t={now} agent {a}: ack beyond what was sent");
+        // An honest collector never breaks the protocol; a corrupted downlink
+        // can make it look so (a lost Accept, then a Task).
+        assert!(
+            st.protocol_errors <= s.down_corruptions,
+            "t={now} agent {a}: {} protocol errors, {} downlink corruptions",
+            st.protocol_errors,
+            s.down_corruptions
+        );
         if s.plan.cfg.ring.policy == OverflowPolicy::RejectNew {
             assert_eq!(st.dropped_evicted, 0, "t={now} agent {a}: eviction under RejectNew");
         }
@@ -1188,6 +1231,7 @@ impl<'a> World<'a> {
             accepted: false,
             accept_next: 0,
             conn_next: 0,
+            ack_next: 0,
             rx_frame_seq: 0,
             up_corrupted: false,
             damage_mark: (d.skipped_bytes, d.bad_crc),
@@ -1234,6 +1278,9 @@ impl<'a> World<'a> {
         let mut cuts: Vec<usize> = (1..parts).map(|_| self.rng.range_usize(1, bytes.len() - 1)).collect();
         cuts.sort_unstable();
         let spread: Vec<u64> = (0..parts).map(|_| self.rng.range(0, 1)).collect();
+        if corrupted && dir == Dir::Down {
+            self.sims[a].down_corruptions += 1;
+        }
         let c = self.conn_mut(id).unwrap();
         if corrupted && dir == Dir::Up {
             c.up_corrupted = true;
@@ -1511,6 +1558,7 @@ impl<'a> World<'a> {
                 c.accepted = true;
                 c.accept_next = resume;
                 c.conn_next = resume;
+                c.ack_next = resume;
                 c.next_unsolicited = next;
             }
             Message::Batch(b) => {
@@ -1529,10 +1577,11 @@ impl<'a> World<'a> {
                     c.conn_next
                 );
                 assert!(
-                    c.up_corrupted || b.first_seq == c.conn_next,
-                    "t={now} agent {a}: batch from {} but this clean connection is at {}",
+                    c.up_corrupted || b.first_seq <= c.conn_next.max(c.ack_next),
+                    "t={now} agent {a}: batch from {} but this clean connection is at {} (acked to {})",
                     b.first_seq,
-                    c.conn_next
+                    c.conn_next,
+                    c.ack_next
                 );
                 let have = self.server.stores[a].recs.len() as u64;
                 if b.first_seq > have {
@@ -1558,8 +1607,10 @@ impl<'a> World<'a> {
                         self.server.stores[a].recs.push(Stored { data_type: dt, ts, payload, conn: id });
                     }
                 }
-                self.conn_mut(id).unwrap().conn_next = b.first_seq + u64::from(b.count);
                 let up_to = self.server.stores[a].recs.len() as u64 - 1;
+                let c = self.conn_mut(id).unwrap();
+                c.conn_next = b.first_seq + u64::from(b.count);
+                c.ack_next = up_to + 1;
                 self.server_send(id, Message::Ack(Ack { up_to }));
             }
             Message::Ping(p) => {
@@ -1569,6 +1620,7 @@ impl<'a> World<'a> {
                 // in case it was lost (see "Collector" in the module docs).
                 let have = self.server.stores[a].recs.len() as u64;
                 if accepted && have > 0 && !self.server.naive {
+                    self.conn_mut(id).unwrap().ack_next = have;
                     self.server_send(id, Message::Ack(Ack { up_to: have - 1 }));
                 }
             }
@@ -1871,6 +1923,7 @@ fn run_seed(seed: u64) -> Summary {
                 drain_bound: p.drain_bound(server_max),
                 backlog: None,
                 drained_at: None,
+                down_corruptions: 0,
             }
         })
         .collect();

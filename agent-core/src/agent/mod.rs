@@ -1,0 +1,764 @@
+//! The session: one [`Agent`] that keeps a connection to a collector alive,
+//! delivers records at least once, reports heartbeats and hands server
+//! commands to its caller, with no clock, no heap and no blocking inside.
+//!
+//! # Call order
+//!
+//! The agent is sans-IO: the caller owns the transport (a TCP socket, a
+//! UART, ...) and the clock, and drives the agent with four kinds of calls.
+//!
+//! * **Inputs** `handle_*`: [`Agent::handle_connected`],
+//!   [`Agent::handle_received`], [`Agent::handle_disconnected`],
+//!   [`Agent::handle_timeout`]; and **commands** at any time:
+//!   [`Agent::push`], [`Agent::task_result`], [`Agent::close`], ...
+//! * **Outputs**, after every input: first [`Agent::poll_transmit`] until it
+//!   returns 0 (write each frame to the transport), then
+//!   [`Agent::poll_event`] until `None` (act on each event), then
+//!   [`Agent::poll_timeout`]: call `handle_timeout` no later than that.
+//!
+//! ```text
+//! loop {
+//!     wait for: readable transport, or poll_timeout(), or new records
+//!     handle_received(now, bytes) / handle_timeout(now) / push(now, rec)
+//!     while n = poll_transmit(now, buf) > 0 { write buf[..n] }
+//!     while let Some(ev) = poll_event() { Connect{i} => open endpoint i ... }
+//! }
+//! ```
+//!
+//! Every input takes the caller's monotonic [`Instant`]; an instant earlier
+//! than one seen before counts as no time passing.
+//!
+//! # States
+//!
+//! | from         | on                                          | to           | effect |
+//! |--------------|---------------------------------------------|--------------|--------|
+//! | Backoff      | timeout reaches the backoff deadline        | Connecting   | event `Connect{endpoint}` |
+//! | Connecting   | `handle_connected`                          | Handshaking  | Hello queued for transmit |
+//! | Connecting   | `handle_disconnected`, `connect_timeout`    | Backoff      | failure counted, event `Disconnect` |
+//! | Handshaking  | Accept (compatible)                         | Connected    | resume point applied, event `Connected` |
+//! | Handshaking  | Reject, Close, timeout, disconnect, Accept with a too small frame | Backoff | failure, `Disconnect` |
+//! | Connected    | disconnect, Close, pong or ack timeout, bad version | Backoff | in-flight rewound, `Disconnect` |
+//! | Connected    | up for `healthy_after`                      | Connected    | backoff failures reset |
+//! | any but Closed | `close()`                                 | Closed       | Close frame queued, `Disconnect` |
+//! | Backoff      | give-up limit reached                       | GaveUp       | event `GaveUp` |
+//! | GaveUp, Closed, Backoff | `reconnect_now()`                | Backoff (due now) | |
+//!
+//! Every failure goes through one path: the ring rewinds (at-least-once),
+//! the decoder forgets partial frames, the backoff decides the next endpoint
+//! and delay (see [`crate::backoff`]), and a `Disconnect` event tells the
+//! caller to close the transport.
+//!
+//! # Batching, acks, liveness, heartbeats
+//!
+//! * A batch is sent when a full batch is pending (`batch_max_bytes` or
+//!   `batch_max_records`), when records are awaiting resend after a
+//!   reconnect, or when pending records have waited `flush_interval`,
+//!   provided fewer than `window_bytes` are unacked. No record waits longer
+//!   than `flush_interval` for its first send while the window is open.
+//! * Acks free ring space; Accept's resume point acks what the server
+//!   already has, so it is not sent again.
+//! * After `idle_timeout` with no frame received, one Ping goes out; if no
+//!   frame at all arrives within `pong_timeout`, the connection is dead. Any
+//!   received frame counts as life, and `last_rx` is updated for every frame,
+//!   so a healthy link sends exactly one Ping per idle period.
+//! * Records in flight with no ack progress for `ack_timeout` mean a broken
+//!   connection even if pings are answered (a lost batch or ack): the agent
+//!   closes and resends on a new one.
+//! * Every `heartbeat_interval` (connected or not) a heartbeat record and one
+//!   record per registered plugin are pushed.
+//!
+//! # Memory
+//!
+//! The `Agent` holds no buffer of its own: the ring, the receive buffer and
+//! the event queue are the caller's ([`AgentStorage`]), and so is the
+//! transmit buffer given to each `poll_transmit`. Its own state,
+//! `size_of::<Agent>()`, is checked against a 1.5 KiB budget by a unit test
+//! (host) and a compile-time assertion in `size-probe` (target); the
+//! measured sizes and the flash it links to are in NOTES.md
+//! (`scripts/size-report.sh`).
+
+
+use crate::backoff::{Backoff, BackoffConfig, Retry};
+use crate::decoder::{Feed, FrameDecoder};
+use crate::events::{DisconnectReason, Event, EventQueue, TaskTarget, TransportError};
+use crate::frame::{self, Frame, Kind, OVERHEAD};
+use crate::heartbeat::{AgentHeartbeat, AgentStats, HostStats, MAX_HEARTBEAT_LEN};
+use crate::body::{read_body, write_body, write_frame};
+use crate::message::{self, task_status, Close, CloseCode, DecodeError, Hello, Ping, Pong, TaskResult};
+use crate::plugin::{PluginError, PluginHeartbeat, PluginId, PluginStatus, Plugins};
+use crate::record::{data_type, MAX_ENTRY_HEADER};
+use crate::ring::{PushError, Ring, RingConfig};
+use crate::rng::Rng;
+use crate::time::{AgentClock, Duration, Instant};
+use crate::varint;
+use crate::Record;
+use core::fmt;
+
+mod config;
+mod recv;
+mod send;
+mod timers;
+
+pub use config::{
+    hello_frame_max_len, min_peer_frame, min_transmit_len, validate, AgentConfig, ConfigError, StorageSizes,
+    MAX_HELLO_FRAME,
+};
+use config::max_entry;
+pub use timers::Timer;
+
+
+/// Bytes a Batch body needs beyond its entries: four varints.
+pub const BATCH_HEADER_MAX: usize = 10 + 10 + 5 + 5;
+/// Largest TaskResult record payload; longer messages are truncated.
+pub const MAX_TASK_RESULT_LEN: usize = 256;
+const _: () = assert!(MAX_TASK_RESULT_LEN < MAX_HEARTBEAT_LEN);
+/// Configurations whose version the agent remembers (see `Event::Config`).
+pub const MAX_CONFIGS: usize = 4;
+/// Task tokens the agent remembers to ignore resent tasks.
+pub const RECENT_TASKS: usize = 8;
+/// Most halvings of batch and window after consecutive ack timeouts.
+const MAX_SHRINK: u8 = 8;
+
+/// Who the agent is, as sent in Hello. Borrowed for the agent's lifetime.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Identity<'a> {
+    /// Stable, unique agent id.
+    pub agent_id: &'a str,
+    /// Host name.
+    pub hostname: &'a str,
+    /// Product name; tasks addressed to it (or to "") are for the agent.
+    pub product: &'a str,
+    /// Product version.
+    pub version: &'a str,
+    /// Packed private IPv4 addresses (4 bytes each).
+    pub intranet_ipv4: &'a [u8],
+    /// Packed private IPv6 addresses (16 bytes each).
+    pub intranet_ipv6: &'a [u8],
+    /// Packed public IPv4 addresses.
+    pub extranet_ipv4: &'a [u8],
+    /// Packed public IPv6 addresses.
+    pub extranet_ipv6: &'a [u8],
+    /// Credential for the server.
+    pub auth_token: &'a [u8],
+}
+
+
+/// Caller memory the agent works in.
+pub struct AgentStorage<'a> {
+    /// The send ring (records until acked). Its length is the ring capacity.
+    pub ring: &'a mut [u8],
+    /// The receive buffer. Its length is the largest frame accepted, and is
+    /// announced to the server in Hello.
+    pub rx: &'a mut [u8],
+    /// The event queue (tasks, configs, connection events).
+    pub events: &'a mut [u8],
+}
+
+impl AgentStorage<'_> {
+    /// The buffers' lengths, as [`validate`] checks them.
+    pub fn sizes(&self) -> StorageSizes {
+        StorageSizes { ring: self.ring.len(), rx: self.rx.len(), events: self.events.len() }
+    }
+}
+
+/// Where the session is (see the state table in the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StateKind {
+    /// Waiting before the next attempt.
+    Backoff = 0,
+    /// Waiting for the caller to open the transport.
+    Connecting = 1,
+    /// Hello sent, waiting for Accept.
+    Handshaking = 2,
+    /// Records flow.
+    Connected = 3,
+    /// The give-up limit was reached.
+    GaveUp = 4,
+    /// Closed by the caller.
+    Closed = 5,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum State {
+    Backoff { until: Instant, endpoint: u8 },
+    Connecting { endpoint: u8, deadline: Instant },
+    Handshaking { endpoint: u8, deadline: Instant },
+    Connected { endpoint: u8, since: Instant, healthy: bool },
+    GaveUp,
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PingState {
+    nonce: u64,
+    sent: Instant,
+}
+
+/// The session state machine. See the module docs for the call order.
+pub struct Agent<'a> {
+    decoder: FrameDecoder<'a>,
+    core: Core<'a>,
+}
+
+/// Everything but the decoder, so a decoded frame (borrowing the decoder)
+/// can be handled while the rest is mutated.
+struct Core<'a> {
+    cfg: AgentConfig,
+    id: Identity<'a>,
+    ring: Ring<'a>,
+    events: EventQueue<'a>,
+    rng: Rng,
+    backoff: Backoff,
+    state: State,
+    clock: AgentClock,
+    clock_offset_ms: i64,
+    max_frame_rx: u32,
+    /// [`min_transmit_len`] of the configuration and identity given at init.
+    tx_min: u32,
+    peer_max_frame: usize,
+    tx_seq: u32,
+    hello_pending: bool,
+    close_pending: Option<CloseCode>,
+    pong_pending: Option<u64>,
+    ping: Option<PingState>,
+    last_rx: Instant,
+    /// When in-flight records last saw progress (first sent, or acked).
+    ack_progress: Instant,
+    pending_since: Option<Instant>,
+    next_heartbeat: Option<Instant>,
+    host: HostStats,
+    plugins: Plugins<'a>,
+    configs: [(u64, u64); MAX_CONFIGS],
+    config_victim: u8,
+    recent_tasks: [u64; RECENT_TASKS],
+    recent_task_next: u8,
+    delivered_pending: bool,
+    /// `flush_now` was called: pending records go without waiting.
+    flush_requested: bool,
+    /// Halvings of batch and window after ack timeouts (see `batch_limit`).
+    shrink: u8,
+    reset_decoder: bool,
+    last_retry: Option<Retry>,
+    last_transport_error: Option<TransportError>,
+    stats: Counters,
+}
+
+/// The counters the session keeps itself (the ring, the decoder and the
+/// clock keep theirs); [`Core::stats_with`] gathers them all.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    bytes_sent: u64,
+    bytes_received: u64,
+    frames_sent: u64,
+    frames_received: u64,
+    connections: u64,
+    connect_failures: u64,
+    last_rtt_ms: Option<u32>,
+    decoder_skipped_bytes: u64,
+    unknown_kinds: u64,
+    malformed: u64,
+    events_dropped: u64,
+    tasks_unroutable: u64,
+    protocol_errors: u64,
+    tasks_duplicate: u64,
+    dropped_too_large: u64,
+    peer_incompatible: u64,
+    ack_timeouts: u64,
+}
+
+impl<'a> Agent<'a> {
+    /// An agent over `storage`, not yet connected: the first
+    /// `handle_timeout` (due at once, see `poll_timeout`) asks the caller to
+    /// connect to endpoint 0.
+    pub fn new(cfg: AgentConfig, identity: Identity<'a>, storage: AgentStorage<'a>) -> Result<Self, ConfigError> {
+        validate(&cfg, &identity, storage.sizes())?;
+        let tx_min = min_transmit_len(&cfg, &identity);
+        let max_frame_rx = u32::try_from(storage.rx.len()).unwrap_or(u32::MAX);
+        Ok(Agent {
+            decoder: FrameDecoder::new(storage.rx),
+            core: Core {
+                cfg,
+                id: identity,
+                ring: Ring::new(storage.ring, cfg.ring),
+                events: EventQueue::new(storage.events),
+                rng: Rng::new(cfg.rng_seed),
+                backoff: Backoff::new(),
+                state: State::Backoff { until: Instant::ZERO, endpoint: 0 },
+                clock: AgentClock::default(),
+                clock_offset_ms: 0,
+                max_frame_rx,
+                tx_min: u32::try_from(tx_min).unwrap_or(u32::MAX),
+                peer_max_frame: frame::MIN_MAX_FRAME,
+                tx_seq: 0,
+                hello_pending: false,
+                close_pending: None,
+                pong_pending: None,
+                ping: None,
+                last_rx: Instant::ZERO,
+                ack_progress: Instant::ZERO,
+                pending_since: None,
+                next_heartbeat: None,
+                host: HostStats::default(),
+                plugins: Plugins::default(),
+                configs: [(0, 0); MAX_CONFIGS],
+                config_victim: 0,
+                recent_tasks: [0; RECENT_TASKS],
+                recent_task_next: 0,
+                delivered_pending: false,
+                flush_requested: false,
+                shrink: 0,
+                reset_decoder: false,
+                last_retry: None,
+                last_transport_error: None,
+                stats: Counters::default(),
+            },
+        })
+    }
+
+    // ---- getters -------------------------------------------------------
+
+    /// The current state.
+    pub fn state(&self) -> StateKind {
+        match self.core.state {
+            State::Backoff { .. } => StateKind::Backoff,
+            State::Connecting { .. } => StateKind::Connecting,
+            State::Handshaking { .. } => StateKind::Handshaking,
+            State::Connected { .. } => StateKind::Connected,
+            State::GaveUp => StateKind::GaveUp,
+            State::Closed => StateKind::Closed,
+        }
+    }
+
+    /// The endpoint being tried or used (the next one while in Backoff).
+    pub fn endpoint(&self) -> Option<u8> {
+        self.core.endpoint()
+    }
+
+    /// The library's counters (also sent in every heartbeat).
+    pub fn stats(&self) -> AgentStats {
+        self.core.stats_with(&self.decoder)
+    }
+
+    /// The send ring (read-only).
+    pub fn ring(&self) -> &Ring<'a> {
+        &self.core.ring
+    }
+
+    /// What the caller last reported in `handle_disconnected`.
+    pub fn last_transport_error(&self) -> Option<TransportError> {
+        self.core.last_transport_error
+    }
+
+    /// The last reconnect decision (endpoint, delay and its jitter window).
+    pub fn last_retry(&self) -> Option<Retry> {
+        self.core.last_retry
+    }
+
+    /// The configuration given at init.
+    pub fn config(&self) -> &AgentConfig {
+        &self.core.cfg
+    }
+
+    /// The transmit buffer every `poll_transmit` should be given, at least:
+    /// [`min_transmit_len`] of the configuration and identity at init.
+    pub fn transmit_len(&self) -> usize {
+        self.core.tx_min as usize
+    }
+
+    /// True when every pushed record is acked or dropped.
+    pub fn is_drained(&self) -> bool {
+        self.core.ring.is_empty()
+    }
+
+    // ---- commands ------------------------------------------------------
+
+    /// Queues a record for delivery; works in every state. See
+    /// [`Ring::push`] for what happens when the ring is full.
+    pub fn push(&mut self, now: Instant, rec: &Record<'_>) -> Result<(), PushError> {
+        let now = self.core.advance(now);
+        self.core.push(now, rec)
+    }
+
+    /// Answers a task: pushes a `TASK_RESULT` record carrying
+    /// `(token, status, message)`. A message too long for
+    /// [`MAX_TASK_RESULT_LEN`] is truncated at a character boundary.
+    pub fn task_result(&mut self, now: Instant, token: &str, status: u32, message: &str) -> Result<(), PushError> {
+        let now = self.core.advance(now);
+        self.core.push_task_result(now, token, status, message)
+    }
+
+    /// Replaces the credential sent in Hello (a rotating token, say), from
+    /// the next Hello on; the connection up now and every record in the
+    /// ring are untouched. Refused with [`ConfigError::HelloTooLarge`] when
+    /// the Hello would no longer fit the transmit buffer prescribed at init
+    /// ([`Agent::transmit_len`]) or [`MAX_HELLO_FRAME`].
+    pub fn set_auth_token(&mut self, token: &'a [u8]) -> Result<(), ConfigError> {
+        let id = Identity { auth_token: token, ..self.core.id };
+        if hello_frame_max_len(&id) > self.transmit_len().min(MAX_HELLO_FRAME) {
+            return Err(ConfigError::HelloTooLarge);
+        }
+        self.core.id = id;
+        Ok(())
+    }
+
+    /// Sets the host stats carried by the following heartbeats.
+    pub fn set_host_stats(&mut self, stats: HostStats) {
+        self.core.host = stats;
+    }
+
+    /// Sets the offset added to the monotonic clock to timestamp the
+    /// agent's own records (heartbeats, task results): pass
+    /// `wall_clock_ms - now_ms` to get Unix-time timestamps. Default 0.
+    pub fn set_clock_offset(&mut self, offset_ms: i64) {
+        self.core.clock_offset_ms = offset_ms;
+    }
+
+    /// Registers a plugin (tasks for `name` are routed to it; it gets a
+    /// heartbeat record at every tick).
+    pub fn register_plugin(&mut self, name: &'a str, version: &'a str) -> Result<PluginId, PluginError> {
+        self.core.plugins.register(name, version)
+    }
+
+    /// Updates a plugin's pid and status for its next heartbeats.
+    pub fn set_plugin_status(&mut self, id: PluginId, pid: u32, status: PluginStatus) -> Result<(), PluginError> {
+        self.core.plugins.set_status(id, pid, status)
+    }
+
+    /// Removes a plugin.
+    pub fn unregister_plugin(&mut self, id: PluginId) -> Result<(), PluginError> {
+        self.core.plugins.unregister(id)
+    }
+
+    /// Closes for good: a Close frame is queued (if a transport is up), the
+    /// caller gets `Disconnect{Shutdown}`, and no reconnect follows until
+    /// [`Agent::reconnect_now`]. Unacked records stay in the ring: for a
+    /// clean shutdown, keep driving the agent until [`Agent::is_drained`]
+    /// (everything acked or dropped), then close.
+    pub fn close(&mut self, now: Instant) {
+        self.core.advance(now);
+        let c = &mut self.core;
+        if matches!(c.state, State::Closed) {
+            return;
+        }
+        if matches!(c.state, State::Handshaking { .. } | State::Connected { .. }) {
+            c.close_pending = Some(CloseCode::Shutdown);
+        }
+        if matches!(c.state, State::Connecting { .. } | State::Handshaking { .. } | State::Connected { .. }) {
+            c.emit(Event::Disconnect { reason: DisconnectReason::Shutdown });
+        }
+        c.drop_connection();
+        self.decoder.reset();
+        c.reset_decoder = false;
+        c.state = State::Closed;
+    }
+
+    /// Sends what is pending without waiting for `flush_interval` (within
+    /// the window, as always): the next `poll_transmit` gives the batch.
+    pub fn flush_now(&mut self, now: Instant) {
+        self.core.advance(now);
+        if self.core.ring.pending_records() > 0 {
+            self.core.flush_requested = true;
+        }
+    }
+
+    /// Pushes a heartbeat (and the plugin heartbeats) now; the next one
+    /// follows `heartbeat_interval` later. Nothing happens while Closed.
+    pub fn heartbeat_now(&mut self, now: Instant) {
+        let now = self.core.advance(now);
+        if !matches!(self.core.state, State::Closed) {
+            self.core.next_heartbeat = Some(now);
+            self.core.heartbeat_tick(now, &self.decoder);
+        }
+    }
+
+    /// Leaves GaveUp, Closed or Backoff: the next attempt is due now, with
+    /// the failure count reset.
+    pub fn reconnect_now(&mut self, now: Instant) {
+        let now = self.core.advance(now);
+        let c = &mut self.core;
+        let endpoint = match c.state {
+            State::Backoff { endpoint, .. } => endpoint,
+            State::GaveUp | State::Closed => c.backoff.endpoint(),
+            _ => return,
+        };
+        c.backoff.reset();
+        c.state = State::Backoff { until: now, endpoint };
+    }
+
+    // ---- inputs --------------------------------------------------------
+
+    /// The transport asked for by the last `Connect` event is up. Ignored
+    /// in any state but Connecting (for example after `connect_timeout`
+    /// fired: the caller has been told to drop that transport).
+    pub fn handle_connected(&mut self, now: Instant) {
+        let now = self.core.advance(now);
+        let c = &mut self.core;
+        if let State::Connecting { endpoint, .. } = c.state {
+            c.state = State::Handshaking { endpoint, deadline: now + c.cfg.handshake_timeout };
+            c.hello_pending = true;
+            c.tx_seq = 0;
+            c.last_rx = now;
+            self.decoder.reset();
+        }
+    }
+
+    /// The transport failed, could not be opened, or was closed by the peer
+    /// (`error` says which). Ignored unless a connection is being made or is
+    /// up. Every cause is handled the same way (the failure path in the
+    /// module docs); the cause is kept for diagnostics.
+    pub fn handle_disconnected(&mut self, now: Instant, error: TransportError) {
+        let now = self.core.advance(now);
+        self.core.last_transport_error = Some(error);
+        if matches!(self.core.state, State::Connecting { .. } | State::Handshaking { .. } | State::Connected { .. }) {
+            self.core.fail(now, DisconnectReason::Transport, None, Duration::ZERO);
+        }
+        self.sync_decoder();
+    }
+
+    /// Bytes arrived on the transport. Any chunking works. Bytes arriving
+    /// while no connection is up are ignored (counted as skipped).
+    pub fn handle_received(&mut self, now: Instant, bytes: &[u8]) {
+        let now = self.core.advance(now);
+        self.core.stats.bytes_received += bytes.len() as u64;
+        if !matches!(self.core.state, State::Handshaking { .. } | State::Connected { .. }) {
+            self.core.stats.decoder_skipped_bytes += bytes.len() as u64;
+            return;
+        }
+        let mut input = bytes;
+        loop {
+            match self.decoder.feed(input) {
+                Feed::Consumed => break,
+                Feed::Frame { frame, remaining } => {
+                    input = remaining;
+                    self.core.on_frame(now, &frame);
+                    if !matches!(self.core.state, State::Handshaking { .. } | State::Connected { .. }) {
+                        self.core.stats.decoder_skipped_bytes += input.len() as u64;
+                        break;
+                    }
+                }
+            }
+        }
+        self.sync_decoder();
+    }
+
+    /// Time has passed: fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.core.advance(now);
+        self.core.on_timeout(now, &self.decoder);
+        self.sync_decoder();
+    }
+
+    fn sync_decoder(&mut self) {
+        if self.core.reset_decoder {
+            self.core.reset_decoder = false;
+            self.decoder.reset();
+        }
+    }
+
+    // ---- outputs -------------------------------------------------------
+
+    /// Writes the next frame to send into `out` and returns its length; 0
+    /// when there is nothing to send now. Frames are never larger than
+    /// `out.len()` nor the server's announced maximum; `out` should hold at
+    /// least [`Agent::transmit_len`] bytes (a full batch, and the Hello): a
+    /// frame that does not fit waits, it is never lost.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> usize {
+        let now = self.core.advance(now);
+        self.core.transmit(now, out)
+    }
+
+    /// The next event, if any. It borrows the agent until the next call.
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        let c = &mut self.core;
+        if c.events.is_empty() && c.delivered_pending {
+            c.delivered_pending = false;
+            let counters = c.ring.counters();
+            return Some(Event::Delivered { acked_total: counters.acked, first_unacked_seq: c.ring.first_unacked_seq() });
+        }
+        c.events.pop()
+    }
+
+    /// The earliest running timer and when it fires (on the caller's
+    /// clock, like [`Agent::poll_timeout`]): says why the agent wants to be
+    /// woken. After `handle_timeout(now)` and draining `poll_transmit(now)`,
+    /// it is later than `now`.
+    pub fn next_timer(&self) -> Option<(Timer, Instant)> {
+        self.core.next_timer().map(|(t, at)| (t, self.core.clock.to_caller(at)))
+    }
+
+    /// When `handle_timeout` must be called next; `None` when no timer runs
+    /// (Closed).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.core.next_timeout().map(|t| self.core.clock.to_caller(t))
+    }
+}
+
+/// FNV-1a, for remembering config names and versions in 16 bytes each.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+impl<'a> Core<'a> {
+    /// Turns the caller's instant into agent time (see [`AgentClock`]).
+    fn advance(&mut self, now: Instant) -> Instant {
+        let now = self.clock.input(now, self.cfg.max_clock_step, self.cfg.clock_backstep_tolerance);
+        if self.next_heartbeat.is_none() {
+            // The first heartbeat goes out at the first call.
+            self.next_heartbeat = Some(now);
+        }
+        now
+    }
+
+    /// The timestamp of the agent's own records: the caller's latest
+    /// instant plus the clock offset (agent time may differ from the
+    /// caller's after a clock anomaly; timestamps follow the caller).
+    fn wall(&self) -> u64 {
+        self.clock.caller_now().as_millis().wrapping_add(self.clock_offset_ms as u64)
+    }
+
+    fn emit(&mut self, ev: Event<'_>) -> bool {
+        let ok = self.events.push(&ev);
+        if !ok {
+            self.stats.events_dropped += 1;
+        }
+        ok
+    }
+
+    /// Emits a task, shutdown or config event, leaving room for the
+    /// connection events the same input may still raise (a full queue must
+    /// not swallow a `Disconnect`).
+    fn emit_droppable(&mut self, ev: Event<'_>) -> bool {
+        let ok = self.events.push_keeping(&ev, crate::events::LIFECYCLE_RESERVE);
+        if !ok {
+            self.stats.events_dropped += 1;
+        }
+        ok
+    }
+
+    /// Every counter, gathered from the session, the ring, the decoder and
+    /// the clock.
+    fn stats_with(&self, decoder: &FrameDecoder<'_>) -> AgentStats {
+        let r = self.ring.counters();
+        let d = decoder.stats();
+        let s = &self.stats;
+        AgentStats {
+            pushed: r.pushed,
+            acked: r.acked,
+            dropped_full: r.dropped_full,
+            dropped_too_large: r.dropped_too_large + s.dropped_too_large,
+            dropped_evicted: r.dropped_evicted,
+            bytes_sent: s.bytes_sent,
+            bytes_received: s.bytes_received,
+            frames_sent: s.frames_sent,
+            frames_received: s.frames_received,
+            connections: s.connections,
+            connect_failures: s.connect_failures,
+            last_rtt_ms: s.last_rtt_ms,
+            decoder_skipped_bytes: s.decoder_skipped_bytes + d.skipped_bytes,
+            decoder_bad_crc: d.bad_crc,
+            unknown_kinds: s.unknown_kinds,
+            malformed: s.malformed,
+            events_dropped: s.events_dropped,
+            tasks_unroutable: s.tasks_unroutable,
+            protocol_errors: s.protocol_errors,
+            ring_used_bytes: u32::try_from(self.ring.used_bytes()).unwrap_or(u32::MAX),
+            ring_capacity: u32::try_from(self.ring.capacity()).unwrap_or(u32::MAX),
+            tasks_duplicate: s.tasks_duplicate,
+            decoder_oversized: d.oversized,
+            clock_anomalies: self.clock.anomalies(),
+            peer_incompatible: s.peer_incompatible,
+            ack_timeouts: s.ack_timeouts,
+        }
+    }
+
+    fn push(&mut self, now: Instant, rec: &Record<'_>) -> Result<(), PushError> {
+        let was_idle = self.ring.pending_records() == 0;
+        self.ring.push(rec)?;
+        if was_idle || self.pending_since.is_none() {
+            self.pending_since = Some(now);
+        }
+        Ok(())
+    }
+
+    fn push_task_result(&mut self, now: Instant, token: &str, status: u32, message: &str) -> Result<(), PushError> {
+        // `max_record` >= MAX_HEARTBEAT_LEN > MAX_TASK_RESULT_LEN (checked
+        // at init), so a result that fits `buf` fits the ring.
+        let mut buf = [0u8; MAX_TASK_RESULT_LEN];
+        let mut msg = message;
+        loop {
+            let r = TaskResult { token, status, message: msg };
+            if let Some(n) = write_body(&r, &mut buf) {
+                return self.push(now, &Record::new(data_type::TASK_RESULT, self.wall(), &buf[..n]));
+            }
+            if msg.is_empty() {
+                // The token alone is too long: refused and counted like any
+                // oversized record.
+                self.stats.dropped_too_large += 1;
+                return Err(PushError::TooLarge);
+            }
+            let mut cut = msg.len().min(MAX_TASK_RESULT_LEN).saturating_sub(1);
+            while !msg.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            msg = &msg[..cut];
+        }
+    }
+
+
+
+    /// Forgets the connection: rewinds the ring, clears per-connection state.
+    fn drop_connection(&mut self) {
+        self.ring.rewind();
+        self.ping = None;
+        self.pong_pending = None;
+        self.hello_pending = false;
+        self.reset_decoder = true;
+        if self.ring.pending_records() > 0 {
+            self.pending_since = Some(self.clock.now());
+        }
+    }
+
+    fn endpoint(&self) -> Option<u8> {
+        match self.state {
+            State::Backoff { endpoint, .. }
+            | State::Connecting { endpoint, .. }
+            | State::Handshaking { endpoint, .. }
+            | State::Connected { endpoint, .. } => Some(endpoint),
+            State::GaveUp | State::Closed => None,
+        }
+    }
+
+    /// The one failure path (see the module docs). `min_delay` (a Reject's
+    /// `retry_after_ms`) is the failing endpoint's word about itself: it
+    /// holds back the next attempt only if that goes to the same endpoint.
+    fn fail(&mut self, now: Instant, reason: DisconnectReason, close: Option<CloseCode>, min_delay: Duration) {
+        let from = self.endpoint();
+        self.close_pending = close;
+        self.stats.connect_failures += 1;
+        self.drop_connection();
+        self.emit(Event::Disconnect { reason });
+        match self.backoff.on_failure(&self.cfg.backoff, &mut self.rng) {
+            Some(r) => {
+                self.last_retry = Some(r);
+                let delay = if Some(r.endpoint) == from { r.delay.max(min_delay) } else { r.delay };
+                self.state = State::Backoff { until: now + delay, endpoint: r.endpoint };
+            }
+            None => {
+                self.last_retry = None;
+                self.state = State::GaveUp;
+                self.emit(Event::GaveUp);
+            }
+        }
+    }
+
+}
+
+
+impl fmt::Debug for Agent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Agent").field("state", &self.core.state).field("ring", &self.core.ring).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;
