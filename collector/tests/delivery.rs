@@ -110,7 +110,8 @@ fn burst_bigger_than_the_ring_under_each_policy() {
     drop(col);
     let v = sink_view(dir.path());
     let (reject, drop_oldest) = (&reports[0], &reports[1]);
-    assert!(reject.refused > 0 && reject.refused as u64 == reject.stats.dropped_full, "{:?}", reject.stats);
+    // dropped_full also counts heartbeats the full ring refused.
+    assert!(reject.refused > 0 && reject.stats.dropped_full >= u64::from(reject.refused), "{:?}", reject.stats);
     assert!(drop_oldest.refused == 0 && drop_oldest.stats.dropped_evicted > 0, "{:?}", drop_oldest.stats);
     for r in &reports {
         check_exactly_once(&v, r, 64);
