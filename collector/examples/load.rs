@@ -61,18 +61,28 @@ fn opts() -> Opts {
 fn main() {
     let o = opts();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    println!("| agents | collector records/s | p50 ms | p99 ms | collector CPU (cores) | CPU per 100k rec/s | peak RSS MiB | trivial reader records/s | ratio |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("window {} batches of {} records of {PAYLOAD} B per agent, {} s per run", o.window, o.batch, o.seconds);
+    println!("| agents | collector records/s | p50 ms | p99 ms | collector CPU (cores) | CPU per 100k rec/s | peak RSS MiB | mean commit ms | records per commit | trivial reader records/s | ratio |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in &o.agents {
         let dir = std::env::temp_dir().join(format!("edge-load-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut child = spawn(Command::new(&o.bin).args(["--listen", "127.0.0.1:0", "--log", "warn", "--max-connections", "20000"]).arg("--data-dir").arg(&dir));
-        let addr = ready_addr(&mut child);
+        let mut child = spawn(
+            Command::new(&o.bin)
+                .args(["--listen", "127.0.0.1:0", "--log", "warn", "--max-connections", "20000", "--api-token", "load", "--api-listen", "127.0.0.1:0"])
+                .arg("--data-dir")
+                .arg(&dir),
+        );
+        let (addr, api) = ready_addrs(&mut child);
         let cpu0 = cpu_ticks(child.id());
         let r = rt.block_on(run(addr, n, &o, true));
         let cpu = (cpu_ticks(child.id()) - cpu0) as f64 / ticks_per_sec() / r.elapsed.as_secs_f64();
         let rss = peak_rss_kib(child.id()) as f64 / 1024.0;
+        let m = metrics(api.expect("API address"));
+        let commits = m.get("sink_commits_total").copied().unwrap_or(0.0).max(1.0);
+        let commit_ms = m.get("sink_commit_micros_total").copied().unwrap_or(0.0) / commits / 1000.0;
+        let per_commit = m.get("records_stored_total").copied().unwrap_or(0.0) / commits;
         let _ = child.kill();
         let _ = child.wait();
         let _ = std::fs::remove_dir_all(&dir);
@@ -80,7 +90,7 @@ fn main() {
         let file = std::env::temp_dir().join(format!("edge-load-trivial-{}-{n}", std::process::id()));
         let me = std::env::current_exe().unwrap();
         let mut reader = spawn(Command::new(me).arg("--trivial-reader").arg(&file));
-        let taddr = ready_addr(&mut reader);
+        let (taddr, _) = ready_addrs(&mut reader);
         let t = rt.block_on(run(taddr, n, &o, false));
         std::thread::sleep(Duration::from_millis(200));
         let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
@@ -94,7 +104,7 @@ fn main() {
         lat.sort_unstable();
         let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
         println!(
-            "| {n} | {rate:.0} | {:.1} | {:.1} | {cpu:.2} | {:.2} | {rss:.0} | {trivial_rate:.0} | {:.2} |",
+            "| {n} | {rate:.0} | {:.1} | {:.1} | {cpu:.2} | {:.2} | {rss:.0} | {commit_ms:.1} | {per_commit:.0} | {trivial_rate:.0} | {:.2} |",
             pct(0.5),
             pct(0.99),
             cpu / (rate / 100_000.0),
@@ -107,10 +117,25 @@ fn spawn(cmd: &mut Command) -> Child {
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn")
 }
 
-fn ready_addr(child: &mut Child) -> SocketAddr {
+fn ready_addrs(child: &mut Child) -> (SocketAddr, Option<SocketAddr>) {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    line.split_whitespace().find_map(|p| p.strip_prefix("agents=")).and_then(|a| a.parse().ok()).expect("ready line")
+    let field = |k: &str| line.split_whitespace().find_map(|p| p.strip_prefix(k)).and_then(|a| a.parse().ok());
+    (field("agents=").expect("ready line"), field("api="))
+}
+
+/// The collector's counters, from `GET /metrics`.
+fn metrics(api: SocketAddr) -> std::collections::HashMap<String, f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(api).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer load\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("edge_collector_"))
+        .filter_map(|l| l.split_once(' '))
+        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        .collect()
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
