@@ -35,7 +35,7 @@ fn closed_with(c: &mut Raw, code: u16) -> String {
 #[test]
 fn resume_points_duplicates_and_acks() {
     let dir = TempDir::new("resume");
-    let col = CollectorProc::start(dir.path(), &[]);
+    let col = CollectorProc::start(dir.path(), &["--api-token", "k", "--api-listen", "127.0.0.1:0"]);
     let mut c = Raw::connect(col.agents);
     c.send(&Message::Hello(hello("a1", b"", 0, 0)));
     assert_eq!(accept(&mut c), 0, "an unknown agent resumes at its first_unacked_seq");
@@ -59,9 +59,51 @@ fn resume_points_duplicates_and_acks() {
     assert_eq!(c.recv_skipping(T), Got::Ack(24));
     drop(c);
 
+    // A Hello whose next_seq is below the resume point (a cloned agent id):
+    // the true resume point is still answered, and counted.
+    let mut c = Raw::connect(col.agents);
+    c.send(&Message::Hello(hello("a1", b"", 2, 3)));
+    assert_eq!(accept(&mut c), 25, "never lower than what is stored");
+    drop(c);
+    let (_, metrics) = common::http(col.api.unwrap(), "GET", "/metrics", Some("k"), None);
+    assert!(metrics.contains("edge_collector_resume_conflicts_total 1\n"), "{metrics}");
+    assert!(metrics.contains("edge_collector_records_duplicate_total 4\n"), "{metrics}");
+
     let v = sink_view(dir.path());
     assert_eq!(v.seqs["a1"], (0..8).chain(20..25).collect::<Vec<_>>());
     assert_eq!(v.texts["a1"][3], "r3");
+}
+
+#[test]
+fn stdout_sink_writes_lines_and_acks_after_the_flush() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new("stdout");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edge-collector"))
+        .args(["--sink", "stdout", "--listen", "127.0.0.1:0", "--log", "warn", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The ready line goes to stderr when the records go to stdout.
+    let mut ready = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut ready).unwrap();
+    let addr: std::net::SocketAddr = ready.split_whitespace().find_map(|p| p.strip_prefix("agents=")).unwrap().parse().unwrap();
+    let mut c = Raw::connect(addr);
+    c.send(&Message::Hello(hello("out-1", b"", 0, 0)));
+    accept(&mut c);
+    c.batch("o", 0, 3);
+    assert_eq!(c.recv_skipping(T), Got::Ack(2));
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    for seq in 0..3u64 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!((v["agent"].as_str(), v["seq"].as_u64(), v["text"].as_str()), (Some("out-1"), Some(seq), Some(format!("o{seq}").as_str())));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[test]
