@@ -4,9 +4,15 @@
 //! the machine's bound.
 //!
 //! ```sh
-//! cargo build --release -p edge-collector --example load
+//! cargo build --release -p edge-collector --bin edge-collector --example load
 //! target/release/examples/load --bin target/release/edge-collector --agents 10,100,1000 --seconds 5
+//! target/release/examples/load --bin target/release/edge-collector --storm 10000
 //! ```
+//!
+//! `--storm N`: N agents connect and stay; the collector is killed (-9) and
+//! restarted on the same port; printed: handshakes per 250 ms from the kill,
+//! the time until every agent is back, and the collector's Busy rejects.
+//! Storm agents reconnect after a full-jitter wait of up to 1 s.
 //!
 //! Each agent sends Batches of `--batch` records of 64-byte payloads, keeps
 //! at most `--window` batches unacked, and measures each batch's time from
@@ -30,6 +36,8 @@ use tokio::net::{TcpListener, TcpStream};
 const PAYLOAD: usize = 64;
 
 struct Opts {
+    /// Reconnect storm of this many agents instead of the ingest runs.
+    storm: Option<usize>,
     bin: String,
     agents: Vec<usize>,
     seconds: u64,
@@ -38,7 +46,7 @@ struct Opts {
 }
 
 fn opts() -> Opts {
-    let mut o = Opts { bin: "target/release/edge-collector".into(), agents: vec![10, 100, 1000], seconds: 5, batch: 50, window: 4 };
+    let mut o = Opts { storm: None, bin: "target/release/edge-collector".into(), agents: vec![10, 100, 1000], seconds: 5, batch: 50, window: 4 };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         let v = pair.get(1).cloned().unwrap_or_default();
@@ -48,6 +56,7 @@ fn opts() -> Opts {
             "--seconds" => o.seconds = v.parse().expect("--seconds N"),
             "--batch" => o.batch = v.parse().expect("--batch N"),
             "--window" => o.window = v.parse().expect("--window N"),
+            "--storm" => o.storm = Some(v.parse().expect("--storm N")),
             "--trivial-reader" => {
                 trivial_reader(&v);
                 std::process::exit(0);
@@ -61,6 +70,11 @@ fn opts() -> Opts {
 fn main() {
     let o = opts();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    raise_fd_limit();
+    if let Some(n) = o.storm {
+        rt.block_on(storm(n, &o.bin));
+        return;
+    }
     println!("window {} batches of {} records of {PAYLOAD} B per agent, {} s per run", o.window, o.batch, o.seconds);
     println!("| agents | collector records/s | p50 ms | p99 ms | collector CPU (cores) | CPU per 100k rec/s | peak RSS MiB | mean commit ms | records per commit | trivial reader records/s | ratio |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -317,4 +331,118 @@ fn trivial_reader(path: &str) {
             });
         }
     });
+}
+
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
+/// A reconnect storm: `n` agents connected, the collector killed (-9) and
+/// restarted on the same port; connects per second until all are back.
+async fn storm(n: usize, bin: &str) {
+    let dir = std::env::temp_dir().join(format!("edge-storm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let args = |listen: &str| {
+        let mut c = Command::new(bin);
+        c.args(["--listen", listen, "--log", "error", "--max-connections", "20000", "--api-token", "load", "--api-listen", "127.0.0.1:0"]).arg("--data-dir").arg(&dir);
+        c
+    };
+    let mut child = spawn(&mut args("127.0.0.1:0"));
+    let (addr, _) = ready_addrs(&mut child);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let t0 = Instant::now();
+    for i in 0..n {
+        let tx = tx.clone();
+        tokio::spawn(async move { storm_agent(addr, i, tx).await });
+    }
+    let mut up = 0;
+    while up < n {
+        rx.recv().await.unwrap();
+        up += 1;
+    }
+    println!("storm: {n} agents connected in {:.2} s", t0.elapsed().as_secs_f64());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let killed = Instant::now();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut child = spawn(&mut args(&addr.to_string()));
+    let (_, api) = ready_addrs(&mut child);
+    let restarted = killed.elapsed();
+    let mut times = Vec::with_capacity(n);
+    while times.len() < n {
+        match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+            Ok(Some(t)) => times.push(t.duration_since(killed)),
+            _ => break,
+        }
+    }
+    let m = metrics(api.expect("API"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let all_back = times.last().copied().unwrap_or_default();
+    println!("storm: collector killed, restarted after {:.2} s; {} of {n} agents back after {:.2} s (from the kill)", restarted.as_secs_f64(), times.len(), all_back.as_secs_f64());
+    let span = all_back.as_secs_f64() - restarted.as_secs_f64();
+    println!("storm: mean {:.0} connects/s from the restart; collector rejects: busy {}, accepts {}", times.len() as f64 / span.max(0.001), m.get("rejects_busy_total").copied().unwrap_or(0.0), m.get("accepts_total").copied().unwrap_or(0.0));
+    println!("| from the kill, s | handshakes in the 250 ms |");
+    println!("|---:|---:|");
+    let mut bucket = 0usize;
+    let mut i = 0;
+    while i < times.len() {
+        let end = Duration::from_millis(250 * (bucket as u64 + 1));
+        let start = i;
+        while i < times.len() && times[i] < end {
+            i += 1;
+        }
+        if i > start {
+            println!("| {:.2} | {} |", end.as_secs_f64(), i - start);
+        }
+        bucket += 1;
+    }
+}
+
+/// An agent that stays connected and reconnects after a full-jitter wait
+/// (up to 1 s, the agent's default base 500 ms doubled once), reporting
+/// each Accept.
+async fn storm_agent(addr: SocketAddr, i: usize, up: tokio::sync::mpsc::UnboundedSender<Instant>) {
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut jitter = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        Duration::from_millis(rng % 1000)
+    };
+    let id = format!("storm-{i}");
+    loop {
+        let Ok(mut s) = TcpStream::connect(addr).await else {
+            tokio::time::sleep(jitter()).await;
+            continue;
+        };
+        let hello = Hello {
+            agent_id: &id, hostname: "storm", product: "load", version: "0", intranet_ipv4: &[], intranet_ipv6: &[],
+            extranet_ipv4: &[], extranet_ipv6: &[], auth_token: b"", first_unacked_seq: 0, next_seq: 0, max_frame: 65536, min_frame: 4096,
+        };
+        let mut out = vec![0u8; 512];
+        let n = Message::Hello(hello).encode(0, &mut out).unwrap();
+        if s.write_all(&out[..n]).await.is_err() {
+            tokio::time::sleep(jitter()).await;
+            continue;
+        }
+        let mut buf = Vec::new();
+        // Anything but an Accept (a Reject, a failed handshake): wait, retry.
+        if let Some((2, _)) = read_msg(&mut s, &mut buf).await {
+            if up.send(Instant::now()).is_err() {
+                return;
+            }
+            // Connected until the collector goes away.
+            while read_msg(&mut s, &mut buf).await.is_some() {}
+        }
+        tokio::time::sleep(jitter()).await;
+    }
 }
