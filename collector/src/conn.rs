@@ -148,8 +148,8 @@ enum End {
 
 impl Conn {
     async fn run(&mut self) {
-        let storage = std::mem::take(&mut self.storage);
-        let mut storage = storage;
+        // The decoder borrows its buffer for the whole connection.
+        let mut storage = std::mem::take(&mut self.storage);
         let mut decoder = FrameDecoder::new(&mut storage);
         let hello = match timeout(self.shared.cfg.handshake_timeout, self.read_hello(&mut decoder)).await {
             Ok(Ok(h)) => h,
@@ -341,11 +341,8 @@ impl Conn {
                         Metrics::inc(&m.pongs_sent_total);
                         self.push(&Message::Pong(Pong { nonce }));
                     }
-                    Step::PongReceived(_) | Step::Skip => {
-                        if matches!(step, Step::Skip) {
-                            Metrics::inc(&m.unknown_kinds_total);
-                        }
-                    }
+                    Step::PongReceived(_) => {}
+                    Step::Skip => Metrics::inc(&m.unknown_kinds_total),
                     Step::TaskResult(r) => {
                         Metrics::inc(&m.task_results_total);
                         self.shared.registry.task_result(&agent, r, unix_ms());
