@@ -217,10 +217,20 @@ impl Conn {
                 }
                 None => self.rbuf.clear(),
             }
+            self.make_room();
             match self.stream.read_buf(&mut self.rbuf).await {
                 Ok(0) | Err(_) => return Err(None),
                 Ok(n) => Metrics::add(&self.shared.metrics.bytes_in_total, n as u64),
             }
+        }
+    }
+
+    /// Gives the read buffer room for a whole chunk again. (`BytesMut` only
+    /// reclaims consumed space when asked to reserve; without this, reads
+    /// shrink to whatever sliver is left at its end.)
+    fn make_room(&mut self) {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
+            self.rbuf.reserve(READ_CHUNK);
         }
     }
 
@@ -361,6 +371,7 @@ impl Conn {
             }
             let deadline = if pinged { last_frame + cfg.idle_timeout } else { last_frame + cfg.ping_after };
             let reading = pending.len() < cfg.max_inflight;
+            self.make_room();
             tokio::select! {
                 biased;
                 _ = stop.changed() => {
