@@ -504,7 +504,7 @@ fn heartbeat_example() -> AgentHeartbeat {
 
 fn heartbeat_fields(hb: &AgentHeartbeat) -> Block {
     let mut b = Block::default();
-    let mut option = |b: &mut Block, name: &str, v: Option<u64>| match v {
+    let option = |b: &mut Block, name: &str, v: Option<u64>| match v {
         None => b.raw(&[0], format!("host.{name}: absent")),
         Some(x) => {
             let (vb, n) = varint::encode_u64_array(x);
