@@ -6,9 +6,7 @@ use agent_core::agent::BATCH_HEADER_MAX;
 use agent_core::frame::OVERHEAD;
 use agent_core::{AgentConfig, Identity};
 
-/// Smallest event queue: room for the largest connection events one input
-/// can raise.
-pub const MIN_EVENT_QUEUE: usize = 64;
+use crate::sizing::EA_MIN_EVENT_QUEUE as MIN_EVENT_QUEUE;
 
 /// Checks what `Agent::new` does not check yet: the event queue size.
 pub fn validate(_cfg: &AgentConfig, _id: &Identity<'_>, _rx_len: usize, events_len: usize) -> Res {

@@ -132,7 +132,7 @@ pub struct ea_event {
 
 impl ea_event {
     /// The empty event (`EA_EVENT_NONE`, everything zero).
-    pub const NONE: ea_event = ea_event {
+    pub(crate) const NONE: ea_event = ea_event {
         kind: ea_event_kind::EA_EVENT_NONE as u32,
         endpoint: 0,
         plugin: 0,

@@ -12,6 +12,8 @@ use core::mem::{align_of, size_of};
 
 /// Bytes of an `ea_agent`, the same on every target.
 pub const EA_AGENT_STORAGE_SIZE: usize = 2048;
+/// `EA_AGENT_STORAGE_SIZE` in 8-byte words.
+pub const EA_AGENT_STORAGE_WORDS: usize = EA_AGENT_STORAGE_SIZE / 8;
 /// Alignment an `ea_agent` needs (that of `uint64_t` on the supported
 /// targets; `ea_agent` itself has it).
 pub const EA_AGENT_STORAGE_ALIGN: usize = 8;
@@ -25,7 +27,7 @@ pub const EA_AGENT_STORAGE_ALIGN: usize = 8;
 #[repr(C)]
 pub struct ea_agent {
     /// Private.
-    pub _opaque: [u64; EA_AGENT_STORAGE_SIZE / 8],
+    pub _opaque: [u64; EA_AGENT_STORAGE_WORDS],
 }
 
 /// Written at init, cleared at deinit: tells an initialized handle from

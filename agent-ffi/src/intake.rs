@@ -27,6 +27,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Bytes of an `ea_intake`.
 pub const EA_INTAKE_STORAGE_SIZE: usize = 64;
+/// `EA_INTAKE_STORAGE_SIZE` in 8-byte words.
+pub const EA_INTAKE_STORAGE_WORDS: usize = EA_INTAKE_STORAGE_SIZE / 8;
 /// Bytes of slot header beside each record's payload in the intake buffer.
 pub const EA_INTAKE_SLOT_OVERHEAD: usize = 16;
 
@@ -37,14 +39,14 @@ pub const EA_INTAKE_SLOT_OVERHEAD: usize = 16;
 #[repr(C)]
 pub struct ea_intake {
     /// Private.
-    pub _opaque: [u64; EA_INTAKE_STORAGE_SIZE / 8],
+    pub _opaque: [u64; EA_INTAKE_STORAGE_WORDS],
 }
 
 /// Counters of an intake queue (32-bit, wrapping).
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
-pub struct ea_intake_stats {
+pub struct ea_intake_counters {
     /// Records accepted by `ea_intake_push`.
     pub pushed: u32,
     /// Records moved into the agent's ring by `ea_agent_drain_intake` (the
@@ -167,10 +169,10 @@ impl Inner {
         n
     }
 
-    fn stats(&self) -> ea_intake_stats {
+    fn stats(&self) -> ea_intake_counters {
         let tail = self.tail.load(Ordering::Acquire);
         let head = self.head.load(Ordering::Acquire);
-        ea_intake_stats {
+        ea_intake_counters {
             pushed: self.pushed.load(Ordering::Relaxed),
             drained: tail,
             dropped_full: self.dropped_full.load(Ordering::Relaxed),
@@ -298,7 +300,7 @@ pub unsafe extern "C" fn ea_intake_push(
 /// # Safety
 /// `intake` is NULL or points to an `ea_intake`; `out` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn ea_intake_stats(intake: *const ea_intake, out: *mut ea_intake_stats) -> ea_result {
+pub unsafe extern "C" fn ea_intake_stats(intake: *const ea_intake, out: *mut ea_intake_counters) -> ea_result {
     let r = crate::panic::guard(|| {
         let out = args::out(out)?;
         let s = inner(intake)?.stats();

@@ -79,7 +79,7 @@ pub use config::{ea_config, ea_config_default, ea_lock_fn, ea_overflow_policy};
 pub use event::{ea_disconnect_reason, ea_event, ea_event_kind, ea_transport_error, EA_PLUGIN_NONE};
 pub use handle::{ea_agent, EA_AGENT_STORAGE_ALIGN, EA_AGENT_STORAGE_SIZE};
 pub use identity::ea_identity;
-pub use intake::{ea_intake, ea_intake_deinit, ea_intake_init, ea_intake_push, ea_intake_stats, EA_INTAKE_SLOT_OVERHEAD, EA_INTAKE_STORAGE_SIZE};
+pub use intake::{ea_intake, ea_intake_deinit, ea_intake_init, ea_intake_push, ea_intake_stats, ea_intake_counters, EA_INTAKE_SLOT_OVERHEAD, EA_INTAKE_STORAGE_SIZE};
 pub use result::{ea_result, ea_result_message};
 pub use sizing::*;
 pub use stats::{ea_host_stats, ea_state, ea_stats};

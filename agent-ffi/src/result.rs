@@ -105,7 +105,7 @@ impl ea_result {
     }
 
     /// Every result, in number order (for tests and `ea_result_message`).
-    pub const ALL: [ea_result; 24] = [
+    pub(crate) const ALL: [ea_result; 24] = [
         ea_result::EA_OK,
         ea_result::EA_NULL_PARAMETER,
         ea_result::EA_STORAGE_TOO_SMALL,

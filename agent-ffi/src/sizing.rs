@@ -17,7 +17,7 @@ pub const EA_ABI_VERSION: u32 = 1;
 /// Smallest event queue `ea_agent_init` accepts, bytes. A queue this small
 /// holds connection events only; tasks and configs need room for their
 /// payloads (a few hundred bytes is typical).
-pub const EA_MIN_EVENT_QUEUE: usize = compat::MIN_EVENT_QUEUE;
+pub const EA_MIN_EVENT_QUEUE: usize = 64;
 
 /// The library's version, e.g. "0.1.0" (static, NUL-terminated).
 #[no_mangle]
