@@ -299,6 +299,10 @@ impl WriteBody for AgentStats {
             u64::from(self.ring_used_bytes),
             u64::from(self.ring_capacity),
             self.tasks_duplicate,
+            self.decoder_oversized,
+            self.clock_anomalies,
+            self.peer_incompatible,
+            self.ack_timeouts,
         ];
         after_rtt.into_iter().try_for_each(|v| w.uint(v))
     }

@@ -79,7 +79,9 @@ pub struct AgentStats {
     pub events_dropped: u64,
     /// Tasks for a plugin that is not registered.
     pub tasks_unroutable: u64,
-    /// Acks naming a sequence number never sent.
+    /// Connections ended because the server broke the protocol: a
+    /// malformed or unexpected frame, an Ack beyond what was sent, a resume
+    /// point the agent cannot have produced.
     pub protocol_errors: u64,
     /// Bytes in use in the ring.
     pub ring_used_bytes: u32,
@@ -88,6 +90,17 @@ pub struct AgentStats {
     /// Tasks ignored because a task with the same token was received
     /// recently (the server resent it; its result is already queued).
     pub tasks_duplicate: u64,
+    /// Frame candidates whose declared size exceeded the receive buffer.
+    pub decoder_oversized: u64,
+    /// Caller instants that were clamped (far ahead) or re-anchored (far
+    /// back); see [`crate::time::Clock`].
+    pub clock_anomalies: u64,
+    /// Handshakes ended because the server cannot carry this agent's
+    /// records (`Accept.max_frame` below `Hello.min_frame`) or speaks
+    /// another protocol version.
+    pub peer_incompatible: u64,
+    /// Connections ended by the ack timeout.
+    pub ack_timeouts: u64,
 }
 
 /// Payload of an agent heartbeat record (type 1000).
@@ -137,6 +150,8 @@ mod tests {
             decoder_skipped_bytes: u64::MAX, decoder_bad_crc: u64::MAX, unknown_kinds: u64::MAX, malformed: u64::MAX,
             events_dropped: u64::MAX, tasks_unroutable: u64::MAX, protocol_errors: u64::MAX,
             ring_used_bytes: u32::MAX, ring_capacity: u32::MAX, tasks_duplicate: u64::MAX,
+            decoder_oversized: u64::MAX, clock_anomalies: u64::MAX, peer_incompatible: u64::MAX,
+            ack_timeouts: u64::MAX,
         };
         let hb = AgentHeartbeat { host, lib };
         let mut buf = [0u8; MAX_HEARTBEAT_LEN];

@@ -98,7 +98,7 @@ proptest! {
         p in proptest::collection::vec(any::<u8>(), 0..40),
         status in 0u8..5,
         host in (opt_u32(), opt_u64(), opt_u32(), opt_u32(), opt_u32(), opt_u32(), opt_u64(), opt_u64(), opt_u64(), opt_u64()),
-        counters in proptest::array::uniform20(prop_oneof![any::<u64>(), 0u64..200]),
+        counters in proptest::array::uniform24(prop_oneof![any::<u64>(), 0u64..200]),
         rtt in opt_u32(),
     ) {
         use agent_core::heartbeat::{AgentHeartbeat, AgentStats, HostStats};
@@ -127,7 +127,8 @@ proptest! {
             connect_failures: k[10], last_rtt_ms: rtt, decoder_skipped_bytes: k[11], decoder_bad_crc: k[12],
             unknown_kinds: k[13], malformed: k[14], events_dropped: k[15], tasks_unroutable: k[16],
             protocol_errors: k[17], ring_used_bytes: k[18] as u32, ring_capacity: (k[19] >> 7) as u32,
-            tasks_duplicate: k[19],
+            tasks_duplicate: k[19], decoder_oversized: k[20], clock_anomalies: k[21], peer_incompatible: k[22],
+            ack_timeouts: k[23],
         };
         same_bytes(&AgentHeartbeat { host, lib });
     }

@@ -69,6 +69,10 @@ fn agent_heartbeat_fields_in_documented_order() {
         ring_used_bytes: 119,
         ring_capacity: 120,
         tasks_duplicate: 121,
+        decoder_oversized: 122,
+        clock_anomalies: 123,
+        peer_incompatible: 124,
+        ack_timeouts: 125,
     };
     let mut buf = [0u8; 512];
     let n = AgentHeartbeat { host, lib }.encode(&mut buf).unwrap().len();
@@ -79,7 +83,7 @@ fn agent_heartbeat_fields_in_documented_order() {
         assert_eq!(c.varint(), expect);
     }
     assert_eq!(c.option(), Some(111));
-    for expect in 112..=121 {
+    for expect in 112..=125 {
         assert_eq!(c.varint(), expect);
     }
     assert!(c.0.is_empty());

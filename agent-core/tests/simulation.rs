@@ -276,6 +276,7 @@ impl Plan {
                 give_up_after,
             },
             rng_seed: rng.next_u64(),
+            ..AgentConfig::default()
         };
         Plan {
             cfg,

@@ -71,12 +71,12 @@
 //!
 //! The `Agent` holds no buffer of its own: the ring, the receive buffer and
 //! the event queue are the caller's ([`AgentStorage`]), and so is the
-//! transmit buffer given to each `poll_transmit`. Its own state is
-//! `size_of::<Agent>()` = 1304 bytes on a 32-bit Cortex-M4 and 1512 bytes on
-//! x86_64, checked against a 1.5 KiB budget by a unit test (host) and a
-//! compile-time assertion in `size-probe` (target). The whole sans-IO agent
-//! links to about 18 KiB of code on `thumbv7em-none-eabihf` at opt-level
-//! "z", plus the CRC table chosen by feature (see `scripts/size-report.sh`).
+//! transmit buffer given to each `poll_transmit`. Its own state,
+//! `size_of::<Agent>()`, is checked against a 1.5 KiB budget by a unit test
+//! (host) and a compile-time assertion in `size-probe` (target); the
+//! measured sizes and the flash it links to are in NOTES.md
+//! (`scripts/size-report.sh`).
+
 
 use crate::backoff::{Backoff, BackoffConfig, Retry};
 use crate::decoder::{Feed, FrameDecoder};
@@ -89,10 +89,19 @@ use crate::plugin::{PluginError, PluginHeartbeat, PluginId, PluginStatus, Plugin
 use crate::record::{data_type, MAX_ENTRY_HEADER};
 use crate::ring::{PushError, Ring, RingConfig};
 use crate::rng::Rng;
-use crate::time::{Duration, Instant};
+use crate::time::{Clock, Duration, Instant};
 use crate::varint;
 use crate::Record;
 use core::fmt;
+
+mod config;
+mod recv;
+mod send;
+mod timers;
+
+pub use config::{min_peer_frame, AgentConfig, ConfigError};
+use config::{max_entry, validate};
+
 
 /// Bytes a Batch body needs beyond its entries: four varints.
 pub const BATCH_HEADER_MAX: usize = 10 + 10 + 5 + 5;
@@ -127,104 +136,6 @@ pub struct Identity<'a> {
     pub auth_token: &'a [u8],
 }
 
-/// Every bound and interval of the session. `Default` gives the documented
-/// defaults.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AgentConfig {
-    /// Ring settings (largest record, overflow policy).
-    pub ring: RingConfig,
-    /// Largest batch, in bytes of record entries (default 4096).
-    pub batch_max_bytes: usize,
-    /// Most records in one batch (default 256).
-    pub batch_max_records: u32,
-    /// Longest a pending record waits before a partial batch is sent
-    /// (default 100 ms).
-    pub flush_interval: Duration,
-    /// Most unacked bytes in flight (default 16 KiB).
-    pub window_bytes: usize,
-    /// Interval between heartbeats (default 60 s, at least 1 s).
-    pub heartbeat_interval: Duration,
-    /// Time without any received frame before a Ping (default 15 s).
-    pub idle_timeout: Duration,
-    /// Time to wait for any frame after a Ping (default 5 s).
-    pub pong_timeout: Duration,
-    /// Longest time records may stay in flight without any ack making
-    /// progress before the connection is deemed broken and records are
-    /// resent on a new one (default 30 s). Catches a peer that answers
-    /// pings but lost a batch or an ack; on slow links, allow for the time
-    /// one window takes to transmit.
-    pub ack_timeout: Duration,
-    /// Time for the caller to report the transport up (default 10 s).
-    pub connect_timeout: Duration,
-    /// Time for the server to answer Hello (default 10 s).
-    pub handshake_timeout: Duration,
-    /// Time a connection must stay up before backoff failures reset
-    /// (default 30 s).
-    pub healthy_after: Duration,
-    /// Reconnect timing and endpoint rotation.
-    pub backoff: BackoffConfig,
-    /// Seed of the jitter PRNG; give each device its own.
-    pub rng_seed: u64,
-}
-
-impl Default for AgentConfig {
-    fn default() -> Self {
-        AgentConfig {
-            ring: RingConfig::default(),
-            batch_max_bytes: 4096,
-            batch_max_records: 256,
-            flush_interval: Duration::from_millis(100),
-            window_bytes: 16 * 1024,
-            heartbeat_interval: Duration::from_secs(60),
-            idle_timeout: Duration::from_secs(15),
-            pong_timeout: Duration::from_secs(5),
-            ack_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
-            handshake_timeout: Duration::from_secs(10),
-            healthy_after: Duration::from_secs(30),
-            backoff: BackoffConfig::default(),
-            rng_seed: 0,
-        }
-    }
-}
-
-/// Why [`Agent::new`] refused a configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ConfigError {
-    /// `batch_max_bytes` cannot hold one record of `max_record` bytes.
-    BatchTooSmall = 1,
-    /// `window_bytes` is smaller than `batch_max_bytes`.
-    WindowTooSmall = 2,
-    /// The receive buffer is smaller than [`frame::MIN_MAX_FRAME`].
-    RxBufferTooSmall = 3,
-    /// `heartbeat_interval` is below 1 s.
-    HeartbeatTooFrequent = 4,
-    /// No endpoints, zero attempts per endpoint, or zero records per batch.
-    ZeroLimit = 5,
-    /// An interval that must be positive is zero.
-    ZeroInterval = 6,
-    /// `max_record` is below [`MAX_HEARTBEAT_LEN`]: heartbeats might not fit.
-    MaxRecordTooSmall = 8,
-    /// An identity address list's length is not a multiple of 4 (IPv4) or
-    /// 16 (IPv6) bytes; the server would reject the Hello as malformed.
-    BadAddressList = 7,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ConfigError::BatchTooSmall => "batch_max_bytes cannot hold a record of max_record bytes",
-            ConfigError::WindowTooSmall => "window_bytes is smaller than batch_max_bytes",
-            ConfigError::RxBufferTooSmall => "receive buffer smaller than the minimum frame size",
-            ConfigError::HeartbeatTooFrequent => "heartbeat_interval below 1 s",
-            ConfigError::ZeroLimit => "an endpoint, attempt or batch-record limit is zero",
-            ConfigError::ZeroInterval => "an interval that must be positive is zero",
-            ConfigError::BadAddressList => "an address list is not a whole number of addresses",
-            ConfigError::MaxRecordTooSmall => "max_record is smaller than the largest heartbeat",
-        })
-    }
-}
 
 /// Caller memory the agent works in.
 pub struct AgentStorage<'a> {
@@ -287,7 +198,7 @@ struct Core<'a> {
     rng: Rng,
     backoff: Backoff,
     state: State,
-    now: Instant,
+    clock: Clock,
     clock_offset_ms: i64,
     max_frame_rx: u32,
     peer_max_frame: usize,
@@ -311,7 +222,30 @@ struct Core<'a> {
     reset_decoder: bool,
     last_retry: Option<Retry>,
     last_transport_error: Option<TransportError>,
-    stats: AgentStats,
+    stats: Counters,
+}
+
+/// The counters the session keeps itself (the ring, the decoder and the
+/// clock keep theirs); [`Core::stats_with`] gathers them all.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    bytes_sent: u64,
+    bytes_received: u64,
+    frames_sent: u64,
+    frames_received: u64,
+    connections: u64,
+    connect_failures: u64,
+    last_rtt_ms: Option<u32>,
+    decoder_skipped_bytes: u64,
+    unknown_kinds: u64,
+    malformed: u64,
+    events_dropped: u64,
+    tasks_unroutable: u64,
+    protocol_errors: u64,
+    tasks_duplicate: u64,
+    dropped_too_large: u64,
+    peer_incompatible: u64,
+    ack_timeouts: u64,
 }
 
 impl<'a> Agent<'a> {
@@ -336,7 +270,7 @@ impl<'a> Agent<'a> {
                 rng: Rng::new(cfg.rng_seed),
                 backoff: Backoff::new(cfg.backoff),
                 state: State::Backoff { until: Instant::ZERO, endpoint: 0 },
-                now: Instant::ZERO,
+                clock: Clock::default(),
                 clock_offset_ms: 0,
                 max_frame_rx,
                 peer_max_frame: frame::MIN_MAX_FRAME,
@@ -359,7 +293,7 @@ impl<'a> Agent<'a> {
                 reset_decoder: false,
                 last_retry: None,
                 last_transport_error: None,
-                stats: AgentStats::default(),
+                stats: Counters::default(),
             },
         })
     }
@@ -596,66 +530,30 @@ impl<'a> Agent<'a> {
     /// When `handle_timeout` must be called next; `None` when no timer runs
     /// (Closed).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.core.next_timeout()
+        self.core.next_timeout().map(|t| self.core.clock.to_caller(t))
     }
-}
-
-fn validate(cfg: &AgentConfig, rx_len: usize) -> Result<(), ConfigError> {
-    if cfg.backoff.endpoints == 0 || cfg.backoff.attempts_per_endpoint == 0 || cfg.batch_max_records == 0 {
-        return Err(ConfigError::ZeroLimit);
-    }
-    if cfg.heartbeat_interval < Duration::from_secs(1) {
-        return Err(ConfigError::HeartbeatTooFrequent);
-    }
-    let intervals = [cfg.idle_timeout, cfg.pong_timeout, cfg.ack_timeout, cfg.connect_timeout, cfg.handshake_timeout];
-    if intervals.contains(&Duration::ZERO) {
-        return Err(ConfigError::ZeroInterval);
-    }
-    if cfg.ring.max_record < MAX_HEARTBEAT_LEN {
-        return Err(ConfigError::MaxRecordTooSmall);
-    }
-    if cfg.batch_max_bytes < max_entry(cfg) {
-        return Err(ConfigError::BatchTooSmall);
-    }
-    if cfg.window_bytes < cfg.batch_max_bytes {
-        return Err(ConfigError::WindowTooSmall);
-    }
-    if rx_len < frame::MIN_MAX_FRAME {
-        return Err(ConfigError::RxBufferTooSmall);
-    }
-    Ok(())
-}
-
-/// The smallest frame limit a server may announce: one Batch holding a
-/// record of `max_record` bytes (sent in Hello as `min_frame`).
-pub fn min_peer_frame(cfg: &AgentConfig) -> u32 {
-    u32::try_from(OVERHEAD + BATCH_HEADER_MAX + max_entry(cfg)).unwrap_or(u32::MAX)
-}
-
-/// Largest entry a record of `max_record` bytes can take.
-fn max_entry(cfg: &AgentConfig) -> usize {
-    cfg.ring.max_record.saturating_add(MAX_ENTRY_HEADER)
 }
 
 /// FNV-1a, for remembering config names and versions in 16 bytes each.
 fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
-
 impl<'a> Core<'a> {
+    /// Turns the caller's instant into agent time (see [`Clock`]).
     fn advance(&mut self, now: Instant) -> Instant {
-        if now > self.now {
-            self.now = now;
-        }
+        let now = self.clock.input(now, self.cfg.max_clock_step, self.cfg.clock_backstep_tolerance);
         if self.next_heartbeat.is_none() {
             // The first heartbeat goes out at the first call.
-            self.next_heartbeat = Some(self.now);
+            self.next_heartbeat = Some(now);
         }
-        self.now
+        now
     }
 
-    fn wall(&self, now: Instant) -> u64 {
-        now.as_millis().wrapping_add(self.clock_offset_ms as u64)
+    /// The timestamp of the agent's own records: the caller's latest
+    /// instant plus the clock offset (agent time may differ from the
+    /// caller's after a clock anomaly; timestamps follow the caller).
+    fn wall(&self) -> u64 {
+        self.clock.caller_now().as_millis().wrapping_add(self.clock_offset_ms as u64)
     }
 
     fn emit(&mut self, ev: Event<'_>) -> bool {
@@ -677,20 +575,39 @@ impl<'a> Core<'a> {
         ok
     }
 
+    /// Every counter, gathered from the session, the ring, the decoder and
+    /// the clock.
     fn stats_with(&self, decoder: &FrameDecoder<'_>) -> AgentStats {
         let r = self.ring.counters();
         let d = decoder.stats();
+        let s = &self.stats;
         AgentStats {
             pushed: r.pushed,
             acked: r.acked,
             dropped_full: r.dropped_full,
-            dropped_too_large: r.dropped_too_large + self.stats.dropped_too_large,
+            dropped_too_large: r.dropped_too_large + s.dropped_too_large,
             dropped_evicted: r.dropped_evicted,
-            decoder_skipped_bytes: self.stats.decoder_skipped_bytes + d.skipped_bytes,
+            bytes_sent: s.bytes_sent,
+            bytes_received: s.bytes_received,
+            frames_sent: s.frames_sent,
+            frames_received: s.frames_received,
+            connections: s.connections,
+            connect_failures: s.connect_failures,
+            last_rtt_ms: s.last_rtt_ms,
+            decoder_skipped_bytes: s.decoder_skipped_bytes + d.skipped_bytes,
             decoder_bad_crc: d.bad_crc,
+            unknown_kinds: s.unknown_kinds,
+            malformed: s.malformed,
+            events_dropped: s.events_dropped,
+            tasks_unroutable: s.tasks_unroutable,
+            protocol_errors: s.protocol_errors,
             ring_used_bytes: u32::try_from(self.ring.used_bytes()).unwrap_or(u32::MAX),
             ring_capacity: u32::try_from(self.ring.capacity()).unwrap_or(u32::MAX),
-            ..self.stats
+            tasks_duplicate: s.tasks_duplicate,
+            decoder_oversized: d.oversized,
+            clock_anomalies: self.clock.anomalies(),
+            peer_incompatible: s.peer_incompatible,
+            ack_timeouts: s.ack_timeouts,
         }
     }
 
@@ -711,7 +628,7 @@ impl<'a> Core<'a> {
         loop {
             let r = TaskResult { token, status, message: msg };
             if let Some(n) = write_body(&r, &mut buf) {
-                return self.push(now, &Record::new(data_type::TASK_RESULT, self.wall(now), &buf[..n]));
+                return self.push(now, &Record::new(data_type::TASK_RESULT, self.wall(), &buf[..n]));
             }
             if msg.is_empty() {
                 // The token alone is too long: refused and counted like any
@@ -727,125 +644,7 @@ impl<'a> Core<'a> {
         }
     }
 
-    // ---- timers --------------------------------------------------------
 
-    fn on_timeout(&mut self, now: Instant, decoder: &FrameDecoder<'_>) {
-        match self.state {
-            State::Backoff { until, endpoint } if now >= until => {
-                self.state = State::Connecting { endpoint, deadline: now + self.cfg.connect_timeout };
-                self.close_pending = None;
-                self.emit(Event::Connect { endpoint });
-            }
-            State::Connecting { deadline, .. } if now >= deadline => {
-                self.fail(now, DisconnectReason::ConnectTimeout, None, Duration::ZERO);
-            }
-            State::Handshaking { deadline, .. } if now >= deadline => {
-                self.fail(now, DisconnectReason::HandshakeTimeout, Some(CloseCode::Timeout), Duration::ZERO);
-            }
-            State::Connected { endpoint, since, healthy } => {
-                if !healthy && now >= since + self.cfg.healthy_after {
-                    self.backoff.reset();
-                    self.state = State::Connected { endpoint, since, healthy: true };
-                }
-                if self.ring.inflight_records() > 0 && now >= self.ack_progress + self.cfg.ack_timeout {
-                    self.fail(now, DisconnectReason::AckTimeout, Some(CloseCode::Timeout), Duration::ZERO);
-                    return self.heartbeat_tick(now, decoder);
-                }
-                if let Some(p) = self.ping {
-                    if now >= p.sent + self.cfg.pong_timeout {
-                        if self.last_rx > p.sent {
-                            // The peer is alive; the pong is just late or lost.
-                            self.ping = None;
-                        } else {
-                            self.fail(now, DisconnectReason::PongTimeout, Some(CloseCode::Timeout), Duration::ZERO);
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-        self.heartbeat_tick(now, decoder);
-    }
-
-    fn heartbeat_tick(&mut self, now: Instant, decoder: &FrameDecoder<'_>) {
-        if let Some(due) = self.next_heartbeat {
-            if now >= due && !matches!(self.state, State::Closed) {
-                self.heartbeat(now, self.stats_with(decoder));
-                let next = due + self.cfg.heartbeat_interval;
-                self.next_heartbeat = Some(if next > now { next } else { now + self.cfg.heartbeat_interval });
-            }
-        }
-    }
-
-    fn heartbeat(&mut self, now: Instant, lib: AgentStats) {
-        let mut buf = [0u8; MAX_HEARTBEAT_LEN];
-        let ts = self.wall(now);
-        if let Some(bytes) = (AgentHeartbeat { host: self.host, lib }).encode(&mut buf) {
-            let n = bytes.len();
-            let _ = self.push(now, &Record::new(data_type::AGENT_HEARTBEAT, ts, &buf[..n]));
-        }
-        for i in 0..crate::plugin::MAX_PLUGINS {
-            let Some(p) = self.plugins.iter().nth(i).copied() else { break };
-            let phb = PluginHeartbeat { name: p.name, version: p.version, pid: p.pid, status: p.status };
-            if let Some(n) = write_body(&phb, &mut buf) {
-                let _ = self.push(now, &Record::new(data_type::PLUGIN_HEARTBEAT, ts, &buf[..n]));
-            }
-        }
-    }
-
-    fn next_timeout(&self) -> Option<Instant> {
-        let state_timer = match self.state {
-            State::Backoff { until, .. } => Some(until),
-            State::Connecting { deadline, .. } | State::Handshaking { deadline, .. } => Some(deadline),
-            State::Connected { since, healthy, .. } => {
-                let mut t = match self.ping {
-                    Some(p) => p.sent + self.cfg.pong_timeout,
-                    None => self.last_rx + self.cfg.idle_timeout,
-                };
-                if !healthy {
-                    t = t.min(since + self.cfg.healthy_after);
-                }
-                if self.ring.inflight_records() > 0 {
-                    t = t.min(self.ack_progress + self.cfg.ack_timeout);
-                }
-                if let Some(flush) = self.flush_deadline() {
-                    t = t.min(flush);
-                }
-                Some(t)
-            }
-            State::GaveUp => None,
-            State::Closed => return None,
-        };
-        match (state_timer, self.next_heartbeat) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// When pending records must be flushed, if the window lets a batch go.
-    fn flush_deadline(&self) -> Option<Instant> {
-        let since = self.pending_since?;
-        if self.ring.pending_records() == 0 || !self.window_open() {
-            return None;
-        }
-        if self.ring.has_resends() {
-            // Records awaiting resend go at once.
-            return Some(self.now);
-        }
-        Some(since + self.cfg.flush_interval)
-    }
-
-    /// True when the next pending record fits the unacked window (and a
-    /// batch slot is free). Checked exactly, not just "window not full", so
-    /// a flush deadline is never reported while nothing can be sent: that
-    /// would make the caller's loop spin until the next ack.
-    fn window_open(&self) -> bool {
-        let Some(next) = self.ring.next_pending_len() else { return false };
-        self.ring.inflight_batches() < crate::ring::MAX_INFLIGHT_BATCHES
-            && self.ring.inflight_bytes() + next <= self.cfg.window_bytes
-    }
-
-    // ---- failures --------------------------------------------------------
 
     /// Forgets the connection: rewinds the ring, clears per-connection state.
     fn drop_connection(&mut self) {
@@ -855,7 +654,7 @@ impl<'a> Core<'a> {
         self.hello_pending = false;
         self.reset_decoder = true;
         if self.ring.pending_records() > 0 {
-            self.pending_since = Some(self.now);
+            self.pending_since = Some(self.clock.now());
         }
     }
 
@@ -879,261 +678,8 @@ impl<'a> Core<'a> {
         }
     }
 
-    // ---- received frames -------------------------------------------------
-
-    fn on_frame(&mut self, now: Instant, frame: &Frame<'_>) {
-        self.stats.frames_received += 1;
-        self.last_rx = now;
-        if frame.version != frame::VERSION {
-            self.fail(now, DisconnectReason::Incompatible, Some(CloseCode::Incompatible), Duration::ZERO);
-            return;
-        }
-        let Some(kind) = Kind::from_u8(frame.kind) else {
-            self.stats.unknown_kinds += 1;
-            return;
-        };
-        if self.on_message(now, kind, frame.body).is_err() {
-            self.stats.malformed += 1;
-        }
-    }
-
-    /// Handles one downlink message. Only the kinds an agent can receive
-    /// are decoded here, by the hand-written readers of [`crate::body`]; a
-    /// kind that is
-    /// unexpected in the current state is an error, counted as malformed.
-    fn on_message(&mut self, now: Instant, kind: Kind, body: &[u8]) -> Result<(), DecodeError> {
-        let handshaking = matches!(self.state, State::Handshaking { .. });
-        let connected = matches!(self.state, State::Connected { .. });
-        match kind {
-            Kind::Ping => self.pong_pending = Some(read_body::<Ping>(body)?.nonce),
-            Kind::Pong => {
-                let nonce = read_body::<Pong>(body)?.nonce;
-                if let Some(ping) = self.ping.filter(|ping| ping.nonce == nonce) {
-                    let rtt = now.saturating_since(ping.sent).as_millis();
-                    self.stats.last_rtt_ms = Some(u32::try_from(rtt).unwrap_or(u32::MAX));
-                    self.ping = None;
-                }
-            }
-            Kind::Close => {
-                // Even an unreadable Close means the peer is going away.
-                let _ = read_body::<Close<'_>>(body);
-                self.fail(now, DisconnectReason::PeerClosed, None, Duration::ZERO);
-            }
-            // An Accept before our Hello went out answers nothing: ignored
-            // (counted), the handshake waits for a real one.
-            Kind::Accept if handshaking && !self.hello_pending => {
-                if let State::Handshaking { endpoint, .. } = self.state {
-                    self.on_accept(now, endpoint, read_body(body)?);
-                }
-            }
-            Kind::Reject if handshaking => {
-                let r = read_body::<message::Reject<'_>>(body)?;
-                self.fail(now, DisconnectReason::Rejected, None, Duration::from_millis(u64::from(r.retry_after_ms)));
-            }
-            Kind::Ack if connected => {
-                let out = self.ring.ack(read_body::<message::Ack>(body)?.up_to);
-                if out.beyond_sent {
-                    self.stats.protocol_errors += 1;
-                }
-                if out.acked > 0 {
-                    self.delivered_pending = true;
-                    self.ack_progress = now;
-                }
-            }
-            Kind::Task if connected => self.on_task(now, read_body(body)?),
-            Kind::Config if connected => self.on_config(read_body(body)?),
-            _ => return Err(DecodeError::Malformed),
-        }
-        Ok(())
-    }
-
-    fn on_accept(&mut self, now: Instant, endpoint: u8, a: message::Accept) {
-        // The server must take a batch holding the largest record.
-        if a.max_frame < min_peer_frame(&self.cfg) {
-            self.fail(now, DisconnectReason::Incompatible, Some(CloseCode::Incompatible), Duration::ZERO);
-            return;
-        }
-        self.peer_max_frame = a.max_frame as usize;
-        if a.next_seq > crate::ring::MAX_RESUME_SEQ {
-            self.stats.protocol_errors += 1;
-        }
-        self.ring.resume(a.next_seq);
-        self.stats.connections += 1;
-        self.state = State::Connected { endpoint, since: now, healthy: false };
-        if self.ring.pending_records() > 0 {
-            self.pending_since = Some(now);
-        }
-        self.emit(Event::Connected { endpoint });
-    }
-
-    fn on_task(&mut self, now: Instant, t: message::Task<'_>) {
-        // A server that saw no result (the connection dropped) resends the
-        // task; the result is already in the ring, so the task is not run
-        // twice. Tokens are remembered as 64-bit hashes, the last 8.
-        if !t.token.is_empty() {
-            let h = fnv1a(t.token).max(1);
-            if self.recent_tasks.contains(&h) {
-                self.stats.tasks_duplicate += 1;
-                return;
-            }
-            let i = usize::from(self.recent_task_next);
-            self.recent_tasks[i] = h;
-            self.recent_task_next = ((i + 1) % RECENT_TASKS) as u8;
-        }
-        let for_agent = t.object_name.is_empty() || t.object_name == self.id.product;
-        let target = if for_agent {
-            TaskTarget::Agent
-        } else if let Some(id) = self.plugins.find(t.object_name) {
-            TaskTarget::Plugin(id)
-        } else {
-            self.stats.tasks_unroutable += 1;
-            let _ = self.push_task_result(now, t.token, task_status::UNKNOWN_TARGET, "no such plugin");
-            return;
-        };
-        let queued = if for_agent && t.data_type == data_type::SHUTDOWN_TASK {
-            self.emit_droppable(Event::Shutdown { token: t.token })
-        } else {
-            self.emit_droppable(Event::Task {
-                target,
-                object_name: t.object_name,
-                data_type: t.data_type,
-                payload: t.payload,
-                token: t.token,
-            })
-        };
-        if !queued {
-            let _ = self.push_task_result(now, t.token, task_status::DROPPED, "agent event queue full");
-        }
-    }
-
-    fn on_config(&mut self, c: message::Config<'_>) {
-        let (name, version) = (fnv1a(c.name), fnv1a(c.version));
-        let slot = self.configs.iter().position(|(n, _)| *n == name);
-        if let Some(i) = slot {
-            if self.configs[i].1 == version {
-                return;
-            }
-        }
-        if self.emit_droppable(Event::Config { name: c.name, version: c.version, payload: c.payload }) {
-            let i = slot.unwrap_or_else(|| {
-                let v = usize::from(self.config_victim);
-                self.config_victim = ((v + 1) % MAX_CONFIGS) as u8;
-                v
-            });
-            self.configs[i] = (name, version);
-        }
-    }
-
-    // ---- transmit ----------------------------------------------------------
-
-    fn transmit(&mut self, now: Instant, out: &mut [u8]) -> usize {
-        let seq = self.tx_seq;
-        let limit = out.len().min(match self.state {
-            State::Connected { .. } => self.peer_max_frame,
-            _ => usize::MAX,
-        });
-        let out = &mut out[..limit];
-        // A pending control frame stays pending until it was written, so a
-        // too small `out` delays it rather than losing it.
-        let written = if let Some(code) = self.close_pending {
-            let r = write_frame(Kind::Close, seq, &Close { code: code as u16, reason: "" }, out);
-            if r.is_ok() {
-                self.close_pending = None;
-            }
-            r
-        } else if !matches!(self.state, State::Handshaking { .. } | State::Connected { .. }) {
-            return 0;
-        } else if self.hello_pending {
-            let id = self.id;
-            let hello = Hello {
-                agent_id: id.agent_id,
-                hostname: id.hostname,
-                product: id.product,
-                version: id.version,
-                intranet_ipv4: id.intranet_ipv4,
-                intranet_ipv6: id.intranet_ipv6,
-                extranet_ipv4: id.extranet_ipv4,
-                extranet_ipv6: id.extranet_ipv6,
-                auth_token: id.auth_token,
-                first_unacked_seq: self.ring.first_unacked_seq(),
-                next_seq: self.ring.next_seq(),
-                max_frame: self.max_frame_rx,
-                min_frame: min_peer_frame(&self.cfg),
-            };
-            let r = write_frame(Kind::Hello, seq, &hello, out);
-            self.hello_pending = r.is_err();
-            r
-        } else if let Some(nonce) = self.pong_pending {
-            let r = write_frame(Kind::Pong, seq, &Pong { nonce }, out);
-            if r.is_ok() {
-                self.pong_pending = None;
-            }
-            r
-        } else if !matches!(self.state, State::Connected { .. }) {
-            return 0;
-        } else if self.ping.is_none() && now >= self.last_rx + self.cfg.idle_timeout {
-            let nonce = self.rng.next_u64();
-            let r = write_frame(Kind::Ping, seq, &Ping { nonce }, out);
-            if r.is_ok() {
-                self.ping = Some(PingState { nonce, sent: now });
-            }
-            r
-        } else {
-            return self.transmit_batch(now, out);
-        };
-        match written {
-            Ok(n) => self.sent(n),
-            Err(_) => 0,
-        }
-    }
-
-    fn transmit_batch(&mut self, now: Instant, out: &mut [u8]) -> usize {
-        let pending = self.ring.pending_records();
-        if pending == 0 || !self.window_open() {
-            return 0;
-        }
-        let room = out.len().saturating_sub(OVERHEAD + BATCH_HEADER_MAX);
-        let window = self.cfg.window_bytes - self.ring.inflight_bytes();
-        let max_bytes = self.cfg.batch_max_bytes.min(room).min(window.max(1));
-        // Decide before planning (planning walks the batch's records): a
-        // batch is full when the records pending would not fit one batch
-        // with room for one more record of the largest size.
-        let full = pending >= u64::from(self.cfg.batch_max_records)
-            || self.ring.pending_bytes() + max_entry(&self.cfg) > max_bytes;
-        let resend = self.ring.has_resends();
-        let due = self.pending_since.is_some_and(|s| now >= s + self.cfg.flush_interval);
-        if !(full || resend || due) {
-            return 0;
-        }
-        let Some(plan) = self.ring.plan_batch(max_bytes, self.cfg.batch_max_records) else { return 0 };
-        let seq = self.tx_seq;
-        let ring = &self.ring;
-        let written = frame::encode_with(Kind::Batch, 0, seq, out, |body| {
-            let mut n = 0;
-            for v in [plan.first_seq, plan.base_ts, u64::from(plan.count), plan.len as u64] {
-                n += varint::encode_u64(v, body.get_mut(n..)?)?;
-            }
-            let dst = body.get_mut(n..n + plan.len)?;
-            ring.copy_batch(&plan, dst).then_some(n + plan.len)
-        });
-        let Ok(n) = written else { return 0 };
-        if self.ring.inflight_records() == 0 {
-            self.ack_progress = now;
-        }
-        self.ring.commit_batch(&plan);
-        if self.ring.pending_records() == 0 {
-            self.pending_since = None;
-        }
-        self.sent(n)
-    }
-
-    fn sent(&mut self, n: usize) -> usize {
-        self.tx_seq = self.tx_seq.wrapping_add(1);
-        self.stats.frames_sent += 1;
-        self.stats.bytes_sent += n as u64;
-        n
-    }
 }
+
 
 impl fmt::Debug for Agent<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

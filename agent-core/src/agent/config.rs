@@ -1,0 +1,153 @@
+//! Every bound and interval of the session, and the one validation step that
+//! refuses configurations that cannot work.
+
+use super::*;
+
+
+/// Every bound and interval of the session. `Default` gives the documented
+/// defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// Ring settings (largest record, overflow policy).
+    pub ring: RingConfig,
+    /// Largest batch, in bytes of record entries (default 4096).
+    pub batch_max_bytes: usize,
+    /// Most records in one batch (default 256).
+    pub batch_max_records: u32,
+    /// Longest a pending record waits before a partial batch is sent
+    /// (default 100 ms).
+    pub flush_interval: Duration,
+    /// Most unacked bytes in flight (default 16 KiB).
+    pub window_bytes: usize,
+    /// Interval between heartbeats (default 60 s, at least 1 s).
+    pub heartbeat_interval: Duration,
+    /// Time without any received frame before a Ping (default 15 s).
+    pub idle_timeout: Duration,
+    /// Time to wait for any frame after a Ping (default 5 s).
+    pub pong_timeout: Duration,
+    /// Longest time records may stay in flight without any ack making
+    /// progress before the connection is deemed broken and records are
+    /// resent on a new one (default 30 s). Catches a peer that answers
+    /// pings but lost a batch or an ack; on slow links, allow for the time
+    /// one window takes to transmit.
+    pub ack_timeout: Duration,
+    /// Time for the caller to report the transport up (default 10 s).
+    pub connect_timeout: Duration,
+    /// Time for the server to answer Hello (default 10 s).
+    pub handshake_timeout: Duration,
+    /// Time a connection must stay up before backoff failures reset
+    /// (default 30 s).
+    pub healthy_after: Duration,
+    /// Reconnect timing and endpoint rotation.
+    pub backoff: BackoffConfig,
+    /// Seed of the jitter PRNG; give each device its own.
+    pub rng_seed: u64,
+    /// Largest step agent time takes per input (default 1 h): a caller
+    /// instant further ahead counts as this much time passing, so one bogus
+    /// far-future instant cannot pin the timers. Every timer is shorter.
+    pub max_clock_step: Duration,
+    /// A caller instant at most this much earlier than the latest one is a
+    /// stale reading (no time passes); one further back re-anchors the clock
+    /// (default 1 s). See [`crate::time::Clock`].
+    pub clock_backstep_tolerance: Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            ring: RingConfig::default(),
+            batch_max_bytes: 4096,
+            batch_max_records: 256,
+            flush_interval: Duration::from_millis(100),
+            window_bytes: 16 * 1024,
+            heartbeat_interval: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(15),
+            pong_timeout: Duration::from_secs(5),
+            ack_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            healthy_after: Duration::from_secs(30),
+            backoff: BackoffConfig::default(),
+            rng_seed: 0,
+            max_clock_step: Duration::from_secs(3600),
+            clock_backstep_tolerance: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why [`Agent::new`] refused a configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ConfigError {
+    /// `batch_max_bytes` cannot hold one record of `max_record` bytes.
+    BatchTooSmall = 1,
+    /// `window_bytes` is smaller than `batch_max_bytes`.
+    WindowTooSmall = 2,
+    /// The receive buffer is smaller than [`frame::MIN_MAX_FRAME`].
+    RxBufferTooSmall = 3,
+    /// `heartbeat_interval` is below 1 s.
+    HeartbeatTooFrequent = 4,
+    /// No endpoints, zero attempts per endpoint, or zero records per batch.
+    ZeroLimit = 5,
+    /// An interval that must be positive is zero.
+    ZeroInterval = 6,
+    /// `max_record` is below [`MAX_HEARTBEAT_LEN`]: heartbeats might not fit.
+    MaxRecordTooSmall = 8,
+    /// An identity address list's length is not a multiple of 4 (IPv4) or
+    /// 16 (IPv6) bytes; the server would reject the Hello as malformed.
+    BadAddressList = 7,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConfigError::BatchTooSmall => "batch_max_bytes cannot hold a record of max_record bytes",
+            ConfigError::WindowTooSmall => "window_bytes is smaller than batch_max_bytes",
+            ConfigError::RxBufferTooSmall => "receive buffer smaller than the minimum frame size",
+            ConfigError::HeartbeatTooFrequent => "heartbeat_interval below 1 s",
+            ConfigError::ZeroLimit => "an endpoint, attempt or batch-record limit is zero",
+            ConfigError::ZeroInterval => "an interval that must be positive is zero",
+            ConfigError::BadAddressList => "an address list is not a whole number of addresses",
+            ConfigError::MaxRecordTooSmall => "max_record is smaller than the largest heartbeat",
+        })
+    }
+}
+
+
+pub(super) fn validate(cfg: &AgentConfig, rx_len: usize) -> Result<(), ConfigError> {
+    if cfg.backoff.endpoints == 0 || cfg.backoff.attempts_per_endpoint == 0 || cfg.batch_max_records == 0 {
+        return Err(ConfigError::ZeroLimit);
+    }
+    if cfg.heartbeat_interval < Duration::from_secs(1) {
+        return Err(ConfigError::HeartbeatTooFrequent);
+    }
+    let intervals = [cfg.idle_timeout, cfg.pong_timeout, cfg.ack_timeout, cfg.connect_timeout, cfg.handshake_timeout];
+    if intervals.contains(&Duration::ZERO) {
+        return Err(ConfigError::ZeroInterval);
+    }
+    if cfg.ring.max_record < MAX_HEARTBEAT_LEN {
+        return Err(ConfigError::MaxRecordTooSmall);
+    }
+    if cfg.batch_max_bytes < max_entry(cfg) {
+        return Err(ConfigError::BatchTooSmall);
+    }
+    if cfg.window_bytes < cfg.batch_max_bytes {
+        return Err(ConfigError::WindowTooSmall);
+    }
+    if rx_len < frame::MIN_MAX_FRAME {
+        return Err(ConfigError::RxBufferTooSmall);
+    }
+    Ok(())
+}
+
+/// The smallest frame limit a server may announce: one Batch holding a
+/// record of `max_record` bytes (sent in Hello as `min_frame`).
+pub fn min_peer_frame(cfg: &AgentConfig) -> u32 {
+    u32::try_from(OVERHEAD + BATCH_HEADER_MAX + max_entry(cfg)).unwrap_or(u32::MAX)
+}
+
+/// Largest entry a record of `max_record` bytes can take.
+pub(super) fn max_entry(cfg: &AgentConfig) -> usize {
+    cfg.ring.max_record.saturating_add(MAX_ENTRY_HEADER)
+}
+
