@@ -589,6 +589,17 @@ typedef struct {
    */
   uint64_t rng_seed;
   /**
+   * Largest step agent time takes per input (default 3600000): a caller
+   * instant further ahead counts as this much time passing.
+   */
+  uint64_t max_clock_step_ms;
+  /**
+   * A caller instant at most this much earlier than the latest one is a
+   * stale reading (no time passes); one further back re-anchors the
+   * agent's clock (default 1000).
+   */
+  uint64_t clock_backstep_tolerance_ms;
+  /**
    * Called before every call that touches the agent, on the calling
    * thread; NULL for no locking (single-threaded use). Give both hooks or
    * neither (`EA_INVALID_ARGUMENT`). Must not call back into the agent.
@@ -1006,6 +1017,23 @@ typedef struct {
    * Tasks ignored as resent (same token seen recently).
    */
   uint64_t tasks_duplicate;
+  /**
+   * Frame candidates whose declared size exceeded the receive buffer.
+   */
+  uint64_t decoder_oversized;
+  /**
+   * Caller instants clamped (far ahead) or re-anchoring (far back).
+   */
+  uint64_t clock_anomalies;
+  /**
+   * Handshakes ended because the server cannot carry this agent's
+   * records or speaks another protocol version.
+   */
+  uint64_t peer_incompatible;
+  /**
+   * Connections ended by the ack timeout.
+   */
+  uint64_t ack_timeouts;
 } ea_stats;
 
 /**

@@ -71,6 +71,13 @@ pub struct ea_config {
     pub give_up_after: u32,
     /// Seed of the jitter PRNG; give each device its own (default 0).
     pub rng_seed: u64,
+    /// Largest step agent time takes per input (default 3600000): a caller
+    /// instant further ahead counts as this much time passing.
+    pub max_clock_step_ms: u64,
+    /// A caller instant at most this much earlier than the latest one is a
+    /// stale reading (no time passes); one further back re-anchors the
+    /// agent's clock (default 1000).
+    pub clock_backstep_tolerance_ms: u64,
     /// Called before every call that touches the agent, on the calling
     /// thread; NULL for no locking (single-threaded use). Give both hooks or
     /// neither (`EA_INVALID_ARGUMENT`). Must not call back into the agent.
@@ -105,6 +112,8 @@ impl ea_config {
             attempts_per_endpoint: d.backoff.attempts_per_endpoint,
             give_up_after: d.backoff.give_up_after,
             rng_seed: d.rng_seed,
+            max_clock_step_ms: d.max_clock_step.as_millis(),
+            clock_backstep_tolerance_ms: d.clock_backstep_tolerance.as_millis(),
             lock: None,
             unlock: None,
             lock_userdata: core::ptr::null_mut(),
@@ -144,6 +153,8 @@ impl ea_config {
                 give_up_after: self.give_up_after,
             },
             rng_seed: self.rng_seed,
+            max_clock_step: ms(self.max_clock_step_ms),
+            clock_backstep_tolerance: ms(self.clock_backstep_tolerance_ms),
         })
     }
 }

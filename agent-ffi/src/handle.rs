@@ -5,7 +5,7 @@
 use crate::config::LockHooks;
 use crate::panic;
 use crate::result::{ea_result, Res};
-use crate::tick::Tick32;
+use agent_core::time::Tick32;
 use agent_core::Agent;
 use core::cell::UnsafeCell;
 use core::mem::{align_of, size_of};

@@ -71,7 +71,6 @@ pub mod panic;
 pub mod result;
 pub mod sizing;
 pub mod stats;
-mod tick;
 
 pub use agent_core;
 pub use api::*;

@@ -109,6 +109,15 @@ pub struct ea_stats {
     pub protocol_errors: u64,
     /// Tasks ignored as resent (same token seen recently).
     pub tasks_duplicate: u64,
+    /// Frame candidates whose declared size exceeded the receive buffer.
+    pub decoder_oversized: u64,
+    /// Caller instants clamped (far ahead) or re-anchoring (far back).
+    pub clock_anomalies: u64,
+    /// Handshakes ended because the server cannot carry this agent's
+    /// records or speaks another protocol version.
+    pub peer_incompatible: u64,
+    /// Connections ended by the ack timeout.
+    pub ack_timeouts: u64,
 }
 
 impl ea_stats {
@@ -139,6 +148,10 @@ impl ea_stats {
             ring_used_bytes,
             ring_capacity,
             tasks_duplicate,
+            decoder_oversized,
+            clock_anomalies,
+            peer_incompatible,
+            ack_timeouts,
         } = agent.stats();
         let ring = agent.ring();
         let endpoint = agent.endpoint();
@@ -176,6 +189,10 @@ impl ea_stats {
             tasks_unroutable,
             protocol_errors,
             tasks_duplicate,
+            decoder_oversized,
+            clock_anomalies,
+            peer_incompatible,
+            ack_timeouts,
         }
     }
 }
