@@ -219,7 +219,9 @@ unsafe fn drain(agent: *mut ea_agent, now: Now, intake: *const ea_intake, draine
 
 /// Moves the records waiting in `intake` into the ring (at most one pass
 /// over its slots, so a busy producer cannot hold the caller here), in
-/// order. A record the ring refuses is counted in the agent's stats. Writes
+/// order. With `EA_OVERFLOW_REJECT_NEW` it stops at the first record the
+/// ring has no room for, which stays queued for a later drain; a record
+/// larger than `max_record` is counted in `dropped_too_large`. Writes
 /// the number moved to `*drained` unless it is NULL. Call it from the main
 /// loop, e.g. before `ea_agent_handle_timeout`.
 ///

@@ -21,7 +21,8 @@
 
 use crate::args;
 use crate::result::{ea_result, Res};
-use agent_core::{Agent, Instant, Record};
+use agent_core::record::MAX_ENTRY_HEADER;
+use agent_core::{Agent, Instant, OverflowPolicy, Record};
 use core::mem::{align_of, size_of};
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -49,9 +50,11 @@ pub struct ea_intake {
 pub struct ea_intake_counters {
     /// Records accepted by `ea_intake_push`.
     pub pushed: u32,
-    /// Records moved into the agent's ring by `ea_agent_drain_intake` (the
-    /// ring may still refuse one: counted in the agent's `dropped_full` /
-    /// `dropped_too_large`).
+    /// Records moved into the agent's ring by `ea_agent_drain_intake`. A
+    /// record the ring has no room for stays queued (with
+    /// `EA_OVERFLOW_REJECT_NEW`; `EA_OVERFLOW_DROP_OLDEST` evicts as for any
+    /// push); one larger than `max_record` is counted in the agent's
+    /// `dropped_too_large`.
     pub drained: u32,
     /// Records refused because every slot was taken.
     pub dropped_full: u32,
@@ -140,7 +143,8 @@ impl Inner {
     }
 
     /// Moves up to `slots` records into `agent` (one pass: a producer that
-    /// keeps pushing cannot keep the consumer here forever).
+    /// keeps pushing cannot keep the consumer here forever), stopping at the
+    /// first one the ring has no room for under `RejectNew`.
     fn drain(&self, agent: &mut Agent<'_>, now: Instant) -> u32 {
         let mut n = 0;
         while n < self.slots {
@@ -161,7 +165,14 @@ impl Inner {
             let data_type = u32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
             let mut ts = [0u8; 8];
             ts.copy_from_slice(&hdr[8..16]);
-            // A refusal by the ring is counted by the ring.
+            // A record the ring has no room for now stays queued (RejectNew):
+            // draining must not turn a full ring into lost records.
+            let need = payload.len().saturating_add(MAX_ENTRY_HEADER);
+            let ring = agent.ring();
+            if agent.config().ring.policy == OverflowPolicy::RejectNew && ring.free_bytes() < need && need <= ring.capacity() {
+                break;
+            }
+            // Any other refusal (too large) is counted by the ring.
             let _ = agent.push(now, &Record::new(data_type, u64::from_le_bytes(ts), payload));
             self.tail.store(tail.wrapping_add(1), Ordering::Release);
             n += 1;

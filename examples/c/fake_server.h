@@ -52,7 +52,7 @@ typedef struct fs_server {
     uint64_t bad_frames;
 } fs_server;
 
-static uint32_t fs_crc32c(const uint8_t *p, size_t n) {
+static inline uint32_t fs_crc32c(const uint8_t *p, size_t n) {
     uint32_t crc = 0xFFFFFFFFu;
     size_t i;
     int k;
@@ -64,7 +64,7 @@ static uint32_t fs_crc32c(const uint8_t *p, size_t n) {
 }
 
 /* LEB128 varint reader over [*p, end). Returns 0 on truncation. */
-static int fs_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+static inline int fs_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
     uint64_t r = 0;
     unsigned shift = 0;
     while (*p < end && shift < 64) {
@@ -80,7 +80,7 @@ static int fs_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
 }
 
 /* A length-prefixed field (string or bytes). */
-static int fs_field(const uint8_t **p, const uint8_t *end, const uint8_t **f, size_t *len) {
+static inline int fs_field(const uint8_t **p, const uint8_t *end, const uint8_t **f, size_t *len) {
     uint64_t n;
     if (!fs_varint(p, end, &n) || n > (uint64_t)(end - *p)) return 0;
     *f = *p;
@@ -89,7 +89,7 @@ static int fs_field(const uint8_t **p, const uint8_t *end, const uint8_t **f, si
     return 1;
 }
 
-static size_t fs_put_varint(uint8_t *o, uint64_t v) {
+static inline size_t fs_put_varint(uint8_t *o, uint64_t v) {
     size_t n = 0;
     do {
         uint8_t b = (uint8_t)(v & 0x7F);
@@ -99,14 +99,14 @@ static size_t fs_put_varint(uint8_t *o, uint64_t v) {
     return n;
 }
 
-static size_t fs_put_field(uint8_t *o, const void *b, size_t len) {
+static inline size_t fs_put_field(uint8_t *o, const void *b, size_t len) {
     size_t n = fs_put_varint(o, len);
     memcpy(o + n, b, len);
     return n + len;
 }
 
 /* Appends a frame of `kind` with `body` to the agent-bound bytes. */
-static void fs_send(fs_server *s, uint8_t kind, const uint8_t *body, size_t len) {
+static inline void fs_send(fs_server *s, uint8_t kind, const uint8_t *body, size_t len) {
     uint8_t *f = s->out + s->out_len;
     uint32_t crc;
     if (s->out_len + 17 + len > sizeof s->out) return; /* the toy drops it */
@@ -122,13 +122,13 @@ static void fs_send(fs_server *s, uint8_t kind, const uint8_t *body, size_t len)
     s->out_seq++;
 }
 
-static void fs_init(fs_server *s, uint32_t app_type) {
+static inline void fs_init(fs_server *s, uint32_t app_type) {
     memset(s, 0, sizeof *s);
     s->app_type = app_type;
 }
 
 /* A new connection: per-connection state resets, durable state stays. */
-static void fs_connection_reset(fs_server *s) {
+static inline void fs_connection_reset(fs_server *s) {
     s->in_len = 0;
     s->out_len = 0;
     s->out_seq = 0;
@@ -136,7 +136,7 @@ static void fs_connection_reset(fs_server *s) {
 }
 
 /* Sends a Task to the agent. */
-static void fs_send_task(fs_server *s, const char *object, uint32_t type, const char *payload, const char *token) {
+static inline void fs_send_task(fs_server *s, const char *object, uint32_t type, const char *payload, const char *token) {
     uint8_t b[256];
     size_t n = 0;
     n += fs_put_field(b + n, object, strlen(object));
@@ -146,7 +146,7 @@ static void fs_send_task(fs_server *s, const char *object, uint32_t type, const 
     fs_send(s, FS_KIND_TASK, b, n);
 }
 
-static void fs_record(fs_server *s, uint64_t seq, uint64_t type, const uint8_t *p, size_t len) {
+static inline void fs_record(fs_server *s, uint64_t seq, uint64_t type, const uint8_t *p, size_t len) {
     (void)seq;
     if (type == s->app_type && len >= 4) {
         uint32_t idx = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -167,7 +167,7 @@ static void fs_record(fs_server *s, uint64_t seq, uint64_t type, const uint8_t *
     }
 }
 
-static void fs_on_batch(fs_server *s, const uint8_t *p, const uint8_t *end) {
+static inline void fs_on_batch(fs_server *s, const uint8_t *p, const uint8_t *end) {
     uint64_t first, base_ts, count, i, seq;
     const uint8_t *rec, *rend;
     size_t rlen;
@@ -198,7 +198,7 @@ static void fs_on_batch(fs_server *s, const uint8_t *p, const uint8_t *end) {
     if (s->next_seq > 0) fs_send(s, FS_KIND_ACK, ack, fs_put_varint(ack, s->next_seq - 1));
 }
 
-static void fs_on_frame(fs_server *s, uint8_t kind, const uint8_t *body, size_t len) {
+static inline void fs_on_frame(fs_server *s, uint8_t kind, const uint8_t *body, size_t len) {
     uint8_t b[32];
     size_t n;
     switch (kind) {
@@ -222,7 +222,7 @@ static void fs_on_frame(fs_server *s, uint8_t kind, const uint8_t *body, size_t 
 }
 
 /* Bytes from the agent: parses every whole frame. */
-static void fs_feed(fs_server *s, const uint8_t *p, size_t n) {
+static inline void fs_feed(fs_server *s, const uint8_t *p, size_t n) {
     size_t at = 0;
     if (n > sizeof s->in - s->in_len) n = sizeof s->in - s->in_len;
     memcpy(s->in + s->in_len, p, n);
