@@ -53,10 +53,10 @@ pub struct Retry {
     pub ceiling: Duration,
 }
 
-/// Backoff state: failures so far and the current endpoint.
-#[derive(Clone, Debug)]
+/// Backoff state: failures so far and the current endpoint. The settings
+/// are passed to each call rather than kept (the agent holds them once).
+#[derive(Clone, Debug, Default)]
 pub struct Backoff {
-    cfg: BackoffConfig,
     failures: u32,
     endpoint: u8,
     endpoint_failures: u8,
@@ -64,8 +64,8 @@ pub struct Backoff {
 
 impl Backoff {
     /// Fresh state: endpoint 0, no failures.
-    pub fn new(cfg: BackoffConfig) -> Self {
-        Backoff { cfg, failures: 0, endpoint: 0, endpoint_failures: 0 }
+    pub fn new() -> Self {
+        Backoff::default()
     }
 
     /// The endpoint the next attempt goes to.
@@ -86,26 +86,26 @@ impl Backoff {
     }
 
     /// The ceiling of the jitter window after `failures` failures.
-    pub fn ceiling(&self, failures: u32) -> Duration {
+    pub fn ceiling(cfg: &BackoffConfig, failures: u32) -> Duration {
         let shift = failures.saturating_sub(1).min(63);
-        let grown = self.cfg.base.as_millis().checked_shl(shift).filter(|v| v >> shift == self.cfg.base.as_millis());
-        Duration(grown.unwrap_or(u64::MAX).min(self.cfg.cap.as_millis()))
+        let grown = cfg.base.as_millis().checked_shl(shift).filter(|v| v >> shift == cfg.base.as_millis());
+        Duration(grown.unwrap_or(u64::MAX).min(cfg.cap.as_millis()))
     }
 
     /// Records a failed attempt (or a lost connection that was not yet
     /// healthy) and decides the next one; `None` when the give-up limit is
     /// reached.
-    pub fn on_failure(&mut self, rng: &mut Rng) -> Option<Retry> {
+    pub fn on_failure(&mut self, cfg: &BackoffConfig, rng: &mut Rng) -> Option<Retry> {
         self.failures = self.failures.saturating_add(1);
-        if self.cfg.give_up_after != 0 && self.failures >= self.cfg.give_up_after {
+        if cfg.give_up_after != 0 && self.failures >= cfg.give_up_after {
             return None;
         }
         self.endpoint_failures = self.endpoint_failures.saturating_add(1);
-        if self.endpoint_failures >= self.cfg.attempts_per_endpoint.max(1) {
+        if self.endpoint_failures >= cfg.attempts_per_endpoint.max(1) {
             self.endpoint_failures = 0;
-            self.endpoint = (self.endpoint + 1) % self.cfg.endpoints.max(1);
+            self.endpoint = (self.endpoint + 1) % cfg.endpoints.max(1);
         }
-        let ceiling = self.ceiling(self.failures);
+        let ceiling = Backoff::ceiling(cfg, self.failures);
         Some(Retry { endpoint: self.endpoint, delay: Duration(rng.up_to(ceiling.as_millis())), ceiling })
     }
 }
@@ -123,28 +123,29 @@ mod tests {
             attempts_per_endpoint: 2,
             give_up_after: 0,
         };
-        let mut b = Backoff::new(cfg);
+        let mut b = Backoff::new();
         let mut rng = Rng::new(1);
         let expect_ceiling = [100, 200, 400, 800, 1000, 1000, 1000];
         let expect_endpoint = [0, 1, 1, 2, 2, 0, 0];
         for i in 0..7 {
-            let r = b.on_failure(&mut rng).unwrap();
+            let r = b.on_failure(&cfg, &mut rng).unwrap();
             assert_eq!(r.ceiling, Duration(expect_ceiling[i]));
             assert!(r.delay <= r.ceiling);
             assert_eq!(r.endpoint, expect_endpoint[i], "attempt {i}");
         }
         b.reset();
-        assert_eq!(b.on_failure(&mut rng).unwrap().ceiling, Duration(100));
+        assert_eq!(b.on_failure(&cfg, &mut rng).unwrap().ceiling, Duration(100));
     }
 
     #[test]
     fn gives_up_and_never_overflows() {
-        let mut b = Backoff::new(BackoffConfig { give_up_after: 3, cap: Duration(u64::MAX), ..Default::default() });
+        let cfg = BackoffConfig { give_up_after: 3, cap: Duration(u64::MAX), ..Default::default() };
+        let mut b = Backoff::new();
         let mut rng = Rng::new(9);
-        assert!(b.on_failure(&mut rng).is_some());
-        assert!(b.on_failure(&mut rng).is_some());
-        assert!(b.on_failure(&mut rng).is_none());
-        assert_eq!(b.ceiling(200), Duration(u64::MAX));
-        assert_eq!(b.ceiling(1), Duration(500));
+        assert!(b.on_failure(&cfg, &mut rng).is_some());
+        assert!(b.on_failure(&cfg, &mut rng).is_some());
+        assert!(b.on_failure(&cfg, &mut rng).is_none());
+        assert_eq!(Backoff::ceiling(&cfg, 200), Duration(u64::MAX));
+        assert_eq!(Backoff::ceiling(&cfg, 1), Duration(500));
     }
 }

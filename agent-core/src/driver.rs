@@ -13,7 +13,8 @@
 //!
 //! * a [`Clock`]: a monotonic millisecond [`Instant`] and a way to wait;
 //! * a [`Connector`]: opens a transport to endpoint `i` when the agent asks;
-//! * a work buffer `&mut [u8]` of at least [`min_buffer_len`] bytes, used
+//! * a work buffer `&mut [u8]` of at least [`min_buffer_len`] bytes (and
+//!   [`Agent::transmit_len`], which counts the Hello), used
 //!   for reads, outgoing frames and event copies (the driver allocates
 //!   nothing).
 //!
@@ -264,10 +265,10 @@ enum Action {
 impl<'a, C: Clock, K: Connector> Driver<'a, C, K> {
     /// A driver for `agent`, with no transport open yet. Nothing happens
     /// until the first [`poll`](Self::poll). Fails when `buf` is shorter
-    /// than [`min_buffer_len`] for the agent's configuration (a full batch
-    /// would never fit).
+    /// than [`min_buffer_len`] for the agent's configuration or than
+    /// [`Agent::transmit_len`] (a full batch or the Hello would never fit).
     pub fn new(agent: Agent<'a>, clock: C, connector: K, buf: &'a mut [u8]) -> Result<Self, BufferTooSmall> {
-        let needed = min_buffer_len(agent.config().batch_max_bytes);
+        let needed = min_buffer_len(agent.config().batch_max_bytes).max(agent.transmit_len());
         if buf.len() < needed {
             return Err(BufferTooSmall { needed });
         }

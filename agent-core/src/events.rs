@@ -35,6 +35,15 @@ pub enum DisconnectReason {
     Shutdown = 8,
     /// Records stayed in flight for `ack_timeout` without any ack progress.
     AckTimeout = 9,
+    /// The server broke the protocol: a body that cannot be read, a message
+    /// the agent must not receive in its state, an Ack of records never
+    /// sent. The agent sent Close(ProtocolError).
+    ProtocolError = 10,
+    /// The server's `Accept.next_seq` is one the agent cannot have produced
+    /// (above every number it gave, e.g. two devices sharing one agent id,
+    /// or above 2^63). The agent sent Close(ProtocolError); its records
+    /// stay in the ring.
+    BadResume = 11,
 }
 
 /// What happened to the transport, as the caller saw it; given to
@@ -139,6 +148,8 @@ impl DisconnectReason {
             7 => DisconnectReason::Incompatible,
             8 => DisconnectReason::Shutdown,
             9 => DisconnectReason::AckTimeout,
+            10 => DisconnectReason::ProtocolError,
+            11 => DisconnectReason::BadResume,
             _ => return None,
         })
     }
@@ -162,6 +173,12 @@ const LEN_PREFIX: usize = 2;
 /// `GaveUp`, two bytes each plus the length prefix), so the caller is never
 /// left without the `Disconnect` that tells it to close the transport.
 pub(crate) const LIFECYCLE_RESERVE: usize = 3 * (LEN_PREFIX + 2);
+
+/// The smallest event queue an agent accepts (bytes): the connection events
+/// of one input, twice over, so a caller that drains the queue after every
+/// input never loses one. Tasks and configs need room beyond it; a task that
+/// finds none is answered `DROPPED`.
+pub const MIN_EVENT_QUEUE: usize = 2 * LIFECYCLE_RESERVE;
 const AGENT_TARGET: u8 = 0xFF;
 
 mod tag {

@@ -55,6 +55,29 @@ pub enum PluginError {
     UnknownId = 2,
     /// A plugin of this name is registered already.
     Duplicate = 3,
+    /// The name and version together are too long for a plugin heartbeat
+    /// (at most [`crate::heartbeat::MAX_HEARTBEAT_LEN`] bytes encoded), so
+    /// its heartbeats could never be sent.
+    TooLong = 4,
+}
+
+impl core::fmt::Display for PluginError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            PluginError::Full => "every plugin slot is taken",
+            PluginError::UnknownId => "no plugin has this id",
+            PluginError::Duplicate => "a plugin of this name is registered already",
+            PluginError::TooLong => "name and version too long for a plugin heartbeat",
+        })
+    }
+}
+
+impl PluginHeartbeat<'_> {
+    /// The longest this heartbeat encodes to (pid at its longest varint).
+    pub fn max_encoded_len(&self) -> usize {
+        let field = |n: usize| crate::varint::len_u64(n as u64) + n;
+        field(self.name.len()) + field(self.version.len()) + 5 + 1
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -75,6 +98,10 @@ impl<'a> Plugins<'a> {
     pub(crate) fn register(&mut self, name: &'a str, version: &'a str) -> Result<PluginId, PluginError> {
         if self.find(name).is_some() {
             return Err(PluginError::Duplicate);
+        }
+        let hb = PluginHeartbeat { name, version, pid: u32::MAX, status: PluginStatus::Error };
+        if hb.max_encoded_len() > crate::heartbeat::MAX_HEARTBEAT_LEN {
+            return Err(PluginError::TooLong);
         }
         let i = self.slots.iter().position(Option::is_none).ok_or(PluginError::Full)?;
         self.slots[i] = Some(PluginSlot { name, version, pid: 0, status: PluginStatus::Starting });
@@ -123,5 +150,18 @@ mod tests {
         assert_eq!(p.unregister(a), Err(PluginError::UnknownId));
         assert_eq!(p.find("collector"), None);
         assert_eq!(p.register("z", "1"), Ok(a));
+    }
+
+    #[test]
+    fn plugin_whose_heartbeat_cannot_fit_is_refused() {
+        let long = "n".repeat(300);
+        let mut p = Plugins::default();
+        assert_eq!(p.register(&long[..200], &long[..200]), Err(PluginError::TooLong));
+        // The largest that fits: 2 + 200 + 2 + 174 + 5 + 1 = 384 bytes.
+        let id = p.register(&long[..200], &long[..174]).unwrap();
+        let hb = PluginHeartbeat { name: &long[..200], version: &long[..174], pid: u32::MAX, status: PluginStatus::Error };
+        let mut buf = [0u8; crate::heartbeat::MAX_HEARTBEAT_LEN];
+        assert_eq!(crate::body::write_body(&hb, &mut buf), Some(hb.max_encoded_len()));
+        assert_eq!(p.find(&long[..200]), Some(id));
     }
 }

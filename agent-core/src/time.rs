@@ -5,7 +5,7 @@
 //! process start, a simulation's zero). Only differences matter.
 //!
 //! Callers' clocks misbehave: they step backwards, jump far ahead once, or
-//! are 32-bit millisecond ticks that wrap every 49.7 days. [`Clock`] turns
+//! are 32-bit millisecond ticks that wrap every 49.7 days. [`AgentClock`] turns
 //! the instants a caller passes into the agent's own monotonic time with
 //! bounded steps, and [`Tick32`] extends a wrapping 32-bit tick into an
 //! [`Instant`].
@@ -103,16 +103,16 @@ impl fmt::Display for Duration {
 ///   than freezing until the caller catches up.
 ///
 /// With a well-behaved clock agent time equals caller time exactly.
-/// [`Clock::to_caller`] maps an agent deadline back onto the caller's clock.
+/// [`AgentClock::to_caller`] maps an agent deadline back onto the caller's clock.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Clock {
+pub struct AgentClock {
     started: bool,
     caller: Instant,
     agent: Instant,
     anomalies: u64,
 }
 
-impl Clock {
+impl AgentClock {
     /// Feeds one caller instant; returns agent time.
     pub fn input(&mut self, t: Instant, max_step: Duration, backstep_tolerance: Duration) -> Instant {
         if !self.started {
@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn clock_follows_a_sane_caller_exactly() {
-        let mut c = Clock::default();
+        let mut c = AgentClock::default();
         for t in [5, 5, 10, 4_000, 3_000_000] {
             assert_eq!(c.input(Instant(t), STEP, BACK), Instant(t));
         }
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn clock_ignores_stale_and_reanchors_on_big_steps_back() {
-        let mut c = Clock::default();
+        let mut c = AgentClock::default();
         c.input(Instant(10_000), STEP, BACK);
         // Stale by 500 ms: no time passes, and the later reading counts
         // from the newest instant, not from the stale one.
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn clock_bounds_one_bogus_far_future_instant() {
-        let mut c = Clock::default();
+        let mut c = AgentClock::default();
         c.input(Instant(1_000), STEP, BACK);
         assert_eq!(c.input(Instant(u64::MAX), STEP, BACK), Instant(1_000) + STEP);
         // The next sane reading re-anchors; time goes on normally.

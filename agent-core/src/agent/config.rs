@@ -96,6 +96,20 @@ pub enum ConfigError {
     /// An identity address list's length is not a multiple of 4 (IPv4) or
     /// 16 (IPv6) bytes; the server would reject the Hello as malformed.
     BadAddressList = 7,
+    /// `backoff.base` or `backoff.cap` is zero: a refused connect would be
+    /// retried at once, forever.
+    ZeroBackoff = 9,
+    /// The Hello (identity, address lists, token) would be larger than
+    /// [`MAX_HELLO_FRAME`], which collectors need not accept.
+    HelloTooLarge = 10,
+    /// The event queue is smaller than [`crate::events::MIN_EVENT_QUEUE`]:
+    /// the `Connect` event itself might not fit.
+    EventQueueTooSmall = 11,
+    /// The ring cannot hold one record of `max_record` bytes.
+    RingTooSmall = 12,
+    /// A transmit buffer is smaller than [`min_transmit_len`]
+    /// (a full batch or the Hello would never go out).
+    TxBufferTooSmall = 13,
 }
 
 impl fmt::Display for ConfigError {
@@ -109,21 +123,56 @@ impl fmt::Display for ConfigError {
             ConfigError::ZeroInterval => "an interval that must be positive is zero",
             ConfigError::BadAddressList => "an address list is not a whole number of addresses",
             ConfigError::MaxRecordTooSmall => "max_record is smaller than the largest heartbeat",
+            ConfigError::ZeroBackoff => "backoff base or cap is zero",
+            ConfigError::HelloTooLarge => "the Hello would exceed MAX_HELLO_FRAME bytes",
+            ConfigError::EventQueueTooSmall => "event queue smaller than MIN_EVENT_QUEUE",
+            ConfigError::RingTooSmall => "ring cannot hold a record of max_record bytes",
+            ConfigError::TxBufferTooSmall => "transmit buffer smaller than min_transmit_len",
         })
     }
 }
 
 
-pub(super) fn validate(cfg: &AgentConfig, rx_len: usize) -> Result<(), ConfigError> {
+/// Largest Hello frame an agent sends: collectors accept Hellos of at least
+/// this size before they know anything else of the agent (PROTOCOL.md).
+pub const MAX_HELLO_FRAME: usize = 4096;
+
+/// The lengths of the caller's buffers, as [`validate`] checks them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageSizes {
+    /// Send ring, bytes.
+    pub ring: usize,
+    /// Receive buffer, bytes (the largest frame accepted).
+    pub rx: usize,
+    /// Event queue, bytes.
+    pub events: usize,
+}
+
+/// The one validation step: refuses every configuration, identity and
+/// storage that cannot work, each with its own [`ConfigError`]. Used by
+/// [`super::Agent::new`]; callers may run it first to size their buffers.
+/// The transmit buffer is checked where it is given (e.g. by
+/// [`crate::driver::Driver::new`]) against [`min_transmit_len`].
+pub fn validate(cfg: &AgentConfig, id: &Identity<'_>, sizes: StorageSizes) -> Result<(), ConfigError> {
     if cfg.backoff.endpoints == 0 || cfg.backoff.attempts_per_endpoint == 0 || cfg.batch_max_records == 0 {
         return Err(ConfigError::ZeroLimit);
     }
     if cfg.heartbeat_interval < Duration::from_secs(1) {
         return Err(ConfigError::HeartbeatTooFrequent);
     }
-    let intervals = [cfg.idle_timeout, cfg.pong_timeout, cfg.ack_timeout, cfg.connect_timeout, cfg.handshake_timeout];
+    let intervals = [
+        cfg.idle_timeout,
+        cfg.pong_timeout,
+        cfg.ack_timeout,
+        cfg.connect_timeout,
+        cfg.handshake_timeout,
+        cfg.max_clock_step,
+    ];
     if intervals.contains(&Duration::ZERO) {
         return Err(ConfigError::ZeroInterval);
+    }
+    if cfg.backoff.base == Duration::ZERO || cfg.backoff.cap == Duration::ZERO {
+        return Err(ConfigError::ZeroBackoff);
     }
     if cfg.ring.max_record < MAX_HEARTBEAT_LEN {
         return Err(ConfigError::MaxRecordTooSmall);
@@ -134,10 +183,41 @@ pub(super) fn validate(cfg: &AgentConfig, rx_len: usize) -> Result<(), ConfigErr
     if cfg.window_bytes < cfg.batch_max_bytes {
         return Err(ConfigError::WindowTooSmall);
     }
-    if rx_len < frame::MIN_MAX_FRAME {
+    if sizes.rx < frame::MIN_MAX_FRAME {
         return Err(ConfigError::RxBufferTooSmall);
     }
+    if sizes.events < crate::events::MIN_EVENT_QUEUE {
+        return Err(ConfigError::EventQueueTooSmall);
+    }
+    if sizes.ring < max_entry(cfg) {
+        return Err(ConfigError::RingTooSmall);
+    }
+    let v4 = [id.intranet_ipv4, id.extranet_ipv4];
+    let v6 = [id.intranet_ipv6, id.extranet_ipv6];
+    if v4.iter().any(|l| l.len() % 4 != 0) || v6.iter().any(|l| l.len() % 16 != 0) {
+        return Err(ConfigError::BadAddressList);
+    }
+    if hello_frame_max_len(id) > MAX_HELLO_FRAME {
+        return Err(ConfigError::HelloTooLarge);
+    }
     Ok(())
+}
+
+/// The longest the Hello of `id` can be: every sequence number and frame
+/// size at its longest varint.
+pub fn hello_frame_max_len(id: &Identity<'_>) -> usize {
+    let field = |len: usize| varint::len_u64(len as u64) + len;
+    let strs = [id.agent_id, id.hostname, id.product, id.version].map(str::len);
+    let bytes = [id.intranet_ipv4, id.intranet_ipv6, id.extranet_ipv4, id.extranet_ipv6, id.auth_token].map(<[u8]>::len);
+    let fields: usize = strs.into_iter().chain(bytes).map(field).sum();
+    // first_unacked_seq and next_seq (u64), max_frame and min_frame (u32).
+    OVERHEAD + fields + 2 * varint::MAX_LEN_U64 + 2 * 5
+}
+
+/// The smallest transmit buffer (`poll_transmit`'s `out`) that always
+/// holds the next frame: a full batch, and the Hello of `id`.
+pub fn min_transmit_len(cfg: &AgentConfig, id: &Identity<'_>) -> usize {
+    (OVERHEAD + BATCH_HEADER_MAX + cfg.batch_max_bytes).max(hello_frame_max_len(id))
 }
 
 /// The smallest frame limit a server may announce: one Batch holding a

@@ -89,7 +89,7 @@ use crate::plugin::{PluginError, PluginHeartbeat, PluginId, PluginStatus, Plugin
 use crate::record::{data_type, MAX_ENTRY_HEADER};
 use crate::ring::{PushError, Ring, RingConfig};
 use crate::rng::Rng;
-use crate::time::{Clock, Duration, Instant};
+use crate::time::{AgentClock, Duration, Instant};
 use crate::varint;
 use crate::Record;
 use core::fmt;
@@ -99,8 +99,11 @@ mod recv;
 mod send;
 mod timers;
 
-pub use config::{min_peer_frame, AgentConfig, ConfigError};
-use config::{max_entry, validate};
+pub use config::{
+    hello_frame_max_len, min_peer_frame, min_transmit_len, validate, AgentConfig, ConfigError, StorageSizes,
+    MAX_HELLO_FRAME,
+};
+use config::max_entry;
 
 
 /// Bytes a Batch body needs beyond its entries: four varints.
@@ -146,6 +149,13 @@ pub struct AgentStorage<'a> {
     pub rx: &'a mut [u8],
     /// The event queue (tasks, configs, connection events).
     pub events: &'a mut [u8],
+}
+
+impl AgentStorage<'_> {
+    /// The buffers' lengths, as [`validate`] checks them.
+    pub fn sizes(&self) -> StorageSizes {
+        StorageSizes { ring: self.ring.len(), rx: self.rx.len(), events: self.events.len() }
+    }
 }
 
 /// Where the session is (see the state table in the module docs).
@@ -198,9 +208,11 @@ struct Core<'a> {
     rng: Rng,
     backoff: Backoff,
     state: State,
-    clock: Clock,
+    clock: AgentClock,
     clock_offset_ms: i64,
     max_frame_rx: u32,
+    /// [`min_transmit_len`] of the configuration and identity given at init.
+    tx_min: u32,
     peer_max_frame: usize,
     tx_seq: u32,
     hello_pending: bool,
@@ -219,6 +231,8 @@ struct Core<'a> {
     recent_tasks: [u64; RECENT_TASKS],
     recent_task_next: u8,
     delivered_pending: bool,
+    /// `flush_now` was called: pending records go without waiting.
+    flush_requested: bool,
     reset_decoder: bool,
     last_retry: Option<Retry>,
     last_transport_error: Option<TransportError>,
@@ -253,12 +267,8 @@ impl<'a> Agent<'a> {
     /// `handle_timeout` (due at once, see `poll_timeout`) asks the caller to
     /// connect to endpoint 0.
     pub fn new(cfg: AgentConfig, identity: Identity<'a>, storage: AgentStorage<'a>) -> Result<Self, ConfigError> {
-        validate(&cfg, storage.rx.len())?;
-        let v4 = [identity.intranet_ipv4, identity.extranet_ipv4];
-        let v6 = [identity.intranet_ipv6, identity.extranet_ipv6];
-        if v4.iter().any(|l| l.len() % 4 != 0) || v6.iter().any(|l| l.len() % 16 != 0) {
-            return Err(ConfigError::BadAddressList);
-        }
+        validate(&cfg, &identity, storage.sizes())?;
+        let tx_min = min_transmit_len(&cfg, &identity);
         let max_frame_rx = u32::try_from(storage.rx.len()).unwrap_or(u32::MAX);
         Ok(Agent {
             decoder: FrameDecoder::new(storage.rx),
@@ -268,11 +278,12 @@ impl<'a> Agent<'a> {
                 ring: Ring::new(storage.ring, cfg.ring),
                 events: EventQueue::new(storage.events),
                 rng: Rng::new(cfg.rng_seed),
-                backoff: Backoff::new(cfg.backoff),
+                backoff: Backoff::new(),
                 state: State::Backoff { until: Instant::ZERO, endpoint: 0 },
-                clock: Clock::default(),
+                clock: AgentClock::default(),
                 clock_offset_ms: 0,
                 max_frame_rx,
+                tx_min: u32::try_from(tx_min).unwrap_or(u32::MAX),
                 peer_max_frame: frame::MIN_MAX_FRAME,
                 tx_seq: 0,
                 hello_pending: false,
@@ -290,6 +301,7 @@ impl<'a> Agent<'a> {
                 recent_tasks: [0; RECENT_TASKS],
                 recent_task_next: 0,
                 delivered_pending: false,
+                flush_requested: false,
                 reset_decoder: false,
                 last_retry: None,
                 last_transport_error: None,
@@ -314,13 +326,7 @@ impl<'a> Agent<'a> {
 
     /// The endpoint being tried or used (the next one while in Backoff).
     pub fn endpoint(&self) -> Option<u8> {
-        match self.core.state {
-            State::Backoff { endpoint, .. }
-            | State::Connecting { endpoint, .. }
-            | State::Handshaking { endpoint, .. }
-            | State::Connected { endpoint, .. } => Some(endpoint),
-            State::GaveUp | State::Closed => None,
-        }
+        self.core.endpoint()
     }
 
     /// The library's counters (also sent in every heartbeat).
@@ -348,6 +354,12 @@ impl<'a> Agent<'a> {
         &self.core.cfg
     }
 
+    /// The transmit buffer every `poll_transmit` should be given, at least:
+    /// [`min_transmit_len`] of the configuration and identity at init.
+    pub fn transmit_len(&self) -> usize {
+        self.core.tx_min as usize
+    }
+
     /// True when every pushed record is acked or dropped.
     pub fn is_drained(&self) -> bool {
         self.core.ring.is_empty()
@@ -368,6 +380,20 @@ impl<'a> Agent<'a> {
     pub fn task_result(&mut self, now: Instant, token: &str, status: u32, message: &str) -> Result<(), PushError> {
         let now = self.core.advance(now);
         self.core.push_task_result(now, token, status, message)
+    }
+
+    /// Replaces the credential sent in Hello (a rotating token, say), from
+    /// the next Hello on; the connection up now and every record in the
+    /// ring are untouched. Refused with [`ConfigError::HelloTooLarge`] when
+    /// the Hello would no longer fit the transmit buffer prescribed at init
+    /// ([`Agent::transmit_len`]) or [`MAX_HELLO_FRAME`].
+    pub fn set_auth_token(&mut self, token: &'a [u8]) -> Result<(), ConfigError> {
+        let id = Identity { auth_token: token, ..self.core.id };
+        if hello_frame_max_len(&id) > self.transmit_len().min(MAX_HELLO_FRAME) {
+            return Err(ConfigError::HelloTooLarge);
+        }
+        self.core.id = id;
+        Ok(())
     }
 
     /// Sets the host stats carried by the following heartbeats.
@@ -419,6 +445,25 @@ impl<'a> Agent<'a> {
         self.decoder.reset();
         c.reset_decoder = false;
         c.state = State::Closed;
+    }
+
+    /// Sends what is pending without waiting for `flush_interval` (within
+    /// the window, as always): the next `poll_transmit` gives the batch.
+    pub fn flush_now(&mut self, now: Instant) {
+        self.core.advance(now);
+        if self.core.ring.pending_records() > 0 {
+            self.core.flush_requested = true;
+        }
+    }
+
+    /// Pushes a heartbeat (and the plugin heartbeats) now; the next one
+    /// follows `heartbeat_interval` later. Nothing happens while Closed.
+    pub fn heartbeat_now(&mut self, now: Instant) {
+        let now = self.core.advance(now);
+        if !matches!(self.core.state, State::Closed) {
+            self.core.next_heartbeat = Some(now);
+            self.core.heartbeat_tick(now, &self.decoder);
+        }
     }
 
     /// Leaves GaveUp, Closed or Backoff: the next attempt is due now, with
@@ -510,7 +555,8 @@ impl<'a> Agent<'a> {
     /// Writes the next frame to send into `out` and returns its length; 0
     /// when there is nothing to send now. Frames are never larger than
     /// `out.len()` nor the server's announced maximum; `out` should hold at
-    /// least `batch_max_bytes + 64` bytes (and the Hello).
+    /// least [`Agent::transmit_len`] bytes (a full batch, and the Hello): a
+    /// frame that does not fit waits, it is never lost.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> usize {
         let now = self.core.advance(now);
         self.core.transmit(now, out)
@@ -539,7 +585,7 @@ fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 impl<'a> Core<'a> {
-    /// Turns the caller's instant into agent time (see [`Clock`]).
+    /// Turns the caller's instant into agent time (see [`AgentClock`]).
     fn advance(&mut self, now: Instant) -> Instant {
         let now = self.clock.input(now, self.cfg.max_clock_step, self.cfg.clock_backstep_tolerance);
         if self.next_heartbeat.is_none() {
@@ -658,16 +704,29 @@ impl<'a> Core<'a> {
         }
     }
 
-    /// The one failure path (see the module docs).
+    fn endpoint(&self) -> Option<u8> {
+        match self.state {
+            State::Backoff { endpoint, .. }
+            | State::Connecting { endpoint, .. }
+            | State::Handshaking { endpoint, .. }
+            | State::Connected { endpoint, .. } => Some(endpoint),
+            State::GaveUp | State::Closed => None,
+        }
+    }
+
+    /// The one failure path (see the module docs). `min_delay` (a Reject's
+    /// `retry_after_ms`) is the failing endpoint's word about itself: it
+    /// holds back the next attempt only if that goes to the same endpoint.
     fn fail(&mut self, now: Instant, reason: DisconnectReason, close: Option<CloseCode>, min_delay: Duration) {
+        let from = self.endpoint();
         self.close_pending = close;
         self.stats.connect_failures += 1;
         self.drop_connection();
         self.emit(Event::Disconnect { reason });
-        match self.backoff.on_failure(&mut self.rng) {
+        match self.backoff.on_failure(&self.cfg.backoff, &mut self.rng) {
             Some(r) => {
                 self.last_retry = Some(r);
-                let delay = if r.delay > min_delay { r.delay } else { min_delay };
+                let delay = if Some(r.endpoint) == from { r.delay.max(min_delay) } else { r.delay };
                 self.state = State::Backoff { until: now + delay, endpoint: r.endpoint };
             }
             None => {

@@ -7,6 +7,7 @@ impl Core<'_> {
         self.stats.frames_received += 1;
         self.last_rx = now;
         if frame.version != frame::VERSION {
+            self.stats.peer_incompatible += 1;
             self.fail(now, DisconnectReason::Incompatible, Some(CloseCode::Incompatible), Duration::ZERO);
             return;
         }
@@ -15,14 +16,24 @@ impl Core<'_> {
             return;
         };
         if self.on_message(now, kind, frame.body).is_err() {
+            // A body that cannot be read, or a kind the agent must not get
+            // in this state: the server broke the protocol.
             self.stats.malformed += 1;
+            self.protocol_error(now, DisconnectReason::ProtocolError);
         }
     }
 
+    /// Ends the connection because the server broke the protocol:
+    /// Close(ProtocolError), counted, reported in the `Disconnect` event.
+    fn protocol_error(&mut self, now: Instant, reason: DisconnectReason) {
+        self.stats.protocol_errors += 1;
+        self.fail(now, reason, Some(CloseCode::ProtocolError), Duration::ZERO);
+    }
+
     /// Handles one downlink message. Only the kinds an agent can receive
-    /// are decoded here, by the hand-written readers of [`crate::body`]; a
-    /// kind that is
-    /// unexpected in the current state is an error, counted as malformed.
+    /// are decoded here, by the hand-written readers of [`crate::body`]. An
+    /// error (unreadable body, or a kind unexpected in the current state)
+    /// is a protocol error, which the caller turns into a Close.
     pub(super) fn on_message(&mut self, now: Instant, kind: Kind, body: &[u8]) -> Result<(), DecodeError> {
         let handshaking = matches!(self.state, State::Handshaking { .. });
         let connected = matches!(self.state, State::Connected { .. });
@@ -30,6 +41,7 @@ impl Core<'_> {
             Kind::Ping => self.pong_pending = Some(read_body::<Ping>(body)?.nonce),
             Kind::Pong => {
                 let nonce = read_body::<Pong>(body)?.nonce;
+                // A Pong answering no outstanding Ping is harmless: ignored.
                 if let Some(ping) = self.ping.filter(|ping| ping.nonce == nonce) {
                     let rtt = now.saturating_since(ping.sent).as_millis();
                     self.stats.last_rtt_ms = Some(u32::try_from(rtt).unwrap_or(u32::MAX));
@@ -41,23 +53,29 @@ impl Core<'_> {
                 let _ = read_body::<Close<'_>>(body);
                 self.fail(now, DisconnectReason::PeerClosed, None, Duration::ZERO);
             }
-            // An Accept before our Hello went out answers nothing: ignored
-            // (counted), the handshake waits for a real one.
+            // An Accept is an answer to our Hello: before the Hello went out
+            // it answers nothing, which the unexpected-kind arm reports.
             Kind::Accept if handshaking && !self.hello_pending => {
                 if let State::Handshaking { endpoint, .. } = self.state {
                     self.on_accept(now, endpoint, read_body(body)?);
                 }
             }
-            Kind::Reject if handshaking => {
+            Kind::Reject if handshaking && !self.hello_pending => {
                 let r = read_body::<message::Reject<'_>>(body)?;
-                self.fail(now, DisconnectReason::Rejected, None, Duration::from_millis(u64::from(r.retry_after_ms)));
+                // Honoured up to the backoff cap: a hostile or mistaken value
+                // cannot park the agent for 49 days.
+                let wait = Duration::from_millis(u64::from(r.retry_after_ms)).min(self.cfg.backoff.cap);
+                self.fail(now, DisconnectReason::Rejected, None, wait);
             }
             Kind::Ack if connected => {
-                let out = self.ring.ack(read_body::<message::Ack>(body)?.up_to);
-                if out.beyond_sent {
-                    self.stats.protocol_errors += 1;
+                let up_to = read_body::<message::Ack>(body)?.up_to;
+                if up_to >= self.ring.next_seq() {
+                    // Acks a record never sent: nothing is freed on the word
+                    // of a server that cannot be right.
+                    self.protocol_error(now, DisconnectReason::ProtocolError);
+                    return Ok(());
                 }
-                if out.acked > 0 {
+                if self.ring.ack(up_to).acked > 0 {
                     self.delivered_pending = true;
                     self.ack_progress = now;
                 }
@@ -70,15 +88,24 @@ impl Core<'_> {
     }
 
     pub(super) fn on_accept(&mut self, now: Instant, endpoint: u8, a: message::Accept) {
-        // The server must take a batch holding the largest record.
+        // The server must take a batch holding the largest record (the agent
+        // told it so in Hello.min_frame).
         if a.max_frame < min_peer_frame(&self.cfg) {
+            self.stats.peer_incompatible += 1;
             self.fail(now, DisconnectReason::Incompatible, Some(CloseCode::Incompatible), Duration::ZERO);
             return;
         }
-        self.peer_max_frame = a.max_frame as usize;
-        if a.next_seq > crate::ring::MAX_RESUME_SEQ {
-            self.stats.protocol_errors += 1;
+        // A resume point the agent cannot have produced: above every number
+        // it gave (two devices sharing an id, a collector mixing agents up),
+        // unless the agent never numbered a record (it restarted and lost its
+        // numbering: it continues from the server's point), or too close to
+        // the end of the number space to go on from.
+        let next = self.ring.next_seq();
+        if a.next_seq > crate::ring::MAX_RESUME_SEQ || (a.next_seq > next && next != 0) {
+            self.protocol_error(now, DisconnectReason::BadResume);
+            return;
         }
+        self.peer_max_frame = a.max_frame as usize;
         self.ring.resume(a.next_seq);
         self.stats.connections += 1;
         self.state = State::Connected { endpoint, since: now, healthy: false };
@@ -91,40 +118,40 @@ impl Core<'_> {
     pub(super) fn on_task(&mut self, now: Instant, t: message::Task<'_>) {
         // A server that saw no result (the connection dropped) resends the
         // task; the result is already in the ring, so the task is not run
-        // twice. Tokens are remembered as 64-bit hashes, the last 8.
-        if !t.token.is_empty() {
-            let h = fnv1a(t.token).max(1);
-            if self.recent_tasks.contains(&h) {
-                self.stats.tasks_duplicate += 1;
-                return;
-            }
+        // twice. Tokens are remembered as 64-bit hashes, the last 8, and
+        // only once the task was handed over or answered: a task that could
+        // be neither is not remembered, so its resend is handled afresh.
+        let h = fnv1a(t.token).max(1);
+        if !t.token.is_empty() && self.recent_tasks.contains(&h) {
+            self.stats.tasks_duplicate += 1;
+            return;
+        }
+        let for_agent = t.object_name.is_empty() || t.object_name == self.id.product;
+        let handled = if for_agent || self.plugins.find(t.object_name).is_some() {
+            let target = match self.plugins.find(t.object_name) {
+                Some(id) if !for_agent => TaskTarget::Plugin(id),
+                _ => TaskTarget::Agent,
+            };
+            let queued = if for_agent && t.data_type == data_type::SHUTDOWN_TASK {
+                self.emit_droppable(Event::Shutdown { token: t.token })
+            } else {
+                self.emit_droppable(Event::Task {
+                    target,
+                    object_name: t.object_name,
+                    data_type: t.data_type,
+                    payload: t.payload,
+                    token: t.token,
+                })
+            };
+            queued || self.push_task_result(now, t.token, task_status::DROPPED, "agent event queue full").is_ok()
+        } else {
+            self.stats.tasks_unroutable += 1;
+            self.push_task_result(now, t.token, task_status::UNKNOWN_TARGET, "no such plugin").is_ok()
+        };
+        if handled && !t.token.is_empty() {
             let i = usize::from(self.recent_task_next);
             self.recent_tasks[i] = h;
             self.recent_task_next = ((i + 1) % RECENT_TASKS) as u8;
-        }
-        let for_agent = t.object_name.is_empty() || t.object_name == self.id.product;
-        let target = if for_agent {
-            TaskTarget::Agent
-        } else if let Some(id) = self.plugins.find(t.object_name) {
-            TaskTarget::Plugin(id)
-        } else {
-            self.stats.tasks_unroutable += 1;
-            let _ = self.push_task_result(now, t.token, task_status::UNKNOWN_TARGET, "no such plugin");
-            return;
-        };
-        let queued = if for_agent && t.data_type == data_type::SHUTDOWN_TASK {
-            self.emit_droppable(Event::Shutdown { token: t.token })
-        } else {
-            self.emit_droppable(Event::Task {
-                target,
-                object_name: t.object_name,
-                data_type: t.data_type,
-                payload: t.payload,
-                token: t.token,
-            })
-        };
-        if !queued {
-            let _ = self.push_task_result(now, t.token, task_status::DROPPED, "agent event queue full");
         }
     }
 

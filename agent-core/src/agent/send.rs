@@ -78,7 +78,7 @@ impl Core<'_> {
         let full = pending >= u64::from(self.cfg.batch_max_records)
             || self.ring.pending_bytes() + max_entry(&self.cfg) > max_bytes;
         let resend = self.ring.has_resends();
-        let due = self.pending_since.is_some_and(|s| now >= s + self.cfg.flush_interval);
+        let due = self.flush_requested || self.pending_since.is_some_and(|s| now >= s + self.cfg.flush_interval);
         if !(full || resend || due) {
             return 0;
         }
@@ -100,6 +100,7 @@ impl Core<'_> {
         self.ring.commit_batch(&plan);
         if self.ring.pending_records() == 0 {
             self.pending_since = None;
+            self.flush_requested = false;
         }
         self.sent(n)
     }

@@ -143,6 +143,93 @@ fn rejects_bad_config() {
     assert_eq!(Agent::new(cfg(), id, s).err(), Some(ConfigError::BadAddressList));
 }
 
+/// Item 6 of the hardening issue: a zero backoff made a refused connect
+/// spin at one instant.
+#[test]
+fn zero_backoff_is_refused() {
+    let mut m = Mem::new();
+    for (base, cap) in [(0, 1000), (500, 0)] {
+        let backoff = BackoffConfig { base: Duration(base), cap: Duration(cap), ..Default::default() };
+        let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events };
+        assert_eq!(Agent::new(AgentConfig { backoff, ..cfg() }, ID, s).err(), Some(ConfigError::ZeroBackoff));
+    }
+    let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events };
+    let zero_step = AgentConfig { max_clock_step: Duration::ZERO, ..cfg() };
+    assert_eq!(Agent::new(zero_step, ID, s).err(), Some(ConfigError::ZeroInterval));
+}
+
+/// Item 8: storage too small for what the agent must hold is refused.
+#[test]
+fn too_small_event_queue_or_ring_is_refused() {
+    let mut m = Mem::new();
+    let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events[..crate::events::MIN_EVENT_QUEUE - 1] };
+    assert_eq!(Agent::new(cfg(), ID, s).err(), Some(ConfigError::EventQueueTooSmall));
+    let s = AgentStorage { ring: &mut m.ring[..384 + 24], rx: &mut m.rx, events: &mut m.events };
+    assert_eq!(Agent::new(cfg(), ID, s).err(), Some(ConfigError::RingTooSmall));
+    // The smallest accepted queue still connects.
+    let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events[..crate::events::MIN_EVENT_QUEUE] };
+    let mut a = Agent::new(cfg(), ID, s).unwrap();
+    connect(&mut a, 0, 0);
+}
+
+/// Item 8: a Hello larger than the transmit buffer the agent prescribed
+/// never went out; the prescription now counts the Hello, and a Hello
+/// collectors need not accept is refused at init.
+#[test]
+fn hello_larger_than_a_batch_still_goes_out() {
+    let mut m = Mem::new();
+    let token = [b't'; 600];
+    let id = Identity { auth_token: &token, ..ID };
+    let small = AgentConfig { batch_max_bytes: 512, ..cfg() };
+    let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events };
+    let mut a = Agent::new(small, id, s).unwrap();
+    assert!(a.transmit_len() >= hello_frame_max_len(&id));
+    assert!(a.transmit_len() > 512 + 64, "the Hello, not the batch, sets the size");
+    a.handle_timeout(Instant(0));
+    events(&mut a);
+    a.handle_connected(Instant(0));
+    let mut out = vec![0u8; a.transmit_len()];
+    let n = a.poll_transmit(Instant(0), &mut out);
+    assert!(n > 600 && n <= out.len(), "Hello of {n} bytes went out");
+    let huge = [b't'; MAX_HELLO_FRAME];
+    let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events };
+    let id = Identity { auth_token: &huge, ..ID };
+    assert_eq!(Agent::new(cfg(), id, s).err(), Some(ConfigError::HelloTooLarge));
+}
+
+/// A rotated credential is used from the next Hello; nothing in the ring
+/// is lost or renumbered.
+#[test]
+fn auth_token_rotates_without_losing_records() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    connect(&mut a, 0, 0);
+    for i in 0..3u8 {
+        a.push(Instant(0), &Record::new(2001, 0, &[i])).unwrap();
+    }
+    a.flush_now(Instant(0));
+    let first = batches(&transmit_all(&mut a, 0));
+    assert_eq!(first.len(), 1);
+    assert_eq!(a.set_auth_token(b"rotated-jwt"), Ok(()));
+    assert_eq!(a.set_auth_token(&[0u8; MAX_HELLO_FRAME]), Err(ConfigError::HelloTooLarge));
+    a.handle_disconnected(Instant(10), TransportError::Reset);
+    let t = a.poll_timeout().unwrap().as_millis();
+    a.handle_timeout(Instant(t));
+    events(&mut a);
+    a.handle_connected(Instant(t));
+    let mut out = [0u8; 2048];
+    let n = a.poll_transmit(Instant(t), &mut out);
+    let mut store = vec![0u8; 4096];
+    let mut dec = FrameDecoder::new(&mut store);
+    let Feed::Frame { frame, .. } = dec.feed(&out[..n]) else { panic!() };
+    let Ok(Message::Hello(h)) = Message::decode(&frame) else { panic!() };
+    assert_eq!(h.auth_token, b"rotated-jwt");
+    assert_eq!((h.first_unacked_seq, h.next_seq), (0, first[0].1 as u64));
+    deliver(&mut a, t, Message::Accept(Accept { next_seq: 0, max_frame: 4096 }));
+    a.flush_now(Instant(t));
+    assert_eq!(batches(&transmit_all(&mut a, t)), first, "the same records, the same numbers");
+}
+
 #[test]
 fn handshake_then_flush_by_time_and_ack() {
     let mut m = Mem::new();
@@ -394,21 +481,176 @@ fn garbage_and_unknown_kinds_are_counted_not_fatal() {
     let mut a = m.agent(cfg());
     connect(&mut a, 0, 0);
     a.handle_received(Instant(1), b"\x00\x01garbage\xEA");
+    let mut unknown = patched(frame_of(Message::Ping(Ping { nonce: 7 })), 3, 99);
+    a.handle_received(Instant(1), &unknown);
+    *unknown.last_mut().unwrap() ^= 0x40; // bad CRC
+    a.handle_received(Instant(1), &unknown);
+    let s = a.stats();
+    assert_eq!((s.malformed, s.unknown_kinds, s.decoder_bad_crc, s.protocol_errors), (0, 1, 1, 0));
+    assert!(s.decoder_skipped_bytes >= 9);
+    assert_eq!(a.state(), StateKind::Connected);
+}
+
+/// What one downlink frame did to a connected (or handshaking) agent.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    state: StateKind,
+    close: Option<u16>,
+    reason: Option<std::string::String>,
+    malformed: u64,
+    unknown: u64,
+    protocol_errors: u64,
+    incompatible: u64,
+    acked: u64,
+}
+
+/// Feeds `frame` to an agent that has sent one batch of 3 records (when
+/// `connected`) or only its Hello, and reports what happened.
+fn outcome_of(connected: bool, frame: &[u8]) -> Outcome {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    if connected {
+        connect(&mut a, 0, 0);
+        for i in 0..3u8 {
+            a.push(Instant(0), &Record::new(2001, 0, &[i])).unwrap();
+        }
+        a.flush_now(Instant(0));
+        assert_eq!(batches(&transmit_all(&mut a, 0)).len(), 1);
+    } else {
+        a.handle_timeout(Instant(0));
+        events(&mut a);
+        a.handle_connected(Instant(0));
+        assert!(matches!(transmit_all(&mut a, 0)[0], Sent::Hello { .. }));
+    }
+    events(&mut a);
+    a.handle_received(Instant(1), frame);
+    let close = transmit_all(&mut a, 1).into_iter().find_map(|s| if let Sent::Close(c) = s { Some(c) } else { None });
+    let reason = events(&mut a).into_iter().find(|e| e.starts_with("Disconnect"));
+    let s = a.stats();
+    Outcome {
+        state: a.state(),
+        close,
+        reason,
+        malformed: s.malformed,
+        unknown: s.unknown_kinds,
+        protocol_errors: s.protocol_errors,
+        incompatible: s.peer_incompatible,
+        acked: s.acked,
+    }
+}
+
+fn frame_of(msg: Message<'_>) -> Vec<u8> {
+    let mut buf = [0u8; 256];
+    let n = msg.encode(0, &mut buf).unwrap();
+    buf[..n].to_vec()
+}
+
+/// `frame` with header byte `at` set to `value` (3: kind, 2: version) and
+/// its CRC made good again.
+fn patched(mut frame: Vec<u8>, at: usize, value: u8) -> Vec<u8> {
+    frame[at] = value;
+    let n = frame.len();
+    let crc = frame::crc32c(&frame[..n - 4]);
+    frame[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    frame
+}
+
+/// Items 2 and 3 of the hardening issue: for every condition of the Codes
+/// table the agent does what PROTOCOL.md says, one test row each.
+#[test]
+fn every_downlink_error_has_one_meaning() {
+    let ended = |close: u16, reason: &str, malformed: u64, protocol_errors: u64, incompatible: u64| Outcome {
+        state: StateKind::Backoff,
+        close: Some(close),
+        reason: Some(std::format!("Disconnect {{ reason: {reason} }}")),
+        malformed,
+        unknown: 0,
+        protocol_errors,
+        incompatible,
+        acked: 0,
+    };
+    let protocol_error = ended(1, "ProtocolError", 1, 1, 0);
+    // A frame of another version: Close(Incompatible).
+    let v2 = patched(frame_of(Message::Ack(Ack { up_to: 0 })), 2, 2);
+    assert_eq!(outcome_of(true, &v2), ended(5, "Incompatible", 0, 0, 1), "version 2");
+    // A known kind whose body cannot be read: Close(ProtocolError).
     let mut buf = [0u8; 64];
     let n = frame::encode_with(Kind::Ack, 0, 0, &mut buf, |b| {
-        b[0] = 0x80; // truncated varint: malformed body
+        b[0] = 0x80; // truncated varint
         Some(1)
     })
     .unwrap();
-    a.handle_received(Instant(1), &buf[..n]);
-    buf[3] = 99; // unknown kind, CRC recomputed below
-    let crc = frame::crc32c(&buf[..n - 4]);
-    buf[n - 4..n].copy_from_slice(&crc.to_le_bytes());
-    a.handle_received(Instant(1), &buf[..n]);
+    assert_eq!(outcome_of(true, &buf[..n]), protocol_error, "malformed Ack");
+    // Messages that never go collector -> agent.
+    let batch = Message::Batch(message::Batch { first_seq: 0, base_ts: 0, count: 1, records: &[1, 0, 0] });
+    assert_eq!(outcome_of(true, &frame_of(batch)), protocol_error, "Batch from the server");
+    let tr = Message::TaskResult(TaskResult { token: "t", status: 0, message: "" });
+    assert_eq!(outcome_of(true, &frame_of(tr)), protocol_error, "TaskResult from the server");
+    // Messages unexpected in the state.
+    let accept = Message::Accept(Accept { next_seq: 0, max_frame: 4096 });
+    assert_eq!(outcome_of(true, &frame_of(accept)), protocol_error, "Accept when connected");
+    let task = Message::Task(message::Task { object_name: "", data_type: 7, payload: b"", token: "t1" });
+    assert_eq!(outcome_of(false, &frame_of(task)), protocol_error, "Task before Accept");
+    let ack = Message::Ack(Ack { up_to: 0 });
+    assert_eq!(outcome_of(false, &frame_of(ack)), protocol_error, "Ack before Accept");
+    // An Ack of records never sent: nothing freed, Close(ProtocolError).
+    let beyond = Message::Ack(Ack { up_to: 4 }); // sent: a heartbeat and 3 records, 0..=3
+    assert_eq!(outcome_of(true, &frame_of(beyond)), ended(1, "ProtocolError", 0, 1, 0), "Ack beyond sent");
+    // Resume points the agent cannot have produced.
+    let resume = |next_seq| frame_of(Message::Accept(Accept { next_seq, max_frame: 4096 }));
+    let bad_resume = ended(1, "BadResume", 0, 1, 0);
+    assert_eq!(outcome_of(false, &resume(1 << 63 | 1)), bad_resume, "resume above 2^63");
+    // A frame limit too small for the agent's largest record.
+    let small = frame_of(Message::Accept(Accept { next_seq: 0, max_frame: min_peer_frame(&cfg()) - 1 }));
+    assert_eq!(outcome_of(false, &small), ended(5, "Incompatible", 0, 0, 1), "max_frame below min_frame");
+    // Harmless: an Ack of what is already acked, a Pong for no Ping, an
+    // unknown kind. The connection goes on.
+    let fine = |unknown| Outcome {
+        state: StateKind::Connected,
+        close: None,
+        reason: None,
+        malformed: 0,
+        unknown,
+        protocol_errors: 0,
+        incompatible: 0,
+        acked: 0,
+    };
+    let mut old_ack = frame_of(Message::Ack(Ack { up_to: 0 }));
+    old_ack.extend(frame_of(Message::Pong(Pong { nonce: 5 })));
+    let mut o = outcome_of(true, &old_ack);
+    assert_eq!(o.acked, 1, "up_to 0 acks record 0");
+    o.acked = 0;
+    assert_eq!(o, fine(0));
+    let unknown = patched(frame_of(Message::Ping(Ping { nonce: 7 })), 3, 64);
+    assert_eq!(outcome_of(true, &unknown), fine(1), "unknown kind");
+}
+
+/// Item 2: a resume point above every sequence number the agent gave ends
+/// the connection (two devices cloned with one agent id), unless the agent
+/// never numbered a record (it restarted and continues from the server's).
+#[test]
+fn resume_beyond_what_was_sent_is_refused_unless_fresh() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    // Fresh: nothing numbered yet. The server's point is adopted.
+    connect(&mut a, 0, 5000);
+    a.push(Instant(0), &Record::new(2001, 0, b"x")).unwrap();
+    a.flush_now(Instant(0));
+    assert_eq!(batches(&transmit_all(&mut a, 0)), vec![(5000, 2)]);
+    a.handle_disconnected(Instant(1), TransportError::Reset);
+    let t = a.poll_timeout().unwrap().as_millis();
+    a.handle_timeout(Instant(t));
+    events(&mut a);
+    a.handle_connected(Instant(t));
+    transmit_all(&mut a, t);
+    // Now the agent has numbered 5000..5001: a server at 9000 is wrong.
+    deliver(&mut a, t, Message::Accept(Accept { next_seq: 9000, max_frame: 4096 }));
+    assert_eq!(a.state(), StateKind::Backoff);
+    assert_eq!(transmit_all(&mut a, t), vec![Sent::Close(1)]);
+    assert!(events(&mut a).iter().any(|e| e.contains("BadResume")));
     let s = a.stats();
-    assert_eq!((s.malformed, s.unknown_kinds), (1, 1));
-    assert!(s.decoder_skipped_bytes >= 9);
-    assert_eq!(a.state(), StateKind::Connected);
+    assert_eq!((s.protocol_errors, s.acked), (1, 0), "nothing freed on a bad resume point");
+    assert_eq!(a.ring().len(), 2);
 }
 
 #[test]
@@ -534,19 +776,18 @@ fn lost_ack_is_caught_by_the_ack_timeout() {
 }
 
 #[test]
-fn accept_before_hello_is_ignored() {
+fn accept_before_hello_is_a_protocol_error() {
     let mut m = Mem::new();
     let mut a = m.agent(cfg());
     a.handle_timeout(Instant(0));
     let _ = events(&mut a);
     a.handle_connected(Instant(0));
-    // The server answers before the agent sent its Hello: not a handshake.
+    // The server answers before the agent sent its Hello: it answers
+    // nothing, so it is not a handshake.
     deliver(&mut a, 0, Message::Accept(Accept { next_seq: 0, max_frame: 4096 }));
-    assert_eq!(a.state(), StateKind::Handshaking);
-    assert_eq!(a.stats().malformed, 1);
-    assert!(matches!(transmit_all(&mut a, 0)[0], Sent::Hello { .. }));
-    deliver(&mut a, 1, Message::Accept(Accept { next_seq: 0, max_frame: 4096 }));
-    assert_eq!(a.state(), StateKind::Connected);
+    assert_eq!(a.state(), StateKind::Backoff);
+    assert_eq!((a.stats().malformed, a.stats().protocol_errors), (1, 1));
+    assert_eq!(transmit_all(&mut a, 0), vec![Sent::Close(1)]);
 }
 
 #[test]
@@ -663,4 +904,77 @@ fn one_bogus_far_future_instant_does_not_pin_the_agent() {
     assert!(s.pushed - after_bogus.pushed <= 190 + 4, "{s:?}");
     assert!(a.ring().len() <= 1 && s.acked + 1 >= s.pushed, "{s:?}");
     assert_eq!(s.clock_anomalies, 2, "clamped once, re-anchored once");
+}
+
+/// Item 7 of the hardening issue: `Reject{retry_after_ms: u32::MAX}` made
+/// the agent wait 49.7 days and blocked failover to the next endpoint.
+#[test]
+fn reject_retry_after_is_bounded_and_does_not_block_failover() {
+    let backoff = BackoffConfig { endpoints: 2, attempts_per_endpoint: 2, cap: Duration::from_secs(60), ..Default::default() };
+    let mut m = Mem::new();
+    let mut a = m.agent(AgentConfig { backoff, ..cfg() });
+    let reject = |a: &mut Agent<'_>, t: u64| {
+        a.handle_timeout(Instant(t));
+        events(a);
+        a.handle_connected(Instant(t));
+        transmit_all(a, t);
+        deliver(a, t, Message::Reject(Reject { code: 6, reason: "busy", retry_after_ms: u32::MAX }));
+        assert_eq!(a.state(), StateKind::Backoff);
+        a.poll_timeout().unwrap().as_millis()
+    };
+    // First failure on endpoint 0: the next attempt, also on endpoint 0,
+    // waits the server's retry_after, cut to the backoff cap.
+    let t1 = reject(&mut a, 0);
+    assert_eq!(a.endpoint(), Some(0));
+    assert_eq!(t1, 60_000, "u32::MAX ms is cut to the 60 s cap");
+    // Second failure moves to endpoint 1: endpoint 0's retry_after does not
+    // hold it back (the jitter window after 2 failures is 1 s).
+    let t2 = reject(&mut a, t1);
+    assert_eq!(a.endpoint(), Some(1));
+    assert!(t2 - t1 <= 1_000, "failover waited {} ms", t2 - t1);
+}
+
+/// Item 9: with a full ring the automatic UNKNOWN_TARGET result was refused
+/// but the token remembered, so the server's resend was ignored for good.
+#[test]
+fn task_whose_answer_was_refused_is_answered_when_resent() {
+    let mut m = Mem::new();
+    m.ring.truncate(1024);
+    let mut a = m.agent(cfg());
+    connect(&mut a, 0, 0);
+    // Fill the ring (RejectNew) with unsent records.
+    for size in [100, 10, 0] {
+        while a.push(Instant(0), &Record::new(2001, 0, &[7; 100][..size])).is_ok() {}
+    }
+    let task = Message::Task(message::Task { object_name: "nobody", data_type: 7, payload: b"", token: "t-9" });
+    deliver(&mut a, 0, task);
+    let s = a.stats();
+    assert_eq!((s.tasks_unroutable, s.tasks_duplicate), (1, 0));
+    // The ring drains; the server resends the task (no result seen).
+    let mut t = 0;
+    while a.ring().len() > 0 {
+        t += 100;
+        a.handle_timeout(Instant(t));
+        for (first, n) in batches(&transmit_all(&mut a, t)) {
+            deliver(&mut a, t, Message::Ack(Ack { up_to: first + n as u64 - 1 }));
+        }
+    }
+    deliver(&mut a, t, Message::Task(message::Task { object_name: "nobody", data_type: 7, payload: b"", token: "t-9" }));
+    let s = a.stats();
+    assert_eq!((s.tasks_unroutable, s.tasks_duplicate), (2, 0), "handled afresh, not ignored");
+    a.flush_now(Instant(t));
+    let sent = transmit_all(&mut a, t);
+    let results: Vec<_> = sent
+        .iter()
+        .flat_map(|s| match s {
+            Sent::Batch { records, .. } => records.clone(),
+            _ => vec![],
+        })
+        .filter(|(ty, _)| *ty == data_type::TASK_RESULT)
+        .collect();
+    assert_eq!(results.len(), 1);
+    assert!(results[0].1.starts_with(b"\x03t-9\x02"), "UNKNOWN_TARGET result for t-9: {:?}", results[0].1);
+    // Now it is answered, a further resend is a duplicate.
+    deliver(&mut a, t, Message::Task(message::Task { object_name: "nobody", data_type: 7, payload: b"", token: "t-9" }));
+    assert_eq!(a.stats().tasks_duplicate, 1);
 }

@@ -103,8 +103,8 @@ impl Core<'_> {
         if self.ring.pending_records() == 0 || !self.window_open() {
             return None;
         }
-        if self.ring.has_resends() {
-            // Records awaiting resend go at once.
+        if self.ring.has_resends() || self.flush_requested {
+            // Records awaiting resend, or a `flush_now`, go at once.
             return Some(self.clock.now());
         }
         Some(since + self.cfg.flush_interval)
