@@ -124,7 +124,7 @@
  * holds connection events only; tasks and configs need room for their
  * payloads (a few hundred bytes is typical).
  */
-#define EA_MIN_EVENT_QUEUE 64
+#define EA_MIN_EVENT_QUEUE 24
 
 /**
  * Why the agent ended a connection (`ea_event.reason`). Numbers are fixed.
@@ -174,6 +174,16 @@ enum ea_disconnect_reason
    * Records stayed in flight for `ack_timeout_ms` without ack progress.
    */
   EA_DISCONNECT_ACK_TIMEOUT = 9,
+  /**
+   * The server broke the protocol (an unreadable or unexpected message,
+   * an ack of records never sent); the agent sent Close.
+   */
+  EA_DISCONNECT_PROTOCOL_ERROR = 10,
+  /**
+   * The server's resume point is one this agent cannot have produced
+   * (e.g. two devices sharing one agent id); records stay in the ring.
+   */
+  EA_DISCONNECT_BAD_RESUME = 11,
 };
 #ifndef __cplusplus
 typedef uint32_t ea_disconnect_reason;
@@ -371,6 +381,10 @@ enum ea_result
    */
   EA_INTAKE_FULL = 15,
   /**
+   * A plugin's name and version together are too long for its heartbeat.
+   */
+  EA_PLUGIN_NAME_TOO_LONG = 16,
+  /**
    * `batch_max_bytes` cannot hold one record of `max_record` bytes.
    */
   EA_CONFIG_BATCH_TOO_SMALL = 100,
@@ -403,6 +417,28 @@ enum ea_result
    * per IPv4, 16 per IPv6).
    */
   EA_CONFIG_BAD_ADDRESS_LIST = 107,
+  /**
+   * `backoff_base_ms` or `backoff_cap_ms` is zero.
+   */
+  EA_CONFIG_ZERO_BACKOFF = 108,
+  /**
+   * The Hello (identity, address lists, auth token) would be larger than
+   * collectors must accept (4096 bytes), or than the transmit buffer
+   * prescribed at init (`ea_agent_set_auth_token`).
+   */
+  EA_CONFIG_HELLO_TOO_LARGE = 109,
+  /**
+   * The event queue is smaller than `EA_MIN_EVENT_QUEUE`.
+   */
+  EA_CONFIG_EVENT_QUEUE_TOO_SMALL = 110,
+  /**
+   * The ring cannot hold one record of `max_record` bytes.
+   */
+  EA_CONFIG_RING_TOO_SMALL = 111,
+  /**
+   * A transmit buffer is smaller than `ea_min_transmit_len`.
+   */
+  EA_CONFIG_TX_BUFFER_TOO_SMALL = 112,
 };
 #ifndef __cplusplus
 typedef uint32_t ea_result;
@@ -1045,9 +1081,11 @@ typedef struct {
    */
   uint32_t pushed;
   /**
-   * Records moved into the agent's ring by `ea_agent_drain_intake` (the
-   * ring may still refuse one: counted in the agent's `dropped_full` /
-   * `dropped_too_large`).
+   * Records moved into the agent's ring by `ea_agent_drain_intake`. A
+   * record the ring has no room for stays queued (with
+   * `EA_OVERFLOW_REJECT_NEW`; `EA_OVERFLOW_DROP_OLDEST` evicts as for any
+   * push); one larger than `max_record` is counted in the agent's
+   * `dropped_too_large`.
    */
   uint32_t drained;
   /**
@@ -1129,7 +1167,9 @@ ea_result ea_agent_push_tick(ea_agent *agent, uint32_t tick, uint32_t data_type,
 /**
  * Moves the records waiting in `intake` into the ring (at most one pass
  * over its slots, so a busy producer cannot hold the caller here), in
- * order. A record the ring refuses is counted in the agent's stats. Writes
+ * order. With `EA_OVERFLOW_REJECT_NEW` it stops at the first record the
+ * ring has no room for, which stays queued for a later drain; a record
+ * larger than `max_record` is counted in `dropped_too_large`. Writes
  * the number moved to `*drained` unless it is NULL. Call it from the main
  * loop, e.g. before `ea_agent_handle_timeout`.
  *
@@ -1165,6 +1205,54 @@ ea_result ea_agent_task_result(ea_agent *agent, uint64_t now_ms, const uint8_t *
  * As for `ea_agent_task_result`.
  */
 ea_result ea_agent_task_result_tick(ea_agent *agent, uint32_t tick, const uint8_t *token, size_t token_len, uint32_t status, const uint8_t *message, size_t message_len);
+
+/**
+ * Replaces the credential sent in Hello (a rotating token, a JWT), from
+ * the next Hello on: the connection up now and every record in the ring
+ * are untouched. The token's bytes **must stay valid until the next
+ * `ea_agent_set_auth_token` or `ea_agent_deinit`** (the agent keeps the
+ * pointer). `EA_CONFIG_HELLO_TOO_LARGE` when the Hello would no longer fit
+ * the transmit buffer prescribed at init (the old token stays).
+ *
+ * # Safety
+ * `agent` NULL or an `ea_agent`; `token` NULL (length 0) or `token_len`
+ * readable bytes, valid as described.
+ */
+ea_result ea_agent_set_auth_token(ea_agent *agent, const uint8_t *token, size_t token_len);
+
+/**
+ * Sends what is pending without waiting for `flush_interval_ms` (within
+ * the unacked window): the next `ea_agent_poll_transmit` gives the batch.
+ *
+ * # Safety
+ * `agent` NULL or an `ea_agent`.
+ */
+ea_result ea_agent_flush_now(ea_agent *agent, uint64_t now_ms);
+
+/**
+ * `ea_agent_flush_now` with a 32-bit tick.
+ *
+ * # Safety
+ * `agent` NULL or an `ea_agent`.
+ */
+ea_result ea_agent_flush_now_tick(ea_agent *agent, uint32_t tick);
+
+/**
+ * Pushes a heartbeat record (and the plugin heartbeats) now; the next one
+ * follows `heartbeat_interval_ms` later. Nothing happens while CLOSED.
+ *
+ * # Safety
+ * `agent` NULL or an `ea_agent`.
+ */
+ea_result ea_agent_heartbeat_now(ea_agent *agent, uint64_t now_ms);
+
+/**
+ * `ea_agent_heartbeat_now` with a 32-bit tick.
+ *
+ * # Safety
+ * `agent` NULL or an `ea_agent`.
+ */
+ea_result ea_agent_heartbeat_now_tick(ea_agent *agent, uint32_t tick);
 
 /**
  * Sets the host stats carried by the following heartbeats (copied).
@@ -1478,6 +1566,18 @@ size_t ea_agent_storage_size(void);
  * Alignment the agent's storage needs (`EA_AGENT_STORAGE_ALIGN`).
  */
 size_t ea_agent_storage_align(void);
+
+/**
+ * Checks `config` and `identity` as `ea_agent_init` would, for a ring of
+ * `ring_len`, a receive buffer of `rx_len` and an event queue of
+ * `events_len` bytes, without creating anything: `EA_OK` or the result
+ * init would return.
+ *
+ * # Safety
+ * `config`, `identity` NULL or readable, with the identity's pointers
+ * valid for the call.
+ */
+ea_result ea_config_validate(const ea_config *config, const ea_identity *identity, size_t ring_len, size_t rx_len, size_t events_len);
 
 /**
  * Writes to `*len` the smallest transmit buffer `ea_agent_poll_transmit`

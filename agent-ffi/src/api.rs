@@ -8,7 +8,6 @@
 //! form per agent.
 
 use crate::args;
-use crate::compat;
 use crate::config::{ea_config, LockHooks};
 use crate::event::{ea_event, transport_error_from_c};
 use crate::handle::{self, ea_agent, State};
@@ -121,12 +120,10 @@ pub unsafe extern "C" fn ea_agent_init(
             (args::bytes_mut(ring, ring_len)?, args::bytes_mut(rx, rx_len)?, args::bytes_mut(events, events_len)?, id.to_core()?)
         };
         let core_cfg = cfg.to_core()?;
-        compat::validate(&core_cfg, &id, rx.len(), events.len())?;
-        let min_transmit = compat::min_transmit_len(&core_cfg, &id);
         let a = Agent::new(core_cfg, id, AgentStorage { ring, rx, events })?;
         let hooks = LockHooks { lock: cfg.lock, unlock: cfg.unlock, userdata: cfg.lock_userdata };
         // SAFETY: checked above.
-        unsafe { handle::install(p, hooks, min_transmit, a) };
+        unsafe { handle::install(p, hooks, a) };
         Ok(())
     });
     code(r)
@@ -302,6 +299,70 @@ pub unsafe extern "C" fn ea_agent_task_result_tick(
 ) -> ea_result {
     // SAFETY: forwarded.
     unsafe { task_result(agent, Now::Tick(tick), token, token_len, status, message, message_len) }
+}
+
+/// Replaces the credential sent in Hello (a rotating token, a JWT), from
+/// the next Hello on: the connection up now and every record in the ring
+/// are untouched. The token's bytes **must stay valid until the next
+/// `ea_agent_set_auth_token` or `ea_agent_deinit`** (the agent keeps the
+/// pointer). `EA_CONFIG_HELLO_TOO_LARGE` when the Hello would no longer fit
+/// the transmit buffer prescribed at init (the old token stays).
+///
+/// # Safety
+/// `agent` NULL or an `ea_agent`; `token` NULL (length 0) or `token_len`
+/// readable bytes, valid as described.
+#[no_mangle]
+pub unsafe extern "C" fn ea_agent_set_auth_token(agent: *mut ea_agent, token: *const u8, token_len: usize) -> ea_result {
+    // SAFETY: the caller's contract; the token is 'static by it.
+    let r = unsafe {
+        handle::with(agent, |s| {
+            let token: &'static [u8] = args::bytes(token, token_len)?;
+            Ok(s.agent.set_auth_token(token)?)
+        })
+    };
+    code(r)
+}
+
+/// Sends what is pending without waiting for `flush_interval_ms` (within
+/// the unacked window): the next `ea_agent_poll_transmit` gives the batch.
+///
+/// # Safety
+/// `agent` NULL or an `ea_agent`.
+#[no_mangle]
+pub unsafe extern "C" fn ea_agent_flush_now(agent: *mut ea_agent, now_ms: u64) -> ea_result {
+    // SAFETY: the caller's contract.
+    code(unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.flush_now(now)) })
+}
+
+/// `ea_agent_flush_now` with a 32-bit tick.
+///
+/// # Safety
+/// `agent` NULL or an `ea_agent`.
+#[no_mangle]
+pub unsafe extern "C" fn ea_agent_flush_now_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
+    // SAFETY: the caller's contract.
+    code(unsafe { simple(agent, Now::Tick(tick), |a, now| a.flush_now(now)) })
+}
+
+/// Pushes a heartbeat record (and the plugin heartbeats) now; the next one
+/// follows `heartbeat_interval_ms` later. Nothing happens while CLOSED.
+///
+/// # Safety
+/// `agent` NULL or an `ea_agent`.
+#[no_mangle]
+pub unsafe extern "C" fn ea_agent_heartbeat_now(agent: *mut ea_agent, now_ms: u64) -> ea_result {
+    // SAFETY: the caller's contract.
+    code(unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.heartbeat_now(now)) })
+}
+
+/// `ea_agent_heartbeat_now` with a 32-bit tick.
+///
+/// # Safety
+/// `agent` NULL or an `ea_agent`.
+#[no_mangle]
+pub unsafe extern "C" fn ea_agent_heartbeat_now_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
+    // SAFETY: the caller's contract.
+    code(unsafe { simple(agent, Now::Tick(tick), |a, now| a.heartbeat_now(now)) })
 }
 
 /// Sets the host stats carried by the following heartbeats (copied).
@@ -566,7 +627,7 @@ unsafe fn transmit(agent: *mut ea_agent, now: Now, out: *mut u8, out_len: usize,
     let r = unsafe {
         handle::with(agent, |s| {
             let written = args::out(written)?;
-            if out_len < s.min_transmit {
+            if out_len < s.agent.transmit_len() {
                 return Err(ea_result::EA_BUFFER_TOO_SMALL);
             }
             let buf = args::bytes_mut(out, out_len)?;

@@ -59,6 +59,12 @@ pub enum ea_disconnect_reason {
     EA_DISCONNECT_SHUTDOWN = 8,
     /// Records stayed in flight for `ack_timeout_ms` without ack progress.
     EA_DISCONNECT_ACK_TIMEOUT = 9,
+    /// The server broke the protocol (an unreadable or unexpected message,
+    /// an ack of records never sent); the agent sent Close.
+    EA_DISCONNECT_PROTOCOL_ERROR = 10,
+    /// The server's resume point is one this agent cannot have produced
+    /// (e.g. two devices sharing one agent id); records stay in the ring.
+    EA_DISCONNECT_BAD_RESUME = 11,
 }
 
 /// What happened to the transport, given to `ea_agent_handle_disconnected`.
@@ -215,6 +221,8 @@ pub fn reason_to_c(r: DisconnectReason) -> ea_disconnect_reason {
         DisconnectReason::Incompatible => EA_DISCONNECT_INCOMPATIBLE,
         DisconnectReason::Shutdown => EA_DISCONNECT_SHUTDOWN,
         DisconnectReason::AckTimeout => EA_DISCONNECT_ACK_TIMEOUT,
+        DisconnectReason::ProtocolError => EA_DISCONNECT_PROTOCOL_ERROR,
+        DisconnectReason::BadResume => EA_DISCONNECT_BAD_RESUME,
     }
 }
 

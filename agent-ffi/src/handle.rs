@@ -48,8 +48,6 @@ pub(crate) struct Inner {
 pub(crate) struct State {
     /// Set when a panic was caught: the agent may be inconsistent.
     poisoned: bool,
-    /// Smallest transmit buffer accepted (every frame fits it).
-    pub(crate) min_transmit: usize,
     /// Extends `uint32_t` ticks for the `_tick` entry points.
     pub(crate) ticks: Tick32,
     /// The agent; its buffers and identity are the caller's, valid until
@@ -91,11 +89,11 @@ pub(crate) unsafe fn is_live(p: *const Inner) -> bool {
 /// # Safety
 /// `p` non-NULL, aligned, with `EA_AGENT_STORAGE_SIZE` writable bytes that
 /// no other call is using.
-pub(crate) unsafe fn install(p: *mut Inner, hooks: LockHooks, min_transmit: usize, agent: Agent<'static>) {
+pub(crate) unsafe fn install(p: *mut Inner, hooks: LockHooks, agent: Agent<'static>) {
     let inner = Inner {
         magic: MAGIC,
         hooks,
-        state: UnsafeCell::new(State { poisoned: false, min_transmit, ticks: Tick32::default(), agent }),
+        state: UnsafeCell::new(State { poisoned: false, ticks: Tick32::default(), agent }),
     };
     // SAFETY: the caller's contract. `write`: the old bytes are not an Inner.
     unsafe { p.write(inner) };

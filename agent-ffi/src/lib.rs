@@ -61,7 +61,6 @@ extern crate std;
 
 pub mod api;
 mod args;
-mod compat;
 pub mod config;
 pub mod event;
 pub mod handle;

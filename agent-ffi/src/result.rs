@@ -54,6 +54,8 @@ pub enum ea_result {
     /// The intake queue is full; the record was counted in its
     /// `dropped_full`.
     EA_INTAKE_FULL = 15,
+    /// A plugin's name and version together are too long for its heartbeat.
+    EA_PLUGIN_NAME_TOO_LONG = 16,
     /// `batch_max_bytes` cannot hold one record of `max_record` bytes.
     EA_CONFIG_BATCH_TOO_SMALL = 100,
     /// `window_bytes` is smaller than `batch_max_bytes`.
@@ -71,6 +73,18 @@ pub enum ea_result {
     /// An identity address list is not a whole number of addresses (4 bytes
     /// per IPv4, 16 per IPv6).
     EA_CONFIG_BAD_ADDRESS_LIST = 107,
+    /// `backoff_base_ms` or `backoff_cap_ms` is zero.
+    EA_CONFIG_ZERO_BACKOFF = 108,
+    /// The Hello (identity, address lists, auth token) would be larger than
+    /// collectors must accept (4096 bytes), or than the transmit buffer
+    /// prescribed at init (`ea_agent_set_auth_token`).
+    EA_CONFIG_HELLO_TOO_LARGE = 109,
+    /// The event queue is smaller than `EA_MIN_EVENT_QUEUE`.
+    EA_CONFIG_EVENT_QUEUE_TOO_SMALL = 110,
+    /// The ring cannot hold one record of `max_record` bytes.
+    EA_CONFIG_RING_TOO_SMALL = 111,
+    /// A transmit buffer is smaller than `ea_min_transmit_len`.
+    EA_CONFIG_TX_BUFFER_TOO_SMALL = 112,
 }
 
 impl ea_result {
@@ -93,6 +107,7 @@ impl ea_result {
             ea_result::EA_UNKNOWN_PLUGIN => c"no plugin has this id",
             ea_result::EA_DUPLICATE_PLUGIN => c"a plugin of this name is registered already",
             ea_result::EA_INTAKE_FULL => c"intake queue full",
+            ea_result::EA_PLUGIN_NAME_TOO_LONG => c"plugin name and version too long for a plugin heartbeat",
             ea_result::EA_CONFIG_BATCH_TOO_SMALL => c"batch_max_bytes cannot hold a record of max_record bytes",
             ea_result::EA_CONFIG_WINDOW_TOO_SMALL => c"window_bytes is smaller than batch_max_bytes",
             ea_result::EA_CONFIG_RX_BUFFER_TOO_SMALL => c"receive buffer smaller than the minimum frame size",
@@ -101,11 +116,16 @@ impl ea_result {
             ea_result::EA_CONFIG_ZERO_INTERVAL => c"an interval that must be positive is zero",
             ea_result::EA_CONFIG_MAX_RECORD_TOO_SMALL => c"max_record is smaller than the largest heartbeat",
             ea_result::EA_CONFIG_BAD_ADDRESS_LIST => c"an address list is not a whole number of addresses",
+            ea_result::EA_CONFIG_ZERO_BACKOFF => c"backoff base or cap is zero",
+            ea_result::EA_CONFIG_HELLO_TOO_LARGE => c"the Hello would be too large",
+            ea_result::EA_CONFIG_EVENT_QUEUE_TOO_SMALL => c"event queue smaller than EA_MIN_EVENT_QUEUE",
+            ea_result::EA_CONFIG_RING_TOO_SMALL => c"ring cannot hold a record of max_record bytes",
+            ea_result::EA_CONFIG_TX_BUFFER_TOO_SMALL => c"transmit buffer smaller than ea_min_transmit_len",
         }
     }
 
     /// Every result, in number order (for tests and `ea_result_message`).
-    pub(crate) const ALL: [ea_result; 24] = [
+    pub(crate) const ALL: [ea_result; 30] = [
         ea_result::EA_OK,
         ea_result::EA_NULL_PARAMETER,
         ea_result::EA_STORAGE_TOO_SMALL,
@@ -122,6 +142,7 @@ impl ea_result {
         ea_result::EA_UNKNOWN_PLUGIN,
         ea_result::EA_DUPLICATE_PLUGIN,
         ea_result::EA_INTAKE_FULL,
+        ea_result::EA_PLUGIN_NAME_TOO_LONG,
         ea_result::EA_CONFIG_BATCH_TOO_SMALL,
         ea_result::EA_CONFIG_WINDOW_TOO_SMALL,
         ea_result::EA_CONFIG_RX_BUFFER_TOO_SMALL,
@@ -130,6 +151,11 @@ impl ea_result {
         ea_result::EA_CONFIG_ZERO_INTERVAL,
         ea_result::EA_CONFIG_MAX_RECORD_TOO_SMALL,
         ea_result::EA_CONFIG_BAD_ADDRESS_LIST,
+        ea_result::EA_CONFIG_ZERO_BACKOFF,
+        ea_result::EA_CONFIG_HELLO_TOO_LARGE,
+        ea_result::EA_CONFIG_EVENT_QUEUE_TOO_SMALL,
+        ea_result::EA_CONFIG_RING_TOO_SMALL,
+        ea_result::EA_CONFIG_TX_BUFFER_TOO_SMALL,
     ];
 
     /// The result of this number, if it is one.
@@ -156,6 +182,11 @@ impl From<ConfigError> for ea_result {
             ConfigError::ZeroInterval => ea_result::EA_CONFIG_ZERO_INTERVAL,
             ConfigError::MaxRecordTooSmall => ea_result::EA_CONFIG_MAX_RECORD_TOO_SMALL,
             ConfigError::BadAddressList => ea_result::EA_CONFIG_BAD_ADDRESS_LIST,
+            ConfigError::ZeroBackoff => ea_result::EA_CONFIG_ZERO_BACKOFF,
+            ConfigError::HelloTooLarge => ea_result::EA_CONFIG_HELLO_TOO_LARGE,
+            ConfigError::EventQueueTooSmall => ea_result::EA_CONFIG_EVENT_QUEUE_TOO_SMALL,
+            ConfigError::RingTooSmall => ea_result::EA_CONFIG_RING_TOO_SMALL,
+            ConfigError::TxBufferTooSmall => ea_result::EA_CONFIG_TX_BUFFER_TOO_SMALL,
         }
     }
 }
@@ -175,6 +206,7 @@ impl From<PluginError> for ea_result {
             PluginError::Full => ea_result::EA_PLUGINS_FULL,
             PluginError::UnknownId => ea_result::EA_UNKNOWN_PLUGIN,
             PluginError::Duplicate => ea_result::EA_DUPLICATE_PLUGIN,
+            PluginError::TooLong => ea_result::EA_PLUGIN_NAME_TOO_LONG,
         }
     }
 }

@@ -2,11 +2,11 @@
 //! `ea_agent_init`.
 
 use crate::args;
-use crate::compat;
 use crate::config::ea_config;
 use crate::handle;
 use crate::identity::ea_identity;
 use crate::result::{code, ea_result};
+use agent_core::agent::StorageSizes;
 use core::ffi::c_char;
 
 /// The ABI version of this header and library. Bumped whenever a function
@@ -17,7 +17,8 @@ pub const EA_ABI_VERSION: u32 = 1;
 /// Smallest event queue `ea_agent_init` accepts, bytes. A queue this small
 /// holds connection events only; tasks and configs need room for their
 /// payloads (a few hundred bytes is typical).
-pub const EA_MIN_EVENT_QUEUE: usize = 64;
+pub const EA_MIN_EVENT_QUEUE: usize = 24;
+const _: () = assert!(EA_MIN_EVENT_QUEUE == agent_core::events::MIN_EVENT_QUEUE);
 
 /// The library's version, e.g. "0.1.0" (static, NUL-terminated).
 #[no_mangle]
@@ -45,6 +46,31 @@ pub extern "C" fn ea_agent_storage_align() -> usize {
     handle::EA_AGENT_STORAGE_ALIGN
 }
 
+/// Checks `config` and `identity` as `ea_agent_init` would, for a ring of
+/// `ring_len`, a receive buffer of `rx_len` and an event queue of
+/// `events_len` bytes, without creating anything: `EA_OK` or the result
+/// init would return.
+///
+/// # Safety
+/// `config`, `identity` NULL or readable, with the identity's pointers
+/// valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn ea_config_validate(
+    config: *const ea_config,
+    identity: *const ea_identity,
+    ring_len: usize,
+    rx_len: usize,
+    events_len: usize,
+) -> ea_result {
+    let r = crate::panic::guard(|| {
+        // SAFETY: the caller's contract.
+        let (cfg, id) = unsafe { (args::read(config)?, args::read(identity)?.to_core()?) };
+        let sizes = StorageSizes { ring: ring_len, rx: rx_len, events: events_len };
+        Ok(agent_core::agent::validate(&cfg.to_core()?, &id, sizes)?)
+    });
+    code(r)
+}
+
 /// Writes to `*len` the smallest transmit buffer `ea_agent_poll_transmit`
 /// accepts for this config and identity: every frame (a full batch, the
 /// Hello) fits it.
@@ -57,7 +83,7 @@ pub unsafe extern "C" fn ea_min_transmit_len(config: *const ea_config, identity:
         let out = args::out(len)?;
         // SAFETY: the caller's contract.
         let (cfg, id) = unsafe { (args::read(config)?, args::read(identity)?.to_core()?) };
-        let n = compat::min_transmit_len(&cfg.to_core()?, &id);
+        let n = agent_core::agent::min_transmit_len(&cfg.to_core()?, &id);
         // SAFETY: checked non-NULL.
         unsafe { args::write(out, n) };
         Ok(())

@@ -30,6 +30,9 @@ static const char AGENT_ID[] = "bare-metal-1";
 static const char PRODUCT[] = "edge-demo";
 static const char VERSION[] = "1.0.0";
 static const uint8_t IPV4[] = {192, 168, 1, 20};
+/* Credentials: the first at init, the second rotated in while running. */
+static const char TOKEN_1[] = "jwt-epoch-1";
+static const char TOKEN_2[] = "jwt-epoch-2";
 
 static fs_server server;
 static uint64_t now;      /* the simulated clock, ms */
@@ -183,6 +186,8 @@ int main(void) {
     id.version_len = sizeof VERSION - 1;
     id.intranet_ipv4 = IPV4;
     id.intranet_ipv4_len = sizeof IPV4;
+    id.auth_token = (const uint8_t *)TOKEN_1;
+    id.auth_token_len = sizeof TOKEN_1 - 1;
 
     cfg.rng_seed = 0x5eed;
     cfg.flush_interval_ms = 20;
@@ -212,6 +217,10 @@ int main(void) {
             task_sent = 1;
         }
         if (pushed == RECORDS / 2 && !cut_done) {
+            /* The credential rotates: the next Hello carries the new one,
+             * and nothing in the ring is touched. */
+            CHECK(strcmp(server.hello_auth, TOKEN_1) == 0);
+            OK(ea_agent_set_auth_token(&agent, (const uint8_t *)TOKEN_2, sizeof TOKEN_2 - 1));
             cut_pending = 1; /* the batches now in flight are lost */
             cut_done = 1;
         }
@@ -239,6 +248,7 @@ int main(void) {
         CHECK(once == RECORDS);
     }
     CHECK(inflight_at_cut > 0);
+    CHECK(strcmp(server.hello_auth, TOKEN_2) == 0); /* the rotated credential */
     CHECK(server.resent_ignored == 0); /* the resume point covered them */
     CHECK(server.task_results == 1);
     CHECK(strcmp(server.last_token, "tok-1") == 0);

@@ -42,6 +42,7 @@ typedef struct fs_server {
     uint64_t stored;         /* = next_seq */
     uint64_t resent_ignored; /* records received again (already stored) */
     uint64_t hellos;
+    char hello_auth[64]; /* the auth token of the last Hello */
     uint64_t batches;
     uint64_t app_records;    /* stored records of the application's type */
     uint32_t app_type;
@@ -202,13 +203,26 @@ static inline void fs_on_frame(fs_server *s, uint8_t kind, const uint8_t *body, 
     uint8_t b[32];
     size_t n;
     switch (kind) {
-    case FS_KIND_HELLO:
+    case FS_KIND_HELLO: {
+        /* agent_id, hostname, product, version, 4 address lists, token */
+        const uint8_t *p = body, *end = body + len, *f = NULL;
+        size_t flen = 0;
+        int i, ok = 1;
+        for (i = 0; i < 9 && ok; i++) ok = fs_field(&p, end, &f, &flen);
+        if (ok) {
+            if (flen >= sizeof s->hello_auth) flen = sizeof s->hello_auth - 1;
+            memcpy(s->hello_auth, f, flen);
+            s->hello_auth[flen] = 0;
+        } else {
+            s->bad_frames++;
+        }
         s->hellos++;
         s->handshaken = 1;
         n = fs_put_varint(b, s->next_seq);
         n += fs_put_varint(b + n, 65536);
         fs_send(s, FS_KIND_ACCEPT, b, n);
         break;
+    }
     case FS_KIND_BATCH:
         if (s->handshaken) fs_on_batch(s, body, body + len);
         break;
