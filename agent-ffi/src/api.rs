@@ -1,6 +1,6 @@
 //! The `ea_agent_*` entry points: init, commands, inputs, outputs, getters.
 //!
-//! Every function here goes through [`handle::with`] (NULL, alignment and
+//! Every function here goes through `handle::with` (NULL, alignment and
 //! init checks, the agent's lock, the panic boundary) and writes its outputs
 //! only on success. Time-taking functions come in two forms: `now_ms`, a
 //! 64-bit monotonic millisecond instant, and `_tick`, a wrapping 32-bit

@@ -67,7 +67,7 @@ pub(crate) fn check_addr(ptr: *const ea_agent) -> Res<*mut Inner> {
     if ptr.is_null() {
         return Err(ea_result::EA_NULL_PARAMETER);
     }
-    if (ptr as usize) % EA_AGENT_STORAGE_ALIGN != 0 {
+    if !(ptr as usize).is_multiple_of(EA_AGENT_STORAGE_ALIGN) {
         return Err(ea_result::EA_STORAGE_MISALIGNED);
     }
     Ok(ptr as *mut Inner)

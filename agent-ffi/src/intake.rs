@@ -90,7 +90,7 @@ fn inner<'a>(q: *const ea_intake) -> Res<&'a Inner> {
     if q.is_null() {
         return Err(ea_result::EA_NULL_PARAMETER);
     }
-    if (q as usize) % align_of::<Inner>() != 0 {
+    if !(q as usize).is_multiple_of(align_of::<Inner>()) {
         return Err(ea_result::EA_STORAGE_MISALIGNED);
     }
     let p = q as *const Inner;
@@ -224,7 +224,7 @@ pub unsafe extern "C" fn ea_intake_init(
     if intake.is_null() {
         return ea_result::EA_NULL_PARAMETER;
     }
-    if (intake as usize) % align_of::<Inner>() != 0 {
+    if !(intake as usize).is_multiple_of(align_of::<Inner>()) {
         return ea_result::EA_STORAGE_MISALIGNED;
     }
     if intake_size < size_of::<Inner>() {

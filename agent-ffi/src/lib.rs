@@ -12,7 +12,7 @@
 //! first, every buffer pointer followed by its length, one
 //! [`result::ea_result`] for every fallible call with fixed numbers, outputs
 //! written only on success, NULL checked everywhere, a panic never crosses
-//! the boundary ([`panic`]).
+//! the boundary ([`panic`](mod@panic)).
 //!
 //! | module | one idea |
 //! |---|---|
@@ -23,7 +23,7 @@
 //! | [`event`], [`stats`] | events and the stats snapshot as plain C structs |
 //! | [`intake`] | the lock-free queue an interrupt handler pushes into |
 //! | [`sizing`] | versions and buffer sizes to compute before init |
-//! | [`panic`] | the panic boundary (std) and the trap (no_std) |
+//! | [`panic`](mod@panic) | the panic boundary (std) and the trap (no_std) |
 //!
 //! From Rust the functions can be called directly (the tests do):
 //!

@@ -57,15 +57,18 @@ fn live() -> Mem {
     m
 }
 
+/// A call of one entry point on a handle.
+type HandleCall = Box<dyn Fn(*mut ea_agent) -> ea_result>;
+
 /// Every entry point that takes a handle, with valid other arguments.
-fn handle_calls() -> Vec<(&'static str, Box<dyn Fn(*mut ea_agent) -> ea_result>)> {
+fn handle_calls() -> Vec<(&'static str, HandleCall)> {
     let mut out = vec![0u8; 8192];
     let out_ptr = out.as_mut_ptr();
     std::mem::forget(out);
     let ok_hs = ea_host_stats::default();
     unsafe {
         vec![
-            ("push", Box::new(|a| ea_agent_push(a, 0, 2001, 0, b"x".as_ptr(), 1)) as Box<dyn Fn(*mut ea_agent) -> ea_result>),
+            ("push", Box::new(|a| ea_agent_push(a, 0, 2001, 0, b"x".as_ptr(), 1)) as HandleCall),
             ("push_tick", Box::new(|a| ea_agent_push_tick(a, 0, 2001, 0, b"x".as_ptr(), 1))),
             ("task_result", Box::new(|a| ea_agent_task_result(a, 0, b"t".as_ptr(), 1, 0, null(), 0))),
             ("task_result_tick", Box::new(|a| ea_agent_task_result_tick(a, 0, b"t".as_ptr(), 1, 0, null(), 0))),
@@ -216,7 +219,7 @@ fn init_refuses_bad_storage_and_arguments() {
         (null_id.product, null_id.product_len) = (null(), 3);
         assert_eq!(ea_agent_init(a, full, &cfg, &null_id, ring, rl, rx, xl, ev, el), EA_NULL_PARAMETER);
         let mut addr = id;
-        (addr.intranet_ipv4, addr.intranet_ipv4_len) = (b"\x0a\x00\x00".as_ptr(), 3);
+        (addr.intranet_ipv4, addr.intranet_ipv4_len) = (b"\x0a\x01\x02".as_ptr(), 3);
         assert_eq!(ea_agent_init(a, full, &cfg, &addr, ring, rl, rx, xl, ev, el), EA_CONFIG_BAD_ADDRESS_LIST);
         let big = vec![b'x'; 5000];
         let mut huge = id;
