@@ -110,20 +110,37 @@ impl EntryHeader {
         self.header_len() + self.payload_len
     }
 
+    /// Writes the header to the front of `out`; returns its length, or
+    /// `None` (with `out` partly written) if `out` is shorter than
+    /// [`EntryHeader::header_len`].
+    pub fn write(&self, out: &mut [u8]) -> Option<usize> {
+        let a = varint::encode_u64(self.data_type as u64, out)?;
+        let b = varint::encode_u64(varint::zigzag(self.ts_delta), out.get_mut(a..)?)?;
+        let c = varint::encode_u64(self.payload_len as u64, out.get_mut(a + b..)?)?;
+        Some(a + b + c)
+    }
+
     /// Encodes into a fixed array; returns it and the used length.
     pub fn encode(&self) -> ([u8; MAX_ENTRY_HEADER], usize) {
         let mut out = [0u8; MAX_ENTRY_HEADER];
-        let mut n = 0;
-        for v in [self.data_type as u64, varint::zigzag(self.ts_delta), self.payload_len as u64] {
-            let (b, l) = varint::encode_u64_array(v);
-            out[n..n + l].copy_from_slice(&b[..l]);
-            n += l;
-        }
+        // 25 bytes hold any header.
+        let n = self.write(&mut out).unwrap_or(0);
         (out, n)
     }
 
+    /// Parses a header from the front of `bytes`, returning it and its
+    /// encoded length.
+    pub fn decode(bytes: &[u8]) -> Result<(Self, usize), EntryError> {
+        let (t, a) = varint::decode_u64(bytes)?;
+        let data_type = u32::try_from(t).map_err(|_| EntryError::Malformed)?;
+        let (d, b) = varint::decode_u64(&bytes[a..])?;
+        let (l, c) = varint::decode_u64(&bytes[a + b..])?;
+        let payload_len = usize::try_from(l).map_err(|_| EntryError::Malformed)?;
+        Ok((EntryHeader { data_type, ts_delta: varint::unzigzag(d), payload_len }, a + b + c))
+    }
+
     /// Parses a header from bytes produced by `byte_at(i)`, returning it and
-    /// its encoded length.
+    /// its encoded length. Same result as [`EntryHeader::decode`].
     pub fn decode_with(mut byte_at: impl FnMut(usize) -> Option<u8>) -> Result<(Self, usize), EntryError> {
         let (t, a) = varint::decode_u64_with(&mut byte_at)?;
         let data_type = u32::try_from(t).map_err(|_| EntryError::Malformed)?;
@@ -176,7 +193,7 @@ impl<'a> Iterator for EntryIter<'a> {
             return None;
         }
         let bytes = self.bytes;
-        let parsed = EntryHeader::decode_with(|i| bytes.get(i).copied()).and_then(|(h, n)| {
+        let parsed = EntryHeader::decode(bytes).and_then(|(h, n)| {
             let end = n.checked_add(h.payload_len).ok_or(EntryError::Malformed)?;
             let payload = bytes.get(n..end).ok_or(EntryError::Truncated)?;
             Ok((h, payload, end))

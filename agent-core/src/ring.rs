@@ -34,15 +34,23 @@
 //! [`RingCounters`]; a pushed record is always either acked, counted dropped,
 //! or still in the ring.
 //!
+//! Evicting leaves a gap between the sent records and the rest, which is
+//! closed by moving bytes. To keep that cost independent of what is in
+//! flight, one push evicts a whole run of the oldest never-sent records,
+//! longer than it needs when the bytes to move would exceed
+//! [`EVICTION_MOVE_FACTOR`] times the bytes evicted (the exact rule is on
+//! [`Ring::push`]).
+//!
 //! # Costs
 //!
-//! Push is O(record) unless it overflows under `DropOldest` (deciding and
-//! evicting are O(ring)). Ack is O(1) per batch acked when the ack falls on
-//! a batch boundary (the normal case), O(records) within a partly acked
-//! batch. Eviction moves the smaller side of the ring around
-//! the evicted record: O(ring) in the worst case, bounded by the capacity.
+//! Push is O(record) unless it overflows under `DropOldest`; then it is
+//! O(records evicted) to choose the run, and it moves at most
+//! [`EVICTION_MOVE_FACTOR`] bytes per byte evicted plus one heartbeat
+//! entry twice, with `memcpy` (in chunks, never `memmove`). Ack is O(1) per
+//! batch acked when the ack falls on a batch boundary (the normal case),
+//! O(records) within a partly acked batch.
 
-use crate::record::{apply_delta, data_type, ts_delta, EntryHeader, Record};
+use crate::record::{apply_delta, data_type, ts_delta, EntryHeader, Record, MAX_ENTRY_HEADER};
 use core::fmt;
 use heapless::Deque;
 
@@ -52,6 +60,10 @@ pub const MAX_RESUME_SEQ: u64 = 1 << 63;
 
 /// How many batches can be in flight at once (per connection).
 pub const MAX_INFLIGHT_BATCHES: usize = 8;
+
+/// Bytes a `DropOldest` eviction may move per byte it evicts; the trade
+/// against evicting more than needed is stated on [`Ring::push`].
+pub const EVICTION_MOVE_FACTOR: usize = 4;
 
 /// What [`Ring::push`] does when the record does not fit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +155,24 @@ struct BatchMark {
     end_ts: u64,
 }
 
+/// A run of never-sent entries chosen for eviction: `[sent_end, end)`,
+/// every entry but the kept heartbeat at `kept`.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    /// Offsets from the tail, like `kept`.
+    end: usize,
+    /// Timestamp of the last entry of the run.
+    end_ts: u64,
+    kept: Option<usize>,
+    /// The kept entry's timestamp, and its length once re-based on the
+    /// last sent record (0 without one).
+    kept_ts: u64,
+    kept_len: usize,
+    /// Entries and bytes evicted.
+    records: usize,
+    bytes: usize,
+}
+
 /// What [`Ring::ack`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AckOutcome {
@@ -177,6 +207,13 @@ pub struct Ring<'a> {
     marks: Deque<BatchMark, MAX_INFLIGHT_BATCHES>,
     protected: Option<u64>,
     counters: RingCounters,
+}
+
+#[cfg(test)]
+std::thread_local! {
+    /// Bytes moved within ring storage by evictions on this thread (unit
+    /// tests only; a thread-local so the ring's size is the same as built).
+    static MOVED: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
 }
 
 impl<'a> Ring<'a> {
@@ -270,7 +307,7 @@ impl<'a> Ring<'a> {
         if self.cursor == self.head {
             return None;
         }
-        self.entry_at(self.cursor).map(|(h, hl)| hl + h.payload_len)
+        self.header_at(self.off(self.cursor)).map(|(h, hl)| hl + h.payload_len)
     }
 
     /// What happened to pushed records so far.
@@ -283,34 +320,50 @@ impl<'a> Ring<'a> {
     /// Stores `rec` at the head, applying the overflow policy if it does
     /// not fit. On error nothing stored is disturbed: `DropOldest` evicts
     /// only when the new record then fits.
+    ///
+    /// Under `DropOldest` one push evicts one *run*: the oldest never-sent
+    /// records, skipping the newest agent heartbeat (which moves to the
+    /// front of what is left), until the new record fits; then one more
+    /// record at a time while `min(sent bytes, bytes after the run) >`
+    /// [`EVICTION_MOVE_FACTOR`] `* bytes evicted`, sizes as stored before
+    /// the push. So, whatever is in flight:
+    ///
+    /// * a push moves at most `EVICTION_MOVE_FACTOR` bytes per byte it
+    ///   evicts, plus the kept heartbeat's entry twice;
+    /// * a push evicts what it needs, or if more, fewer than
+    ///   `capacity / (2 * EVICTION_MOVE_FACTOR + 1)` bytes plus one entry
+    ///   (records that the next pushes would have evicted anyway under
+    ///   sustained overflow).
     pub fn push(&mut self, rec: &Record<'_>) -> Result<(), PushError> {
         let len = rec.payload.len();
-        if len > self.cfg.max_record || rec.entry_len(self.head_base) > self.capacity() {
+        let mut hdr = EntryHeader::new(rec.data_type, ts_delta(self.head_base, rec.timestamp_ms), len);
+        let mut need = hdr.entry_len();
+        if len > self.cfg.max_record || need > self.capacity() {
             self.counters.dropped_too_large += 1;
             return Err(PushError::TooLarge);
         }
         let is_heartbeat = rec.data_type == data_type::AGENT_HEARTBEAT;
-        // A new heartbeat supersedes the protected one. Read the protected
-        // position afresh for every eviction: evicting can move it.
-        let keep = |protected: Option<u64>| if is_heartbeat { None } else { protected };
-        if rec.entry_len(self.head_base) > self.free_bytes() {
-            if self.cfg.policy == OverflowPolicy::RejectNew || !self.fits_after_evicting(rec, keep(self.protected)) {
+        if need > self.free_bytes() {
+            // A new heartbeat supersedes the protected one.
+            let keep = if is_heartbeat { None } else { self.protected.filter(|&p| p >= self.sent_end) };
+            let run = match self.cfg.policy {
+                OverflowPolicy::DropOldest => self.plan_eviction(rec, keep),
+                OverflowPolicy::RejectNew => None,
+            };
+            let Some(run) = run else {
                 self.counters.dropped_full += 1;
                 return Err(PushError::Full);
-            }
-            while rec.entry_len(self.head_base) > self.free_bytes() {
-                if !self.evict_oldest(keep(self.protected)) {
-                    self.counters.dropped_full += 1;
-                    return Err(PushError::Full);
-                }
-            }
+            };
+            self.evict(&run);
+            // Evicting the newest entries changes what this one is relative to.
+            hdr.ts_delta = ts_delta(self.head_base, rec.timestamp_ms);
+            need = hdr.entry_len();
         }
-        let hdr = EntryHeader::new(rec.data_type, ts_delta(self.head_base, rec.timestamp_ms), len);
-        let (hb, hl) = hdr.encode();
         let at = self.head;
-        self.write_at(at, &hb[..hl]);
-        self.write_at(at + hl as u64, rec.payload);
-        self.head = at + (hl + len) as u64;
+        let off = self.used_bytes();
+        let hl = self.write_header(off, &hdr);
+        self.write_at(off + hl, rec.payload);
+        self.head = at + need as u64;
         self.head_base = rec.timestamp_ms;
         self.never_sent += 1;
         self.counters.pushed += 1;
@@ -320,97 +373,127 @@ impl<'a> Ring<'a> {
         Ok(())
     }
 
-    /// Whether `rec` fits once every never-sent entry other than `keep` is
-    /// evicted. Exact: eviction re-bases timestamp deltas, which changes the
-    /// size of the kept heartbeat's header and of `rec`'s.
-    fn fits_after_evicting(&self, rec: &Record<'_>, keep: Option<u64>) -> bool {
-        let mut used = (self.sent_end - self.tail) as usize;
-        let mut prev = self.sent_end_base;
-        if let Some(p) = keep.filter(|&p| p >= self.sent_end) {
-            // Walk to the kept entry to learn its timestamp.
-            let mut pos = self.sent_end;
-            let mut ts = self.sent_end_base;
-            loop {
-                let Some((h, hl)) = self.entry_at(pos) else { return false };
-                ts = apply_delta(ts, h.ts_delta);
-                if pos == p {
-                    used += EntryHeader::new(h.data_type, ts_delta(prev, ts), h.payload_len).entry_len();
-                    prev = ts;
-                    break;
+    /// Chooses the run of never-sent entries that [`Ring::push`] evicts to
+    /// make room for `rec` (see there), keeping the entry at `keep`.
+    /// `None` if even evicting every never-sent entry but `keep` leaves no
+    /// room. Reads only; sizes are exact, re-based headers included.
+    fn plan_eviction(&self, rec: &Record<'_>, keep: Option<u64>) -> Option<Run> {
+        // Offsets from the tail: 32-bit arithmetic on 32-bit targets.
+        let keep = keep.map(|p| self.off(p));
+        let sent = self.off(self.sent_end);
+        let used = self.used_bytes();
+        let mut run = Run { end: sent, end_ts: self.sent_end_base, kept: None, kept_ts: 0, kept_len: 0, records: 0, bytes: 0 };
+        // Whether the run as it stands makes room; it is judged only when
+        // it ends with an evicted entry.
+        let mut fits = false;
+        let mut last_evicted = false;
+        loop {
+            let next = if run.end < used { Some(self.header_at(run.end)?) } else { None };
+            if last_evicted {
+                // What is left if the run ends here: the sent bytes, the kept
+                // entry re-based on the last sent record, the entry after
+                // the run re-based on the kept one (or the last sent
+                // record), and the rest as is.
+                let base = if run.kept.is_some() { run.kept_ts } else { self.sent_end_base };
+                let mut left = sent + run.kept_len;
+                let mut head_base = base;
+                if let Some((f, fhl)) = next {
+                    let f_ts = apply_delta(run.end_ts, f.ts_delta);
+                    left += EntryHeader::new(f.data_type, ts_delta(base, f_ts), f.payload_len).header_len();
+                    left += used - run.end - fhl;
+                    head_base = self.head_base;
                 }
-                pos += (hl + h.payload_len) as u64;
-            }
-        }
-        used + rec.entry_len(prev) <= self.capacity()
-    }
-
-    /// Evicts the oldest never-sent entry other than `keep`. False if none.
-    fn evict_oldest(&mut self, keep: Option<u64>) -> bool {
-        let mut p = self.sent_end;
-        let mut base = self.sent_end_base;
-        if keep == Some(p) {
-            match self.entry_at(p) {
-                Some((h, hl)) => {
-                    base = apply_delta(base, h.ts_delta);
-                    p += (hl + h.payload_len) as u64;
+                fits = left + rec.entry_len(head_base) <= self.capacity();
+                if fits && sent.min(used - run.end) <= EVICTION_MOVE_FACTOR * run.bytes {
+                    return Some(run);
                 }
-                None => return false,
             }
-        }
-        if p >= self.head {
-            return false;
-        }
-        self.remove_at(p, base)
-    }
-
-    /// Removes the never-sent entry at `p`, whose predecessor's timestamp is
-    /// `base`, re-basing its successor's delta so timestamps stay intact.
-    fn remove_at(&mut self, p: u64, base: u64) -> bool {
-        let Some((e, ehl)) = self.entry_at(p) else { return false };
-        let size_e = (ehl + e.payload_len) as u64;
-        let q = p + size_e;
-        if q >= self.head {
-            // The newest entry: just pull the head back.
-            self.head = p;
-            self.head_base = base;
-        } else {
-            let Some((f, fhl)) = self.entry_at(q) else { return false };
-            let new_f = EntryHeader::new(f.data_type, e.ts_delta.wrapping_add(f.ts_delta), f.payload_len);
-            let (nb, nhl) = new_f.encode();
-            // Bytes freed: all of E, minus any growth of F's header (at most
-            // one byte more than E's delta field, so k >= 1).
-            let k = size_e + fhl as u64 - nhl as u64;
-            let f_payload = q + fhl as u64;
-            let prefix = p - self.tail;
-            let suffix = self.head - f_payload;
-            if prefix <= suffix {
-                // Move [tail, p) forward by k; F's new header ends where its
-                // payload starts.
-                self.write_at(f_payload - nhl as u64, &nb[..nhl]);
-                self.move_bytes(self.tail, self.tail + k, prefix as usize);
-                self.advance_tail(k);
-                self.cursor += k;
-                self.sent_end += k;
-                self.protected = match self.protected {
-                    Some(x) if x < p => Some(x + k),
-                    Some(x) if x == q => Some(p + k),
-                    other => other,
-                };
+            let Some((h, hl)) = next else { return fits.then_some(run) };
+            let size = hl + h.payload_len;
+            let ts = apply_delta(run.end_ts, h.ts_delta);
+            last_evicted = Some(run.end) != keep;
+            if last_evicted {
+                run.records += 1;
+                run.bytes += size;
+            } else if run.end + size >= used {
+                // Nothing after the kept entry to evict.
+                return fits.then_some(run);
             } else {
-                // Move F's payload and everything after it back by k.
-                self.write_at(p, &nb[..nhl]);
-                self.move_bytes(f_payload, f_payload - k, suffix as usize);
-                self.head -= k;
-                self.protected = match self.protected {
-                    Some(x) if x == q => Some(p),
-                    Some(x) if x > q => Some(x - k),
-                    other => other,
-                };
+                run.kept = Some(run.end);
+                run.kept_ts = ts;
+                run.kept_len = EntryHeader::new(h.data_type, ts_delta(self.sent_end_base, ts), h.payload_len).entry_len();
+            }
+            run.end += size;
+            run.end_ts = ts;
+        }
+    }
+
+    /// Evicts `run` (from [`Ring::plan_eviction`]). The kept heartbeat, if
+    /// any, first moves to the front of the run; then the gap closes by
+    /// moving the smaller side: the sent entries (and the heartbeat) up, or
+    /// what follows the run down. The entry after the run is re-based on
+    /// its new predecessor, so every timestamp stays exact.
+    fn evict(&mut self, run: &Run) {
+        // Offsets from the tail as it is now. The gap to close is [p, q);
+        // `base` is the timestamp the entry at q must be relative to.
+        let mut p = self.off(self.sent_end);
+        let q = run.end;
+        let mut base = self.sent_end_base;
+        let mut prot = self.protected.map(|x| self.off(x));
+        if let Some((at, (k, khl))) = run.kept.and_then(|at| Some((at, self.header_at(at)?))) {
+            let h = EntryHeader::new(k.data_type, ts_delta(base, run.kept_ts), k.payload_len);
+            let hl = h.header_len();
+            self.move_bytes(at + khl, p + hl, k.payload_len);
+            self.write_header(p, &h);
+            prot = Some(p);
+            p += hl + k.payload_len;
+            base = run.kept_ts;
+        } else if matches!(prot, Some(x) if x >= p && x < q) {
+            // The protected heartbeat is evicted only for a new heartbeat.
+            prot = None;
+        }
+        let mut shift = 0;
+        match self.header_at(q) {
+            Some((f, fhl)) => {
+                let f_ts = apply_delta(run.end_ts, f.ts_delta);
+                let new_f = EntryHeader::new(f.data_type, ts_delta(base, f_ts), f.payload_len);
+                let f_payload = q + fhl;
+                let f_start = f_payload - new_f.header_len();
+                // Bytes freed (F's header never grows by more than the run).
+                let k = f_start - p;
+                let suffix = self.used_bytes() - f_payload;
+                if p <= suffix {
+                    self.write_header(f_start, &new_f);
+                    self.move_bytes(0, k, p);
+                    shift = k;
+                    prot = match prot {
+                        Some(x) if x < p => Some(x + k),
+                        Some(x) if x == q => Some(f_start),
+                        other => other,
+                    };
+                } else {
+                    self.write_header(p, &new_f);
+                    self.move_bytes(f_payload, f_payload - k, suffix);
+                    self.head -= k as u64;
+                    prot = match prot {
+                        Some(x) if x == q => Some(p),
+                        Some(x) if x > q => Some(x - k),
+                        other => other,
+                    };
+                }
+            }
+            None => {
+                // The run reaches the head.
+                self.head = self.tail + p as u64;
+                self.head_base = base;
             }
         }
-        self.never_sent -= 1;
-        self.counters.dropped_evicted += 1;
-        true
+        self.protected = prot.map(|x| self.tail + x as u64);
+        self.advance_tail(shift as u64);
+        self.cursor += shift as u64;
+        self.sent_end += shift as u64;
+        self.never_sent -= run.records as u64;
+        self.counters.dropped_evicted += run.records as u64;
     }
 
     // ---- batches -------------------------------------------------------
@@ -423,13 +506,15 @@ impl<'a> Ring<'a> {
         if self.cursor == self.head || self.marks.is_full() || max_records == 0 {
             return None;
         }
-        let mut pos = self.cursor;
+        let start = self.off(self.cursor);
+        let used = self.used_bytes();
+        let mut pos = start;
         let mut ts = self.cursor_base;
         let mut count = 0u32;
-        while pos < self.head && count < max_records {
-            let (h, hl) = self.entry_at(pos)?;
-            let size = (hl + h.payload_len) as u64;
-            if (pos + size - self.cursor) as usize > max_bytes {
+        while pos < used && count < max_records {
+            let (h, hl) = self.header_at(pos)?;
+            let size = hl + h.payload_len;
+            if pos + size - start > max_bytes {
                 break;
             }
             pos += size;
@@ -443,7 +528,7 @@ impl<'a> Ring<'a> {
             first_seq: self.cursor_seq,
             base_ts: self.cursor_base,
             count,
-            len: (pos - self.cursor) as usize,
+            len: pos - start,
             start: self.cursor,
             end_ts: ts,
             evictions: self.counters.dropped_evicted,
@@ -456,7 +541,7 @@ impl<'a> Ring<'a> {
         if !self.plan_is_current(plan) || out.len() < plan.len {
             return false;
         }
-        self.read_at(plan.start, &mut out[..plan.len]);
+        self.read_at(self.off(plan.start), &mut out[..plan.len]);
         true
     }
 
@@ -518,7 +603,7 @@ impl<'a> Ring<'a> {
         }
         // A partly acked batch, or records sent on an earlier connection.
         while self.tail_seq < target {
-            let Some((h, hl)) = self.entry_at(self.tail) else { break };
+            let Some((h, hl)) = self.header_at(0) else { break };
             let size = hl + h.payload_len;
             self.advance_tail(size as u64);
             self.tail_seq += 1;
@@ -572,11 +657,18 @@ impl<'a> Ring<'a> {
 
     // ---- storage helpers -----------------------------------------------
 
-    /// Physical index of a stream position in `[tail, tail + capacity]`
-    /// (every position the ring touches), by one compare-and-subtract:
-    /// no 64-bit division, which a 32-bit MCU would pay for in flash.
-    fn phys(&self, pos: u64) -> usize {
-        let p = self.tail_phys + (pos - self.tail) as usize;
+    /// Offset from the tail of a stream position in `[tail, tail +
+    /// capacity]` (every position the ring touches). The storage helpers
+    /// below take offsets: 32-bit arithmetic on 32-bit targets.
+    fn off(&self, pos: u64) -> usize {
+        (pos - self.tail) as usize
+    }
+
+    /// Physical index of the byte at offset `off` (at most the capacity)
+    /// from the tail, by one compare-and-subtract: no division, which a
+    /// 32-bit MCU would pay for in flash.
+    fn phys(&self, off: usize) -> usize {
+        let p = self.tail_phys + off;
         if p >= self.buf.len() { p - self.buf.len() } else { p }
     }
 
@@ -589,57 +681,89 @@ impl<'a> Ring<'a> {
         }
     }
 
-    fn entry_at(&self, pos: u64) -> Option<(EntryHeader, usize)> {
-        let end = self.head;
-        EntryHeader::decode_with(|i| {
-            let p = pos + i as u64;
-            (p < end).then(|| self.buf[self.phys(p)])
-        })
-        .ok()
+    /// The header of the entry at offset `at` and its length; `None` at or
+    /// past the head.
+    fn header_at(&self, at: usize) -> Option<(EntryHeader, usize)> {
+        let start = self.phys(at);
+        let avail = self.used_bytes().checked_sub(at)?.min(MAX_ENTRY_HEADER);
+        match self.buf.get(start..start + avail) {
+            Some(bytes) => EntryHeader::decode(bytes).ok(),
+            None => {
+                // The header wraps.
+                let mut tmp = [0u8; MAX_ENTRY_HEADER];
+                self.read_at(at, &mut tmp[..avail]);
+                EntryHeader::decode(&tmp[..avail]).ok()
+            }
+        }
     }
 
-    fn write_at(&mut self, pos: u64, data: &[u8]) {
-        if data.is_empty() {
-            return;
-        }
-        let start = self.phys(pos);
+    fn write_at(&mut self, at: usize, data: &[u8]) {
+        let start = self.phys(at);
         let first = data.len().min(self.buf.len() - start);
         self.buf[start..start + first].copy_from_slice(&data[..first]);
-        self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+        if first < data.len() {
+            self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+        }
     }
 
-    fn read_at(&self, pos: u64, out: &mut [u8]) {
-        if out.is_empty() {
-            return;
-        }
-        let start = self.phys(pos);
+    fn read_at(&self, at: usize, out: &mut [u8]) {
+        let start = self.phys(at);
         let first = out.len().min(self.buf.len() - start);
         out[..first].copy_from_slice(&self.buf[start..start + first]);
         let rest = out.len() - first;
-        out[first..].copy_from_slice(&self.buf[..rest]);
+        if rest > 0 {
+            out[first..].copy_from_slice(&self.buf[..rest]);
+        }
     }
 
-    /// memmove on stream positions, in chunks that wrap neither side.
-    fn move_bytes(&mut self, src: u64, dst: u64, len: usize) {
+    /// Writes `h` at offset `at`; returns its length.
+    fn write_header(&mut self, at: usize, h: &EntryHeader) -> usize {
+        let (b, n) = h.encode();
+        self.write_at(at, &b[..n]);
+        n
+    }
+
+    /// memmove on offsets from the tail (all within the capacity). Copies
+    /// chunks no longer than the distance moved, so that no chunk overlaps
+    /// itself and each is a plain `copy_from_slice`: memcpy speed without
+    /// linking `memmove`.
+    fn move_bytes(&mut self, src: usize, dst: usize, len: usize) {
+        #[cfg(test)]
+        MOVED.set(MOVED.get() + if src == dst { 0 } else { len as u64 });
         let cap = self.buf.len();
+        let dist = src.abs_diff(dst);
         let mut done = 0usize;
-        while done < len {
-            let rem = len - done;
+        while done < len && dist > 0 {
+            let rem = (len - done).min(dist);
             let (s, d, n) = if dst < src {
-                // Forward: front to back.
-                let s = self.phys(src + done as u64);
-                let d = self.phys(dst + done as u64);
+                // Down: front to back.
+                let s = self.phys(src + done);
+                let d = self.phys(dst + done);
                 (s, d, rem.min(cap - s).min(cap - d))
             } else {
-                // Backward: back to front.
-                let s_end = self.phys(src + len as u64 - done as u64 - 1) + 1;
-                let d_end = self.phys(dst + len as u64 - done as u64 - 1) + 1;
+                // Up: back to front.
+                let back = len - done - 1;
+                let s_end = self.phys(src + back) + 1;
+                let d_end = self.phys(dst + back) + 1;
                 let n = rem.min(s_end).min(d_end);
                 (s_end - n, d_end - n, n)
             };
-            crate::mem::move_within(self.buf, s..s + n, d);
+            copy_disjoint(self.buf, s, d, n);
             done += n;
         }
+    }
+}
+
+/// Copies `buf[src..src + n]` to `buf[dst..dst + n]`, two ranges that do
+/// not overlap (the ring's invariants guarantee the indices).
+fn copy_disjoint(buf: &mut [u8], src: usize, dst: usize, n: usize) {
+    let (lo, hi) = if src < dst { (src, dst) } else { (dst, src) };
+    let (a, b) = buf.split_at_mut(hi);
+    let (low, high) = (&mut a[lo..lo + n], &mut b[..n]);
+    if src < dst {
+        high.copy_from_slice(low);
+    } else {
+        low.copy_from_slice(high);
     }
 }
 
@@ -775,5 +899,66 @@ mod tests {
         assert_eq!(ring.ack(3).acked, 2);
         assert_eq!(ring.inflight_batches(), 0);
         assert!(ring.is_empty());
+    }
+
+    /// Issue 6, item 12: under `DropOldest`, each eviction moved every
+    /// sent byte (one 4 KiB batch in flight: 4 KiB moved per push; eight:
+    /// 32 KiB). The bytes moved per evicted byte must not depend on what is
+    /// in flight.
+    #[test]
+    fn eviction_cost() {
+        const CAP: usize = 64 * 1024;
+        const PUSHES: u64 = 4000;
+        let payload = [0x5au8; 64];
+        let hb_payload = [0x11u8; 32];
+        let mut per_case = [0u64; 3];
+        for (case, batches) in [0usize, 1, 8].into_iter().enumerate() {
+            let mut mem = vec![0u8; CAP];
+            let mut ring = Ring::new(&mut mem, RingConfig { max_record: 1024, policy: OverflowPolicy::DropOldest });
+            let mut ts = 1_000u64;
+            let mut push = |ring: &mut Ring<'_>, i: u64| {
+                ts += 1;
+                let rec = if i % 64 == 63 {
+                    Record::new(data_type::AGENT_HEARTBEAT, ts, &hb_payload)
+                } else {
+                    Record::new(7, ts, &payload)
+                };
+                ring.push(&rec).unwrap();
+            };
+            let mut i = 0;
+            while ring.free_bytes() >= 67 {
+                push(&mut ring, i);
+                i += 1;
+            }
+            let mut sent = 0u64;
+            for _ in 0..batches {
+                let plan = ring.plan_batch(4096, u32::MAX).unwrap();
+                assert!(ring.commit_batch(&plan));
+                sent += u64::from(plan.count);
+            }
+            assert_eq!(ring.inflight_batches(), batches);
+            let inflight = ring.inflight_bytes();
+            MOVED.set(0);
+            let before = ring.counters();
+            for k in 0..PUSHES {
+                push(&mut ring, i + k);
+            }
+            let c = ring.counters();
+            let evicted = c.dropped_evicted - before.dropped_evicted;
+            assert_eq!(c.pushed - before.pushed, PUSHES);
+            assert_eq!(c.dropped_full, 0);
+            assert!(evicted >= PUSHES, "each push evicts at least one record");
+            // Nothing sent was evicted: every in-flight record is acked.
+            assert_eq!(ring.inflight_bytes(), inflight);
+            assert_eq!(ring.ack(sent.wrapping_sub(1)).acked, sent);
+            // At most EVICTION_MOVE_FACTOR bytes moved per byte evicted, plus
+            // one heartbeat entry moved twice per push.
+            let bound = EVICTION_MOVE_FACTOR as u64 * evicted * 67 + PUSHES * 2 * 35;
+            let moved = MOVED.get();
+            assert!(moved <= bound, "{batches} batches in flight: moved {moved} > {bound}");
+            per_case[case] = moved / PUSHES;
+        }
+        // And the same order of cost whatever is in flight.
+        assert!(per_case[2] <= per_case[0] + 8 * 67, "bytes moved per push by batches in flight (0, 1, 8): {per_case:?}");
     }
 }

@@ -68,9 +68,21 @@ pub fn decode_u64_with(mut next: impl FnMut(usize) -> Option<u8>) -> Result<(u64
     Err(VarintError::Overlong)
 }
 
-/// Reads a varint from the front of `bytes`.
+/// Reads a varint from the front of `bytes`, returning the value and the
+/// number of bytes consumed. Same result as [`decode_u64_with`].
 pub fn decode_u64(bytes: &[u8]) -> Result<(u64, usize), VarintError> {
-    decode_u64_with(|i| bytes.get(i).copied())
+    let mut value: u64 = 0;
+    for (i, &byte) in bytes.iter().take(MAX_LEN_U64).enumerate() {
+        let bits = u64::from(byte & 0x7f);
+        if i == MAX_LEN_U64 - 1 && bits > 1 {
+            return Err(VarintError::Overlong);
+        }
+        value |= bits << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((value, i + 1));
+        }
+    }
+    Err(if bytes.len() >= MAX_LEN_U64 { VarintError::Overlong } else { VarintError::Truncated })
 }
 
 /// Zigzag-maps a signed value to unsigned (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...).
@@ -102,6 +114,23 @@ mod tests {
         assert_eq!(decode_u64(&[0x80]), Err(VarintError::Truncated));
         assert_eq!(decode_u64(&[0xff; 11]), Err(VarintError::Overlong));
         assert_eq!(decode_u64(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]), Err(VarintError::Overlong));
+    }
+
+    #[test]
+    fn slice_and_closure_decoders_agree() {
+        let mut inputs: std::vec::Vec<std::vec::Vec<u8>> = std::vec![std::vec![], std::vec![0x80; 11], std::vec![0xff; 10]];
+        for v in [0u64, 1, 127, 128, 16_384, u32::MAX as u64, u64::MAX] {
+            let (b, n) = encode_u64_array(v);
+            for cut in 0..=n {
+                inputs.push(b[..cut].to_vec());
+            }
+        }
+        let mut last = [0xff; 10];
+        last[9] = 0x02;
+        inputs.push(last.to_vec());
+        for bytes in &inputs {
+            assert_eq!(decode_u64(bytes), decode_u64_with(|i| bytes.get(i).copied()), "{bytes:?}");
+        }
     }
 
     #[test]

@@ -77,7 +77,9 @@
 //!   `max_frame`; lifecycle events match the state.
 //! * The collector receives each agent's batches in order with dense
 //!   sequence numbers (on a connection without injected corruption every
-//!   Batch starts where the previous one ended, frame counters count 0, 1,
+//!   Batch starts where the previous one ended, or at most where the
+//!   latest Ack on it pointed (it may free records not yet resent here),
+//!   frame counters count 0, 1,
 //!   2, ...; a gap only happens after corruption); a duplicate is only ever
 //!   received on another connection than the original and is identical;
 //!   every stored record is one the agent pushed (app records are checked
@@ -467,6 +469,11 @@ struct Conn {
     accepted: bool,
     accept_next: u64,
     conn_next: u64,
+    /// One past the latest Ack sent on this connection: the agent may skip
+    /// ahead up to it (records acked because an older connection's late
+    /// batch stored them), even before resending them here; until that Ack
+    /// arrives it may also go on from `conn_next`.
+    ack_next: u64,
     rx_frame_seq: u32,
     up_corrupted: bool,
     /// Writes corrupted on the downlink (each may leave a bogus frame
@@ -1203,6 +1210,7 @@ impl<'a> World<'a> {
             accepted: false,
             accept_next: 0,
             conn_next: 0,
+            ack_next: 0,
             rx_frame_seq: 0,
             up_corrupted: false,
             damage_mark: (d.skipped_bytes, d.bad_crc),
@@ -1529,6 +1537,7 @@ impl<'a> World<'a> {
                 c.accepted = true;
                 c.accept_next = resume;
                 c.conn_next = resume;
+                c.ack_next = resume;
                 c.next_unsolicited = next;
             }
             Message::Batch(b) => {
@@ -1547,10 +1556,11 @@ impl<'a> World<'a> {
                     c.conn_next
                 );
                 assert!(
-                    c.up_corrupted || b.first_seq == c.conn_next,
-                    "t={now} agent {a}: batch from {} but this clean connection is at {}",
+                    c.up_corrupted || b.first_seq <= c.conn_next.max(c.ack_next),
+                    "t={now} agent {a}: batch from {} but this clean connection is at {} (acked to {})",
                     b.first_seq,
-                    c.conn_next
+                    c.conn_next,
+                    c.ack_next
                 );
                 let have = self.server.stores[a].recs.len() as u64;
                 if b.first_seq > have {
@@ -1576,8 +1586,10 @@ impl<'a> World<'a> {
                         self.server.stores[a].recs.push(Stored { data_type: dt, ts, payload, conn: id });
                     }
                 }
-                self.conn_mut(id).unwrap().conn_next = b.first_seq + u64::from(b.count);
                 let up_to = self.server.stores[a].recs.len() as u64 - 1;
+                let c = self.conn_mut(id).unwrap();
+                c.conn_next = b.first_seq + u64::from(b.count);
+                c.ack_next = up_to + 1;
                 self.server_send(id, Message::Ack(Ack { up_to }));
             }
             Message::Ping(p) => {
@@ -1587,6 +1599,7 @@ impl<'a> World<'a> {
                 // in case it was lost (see "Collector" in the module docs).
                 let have = self.server.stores[a].recs.len() as u64;
                 if accepted && have > 0 && !self.server.naive {
+                    self.conn_mut(id).unwrap().ack_next = have;
                     self.server_send(id, Message::Ack(Ack { up_to: have - 1 }));
                 }
             }

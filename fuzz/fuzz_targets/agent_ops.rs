@@ -585,7 +585,12 @@ impl<'a> Harness<'a> {
             trace!("  check: resent task (token {:?}) ignored, tasks_duplicate {}", t.token, s1.tasks_duplicate);
             return;
         }
-        if let Some(x) = hash {
+        // The agent remembers a token only once the task was handed over
+        // (queued) or answered (a result record pushed); a task it could do
+        // neither with is handled afresh when resent.
+        let answered = s1.pushed > s0.pushed;
+        let queued = dropped == 0 && unroutable == 0;
+        if let Some(x) = hash.filter(|_| queued || answered) {
             self.recent_tasks.push_back(x);
             if self.recent_tasks.len() > RECENT_TASKS {
                 self.recent_tasks.pop_front();

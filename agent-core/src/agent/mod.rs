@@ -115,6 +115,8 @@ const _: () = assert!(MAX_TASK_RESULT_LEN < MAX_HEARTBEAT_LEN);
 pub const MAX_CONFIGS: usize = 4;
 /// Task tokens the agent remembers to ignore resent tasks.
 pub const RECENT_TASKS: usize = 8;
+/// Most halvings of batch and window after consecutive ack timeouts.
+const MAX_SHRINK: u8 = 8;
 
 /// Who the agent is, as sent in Hello. Borrowed for the agent's lifetime.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -233,6 +235,8 @@ struct Core<'a> {
     delivered_pending: bool,
     /// `flush_now` was called: pending records go without waiting.
     flush_requested: bool,
+    /// Halvings of batch and window after ack timeouts (see `batch_limit`).
+    shrink: u8,
     reset_decoder: bool,
     last_retry: Option<Retry>,
     last_transport_error: Option<TransportError>,
@@ -302,6 +306,7 @@ impl<'a> Agent<'a> {
                 recent_task_next: 0,
                 delivered_pending: false,
                 flush_requested: false,
+                shrink: 0,
                 reset_decoder: false,
                 last_retry: None,
                 last_transport_error: None,

@@ -70,8 +70,8 @@ impl Core<'_> {
             return 0;
         }
         let room = out.len().saturating_sub(OVERHEAD + BATCH_HEADER_MAX);
-        let window = self.cfg.window_bytes - self.ring.inflight_bytes();
-        let max_bytes = self.cfg.batch_max_bytes.min(room).min(window.max(1));
+        let window = self.window_limit().saturating_sub(self.ring.inflight_bytes());
+        let max_bytes = self.batch_limit().min(room).min(window.max(1));
         // Decide before planning (planning walks the batch's records): a
         // batch is full when the records pending would not fit one batch
         // with room for one more record of the largest size.

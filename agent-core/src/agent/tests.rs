@@ -952,7 +952,7 @@ fn task_whose_answer_was_refused_is_answered_when_resent() {
     assert_eq!((s.tasks_unroutable, s.tasks_duplicate), (1, 0));
     // The ring drains; the server resends the task (no result seen).
     let mut t = 0;
-    while a.ring().len() > 0 {
+    while !a.ring().is_empty() {
         t += 100;
         a.handle_timeout(Instant(t));
         for (first, n) in batches(&transmit_all(&mut a, t)) {
@@ -977,4 +977,106 @@ fn task_whose_answer_was_refused_is_answered_when_resent() {
     // Now it is answered, a further resend is a duplicate.
     deliver(&mut a, t, Message::Task(message::Task { object_name: "nobody", data_type: 7, payload: b"", token: "t-9" }));
     assert_eq!(a.stats().tasks_duplicate, 1);
+}
+
+/// A link that carries `rate` bytes per second upstream (downstream is
+/// instant): every byte the agent hands over queues behind the ones before.
+/// The server acks a batch once its last byte arrived. When the agent drops
+/// the connection, bytes not yet delivered are lost (an abortive close, the
+/// worst case). Runs for `secs` with a backlog of `backlog` 64-byte records
+/// at t = 0 and one more pushed every `push_every_ms`; returns the agent's
+/// stats.
+fn run_slow_link(cfg: AgentConfig, rate: u64, secs: u64, backlog: u32, push_every_ms: u64) -> AgentStats {
+    let mut m = Mem::new();
+    m.ring = vec![0; 64 * 1024];
+    let mut a = m.agent(cfg);
+    let mut out = vec![0u8; a.transmit_len()];
+    // Frames in flight on the uplink: (arrival time, bytes).
+    let mut link: std::collections::VecDeque<(u64, Vec<u8>)> = Default::default();
+    let mut link_free_at = 0u64;
+    let mut store = vec![0u8; 8192];
+    let mut next_expected = 0u64;
+    let (mut t, end, mut next_push, mut seq) = (0u64, secs * 1000, 0u64, 0u32);
+    for i in 0..backlog {
+        let _ = a.push(Instant(0), &Record::new(2000 + i, 0, &[0; 64]));
+    }
+    while t < end {
+        if t >= next_push {
+            let mut p = [0u8; 64];
+            p[..4].copy_from_slice(&seq.to_le_bytes());
+            seq += 1;
+            let _ = a.push(Instant(t), &Record::new(2001, t, &p));
+            next_push += push_every_ms;
+        }
+        a.handle_timeout(Instant(t));
+        while let Some(ev) = a.poll_event() {
+            match ev {
+                Event::Connect { .. } => a.handle_connected(Instant(t)),
+                Event::Disconnect { .. } => {
+                    link.clear();
+                    link_free_at = t;
+                }
+                _ => {}
+            }
+        }
+        loop {
+            let n = a.poll_transmit(Instant(t), &mut out);
+            if n == 0 {
+                break;
+            }
+            link_free_at = link_free_at.max(t) + (n as u64 * 1000).div_ceil(rate);
+            link.push_back((link_free_at, out[..n].to_vec()));
+        }
+        while link.front().is_some_and(|(at, _)| *at <= t) {
+            let (_, bytes) = link.pop_front().unwrap();
+            let mut dec = FrameDecoder::new(&mut store);
+            let Feed::Frame { frame, .. } = dec.feed(&bytes) else { panic!() };
+            let reply = match Message::decode(&frame).unwrap() {
+                Message::Hello(h) => {
+                    Message::Accept(Accept { next_seq: next_expected.max(h.first_unacked_seq), max_frame: 8192 })
+                }
+                Message::Batch(b) if b.first_seq <= next_expected => {
+                    next_expected = next_expected.max(b.first_seq + u64::from(b.count));
+                    Message::Ack(Ack { up_to: next_expected - 1 })
+                }
+                Message::Ping(p) => Message::Pong(Pong { nonce: p.nonce }),
+                _ => continue,
+            };
+            let mut buf = [0u8; 64];
+            let k = reply.encode(0, &mut buf).unwrap();
+            a.handle_received(Instant(t), &buf[..k]);
+        }
+        let mut next = a.poll_timeout().map_or(end, |x| x.as_millis()).min(next_push);
+        if let Some((at, _)) = link.front() {
+            next = next.min(*at);
+        }
+        t = next.max(t + 1);
+    }
+    a.stats()
+}
+
+/// Item 13 of the hardening issue: on a link slower than one batch per
+/// `ack_timeout` (4 KiB below ~140 B/s) every connection ended in a timeout
+/// (the ack timeout, or the pong timeout of a Ping queued behind the
+/// batches) and resent the same batch: nothing was ever delivered (this
+/// test saw 0 of 620 records acked). After such a timeout the agent now
+/// halves its batch and window (down to one record) and wins back one step
+/// per healthy connection.
+#[test]
+fn slow_link_still_delivers_after_timeouts() {
+    // 100 B/s upstream, a backlog of 300 records (4 KiB batches), then a
+    // 64-byte record every 4 s (about 18 B/s of the link).
+    let s = run_slow_link(cfg_slow(), 100, 1200, 300, 4000);
+    assert!(s.connect_failures >= 1, "the first window outlasts the liveness timeouts: {s:?}");
+    assert!(s.connect_failures <= 8, "{s:?}");
+    assert_eq!(s.acked, s.pushed, "backlog and new records all delivered: {s:?}");
+    // Pings only after a minute of silence: the ack timeout is what fires.
+    let quiet = AgentConfig { idle_timeout: Duration::from_secs(60), ..cfg_slow() };
+    let s = run_slow_link(quiet, 100, 1200, 300, 4000);
+    assert!(s.ack_timeouts >= 1 && s.ack_timeouts <= 8, "{s:?}");
+    assert_eq!(s.acked, s.pushed, "{s:?}");
+}
+
+fn cfg_slow() -> AgentConfig {
+    AgentConfig { batch_max_bytes: 4096, window_bytes: 16 * 1024, ..cfg() }
 }

@@ -20,9 +20,16 @@ impl Core<'_> {
             State::Connected { endpoint, since, healthy } => {
                 if !healthy && now >= since + self.cfg.healthy_after {
                     self.backoff.reset();
+                    // A healthy connection wins back one step of batch size.
+                    self.shrink = self.shrink.saturating_sub(1);
                     self.state = State::Connected { endpoint, since, healthy: true };
                 }
                 if self.ring.inflight_records() > 0 && now >= self.ack_progress + self.cfg.ack_timeout {
+                    // Either a batch or an ack was lost, or the link is too
+                    // slow to carry a window within `ack_timeout`: the next
+                    // connection sends half the batch and half the window.
+                    self.stats.ack_timeouts += 1;
+                    self.shrink = (self.shrink + 1).min(MAX_SHRINK);
                     self.fail(now, DisconnectReason::AckTimeout, Some(CloseCode::Timeout), Duration::ZERO);
                     return self.heartbeat_tick(now, decoder);
                 }
@@ -32,6 +39,11 @@ impl Core<'_> {
                             // The peer is alive; the pong is just late or lost.
                             self.ping = None;
                         } else {
+                            // With records in flight the Ping may just be
+                            // queued behind them on a slow link: shrink too.
+                            if self.ring.inflight_records() > 0 {
+                                self.shrink = (self.shrink + 1).min(MAX_SHRINK);
+                            }
                             self.fail(now, DisconnectReason::PongTimeout, Some(CloseCode::Timeout), Duration::ZERO);
                         }
                     }
@@ -117,7 +129,18 @@ impl Core<'_> {
     pub(super) fn window_open(&self) -> bool {
         let Some(next) = self.ring.next_pending_len() else { return false };
         self.ring.inflight_batches() < crate::ring::MAX_INFLIGHT_BATCHES
-            && self.ring.inflight_bytes() + next <= self.cfg.window_bytes
+            && self.ring.inflight_bytes() + next <= self.window_limit()
     }
 
+
+    /// The largest batch, in bytes of entries: `batch_max_bytes`, halved for
+    /// every step of `shrink`, never below one record of `max_record`.
+    pub(super) fn batch_limit(&self) -> usize {
+        (self.cfg.batch_max_bytes >> self.shrink).max(max_entry(&self.cfg))
+    }
+
+    /// The unacked window, halved like the batch, never below one batch.
+    pub(super) fn window_limit(&self) -> usize {
+        (self.cfg.window_bytes >> self.shrink).max(self.batch_limit())
+    }
 }

@@ -24,8 +24,8 @@ use std::collections::VecDeque;
 
 use agent_core::record::{data_type, EntryIter, Record};
 use agent_core::ring::{
-    AckOutcome, BatchPlan, OverflowPolicy, PushError, Ring, RingConfig, RingCounters, MAX_INFLIGHT_BATCHES,
-    MAX_RESUME_SEQ,
+    AckOutcome, BatchPlan, OverflowPolicy, PushError, Ring, RingConfig, RingCounters, EVICTION_MOVE_FACTOR,
+    MAX_INFLIGHT_BATCHES, MAX_RESUME_SEQ,
 };
 
 // ---- the model -------------------------------------------------------------
@@ -167,21 +167,44 @@ impl Model {
                 self.counters.dropped_full += 1;
                 return (Err(PushError::Full), evicted);
             }
-            // What would be left if every evictable record went.
-            let survivors: Vec<&MRec> =
-                self.recs.iter().enumerate().filter(|&(i, r)| i < self.sent || Some(r.id) == keep).map(|(_, r)| r).collect();
-            let prev = survivors.last().map_or(self.acked_ts, |r| r.ts);
-            if bytes_of(survivors.iter().copied(), self.acked_ts) + need(prev) > self.cap {
+            // Evict the oldest never-sent records other than the protected
+            // heartbeat until the new one fits, then more while the smaller
+            // of the sent bytes and the bytes after the last one evicted
+            // exceeds EVICTION_MOVE_FACTOR times the bytes evicted (sizes as
+            // stored before this push).
+            let sizes: Vec<usize> = self
+                .recs
+                .iter()
+                .scan(self.acked_ts, |prev, r| {
+                    let n = r.record().entry_len(*prev);
+                    *prev = r.ts;
+                    Some(n)
+                })
+                .collect();
+            let sent_bytes: usize = sizes[..self.sent].iter().sum();
+            let candidates: Vec<usize> = (self.sent..self.recs.len()).filter(|&i| Some(self.recs[i].id) != keep).collect();
+            let mut chosen = None;
+            for j in 1..=candidates.len() {
+                let gone = &candidates[..j];
+                let survivors: Vec<&MRec> =
+                    self.recs.iter().enumerate().filter(|(i, _)| !gone.contains(i)).map(|(_, r)| r).collect();
+                let prev = survivors.last().map_or(self.acked_ts, |r| r.ts);
+                let fits = bytes_of(survivors.iter().copied(), self.acked_ts) + need(prev) <= self.cap;
+                let evicted: usize = gone.iter().map(|&i| sizes[i]).sum();
+                let after: usize = sizes[gone[j - 1] + 1..].iter().sum();
+                let cheap = sent_bytes.min(after) <= EVICTION_MOVE_FACTOR * evicted;
+                if fits && (cheap || j == candidates.len()) {
+                    chosen = Some(j);
+                    break;
+                }
+            }
+            let Some(j) = chosen else {
                 self.fates[id] = Fate::RefusedFull;
                 self.counters.dropped_full += 1;
                 return (Err(PushError::Full), evicted);
-            }
-            // Evict the oldest never-sent record other than the protected
-            // heartbeat until the new one fits.
-            while self.used() + need(self.head_base()) > self.cap {
-                let i = (self.sent..self.recs.len())
-                    .find(|&i| Some(self.recs[i].id) != keep)
-                    .expect("model: survivors fit, so something is evictable");
+            };
+            // Highest index first, so the lower ones stay valid.
+            for &i in candidates[..j].iter().rev() {
                 let r = self.recs.remove(i).expect("index in range");
                 assert!(i >= self.sent, "model evicts only never-sent records");
                 self.fates[r.id] = Fate::Evicted;
@@ -192,6 +215,7 @@ impl Model {
                 }
                 evicted.push(r.id);
             }
+            evicted.reverse();
         }
         self.recs.push_back(rec);
         self.counters.pushed += 1;
