@@ -1135,8 +1135,8 @@ extern "C" {
 ea_result ea_agent_init(ea_agent *agent, size_t agent_size, const ea_config *config, const ea_identity *identity, uint8_t *ring, size_t ring_len, uint8_t *rx, size_t rx_len, uint8_t *events, size_t events_len);
 
 /**
- * Ends the agent: its storage, ring, buffers and identity bytes may be
- * reused afterwards. Records still in the ring are abandoned (check
+ * Ends the agent (also a poisoned one): its storage, ring, buffers and
+ * identity bytes may be reused afterwards. Records still in the ring are abandoned (check
  * `ea_stats.drained` first for a clean shutdown). No other call on this
  * agent may run concurrently or follow (except a new `ea_agent_init`).
  *

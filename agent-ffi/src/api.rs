@@ -129,8 +129,8 @@ pub unsafe extern "C" fn ea_agent_init(
     code(r)
 }
 
-/// Ends the agent: its storage, ring, buffers and identity bytes may be
-/// reused afterwards. Records still in the ring are abandoned (check
+/// Ends the agent (also a poisoned one): its storage, ring, buffers and
+/// identity bytes may be reused afterwards. Records still in the ring are abandoned (check
 /// `ea_stats.drained` first for a clean shutdown). No other call on this
 /// agent may run concurrently or follow (except a new `ea_agent_init`).
 ///
@@ -139,12 +139,7 @@ pub unsafe extern "C" fn ea_agent_init(
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_deinit(agent: *mut ea_agent) -> ea_result {
     // SAFETY: the caller's contract.
-    let r = unsafe { handle::with(agent, |_| Ok(())) };
-    if r.is_ok() {
-        // SAFETY: live (just checked), and no concurrent use by contract.
-        unsafe { handle::uninstall(agent as *mut handle::Inner) };
-    }
-    code(r)
+    code(unsafe { handle::end(agent) })
 }
 
 // ---- commands -------------------------------------------------------------

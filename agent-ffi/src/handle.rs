@@ -99,16 +99,25 @@ pub(crate) unsafe fn install(p: *mut Inner, hooks: LockHooks, agent: Agent<'stat
     unsafe { p.write(inner) };
 }
 
-/// Ends the agent at `p`: clears the magic, so the storage and buffers can be
-/// reused.
+/// Ends the agent behind `handle` (poisoned or not) under its lock: clears
+/// the magic, so the storage and buffers can be reused.
 ///
 /// # Safety
-/// As for [`with`], and no other call on this agent may be running or start.
-pub(crate) unsafe fn uninstall(p: *mut Inner) {
+/// As for [`with`], and no other call on this agent may start afterwards.
+pub(crate) unsafe fn end(handle: *mut ea_agent) -> Res {
+    let p = check_addr(handle)?;
+    // SAFETY: non-NULL and aligned; the memory is the caller's.
+    if !unsafe { is_live(p) } {
+        return Err(ea_result::EA_NOT_INITIALIZED);
+    }
+    // SAFETY: a live handle: the header is initialized.
+    let hooks = unsafe { core::ptr::addr_of!((*p).hooks).read() };
+    let _guard = hooks.take();
     // `Agent` owns nothing to drop (it borrows all its memory); clearing the
     // magic is what ends it.
-    // SAFETY: the caller's contract.
+    // SAFETY: the caller's contract; under the agent's lock.
     unsafe { core::ptr::addr_of_mut!((*p).magic).write(0) };
+    Ok(())
 }
 
 /// Runs `f` on the agent behind `handle`: refuses NULL, misaligned and
@@ -141,6 +150,55 @@ pub(crate) unsafe fn with<R>(handle: *const ea_agent, f: impl FnOnce(&mut State)
             // SAFETY: as above; the closure's borrow ended with the panic.
             unsafe { (*inner.state.get()).poisoned = true };
             Err(ea_result::EA_PANICKED)
+        }
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use crate::result::ea_result::*;
+    use core::ffi::c_void;
+    use core::sync::atomic::{AtomicI32, Ordering};
+    use std::vec;
+
+    static HELD: AtomicI32 = AtomicI32::new(0);
+    unsafe extern "C" fn lock(_: *mut c_void) {
+        HELD.fetch_add(1, Ordering::SeqCst);
+    }
+    unsafe extern "C" fn unlock(_: *mut c_void) {
+        HELD.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn a_panic_is_caught_poisons_the_agent_and_releases_the_lock() {
+        let mut agent = std::boxed::Box::new(ea_agent { _opaque: [0; EA_AGENT_STORAGE_WORDS] });
+        let (mut ring, mut rx, mut events) = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 256]);
+        let mut cfg = crate::ea_config_default();
+        (cfg.lock, cfg.unlock) = (Some(lock as unsafe extern "C" fn(*mut c_void)), Some(unlock as unsafe extern "C" fn(*mut c_void)));
+        // SAFETY: all-zero is a valid ea_identity.
+        let id: crate::ea_identity = unsafe { core::mem::zeroed() };
+        let a = &mut *agent as *mut ea_agent;
+        // SAFETY: every buffer outlives the agent (deinit below).
+        unsafe {
+            let r = crate::ea_agent_init(a, size_of::<ea_agent>(), &cfg, &id, ring.as_mut_ptr(), ring.len(), rx.as_mut_ptr(), rx.len(), events.as_mut_ptr(), events.len());
+            assert_eq!(r, EA_OK);
+            let quiet = std::panic::take_hook();
+            std::panic::set_hook(std::boxed::Box::new(|_| {}));
+            let r: Res<()> = with(a, |_| panic!("a bug"));
+            std::panic::set_hook(quiet);
+            assert_eq!(r, Err(EA_PANICKED));
+            assert_eq!(HELD.load(Ordering::SeqCst), 0, "the lock was released during the unwind");
+            assert_eq!(crate::ea_agent_push(a, 0, 2001, 0, core::ptr::null(), 0), EA_PANICKED, "poisoned");
+            assert_eq!(crate::ea_agent_handle_timeout(a, 0), EA_PANICKED);
+            assert_eq!(HELD.load(Ordering::SeqCst), 0);
+            // A poisoned agent can still be ended and its storage reused.
+            assert_eq!(crate::ea_agent_deinit(a), EA_OK);
+            assert_eq!(HELD.load(Ordering::SeqCst), 0);
+            let r = crate::ea_agent_init(a, size_of::<ea_agent>(), &cfg, &id, ring.as_mut_ptr(), ring.len(), rx.as_mut_ptr(), rx.len(), events.as_mut_ptr(), events.len());
+            assert_eq!(r, EA_OK);
+            assert_eq!(crate::ea_agent_push(a, 0, 2001, 0, core::ptr::null(), 0), EA_OK, "a fresh agent");
+            assert_eq!(crate::ea_agent_deinit(a), EA_OK);
         }
     }
 }
