@@ -525,7 +525,7 @@ typedef uint32_t ea_transport_error;
  * while initialized (the agent keeps no pointer into it, but a copy is not
  * a second agent).
  */
-typedef struct {
+typedef struct ea_agent {
   /**
    * Private.
    */
@@ -543,7 +543,7 @@ typedef void (*ea_lock_fn)(void *userdata);
  * milliseconds. `ea_agent_init` refuses an impossible combination with an
  * `EA_CONFIG_*` result.
  */
-typedef struct {
+typedef struct ea_config {
   /**
    * Largest record payload accepted, bytes (default 1024, at least 384).
    */
@@ -659,7 +659,7 @@ typedef struct {
  * literals and static arrays are the usual choice). The struct itself is
  * copied at init and may be discarded.
  */
-typedef struct {
+typedef struct ea_identity {
   /**
    * Stable, unique agent id (e.g. a UUID).
    */
@@ -740,7 +740,7 @@ typedef struct {
  * given to `ea_intake_init`). Contents private; do not move or copy while
  * initialized.
  */
-typedef struct {
+typedef struct ea_intake {
   /**
    * Private.
    */
@@ -751,7 +751,7 @@ typedef struct {
  * Host statistics for the following heartbeats. Each value counts only
  * when its `has_*` flag is non-zero.
  */
-typedef struct {
+typedef struct ea_host_stats {
   /**
    * Non-zero when `cpu_permille` is set.
    */
@@ -842,7 +842,7 @@ typedef struct {
  * `ea_agent_deinit` call on this agent** (pushes, task results, stats and
  * other getters leave them valid). Copy what you need to keep.
  */
-typedef struct {
+typedef struct ea_event {
   /**
    * `ea_event_kind` value.
    */
@@ -920,7 +920,7 @@ typedef struct {
  * `pushed == acked + dropped_evicted + ring_records`; refused records
  * (`dropped_full`, `dropped_too_large`) were never pushed.
  */
-typedef struct {
+typedef struct ea_stats {
   /**
    * `ea_state` value.
    */
@@ -1075,7 +1075,7 @@ typedef struct {
 /**
  * Counters of an intake queue (32-bit, wrapping).
  */
-typedef struct {
+typedef struct ea_intake_counters {
   /**
    * Records accepted by `ea_intake_push`.
    */
@@ -1132,7 +1132,7 @@ extern "C" {
  * # Safety
  * Every pointer is NULL or valid as described, for the agent's lifetime.
  */
-ea_result ea_agent_init(ea_agent *agent, size_t agent_size, const ea_config *config, const ea_identity *identity, uint8_t *ring, size_t ring_len, uint8_t *rx, size_t rx_len, uint8_t *events, size_t events_len);
+ea_result ea_agent_init(struct ea_agent *agent, size_t agent_size, const struct ea_config *config, const struct ea_identity *identity, uint8_t *ring, size_t ring_len, uint8_t *rx, size_t rx_len, uint8_t *events, size_t events_len);
 
 /**
  * Ends the agent (also a poisoned one): its storage, ring, buffers and
@@ -1143,7 +1143,7 @@ ea_result ea_agent_init(ea_agent *agent, size_t agent_size, const ea_config *con
  * # Safety
  * `agent` is NULL or points to an `ea_agent`.
  */
-ea_result ea_agent_deinit(ea_agent *agent);
+ea_result ea_agent_deinit(struct ea_agent *agent);
 
 /**
  * Queues a record (copied into the ring) for delivery; works in every
@@ -1154,7 +1154,7 @@ ea_result ea_agent_deinit(ea_agent *agent);
  * `agent` is NULL or an `ea_agent`; `payload` NULL (with length 0) or
  * `payload_len` readable bytes.
  */
-ea_result ea_agent_push(ea_agent *agent, uint64_t now_ms, uint32_t data_type, uint64_t timestamp_ms, const uint8_t *payload, size_t payload_len);
+ea_result ea_agent_push(struct ea_agent *agent, uint64_t now_ms, uint32_t data_type, uint64_t timestamp_ms, const uint8_t *payload, size_t payload_len);
 
 /**
  * `ea_agent_push` with a 32-bit tick.
@@ -1162,7 +1162,7 @@ ea_result ea_agent_push(ea_agent *agent, uint64_t now_ms, uint32_t data_type, ui
  * # Safety
  * As for `ea_agent_push`.
  */
-ea_result ea_agent_push_tick(ea_agent *agent, uint32_t tick, uint32_t data_type, uint64_t timestamp_ms, const uint8_t *payload, size_t payload_len);
+ea_result ea_agent_push_tick(struct ea_agent *agent, uint32_t tick, uint32_t data_type, uint64_t timestamp_ms, const uint8_t *payload, size_t payload_len);
 
 /**
  * Moves the records waiting in `intake` into the ring (at most one pass
@@ -1177,7 +1177,7 @@ ea_result ea_agent_push_tick(ea_agent *agent, uint32_t tick, uint32_t data_type,
  * `agent` NULL or an `ea_agent`; `intake` NULL or an `ea_intake`;
  * `drained` NULL or writable.
  */
-ea_result ea_agent_drain_intake(ea_agent *agent, uint64_t now_ms, const ea_intake *intake, uint32_t *drained);
+ea_result ea_agent_drain_intake(struct ea_agent *agent, uint64_t now_ms, const struct ea_intake *intake, uint32_t *drained);
 
 /**
  * `ea_agent_drain_intake` with a 32-bit tick.
@@ -1185,7 +1185,7 @@ ea_result ea_agent_drain_intake(ea_agent *agent, uint64_t now_ms, const ea_intak
  * # Safety
  * As for `ea_agent_drain_intake`.
  */
-ea_result ea_agent_drain_intake_tick(ea_agent *agent, uint32_t tick, const ea_intake *intake, uint32_t *drained);
+ea_result ea_agent_drain_intake_tick(struct ea_agent *agent, uint32_t tick, const struct ea_intake *intake, uint32_t *drained);
 
 /**
  * Answers a task: queues a task-result record carrying the task's token
@@ -1196,7 +1196,7 @@ ea_result ea_agent_drain_intake_tick(ea_agent *agent, uint32_t tick, const ea_in
  * `agent` NULL or an `ea_agent`; `token` / `message` NULL (length 0) or
  * readable for their lengths.
  */
-ea_result ea_agent_task_result(ea_agent *agent, uint64_t now_ms, const uint8_t *token, size_t token_len, uint32_t status, const uint8_t *message, size_t message_len);
+ea_result ea_agent_task_result(struct ea_agent *agent, uint64_t now_ms, const uint8_t *token, size_t token_len, uint32_t status, const uint8_t *message, size_t message_len);
 
 /**
  * `ea_agent_task_result` with a 32-bit tick.
@@ -1204,7 +1204,7 @@ ea_result ea_agent_task_result(ea_agent *agent, uint64_t now_ms, const uint8_t *
  * # Safety
  * As for `ea_agent_task_result`.
  */
-ea_result ea_agent_task_result_tick(ea_agent *agent, uint32_t tick, const uint8_t *token, size_t token_len, uint32_t status, const uint8_t *message, size_t message_len);
+ea_result ea_agent_task_result_tick(struct ea_agent *agent, uint32_t tick, const uint8_t *token, size_t token_len, uint32_t status, const uint8_t *message, size_t message_len);
 
 /**
  * Replaces the credential sent in Hello (a rotating token, a JWT), from
@@ -1218,7 +1218,7 @@ ea_result ea_agent_task_result_tick(ea_agent *agent, uint32_t tick, const uint8_
  * `agent` NULL or an `ea_agent`; `token` NULL (length 0) or `token_len`
  * readable bytes, valid as described.
  */
-ea_result ea_agent_set_auth_token(ea_agent *agent, const uint8_t *token, size_t token_len);
+ea_result ea_agent_set_auth_token(struct ea_agent *agent, const uint8_t *token, size_t token_len);
 
 /**
  * Sends what is pending without waiting for `flush_interval_ms` (within
@@ -1227,7 +1227,7 @@ ea_result ea_agent_set_auth_token(ea_agent *agent, const uint8_t *token, size_t 
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_flush_now(ea_agent *agent, uint64_t now_ms);
+ea_result ea_agent_flush_now(struct ea_agent *agent, uint64_t now_ms);
 
 /**
  * `ea_agent_flush_now` with a 32-bit tick.
@@ -1235,7 +1235,7 @@ ea_result ea_agent_flush_now(ea_agent *agent, uint64_t now_ms);
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_flush_now_tick(ea_agent *agent, uint32_t tick);
+ea_result ea_agent_flush_now_tick(struct ea_agent *agent, uint32_t tick);
 
 /**
  * Pushes a heartbeat record (and the plugin heartbeats) now; the next one
@@ -1244,7 +1244,7 @@ ea_result ea_agent_flush_now_tick(ea_agent *agent, uint32_t tick);
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_heartbeat_now(ea_agent *agent, uint64_t now_ms);
+ea_result ea_agent_heartbeat_now(struct ea_agent *agent, uint64_t now_ms);
 
 /**
  * `ea_agent_heartbeat_now` with a 32-bit tick.
@@ -1252,7 +1252,7 @@ ea_result ea_agent_heartbeat_now(ea_agent *agent, uint64_t now_ms);
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_heartbeat_now_tick(ea_agent *agent, uint32_t tick);
+ea_result ea_agent_heartbeat_now_tick(struct ea_agent *agent, uint32_t tick);
 
 /**
  * Sets the host stats carried by the following heartbeats (copied).
@@ -1260,7 +1260,7 @@ ea_result ea_agent_heartbeat_now_tick(ea_agent *agent, uint32_t tick);
  * # Safety
  * `agent` NULL or an `ea_agent`; `stats` NULL or readable.
  */
-ea_result ea_agent_set_host_stats(ea_agent *agent, const ea_host_stats *stats);
+ea_result ea_agent_set_host_stats(struct ea_agent *agent, const struct ea_host_stats *stats);
 
 /**
  * Sets the offset added to the caller's clock to timestamp the agent's own
@@ -1270,7 +1270,7 @@ ea_result ea_agent_set_host_stats(ea_agent *agent, const ea_host_stats *stats);
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_set_clock_offset(ea_agent *agent, int64_t offset_ms);
+ea_result ea_agent_set_clock_offset(struct ea_agent *agent, int64_t offset_ms);
 
 /**
  * Registers a plugin: tasks whose object name is `name` are delivered with
@@ -1282,7 +1282,7 @@ ea_result ea_agent_set_clock_offset(ea_agent *agent, int64_t offset_ms);
  * `agent` NULL or an `ea_agent`; `name`, `version` as described; `id` NULL
  * or writable.
  */
-ea_result ea_agent_register_plugin(ea_agent *agent, const uint8_t *name, size_t name_len, const uint8_t *version, size_t version_len, uint8_t *id);
+ea_result ea_agent_register_plugin(struct ea_agent *agent, const uint8_t *name, size_t name_len, const uint8_t *version, size_t version_len, uint8_t *id);
 
 /**
  * Updates a plugin's process id and `ea_plugin_status` for its next
@@ -1291,7 +1291,7 @@ ea_result ea_agent_register_plugin(ea_agent *agent, const uint8_t *name, size_t 
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_set_plugin_status(ea_agent *agent, uint8_t id, uint32_t pid, uint32_t status);
+ea_result ea_agent_set_plugin_status(struct ea_agent *agent, uint8_t id, uint32_t pid, uint32_t status);
 
 /**
  * Removes a plugin; its name and version may be freed afterwards.
@@ -1299,7 +1299,7 @@ ea_result ea_agent_set_plugin_status(ea_agent *agent, uint8_t id, uint32_t pid, 
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_unregister_plugin(ea_agent *agent, uint8_t id);
+ea_result ea_agent_unregister_plugin(struct ea_agent *agent, uint8_t id);
 
 /**
  * Closes for good: a Close frame is queued (if a transport is up), an
@@ -1309,7 +1309,7 @@ ea_result ea_agent_unregister_plugin(ea_agent *agent, uint8_t id);
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_close(ea_agent *agent, uint64_t now_ms);
+ea_result ea_agent_close(struct ea_agent *agent, uint64_t now_ms);
 
 /**
  * `ea_agent_close` with a 32-bit tick.
@@ -1317,7 +1317,7 @@ ea_result ea_agent_close(ea_agent *agent, uint64_t now_ms);
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_close_tick(ea_agent *agent, uint32_t tick);
+ea_result ea_agent_close_tick(struct ea_agent *agent, uint32_t tick);
 
 /**
  * Leaves GAVE_UP, CLOSED or BACKOFF: the next attempt is due now, with the
@@ -1326,7 +1326,7 @@ ea_result ea_agent_close_tick(ea_agent *agent, uint32_t tick);
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_reconnect_now(ea_agent *agent, uint64_t now_ms);
+ea_result ea_agent_reconnect_now(struct ea_agent *agent, uint64_t now_ms);
 
 /**
  * `ea_agent_reconnect_now` with a 32-bit tick.
@@ -1334,7 +1334,7 @@ ea_result ea_agent_reconnect_now(ea_agent *agent, uint64_t now_ms);
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_reconnect_now_tick(ea_agent *agent, uint32_t tick);
+ea_result ea_agent_reconnect_now_tick(struct ea_agent *agent, uint32_t tick);
 
 /**
  * The transport asked for by the last `EA_EVENT_CONNECT` is up. Ignored in
@@ -1343,7 +1343,7 @@ ea_result ea_agent_reconnect_now_tick(ea_agent *agent, uint32_t tick);
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_handle_connected(ea_agent *agent, uint64_t now_ms);
+ea_result ea_agent_handle_connected(struct ea_agent *agent, uint64_t now_ms);
 
 /**
  * `ea_agent_handle_connected` with a 32-bit tick.
@@ -1351,7 +1351,7 @@ ea_result ea_agent_handle_connected(ea_agent *agent, uint64_t now_ms);
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_handle_connected_tick(ea_agent *agent, uint32_t tick);
+ea_result ea_agent_handle_connected_tick(struct ea_agent *agent, uint32_t tick);
 
 /**
  * Bytes arrived on the transport (any chunking; the bytes are consumed
@@ -1361,7 +1361,7 @@ ea_result ea_agent_handle_connected_tick(ea_agent *agent, uint32_t tick);
  * # Safety
  * `agent` NULL or an `ea_agent`; `bytes` NULL (length 0) or readable.
  */
-ea_result ea_agent_handle_received(ea_agent *agent, uint64_t now_ms, const uint8_t *bytes, size_t len);
+ea_result ea_agent_handle_received(struct ea_agent *agent, uint64_t now_ms, const uint8_t *bytes, size_t len);
 
 /**
  * `ea_agent_handle_received` with a 32-bit tick.
@@ -1369,7 +1369,7 @@ ea_result ea_agent_handle_received(ea_agent *agent, uint64_t now_ms, const uint8
  * # Safety
  * As for `ea_agent_handle_received`.
  */
-ea_result ea_agent_handle_received_tick(ea_agent *agent, uint32_t tick, const uint8_t *bytes, size_t len);
+ea_result ea_agent_handle_received_tick(struct ea_agent *agent, uint32_t tick, const uint8_t *bytes, size_t len);
 
 /**
  * The transport failed, could not be opened, or was closed by the peer;
@@ -1379,7 +1379,7 @@ ea_result ea_agent_handle_received_tick(ea_agent *agent, uint32_t tick, const ui
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_handle_disconnected(ea_agent *agent, uint64_t now_ms, uint32_t error);
+ea_result ea_agent_handle_disconnected(struct ea_agent *agent, uint64_t now_ms, uint32_t error);
 
 /**
  * `ea_agent_handle_disconnected` with a 32-bit tick.
@@ -1387,7 +1387,7 @@ ea_result ea_agent_handle_disconnected(ea_agent *agent, uint64_t now_ms, uint32_
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_handle_disconnected_tick(ea_agent *agent, uint32_t tick, uint32_t error);
+ea_result ea_agent_handle_disconnected_tick(struct ea_agent *agent, uint32_t tick, uint32_t error);
 
 /**
  * Time has passed: fires every timer due at `now_ms`.
@@ -1395,7 +1395,7 @@ ea_result ea_agent_handle_disconnected_tick(ea_agent *agent, uint32_t tick, uint
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_handle_timeout(ea_agent *agent, uint64_t now_ms);
+ea_result ea_agent_handle_timeout(struct ea_agent *agent, uint64_t now_ms);
 
 /**
  * `ea_agent_handle_timeout` with a 32-bit tick.
@@ -1403,7 +1403,7 @@ ea_result ea_agent_handle_timeout(ea_agent *agent, uint64_t now_ms);
  * # Safety
  * `agent` NULL or an `ea_agent`.
  */
-ea_result ea_agent_handle_timeout_tick(ea_agent *agent, uint32_t tick);
+ea_result ea_agent_handle_timeout_tick(struct ea_agent *agent, uint32_t tick);
 
 /**
  * Writes the next frame to send into `out` and its length to `*written`;
@@ -1416,7 +1416,7 @@ ea_result ea_agent_handle_timeout_tick(ea_agent *agent, uint32_t tick);
  * `agent` NULL or an `ea_agent`; `out` NULL or `out_len` writable bytes;
  * `written` NULL or writable.
  */
-ea_result ea_agent_poll_transmit(ea_agent *agent, uint64_t now_ms, uint8_t *out, size_t out_len, size_t *written);
+ea_result ea_agent_poll_transmit(struct ea_agent *agent, uint64_t now_ms, uint8_t *out, size_t out_len, size_t *written);
 
 /**
  * `ea_agent_poll_transmit` with a 32-bit tick.
@@ -1424,7 +1424,7 @@ ea_result ea_agent_poll_transmit(ea_agent *agent, uint64_t now_ms, uint8_t *out,
  * # Safety
  * As for `ea_agent_poll_transmit`.
  */
-ea_result ea_agent_poll_transmit_tick(ea_agent *agent, uint32_t tick, uint8_t *out, size_t out_len, size_t *written);
+ea_result ea_agent_poll_transmit_tick(struct ea_agent *agent, uint32_t tick, uint8_t *out, size_t out_len, size_t *written);
 
 /**
  * Takes the next event into `*event`; `kind == EA_EVENT_NONE` when there
@@ -1434,7 +1434,7 @@ ea_result ea_agent_poll_transmit_tick(ea_agent *agent, uint32_t tick, uint8_t *o
  * # Safety
  * `agent` NULL or an `ea_agent`; `event` NULL or writable.
  */
-ea_result ea_agent_poll_event(ea_agent *agent, ea_event *event);
+ea_result ea_agent_poll_event(struct ea_agent *agent, struct ea_event *event);
 
 /**
  * Writes to `*deadline_ms` the instant (on the caller's `now_ms` clock) by
@@ -1445,7 +1445,7 @@ ea_result ea_agent_poll_event(ea_agent *agent, ea_event *event);
  * # Safety
  * `agent` NULL or an `ea_agent`; `deadline_ms` NULL or writable.
  */
-ea_result ea_agent_poll_timeout(const ea_agent *agent, uint64_t *deadline_ms);
+ea_result ea_agent_poll_timeout(const struct ea_agent *agent, uint64_t *deadline_ms);
 
 /**
  * Writes to `*delay_ms` how long from `now_ms` until
@@ -1456,7 +1456,7 @@ ea_result ea_agent_poll_timeout(const ea_agent *agent, uint64_t *deadline_ms);
  * # Safety
  * `agent` NULL or an `ea_agent`; `delay_ms` NULL or writable.
  */
-ea_result ea_agent_timeout_delay(const ea_agent *agent, uint64_t now_ms, uint32_t *delay_ms);
+ea_result ea_agent_timeout_delay(const struct ea_agent *agent, uint64_t now_ms, uint32_t *delay_ms);
 
 /**
  * `ea_agent_timeout_delay` with a 32-bit tick.
@@ -1464,7 +1464,7 @@ ea_result ea_agent_timeout_delay(const ea_agent *agent, uint64_t now_ms, uint32_
  * # Safety
  * As for `ea_agent_timeout_delay`.
  */
-ea_result ea_agent_timeout_delay_tick(ea_agent *agent, uint32_t tick, uint32_t *delay_ms);
+ea_result ea_agent_timeout_delay_tick(struct ea_agent *agent, uint32_t tick, uint32_t *delay_ms);
 
 /**
  * Writes the session's state to `*state`.
@@ -1472,7 +1472,7 @@ ea_result ea_agent_timeout_delay_tick(ea_agent *agent, uint32_t tick, uint32_t *
  * # Safety
  * `agent` NULL or an `ea_agent`; `state` NULL or writable.
  */
-ea_result ea_agent_state(const ea_agent *agent, ea_state *state);
+ea_result ea_agent_state(const struct ea_agent *agent, ea_state *state);
 
 /**
  * Writes to `*drained` whether every pushed record is acked or dropped
@@ -1481,7 +1481,7 @@ ea_result ea_agent_state(const ea_agent *agent, ea_state *state);
  * # Safety
  * `agent` NULL or an `ea_agent`; `drained` NULL or writable.
  */
-ea_result ea_agent_is_drained(const ea_agent *agent, bool *drained);
+ea_result ea_agent_is_drained(const struct ea_agent *agent, bool *drained);
 
 /**
  * Writes a snapshot of the state, ring and counters to `*stats`.
@@ -1489,13 +1489,13 @@ ea_result ea_agent_is_drained(const ea_agent *agent, bool *drained);
  * # Safety
  * `agent` NULL or an `ea_agent`; `stats` NULL or writable.
  */
-ea_result ea_agent_stats(const ea_agent *agent, ea_stats *stats);
+ea_result ea_agent_stats(const struct ea_agent *agent, struct ea_stats *stats);
 
 /**
  * The documented defaults: every bound and interval as listed on each
  * field of `ea_config`, no lock hooks.
  */
-ea_config ea_config_default(void);
+struct ea_config ea_config_default(void);
 
 /**
  * Initializes an intake queue over `buf[0..buf_len]` holding records of at
@@ -1508,7 +1508,7 @@ ea_config ea_config_default(void);
  * `intake` is NULL or points to `intake_size` writable bytes; `buf` is NULL
  * or points to `buf_len` writable bytes used by nothing else.
  */
-ea_result ea_intake_init(ea_intake *intake, size_t intake_size, uint8_t *buf, size_t buf_len, size_t max_payload);
+ea_result ea_intake_init(struct ea_intake *intake, size_t intake_size, uint8_t *buf, size_t buf_len, size_t max_payload);
 
 /**
  * Ends an intake; records still queued are discarded (they show in
@@ -1518,7 +1518,7 @@ ea_result ea_intake_init(ea_intake *intake, size_t intake_size, uint8_t *buf, si
  * # Safety
  * `intake` is NULL or points to an `ea_intake`.
  */
-ea_result ea_intake_deinit(ea_intake *intake);
+ea_result ea_intake_deinit(struct ea_intake *intake);
 
 /**
  * Queues one record (copied). Wait-free, lock-free, interrupt-safe; for one
@@ -1529,7 +1529,7 @@ ea_result ea_intake_deinit(ea_intake *intake);
  * `intake` is NULL or points to an `ea_intake`; `payload` is NULL (with
  * `payload_len` 0) or points to `payload_len` readable bytes.
  */
-ea_result ea_intake_push(const ea_intake *intake, uint32_t data_type, uint64_t timestamp_ms, const uint8_t *payload, size_t payload_len);
+ea_result ea_intake_push(const struct ea_intake *intake, uint32_t data_type, uint64_t timestamp_ms, const uint8_t *payload, size_t payload_len);
 
 /**
  * The intake's counters. Callable from any context.
@@ -1537,7 +1537,7 @@ ea_result ea_intake_push(const ea_intake *intake, uint32_t data_type, uint64_t t
  * # Safety
  * `intake` is NULL or points to an `ea_intake`; `out` is NULL or writable.
  */
-ea_result ea_intake_stats(const ea_intake *intake, ea_intake_counters *out);
+ea_result ea_intake_stats(const struct ea_intake *intake, struct ea_intake_counters *out);
 
 /**
  * The static, NUL-terminated message of `result`; "unknown result" for a
@@ -1577,7 +1577,7 @@ size_t ea_agent_storage_align(void);
  * `config`, `identity` NULL or readable, with the identity's pointers
  * valid for the call.
  */
-ea_result ea_config_validate(const ea_config *config, const ea_identity *identity, size_t ring_len, size_t rx_len, size_t events_len);
+ea_result ea_config_validate(const struct ea_config *config, const struct ea_identity *identity, size_t ring_len, size_t rx_len, size_t events_len);
 
 /**
  * Writes to `*len` the smallest transmit buffer `ea_agent_poll_transmit`
@@ -1587,7 +1587,7 @@ ea_result ea_config_validate(const ea_config *config, const ea_identity *identit
  * # Safety
  * `config`, `identity` NULL or readable; `len` NULL or writable.
  */
-ea_result ea_min_transmit_len(const ea_config *config, const ea_identity *identity, size_t *len);
+ea_result ea_min_transmit_len(const struct ea_config *config, const struct ea_identity *identity, size_t *len);
 
 #ifdef __cplusplus
 }  // extern "C"
