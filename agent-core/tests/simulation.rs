@@ -97,6 +97,9 @@
 //!   `delay <= ceiling`, the endpoint rotation the config implies, and the
 //!   next `Connect` event comes exactly `max(delay, retry_after)` later;
 //!   `GaveUp` exactly at the give-up limit.
+//! * Timers: after `handle_timeout(t)` and draining `poll_transmit(t)`, no
+//!   timer is due at `t` (`Agent::next_timer` is later, or names the
+//!   timer that broke it).
 //! * No busy loop: after `handle_timeout(t)` and its outputs,
 //!   `poll_timeout()` may be `<= t` at most [`SAME_INSTANT_TIMEOUTS`] times
 //!   in a row (a zero jitter draw legitimately makes a backoff deadline due
@@ -812,11 +815,17 @@ impl<'a> World<'a> {
             s.bucket_timeouts
         );
         s.agent.handle_timeout(Instant(now));
-        self.drive(a);
+        self.drive_checked(a, true);
     }
 
     /// The documented outputs after an input: transmit until 0, then events.
     fn drive(&mut self, a: usize) {
+        self.drive_checked(a, false)
+    }
+
+    /// `drive`; after a `handle_timeout` (`timed_out`) also checks the timer
+    /// invariant: once the transmits are drained, no timer is due at `now`.
+    fn drive_checked(&mut self, a: usize, timed_out: bool) {
         let now = self.now;
         let mut frames = 0;
         loop {
@@ -846,6 +855,18 @@ impl<'a> World<'a> {
             let bytes = self.tx[..n].to_vec();
             self.trace(a, format_args!("tx kind {} len {n} state {:?}", bytes[3], self.sims[a].agent.state()));
             self.send(id, Dir::Up, bytes);
+        }
+        if timed_out {
+            let agent = &self.sims[a].agent;
+            if let Some((timer, at)) = agent.next_timer() {
+                assert!(
+                    at > Instant(now),
+                    "t={now} agent {a}: timer {timer:?} still due at {at:?} after handle_timeout and poll_transmit \
+                     (state {:?}, ring {:?})",
+                    agent.state(),
+                    agent.ring()
+                );
+            }
         }
         let mut evs = Vec::new();
         while let Some(ev) = self.sims[a].agent.poll_event() {

@@ -104,6 +104,7 @@ pub use config::{
     MAX_HELLO_FRAME,
 };
 use config::max_entry;
+pub use timers::Timer;
 
 
 /// Bytes a Batch body needs beyond its entries: four varints.
@@ -576,6 +577,14 @@ impl<'a> Agent<'a> {
             return Some(Event::Delivered { acked_total: counters.acked, first_unacked_seq: c.ring.first_unacked_seq() });
         }
         c.events.pop()
+    }
+
+    /// The earliest running timer and when it fires (on the caller's
+    /// clock, like [`Agent::poll_timeout`]): says why the agent wants to be
+    /// woken. After `handle_timeout(now)` and draining `poll_transmit(now)`,
+    /// it is later than `now`.
+    pub fn next_timer(&self) -> Option<(Timer, Instant)> {
+        self.core.next_timer().map(|(t, at)| (t, self.core.clock.to_caller(at)))
     }
 
     /// When `handle_timeout` must be called next; `None` when no timer runs

@@ -1,66 +1,175 @@
-//! Timers: what `handle_timeout` fires and what `poll_timeout` reports,
-//! and the heartbeats they push.
+//! The timer table: every deadline of the session has a name ([`Timer`]),
+//! one place computes it (`Core::deadline`), `handle_timeout` fires the
+//! due ones and `poll_timeout` reports the earliest. Heartbeats, which the
+//! heartbeat timer pushes, live here too.
+//!
+//! Invariant (tested after every step of the fleet simulation): after
+//! `handle_timeout(now)` and draining `poll_transmit(now)`, no timer is due
+//! at `now`: `poll_timeout()` is later, and [`super::Agent::next_timer`]
+//! names the timer it is.
 
 use super::*;
 
+/// A named deadline of the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Timer {
+    /// The backoff wait is over: the next attempt (`Connect` event).
+    Reconnect = 0,
+    /// The transport was not reported up within `connect_timeout`.
+    ConnectTimeout = 1,
+    /// No Accept within `handshake_timeout`.
+    HandshakeTimeout = 2,
+    /// No frame received for `idle_timeout`: `poll_transmit` sends a Ping.
+    Idle = 3,
+    /// No frame received within `pong_timeout` of the Ping.
+    PongTimeout = 4,
+    /// Records in flight without ack progress for `ack_timeout`.
+    AckTimeout = 5,
+    /// The connection has been up for `healthy_after`.
+    Healthy = 6,
+    /// Pending records are due: `poll_transmit` sends a batch.
+    Flush = 7,
+    /// A heartbeat is due.
+    Heartbeat = 8,
+}
+
+impl Timer {
+    /// Every timer, in the order `handle_timeout` fires those due together.
+    pub const ALL: [Timer; 9] = [
+        Timer::Healthy,
+        Timer::AckTimeout,
+        Timer::PongTimeout,
+        Timer::ConnectTimeout,
+        Timer::HandshakeTimeout,
+        Timer::Reconnect,
+        Timer::Heartbeat,
+        Timer::Idle,
+        Timer::Flush,
+    ];
+
+    /// Timers that `poll_transmit` serves (by sending a Ping or a batch)
+    /// rather than `handle_timeout`.
+    pub const fn is_transmit(self) -> bool {
+        matches!(self, Timer::Idle | Timer::Flush)
+    }
+}
+
 impl Core<'_> {
+    /// When `timer` fires; `None` when it is not running.
+    pub(super) fn deadline(&self, timer: Timer) -> Option<Instant> {
+        let connected = match self.state {
+            State::Connected { since, healthy, .. } => Some((since, healthy)),
+            _ => None,
+        };
+        match timer {
+            Timer::Reconnect => match self.state {
+                State::Backoff { until, .. } => Some(until),
+                _ => None,
+            },
+            Timer::ConnectTimeout => match self.state {
+                State::Connecting { deadline, .. } => Some(deadline),
+                _ => None,
+            },
+            Timer::HandshakeTimeout => match self.state {
+                State::Handshaking { deadline, .. } => Some(deadline),
+                _ => None,
+            },
+            Timer::Idle => connected.filter(|_| self.ping.is_none()).map(|_| self.last_rx + self.cfg.idle_timeout),
+            Timer::PongTimeout => connected.and(self.ping).map(|p| p.sent + self.cfg.pong_timeout),
+            Timer::AckTimeout => connected
+                .filter(|_| self.ring.inflight_records() > 0)
+                .map(|_| self.ack_progress + self.cfg.ack_timeout),
+            Timer::Healthy => connected.filter(|(_, healthy)| !healthy).map(|(since, _)| since + self.cfg.healthy_after),
+            Timer::Flush => connected.and_then(|_| self.flush_deadline()),
+            Timer::Heartbeat => self.next_heartbeat.filter(|_| !matches!(self.state, State::Closed)),
+        }
+    }
+
+    /// The earliest running timer and its deadline.
+    pub(super) fn next_timer(&self) -> Option<(Timer, Instant)> {
+        Timer::ALL.into_iter().filter_map(|t| Some((t, self.deadline(t)?))).min_by_key(|&(_, at)| at)
+    }
+
+    /// When `handle_timeout` must be called next.
+    pub(super) fn next_timeout(&self) -> Option<Instant> {
+        self.next_timer().map(|(_, at)| at)
+    }
+
+    /// Fires every timer due at `now`, again and again until none is (one
+    /// firing can arm another for the same instant: a connect timeout with a
+    /// zero backoff draw makes the next attempt due at once). Each firing
+    /// moves its timer past `now` or stops it, so this ends; the bound is a
+    /// second guard.
     pub(super) fn on_timeout(&mut self, now: Instant, decoder: &FrameDecoder<'_>) {
-        match self.state {
-            State::Backoff { until, endpoint } if now >= until => {
+        for _ in 0..2 * Timer::ALL.len() {
+            let due = Timer::ALL
+                .into_iter()
+                .filter(|t| !t.is_transmit())
+                .find(|&t| self.deadline(t).is_some_and(|at| at <= now));
+            match due {
+                Some(timer) => self.fire(timer, now, decoder),
+                None => return,
+            }
+        }
+    }
+
+    fn fire(&mut self, timer: Timer, now: Instant, decoder: &FrameDecoder<'_>) {
+        match (timer, self.state) {
+            (Timer::Reconnect, State::Backoff { endpoint, .. }) => {
                 self.state = State::Connecting { endpoint, deadline: now + self.cfg.connect_timeout };
                 self.close_pending = None;
                 self.emit(Event::Connect { endpoint });
             }
-            State::Connecting { deadline, .. } if now >= deadline => {
-                self.fail(now, DisconnectReason::ConnectTimeout, None, Duration::ZERO);
+            (Timer::ConnectTimeout, _) => self.fail(now, DisconnectReason::ConnectTimeout, None, Duration::ZERO),
+            (Timer::HandshakeTimeout, _) => {
+                self.fail(now, DisconnectReason::HandshakeTimeout, Some(CloseCode::Timeout), Duration::ZERO)
             }
-            State::Handshaking { deadline, .. } if now >= deadline => {
-                self.fail(now, DisconnectReason::HandshakeTimeout, Some(CloseCode::Timeout), Duration::ZERO);
+            (Timer::Healthy, State::Connected { endpoint, since, .. }) => {
+                self.backoff.reset();
+                // A healthy connection wins back one step of batch size.
+                self.shrink = self.shrink.saturating_sub(1);
+                self.state = State::Connected { endpoint, since, healthy: true };
             }
-            State::Connected { endpoint, since, healthy } => {
-                if !healthy && now >= since + self.cfg.healthy_after {
-                    self.backoff.reset();
-                    // A healthy connection wins back one step of batch size.
-                    self.shrink = self.shrink.saturating_sub(1);
-                    self.state = State::Connected { endpoint, since, healthy: true };
-                }
-                if self.ring.inflight_records() > 0 && now >= self.ack_progress + self.cfg.ack_timeout {
-                    // Either a batch or an ack was lost, or the link is too
-                    // slow to carry a window within `ack_timeout`: the next
-                    // connection sends half the batch and half the window.
-                    self.stats.ack_timeouts += 1;
-                    self.shrink = (self.shrink + 1).min(MAX_SHRINK);
-                    self.fail(now, DisconnectReason::AckTimeout, Some(CloseCode::Timeout), Duration::ZERO);
-                    return self.heartbeat_tick(now, decoder);
-                }
-                if let Some(p) = self.ping {
-                    if now >= p.sent + self.cfg.pong_timeout {
-                        if self.last_rx > p.sent {
-                            // The peer is alive; the pong is just late or lost.
-                            self.ping = None;
-                        } else {
-                            // With records in flight the Ping may just be
-                            // queued behind them on a slow link: shrink too.
-                            if self.ring.inflight_records() > 0 {
-                                self.shrink = (self.shrink + 1).min(MAX_SHRINK);
-                            }
-                            self.fail(now, DisconnectReason::PongTimeout, Some(CloseCode::Timeout), Duration::ZERO);
-                        }
+            (Timer::AckTimeout, _) => {
+                // Either a batch or an ack was lost, or the link is too slow
+                // to carry a window within `ack_timeout`: the next connection
+                // sends half the batch and half the window.
+                self.stats.ack_timeouts += 1;
+                self.shrink = (self.shrink + 1).min(MAX_SHRINK);
+                self.fail(now, DisconnectReason::AckTimeout, Some(CloseCode::Timeout), Duration::ZERO);
+            }
+            (Timer::PongTimeout, _) => {
+                let sent = self.ping.map_or(now, |p| p.sent);
+                if self.last_rx > sent {
+                    // The peer is alive; the pong is just late or lost.
+                    self.ping = None;
+                } else {
+                    // With records in flight the Ping may just be queued
+                    // behind them on a slow link: shrink too.
+                    if self.ring.inflight_records() > 0 {
+                        self.shrink = (self.shrink + 1).min(MAX_SHRINK);
                     }
+                    self.fail(now, DisconnectReason::PongTimeout, Some(CloseCode::Timeout), Duration::ZERO);
                 }
             }
-            _ => {}
-        }
-        self.heartbeat_tick(now, decoder);
-    }
-
-    pub(super) fn heartbeat_tick(&mut self, now: Instant, decoder: &FrameDecoder<'_>) {
-        if let Some(due) = self.next_heartbeat {
-            if now >= due && !matches!(self.state, State::Closed) {
+            (Timer::Heartbeat, _) => {
+                let due = self.next_heartbeat.unwrap_or(now);
                 self.heartbeat(now, self.stats_with(decoder));
                 let next = due + self.cfg.heartbeat_interval;
+                // After a long stall, one heartbeat, not a burst.
                 self.next_heartbeat = Some(if next > now { next } else { now + self.cfg.heartbeat_interval });
             }
+            // `deadline` runs each timer only in the states above, and the
+            // transmit timers are not fired here.
+            _ => {}
+        }
+    }
+
+    /// Pushes a heartbeat now (the heartbeat timer, or `heartbeat_now`).
+    pub(super) fn heartbeat_tick(&mut self, now: Instant, decoder: &FrameDecoder<'_>) {
+        if self.next_heartbeat.is_some_and(|due| now >= due) && !matches!(self.state, State::Closed) {
+            self.fire(Timer::Heartbeat, now, decoder);
         }
     }
 
@@ -77,35 +186,6 @@ impl Core<'_> {
             if let Some(n) = write_body(&phb, &mut buf) {
                 let _ = self.push(now, &Record::new(data_type::PLUGIN_HEARTBEAT, ts, &buf[..n]));
             }
-        }
-    }
-
-    pub(super) fn next_timeout(&self) -> Option<Instant> {
-        let state_timer = match self.state {
-            State::Backoff { until, .. } => Some(until),
-            State::Connecting { deadline, .. } | State::Handshaking { deadline, .. } => Some(deadline),
-            State::Connected { since, healthy, .. } => {
-                let mut t = match self.ping {
-                    Some(p) => p.sent + self.cfg.pong_timeout,
-                    None => self.last_rx + self.cfg.idle_timeout,
-                };
-                if !healthy {
-                    t = t.min(since + self.cfg.healthy_after);
-                }
-                if self.ring.inflight_records() > 0 {
-                    t = t.min(self.ack_progress + self.cfg.ack_timeout);
-                }
-                if let Some(flush) = self.flush_deadline() {
-                    t = t.min(flush);
-                }
-                Some(t)
-            }
-            State::GaveUp => None,
-            State::Closed => return None,
-        };
-        match (state_timer, self.next_heartbeat) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
         }
     }
 
