@@ -79,8 +79,23 @@ async fn finish_ref(stream: &mut TcpStream, bytes: &[u8]) {
     .await;
 }
 
+/// `reason` cut (at a character boundary) so that a Reject or Close
+/// carrying it fits a peer `max_frame` of `peer_max_frame` bytes: 17 bytes
+/// of framing, at most 13 of other fields.
+fn fit(reason: &str, peer_max_frame: usize) -> &str {
+    let room = peer_max_frame.saturating_sub(agent_core::frame::OVERHEAD + 13);
+    if reason.len() <= room {
+        return reason;
+    }
+    let mut end = room;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
 /// The first (and only) frame of a refused handshake.
-fn refusal_frame(r: &Refusal, retry_after_ms: u32) -> Vec<u8> {
+fn refusal_frame(r: &Refusal, retry_after_ms: u32, peer_max_frame: usize) -> Vec<u8> {
     let mut out = Vec::new();
     let mut seq = 0;
     match r {
@@ -88,9 +103,12 @@ fn refusal_frame(r: &Refusal, retry_after_ms: u32) -> Vec<u8> {
             // Incompatible does not get better by waiting; the agent's
             // backoff decides.
             let retry = if matches!(code, CloseCode::Incompatible) { 0 } else { retry_after_ms };
+            let reason = fit(reason, peer_max_frame);
             push_frame(&mut out, &mut seq, &Message::Reject(Reject { code: *code as u16, reason, retry_after_ms: retry }))
         }
-        Refusal::Close { code, reason } => push_frame(&mut out, &mut seq, &Message::Close(Close { code: *code as u16, reason })),
+        Refusal::Close { code, reason } => {
+            push_frame(&mut out, &mut seq, &Message::Close(Close { code: *code as u16, reason: fit(reason, peer_max_frame) }))
+        }
     }
     out
 }
@@ -123,6 +141,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         out: Vec::with_capacity(1024),
         tx_seq: 0,
         last_stats: DecoderStats::default(),
+        peer_max_frame: agent_core::frame::MIN_MAX_FRAME,
     };
     conn.run().await;
 }
@@ -136,6 +155,9 @@ struct Conn {
     out: Vec<u8>,
     tx_seq: u32,
     last_stats: DecoderStats,
+    /// The agent's `Hello.max_frame` once known; until then the smallest
+    /// any agent may announce.
+    peer_max_frame: usize,
 }
 
 /// How the main loop ended.
@@ -161,6 +183,7 @@ impl Conn {
                 return self.refuse(Refusal::Close { code: CloseCode::Timeout, reason: "no Hello in time".into() }).await;
             }
         };
+        self.peer_max_frame = (hello.max_frame as usize).max(agent_core::frame::MIN_MAX_FRAME);
         if !self.shared.auth.check(&hello.agent_id, &hello.auth_token) {
             Metrics::inc(&self.shared.metrics.rejects_unauthorized_total);
             tracing::warn!(peer = %self.peer, agent = %hello.agent_id, "bad auth token");
@@ -195,9 +218,10 @@ impl Conn {
         let mut bytes = std::mem::take(&mut self.out);
         match &r {
             Refusal::Close { code, reason } => {
+                let reason = fit(reason, self.peer_max_frame);
                 push_frame(&mut bytes, &mut self.tx_seq, &Message::Close(Close { code: *code as u16, reason }))
             }
-            Refusal::Reject { .. } => bytes = refusal_frame(&r, self.shared.cfg.retry_after_ms),
+            Refusal::Reject { .. } => bytes = refusal_frame(&r, self.shared.cfg.retry_after_ms, self.peer_max_frame),
         }
         finish_ref(&mut self.stream, &bytes).await;
     }
@@ -447,5 +471,24 @@ impl Conn {
             self.push(&Message::Ack(Ack { up_to }));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_fit_the_smallest_peer_frame() {
+        let long = "é".repeat(100);
+        for r in [
+            Refusal::Reject { code: CloseCode::Incompatible, reason: long.clone() },
+            Refusal::Close { code: CloseCode::ProtocolError, reason: long.clone() },
+        ] {
+            let f = refusal_frame(&r, u32::MAX, 64);
+            assert!(f.len() <= 64, "{} bytes", f.len());
+        }
+        assert_eq!(fit("short", 64), "short");
+        assert!(fit(&long, 64).chars().all(|c| c == 'é'));
     }
 }

@@ -85,7 +85,7 @@ pub fn first_frame(frame: &Frame<'_>, max_frame: u32) -> Result<HelloInfo, Refus
     if frame.kind == Kind::Hello as u8 && frame.version != VERSION {
         return Err(Refusal::Reject {
             code: CloseCode::Incompatible,
-            reason: format!("protocol version {} not supported; this collector speaks {VERSION}", frame.version),
+            reason: format!("protocol version {}; speaks {VERSION}", frame.version),
         });
     }
     let h = match Message::decode(frame) {
@@ -97,7 +97,7 @@ pub fn first_frame(frame: &Frame<'_>, max_frame: u32) -> Result<HelloInfo, Refus
     if h.min_frame > max_frame {
         return Err(Refusal::Reject {
             code: CloseCode::Incompatible,
-            reason: format!("agent needs frames of {} bytes; this collector accepts at most {max_frame}", h.min_frame),
+            reason: format!("needs max_frame {} > {max_frame}", h.min_frame),
         });
     }
     let mut addresses = Vec::new();
