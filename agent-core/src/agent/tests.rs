@@ -5,7 +5,7 @@
 //! sent) are scripted with [`deliver`].
 
 use super::*;
-use crate::message::{Accept, Ack, Message, Reject};
+use crate::message::{Accept, Ack, Message};
 use crate::time::Tick32;
 use std::vec::Vec;
 
@@ -308,7 +308,7 @@ fn hello_larger_than_a_batch_still_goes_out() {
 fn auth_token_rotates_without_losing_records() {
     let mut m = Mem::new();
     let mut a = m.agent(cfg());
-    connect(&mut a, 0, 0);
+    let mut p = connect(&mut a, 0, 0);
     for i in 0..3u8 {
         a.push(Instant(0), &Record::new(2001, 0, &[i])).unwrap();
     }
@@ -317,20 +317,20 @@ fn auth_token_rotates_without_losing_records() {
     assert_eq!(first.len(), 1);
     assert_eq!(a.set_auth_token(b"rotated-jwt"), Ok(()));
     assert_eq!(a.set_auth_token(&[0u8; MAX_HELLO_FRAME]), Err(ConfigError::HelloTooLarge));
+    // The server now takes only the new credential (it would reject the old).
+    p.peer.cfg.auth_token = Some(b"rotated-jwt".to_vec());
     a.handle_disconnected(Instant(10), TransportError::Reset);
     let t = a.poll_timeout().unwrap().as_millis();
     a.handle_timeout(Instant(t));
     events(&mut a);
+    p.open();
     a.handle_connected(Instant(t));
-    let mut out = [0u8; 2048];
-    let n = a.poll_transmit(Instant(t), &mut out);
-    let mut store = vec![0u8; 4096];
-    let mut dec = FrameDecoder::new(&mut store);
-    let Feed::Frame { frame, .. } = dec.feed(&out[..n]) else { panic!() };
-    let Ok(Message::Hello(h)) = Message::decode(&frame) else { panic!() };
-    assert_eq!(h.auth_token, b"rotated-jwt");
-    assert_eq!((h.first_unacked_seq, h.next_seq), (0, first[0].1 as u64));
-    deliver(&mut a, t, Message::Accept(Accept { next_seq: 0, max_frame: 4096 }));
+    let notes = p.uplink(&mut a, t);
+    let [Note::Hello { auth_token, first_unacked_seq, next_seq, answer, .. }] = &notes[..] else { panic!("{notes:?}") };
+    assert_eq!(auth_token, b"rotated-jwt");
+    assert_eq!((*first_unacked_seq, *next_seq), (0, first[0].1 as u64));
+    assert_eq!(*answer, peer::Answer::Accept { next_seq: 0 }, "the batch never reached the server");
+    assert!(p.downlink(&mut a, t));
     a.flush_now(Instant(t));
     assert_eq!(batches(&transmit_all(&mut a, t)), first, "the same records, the same numbers");
 }
@@ -424,6 +424,8 @@ fn rejects_grow_backoff_and_rotate_endpoints() {
     let mut m = Mem::new();
     let backoff = BackoffConfig { endpoints: 2, attempts_per_endpoint: 2, give_up_after: 5, ..Default::default() };
     let mut a = m.agent(AgentConfig { backoff, ..cfg() });
+    let busy = peer::Refusal { code: CloseCode::Busy, retry_after_ms: 0 };
+    let mut p = Pair::with(PeerConfig { reject: Some(busy), ..PeerConfig::default() });
     let mut t = 0;
     let mut endpoints = Vec::new();
     for attempt in 1..=5u32 {
@@ -431,9 +433,11 @@ fn rejects_grow_backoff_and_rotate_endpoints() {
         let ev = events(&mut a);
         assert!(ev[0].starts_with("Connect"), "{ev:?}");
         endpoints.push(a.endpoint().unwrap());
+        let id = p.open();
         a.handle_connected(Instant(t));
-        let _ = transmit_all(&mut a, t);
-        deliver(&mut a, t, Message::Reject(Reject { code: 6, reason: "busy", retry_after_ms: 0 }));
+        p.uplink(&mut a, t);
+        assert!(p.downlink(&mut a, t), "the peer rejects");
+        assert!(!p.peer.is_open(id), "and closes");
         let ev = events(&mut a);
         assert_eq!(ev[0], "Disconnect { reason: Rejected }");
         if attempt == 5 {
@@ -996,12 +1000,15 @@ fn reject_retry_after_is_bounded_and_does_not_block_failover() {
     let backoff = BackoffConfig { endpoints: 2, attempts_per_endpoint: 2, cap: Duration::from_secs(60), ..Default::default() };
     let mut m = Mem::new();
     let mut a = m.agent(AgentConfig { backoff, ..cfg() });
-    let reject = |a: &mut Agent<'_>, t: u64| {
+    let busy = peer::Refusal { code: CloseCode::Busy, retry_after_ms: u32::MAX };
+    let mut p = Pair::with(PeerConfig { reject: Some(busy), ..PeerConfig::default() });
+    let mut reject = |a: &mut Agent<'_>, t: u64| {
         a.handle_timeout(Instant(t));
         events(a);
+        p.open();
         a.handle_connected(Instant(t));
-        transmit_all(a, t);
-        deliver(a, t, Message::Reject(Reject { code: 6, reason: "busy", retry_after_ms: u32::MAX }));
+        p.uplink(a, t);
+        assert!(p.downlink(a, t), "the peer rejects");
         assert_eq!(a.state(), StateKind::Backoff);
         a.poll_timeout().unwrap().as_millis()
     };
