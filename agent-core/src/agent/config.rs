@@ -48,7 +48,7 @@ pub struct AgentConfig {
     pub max_clock_step: Duration,
     /// A caller instant at most this much earlier than the latest one is a
     /// stale reading (no time passes); one further back re-anchors the clock
-    /// (default 1 s). See [`crate::time::Clock`].
+    /// (default 1 s). See [`crate::time::AgentClock`].
     pub clock_backstep_tolerance: Duration,
 }
 

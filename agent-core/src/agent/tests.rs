@@ -1159,3 +1159,27 @@ fn slow_link_still_delivers_after_timeouts() {
 fn cfg_slow() -> AgentConfig {
     AgentConfig { batch_max_bytes: 4096, window_bytes: 16 * 1024, ..cfg() }
 }
+
+/// A frame larger than the agent's receive buffer (its `Hello.max_frame`)
+/// is skipped and counted, and the frame after it still arrives.
+#[test]
+fn oversized_frame_is_skipped_and_counted() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    connect(&mut a, 0, 0);
+    let mut header = frame_of(Message::Ping(Ping { nonce: 1 }))[..13].to_vec();
+    header[5..9].copy_from_slice(&(m_rx_len() as u32).to_le_bytes());
+    let mut stream = header;
+    stream.extend(frame_of(Message::Ping(Ping { nonce: 2 })));
+    a.handle_received(Instant(1), &stream);
+    let s = a.stats();
+    assert_eq!((s.decoder_oversized, s.frames_received, s.protocol_errors), (1, 2, 0), "the Accept and the Ping");
+    assert_eq!(a.state(), StateKind::Connected);
+    assert_eq!(transmit_all(&mut a, 1), vec![Sent::Pong(2)]);
+}
+
+/// The receive buffer of [`Mem::new`]: a body this long makes the frame
+/// larger than the agent accepts.
+fn m_rx_len() -> usize {
+    Mem::new().rx.len()
+}
