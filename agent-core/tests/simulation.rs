@@ -1692,7 +1692,13 @@ impl<'a> World<'a> {
     }
 
     fn summary(&self) -> Summary {
-        let mut sm = Summary { agents: self.sims.len() as u64, sim_ms: self.now, faults: self.faults.len() as u64, ..Default::default() };
+        let mut sm = Summary {
+            agents: self.sims.len() as u64,
+            sim_ms: self.now,
+            faults: self.faults.len() as u64,
+            damaged_closes: self.server.peer.damaged_closes,
+            ..Default::default()
+        };
         for s in &self.sims {
             let st = s.agent.stats();
             let store = self.server.peer.agent(s.name);
@@ -1701,7 +1707,6 @@ impl<'a> World<'a> {
             sm.records += store.records.len() as u64;
             sm.dups += store.dups;
             sm.gaps += store.gaps;
-            sm.damaged_closes += store.damaged_closes;
             sm.evicted += st.dropped_evicted;
             sm.refused += st.dropped_full;
             let d = s.drained_at.unwrap_or(self.now) - self.fault_end;

@@ -134,7 +134,8 @@ pub struct AgentLog {
     pub dup_mismatches: u64,
     /// Batches above the expected point (each closed its connection).
     pub gaps: u64,
-    /// Connections closed because their uplink showed damage.
+    /// Connections closed because their uplink showed damage (after a
+    /// Hello; [`Peer::damaged_closes`] counts them all).
     pub damaged_closes: u64,
     /// Hellos received.
     pub hellos: u64,
@@ -310,6 +311,9 @@ pub struct Peer<'a> {
     pub closes_received: Vec<(u64, u16)>,
     /// Hellos received, all agents.
     pub hellos: u64,
+    /// Connections closed because their uplink showed damage, all agents
+    /// (also those whose Hello was lost).
+    pub damaged_closes: u64,
     /// Tasks sent: (connection, token).
     pub tasks_sent: Vec<(u64, String)>,
     scratch: Vec<u8>,
@@ -338,6 +342,7 @@ impl<'a> Peer<'a> {
             closes_sent: Vec::new(),
             closes_received: Vec::new(),
             hellos: 0,
+            damaged_closes: 0,
             tasks_sent: Vec::new(),
             scratch: vec![0; 1 << 17],
             empty: AgentLog::default(),
@@ -499,6 +504,7 @@ impl<'a> Peer<'a> {
             if let Some(agent) = c.agent_id.clone() {
                 self.agents.entry(agent).or_default().damaged_closes += 1;
             }
+            self.damaged_closes += 1;
             self.close(id, CloseCode::ProtocolError, "damaged");
         }
         notes
