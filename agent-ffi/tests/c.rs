@@ -27,12 +27,28 @@ fn target_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
 }
 
-/// The static library cargo built beside this test.
+/// The static library, as `cargo build -p agent-ffi` makes it. `cargo test`
+/// builds only the rlib its tests link, so the staticlib is built here, in
+/// a target directory of its own (the outer cargo holds the main one).
 fn plain_lib() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let lib = exe.parent().unwrap().parent().unwrap().join("libedge_agent.a");
-    assert!(lib.exists(), "{} missing: cargo test builds the staticlib with the rlib", lib.display());
-    lib
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = target_dir().join("ffi-plain");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let o = Command::new(cargo)
+                .current_dir(root())
+                .env_remove("CARGO_TARGET_DIR")
+                .args(["build", "-p", "agent-ffi", "--target-dir"])
+                .arg(&dir)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "cargo build -p agent-ffi failed:\n{}", String::from_utf8_lossy(&o.stderr));
+            let lib = dir.join("debug/libedge_agent.a");
+            assert!(lib.exists(), "{} missing after cargo build", lib.display());
+            lib
+        })
+        .clone()
 }
 
 fn out_dir() -> PathBuf {
