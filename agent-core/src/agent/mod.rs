@@ -636,7 +636,9 @@ impl<'a> Core<'a> {
     }
 
     /// Every counter, gathered from the session, the ring, the decoder and
-    /// the clock.
+    /// the clock. Not inlined: its two callers (`stats`, the heartbeat)
+    /// would each carry a copy of every field's gathering.
+    #[inline(never)]
     fn stats_with(&self, decoder: &FrameDecoder<'_>) -> AgentStats {
         let r = self.ring.counters();
         let d = decoder.stats();
