@@ -79,7 +79,16 @@ impl Core<'_> {
 
     /// The earliest running timer and its deadline.
     pub(super) fn next_timer(&self) -> Option<(Timer, Instant)> {
-        Timer::ALL.into_iter().filter_map(|t| Some((t, self.deadline(t)?))).min_by_key(|&(_, at)| at)
+        let mut next: Option<(Timer, Instant)> = None;
+        for t in Timer::ALL {
+            // Strictly earlier: of timers due together, the first in `ALL`.
+            match (self.deadline(t), next) {
+                (Some(at), Some((_, best))) if at >= best => {}
+                (Some(at), _) => next = Some((t, at)),
+                (None, _) => {}
+            }
+        }
+        next
     }
 
     /// When `handle_timeout` must be called next.
