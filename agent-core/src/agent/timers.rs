@@ -181,7 +181,7 @@ impl Core<'_> {
             let _ = self.push(now, &Record::new(data_type::AGENT_HEARTBEAT, ts, &buf[..n]));
         }
         for i in 0..crate::plugin::MAX_PLUGINS {
-            let Some(p) = self.plugins.iter().nth(i).copied() else { break };
+            let Some(p) = self.plugins.get(i) else { continue };
             let phb = PluginHeartbeat { name: p.name, version: p.version, pid: p.pid, status: p.status };
             if let Some(n) = write_body(&phb, &mut buf) {
                 let _ = self.push(now, &Record::new(data_type::PLUGIN_HEARTBEAT, ts, &buf[..n]));
