@@ -206,9 +206,11 @@ impl WriteBody for Hello<'_> {
         w.str(self.hostname)?;
         w.str(self.product)?;
         w.str(self.version)?;
-        for list in [self.intranet_ipv4, self.intranet_ipv6, self.extranet_ipv4, self.extranet_ipv6, self.auth_token] {
-            w.bytes(list)?;
-        }
+        w.bytes(self.intranet_ipv4)?;
+        w.bytes(self.intranet_ipv6)?;
+        w.bytes(self.extranet_ipv4)?;
+        w.bytes(self.extranet_ipv6)?;
+        w.bytes(self.auth_token)?;
         w.uint(self.first_unacked_seq)?;
         w.uint(self.next_seq)?;
         w.uint(u64::from(self.max_frame))?;
