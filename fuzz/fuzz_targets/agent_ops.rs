@@ -1302,8 +1302,14 @@ fn run(input: &Input<'_>) {
             Op::RegisterPlugin(i) => {
                 let name = plugin_name(i);
                 let free = h.plugins.iter().position(Option::is_none);
+                // A plugin heartbeat is name, version (length-prefixed), pid
+                // (up to 5 bytes) and status (1): it must fit 384 bytes.
+                let field = |n: usize| if n < 128 { 1 + n } else { 2 + n };
+                let too_long = field(name.len()) + field("1.0".len()) + 5 + 1 > 384;
                 let want = if h.plugins.contains(&Some(name)) {
                     Err(PluginError::Duplicate)
+                } else if too_long {
+                    Err(PluginError::TooLong)
                 } else {
                     free.map(|i| PluginId(i as u8)).ok_or(PluginError::Full)
                 };
