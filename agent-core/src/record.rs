@@ -114,6 +114,12 @@ impl EntryHeader {
     /// `None` (with `out` partly written) if `out` is shorter than
     /// [`EntryHeader::header_len`].
     pub fn write(&self, out: &mut [u8]) -> Option<usize> {
+        let (t, d, l) = (self.data_type as u64, varint::zigzag(self.ts_delta), self.payload_len as u64);
+        if let ([t_out, d_out, l_out, ..], true) = (&mut *out, (t | d | l) < 0x80) {
+            // The common case: three one-byte fields.
+            (*t_out, *d_out, *l_out) = (t as u8, d as u8, l as u8);
+            return Some(3);
+        }
         let a = varint::encode_u64(self.data_type as u64, out)?;
         let b = varint::encode_u64(varint::zigzag(self.ts_delta), out.get_mut(a..)?)?;
         let c = varint::encode_u64(self.payload_len as u64, out.get_mut(a + b..)?)?;
@@ -131,6 +137,13 @@ impl EntryHeader {
     /// Parses a header from the front of `bytes`, returning it and its
     /// encoded length.
     pub fn decode(bytes: &[u8]) -> Result<(Self, usize), EntryError> {
+        if let [t, d, l, ..] = *bytes {
+            if (t | d | l) < 0x80 {
+                // The common case: three one-byte fields.
+                let h = EntryHeader { data_type: t.into(), ts_delta: varint::unzigzag(d.into()), payload_len: l.into() };
+                return Ok((h, 3));
+            }
+        }
         let (t, a) = varint::decode_u64(bytes)?;
         let data_type = u32::try_from(t).map_err(|_| EntryError::Malformed)?;
         let (d, b) = varint::decode_u64(&bytes[a..])?;
