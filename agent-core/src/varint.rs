@@ -11,7 +11,7 @@ pub const MAX_LEN_U64: usize = 10;
 /// significant bits, computed from the leading zeros (no loop).
 pub const fn len_u64(value: u64) -> usize {
     let bits = 64 - (value | 1).leading_zeros() as usize;
-    (bits + 6) / 7
+    bits.div_ceil(7)
 }
 
 /// Writes `value` into `out`, returning the bytes written, or `None` if `out`
