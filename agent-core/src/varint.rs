@@ -11,7 +11,10 @@ pub const MAX_LEN_U64: usize = 10;
 /// significant bits, computed from the leading zeros (no loop).
 pub const fn len_u64(value: u64) -> usize {
     let bits = 64 - (value | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+    // Not `div_ceil`: that costs a remainder and a branch on this hot path.
+    #[allow(clippy::manual_div_ceil)]
+    let n = (bits + 6) / 7;
+    n
 }
 
 /// Writes `value` into `out`, returning the bytes written, or `None` if `out`
