@@ -87,9 +87,17 @@ impl Backoff {
 
     /// The ceiling of the jitter window after `failures` failures.
     pub fn ceiling(cfg: &BackoffConfig, failures: u32) -> Duration {
-        let shift = failures.saturating_sub(1).min(63);
-        let grown = cfg.base.as_millis().checked_shl(shift).filter(|v| v >> shift == cfg.base.as_millis());
-        Duration(grown.unwrap_or(u64::MAX).min(cfg.cap.as_millis()))
+        // `base * 2^(failures - 1)`, saturating, by doubling: no 64-bit
+        // shift by a variable amount (a library call on 32-bit MCUs).
+        let cap = cfg.cap.as_millis();
+        let mut grown = cfg.base.as_millis();
+        for _ in 1..failures.min(64) {
+            if grown >= cap {
+                break;
+            }
+            grown = grown.saturating_add(grown);
+        }
+        Duration(grown.min(cap))
     }
 
     /// Records a failed attempt (or a lost connection that was not yet

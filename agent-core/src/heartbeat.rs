@@ -93,7 +93,7 @@ pub struct AgentStats {
     /// Frame candidates whose declared size exceeded the receive buffer.
     pub decoder_oversized: u64,
     /// Caller instants that were clamped (far ahead) or re-anchored (far
-    /// back); see [`crate::time::Clock`].
+    /// back); see [`crate::time::AgentClock`].
     pub clock_anomalies: u64,
     /// Handshakes ended because the server cannot carry this agent's
     /// records (`Accept.max_frame` below `Hello.min_frame`) or speaks

@@ -1,7 +1,8 @@
 //! Moving bytes within one buffer, without `memmove`.
 //!
-//! `slice::copy_within` links compiler-builtins' `memmove`, about 1.4 KiB of
-//! flash on a Cortex-M4 that most firmware would not otherwise carry. The
+//! `slice::copy_within` links compiler-builtins' `memmove`, flash on a
+//! Cortex-M4 that most firmware would not otherwise carry (measured in
+//! NOTES.md). The
 //! byte loop here is slower per byte but only runs on rare paths: ring
 //! eviction, decoder resynchronization and event-queue compaction.
 

@@ -124,6 +124,12 @@ impl<'a> Plugins<'a> {
         self.slots.iter().position(|s| matches!(s, Some(p) if p.name == name)).map(|i| PluginId(i as u8))
     }
 
+    /// The plugin registered in slot `i`, if any (slots in `iter` order).
+    pub(crate) fn get(&self, i: usize) -> Option<PluginSlot<'a>> {
+        self.slots.get(i).copied().flatten()
+    }
+
+    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &PluginSlot<'a>> {
         self.slots.iter().flatten()
     }

@@ -1,5 +1,6 @@
-//! Deterministic fleet simulation: several [`Agent`]s against a minimal
-//! in-test collector over a faulty simulated network, on one simulated clock.
+//! Deterministic fleet simulation: several [`Agent`]s against the shared
+//! test collector (`support/peer.rs`, the same peer the agent and driver tests
+//! use) over a faulty simulated network, on one simulated clock.
 //!
 //! # Model
 //!
@@ -22,18 +23,25 @@
 //!   after the link's latency plus jitter, in order, sometimes split into
 //!   chunks delivered a millisecond apart; everything due at one instant is
 //!   handed over in one `handle_received` (so frames also merge).
-//! * **Collector.** Decodes frames with [`FrameDecoder`] and
-//!   [`Message::decode`]; answers Hello with Accept (its stored resume point
-//!   for that agent, its `max_frame`), Ping with Pong; stores a Batch's
-//!   records if `first_seq <= next expected` (lower sequence numbers are
-//!   duplicates: checked byte-identical and counted) and acks up to the
-//!   highest contiguous sequence number; a Batch beyond that is a gap: the
-//!   collector closes the connection (Close, protocol error). Now and then it
-//!   sends Tasks (to the agent, a plugin or an unknown target) and Configs,
-//!   sometimes several at once. What it stored survives restarts.
+//! * **Collector.** The test peer ([`Peer`]), which follows PROTOCOL.md
+//!   literally: one [`FrameDecoder`](agent_core::decoder::FrameDecoder) per
+//!   connection (a few slots per agent; when all are taken the oldest
+//!   lingering connection is reset); answers Hello with Accept (its stored
+//!   resume point for that agent, its `max_frame`), or with Reject(Busy,
+//!   `retry_after_ms`) while a busy fault lasts; Ping with Pong; stores a
+//!   Batch's records if `first_seq <= next expected` (lower sequence numbers
+//!   are duplicates: dropped; the simulation checks them byte-identical) and
+//!   acks up to the highest contiguous sequence number; a Batch beyond that
+//!   is a gap: the collector closes the connection (Close, protocol error).
+//!   Now and then the simulation has it send Tasks (to the agent, a plugin or
+//!   an unknown target) and Configs, sometimes several at once. What it
+//!   stored survives restarts. Every frame it receives comes back as a
+//!   [`Note`] the simulation checks (below); a protocol error by the agent
+//!   fails the run.
 //!
-//!   Two collector habits speed recovery from corruption, which breaks the
-//!   protocol's premise of a reliable stream: it closes a connection whose
+//!   Two collector habits (the peer's `close_on_damage` and
+//!   `repeat_ack_after_pong`) speed recovery from corruption, which breaks
+//!   the protocol's premise of a reliable stream: it closes a connection whose
 //!   uplink showed damage (bytes skipped or a bad CRC in its decoder: a frame
 //!   may be lost), and it repeats its latest Ack after every Pong (acks are
 //!   cumulative). `EDGE_SIM_NAIVE_COLLECTOR=1` turns both off: then a lost
@@ -165,15 +173,17 @@ use std::sync::Mutex;
 
 use agent_core::agent::{Agent, AgentConfig, AgentStorage, Identity, StateKind, BATCH_HEADER_MAX, MAX_TASK_RESULT_LEN};
 use agent_core::backoff::BackoffConfig;
-use agent_core::decoder::{Feed, FrameDecoder};
 use agent_core::events::{DisconnectReason, Event, TaskTarget, TransportError};
-use agent_core::frame::{Frame, MAGIC, OVERHEAD, VERSION};
+use agent_core::frame::{MAGIC, OVERHEAD, VERSION};
 use agent_core::heartbeat::{AgentHeartbeat, AgentStats, MAX_HEARTBEAT_LEN};
-use agent_core::message::{self, task_status, Accept, Ack, Close, CloseCode, Message, Pong, Reject, TaskResult};
+use agent_core::message::{task_status, CloseCode, TaskResult};
 use agent_core::plugin::{PluginHeartbeat, PluginId, PluginStatus};
 use agent_core::record::{data_type, MAX_ENTRY_HEADER};
 use agent_core::ring::{OverflowPolicy, PushError, RingConfig, MAX_INFLIGHT_BATCHES};
 use agent_core::{Duration, Instant, Record};
+
+mod support;
+use support::peer::{Answer, BatchOutcome, Note, Peer, PeerConfig, Push, Refusal};
 
 const DEFAULT_SEEDS: u64 = 200;
 const PRODUCT: &str = "edge";
@@ -466,43 +476,23 @@ struct Conn {
     up_fin: bool,
     /// When the agent learns the transport is gone (RST or EOF).
     notify_at: Option<u64>,
-    slot: Option<usize>,
-    // Collector-side session state.
-    hello: bool,
+    /// The collector accepted the Hello, resuming at `accept_next` (the
+    /// collector's own session state is the peer's: `Peer::conn`).
     accepted: bool,
     accept_next: u64,
-    conn_next: u64,
-    /// One past the latest Ack sent on this connection: the agent may skip
-    /// ahead up to it (records acked because an older connection's late
-    /// batch stored them), even before resending them here; until that Ack
-    /// arrives it may also go on from `conn_next`.
-    ack_next: u64,
-    rx_frame_seq: u32,
     up_corrupted: bool,
     /// Writes corrupted on the downlink (each may leave a bogus frame
     /// header in the agent's decoder).
     down_corruptions: u64,
-    /// The decoder's (skipped bytes, bad CRCs) when the connection opened.
-    damage_mark: (u64, u64),
-    tx_seq: u32,
     next_unsolicited: u64,
 }
 
 // ---- collector ------------------------------------------------------------------
 
-struct Stored {
-    data_type: u32,
-    ts: u64,
-    payload: Vec<u8>,
-    conn: u64,
-}
-
+/// What the simulation checks about one agent's stored records beyond
+/// what the peer keeps (records, duplicates, gaps: [`Peer::agent`]).
 #[derive(Default)]
-struct Store {
-    recs: Vec<Stored>,
-    dups: u64,
-    gaps: u64,
-    damaged_closes: u64,
+struct Checks {
     /// Tasks sent: token -> whether the target exists on the agent.
     tasks: HashMap<String, bool>,
     results: HashSet<String>,
@@ -515,15 +505,15 @@ struct Store {
 }
 
 struct Server<'a> {
-    decoders: Vec<FrameDecoder<'a>>,
-    free: Vec<usize>,
+    /// The collector itself: the shared test peer (`support/peer.rs`).
+    peer: Peer<'a>,
     max_frame: usize,
-    stores: Vec<Store>,
-    forgetful: Vec<bool>,
+    checks: Vec<Checks>,
     task_seq: u64,
     task_gap: u64,
     /// `EDGE_SIM_NAIVE_COLLECTOR=1`: neither repeat acks nor close damaged
-    /// connections (shows the agent stalling on a lost ack or batch).
+    /// connections (shows the agent stalling on a lost ack or batch); the
+    /// peer's two habits are set from it.
     naive: bool,
 }
 
@@ -1017,7 +1007,7 @@ impl<'a> World<'a> {
         if s.plan.cfg.ring.policy == OverflowPolicy::RejectNew {
             assert_eq!(st.dropped_evicted, 0, "t={now} agent {a}: eviction under RejectNew");
         }
-        let have = self.server.stores[a].recs.len() as u64;
+        let have = self.server.peer.next(s.name);
         assert!(
             ring.first_unacked_seq() <= have && have <= ring.next_seq(),
             "t={now} agent {a}: collector holds {have} records, agent acked below {} and numbered below {}",
@@ -1197,24 +1187,19 @@ impl<'a> World<'a> {
     fn open_conn(&mut self, a: usize, endpoint: u8) -> u64 {
         let id = self.next_conn_id;
         self.next_conn_id += 1;
-        let slot = match self.server.free.pop() {
-            Some(s) => s,
-            None => {
-                // Out of collector sockets: the oldest lingering connection
-                // of any agent is reset to make room.
-                let victim = self
-                    .conns
-                    .iter()
-                    .filter(|c| c.server_open && !c.agent_open)
-                    .map(|c| c.id)
-                    .min()
-                    .expect("collector out of decoder slots with no lingering connection");
-                self.cut(victim, None);
-                self.server.free.pop().unwrap()
-            }
-        };
-        self.server.decoders[slot].reset();
-        let d = self.server.decoders[slot].stats();
+        if !self.server.peer.open(id) {
+            // Out of collector sockets: the oldest lingering connection of
+            // any agent is reset to make room.
+            let victim = self
+                .conns
+                .iter()
+                .filter(|c| c.server_open && !c.agent_open)
+                .map(|c| c.id)
+                .min()
+                .expect("collector out of decoder slots with no lingering connection");
+            self.cut(victim, None);
+            assert!(self.server.peer.open(id));
+        }
         let mut c = Conn {
             id,
             agent: a,
@@ -1226,17 +1211,10 @@ impl<'a> World<'a> {
             dead: false,
             up_fin: false,
             notify_at: None,
-            slot: Some(slot),
-            hello: false,
             accepted: false,
             accept_next: 0,
-            conn_next: 0,
-            ack_next: 0,
-            rx_frame_seq: 0,
             up_corrupted: false,
-            damage_mark: (d.skipped_bytes, d.bad_crc),
             down_corruptions: 0,
-            tx_seq: 0,
             next_unsolicited: 0,
         };
         c.up.last_at = self.now;
@@ -1387,9 +1365,7 @@ impl<'a> World<'a> {
         let c = self.conn_mut(id).unwrap();
         c.server_open = false;
         c.up.q.clear();
-        if let Some(slot) = c.slot.take() {
-            self.server.free.push(slot);
-        }
+        self.server.peer.release(id);
     }
 
     /// The collector closes after its last frame: the agent sees EOF after it.
@@ -1418,7 +1394,9 @@ impl<'a> World<'a> {
                     self.cut(id, notify);
                 }
                 if lose_index {
-                    self.server.forgetful.iter_mut().for_each(|x| *x = true);
+                    for s in &self.sims {
+                        self.server.peer.forget(s.name);
+                    }
                 }
             }
             FaultKind::Stall { agent, dir } => {
@@ -1476,156 +1454,104 @@ impl<'a> World<'a> {
 
     // ---- collector --------------------------------------------------------------
 
-    fn server_send(&mut self, id: u64, msg: Message<'_>) {
-        let a = self.conn(id).unwrap().agent;
-        let mut buf = vec![0u8; self.sims[a].plan.rx_len];
-        let c = self.conn_mut(id).unwrap();
-        let n = msg.encode(c.tx_seq, &mut buf).expect("collector frame fits the agent's max_frame");
-        c.tx_seq = c.tx_seq.wrapping_add(1);
-        buf.truncate(n);
-        self.send(id, Dir::Down, buf);
+    /// Writes every frame the peer has for the agent, one write each.
+    fn server_flush(&mut self, id: u64) {
+        while let Some(frame) = self.server.peer.poll_transmit(id) {
+            self.send(id, Dir::Down, frame);
+        }
     }
 
     fn server_rx(&mut self, id: u64, bytes: &[u8]) {
-        let slot = self.conn(id).unwrap().slot.expect("open collector connection has a decoder");
-        let mut frames = Vec::new();
-        let dec = &mut self.server.decoders[slot];
-        let mut input = bytes;
-        while let Feed::Frame { frame, remaining } = dec.feed(input) {
-            frames.push((frame.version, frame.kind, frame.flags, frame.seq, frame.body.to_vec()));
-            input = remaining;
-        }
-        let d = dec.stats();
-        let damaged = (d.skipped_bytes, d.bad_crc) != self.conn(id).unwrap().damage_mark;
         let now = self.now;
-        for (version, kind, flags, seq, body) in frames {
-            let c = self.conn_mut(id).unwrap();
-            let a = c.agent;
-            if !c.server_open {
-                break;
-            }
-            if !c.up_corrupted {
-                assert_eq!(seq, c.rx_frame_seq, "t={now} agent {a}: frame counter skipped on a clean link");
-            }
-            c.rx_frame_seq = seq.wrapping_add(1);
-            let frame = Frame { version, kind, flags, seq, body: &body };
-            let msg = Message::decode(&frame)
-                .unwrap_or_else(|e| panic!("t={now} agent {a}: undecodable frame {e:?} kind {kind}"));
-            self.server_msg(id, msg);
+        let c = self.conn(id).unwrap();
+        let (a, up_corrupted) = (c.agent, c.up_corrupted);
+        let busy = self.busy(now);
+        let peer = &mut self.server.peer;
+        peer.cfg.reject = busy.map(|retry_after_ms| Refusal { code: CloseCode::Busy, retry_after_ms });
+        let notes = peer.handle_received(id, bytes);
+        if !up_corrupted {
+            let skips = peer.conn(id).expect("open collector connection").frame_seq_skips;
+            assert_eq!(skips, 0, "t={now} agent {a}: frame counter skipped on a clean link");
         }
-        if damaged && !self.server.naive && self.conn(id).unwrap().server_open {
-            // The protocol needs a reliable stream: damage means frames may
-            // be lost, so the collector drops the connection.
-            let a = self.conn(id).unwrap().agent;
-            self.server.stores[a].damaged_closes += 1;
-            self.server_send(id, Message::Close(Close { code: CloseCode::ProtocolError as u16, reason: "damaged" }));
-            self.server_close(id);
+        let mut agent_closed = false;
+        for note in notes {
+            agent_closed |= matches!(note, Note::Close(_));
+            self.server_note(id, note);
+        }
+        self.server_flush(id);
+        if !self.server.peer.is_open(id) {
+            if agent_closed {
+                self.server_release(id);
+            } else {
+                // Reject, gap or damage: the peer closed after its frame.
+                self.server_close(id);
+            }
         }
     }
 
-    fn server_msg(&mut self, id: u64, msg: Message<'_>) {
+    /// Checks what the collector saw and did with one frame.
+    fn server_note(&mut self, id: u64, note: Note) {
         let now = self.now;
         let c = self.conn(id).unwrap();
         let a = c.agent;
-        match msg {
-            Message::Hello(h) => {
-                assert!(!c.hello, "t={now} agent {a}: second Hello on one connection");
-                assert_eq!(h.agent_id, self.sims[a].name);
-                assert_eq!(h.max_frame as usize, self.sims[a].plan.rx_len, "t={now} agent {a}: Hello.max_frame");
-                let have = self.server.stores[a].recs.len() as u64;
+        match note {
+            Note::Hello { agent_id, first_unacked_seq, next_seq, max_frame, stored_next, answer, .. } => {
+                assert_eq!(agent_id, self.sims[a].name);
+                assert_eq!(max_frame as usize, self.sims[a].plan.rx_len, "t={now} agent {a}: Hello.max_frame");
+                let have = stored_next;
                 assert!(
-                    h.first_unacked_seq <= have && have <= h.next_seq,
-                    "t={now} agent {a}: Hello resume {}..{} but the collector holds {have}",
-                    h.first_unacked_seq,
-                    h.next_seq
+                    first_unacked_seq <= have && have <= next_seq,
+                    "t={now} agent {a}: Hello resume {first_unacked_seq}..{next_seq} but the collector holds {have}"
                 );
-                self.conn_mut(id).unwrap().hello = true;
-                if let Some(retry_after) = self.busy(now) {
-                    let reject = Reject { code: CloseCode::Busy as u16, reason: "busy", retry_after_ms: retry_after };
-                    self.server_send(id, Message::Reject(reject));
-                    if self.sims[a].conn == Some(id) {
-                        self.sims[a].reject_retry = Some(retry_after);
+                match answer {
+                    Answer::Reject { retry_after_ms, .. } => {
+                        if self.sims[a].conn == Some(id) {
+                            self.sims[a].reject_retry = Some(retry_after_ms);
+                        }
                     }
-                    self.server_close(id);
-                    return;
+                    Answer::Accept { next_seq: resume } => {
+                        let gap = self.server.task_gap;
+                        let next = now + self.rng.range(1, 2 * gap);
+                        let c = self.conn_mut(id).unwrap();
+                        c.accepted = true;
+                        c.accept_next = resume;
+                        c.next_unsolicited = next;
+                    }
                 }
-                let resume = if std::mem::take(&mut self.server.forgetful[a]) { h.first_unacked_seq } else { have };
-                let max_frame = self.server.max_frame as u32;
-                self.server_send(id, Message::Accept(Accept { next_seq: resume, max_frame }));
-                let gap = self.server.task_gap;
-                let next = now + self.rng.range(1, 2 * gap);
-                let c = self.conn_mut(id).unwrap();
-                c.accepted = true;
-                c.accept_next = resume;
-                c.conn_next = resume;
-                c.ack_next = resume;
-                c.next_unsolicited = next;
             }
-            Message::Batch(b) => {
-                assert!(c.accepted, "t={now} agent {a}: Batch before Accept");
-                let recs: Vec<(u32, u64, Vec<u8>)> = b
-                    .iter()
-                    .map(|r| r.map(|r| (r.data_type, r.timestamp_ms, r.payload.to_vec())))
-                    .collect::<Result<_, _>>()
-                    .unwrap_or_else(|e| panic!("t={now} agent {a}: batch entries do not decode: {e:?}"));
-                assert_eq!(recs.len(), b.count as usize, "t={now} agent {a}: batch count");
-                assert!(!recs.is_empty(), "t={now} agent {a}: empty batch");
+            Note::Batch { first_seq, conn_next, ack_next, outcome, .. } => {
                 assert!(
-                    b.first_seq >= c.conn_next,
-                    "t={now} agent {a}: batch from {} behind this connection's {}",
-                    b.first_seq,
-                    c.conn_next
+                    first_seq >= conn_next,
+                    "t={now} agent {a}: batch from {first_seq} behind this connection's {conn_next}"
                 );
+                // The agent may skip ahead up to the latest Ack sent here
+                // (records acked because an older connection's late batch
+                // stored them), even before resending them here; until that
+                // Ack arrives it may also go on from `conn_next`.
                 assert!(
-                    c.up_corrupted || b.first_seq <= c.conn_next.max(c.ack_next),
-                    "t={now} agent {a}: batch from {} but this clean connection is at {} (acked to {})",
-                    b.first_seq,
-                    c.conn_next,
-                    c.ack_next
+                    c.up_corrupted || first_seq <= conn_next.max(ack_next),
+                    "t={now} agent {a}: batch from {first_seq} but this clean connection is at {conn_next} (acked to \
+                     {ack_next})"
                 );
-                let have = self.server.stores[a].recs.len() as u64;
-                if b.first_seq > have {
+                let BatchOutcome::Stored { new, dups, .. } = outcome else {
                     // A gap: frames were lost to corruption. Only a broken
-                    // transport does that; drop the connection.
-                    self.server.stores[a].gaps += 1;
-                    self.server_send(id, Message::Close(Close { code: CloseCode::ProtocolError as u16, reason: "gap" }));
-                    self.server_close(id);
+                    // transport does that; the peer closed the connection.
                     return;
+                };
+                for d in dups {
+                    let seq = d.seq;
+                    let (first_conn, same) = d.earlier.expect("the collector stores every record below its resume point");
+                    assert!(same, "t={now} agent {a}: seq {seq} received twice with different content");
+                    assert_ne!(first_conn, id, "t={now} agent {a}: seq {seq} duplicated on one connection");
                 }
-                for (i, (dt, ts, payload)) in recs.into_iter().enumerate() {
-                    let seq = b.first_seq + i as u64;
-                    let store = &mut self.server.stores[a];
-                    if let Some(old) = store.recs.get(seq as usize) {
-                        assert!(
-                            old.data_type == dt && old.ts == ts && old.payload == payload,
-                            "t={now} agent {a}: seq {seq} received twice with different content"
-                        );
-                        assert_ne!(old.conn, id, "t={now} agent {a}: seq {seq} duplicated on one connection");
-                        store.dups += 1;
-                    } else {
-                        self.validate_new(a, dt, ts, &payload);
-                        self.server.stores[a].recs.push(Stored { data_type: dt, ts, payload, conn: id });
-                    }
-                }
-                let up_to = self.server.stores[a].recs.len() as u64 - 1;
-                let c = self.conn_mut(id).unwrap();
-                c.conn_next = b.first_seq + u64::from(b.count);
-                c.ack_next = up_to + 1;
-                self.server_send(id, Message::Ack(Ack { up_to }));
-            }
-            Message::Ping(p) => {
-                let accepted = c.accepted;
-                self.server_send(id, Message::Pong(Pong { nonce: p.nonce }));
-                // Acks are cumulative and idempotent: repeat the latest one,
-                // in case it was lost (see "Collector" in the module docs).
-                let have = self.server.stores[a].recs.len() as u64;
-                if accepted && have > 0 && !self.server.naive {
-                    self.conn_mut(id).unwrap().ack_next = have;
-                    self.server_send(id, Message::Ack(Ack { up_to: have - 1 }));
+                for seq in new {
+                    let r = self.server.peer.record(self.sims[a].name, seq).unwrap();
+                    let (dt, ts, payload) = (r.data_type, r.ts, r.payload.clone());
+                    self.validate_new(a, dt, ts, &payload);
                 }
             }
-            Message::Close(_) => self.server_release(id),
-            m => panic!("t={now} agent {a}: agent sent {:?}", m.kind()),
+            Note::Ping(_) | Note::Close(_) => {}
+            n => panic!("t={now} agent {a}: agent broke the protocol: {n:?}"),
         }
     }
 
@@ -1643,15 +1569,15 @@ impl<'a> World<'a> {
                 self.server.task_seq += 1;
                 let token = format!("T{a}-{}", self.server.task_seq);
                 let payload: Vec<u8> = (0..self.rng.range(0, 32)).map(|i| i as u8).collect();
-                self.server.stores[a].tasks.insert(token.clone(), known);
-                let task = message::Task { object_name: object, data_type: 6000, payload: &payload, token: &token };
-                self.server_send(id, Message::Task(task));
+                self.server.checks[a].tasks.insert(token.clone(), known);
+                self.server.peer.push(id, &Push::task(object, 6000, &payload, &token));
             } else {
                 let name = ["rules", "limits"][self.rng.below(2) as usize];
                 let version = ["1", "2", "3"][self.rng.below(3) as usize];
                 let payload = vec![b'x'; self.rng.range_usize(2, 64)];
-                self.server_send(id, Message::Config(message::Config { name, version, payload: &payload }));
+                self.server.peer.push(id, &Push::config(name, version, &payload));
             }
+            self.server_flush(id);
         }
     }
 
@@ -1659,7 +1585,7 @@ impl<'a> World<'a> {
     fn validate_new(&mut self, a: usize, dt: u32, ts: u64, payload: &[u8]) {
         let now = self.now;
         let s = &self.sims[a];
-        let store = &mut self.server.stores[a];
+        let store = &mut self.server.checks[a];
         let hb = s.plan.cfg.heartbeat_interval.as_millis();
         let gen = ts.wrapping_sub(s.plan.clock_offset);
         let on_schedule = gen >= s.plan.boot && (gen - s.plan.boot).is_multiple_of(hb) && gen <= now;
@@ -1733,7 +1659,7 @@ impl<'a> World<'a> {
         for (a, s) in self.sims.iter().enumerate() {
             let drained = s.drained_at.unwrap_or_else(|| panic!("agent {a}: never drained"));
             let st = s.agent.stats();
-            let store = &self.server.stores[a];
+            let store = &self.server.checks[a];
             assert_eq!(st.pushed, st.acked + st.dropped_evicted + s.agent.ring().len());
             let missing_apps = s.apps.iter().enumerate().filter(|(n, r)| r.accepted && !store.app_seen.contains(&(*n as u64))).count();
             let missing_answers = s.answered.keys().filter(|t| !store.ok_results.contains(*t)).count();
@@ -1766,16 +1692,21 @@ impl<'a> World<'a> {
     }
 
     fn summary(&self) -> Summary {
-        let mut sm = Summary { agents: self.sims.len() as u64, sim_ms: self.now, faults: self.faults.len() as u64, ..Default::default() };
-        for (a, s) in self.sims.iter().enumerate() {
+        let mut sm = Summary {
+            agents: self.sims.len() as u64,
+            sim_ms: self.now,
+            faults: self.faults.len() as u64,
+            damaged_closes: self.server.peer.damaged_closes,
+            ..Default::default()
+        };
+        for s in &self.sims {
             let st = s.agent.stats();
-            let store = &self.server.stores[a];
+            let store = self.server.peer.agent(s.name);
             sm.connections += st.connections;
             sm.failures += st.connect_failures;
-            sm.records += store.recs.len() as u64;
+            sm.records += store.records.len() as u64;
             sm.dups += store.dups;
             sm.gaps += store.gaps;
-            sm.damaged_closes += store.damaged_closes;
             sm.evicted += st.dropped_evicted;
             sm.refused += st.dropped_full;
             let d = s.drained_at.unwrap_or(self.now) - self.fault_end;
@@ -1859,7 +1790,7 @@ fn run_seed(seed: u64) -> Summary {
         .iter()
         .map(|p| Mem { ring: vec![0; p.ring_cap], rx: vec![0; p.rx_len], events: vec![0; p.ev_len] })
         .collect();
-    let mut slots: Vec<Vec<u8>> = (0..n * SLOTS_PER_AGENT).map(|_| vec![0; server_max]).collect();
+    let mut slots = support::peer::storage(n * SLOTS_PER_AGENT, server_max as u32);
     let sims: Vec<Sim<'_>> = mems
         .iter_mut()
         .zip(&plans)
@@ -1929,15 +1860,20 @@ fn run_seed(seed: u64) -> Summary {
         .collect();
     let max_bound = sims.iter().map(|s| s.drain_bound).max().unwrap();
     let max_hb = plans.iter().map(|p| p.cfg.heartbeat_interval.as_millis()).max().unwrap();
+    let naive = env_u64("EDGE_SIM_NAIVE_COLLECTOR").is_some_and(|v| v != 0);
+    let cfg = PeerConfig {
+        max_frame: server_max as u32,
+        repeat_ack_after_pong: !naive,
+        close_on_damage: !naive,
+        ..PeerConfig::default()
+    };
     let server = Server {
-        decoders: slots.iter_mut().map(|b| FrameDecoder::new(b)).collect(),
-        free: (0..n * SLOTS_PER_AGENT).rev().collect(),
+        peer: Peer::new(cfg, &mut slots),
         max_frame: server_max,
-        stores: (0..n).map(|_| Store::default()).collect(),
-        forgetful: vec![false; n],
+        checks: (0..n).map(|_| Checks::default()).collect(),
         task_seq: 0,
         task_gap,
-        naive: env_u64("EDGE_SIM_NAIVE_COLLECTOR").is_some_and(|v| v != 0),
+        naive,
     };
     let mut w = World {
         trace: env_u64("EDGE_SIM_TRACE").map(|a| a as usize),

@@ -29,6 +29,7 @@ use agent_core::message::{
     self, task_status, Accept, Ack, Batch, Close, CloseCode, Config, DecodeError, Hello, Message, Ping, Pong, Reject,
     Task, TaskResult,
 };
+use agent_core::heartbeat::{AgentHeartbeat, AgentStats, HostStats};
 use agent_core::record::{data_type, ts_delta, EntryHeader, Record};
 use agent_core::varint;
 use std::fmt::Write as _;
@@ -266,6 +267,11 @@ enum Expect {
     TaskResultBody(TaskResult<'static>),
     /// `b"123456789"` followed by its CRC-32C, little-endian.
     Crc,
+    /// An agent heartbeat record's payload.
+    HeartbeatPayload(AgentHeartbeat),
+    /// A byte stream a decoder reads as exactly this: the frames delivered
+    /// (in order), and its skip counters.
+    Resync { frames: Vec<Message<'static>>, skipped: u64, bad_crc: u64 },
 }
 
 struct Vector {
@@ -437,12 +443,162 @@ fn vectors() -> Vec<Vector> {
         expect: Expect::TaskResultBody(TASK_RESULT_OK),
     });
 
+    let hb = heartbeat_example();
+    v.push(Vector { name: "heartbeat-payload", block: heartbeat_fields(&hb), expect: Expect::HeartbeatPayload(hb) });
+
+    v.push(resync_vector());
+
     let mut crc = Block::default();
     crc.raw(b"123456789", "input: ASCII \"123456789\"");
     let c = crc32c(b"123456789");
     crc.raw(&c.to_le_bytes(), format!("crc32c = 0x{c:08x}, written little-endian"));
     v.push(Vector { name: "crc", block: crc, expect: Expect::Crc });
     v
+}
+
+/// A heartbeat with some host stats present and some absent, and every
+/// library counter distinct, so each field's place shows.
+fn heartbeat_example() -> AgentHeartbeat {
+    let host = HostStats {
+        cpu_permille: Some(37),
+        rss_bytes: Some(3_145_728),
+        open_fds: None,
+        load1_centi: Some(125),
+        load5_centi: Some(98),
+        load15_centi: Some(80),
+        mem_used_bytes: None,
+        mem_total_bytes: None,
+        tx_bytes_per_sec: Some(2048),
+        rx_bytes_per_sec: Some(512),
+    };
+    let lib = AgentStats {
+        pushed: 1500,
+        acked: 1480,
+        dropped_full: 3,
+        dropped_too_large: 1,
+        dropped_evicted: 0,
+        bytes_sent: 200_000,
+        bytes_received: 9_000,
+        frames_sent: 410,
+        frames_received: 400,
+        connections: 2,
+        connect_failures: 1,
+        last_rtt_ms: Some(42),
+        decoder_skipped_bytes: 17,
+        decoder_bad_crc: 1,
+        unknown_kinds: 0,
+        malformed: 0,
+        events_dropped: 0,
+        tasks_unroutable: 1,
+        protocol_errors: 0,
+        ring_used_bytes: 1_200,
+        ring_capacity: 65_536,
+        tasks_duplicate: 2,
+        decoder_oversized: 0,
+        clock_anomalies: 0,
+        peer_incompatible: 0,
+        ack_timeouts: 1,
+    };
+    AgentHeartbeat { host, lib }
+}
+
+fn heartbeat_fields(hb: &AgentHeartbeat) -> Block {
+    let mut b = Block::default();
+    let option = |b: &mut Block, name: &str, v: Option<u64>| match v {
+        None => b.raw(&[0], format!("host.{name}: absent")),
+        Some(x) => {
+            let (vb, n) = varint::encode_u64_array(x);
+            let mut bytes = vec![1];
+            bytes.extend_from_slice(&vb[..n]);
+            b.raw(&bytes, format!("host.{name}: present, {x}"));
+        }
+    };
+    let h = &hb.host;
+    option(&mut b, "cpu_permille", h.cpu_permille.map(u64::from));
+    option(&mut b, "rss_bytes", h.rss_bytes);
+    option(&mut b, "open_fds", h.open_fds.map(u64::from));
+    option(&mut b, "load1_centi", h.load1_centi.map(u64::from));
+    option(&mut b, "load5_centi", h.load5_centi.map(u64::from));
+    option(&mut b, "load15_centi", h.load15_centi.map(u64::from));
+    option(&mut b, "mem_used_bytes", h.mem_used_bytes);
+    option(&mut b, "mem_total_bytes", h.mem_total_bytes);
+    option(&mut b, "tx_bytes_per_sec", h.tx_bytes_per_sec);
+    option(&mut b, "rx_bytes_per_sec", h.rx_bytes_per_sec);
+    let l = &hb.lib;
+    let before_rtt = [
+        ("pushed", l.pushed),
+        ("acked", l.acked),
+        ("dropped_full", l.dropped_full),
+        ("dropped_too_large", l.dropped_too_large),
+        ("dropped_evicted", l.dropped_evicted),
+        ("bytes_sent", l.bytes_sent),
+        ("bytes_received", l.bytes_received),
+        ("frames_sent", l.frames_sent),
+        ("frames_received", l.frames_received),
+        ("connections", l.connections),
+        ("connect_failures", l.connect_failures),
+    ];
+    for (name, v) in before_rtt {
+        b.uint(&format!("lib.{name}"), v);
+    }
+    match l.last_rtt_ms {
+        None => b.raw(&[0], "lib.last_rtt_ms: absent"),
+        Some(x) => {
+            let (vb, n) = varint::encode_u64_array(x.into());
+            let mut bytes = vec![1];
+            bytes.extend_from_slice(&vb[..n]);
+            b.raw(&bytes, format!("lib.last_rtt_ms: present, {x}"));
+        }
+    }
+    let after_rtt = [
+        ("decoder_skipped_bytes", l.decoder_skipped_bytes),
+        ("decoder_bad_crc", l.decoder_bad_crc),
+        ("unknown_kinds", l.unknown_kinds),
+        ("malformed", l.malformed),
+        ("events_dropped", l.events_dropped),
+        ("tasks_unroutable", l.tasks_unroutable),
+        ("protocol_errors", l.protocol_errors),
+        ("ring_used_bytes", l.ring_used_bytes.into()),
+        ("ring_capacity", l.ring_capacity.into()),
+        ("tasks_duplicate", l.tasks_duplicate),
+        ("decoder_oversized", l.decoder_oversized),
+        ("clock_anomalies", l.clock_anomalies),
+        ("peer_incompatible", l.peer_incompatible),
+        ("ack_timeouts", l.ack_timeouts),
+    ];
+    for (name, v) in after_rtt {
+        b.uint(&format!("lib.{name}"), v);
+    }
+    b
+}
+
+/// Three bytes of garbage, a Ping whose CRC was damaged, a false start
+/// (`ea` not followed by `9e`), then a good Ack. The decoder skips the
+/// garbage (3), the damaged frame (21, one bad CRC) and the false start (2),
+/// and delivers the Ack.
+fn resync_vector() -> Vector {
+    let mut b = Block::default();
+    b.raw(&[0x00, 0x13, 0x37], "garbage: skipped (3 bytes)");
+    let ping = frame_block(Kind::Ping as u8, 0, 7, body_fields(&Message::Ping(Ping { nonce: 0x0102_0304 })));
+    let mut damaged = ping.fields;
+    let (crc, _) = damaged.pop().unwrap();
+    let bad: Vec<u8> = crc.iter().enumerate().map(|(i, &x)| if i == 0 { x ^ 0x01 } else { x }).collect();
+    let good = u32::from_le_bytes(crc.clone().try_into().unwrap());
+    let got = u32::from_le_bytes(bad.clone().try_into().unwrap());
+    for (bytes, comment) in damaged {
+        b.raw(&bytes, format!("damaged Ping: {comment}"));
+    }
+    b.raw(&bad, format!("damaged Ping: crc32c 0x{got:08x}, not 0x{good:08x}: bad CRC, all 21 bytes skipped"));
+    b.raw(&[0xea, 0x00], "false start: 0xEA not followed by 0x9E, both skipped");
+    let ack = frame_block(Kind::Ack as u8, 0, 8, body_fields(&Message::Ack(Ack { up_to: 1233 })));
+    for (bytes, comment) in ack.fields {
+        b.raw(&bytes, format!("good Ack: {comment}"));
+    }
+    Vector {
+        name: "resync",
+        block: b,
+        expect: Expect::Resync { frames: vec![Message::Ack(Ack { up_to: 1233 })], skipped: 26, bad_crc: 1 },
+    }
 }
 
 // ---- reading the document ---------------------------------------------------
@@ -541,6 +697,46 @@ fn check_vector(v: &Vector, bytes: &[u8]) {
             assert!(rest.is_empty());
             assert_eq!(got, *r, "vector {name}");
         }
+        Expect::HeartbeatPayload(hb) => {
+            let mut out = [0u8; agent_core::heartbeat::MAX_HEARTBEAT_LEN];
+            let n = hb.encode(&mut out).unwrap().len();
+            assert_eq!(hex(&out[..n]), hex(bytes), "vector {name}: encoder output differs");
+            assert_eq!(AgentHeartbeat::decode(bytes), Some(*hb), "vector {name}");
+        }
+        Expect::Resync { frames, skipped, bad_crc } => {
+            // Any chunking gives the same result; try whole and byte by byte.
+            for chunk in [bytes.len(), 1] {
+                let mut store = [0u8; 1024];
+                let mut dec = FrameDecoder::new(&mut store);
+                let mut got = Vec::new();
+                for piece in bytes.chunks(chunk) {
+                    let mut input = piece;
+                    loop {
+                        match dec.feed(input) {
+                            Feed::Consumed => break,
+                            Feed::Frame { frame, remaining } => {
+                                let mut buf = [0u8; 64];
+                                let msg = Message::decode(&frame).unwrap();
+                                let n = msg.encode(frame.seq, &mut buf).unwrap();
+                                got.push(buf[..n].to_vec());
+                                input = remaining;
+                            }
+                        }
+                    }
+                }
+                let want: Vec<Vec<u8>> = frames
+                    .iter()
+                    .map(|m| {
+                        let mut buf = [0u8; 64];
+                        let n = m.encode(8, &mut buf).unwrap();
+                        buf[..n].to_vec()
+                    })
+                    .collect();
+                assert_eq!(got, want, "vector {name}: frames delivered (chunks of {chunk})");
+                let st = dec.stats();
+                assert_eq!((st.skipped_bytes, st.bad_crc, st.oversized), (*skipped, *bad_crc, 0), "vector {name}");
+            }
+        }
         Expect::Crc => {
             let (input, crc) = bytes.split_at(bytes.len() - 4);
             assert_eq!(input, b"123456789");
@@ -619,4 +815,35 @@ fn print_vectors() {
     for v in vectors() {
         println!("{MARKER} {} -->\n```text\n{}```\n", v.name, v.block.render());
     }
+}
+
+/// Every test the conformance checklist of PROTOCOL.md points to exists
+/// (`agent::tests::NAME` as a `fn NAME` anywhere in the crate's sources and
+/// tests), so the checklist cannot point at a test that was renamed.
+#[test]
+fn conformance_checklist_names_real_tests() {
+    let checklist = DOC.split("## Conformance checklist").nth(1).expect("PROTOCOL.md has a conformance checklist");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources = String::new();
+    let mut dirs = vec![root.join("src"), root.join("tests")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                sources.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let mut named = 0;
+    for part in checklist.split("agent::tests::").skip(1) {
+        let name: String = part.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        if name.is_empty() {
+            continue; // the legend's `agent::tests::*`
+        }
+        assert!(sources.contains(&format!("fn {name}(")), "PROTOCOL.md's checklist names a missing test {name}");
+        named += 1;
+    }
+    assert!(named >= 10, "only {named} tests named in the checklist");
 }

@@ -48,7 +48,7 @@ pub struct AgentConfig {
     pub max_clock_step: Duration,
     /// A caller instant at most this much earlier than the latest one is a
     /// stale reading (no time passes); one further back re-anchors the clock
-    /// (default 1 s). See [`crate::time::Clock`].
+    /// (default 1 s). See [`crate::time::AgentClock`].
     pub clock_backstep_tolerance: Duration,
 }
 
@@ -206,12 +206,23 @@ pub fn validate(cfg: &AgentConfig, id: &Identity<'_>, sizes: StorageSizes) -> Re
 /// The longest the Hello of `id` can be: every sequence number and frame
 /// size at its longest varint.
 pub fn hello_frame_max_len(id: &Identity<'_>) -> usize {
-    let field = |len: usize| varint::len_u64(len as u64) + len;
-    let strs = [id.agent_id, id.hostname, id.product, id.version].map(str::len);
-    let bytes = [id.intranet_ipv4, id.intranet_ipv6, id.extranet_ipv4, id.extranet_ipv6, id.auth_token].map(<[u8]>::len);
-    let fields: usize = strs.into_iter().chain(bytes).map(field).sum();
+    let lens = [
+        id.agent_id.len(),
+        id.hostname.len(),
+        id.product.len(),
+        id.version.len(),
+        id.intranet_ipv4.len(),
+        id.intranet_ipv6.len(),
+        id.extranet_ipv4.len(),
+        id.extranet_ipv6.len(),
+        id.auth_token.len(),
+    ];
     // first_unacked_seq and next_seq (u64), max_frame and min_frame (u32).
-    OVERHEAD + fields + 2 * varint::MAX_LEN_U64 + 2 * 5
+    let mut n = OVERHEAD + 2 * varint::MAX_LEN_U64 + 2 * 5;
+    for len in lens {
+        n += varint::len_u64(len as u64) + len;
+    }
+    n
 }
 
 /// The smallest transmit buffer (`poll_transmit`'s `out`) that always

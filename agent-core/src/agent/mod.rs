@@ -636,39 +636,72 @@ impl<'a> Core<'a> {
     }
 
     /// Every counter, gathered from the session, the ring, the decoder and
-    /// the clock.
+    /// the clock. Not inlined: its two callers (`stats`, the heartbeat)
+    /// would each carry a copy of every field's gathering.
+    #[inline(never)]
     fn stats_with(&self, decoder: &FrameDecoder<'_>) -> AgentStats {
         let r = self.ring.counters();
         let d = decoder.stats();
         let s = &self.stats;
-        AgentStats {
-            pushed: r.pushed,
-            acked: r.acked,
-            dropped_full: r.dropped_full,
-            dropped_too_large: r.dropped_too_large + s.dropped_too_large,
-            dropped_evicted: r.dropped_evicted,
-            bytes_sent: s.bytes_sent,
-            bytes_received: s.bytes_received,
-            frames_sent: s.frames_sent,
-            frames_received: s.frames_received,
-            connections: s.connections,
-            connect_failures: s.connect_failures,
-            last_rtt_ms: s.last_rtt_ms,
-            decoder_skipped_bytes: s.decoder_skipped_bytes + d.skipped_bytes,
-            decoder_bad_crc: d.bad_crc,
-            unknown_kinds: s.unknown_kinds,
-            malformed: s.malformed,
-            events_dropped: s.events_dropped,
-            tasks_unroutable: s.tasks_unroutable,
-            protocol_errors: s.protocol_errors,
-            ring_used_bytes: u32::try_from(self.ring.used_bytes()).unwrap_or(u32::MAX),
-            ring_capacity: u32::try_from(self.ring.capacity()).unwrap_or(u32::MAX),
-            tasks_duplicate: s.tasks_duplicate,
-            decoder_oversized: d.oversized,
-            clock_anomalies: self.clock.anomalies(),
-            peer_incompatible: s.peer_incompatible,
-            ack_timeouts: s.ack_timeouts,
-        }
+        // Field by field, not one struct literal: a literal loads every
+        // value before storing any, which spills most of them on a 32-bit
+        // MCU. The pattern names every field, so none can be forgotten.
+        let mut out = AgentStats::default();
+        let AgentStats {
+            pushed,
+            acked,
+            dropped_full,
+            dropped_too_large,
+            dropped_evicted,
+            bytes_sent,
+            bytes_received,
+            frames_sent,
+            frames_received,
+            connections,
+            connect_failures,
+            last_rtt_ms,
+            decoder_skipped_bytes,
+            decoder_bad_crc,
+            unknown_kinds,
+            malformed,
+            events_dropped,
+            tasks_unroutable,
+            protocol_errors,
+            ring_used_bytes,
+            ring_capacity,
+            tasks_duplicate,
+            decoder_oversized,
+            clock_anomalies,
+            peer_incompatible,
+            ack_timeouts,
+        } = &mut out;
+        *pushed = r.pushed;
+        *acked = r.acked;
+        *dropped_full = r.dropped_full;
+        *dropped_too_large = r.dropped_too_large + s.dropped_too_large;
+        *dropped_evicted = r.dropped_evicted;
+        *bytes_sent = s.bytes_sent;
+        *bytes_received = s.bytes_received;
+        *frames_sent = s.frames_sent;
+        *frames_received = s.frames_received;
+        *connections = s.connections;
+        *connect_failures = s.connect_failures;
+        *last_rtt_ms = s.last_rtt_ms;
+        *decoder_skipped_bytes = s.decoder_skipped_bytes + d.skipped_bytes;
+        *decoder_bad_crc = d.bad_crc;
+        *unknown_kinds = s.unknown_kinds;
+        *malformed = s.malformed;
+        *events_dropped = s.events_dropped;
+        *tasks_unroutable = s.tasks_unroutable;
+        *protocol_errors = s.protocol_errors;
+        *ring_used_bytes = u32::try_from(self.ring.used_bytes()).unwrap_or(u32::MAX);
+        *ring_capacity = u32::try_from(self.ring.capacity()).unwrap_or(u32::MAX);
+        *tasks_duplicate = s.tasks_duplicate;
+        *decoder_oversized = d.oversized;
+        *clock_anomalies = self.clock.anomalies();
+        *peer_incompatible = s.peer_incompatible;
+        *ack_timeouts = s.ack_timeouts;
+        out
     }
 
     fn push(&mut self, now: Instant, rec: &Record<'_>) -> Result<(), PushError> {

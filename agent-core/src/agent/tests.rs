@@ -1,9 +1,18 @@
-//! Unit tests of the session against a minimal scripted server.
+//! Unit tests of the session. Where a test needs a server it talks to the
+//! shared test peer (`tests/support/peer.rs`, the collector of the driver
+//! tests and the fleet simulation too) through a [`Pair`]; frames a test
+//! injects on purpose (a wrong resume point, a Reject, an Ack beyond what was
+//! sent) are scripted with [`deliver`].
 
 use super::*;
-use crate::message::{Accept, Ack, Message, Reject};
+use crate::message::{Accept, Ack, Message};
 use crate::time::Tick32;
 use std::vec::Vec;
+
+#[path = "../../tests/support/peer.rs"]
+mod peer;
+
+use peer::{Note, Peer, PeerConfig};
 
 const ID: Identity<'static> = Identity {
     agent_id: "agent-1",
@@ -62,21 +71,26 @@ fn transmit_all(a: &mut Agent<'_>, now: u64) -> Vec<Sent> {
         if n == 0 {
             return sent;
         }
-        let mut store = vec![0u8; 4096];
-        let mut dec = FrameDecoder::new(&mut store);
-        let Feed::Frame { frame, remaining } = dec.feed(&out[..n]) else { panic!("agent sent a partial frame") };
-        assert!(remaining.is_empty());
-        sent.push(match Message::decode(&frame).unwrap() {
-            Message::Hello(h) => Sent::Hello { first_unacked: h.first_unacked_seq, next_seq: h.next_seq },
-            Message::Batch(b) => Sent::Batch {
-                first_seq: b.first_seq,
-                records: b.iter().map(|r| r.unwrap()).map(|r| (r.data_type, r.payload.to_vec())).collect(),
-            },
-            Message::Ping(p) => Sent::Ping(p.nonce),
-            Message::Pong(p) => Sent::Pong(p.nonce),
-            Message::Close(c) => Sent::Close(c.code),
-            m => Sent::Other(m.kind() as u8),
-        });
+        sent.push(decode_sent(&out[..n]));
+    }
+}
+
+/// One whole frame the agent wrote, decoded.
+fn decode_sent(bytes: &[u8]) -> Sent {
+    let mut store = vec![0u8; 4096];
+    let mut dec = FrameDecoder::new(&mut store);
+    let Feed::Frame { frame, remaining } = dec.feed(bytes) else { panic!("agent sent a partial frame") };
+    assert!(remaining.is_empty());
+    match Message::decode(&frame).unwrap() {
+        Message::Hello(h) => Sent::Hello { first_unacked: h.first_unacked_seq, next_seq: h.next_seq },
+        Message::Batch(b) => Sent::Batch {
+            first_seq: b.first_seq,
+            records: b.iter().map(|r| r.unwrap()).map(|r| (r.data_type, r.payload.to_vec())).collect(),
+        },
+        Message::Ping(p) => Sent::Ping(p.nonce),
+        Message::Pong(p) => Sent::Pong(p.nonce),
+        Message::Close(c) => Sent::Close(c.code),
+        m => Sent::Other(m.kind() as u8),
     }
 }
 
@@ -94,17 +108,108 @@ fn deliver(a: &mut Agent<'_>, now: u64, msg: Message<'_>) {
     a.handle_received(Instant(now), &buf[..n]);
 }
 
-/// Drives an agent to Connected at `t` with the server resuming at `next`.
-fn connect(a: &mut Agent<'_>, t: u64, next: u64) {
+/// The test peer on an instant, lossless link to one agent (quinn-proto's
+/// `Pair`, without a clock: the test passes the instant).
+struct Pair {
+    peer: Peer<'static>,
+    conn: Option<u64>,
+    conns: u64,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        Pair::with(PeerConfig::default())
+    }
+
+    fn with(cfg: PeerConfig) -> Pair {
+        Pair { peer: peer::leaked(cfg, 1), conn: None, conns: 0 }
+    }
+
+    /// A new connection (the previous one, if any, is gone).
+    fn open(&mut self) -> u64 {
+        self.close();
+        let id = self.conns;
+        self.conns += 1;
+        assert!(self.peer.open(id));
+        self.conn = Some(id);
+        id
+    }
+
+    fn close(&mut self) {
+        if let Some(id) = self.conn.take() {
+            self.peer.release(id);
+        }
+    }
+
+    /// Every frame the agent has at `now`, each handed to the peer (dropped
+    /// when no connection is open); what the peer did with them.
+    fn uplink(&mut self, a: &mut Agent<'_>, now: u64) -> Vec<Note> {
+        let mut out = vec![0u8; a.transmit_len()];
+        let mut notes = Vec::new();
+        loop {
+            let n = a.poll_transmit(Instant(now), &mut out);
+            if n == 0 {
+                return notes;
+            }
+            if let Some(id) = self.conn {
+                notes.extend(self.peer.handle_received(id, &out[..n]));
+            }
+        }
+    }
+
+    /// What the peer wrote, handed to the agent at `now`; whether there was
+    /// anything.
+    fn downlink(&mut self, a: &mut Agent<'_>, now: u64) -> bool {
+        let Some(id) = self.conn else { return false };
+        let bytes = self.peer.transmit_all(id);
+        if !bytes.is_empty() {
+            a.handle_received(Instant(now), &bytes);
+        }
+        !bytes.is_empty()
+    }
+
+    /// Runs agent and peer at `now` until nothing moves: events first
+    /// (`Connect` opens a connection, `Disconnect` drops it), then frames
+    /// both ways. Returns the events seen.
+    fn serve(&mut self, a: &mut Agent<'_>, now: u64) -> Vec<std::string::String> {
+        let mut seen = Vec::new();
+        loop {
+            let mut progressed = false;
+            for e in events(a) {
+                if e.starts_with("Connect {") {
+                    self.open();
+                    a.handle_connected(Instant(now));
+                    progressed = true;
+                } else if e.starts_with("Disconnect") {
+                    self.close();
+                }
+                seen.push(e);
+            }
+            self.uplink(a, now);
+            progressed |= self.downlink(a, now);
+            if !progressed {
+                return seen;
+            }
+        }
+    }
+}
+
+/// Drives an agent to Connected at `t`: the test peer answers its Hello,
+/// resuming at `next`. Returns the pair, for tests that go on with the peer.
+fn connect(a: &mut Agent<'_>, t: u64, next: u64) -> Pair {
+    let mut p = Pair::new();
+    p.peer.set_next_accept(ID.agent_id, next);
     a.handle_timeout(Instant(t));
     let ev = events(a);
     assert!(ev.iter().any(|e| e.starts_with("Connect {")), "{ev:?}");
+    p.open();
     a.handle_connected(Instant(t));
-    let sent = transmit_all(a, t);
-    assert!(matches!(sent[0], Sent::Hello { .. }), "{sent:?}");
-    deliver(a, t, Message::Accept(Accept { next_seq: next, max_frame: 4096 }));
+    let notes = p.uplink(a, t);
+    assert!(matches!(notes.first(), Some(Note::Hello { .. })), "{notes:?}");
+    assert!(p.downlink(a, t));
     assert_eq!(a.state(), StateKind::Connected);
     assert!(events(a).iter().any(|e| e.starts_with("Connected")));
+    p
 }
 
 fn batches(sent: &[Sent]) -> Vec<(u64, usize)> {
@@ -203,7 +308,7 @@ fn hello_larger_than_a_batch_still_goes_out() {
 fn auth_token_rotates_without_losing_records() {
     let mut m = Mem::new();
     let mut a = m.agent(cfg());
-    connect(&mut a, 0, 0);
+    let mut p = connect(&mut a, 0, 0);
     for i in 0..3u8 {
         a.push(Instant(0), &Record::new(2001, 0, &[i])).unwrap();
     }
@@ -212,20 +317,20 @@ fn auth_token_rotates_without_losing_records() {
     assert_eq!(first.len(), 1);
     assert_eq!(a.set_auth_token(b"rotated-jwt"), Ok(()));
     assert_eq!(a.set_auth_token(&[0u8; MAX_HELLO_FRAME]), Err(ConfigError::HelloTooLarge));
+    // The server now takes only the new credential (it would reject the old).
+    p.peer.cfg.auth_token = Some(b"rotated-jwt".to_vec());
     a.handle_disconnected(Instant(10), TransportError::Reset);
     let t = a.poll_timeout().unwrap().as_millis();
     a.handle_timeout(Instant(t));
     events(&mut a);
+    p.open();
     a.handle_connected(Instant(t));
-    let mut out = [0u8; 2048];
-    let n = a.poll_transmit(Instant(t), &mut out);
-    let mut store = vec![0u8; 4096];
-    let mut dec = FrameDecoder::new(&mut store);
-    let Feed::Frame { frame, .. } = dec.feed(&out[..n]) else { panic!() };
-    let Ok(Message::Hello(h)) = Message::decode(&frame) else { panic!() };
-    assert_eq!(h.auth_token, b"rotated-jwt");
-    assert_eq!((h.first_unacked_seq, h.next_seq), (0, first[0].1 as u64));
-    deliver(&mut a, t, Message::Accept(Accept { next_seq: 0, max_frame: 4096 }));
+    let notes = p.uplink(&mut a, t);
+    let [Note::Hello { auth_token, first_unacked_seq, next_seq, answer, .. }] = &notes[..] else { panic!("{notes:?}") };
+    assert_eq!(auth_token, b"rotated-jwt");
+    assert_eq!((*first_unacked_seq, *next_seq), (0, first[0].1 as u64));
+    assert_eq!(*answer, peer::Answer::Accept { next_seq: 0 }, "the batch never reached the server");
+    assert!(p.downlink(&mut a, t));
     a.flush_now(Instant(t));
     assert_eq!(batches(&transmit_all(&mut a, t)), first, "the same records, the same numbers");
 }
@@ -270,25 +375,16 @@ fn full_batch_goes_at_once() {
 fn one_ping_per_idle_period_and_rtt() {
     let mut m = Mem::new();
     let mut a = m.agent(cfg());
-    connect(&mut a, 0, 0);
+    let mut p = connect(&mut a, 0, 0);
     let mut pings = 0;
     let mut t = 0;
-    // A responsive server for 60 s, stepping 100 ms: one ping per 15 s.
+    // A responsive server for 60 s, stepping 100 ms: one ping per 15 s. Its
+    // answers (acks, pongs) arrive 20 ms after what they answer.
     while t < 60_000 {
         t += 100;
         a.handle_timeout(Instant(t));
-        for s in transmit_all(&mut a, t) {
-            match s {
-                Sent::Ping(nonce) => {
-                    pings += 1;
-                    deliver(&mut a, t + 20, Message::Pong(Pong { nonce }));
-                }
-                Sent::Batch { first_seq, records } => {
-                    deliver(&mut a, t, Message::Ack(Ack { up_to: first_seq + records.len() as u64 - 1 }));
-                }
-                _ => {}
-            }
-        }
+        pings += p.uplink(&mut a, t).iter().filter(|n| matches!(n, Note::Ping(_))).count();
+        p.downlink(&mut a, t + 20);
         let _ = events(&mut a);
     }
     // Frames (acks of heartbeats) count as life too, so pings only come
@@ -328,6 +424,8 @@ fn rejects_grow_backoff_and_rotate_endpoints() {
     let mut m = Mem::new();
     let backoff = BackoffConfig { endpoints: 2, attempts_per_endpoint: 2, give_up_after: 5, ..Default::default() };
     let mut a = m.agent(AgentConfig { backoff, ..cfg() });
+    let busy = peer::Refusal { code: CloseCode::Busy, retry_after_ms: 0 };
+    let mut p = Pair::with(PeerConfig { reject: Some(busy), ..PeerConfig::default() });
     let mut t = 0;
     let mut endpoints = Vec::new();
     for attempt in 1..=5u32 {
@@ -335,9 +433,11 @@ fn rejects_grow_backoff_and_rotate_endpoints() {
         let ev = events(&mut a);
         assert!(ev[0].starts_with("Connect"), "{ev:?}");
         endpoints.push(a.endpoint().unwrap());
+        let id = p.open();
         a.handle_connected(Instant(t));
-        let _ = transmit_all(&mut a, t);
-        deliver(&mut a, t, Message::Reject(Reject { code: 6, reason: "busy", retry_after_ms: 0 }));
+        p.uplink(&mut a, t);
+        assert!(p.downlink(&mut a, t), "the peer rejects");
+        assert!(!p.peer.is_open(id), "and closes");
         let ev = events(&mut a);
         assert_eq!(ev[0], "Disconnect { reason: Rejected }");
         if attempt == 5 {
@@ -381,22 +481,39 @@ fn healthy_connection_resets_failures() {
 fn resume_point_skips_what_the_server_has() {
     let mut m = Mem::new();
     let mut a = m.agent(AgentConfig { batch_max_records: 2, ..cfg() });
-    connect(&mut a, 0, 0);
+    let mut p = connect(&mut a, 0, 0);
     for i in 0..3u8 {
         a.push(Instant(0), &Record::new(2001, 0, &[i])).unwrap();
     }
-    // hb + 3 records in two batches of 2.
-    assert_eq!(batches(&transmit_all(&mut a, 0)), vec![(0, 2), (2, 2)]);
+    // hb + 3 records in two batches of 2; the server gets the first before
+    // the cut (its Ack is lost with the connection).
+    let mut out = [0u8; 2048];
+    let mut frames = Vec::new();
+    loop {
+        let n = a.poll_transmit(Instant(0), &mut out);
+        if n == 0 {
+            break;
+        }
+        frames.push(out[..n].to_vec());
+    }
+    let sent: Vec<Sent> = frames.iter().map(|f| decode_sent(f)).collect();
+    assert_eq!(batches(&sent), vec![(0, 2), (2, 2)]);
+    let id = p.conn.unwrap();
+    let notes = p.peer.handle_received(id, &frames[0]);
+    assert!(matches!(notes[..], [Note::Batch { first_seq: 0, count: 2, .. }]), "{notes:?}");
+    p.close();
     a.handle_disconnected(Instant(1), TransportError::Reset);
     assert_eq!(a.last_transport_error(), Some(TransportError::Reset));
     let t = a.poll_timeout().unwrap().as_millis();
     a.handle_timeout(Instant(t));
     let _ = events(&mut a);
     a.handle_connected(Instant(t));
-    let sent = transmit_all(&mut a, t);
-    assert_eq!(sent[0], Sent::Hello { first_unacked: 0, next_seq: 4 });
-    // The server got the first batch before the cut.
-    deliver(&mut a, t, Message::Accept(Accept { next_seq: 2, max_frame: 4096 }));
+    p.open();
+    let notes = p.uplink(&mut a, t);
+    let Some(Note::Hello { first_unacked_seq: 0, next_seq: 4, answer, .. }) = notes.first() else { panic!("{notes:?}") };
+    // The server resumes after the first batch.
+    assert_eq!(*answer, peer::Answer::Accept { next_seq: 2 });
+    assert!(p.downlink(&mut a, t));
     let sent = transmit_all(&mut a, t);
     let Sent::Batch { first_seq: 2, records } = &sent[0] else { panic!("{sent:?}") };
     assert_eq!(records, &vec![(2001, vec![1u8]), (2001, vec![2u8])]);
@@ -754,21 +871,20 @@ fn full_event_queue_keeps_room_for_disconnect() {
 fn lost_ack_is_caught_by_the_ack_timeout() {
     let mut m = Mem::new();
     let mut a = m.agent(cfg());
-    connect(&mut a, 0, 0);
+    let mut p = connect(&mut a, 0, 0);
     a.push(Instant(0), &Record::new(2001, 0, b"x")).unwrap();
     a.handle_timeout(Instant(100));
-    assert_eq!(batches(&transmit_all(&mut a, 100)).len(), 1);
-    // The server answers pings (so liveness is happy) but the ack was lost.
+    assert_eq!(batches(&transmit_all(&mut a, 100)).len(), 1, "the batch, lost on the way");
+    // The peer answers pings (so liveness is happy) but never got the batch.
     let mut t = 100;
     while a.state() == StateKind::Connected {
         t = a.poll_timeout().unwrap().as_millis();
         assert!(t <= 100 + 30_000, "no ack timeout by {t}");
         a.handle_timeout(Instant(t));
-        for s in transmit_all(&mut a, t) {
-            if let Sent::Ping(nonce) = s {
-                deliver(&mut a, t, Message::Pong(Pong { nonce }));
-            }
+        for n in p.uplink(&mut a, t) {
+            assert!(matches!(n, Note::Ping(_) | Note::Close(_)), "{n:?}");
         }
+        p.downlink(&mut a, t);
     }
     assert_eq!(t, 100 + 30_000);
     assert!(events(&mut a).iter().any(|e| e.contains("AckTimeout")));
@@ -809,47 +925,17 @@ fn control_frames_wait_for_a_buffer_that_holds_them() {
 }
 
 /// An honest server for the clock tests: runs the agent through the caller
-/// instants `times`, connecting on request, accepting at the agent's resume
-/// point, acking every batch and answering pings; pushes one record per
-/// instant. Returns the number of `Connect` events seen.
-fn serve_through(a: &mut Agent<'_>, times: impl IntoIterator<Item = Instant>) -> usize {
+/// instants `times` against the test peer of `p` (connecting on request,
+/// accepting at its resume point, acking every batch, answering pings);
+/// pushes one record per instant. Returns the number of `Connect` events
+/// seen.
+fn serve_through(p: &mut Pair, a: &mut Agent<'_>, times: impl IntoIterator<Item = Instant>) -> usize {
     let mut connects = 0;
-    let mut out = [0u8; 2048];
     for now in times {
         a.push(now, &Record::new(2001, now.as_millis(), b"tick")).unwrap();
         a.handle_timeout(now);
-        loop {
-            let mut progressed = false;
-            while let Some(ev) = a.poll_event() {
-                if let Event::Connect { .. } = ev {
-                    connects += 1;
-                    a.handle_connected(now);
-                    progressed = true;
-                }
-            }
-            loop {
-                let n = a.poll_transmit(now, &mut out);
-                if n == 0 {
-                    break;
-                }
-                let mut store = vec![0u8; 4096];
-                let mut dec = FrameDecoder::new(&mut store);
-                let Feed::Frame { frame, .. } = dec.feed(&out[..n]) else { panic!("partial frame") };
-                let reply = match Message::decode(&frame).unwrap() {
-                    Message::Hello(h) => Message::Accept(Accept { next_seq: h.first_unacked_seq, max_frame: 4096 }),
-                    Message::Batch(b) => Message::Ack(Ack { up_to: b.first_seq + u64::from(b.count) - 1 }),
-                    Message::Ping(p) => Message::Pong(Pong { nonce: p.nonce }),
-                    _ => continue,
-                };
-                let mut buf = [0u8; 64];
-                let m = reply.encode(0, &mut buf).unwrap();
-                a.handle_received(now, &buf[..m]);
-                progressed = true;
-            }
-            if !progressed {
-                break;
-            }
-        }
+        let seen = p.serve(a, now.as_millis());
+        connects += seen.iter().filter(|e| e.starts_with("Connect {")).count();
     }
     connects
 }
@@ -862,7 +948,7 @@ fn wrapping_tick32_keeps_the_agent_alive() {
     // From 100 s before the 32-bit wrap to 200 s after it, one call a second.
     let start = u32::MAX - 100_000;
     let times: Vec<Instant> = (0..300u32).map(|i| tick.instant(start.wrapping_add(i * 1000))).collect();
-    assert_eq!(serve_through(&mut a, times), 1, "one connection, never dropped");
+    assert_eq!(serve_through(&mut Pair::new(), &mut a, times), 1, "one connection, never dropped");
     let s = a.stats();
     assert_eq!((s.connections, s.connect_failures, s.clock_anomalies), (1, 0, 0));
     // 300 records plus a heartbeat a minute (the first at t = 0): 5 of them.
@@ -879,7 +965,7 @@ fn naive_u64_from_a_wrapping_tick_reanchors_instead_of_freezing() {
     // time seems to go back 49.7 days. The agent re-anchors and goes on.
     let start = u32::MAX - 100_000;
     let times: Vec<Instant> = (0..300u32).map(|i| Instant(u64::from(start.wrapping_add(i * 1000)))).collect();
-    assert_eq!(serve_through(&mut a, times), 1);
+    assert_eq!(serve_through(&mut Pair::new(), &mut a, times), 1);
     let s = a.stats();
     assert_eq!((s.connections, s.connect_failures, s.clock_anomalies), (1, 0, 1));
     assert_eq!(s.pushed, 305, "heartbeats kept their minute spacing across the wrap");
@@ -891,11 +977,12 @@ fn naive_u64_from_a_wrapping_tick_reanchors_instead_of_freezing() {
 fn one_bogus_far_future_instant_does_not_pin_the_agent() {
     let mut m = Mem::new();
     let mut a = m.agent(cfg());
-    assert_eq!(serve_through(&mut a, (0..10u64).map(|i| Instant(i * 1000))), 1);
+    let mut p = Pair::new();
+    assert_eq!(serve_through(&mut p, &mut a, (0..10u64).map(|i| Instant(i * 1000))), 1);
     a.handle_timeout(Instant(u64::MAX));
     let after_bogus = a.stats();
     // Sane time again: the agent reconnects at most once and then works.
-    let connects = serve_through(&mut a, (10..200u64).map(|i| Instant(i * 1000)));
+    let connects = serve_through(&mut p, &mut a, (10..200u64).map(|i| Instant(i * 1000)));
     assert!(connects <= 1, "{connects} connects after one bogus instant");
     let s = a.stats();
     assert_eq!(a.state(), StateKind::Connected);
@@ -913,12 +1000,15 @@ fn reject_retry_after_is_bounded_and_does_not_block_failover() {
     let backoff = BackoffConfig { endpoints: 2, attempts_per_endpoint: 2, cap: Duration::from_secs(60), ..Default::default() };
     let mut m = Mem::new();
     let mut a = m.agent(AgentConfig { backoff, ..cfg() });
-    let reject = |a: &mut Agent<'_>, t: u64| {
+    let busy = peer::Refusal { code: CloseCode::Busy, retry_after_ms: u32::MAX };
+    let mut p = Pair::with(PeerConfig { reject: Some(busy), ..PeerConfig::default() });
+    let mut reject = |a: &mut Agent<'_>, t: u64| {
         a.handle_timeout(Instant(t));
         events(a);
+        p.open();
         a.handle_connected(Instant(t));
-        transmit_all(a, t);
-        deliver(a, t, Message::Reject(Reject { code: 6, reason: "busy", retry_after_ms: u32::MAX }));
+        p.uplink(a, t);
+        assert!(p.downlink(a, t), "the peer rejects");
         assert_eq!(a.state(), StateKind::Backoff);
         a.poll_timeout().unwrap().as_millis()
     };
@@ -941,7 +1031,7 @@ fn task_whose_answer_was_refused_is_answered_when_resent() {
     let mut m = Mem::new();
     m.ring.truncate(1024);
     let mut a = m.agent(cfg());
-    connect(&mut a, 0, 0);
+    let mut p = connect(&mut a, 0, 0);
     // Fill the ring (RejectNew) with unsent records.
     for size in [100, 10, 0] {
         while a.push(Instant(0), &Record::new(2001, 0, &[7; 100][..size])).is_ok() {}
@@ -950,15 +1040,15 @@ fn task_whose_answer_was_refused_is_answered_when_resent() {
     deliver(&mut a, 0, task);
     let s = a.stats();
     assert_eq!((s.tasks_unroutable, s.tasks_duplicate), (1, 0));
-    // The ring drains; the server resends the task (no result seen).
+    // The ring drains into the peer; the server resends the task (no
+    // result seen).
     let mut t = 0;
     while !a.ring().is_empty() {
         t += 100;
         a.handle_timeout(Instant(t));
-        for (first, n) in batches(&transmit_all(&mut a, t)) {
-            deliver(&mut a, t, Message::Ack(Ack { up_to: first + n as u64 - 1 }));
-        }
+        p.serve(&mut a, t);
     }
+    assert!(p.peer.agent(ID.agent_id).payloads(data_type::TASK_RESULT).is_empty(), "the refused result never went");
     deliver(&mut a, t, Message::Task(message::Task { object_name: "nobody", data_type: 7, payload: b"", token: "t-9" }));
     let s = a.stats();
     assert_eq!((s.tasks_unroutable, s.tasks_duplicate), (2, 0), "handled afresh, not ignored");
@@ -981,7 +1071,7 @@ fn task_whose_answer_was_refused_is_answered_when_resent() {
 
 /// A link that carries `rate` bytes per second upstream (downstream is
 /// instant): every byte the agent hands over queues behind the ones before.
-/// The server acks a batch once its last byte arrived. When the agent drops
+/// The server (the test peer) acks a batch once its last byte arrived. When the agent drops
 /// the connection, bytes not yet delivered are lost (an abortive close, the
 /// worst case). Runs for `secs` with a backlog of `backlog` 64-byte records
 /// at t = 0 and one more pushed every `push_every_ms`; returns the agent's
@@ -994,8 +1084,7 @@ fn run_slow_link(cfg: AgentConfig, rate: u64, secs: u64, backlog: u32, push_ever
     // Frames in flight on the uplink: (arrival time, bytes).
     let mut link: std::collections::VecDeque<(u64, Vec<u8>)> = Default::default();
     let mut link_free_at = 0u64;
-    let mut store = vec![0u8; 8192];
-    let mut next_expected = 0u64;
+    let mut p = Pair::with(PeerConfig { max_frame: 8192, ..PeerConfig::default() });
     let (mut t, end, mut next_push, mut seq) = (0u64, secs * 1000, 0u64, 0u32);
     for i in 0..backlog {
         let _ = a.push(Instant(0), &Record::new(2000 + i, 0, &[0; 64]));
@@ -1009,14 +1098,14 @@ fn run_slow_link(cfg: AgentConfig, rate: u64, secs: u64, backlog: u32, push_ever
             next_push += push_every_ms;
         }
         a.handle_timeout(Instant(t));
-        while let Some(ev) = a.poll_event() {
-            match ev {
-                Event::Connect { .. } => a.handle_connected(Instant(t)),
-                Event::Disconnect { .. } => {
-                    link.clear();
-                    link_free_at = t;
-                }
-                _ => {}
+        for ev in events(&mut a) {
+            if ev.starts_with("Connect {") {
+                p.open();
+                a.handle_connected(Instant(t));
+            } else if ev.starts_with("Disconnect") {
+                p.close();
+                link.clear();
+                link_free_at = t;
             }
         }
         loop {
@@ -1024,27 +1113,17 @@ fn run_slow_link(cfg: AgentConfig, rate: u64, secs: u64, backlog: u32, push_ever
             if n == 0 {
                 break;
             }
+            if p.conn.is_none() {
+                continue; // written after the Disconnect (a Close): dropped with the connection
+            }
             link_free_at = link_free_at.max(t) + (n as u64 * 1000).div_ceil(rate);
             link.push_back((link_free_at, out[..n].to_vec()));
         }
         while link.front().is_some_and(|(at, _)| *at <= t) {
             let (_, bytes) = link.pop_front().unwrap();
-            let mut dec = FrameDecoder::new(&mut store);
-            let Feed::Frame { frame, .. } = dec.feed(&bytes) else { panic!() };
-            let reply = match Message::decode(&frame).unwrap() {
-                Message::Hello(h) => {
-                    Message::Accept(Accept { next_seq: next_expected.max(h.first_unacked_seq), max_frame: 8192 })
-                }
-                Message::Batch(b) if b.first_seq <= next_expected => {
-                    next_expected = next_expected.max(b.first_seq + u64::from(b.count));
-                    Message::Ack(Ack { up_to: next_expected - 1 })
-                }
-                Message::Ping(p) => Message::Pong(Pong { nonce: p.nonce }),
-                _ => continue,
-            };
-            let mut buf = [0u8; 64];
-            let k = reply.encode(0, &mut buf).unwrap();
-            a.handle_received(Instant(t), &buf[..k]);
+            let id = p.conn.expect("bytes in flight belong to the open connection");
+            p.peer.handle_received(id, &bytes);
+            p.downlink(&mut a, t);
         }
         let mut next = a.poll_timeout().map_or(end, |x| x.as_millis()).min(next_push);
         if let Some((at, _)) = link.front() {
@@ -1079,4 +1158,28 @@ fn slow_link_still_delivers_after_timeouts() {
 
 fn cfg_slow() -> AgentConfig {
     AgentConfig { batch_max_bytes: 4096, window_bytes: 16 * 1024, ..cfg() }
+}
+
+/// A frame larger than the agent's receive buffer (its `Hello.max_frame`)
+/// is skipped and counted, and the frame after it still arrives.
+#[test]
+fn oversized_frame_is_skipped_and_counted() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    connect(&mut a, 0, 0);
+    let mut header = frame_of(Message::Ping(Ping { nonce: 1 }))[..13].to_vec();
+    header[5..9].copy_from_slice(&(m_rx_len() as u32).to_le_bytes());
+    let mut stream = header;
+    stream.extend(frame_of(Message::Ping(Ping { nonce: 2 })));
+    a.handle_received(Instant(1), &stream);
+    let s = a.stats();
+    assert_eq!((s.decoder_oversized, s.frames_received, s.protocol_errors), (1, 2, 0), "the Accept and the Ping");
+    assert_eq!(a.state(), StateKind::Connected);
+    assert_eq!(transmit_all(&mut a, 1), vec![Sent::Pong(2)]);
+}
+
+/// The receive buffer of [`Mem::new`]: a body this long makes the frame
+/// larger than the agent accepts.
+fn m_rx_len() -> usize {
+    Mem::new().rx.len()
 }

@@ -58,37 +58,37 @@ impl Timer {
 impl Core<'_> {
     /// When `timer` fires; `None` when it is not running.
     pub(super) fn deadline(&self, timer: Timer) -> Option<Instant> {
-        let connected = match self.state {
-            State::Connected { since, healthy, .. } => Some((since, healthy)),
-            _ => None,
+        let c = &self.cfg;
+        // Each running timer is a start instant plus an interval.
+        let (from, after) = match (timer, self.state) {
+            (Timer::Reconnect, State::Backoff { until, .. }) => (until, Duration::ZERO),
+            (Timer::ConnectTimeout, State::Connecting { deadline, .. })
+            | (Timer::HandshakeTimeout, State::Handshaking { deadline, .. }) => (deadline, Duration::ZERO),
+            (Timer::Idle, State::Connected { .. }) if self.ping.is_none() => (self.last_rx, c.idle_timeout),
+            (Timer::PongTimeout, State::Connected { .. }) => (self.ping?.sent, c.pong_timeout),
+            (Timer::AckTimeout, State::Connected { .. }) if self.ring.inflight_records() > 0 => {
+                (self.ack_progress, c.ack_timeout)
+            }
+            (Timer::Healthy, State::Connected { since, healthy: false, .. }) => (since, c.healthy_after),
+            (Timer::Flush, State::Connected { .. }) => return self.flush_deadline(),
+            (Timer::Heartbeat, state) if !matches!(state, State::Closed) => (self.next_heartbeat?, Duration::ZERO),
+            _ => return None,
         };
-        match timer {
-            Timer::Reconnect => match self.state {
-                State::Backoff { until, .. } => Some(until),
-                _ => None,
-            },
-            Timer::ConnectTimeout => match self.state {
-                State::Connecting { deadline, .. } => Some(deadline),
-                _ => None,
-            },
-            Timer::HandshakeTimeout => match self.state {
-                State::Handshaking { deadline, .. } => Some(deadline),
-                _ => None,
-            },
-            Timer::Idle => connected.filter(|_| self.ping.is_none()).map(|_| self.last_rx + self.cfg.idle_timeout),
-            Timer::PongTimeout => connected.and(self.ping).map(|p| p.sent + self.cfg.pong_timeout),
-            Timer::AckTimeout => connected
-                .filter(|_| self.ring.inflight_records() > 0)
-                .map(|_| self.ack_progress + self.cfg.ack_timeout),
-            Timer::Healthy => connected.filter(|(_, healthy)| !healthy).map(|(since, _)| since + self.cfg.healthy_after),
-            Timer::Flush => connected.and_then(|_| self.flush_deadline()),
-            Timer::Heartbeat => self.next_heartbeat.filter(|_| !matches!(self.state, State::Closed)),
-        }
+        Some(from + after)
     }
 
     /// The earliest running timer and its deadline.
     pub(super) fn next_timer(&self) -> Option<(Timer, Instant)> {
-        Timer::ALL.into_iter().filter_map(|t| Some((t, self.deadline(t)?))).min_by_key(|&(_, at)| at)
+        let mut next: Option<(Timer, Instant)> = None;
+        for t in Timer::ALL {
+            // Strictly earlier: of timers due together, the first in `ALL`.
+            match (self.deadline(t), next) {
+                (Some(at), Some((_, best))) if at >= best => {}
+                (Some(at), _) => next = Some((t, at)),
+                (None, _) => {}
+            }
+        }
+        next
     }
 
     /// When `handle_timeout` must be called next.
@@ -181,7 +181,7 @@ impl Core<'_> {
             let _ = self.push(now, &Record::new(data_type::AGENT_HEARTBEAT, ts, &buf[..n]));
         }
         for i in 0..crate::plugin::MAX_PLUGINS {
-            let Some(p) = self.plugins.iter().nth(i).copied() else { break };
+            let Some(p) = self.plugins.get(i) else { continue };
             let phb = PluginHeartbeat { name: p.name, version: p.version, pid: p.pid, status: p.status };
             if let Some(n) = write_body(&phb, &mut buf) {
                 let _ = self.push(now, &Record::new(data_type::PLUGIN_HEARTBEAT, ts, &buf[..n]));

@@ -1,0 +1,92 @@
+//! Versions and sizing queries: what a C caller checks and computes before
+//! `ea_agent_init`.
+
+use crate::args;
+use crate::config::ea_config;
+use crate::handle;
+use crate::identity::ea_identity;
+use crate::result::{code, ea_result};
+use agent_core::agent::StorageSizes;
+use core::ffi::c_char;
+
+/// The ABI version of this header and library. Bumped whenever a function
+/// signature, a struct layout or an enum number changes incompatibly;
+/// compare it with `ea_abi_version()` at run time.
+pub const EA_ABI_VERSION: u32 = 1;
+
+/// Smallest event queue `ea_agent_init` accepts, bytes. A queue this small
+/// holds connection events only; tasks and configs need room for their
+/// payloads (a few hundred bytes is typical).
+pub const EA_MIN_EVENT_QUEUE: usize = 24;
+const _: () = assert!(EA_MIN_EVENT_QUEUE == agent_core::events::MIN_EVENT_QUEUE);
+
+/// The library's version, e.g. "0.1.0" (static, NUL-terminated).
+#[no_mangle]
+pub extern "C" fn ea_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The library's `EA_ABI_VERSION`: refuse to run if it differs from the
+/// header's.
+#[no_mangle]
+pub extern "C" fn ea_abi_version() -> u32 {
+    EA_ABI_VERSION
+}
+
+/// Bytes the agent needs in its storage (`<= sizeof(ea_agent)`), for
+/// callers that carve storage out of a pool.
+#[no_mangle]
+pub extern "C" fn ea_agent_storage_size() -> usize {
+    core::mem::size_of::<handle::Inner>()
+}
+
+/// Alignment the agent's storage needs (`EA_AGENT_STORAGE_ALIGN`).
+#[no_mangle]
+pub extern "C" fn ea_agent_storage_align() -> usize {
+    handle::EA_AGENT_STORAGE_ALIGN
+}
+
+/// Checks `config` and `identity` as `ea_agent_init` would, for a ring of
+/// `ring_len`, a receive buffer of `rx_len` and an event queue of
+/// `events_len` bytes, without creating anything: `EA_OK` or the result
+/// init would return.
+///
+/// # Safety
+/// `config`, `identity` NULL or readable, with the identity's pointers
+/// valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn ea_config_validate(
+    config: *const ea_config,
+    identity: *const ea_identity,
+    ring_len: usize,
+    rx_len: usize,
+    events_len: usize,
+) -> ea_result {
+    let r = crate::panic::guard(|| {
+        // SAFETY: the caller's contract.
+        let (cfg, id) = unsafe { (args::read(config)?, args::read(identity)?.to_core()?) };
+        let sizes = StorageSizes { ring: ring_len, rx: rx_len, events: events_len };
+        Ok(agent_core::agent::validate(&cfg.to_core()?, &id, sizes)?)
+    });
+    code(r)
+}
+
+/// Writes to `*len` the smallest transmit buffer `ea_agent_poll_transmit`
+/// accepts for this config and identity: every frame (a full batch, the
+/// Hello) fits it.
+///
+/// # Safety
+/// `config`, `identity` NULL or readable; `len` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ea_min_transmit_len(config: *const ea_config, identity: *const ea_identity, len: *mut usize) -> ea_result {
+    let r = crate::panic::guard(|| {
+        let out = args::out(len)?;
+        // SAFETY: the caller's contract.
+        let (cfg, id) = unsafe { (args::read(config)?, args::read(identity)?.to_core()?) };
+        let n = agent_core::agent::min_transmit_len(&cfg.to_core()?, &id);
+        // SAFETY: checked non-NULL.
+        unsafe { args::write(out, n) };
+        Ok(())
+    });
+    code(r)
+}

@@ -1,0 +1,267 @@
+//! `ea_stats`: one flat snapshot of the agent's status and counters, and
+//! `ea_host_stats`: what the caller reports about its host.
+
+use agent_core::{Agent, AgentStats, HostStats, StateKind};
+
+/// Where the session is. Numbers are fixed.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ea_state {
+    /// Waiting before the next attempt.
+    EA_STATE_BACKOFF = 0,
+    /// Waiting for the caller to open the transport.
+    EA_STATE_CONNECTING = 1,
+    /// Hello sent, waiting for Accept.
+    EA_STATE_HANDSHAKING = 2,
+    /// Records flow.
+    EA_STATE_CONNECTED = 3,
+    /// The give-up limit was reached.
+    EA_STATE_GAVE_UP = 4,
+    /// Closed by the caller.
+    EA_STATE_CLOSED = 5,
+}
+
+impl From<StateKind> for ea_state {
+    fn from(s: StateKind) -> Self {
+        match s {
+            StateKind::Backoff => ea_state::EA_STATE_BACKOFF,
+            StateKind::Connecting => ea_state::EA_STATE_CONNECTING,
+            StateKind::Handshaking => ea_state::EA_STATE_HANDSHAKING,
+            StateKind::Connected => ea_state::EA_STATE_CONNECTED,
+            StateKind::GaveUp => ea_state::EA_STATE_GAVE_UP,
+            StateKind::Closed => ea_state::EA_STATE_CLOSED,
+        }
+    }
+}
+
+/// A snapshot of the agent: state, ring occupancy and every counter. All
+/// counts are since `ea_agent_init`. Accounting invariant, at every moment:
+/// `pushed == acked + dropped_evicted + ring_records`; refused records
+/// (`dropped_full`, `dropped_too_large`) were never pushed.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct ea_stats {
+    /// `ea_state` value.
+    pub state: u32,
+    /// 1 when `endpoint` is set (not in GAVE_UP or CLOSED).
+    pub has_endpoint: u8,
+    /// The endpoint being tried or used (the next one while in BACKOFF).
+    pub endpoint: u8,
+    /// 1 when every pushed record is acked or dropped.
+    pub drained: u8,
+    /// 1 when `last_rtt_ms` is set.
+    pub has_last_rtt: u8,
+    /// Round-trip time of the last Ping, ms.
+    pub last_rtt_ms: u32,
+    /// Records in the ring (pending, in flight or awaiting resend).
+    pub ring_records: u64,
+    /// Records in the ring not yet sent on this connection.
+    pub ring_pending_records: u64,
+    /// Records sent and not yet acked.
+    pub ring_inflight_records: u64,
+    /// Bytes of records in flight.
+    pub ring_inflight_bytes: u64,
+    /// The oldest sequence number still unacked.
+    pub first_unacked_seq: u64,
+    /// The sequence number the next new record will get.
+    pub next_seq: u64,
+    /// Bytes in use in the ring.
+    pub ring_used_bytes: u32,
+    /// Ring capacity, bytes.
+    pub ring_capacity: u32,
+    /// Records stored in the ring.
+    pub pushed: u64,
+    /// Records acked by the server.
+    pub acked: u64,
+    /// Records refused: ring full.
+    pub dropped_full: u64,
+    /// Records refused: larger than `max_record`.
+    pub dropped_too_large: u64,
+    /// Never-sent records evicted by `EA_OVERFLOW_DROP_OLDEST`.
+    pub dropped_evicted: u64,
+    /// Bytes handed to the caller to send.
+    pub bytes_sent: u64,
+    /// Bytes received from the caller.
+    pub bytes_received: u64,
+    /// Frames sent.
+    pub frames_sent: u64,
+    /// Valid frames received.
+    pub frames_received: u64,
+    /// Handshakes completed.
+    pub connections: u64,
+    /// Connection attempts or connections that failed.
+    pub connect_failures: u64,
+    /// Bytes the frame decoder skipped while resynchronizing.
+    pub decoder_skipped_bytes: u64,
+    /// Frames with a bad CRC.
+    pub decoder_bad_crc: u64,
+    /// Frames of a kind this agent does not know (skipped).
+    pub unknown_kinds: u64,
+    /// Frames unreadable or unexpected in the current state (skipped).
+    pub malformed: u64,
+    /// Events dropped because the event queue was full.
+    pub events_dropped: u64,
+    /// Tasks for a plugin that is not registered.
+    pub tasks_unroutable: u64,
+    /// Acks naming a sequence number never sent, and other protocol errors.
+    pub protocol_errors: u64,
+    /// Tasks ignored as resent (same token seen recently).
+    pub tasks_duplicate: u64,
+    /// Frame candidates whose declared size exceeded the receive buffer.
+    pub decoder_oversized: u64,
+    /// Caller instants clamped (far ahead) or re-anchoring (far back).
+    pub clock_anomalies: u64,
+    /// Handshakes ended because the server cannot carry this agent's
+    /// records or speaks another protocol version.
+    pub peer_incompatible: u64,
+    /// Connections ended by the ack timeout.
+    pub ack_timeouts: u64,
+}
+
+impl ea_stats {
+    /// The snapshot of `agent`.
+    pub fn of(agent: &Agent<'_>) -> ea_stats {
+        // Destructured without `..`: a counter added to AgentStats fails to
+        // compile here until it has its field in ea_stats.
+        let AgentStats {
+            pushed,
+            acked,
+            dropped_full,
+            dropped_too_large,
+            dropped_evicted,
+            bytes_sent,
+            bytes_received,
+            frames_sent,
+            frames_received,
+            connections,
+            connect_failures,
+            last_rtt_ms,
+            decoder_skipped_bytes,
+            decoder_bad_crc,
+            unknown_kinds,
+            malformed,
+            events_dropped,
+            tasks_unroutable,
+            protocol_errors,
+            ring_used_bytes,
+            ring_capacity,
+            tasks_duplicate,
+            decoder_oversized,
+            clock_anomalies,
+            peer_incompatible,
+            ack_timeouts,
+        } = agent.stats();
+        let ring = agent.ring();
+        let endpoint = agent.endpoint();
+        ea_stats {
+            state: ea_state::from(agent.state()) as u32,
+            has_endpoint: u8::from(endpoint.is_some()),
+            endpoint: endpoint.unwrap_or(0),
+            drained: u8::from(agent.is_drained()),
+            has_last_rtt: u8::from(last_rtt_ms.is_some()),
+            last_rtt_ms: last_rtt_ms.unwrap_or(0),
+            ring_records: ring.len(),
+            ring_pending_records: ring.pending_records(),
+            ring_inflight_records: ring.inflight_records(),
+            ring_inflight_bytes: ring.inflight_bytes() as u64,
+            first_unacked_seq: ring.first_unacked_seq(),
+            next_seq: ring.next_seq(),
+            ring_used_bytes,
+            ring_capacity,
+            pushed,
+            acked,
+            dropped_full,
+            dropped_too_large,
+            dropped_evicted,
+            bytes_sent,
+            bytes_received,
+            frames_sent,
+            frames_received,
+            connections,
+            connect_failures,
+            decoder_skipped_bytes,
+            decoder_bad_crc,
+            unknown_kinds,
+            malformed,
+            events_dropped,
+            tasks_unroutable,
+            protocol_errors,
+            tasks_duplicate,
+            decoder_oversized,
+            clock_anomalies,
+            peer_incompatible,
+            ack_timeouts,
+        }
+    }
+}
+
+/// Host statistics for the following heartbeats. Each value counts only
+/// when its `has_*` flag is non-zero.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct ea_host_stats {
+    /// Non-zero when `cpu_permille` is set.
+    pub has_cpu_permille: u8,
+    /// Non-zero when `open_fds` is set.
+    pub has_open_fds: u8,
+    /// Non-zero when `load1_centi` is set.
+    pub has_load1_centi: u8,
+    /// Non-zero when `load5_centi` is set.
+    pub has_load5_centi: u8,
+    /// Non-zero when `load15_centi` is set.
+    pub has_load15_centi: u8,
+    /// Non-zero when `rss_bytes` is set.
+    pub has_rss_bytes: u8,
+    /// Non-zero when `mem_used_bytes` is set.
+    pub has_mem_used_bytes: u8,
+    /// Non-zero when `mem_total_bytes` is set.
+    pub has_mem_total_bytes: u8,
+    /// Non-zero when `tx_bytes_per_sec` is set.
+    pub has_tx_bytes_per_sec: u8,
+    /// Non-zero when `rx_bytes_per_sec` is set.
+    pub has_rx_bytes_per_sec: u8,
+    /// CPU used by the agent's process, per-mille of one core.
+    pub cpu_permille: u32,
+    /// Open file descriptors of the agent's process.
+    pub open_fds: u32,
+    /// 1-minute load average x 100.
+    pub load1_centi: u32,
+    /// 5-minute load average x 100.
+    pub load5_centi: u32,
+    /// 15-minute load average x 100.
+    pub load15_centi: u32,
+    /// Resident set size of the agent's process, bytes.
+    pub rss_bytes: u64,
+    /// Memory in use on the host, bytes.
+    pub mem_used_bytes: u64,
+    /// Total memory of the host, bytes.
+    pub mem_total_bytes: u64,
+    /// Transmit rate, bytes per second.
+    pub tx_bytes_per_sec: u64,
+    /// Receive rate, bytes per second.
+    pub rx_bytes_per_sec: u64,
+}
+
+impl ea_host_stats {
+    /// The core's host stats.
+    pub fn to_core(&self) -> HostStats {
+        fn opt<T>(has: u8, v: T) -> Option<T> {
+            (has != 0).then_some(v)
+        }
+        HostStats {
+            cpu_permille: opt(self.has_cpu_permille, self.cpu_permille),
+            rss_bytes: opt(self.has_rss_bytes, self.rss_bytes),
+            open_fds: opt(self.has_open_fds, self.open_fds),
+            load1_centi: opt(self.has_load1_centi, self.load1_centi),
+            load5_centi: opt(self.has_load5_centi, self.load5_centi),
+            load15_centi: opt(self.has_load15_centi, self.load15_centi),
+            mem_used_bytes: opt(self.has_mem_used_bytes, self.mem_used_bytes),
+            mem_total_bytes: opt(self.has_mem_total_bytes, self.mem_total_bytes),
+            tx_bytes_per_sec: opt(self.has_tx_bytes_per_sec, self.tx_bytes_per_sec),
+            rx_bytes_per_sec: opt(self.has_rx_bytes_per_sec, self.rx_bytes_per_sec),
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The C side, for real: the examples and C tests compiled with the system's
+//! C and C++ compilers (strict flags), linked against `libedge_agent.a`, and
+//! run plainly, with a heap-call counter, under valgrind memcheck, under
+//! AddressSanitizer + UBSan (the Rust side instrumented too) and under
+//! ThreadSanitizer. Each sanitizer run has a negative control that must be
+//! caught, so a silently disabled tool cannot pass.
+//!
+//! Skipped with a printed notice only when a tool is missing (no C
+//! compiler, no valgrind, a toolchain that cannot build sanitized Rust).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The libraries the Rust standard library in `libedge_agent.a` needs
+/// (`--print native-static-libs`).
+const NATIVE_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"];
+const CFLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-g"];
+const CXXFLAGS: &[&str] = &["-std=c++11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-g"];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// target/ of this build (the test binary is target/<profile>/deps/c-*).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// The static library, as `cargo build -p agent-ffi` makes it. `cargo test`
+/// builds only the rlib its tests link, so the staticlib is built here, in
+/// a target directory of its own (the outer cargo holds the main one).
+fn plain_lib() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = target_dir().join("ffi-plain");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let o = Command::new(cargo)
+                .current_dir(root())
+                .env_remove("CARGO_TARGET_DIR")
+                .args(["build", "-p", "agent-ffi", "--target-dir"])
+                .arg(&dir)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "cargo build -p agent-ffi failed:\n{}", String::from_utf8_lossy(&o.stderr));
+            let lib = dir.join("debug/libedge_agent.a");
+            assert!(lib.exists(), "{} missing after cargo build", lib.display());
+            lib
+        })
+        .clone()
+}
+
+fn out_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn tool(var: &str, default: &str) -> Option<String> {
+    let t = std::env::var(var).unwrap_or_else(|_| default.to_string());
+    Command::new(&t).arg("--version").output().ok().filter(|o| o.status.success()).map(|_| t)
+}
+
+fn cc() -> Option<String> {
+    let c = tool("CC", "cc");
+    if c.is_none() {
+        println!("notice: no C compiler (cc / $CC); C tests skipped");
+    }
+    c
+}
+
+fn cxx() -> Option<String> {
+    let c = tool("CXX", "c++");
+    if c.is_none() {
+        println!("notice: no C++ compiler (c++ / $CXX); C++ tests skipped");
+    }
+    c
+}
+
+/// Compiles and links `sources` into `out`; panics with the compiler's
+/// output on failure.
+fn build(compiler: &str, flags: &[&str], extra: &[&str], sources: &[PathBuf], lib: &Path, out: &Path) {
+    let r = root();
+    let mut cmd = Command::new(compiler);
+    cmd.args(flags)
+        .args(extra)
+        .arg(format!("-I{}", r.join("include").display()))
+        .arg(format!("-I{}", r.join("examples/c").display()))
+        .args(sources)
+        .arg(lib)
+        .args(NATIVE_LIBS)
+        .arg("-o")
+        .arg(out);
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "compiling {sources:?} failed:\n{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// An object file (for sources compiled with other flags than the program).
+fn object(compiler: &str, flags: &[&str], src: &Path, out: &Path) -> PathBuf {
+    let o = Command::new(compiler).args(flags).arg("-c").arg(src).arg("-o").arg(out).output().unwrap();
+    assert!(o.status.success(), "compiling {} failed:\n{}", src.display(), String::from_utf8_lossy(&o.stderr));
+    out.to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let o = cmd.output().unwrap();
+    print!("{}", String::from_utf8_lossy(&o.stdout));
+    eprint!("{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+fn assert_ok(o: &Output, what: &str) {
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{what} exited with {:?}:\n{stdout}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.lines().any(|l| l.ends_with(": ok") || l.ends_with(" ok")), "{what} did not report ok:\n{stdout}");
+}
+
+fn example(name: &str) -> PathBuf {
+    root().join("examples/c").join(name)
+}
+
+fn ctest(name: &str) -> PathBuf {
+    root().join("agent-ffi/tests/c").join(name)
+}
+
+/// The three programs, built against `lib` with `extra` flags.
+struct Programs {
+    bare_metal: PathBuf,
+    raii: Option<PathBuf>,
+    threads: PathBuf,
+}
+
+fn programs(cc: &str, tag: &str, extra: &[&str], lib: &Path, extra_sources: &[PathBuf]) -> Programs {
+    let d = out_dir();
+    let bare_metal = d.join(format!("bare_metal-{tag}"));
+    let mut srcs = vec![example("bare_metal.c")];
+    srcs.extend_from_slice(extra_sources);
+    build(cc, CFLAGS, extra, &srcs, lib, &bare_metal);
+    let threads = d.join(format!("threads-{tag}"));
+    let mut srcs = vec![ctest("threads.c")];
+    srcs.extend_from_slice(extra_sources);
+    build(cc, CFLAGS, extra, &srcs, lib, &threads);
+    let raii = cxx().map(|cxx| {
+        let p = d.join(format!("raii-{tag}"));
+        let mut srcs = vec![example("raii.cpp")];
+        srcs.extend_from_slice(extra_sources);
+        build(&cxx, CXXFLAGS, extra, &srcs, lib, &p);
+        p
+    });
+    Programs { bare_metal, raii, threads }
+}
+
+#[test]
+fn examples_compile_strictly_and_run() {
+    let Some(cc) = cc() else { return };
+    let p = programs(&cc, "plain", &[], &plain_lib(), &[]);
+    assert_ok(&run(&mut Command::new(&p.bare_metal)), "bare_metal");
+    assert_ok(&run(&mut Command::new(&p.threads)), "threads");
+    if let Some(raii) = &p.raii {
+        assert_ok(&run(&mut Command::new(raii)), "raii");
+    }
+}
+
+fn heap_calls(o: &Output) -> u64 {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err.lines().find_map(|l| l.strip_prefix("heap calls: ")).expect("no heap-call report");
+    line.trim().parse().unwrap()
+}
+
+#[test]
+fn the_library_makes_no_heap_calls() {
+    let Some(cc) = cc() else { return };
+    let d = out_dir();
+    let counter = object(&cc, &["-O1", "-g"], &ctest("count_malloc.c"), &d.join("count_malloc.o"));
+
+    // Control: the counter sees a program's own malloc.
+    let control_src = d.join("control.c");
+    std::fs::write(&control_src, "#include <stdlib.h>\nint main(void) { void *volatile p = malloc(16); free(p); return 0; }\n").unwrap();
+    let control = d.join("control");
+    build(&cc, CFLAGS, &[], &[control_src, counter.clone()], &plain_lib(), &control);
+    assert_eq!(heap_calls(&run(&mut Command::new(&control))), 2, "the counter counts malloc and free");
+
+    let p = programs(&cc, "counted", &[], &plain_lib(), &[counter]);
+    let o = run(&mut Command::new(&p.bare_metal));
+    assert_ok(&o, "bare_metal");
+    assert_eq!(heap_calls(&o), 0, "bare_metal: init, connect, batches, tasks, reconnect, close, deinit");
+    if let Some(raii) = &p.raii {
+        let o = run(&mut Command::new(raii));
+        assert_ok(&o, "raii");
+        assert_eq!(heap_calls(&o), 0, "raii");
+    }
+}
+
+#[test]
+fn valgrind_memcheck_is_clean() {
+    let Some(cc) = cc() else { return };
+    if tool("VALGRIND", "valgrind").is_none() {
+        println!("notice: valgrind missing; memcheck test skipped");
+        return;
+    }
+    let p = programs(&cc, "valgrind", &[], &plain_lib(), &[]);
+    let mut progs = vec![("bare_metal", p.bare_metal)];
+    progs.extend(p.raii.map(|r| ("raii", r)));
+    for (name, prog) in progs {
+        let o = run(Command::new("valgrind").args(["--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=all"]).arg(&prog));
+        assert_ok(&o, name);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("ERROR SUMMARY: 0 errors"), "{name}: valgrind found errors:\n{err}");
+    }
+}
+
+/// Builds libedge_agent.a with `-Zsanitizer=<which>` in its own target
+/// directory; `None` (with a notice) when this toolchain cannot.
+fn sanitized_lib(which: &str) -> Option<PathBuf> {
+    let triple = "x86_64-unknown-linux-gnu";
+    if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+        println!("notice: sanitizer builds need {triple}; skipped");
+        return None;
+    }
+    let dir = target_dir().join(format!("sanitize-{which}"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut flags = format!("-Zsanitizer={which}");
+    if which != "address" {
+        flags.push_str(" -Cunsafe-allow-abi-mismatch=sanitizer");
+    }
+    let o = Command::new(cargo)
+        .current_dir(root())
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("RUSTFLAGS", flags)
+        .env_remove("CARGO_TARGET_DIR")
+        .args(["build", "-p", "agent-ffi", "--target", triple, "--target-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    if !o.status.success() {
+        println!("notice: could not build agent-ffi with -Zsanitizer={which}; skipped:\n{}", String::from_utf8_lossy(&o.stderr));
+        return None;
+    }
+    Some(dir.join(triple).join("debug/libedge_agent.a"))
+}
+
+#[test]
+fn asan_and_ubsan_are_clean() {
+    let Some(cc) = cc() else { return };
+    let Some(lib) = sanitized_lib("address") else { return };
+    let san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"];
+    let p = programs(&cc, "asan", &san, &lib, &[]);
+    let asan_env = [("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0"), ("UBSAN_OPTIONS", "print_stacktrace=1")];
+    let mut progs = vec![("bare_metal", p.bare_metal), ("threads", p.threads)];
+    progs.extend(p.raii.map(|r| ("raii", r)));
+    for (name, prog) in progs {
+        let o = run(Command::new(&prog).envs(asan_env));
+        assert_ok(&o, name);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("Sanitizer") && !err.contains("runtime error"), "{name}: sanitizer report:\n{err}");
+    }
+
+    // Control: a caller that lies about its ring's length makes the *Rust*
+    // side write out of bounds; ASan must catch it there.
+    let d = out_dir();
+    let liar = d.join("asan-control");
+    build(&cc, CFLAGS, &san, &[ctest("asan_control.c")], &lib, &liar);
+    let o = run(Command::new(&liar).envs(asan_env));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "the out-of-bounds control passed unnoticed");
+    assert!(err.contains("AddressSanitizer: global-buffer-overflow"), "ASan did not report the overflow:\n{err}");
+    assert!(err.contains("agent_core") || err.contains("edge_agent"), "the overflow was not seen in Rust code:\n{err}");
+}
+
+#[test]
+fn threads_are_clean_under_tsan() {
+    let Some(cc) = cc() else { return };
+    let Some(lib) = sanitized_lib("thread") else { return };
+    let d = out_dir();
+    let shim = ctest("tsan_shim.c");
+    let prog = d.join("threads-tsan");
+    build(&cc, CFLAGS, &["-fsanitize=thread"], &[ctest("threads.c"), shim.clone()], &lib, &prog);
+    let o = run(Command::new(&prog).env("TSAN_OPTIONS", "halt_on_error=1"));
+    assert_ok(&o, "threads under tsan");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("ThreadSanitizer"), "tsan report:\n{err}");
+
+    // Control: the same program without lock hooks races inside the
+    // library; TSan must report it.
+    let racy = d.join("threads-tsan-nolock");
+    build(&cc, CFLAGS, &["-fsanitize=thread", "-DTHREADS_NO_LOCK"], &[ctest("threads.c"), shim], &lib, &racy);
+    let o = run(Command::new(&racy).env("TSAN_OPTIONS", "halt_on_error=1"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ThreadSanitizer: data race"), "TSan missed the race without lock hooks:\n{err}");
+}

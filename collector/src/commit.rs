@@ -1,0 +1,183 @@
+//! The commit thread: the one writer of the sink, the authority on resume
+//! points, and where duplicates are dropped.
+//!
+//! Connection tasks send requests (through a [`CommitHandle`]) over a bounded queue (when it is full
+//! they wait: backpressure). The thread takes every request waiting, up to
+//! [`MAX_GROUP`], appends their lines in one write, commits once (fsync for
+//! the file sink) and only then answers each one. So:
+//!
+//! * a [`StoreOutcome::Stored`] answer means every record of that agent up
+//!   to `up_to` is durable: the connection may Ack it;
+//! * a resume point handed out is durable too (an Accept acks implicitly);
+//! * per agent, records are written in increasing sequence order, each at
+//!   most once: a record below the agent's resume point is a duplicate and
+//!   skipped, a batch starting above it is a gap and refused whole. This
+//!   holds across sessions of the same agent id racing each other.
+//!
+//! A failed write or sync makes the sink unusable: every later request is
+//! refused ([`StoreOutcome::Failed`], resume `None`), nothing more is acked,
+//! and the collector must be restarted (its start re-reads the files).
+
+pub use crate::ledger::{Lines, StoreOutcome};
+use crate::ledger::{plan, raise};
+use crate::metrics::Metrics;
+use crate::sink::{ResumePoints, Sink};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most requests grouped into one commit.
+pub const MAX_GROUP: usize = 4096;
+
+enum Request {
+    Store(Lines, oneshot::Sender<StoreOutcome>),
+    Resume(Arc<str>, u64, oneshot::Sender<Option<u64>>),
+}
+
+/// A handle to the commit thread (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct CommitHandle {
+    tx: mpsc::Sender<Request>,
+}
+
+impl CommitHandle {
+    /// Queues a batch's lines (waits while the queue is full); the answer
+    /// comes once they are committed.
+    pub async fn store(&self, lines: Lines) -> oneshot::Receiver<StoreOutcome> {
+        let (tx, rx) = oneshot::channel();
+        // If the thread is gone, `tx` is dropped and the receiver reports it.
+        let _ = self.tx.send(Request::Store(lines, tx)).await;
+        rx
+    }
+
+    /// The agent's durable resume point, first raised to `floor` (the
+    /// Hello's `first_unacked_seq`: records below it were acked elsewhere).
+    /// `None` if the sink failed.
+    pub async fn resume(&self, agent: Arc<str>, floor: u64) -> Option<u64> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Request::Resume(agent, floor, tx)).await.ok()?;
+        rx.await.ok().flatten()
+    }
+}
+
+/// Starts the commit thread over `sink`, with resume points `resume` (from
+/// [`crate::sink::FileSink::open`], or empty) and a queue of `queue`
+/// requests. The thread ends when every handle is dropped.
+pub fn spawn(mut sink: Box<dyn Sink>, mut resume: ResumePoints, metrics: Arc<Metrics>, queue: usize) -> (CommitHandle, std::thread::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Request>(queue.max(1));
+    let thread = std::thread::Builder::new()
+        .name("edge-commit".into())
+        .spawn(move || {
+            let mut failed = false;
+            let mut group = Vec::with_capacity(64);
+            let mut buf = Vec::with_capacity(1 << 20);
+            while let Some(first) = rx.blocking_recv() {
+                group.push(first);
+                while group.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(r) => group.push(r),
+                        Err(_) => break,
+                    }
+                }
+                buf.clear();
+                let mut outcomes = Vec::with_capacity(group.len());
+                let mut written_total = 0u64;
+                for req in &group {
+                    match req {
+                        Request::Store(l, _) => {
+                            let o = if failed { StoreOutcome::Failed } else { plan(&mut resume, l, &mut buf) };
+                            if let StoreOutcome::Stored { written, .. } = o {
+                                written_total += u64::from(written);
+                                Metrics::add(&metrics.records_duplicate_total, l.ends.len() as u64 - u64::from(written));
+                            }
+                            outcomes.push(Some(o));
+                        }
+                        Request::Resume(agent, floor, _) => {
+                            raise(&mut resume, agent, *floor);
+                            outcomes.push(None);
+                        }
+                    }
+                }
+                if !failed {
+                    let t = Instant::now();
+                    let r = if buf.is_empty() { Ok(()) } else { sink.append(&buf) }.and_then(|()| sink.commit(&resume));
+                    let micros = t.elapsed().as_micros() as u64;
+                    Metrics::inc(&metrics.sink_commits_total);
+                    Metrics::add(&metrics.sink_commit_micros_total, micros);
+                    metrics.sink_commit_micros_max.fetch_max(micros, std::sync::atomic::Ordering::Relaxed);
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "sink failed; refusing every record until restarted");
+                        Metrics::inc(&metrics.sink_errors_total);
+                        failed = true;
+                    } else {
+                        Metrics::add(&metrics.records_stored_total, written_total);
+                    }
+                }
+                for (req, o) in group.drain(..).zip(outcomes) {
+                    match req {
+                        Request::Store(_, done) => {
+                            let o = if failed { StoreOutcome::Failed } else { o.expect("store outcome") };
+                            let _ = done.send(o);
+                        }
+                        Request::Resume(agent, _, done) => {
+                            let _ = done.send(if failed { None } else { resume.get(&*agent).copied() });
+                        }
+                    }
+                }
+            }
+        })
+        .expect("spawn the commit thread");
+    (CommitHandle { tx }, thread)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Mem(Arc<Mutex<Vec<u8>>>, Arc<Mutex<bool>>);
+
+    impl Sink for Mem {
+        fn append(&mut self, lines: &[u8]) -> io::Result<()> {
+            self.0.lock().unwrap().extend_from_slice(lines);
+            Ok(())
+        }
+        fn commit(&mut self, _: &ResumePoints) -> io::Result<()> {
+            if *self.1.lock().unwrap() { Err(io::Error::other("disk gone")) } else { Ok(()) }
+        }
+        fn durable(&self) -> bool {
+            true
+        }
+    }
+
+    fn lines(agent: &Arc<str>, first_seq: u64, n: u64) -> Lines {
+        let mut bytes = Vec::new();
+        let mut ends = Vec::new();
+        for s in first_seq..first_seq + n {
+            bytes.extend_from_slice(format!("{s}\n").as_bytes());
+            ends.push(bytes.len());
+        }
+        Lines { agent: agent.clone(), first_seq, bytes, ends }
+    }
+
+    #[tokio::test]
+    async fn dedup_gap_and_failure() {
+        let mem = Mem::default();
+        let (h, _t) = spawn(Box::new(mem.clone()), ResumePoints::new(), Arc::new(Metrics::default()), 16);
+        let a: Arc<str> = "a".into();
+        assert_eq!(h.store(lines(&a, 0, 2)).await.await.unwrap(), StoreOutcome::Gap { expected: 0 }, "no resume point asked");
+        assert_eq!(h.resume(a.clone(), 3).await, Some(3));
+        assert_eq!(h.store(lines(&a, 4, 2)).await.await.unwrap(), StoreOutcome::Gap { expected: 3 });
+        assert_eq!(h.store(lines(&a, 3, 3)).await.await.unwrap(), StoreOutcome::Stored { up_to: 5, written: 3 });
+        assert_eq!(h.store(lines(&a, 2, 6)).await.await.unwrap(), StoreOutcome::Stored { up_to: 7, written: 2 });
+        assert_eq!(h.store(lines(&a, 4, 2)).await.await.unwrap(), StoreOutcome::Stored { up_to: 5, written: 0 });
+        assert_eq!(h.resume(a.clone(), 0).await, Some(8), "never lowered");
+        assert_eq!(String::from_utf8(mem.0.lock().unwrap().clone()).unwrap(), "3\n4\n5\n6\n7\n");
+        *mem.1.lock().unwrap() = true;
+        assert_eq!(h.store(lines(&a, 8, 1)).await.await.unwrap(), StoreOutcome::Failed);
+        assert_eq!(h.store(lines(&a, 9, 1)).await.await.unwrap(), StoreOutcome::Failed);
+        assert_eq!(h.resume(a, 0).await, None);
+    }
+}

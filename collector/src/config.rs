@@ -1,0 +1,268 @@
+//! The collector's settings: command-line flags, an optional JSON config
+//! file, and the checks that refuse impossible combinations at start.
+//!
+//! A flag given on the command line wins over the same key in the file; the
+//! file's keys are the flags' long names with `-` written as `_`
+//! (`{"listen": "0.0.0.0:7070", "max_connections": 20000}`).
+
+use clap::Parser;
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Smallest `--max-frame`: a Hello must fit (PROTOCOL.md asks for 4096).
+pub const MIN_MAX_FRAME: u32 = 4096;
+/// Largest `--max-frame` (16 MiB): bounds each connection's buffers.
+pub const MAX_MAX_FRAME: u32 = 16 << 20;
+
+/// Command-line flags (`edge-collector --help`).
+#[derive(Debug, Clone, Default, Parser, Deserialize)]
+#[command(name = "edge-collector", version, about = "The edge-agent collector: sessions, a durable exactly-once JSON-lines sink, a SQLite registry and an HTTP API.")]
+#[serde(default, deny_unknown_fields)]
+pub struct Args {
+    /// JSON config file; its keys are these flags' names with `_` for `-`. Flags win.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address agents connect to [default: 127.0.0.1:7070].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Address of the HTTP API [default: 127.0.0.1:7071].
+    #[arg(long, value_name = "ADDR")]
+    pub api_listen: Option<SocketAddr>,
+    /// Bearer token the HTTP API requires (`Authorization: Bearer <token>`). Without it the API is not started.
+    #[arg(long, value_name = "TOKEN", env = "EDGE_COLLECTOR_API_TOKEN")]
+    pub api_token: Option<String>,
+    /// Directory for the sink files, the checkpoint and the registry [default: ./edge-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Where records go: `file` (JSON lines in the data dir, fsync'd, exactly once) or `stdout` (flushed, not durable) [default: file].
+    #[arg(long, value_name = "KIND")]
+    pub sink: Option<SinkKind>,
+    /// Rotate the JSON-lines file when it grows past this many bytes [default: 256 MiB].
+    #[arg(long, value_name = "BYTES")]
+    pub rotate_bytes: Option<u64>,
+    /// Shared auth token every agent must present in its Hello.
+    #[arg(long, value_name = "TOKEN", env = "EDGE_COLLECTOR_AGENT_TOKEN")]
+    pub agent_token: Option<String>,
+    /// File of per-agent tokens, one `agent_id token` pair a line (`#` comments). Overrides --agent-token for agents listed.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Most agent connections at once; beyond it a Reject with code 6 (Busy) [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Largest frame accepted, announced in Accept (4096 ..= 16 MiB) [default: 65536].
+    #[arg(long, value_name = "BYTES")]
+    pub max_frame: Option<u32>,
+    /// Batches per connection waiting for the sink before the collector stops reading that socket [default: 8].
+    #[arg(long, value_name = "N")]
+    pub max_inflight: Option<usize>,
+    /// Seconds a new connection has to send its Hello [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub handshake_timeout: Option<f64>,
+    /// Seconds of silence after which a connection is closed (3x the agents' idle timeout) [default: 45].
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout: Option<f64>,
+    /// Seconds of silence after which the collector pings an agent [default: idle-timeout / 3].
+    #[arg(long, value_name = "SECS")]
+    pub ping_after: Option<f64>,
+    /// retry_after_ms sent with Busy and Unauthorized rejects [default: 5000].
+    #[arg(long, value_name = "MS")]
+    pub retry_after_ms: Option<u32>,
+    /// The agents' heartbeat interval in seconds, for stale marking [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub heartbeat_interval: Option<f64>,
+    /// An online agent silent for this many heartbeat intervals is marked stale [default: 3].
+    #[arg(long, value_name = "N")]
+    pub stale_after: Option<u32>,
+    /// Seconds between registry flushes (one SQLite transaction each) [default: 1].
+    #[arg(long, value_name = "SECS")]
+    pub registry_flush: Option<f64>,
+    /// Log filter (tracing EnvFilter syntax) [default: info, or RUST_LOG].
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// Where records go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// JSON lines in `<data-dir>/records.jsonl`, fsync'd, rotated, exactly once across crashes.
+    File,
+    /// JSON lines on standard output, flushed; not durable, resume points kept in memory only.
+    Stdout,
+}
+
+/// Settings after defaults and checks.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Agent listener.
+    pub listen: SocketAddr,
+    /// API listener and its token; `None`: no API.
+    pub api: Option<(SocketAddr, String)>,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Sink.
+    pub sink: SinkKind,
+    /// Rotation size of the JSON-lines file.
+    pub rotate_bytes: u64,
+    /// Shared agent token.
+    pub agent_token: Option<String>,
+    /// Per-agent token file.
+    pub token_file: Option<PathBuf>,
+    /// Connection limit.
+    pub max_connections: usize,
+    /// Largest frame accepted.
+    pub max_frame: u32,
+    /// Batches in flight to the sink per connection.
+    pub max_inflight: usize,
+    /// Time to receive the Hello.
+    pub handshake_timeout: Duration,
+    /// Silence that closes a connection.
+    pub idle_timeout: Duration,
+    /// Silence after which the collector pings.
+    pub ping_after: Duration,
+    /// retry_after_ms of Busy and Unauthorized rejects.
+    pub retry_after_ms: u32,
+    /// Agents' heartbeat interval.
+    pub heartbeat_interval: Duration,
+    /// Heartbeat intervals of silence before an agent is stale.
+    pub stale_after: u32,
+    /// Registry flush period.
+    pub registry_flush: Duration,
+}
+
+/// A setting that cannot work, found at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn secs(name: &str, v: f64) -> Result<Duration, ConfigError> {
+    if v.is_finite() && v > 0.0 && v < 1e7 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(ConfigError(format!("--{name} must be a positive number of seconds, got {v}")))
+    }
+}
+
+impl Args {
+    /// `self` with every unset flag taken from `file`.
+    pub fn or(self, file: Args) -> Args {
+        macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, $($f: self.$f.or(file.$f)),* } } }
+        pick!(listen, api_listen, api_token, data_dir, sink, rotate_bytes, agent_token, token_file, max_connections,
+            max_frame, max_inflight, handshake_timeout, idle_timeout, ping_after, retry_after_ms, heartbeat_interval,
+            stale_after, registry_flush, log)
+    }
+
+    /// Reads the config file named by `--config`, if any, under the flags.
+    pub fn with_file(self) -> Result<Args, ConfigError> {
+        let Some(path) = self.config.clone() else { return Ok(self) };
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        let file: Args = serde_json::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Ok(self.or(file))
+    }
+
+    /// Applies defaults and refuses impossible settings.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let idle_timeout = secs("idle-timeout", self.idle_timeout.unwrap_or(45.0))?;
+        let ping_after = match self.ping_after {
+            Some(v) => secs("ping-after", v)?,
+            None => idle_timeout / 3,
+        };
+        if ping_after >= idle_timeout {
+            return Err(ConfigError("--ping-after must be below --idle-timeout".into()));
+        }
+        let max_frame = self.max_frame.unwrap_or(64 * 1024);
+        if !(MIN_MAX_FRAME..=MAX_MAX_FRAME).contains(&max_frame) {
+            return Err(ConfigError(format!("--max-frame must be within {MIN_MAX_FRAME}..={MAX_MAX_FRAME}, got {max_frame}")));
+        }
+        let max_connections = self.max_connections.unwrap_or(10_000);
+        if max_connections == 0 {
+            return Err(ConfigError("--max-connections must be at least 1".into()));
+        }
+        let max_inflight = self.max_inflight.unwrap_or(8);
+        if !(1..=1024).contains(&max_inflight) {
+            return Err(ConfigError("--max-inflight must be within 1..=1024".into()));
+        }
+        let rotate_bytes = self.rotate_bytes.unwrap_or(256 << 20);
+        if rotate_bytes < 4096 {
+            return Err(ConfigError("--rotate-bytes must be at least 4096".into()));
+        }
+        let stale_after = self.stale_after.unwrap_or(3);
+        if stale_after == 0 {
+            return Err(ConfigError("--stale-after must be at least 1".into()));
+        }
+        let api = match (self.api_token, self.api_listen) {
+            (Some(t), _) if t.is_empty() => return Err(ConfigError("--api-token must not be empty".into())),
+            (Some(t), addr) => Some((addr.unwrap_or_else(|| "127.0.0.1:7071".parse().unwrap()), t)),
+            (None, Some(_)) => return Err(ConfigError("--api-listen needs --api-token".into())),
+            (None, None) => None,
+        };
+        Ok(Config {
+            listen: self.listen.unwrap_or_else(|| "127.0.0.1:7070".parse().unwrap()),
+            api,
+            data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("edge-data")),
+            sink: self.sink.unwrap_or(SinkKind::File),
+            rotate_bytes,
+            agent_token: self.agent_token,
+            token_file: self.token_file,
+            max_connections,
+            max_frame,
+            max_inflight,
+            handshake_timeout: secs("handshake-timeout", self.handshake_timeout.unwrap_or(10.0))?,
+            idle_timeout,
+            ping_after,
+            retry_after_ms: self.retry_after_ms.unwrap_or(5000),
+            heartbeat_interval: secs("heartbeat-interval", self.heartbeat_interval.unwrap_or(60.0))?,
+            stale_after,
+            registry_flush: secs("registry-flush", self.registry_flush.unwrap_or(1.0))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_resolve() {
+        let c = Args::default().resolve().unwrap();
+        assert_eq!(c.idle_timeout, Duration::from_secs(45));
+        assert_eq!(c.ping_after, Duration::from_secs(15));
+        assert_eq!(c.max_frame, 65536);
+        assert!(c.api.is_none());
+    }
+
+    #[test]
+    fn refuses_impossible_settings() {
+        let bad = [
+            Args { max_frame: Some(100), ..Args::default() },
+            Args { max_connections: Some(0), ..Args::default() },
+            Args { idle_timeout: Some(0.0), ..Args::default() },
+            Args { idle_timeout: Some(10.0), ping_after: Some(10.0), ..Args::default() },
+            Args { api_listen: Some("127.0.0.1:1".parse().unwrap()), ..Args::default() },
+            Args { stale_after: Some(0), ..Args::default() },
+        ];
+        for a in bad {
+            assert!(a.clone().resolve().is_err(), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn flags_win_over_file() {
+        let file: Args = serde_json::from_str(r#"{"max_connections": 5, "idle_timeout": 9}"#).unwrap();
+        let flags = Args { max_connections: Some(7), ..Args::default() };
+        let c = flags.or(file).resolve().unwrap();
+        assert_eq!((c.max_connections, c.idle_timeout), (7, Duration::from_secs(9)));
+        assert!(serde_json::from_str::<Args>(r#"{"max_conections": 5}"#).is_err(), "unknown keys refused");
+    }
+}

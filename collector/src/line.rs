@@ -1,0 +1,173 @@
+//! The JSON-lines format: one object per record, as the sink writes it.
+//!
+//! ```json
+//! {"agent":"a1","host":"gw-7","seq":1230,"type":2001,"ts":1700000000250,"recv":1700000000300,"text":"disk /var 91%"}
+//! ```
+//!
+//! Every line has `agent`, `host`, `seq` (the agent's record sequence
+//! number), `type` (data type), `ts` (the agent's timestamp, ms) and `recv`
+//! (the collector's receive time, Unix ms), then exactly one of:
+//!
+//! * `heartbeat`: an agent heartbeat (type 1000) decoded, `{"host":{..},"lib":{..}}`;
+//! * `plugin`: a plugin heartbeat (type 1001), `{"name","version","pid","status"}`;
+//! * `task_result`: a task result (type 1050), `{"token","status","message"}`;
+//! * `text`: the payload, when it is valid UTF-8;
+//! * `b64`: the payload in standard base64, otherwise (also for a type
+//!   1000/1001/1050 payload that does not decode).
+//!
+//! `(agent, seq)` identifies a record: the file sink writes each at most once.
+
+use agent_core::data_type;
+use agent_core::heartbeat::AgentHeartbeat;
+use agent_core::message::{decode_body, TaskResult};
+use agent_core::plugin::{PluginHeartbeat, PluginStatus};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// A plugin status as written in lines and the registry.
+pub fn plugin_status(s: PluginStatus) -> &'static str {
+    match s {
+        PluginStatus::Starting => "starting",
+        PluginStatus::Running => "running",
+        PluginStatus::Stopping => "stopping",
+        PluginStatus::Stopped => "stopped",
+        PluginStatus::Error => "error",
+    }
+}
+
+#[derive(Serialize)]
+struct PluginLine<'a> {
+    name: &'a str,
+    version: &'a str,
+    pid: u32,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct TaskResultLine<'a> {
+    token: &'a str,
+    status: u32,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    agent: &'a str,
+    host: &'a str,
+    seq: u64,
+    #[serde(rename = "type")]
+    data_type: u32,
+    ts: u64,
+    recv: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heartbeat: Option<AgentHeartbeat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plugin: Option<PluginLine<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task_result: Option<TaskResultLine<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    b64: Option<String>,
+}
+
+/// One record to write, with its context.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordLine<'a> {
+    /// Agent id.
+    pub agent: &'a str,
+    /// Hostname from the agent's Hello.
+    pub host: &'a str,
+    /// Record sequence number.
+    pub seq: u64,
+    /// Data type.
+    pub data_type: u32,
+    /// Agent timestamp, ms.
+    pub ts: u64,
+    /// Collector receive time, Unix ms.
+    pub recv: u64,
+    /// Payload.
+    pub payload: &'a [u8],
+}
+
+impl RecordLine<'_> {
+    /// Appends the line, `\n` included, to `out`.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let mut line = Line {
+            agent: self.agent,
+            host: self.host,
+            seq: self.seq,
+            data_type: self.data_type,
+            ts: self.ts,
+            recv: self.recv,
+            heartbeat: None,
+            plugin: None,
+            task_result: None,
+            text: None,
+            b64: None,
+        };
+        let p = self.payload;
+        let decoded = match self.data_type {
+            data_type::AGENT_HEARTBEAT => AgentHeartbeat::decode(p).map(|h| line.heartbeat = Some(h)).is_some(),
+            data_type::PLUGIN_HEARTBEAT => decode_body::<PluginHeartbeat<'_>>(p)
+                .map(|h| {
+                    line.plugin =
+                        Some(PluginLine { name: h.name, version: h.version, pid: h.pid, status: plugin_status(h.status) })
+                })
+                .is_ok(),
+            data_type::TASK_RESULT => decode_body::<TaskResult<'_>>(p)
+                .map(|r| line.task_result = Some(TaskResultLine { token: r.token, status: r.status, message: r.message }))
+                .is_ok(),
+            _ => false,
+        };
+        if !decoded {
+            match std::str::from_utf8(p) {
+                Ok(t) => line.text = Some(t),
+                Err(_) => line.b64 = Some(base64::engine::general_purpose::STANDARD.encode(p)),
+            }
+        }
+        serde_json::to_writer(&mut *out, &line).expect("serializing to a Vec cannot fail");
+        out.push(b'\n');
+    }
+}
+
+/// The identifying fields of a line, as read back at start.
+#[derive(Deserialize, Debug)]
+pub struct LineKey<'a> {
+    /// Agent id.
+    #[serde(borrow)]
+    pub agent: Cow<'a, str>,
+    /// Record sequence number.
+    pub seq: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(data_type: u32, payload: &[u8]) -> serde_json::Value {
+        let mut out = Vec::new();
+        RecordLine { agent: "a\"1", host: "h", seq: 5, data_type, ts: 10, recv: 20, payload }.write(&mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
+        let key: LineKey<'_> = serde_json::from_slice(&out).unwrap();
+        assert_eq!((key.agent.as_ref(), key.seq), ("a\"1", 5));
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn text_binary_and_decoded_types() {
+        assert_eq!(line(2001, b"disk\n91%")["text"], "disk\n91%");
+        assert_eq!(line(2001, &[0xff, 0, 1])["b64"], "/wAB");
+        let tr = line(data_type::TASK_RESULT, &[4, b't', b'-', b'4', b'2', 0, 2, b'o', b'k']);
+        assert_eq!(tr["task_result"], serde_json::json!({"token": "t-42", "status": 0, "message": "ok"}));
+        let mut hb = [0u8; 64];
+        let n = AgentHeartbeat::default().encode(&mut hb).unwrap().len();
+        let v = line(data_type::AGENT_HEARTBEAT, &hb[..n]);
+        assert_eq!(v["heartbeat"]["lib"]["pushed"], 0);
+        assert_eq!(v["type"], 1000);
+        // A reserved type that does not decode is kept as bytes.
+        assert_eq!(line(data_type::PLUGIN_HEARTBEAT, &[0xff])["b64"], "/w==");
+    }
+}

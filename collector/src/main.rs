@@ -1,0 +1,88 @@
+//! `edge-collector`: the collector as a program. See `--help` and the
+//! crate's README.
+
+use clap::Parser as _;
+use edge_collector::config::Args;
+use edge_collector::Collector;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let args = match Args::parse().with_file() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("edge-collector: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = match &args.log {
+        Some(f) => EnvFilter::try_new(f),
+        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
+    };
+    let filter = match filter {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("edge-collector: --log: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    let cfg = match args.resolve() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("edge-collector: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    raise_fd_limit();
+    let stdout_sink = cfg.sink == edge_collector::config::SinkKind::Stdout;
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("edge-collector: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async {
+        let collector = match Collector::start(cfg).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                return ExitCode::FAILURE;
+            }
+        };
+        // Ready line for scripts and tests: the bound addresses. On stdout,
+        // unless the records go there.
+        let ready = format!("listening agents={} api={}", collector.agent_addr, collector.api_addr.map_or("off".to_string(), |a| a.to_string()));
+        if stdout_sink {
+            eprintln!("{ready}");
+        } else {
+            println!("{ready}");
+        }
+        let term = async {
+            #[cfg(unix)]
+            {
+                let mut t = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+                tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = t.recv() => {} }
+            }
+            #[cfg(not(unix))]
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        term.await;
+        tracing::info!("shutting down");
+        collector.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Each connection costs a file descriptor: the soft limit (often 1024) is
+/// raised to the hard limit, as servers do.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+            tracing::warn!(soft, hard, "could not raise the open-file limit");
+        }
+    }
+}

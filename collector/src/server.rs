@@ -1,0 +1,306 @@
+//! The collector assembled: listeners, the session table, the background
+//! tasks, and graceful shutdown.
+//!
+//! [`Collector::start`] binds the agent port (and the API port), opens the
+//! sink (rebuilding resume points) and the registry, and spawns: the accept
+//! loop (one task per connection, beyond `max_connections` a Reject Busy),
+//! the registry flusher and the API. [`Collector::shutdown`] tells every
+//! connection to Close with code 2 (Shutdown), waits for them (bounded),
+//! flushes the registry and stops the commit thread after its last commit.
+
+use crate::auth::Auth;
+use crate::commit::{self, CommitHandle};
+use crate::config::{Config, SinkKind};
+use crate::metrics::Metrics;
+use crate::registry::{ConfigRow, Registry, TaskRow};
+use crate::sink::{FileSink, ResumePoints, Sink, StdoutSink};
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+/// Wall-clock time, Unix milliseconds (receive times, registry times).
+pub fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A command for a live connection.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// A newer connection of the same agent id took over: Close and end.
+    Replaced,
+    /// Send this task.
+    Task(TaskRow),
+    /// Send this config.
+    Config(ConfigRow),
+}
+
+/// Capacity of each connection's command queue; a command that does not
+/// fit is not lost (tasks wait in SQLite for the next connect).
+pub const COMMAND_QUEUE: usize = 64;
+
+struct Live {
+    conn_id: u64,
+    tx: mpsc::Sender<Command>,
+}
+
+/// State shared by every task of one collector.
+pub struct Shared {
+    /// Settings.
+    pub cfg: Config,
+    /// Agent tokens.
+    pub auth: Auth,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The commit thread.
+    pub commit: CommitHandle,
+    /// The registry.
+    pub registry: Arc<Registry>,
+    /// Fires once, at shutdown.
+    pub shutdown: watch::Receiver<bool>,
+    sessions: Mutex<HashMap<String, Live>>,
+    next_conn: AtomicU64,
+    next_task: AtomicU64,
+    started_ms: u64,
+}
+
+impl Shared {
+    /// A fresh connection id.
+    pub fn conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A fresh task token, unique across restarts (start time and counter).
+    pub fn task_token(&self) -> String {
+        format!("t{:x}-{}", self.started_ms, self.next_task.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Makes `conn_id` the live session of `agent`; an older one is told
+    /// it was replaced.
+    pub fn register(&self, agent: &str, conn_id: u64, tx: mpsc::Sender<Command>) {
+        let old = self.sessions.lock().unwrap().insert(agent.to_string(), Live { conn_id, tx });
+        if let Some(old) = old {
+            Metrics::inc(&self.metrics.sessions_replaced_total);
+            let _ = old.tx.try_send(Command::Replaced);
+        }
+    }
+
+    /// Forgets `conn_id` as `agent`'s session; false if a newer one had
+    /// replaced it already.
+    pub fn unregister(&self, agent: &str, conn_id: u64) -> bool {
+        let mut s = self.sessions.lock().unwrap();
+        if s.get(agent).is_some_and(|l| l.conn_id == conn_id) {
+            s.remove(agent);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// True if `agent` has a live session.
+    pub fn is_live(&self, agent: &str) -> bool {
+        self.sessions.lock().unwrap().contains_key(agent)
+    }
+
+    /// Hands `cmd` to `agent`'s live session, if any and if its queue has room.
+    pub fn send_to(&self, agent: &str, cmd: Command) -> bool {
+        self.sessions.lock().unwrap().get(agent).is_some_and(|l| l.tx.try_send(cmd).is_ok())
+    }
+
+    /// Hands `cmd` to every live session.
+    pub fn broadcast(&self, cmd: Command) {
+        for l in self.sessions.lock().unwrap().values() {
+            let _ = l.tx.try_send(cmd.clone());
+        }
+    }
+}
+
+/// A running collector.
+pub struct Collector {
+    /// Shared state (for tests and the demo: metrics, registry).
+    pub shared: Arc<Shared>,
+    /// The agent listener's address.
+    pub agent_addr: SocketAddr,
+    /// The API's address, if it runs.
+    pub api_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    conns: Arc<tokio::sync::Semaphore>,
+    commit_thread: std::thread::JoinHandle<()>,
+}
+
+/// Why the collector could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A setting (token file) could not be used.
+    Config(crate::config::ConfigError),
+    /// A listener, the sink or the data directory failed.
+    Io(io::Error),
+    /// The registry database failed.
+    Registry(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "{e}"),
+            StartError::Io(e) => write!(f, "{e}"),
+            StartError::Registry(e) => write!(f, "registry: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<io::Error> for StartError {
+    fn from(e: io::Error) -> Self {
+        StartError::Io(e)
+    }
+}
+
+/// Most connections a shutdown waits for before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+impl Collector {
+    /// Starts a collector; see the module docs.
+    pub async fn start(cfg: Config) -> Result<Collector, StartError> {
+        let auth = Auth::load(cfg.agent_token.as_deref(), cfg.token_file.as_deref()).map_err(StartError::Config)?;
+        std::fs::create_dir_all(&cfg.data_dir)?;
+        let metrics = Arc::new(Metrics::default());
+        let (sink, resume): (Box<dyn Sink>, ResumePoints) = match cfg.sink {
+            SinkKind::File => {
+                let (s, rec) = FileSink::open(&cfg.data_dir, cfg.rotate_bytes)?;
+                tracing::info!(agents = rec.resume.len(), lines = rec.lines, truncated_bytes = rec.truncated_bytes, "sink opened; resume points rebuilt");
+                (Box::new(s), rec.resume)
+            }
+            SinkKind::Stdout => (Box::new(StdoutSink), ResumePoints::new()),
+        };
+        let registry = Arc::new(Registry::open(&cfg.data_dir.join("registry.sqlite3")).map_err(StartError::Registry)?);
+        let (commit, commit_thread) = commit::spawn(sink, resume, metrics.clone(), cfg.max_connections.clamp(64, 65536));
+        let listener = bind_agents(cfg.listen)?;
+        let agent_addr = listener.local_addr()?;
+        let api = match &cfg.api {
+            Some((addr, _)) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let api_addr = api.as_ref().map(|l| l.local_addr()).transpose()?;
+        let (stop, shutdown) = watch::channel(false);
+        let conns = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
+        let shared = Arc::new(Shared {
+            cfg,
+            auth,
+            metrics,
+            commit,
+            registry,
+            shutdown,
+            sessions: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            next_task: AtomicU64::new(1),
+            started_ms: unix_ms(),
+        });
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(shared.clone(), listener, conns.clone()));
+        tasks.spawn(registry_flusher(shared.clone()));
+        if let Some(l) = api {
+            tasks.spawn(crate::api::serve(shared.clone(), l));
+        }
+        tracing::info!(%agent_addr, ?api_addr, "collector listening");
+        Ok(Collector { shared, agent_addr, api_addr, stop, tasks, conns, commit_thread })
+    }
+
+    /// Stops the collector gracefully; see the module docs.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        // Every connection holds a permit; all back means all ended.
+        let max = self.shared.cfg.max_connections as u32;
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.conns.acquire_many(max)).await;
+        while self.tasks.join_next().await.is_some() {}
+        let shared = self.shared;
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = shared.registry.flush(0) {
+                tracing::error!(error = %e, "final registry flush failed");
+            }
+            drop(shared);
+        })
+        .await;
+        // The commit thread ends once the last handle (held by connection
+        // tasks, all ended) is gone; someone still holding `Shared` keeps
+        // it alive, so the wait is bounded.
+        let thread = self.commit_thread;
+        if tokio::time::timeout(SHUTDOWN_GRACE, tokio::task::spawn_blocking(move || thread.join())).await.is_err() {
+            tracing::warn!("the commit thread did not end (a handle to the collector's state is still held)");
+        }
+    }
+}
+
+/// Listen backlog of the agent port: a reconnect storm of thousands of
+/// agents should queue in the kernel, not time out (capped by somaxconn).
+pub const BACKLOG: u32 = 4096;
+
+fn bind_agents(addr: SocketAddr) -> io::Result<TcpListener> {
+    let s = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    s.set_reuseaddr(true)?;
+    s.bind(addr)?;
+    s.listen(BACKLOG)
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, conns: Arc<tokio::sync::Semaphore>) {
+    let mut stop = shared.shutdown.clone();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.changed() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        Metrics::inc(&shared.metrics.connections_total);
+        match conns.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    Metrics::inc(&shared.metrics.connections_open);
+                    crate::conn::serve(shared.clone(), stream, peer).await;
+                    shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                Metrics::inc(&shared.metrics.rejects_busy_total);
+                let retry = shared.cfg.retry_after_ms;
+                tokio::spawn(crate::conn::reject_busy(stream, retry));
+            }
+        }
+    }
+}
+
+async fn registry_flusher(shared: Arc<Shared>) {
+    let mut stop = shared.shutdown.clone();
+    let mut tick = tokio::time::interval(shared.cfg.registry_flush);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stale = shared.cfg.heartbeat_interval * shared.cfg.stale_after;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let s = shared.clone();
+        let cutoff = unix_ms().saturating_sub(stale.as_millis() as u64);
+        let r = tokio::task::spawn_blocking(move || s.registry.flush(cutoff)).await;
+        match r {
+            Ok(Ok(_)) => Metrics::inc(&shared.metrics.registry_flushes_total),
+            Ok(Err(e)) => tracing::error!(error = %e, "registry flush failed"),
+            Err(e) => tracing::error!(error = %e, "registry flush panicked"),
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The session rules, against the collector binary, with a raw client that
+//! can break them: handshake, resume points, duplicates, gaps, bad frames,
+//! tokens, limits, replacement, pings and timeouts.
+
+mod common;
+
+use agent_core::frame::crc32c;
+use agent_core::message::{Ack, Batch, Message, Ping};
+use common::raw::{entries, hello, Got, Raw};
+use common::{sink_view, CollectorProc, TempDir};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(5);
+
+fn accept(c: &mut Raw) -> u64 {
+    match c.recv_skipping(T) {
+        Got::Accept { next_seq, max_frame } => {
+            assert_eq!(max_frame, 65536);
+            next_seq
+        }
+        g => panic!("expected Accept, got {g:?}"),
+    }
+}
+
+fn closed_with(c: &mut Raw, code: u16) -> String {
+    match c.recv_skipping(T) {
+        Got::Close { code: got, reason } if got == code => {
+            assert_eq!(c.recv_skipping(T), Got::Eof, "closed after the Close");
+            reason
+        }
+        g => panic!("expected Close {code}, got {g:?}"),
+    }
+}
+
+#[test]
+fn resume_points_duplicates_and_acks() {
+    let dir = TempDir::new("resume");
+    let col = CollectorProc::start(dir.path(), &["--api-token", "k", "--api-listen", "127.0.0.1:0"]);
+    let mut c = Raw::connect(col.agents);
+    c.send(&Message::Hello(hello("a1", b"", 0, 0)));
+    assert_eq!(accept(&mut c), 0, "an unknown agent resumes at its first_unacked_seq");
+    c.batch("r", 0, 5);
+    assert_eq!(c.recv_skipping(T), Got::Ack(4));
+    c.batch("r", 3, 5); // 3 and 4 again: duplicates, acked again
+    assert_eq!(c.recv_skipping(T), Got::Ack(7));
+    c.batch("r", 0, 2); // all duplicates
+    assert_eq!(c.recv_skipping(T), Got::Ack(7), "acks are cumulative, never lower");
+    drop(c);
+
+    let mut c = Raw::connect(col.agents);
+    c.send(&Message::Hello(hello("a1", b"", 5, 8)));
+    assert_eq!(accept(&mut c), 8, "the resume point: one past the highest stored");
+    drop(c);
+    // An agent whose records up to 20 were acked by another collector.
+    let mut c = Raw::connect(col.agents);
+    c.send(&Message::Hello(hello("a1", b"", 20, 25)));
+    assert_eq!(accept(&mut c), 20);
+    c.batch("r", 20, 5);
+    assert_eq!(c.recv_skipping(T), Got::Ack(24));
+    drop(c);
+
+    // A Hello whose next_seq is below the resume point (a cloned agent id):
+    // the true resume point is still answered, and counted.
+    let mut c = Raw::connect(col.agents);
+    c.send(&Message::Hello(hello("a1", b"", 2, 3)));
+    assert_eq!(accept(&mut c), 25, "never lower than what is stored");
+    drop(c);
+    let (_, metrics) = common::http(col.api.unwrap(), "GET", "/metrics", Some("k"), None);
+    assert!(metrics.contains("edge_collector_resume_conflicts_total 1\n"), "{metrics}");
+    assert!(metrics.contains("edge_collector_records_duplicate_total 4\n"), "{metrics}");
+
+    let v = sink_view(dir.path());
+    assert_eq!(v.seqs["a1"], (0..8).chain(20..25).collect::<Vec<_>>());
+    assert_eq!(v.texts["a1"][3], "r3");
+}
+
+#[test]
+fn stdout_sink_writes_lines_and_acks_after_the_flush() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new("stdout");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edge-collector"))
+        .args(["--sink", "stdout", "--listen", "127.0.0.1:0", "--log", "warn", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The ready line goes to stderr when the records go to stdout.
+    let mut ready = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut ready).unwrap();
+    let addr: std::net::SocketAddr = ready.split_whitespace().find_map(|p| p.strip_prefix("agents=")).unwrap().parse().unwrap();
+    let mut c = Raw::connect(addr);
+    c.send(&Message::Hello(hello("out-1", b"", 0, 0)));
+    accept(&mut c);
+    c.batch("o", 0, 3);
+    assert_eq!(c.recv_skipping(T), Got::Ack(2));
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    for seq in 0..3u64 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!((v["agent"].as_str(), v["seq"].as_u64(), v["text"].as_str()), (Some("out-1"), Some(seq), Some(format!("o{seq}").as_str())));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn gap_bad_crc_and_malformed_close_with_protocol_error() {
+    let dir = TempDir::new("gap");
+    let col = CollectorProc::start(dir.path(), &[]);
+
+    // A gap inside the connection.
+    let mut c = Raw::connect(col.agents);
+    c.send(&Message::Hello(hello("g1", b"", 0, 0)));
+    accept(&mut c);
+    c.batch("g", 0, 3);
+    assert_eq!(c.recv_skipping(T), Got::Ack(2));
+    c.batch("g", 4, 3);
+    assert!(closed_with(&mut c, 1).contains("gap"));
+
+    // A Batch with a bad CRC is skipped; the next one shows the gap.
+    let mut c = Raw::connect(col.agents);
+    c.send(&Message::Hello(hello("g1", b"", 3, 3)));
+    assert_eq!(accept(&mut c), 3);
+    let records = entries("g", 3, 2);
+    let mut f = c.frame(&Message::Batch(Batch { first_seq: 3, base_ts: 1000, count: 2, records: &records }));
+    f[15] ^= 0x40;
+    c.send_bytes(&f);
+    c.batch("g", 5, 2);
+    closed_with(&mut c, 1);
+
+    // Malformed batches: count 0, count above the entries, a truncated entry.
+    for (count, cut) in [(0u32, 0usize), (3, 0), (2, 1)] {
+        let mut c = Raw::connect(col.agents);
+        c.send(&Message::Hello(hello("g1", b"", 3, 3)));
+        accept(&mut c);
+        let records = entries("g", 3, 2);
+        c.send(&Message::Batch(Batch { first_seq: 3, base_ts: 1000, count, records: &records[..records.len() - cut] }));
+        closed_with(&mut c, 1);
+    }
+    // Kinds only a collector sends; anything but Hello first.
+    let mut c = Raw::connect(col.agents);
+    c.send(&Message::Hello(hello("g1", b"", 3, 3)));
+    accept(&mut c);
+    c.send(&Message::Ack(Ack { up_to: 1 }));
+    closed_with(&mut c, 1);
+    let mut c = Raw::connect(col.agents);
+    c.send(&Message::Ping(Ping { nonce: 1 }));
+    closed_with(&mut c, 1);
+
+    let v = sink_view(dir.path());
+    assert_eq!(v.seqs["g1"], vec![0, 1, 2], "nothing past the gap, nothing from a malformed batch");
+}
+
+#[test]
+fn tokens_versions_and_frame_sizes_get_rejects() {
+    let dir = TempDir::new("reject");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "special s3cret\n").unwrap();
+    let col = CollectorProc::start(dir.path(), &["--agent-token", "fleet", "--token-file", tokens.to_str().unwrap(), "--retry-after-ms", "7000"]);
+    let cases: [(&str, &[u8], Option<u16>); 5] = [
+        ("any", b"fleet", None),
+        ("any", b"fleeT", Some(4)),
+        ("special", b"s3cret", None),
+        ("special", b"fleet", Some(4)),
+        ("any", b"", Some(4)),
+    ];
+    for (id, token, want) in cases {
+        let mut c = Raw::connect(col.agents);
+        c.send(&Message::Hello(hello(id, token, 0, 0)));
+        match (c.recv_skipping(T), want) {
+            (Got::Accept { .. }, None) => {}
+            (Got::Reject { code, retry_after_ms, .. }, Some(w)) if code == w => {
+                assert_eq!(retry_after_ms, 7000);
+                assert_eq!(c.recv(T), Got::Eof);
+            }
+            (g, w) => panic!("{id} {token:?}: expected {w:?}, got {g:?}"),
+        }
+    }
+    // A Hello of protocol version 2: a version-1 Reject, code 5.
+    let mut c = Raw::connect(col.agents);
+    let mut f = c.frame(&Message::Hello(hello("any", b"fleet", 0, 0)));
+    f[2] = 2;
+    let n = f.len();
+    let crc = crc32c(&f[..n - 4]);
+    f[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    c.send_bytes(&f);
+    assert!(matches!(c.recv(T), Got::Reject { code: 5, .. }));
+    // An agent that needs bigger frames than the collector's --max-frame.
+    drop(col);
+    let col = CollectorProc::start(dir.path(), &["--max-frame", "4096"]);
+    let mut c = Raw::connect(col.agents);
+    let mut h = hello("any", b"", 0, 0);
+    h.min_frame = 5000;
+    c.send(&Message::Hello(h));
+    match c.recv(T) {
+        Got::Reject { code: 5, reason, .. } => assert!(reason.contains("4096"), "{reason}"),
+        g => panic!("expected Reject 5, got {g:?}"),
+    }
+}
+
+#[test]
+fn busy_replacement_pings_and_timeouts() {
+    let dir = TempDir::new("busy");
+    let col = CollectorProc::start(
+        dir.path(),
+        &["--max-connections", "2", "--idle-timeout", "1.5", "--ping-after", "0.5", "--handshake-timeout", "1", "--api-token", "k", "--api-listen", "127.0.0.1:0"],
+    );
+    let mut a = Raw::connect(col.agents);
+    a.send(&Message::Hello(hello("b1", b"", 0, 0)));
+    accept(&mut a);
+    let mut b = Raw::connect(col.agents);
+    b.send(&Message::Hello(hello("b2", b"", 0, 0)));
+    accept(&mut b);
+    let mut c = Raw::connect(col.agents);
+    c.send(&Message::Hello(hello("b3", b"", 0, 0)));
+    match c.recv(T) {
+        Got::Reject { code: 6, retry_after_ms, .. } => assert!(retry_after_ms > 0),
+        g => panic!("expected Reject 6 (Busy), got {g:?}"),
+    }
+    // The Ping of an agent is answered with its nonce.
+    a.send(&Message::Ping(Ping { nonce: 0xfeed }));
+    assert_eq!(a.recv(T), Got::Pong(0xfeed));
+    // The same id again replaces the older session (which gets Close 0)...
+    drop(b);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut a2 = Raw::connect(col.agents);
+    a2.send(&Message::Hello(hello("b1", b"", 0, 0)));
+    accept(&mut a2);
+    closed_with(&mut a, 0);
+    // ... and a silent connection is pinged, then closed with code 3.
+    assert!(matches!(a2.recv(Duration::from_secs(3)), Got::Ping(_)));
+    match a2.recv(Duration::from_secs(3)) {
+        Got::Close { code: 3, .. } => {}
+        g => panic!("expected Close 3 (Timeout), got {g:?}"),
+    }
+    // No Hello in time: closed.
+    let mut quiet = Raw::connect(col.agents);
+    assert!(matches!(quiet.recv(Duration::from_secs(3)), Got::Close { code: 3, .. }));
+    let (status, metrics) = common::http(col.api.unwrap(), "GET", "/metrics", Some("k"), None);
+    assert_eq!(status, 200);
+    for m in ["rejects_busy_total 1", "sessions_replaced_total 1", "pongs_sent_total 1"] {
+        assert!(metrics.contains(&format!("edge_collector_{m}\n")), "{m} in\n{metrics}");
+    }
+}
+
+#[test]
+fn garbage_and_slowloris_clients_do_not_hurt_others() {
+    let dir = TempDir::new("garbage");
+    let col = CollectorProc::start(dir.path(), &["--idle-timeout", "1.5", "--ping-after", "0.5", "--handshake-timeout", "1"]);
+    let mut rng = common::Rng(common::seed());
+    // Garbage: random bytes, sometimes with the magic in them.
+    let mut g = Raw::connect(col.agents);
+    let mut junk = vec![0u8; 64 * 1024];
+    for b in junk.iter_mut() {
+        *b = if rng.below(50) == 0 { 0xEA } else { rng.next() as u8 };
+    }
+    g.send_bytes(&junk);
+    // Slowloris: a Hello, then a Batch one byte at a time, too slowly.
+    let mut s = Raw::connect(col.agents);
+    s.send(&Message::Hello(hello("slow", b"", 0, 0)));
+    accept(&mut s);
+    let records = entries("s", 0, 50);
+    let slow = s.frame(&Message::Batch(Batch { first_seq: 0, base_ts: 1000, count: 50, records: &records }));
+    // A good agent meanwhile.
+    let mut ok = Raw::connect(col.agents);
+    ok.send(&Message::Hello(hello("good", b"", 0, 0)));
+    accept(&mut ok);
+    let start = std::time::Instant::now();
+    let mut closed = false;
+    for (i, byte) in slow.iter().enumerate() {
+        if !s.send_bytes(&[*byte]) {
+            closed = true;
+            break;
+        }
+        if i % 10 == 0 {
+            ok.batch("k", i as u64 / 10, 1);
+            assert_eq!(ok.recv_skipping(T), Got::Ack(i as u64 / 10));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        if start.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+    }
+    // The slow one got a Ping, then Close 3 (its bytes never made a frame).
+    let mut saw_close = false;
+    for _ in 0..4 {
+        match s.recv(Duration::from_secs(3)) {
+            Got::Close { code: 3, .. } => {
+                saw_close = true;
+                break;
+            }
+            Got::Ping(_) => continue,
+            Got::Eof => break,
+            g => panic!("slowloris: {g:?}"),
+        }
+    }
+    assert!(closed || saw_close, "the slowloris was closed for its silence (bytes that make no frame do not count)");
+    // The garbage one was closed by the handshake timeout.
+    assert!(matches!(g.recv(Duration::from_secs(3)), Got::Close { code: 3, .. } | Got::Close { code: 1, .. } | Got::Eof));
+    let v = sink_view(dir.path());
+    assert!(!v.seqs.contains_key("slow"));
+    assert!(!v.seqs["good"].is_empty());
+}
