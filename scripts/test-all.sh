@@ -49,6 +49,13 @@ done
 echo "== flash size on Cortex-M4"
 bash scripts/size-report.sh
 
+# ---- ring and speed (issue 7) ------------------------------------------------
+echo "== CRC-32C: the hardware choice (crc-hw) agrees with the tables"
+cargo test -p agent-core --features crc-hw --test crc_props 2>&1 | tee -a "$log"
+echo "== benches smoke: every criterion bench runs once (test mode, not timed)"
+cargo test -p edge-agent-benches --benches 2>&1 | tee -a "$log"
+# ---- end ring and speed --------------------------------------------------------
+
 # ---- edge-collector (collector/) -------------------------------------------
 # Its unit and end-to-end tests ran with `cargo test --workspace` above.
 echo "== the demo on edge-collector (debug build of README's first command)"

@@ -108,18 +108,35 @@ impl fmt::Display for EncodeError {
     }
 }
 
-#[cfg(feature = "crc-notable")]
+#[cfg(all(feature = "crc-notable", not(feature = "crc-hw")))]
 type CrcImpl = crc::NoTable;
-#[cfg(all(not(feature = "crc-notable"), any(feature = "crc-table1", not(feature = "crc-table16"))))]
+#[cfg(all(
+    not(feature = "crc-hw"),
+    not(feature = "crc-notable"),
+    any(feature = "crc-table1", not(feature = "crc-table16"))
+))]
 type CrcImpl = crc::Table<1>;
-#[cfg(all(not(feature = "crc-notable"), not(feature = "crc-table1"), feature = "crc-table16"))]
+#[cfg(all(not(feature = "crc-hw"), not(feature = "crc-notable"), not(feature = "crc-table1"), feature = "crc-table16"))]
 type CrcImpl = crc::Table<16>;
 
+#[cfg(not(feature = "crc-hw"))]
 const CASTAGNOLI: crc::Crc<u32, CrcImpl> = crc::Crc::<u32, CrcImpl>::new(&crc::CRC_32_ISCSI);
 
 /// CRC-32C of `bytes` (the check value of `b"123456789"` is `0xE3069283`).
+///
+/// Computed as the crate's features choose: `crc-hw` (hardware
+/// instructions where the host CPU has them), else the `crc` crate with
+/// `crc-notable` (bitwise), `crc-table1` (1 KiB table) or `crc-table16`
+/// (16 KiB, the default). Every choice gives the same value.
 pub fn crc32c(bytes: &[u8]) -> u32 {
-    CASTAGNOLI.checksum(bytes)
+    #[cfg(feature = "crc-hw")]
+    {
+        ::crc32c::crc32c(bytes)
+    }
+    #[cfg(not(feature = "crc-hw"))]
+    {
+        CASTAGNOLI.checksum(bytes)
+    }
 }
 
 /// Writes a frame of `kind` into `out`: `body` is called with the space for

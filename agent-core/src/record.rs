@@ -114,10 +114,17 @@ impl EntryHeader {
     /// `None` (with `out` partly written) if `out` is shorter than
     /// [`EntryHeader::header_len`].
     pub fn write(&self, out: &mut [u8]) -> Option<usize> {
-        let a = varint::encode_u64(self.data_type as u64, out)?;
-        let b = varint::encode_u64(varint::zigzag(self.ts_delta), out.get_mut(a..)?)?;
-        let c = varint::encode_u64(self.payload_len as u64, out.get_mut(a + b..)?)?;
-        Some(a + b + c)
+        let (t, d, l) = (self.data_type as u64, varint::zigzag(self.ts_delta), self.payload_len as u64);
+        if let ([t_out, d_out, l_out, ..], true) = (&mut *out, (t | d | l) < 0x80) {
+            // The common case: three one-byte fields.
+            (*t_out, *d_out, *l_out) = (t as u8, d as u8, l as u8);
+            return Some(3);
+        }
+        let mut at = 0;
+        for v in [t, d, l] {
+            at += varint::encode_u64(v, out.get_mut(at..)?)?;
+        }
+        Some(at)
     }
 
     /// Encodes into a fixed array; returns it and the used length.
@@ -131,12 +138,23 @@ impl EntryHeader {
     /// Parses a header from the front of `bytes`, returning it and its
     /// encoded length.
     pub fn decode(bytes: &[u8]) -> Result<(Self, usize), EntryError> {
-        let (t, a) = varint::decode_u64(bytes)?;
-        let data_type = u32::try_from(t).map_err(|_| EntryError::Malformed)?;
-        let (d, b) = varint::decode_u64(&bytes[a..])?;
-        let (l, c) = varint::decode_u64(&bytes[a + b..])?;
-        let payload_len = usize::try_from(l).map_err(|_| EntryError::Malformed)?;
-        Ok((EntryHeader { data_type, ts_delta: varint::unzigzag(d), payload_len }, a + b + c))
+        if let [t, d, l, ..] = *bytes {
+            if (t | d | l) < 0x80 {
+                // The common case: three one-byte fields.
+                let h = EntryHeader { data_type: t.into(), ts_delta: varint::unzigzag(d.into()), payload_len: l.into() };
+                return Ok((h, 3));
+            }
+        }
+        let mut f = [0u64; 3];
+        let mut at = 0;
+        for v in &mut f {
+            let (x, n) = varint::decode_u64(bytes.get(at..).unwrap_or(&[]))?;
+            *v = x;
+            at += n;
+        }
+        let data_type = u32::try_from(f[0]).map_err(|_| EntryError::Malformed)?;
+        let payload_len = usize::try_from(f[2]).map_err(|_| EntryError::Malformed)?;
+        Ok((EntryHeader { data_type, ts_delta: varint::unzigzag(f[1]), payload_len }, at))
     }
 
     /// Parses a header from bytes produced by `byte_at(i)`, returning it and

@@ -171,6 +171,8 @@ struct Run {
     /// Entries and bytes evicted.
     records: usize,
     bytes: usize,
+    /// The header of the entry at `end` (`None` at the head) and its length.
+    next: Option<(EntryHeader, usize)>,
 }
 
 /// What [`Ring::ack`] did.
@@ -361,6 +363,7 @@ impl<'a> Ring<'a> {
         }
         let at = self.head;
         let off = self.used_bytes();
+        // The header's varints in place and one copy when nothing wraps.
         let hl = self.write_header(off, &hdr);
         self.write_at(off + hl, rec.payload);
         self.head = at + need as u64;
@@ -382,13 +385,23 @@ impl<'a> Ring<'a> {
         let keep = keep.map(|p| self.off(p));
         let sent = self.off(self.sent_end);
         let used = self.used_bytes();
-        let mut run = Run { end: sent, end_ts: self.sent_end_base, kept: None, kept_ts: 0, kept_len: 0, records: 0, bytes: 0 };
+        let mut run = Run {
+            end: sent,
+            end_ts: self.sent_end_base,
+            kept: None,
+            kept_ts: 0,
+            kept_len: 0,
+            records: 0,
+            bytes: 0,
+            next: None,
+        };
         // Whether the run as it stands makes room; it is judged only when
         // it ends with an evicted entry.
         let mut fits = false;
         let mut last_evicted = false;
         loop {
             let next = if run.end < used { Some(self.header_at(run.end)?) } else { None };
+            run.next = next;
             if last_evicted {
                 // What is left if the run ends here: the sent bytes, the kept
                 // entry re-based on the last sent record, the entry after
@@ -453,7 +466,7 @@ impl<'a> Ring<'a> {
             prot = None;
         }
         let mut shift = 0;
-        match self.header_at(q) {
+        match run.next {
             Some((f, fhl)) => {
                 let f_ts = apply_delta(run.end_ts, f.ts_delta);
                 let new_f = EntryHeader::new(f.data_type, ts_delta(base, f_ts), f.payload_len);
@@ -718,6 +731,11 @@ impl<'a> Ring<'a> {
 
     /// Writes `h` at offset `at`; returns its length.
     fn write_header(&mut self, at: usize, h: &EntryHeader) -> usize {
+        let start = self.phys(at);
+        if let Some(n) = self.buf.get_mut(start..).and_then(|dst| h.write(dst)) {
+            return n;
+        }
+        // Wraps (or would not fit before the end of the slice).
         let (b, n) = h.encode();
         self.write_at(at, &b[..n]);
         n

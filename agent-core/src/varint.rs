@@ -7,13 +7,13 @@
 /// Longest encoding of a `u64`.
 pub const MAX_LEN_U64: usize = 10;
 
-/// Number of bytes `value` takes as a varint (1..=10).
-pub const fn len_u64(mut value: u64) -> usize {
-    let mut n = 1;
-    while value >= 0x80 {
-        value >>= 7;
-        n += 1;
-    }
+/// Number of bytes `value` takes as a varint (1..=10): one per 7
+/// significant bits, computed from the leading zeros (no loop).
+pub const fn len_u64(value: u64) -> usize {
+    let bits = 64 - (value | 1).leading_zeros() as usize;
+    // Not `div_ceil`: that costs a remainder and a branch on this hot path.
+    #[allow(clippy::manual_div_ceil)]
+    let n = (bits + 6) / 7;
     n
 }
 
@@ -98,6 +98,17 @@ pub const fn unzigzag(v: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn len_matches_encoding_at_every_boundary() {
+        for shift in 0..64 {
+            for v in [1u64 << shift, (1u64 << shift) - 1, (1u64 << shift) + 1] {
+                assert_eq!(len_u64(v), encode_u64_array(v).1, "{v}");
+            }
+        }
+        assert_eq!(len_u64(0), 1);
+        assert_eq!(len_u64(u64::MAX), 10);
+    }
 
     #[test]
     fn round_trips_and_lengths() {
