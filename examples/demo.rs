@@ -1,4 +1,4 @@
-//! The edge-agent demo: the real collector and four agents on loopback, no
+//! The edge-agent demo: the real collector and five agents on loopback, no
 //! setup, with faults.
 //!
 //! ```sh
@@ -11,12 +11,16 @@
 //! 1. **edge-collector** starts in this process on free loopback ports, with
 //!    a temporary data directory: the JSON-lines file sink (fsync'd, group
 //!    commit), the SQLite registry and the HTTP API with a bearer token.
-//! 2. Four **agents**, one thread each, run `agent_core::driver::Driver`
-//!    over `std::net::TcpStream`: each pushes 150 readings, 20 ms apart, and
-//!    heartbeats every second. `agent-1` and `agent-2` connect directly;
-//!    `agent-3` goes through a proxy that **cuts** every connection after a
-//!    few kilobytes; `agent-4` through a proxy that **corrupts** the byte
-//!    stream (a flipped bit in about one chunk in thirty, both ways).
+//! 2. Five **agents**, one thread each: each pushes 150 readings, 20 ms
+//!    apart, and heartbeats every second. `agent-1` to `agent-4` run
+//!    `agent_core::driver::Driver` over `std::net::TcpStream`; `agent-1`
+//!    and `agent-2` connect directly; `agent-3` goes through a proxy that
+//!    **cuts** every connection after a few kilobytes; `agent-4` through a
+//!    proxy that **corrupts** the byte stream (a flipped bit in about one
+//!    chunk in thirty, both ways). `agent-5` connects directly and is driven
+//!    only through the **C ABI** (the `ea_*` functions of `agent-ffi`, in a
+//!    C daemon's call order, with caller-declared storage and its own
+//!    socket loop: `demo/c_abi_agent.rs`).
 //! 3. A **task** for `agent-1`'s `scanner` plugin goes in through the HTTP
 //!    API (`POST /agents/agent-1/tasks`); the agent answers it, the answer
 //!    travels back as a record, and `GET /tasks/{token}` shows the result.
@@ -31,6 +35,9 @@
 //!
 //! Progress is told on **stderr**; stdout gets the stored records at the end
 //! when it is not a terminal.
+
+#[path = "demo/c_abi_agent.rs"]
+mod c_abi_agent;
 
 use agent_core::backoff::BackoffConfig;
 use agent_core::driver::{Clock, Connector, Driver, RunEnd};
@@ -73,8 +80,22 @@ enum Path_ {
     Corrupting,
 }
 
-const AGENTS: [(&str, Path_); 4] =
-    [("agent-1", Path_::Direct), ("agent-2", Path_::Direct), ("agent-3", Path_::Cutting), ("agent-4", Path_::Corrupting)];
+/// What drives an agent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Via {
+    /// `agent_core::driver::Driver`, in Rust.
+    Driver,
+    /// The `ea_*` functions of the C ABI ([`c_abi_agent`]).
+    CAbi,
+}
+
+const AGENTS: [(&str, Path_, Via); 5] = [
+    ("agent-1", Path_::Direct, Via::Driver),
+    ("agent-2", Path_::Direct, Via::Driver),
+    ("agent-3", Path_::Cutting, Via::Driver),
+    ("agent-4", Path_::Corrupting, Via::Driver),
+    ("agent-5", Path_::Direct, Via::CAbi),
+];
 
 fn main() -> ExitCode {
     thread::spawn(|| {
@@ -103,7 +124,7 @@ fn main() -> ExitCode {
     let cutting = proxy(addr, Fault::Cut);
     let corrupting = proxy(addr, Fault::Corrupt);
     eprintln!("edge-agent demo: edge-collector on {addr} (API on {api}), data in {}", data.0.display());
-    eprintln!("  agent-1, agent-2 direct; agent-3 through a cutting proxy ({cutting}); agent-4 through a corrupting proxy ({corrupting})");
+    eprintln!("  agent-1, agent-2 direct; agent-3 through a cutting proxy ({cutting}); agent-4 through a corrupting proxy ({corrupting}); agent-5 direct, through the C ABI");
 
     let start = StdInstant::now();
     let progress_done = Arc::new(AtomicBool::new(false));
@@ -111,14 +132,18 @@ fn main() -> ExitCode {
     let agents: Vec<_> = AGENTS
         .iter()
         .enumerate()
-        .map(|(i, &(name, path))| {
+        .map(|(i, &(name, path, via))| {
             let to = match path {
                 Path_::Direct => addr,
                 Path_::Cutting => cutting,
                 Path_::Corrupting => corrupting,
             };
             let answered = task_answered.clone();
-            thread::spawn(move || run_agent(name, to, start, 7 + i as u64, answered))
+            let seed = 7 + i as u64;
+            thread::spawn(move || match via {
+                Via::Driver => run_agent(name, to, start, seed, answered),
+                Via::CAbi => c_abi_agent::run(name, to, start, seed),
+            })
         })
         .collect();
     let progress = {
@@ -424,7 +449,7 @@ fn summary(reports: &[Report], dir: &Path, token: Option<&str>, task: Option<&se
     let dup_seqs = seqs.values().filter(|&&n| n > 1).count();
     let mut problems = Vec::new();
     eprintln!();
-    eprintln!("agent     path        pushed  delivered once  duplicates  dropped (full/large/evicted)  lost  reconnects  heartbeats  rtt ms  task");
+    eprintln!("agent     path        via     pushed  delivered once  duplicates  dropped (full/large/evicted)  lost  reconnects  heartbeats  rtt ms  task");
     for r in reports {
         let s = &r.stats;
         let got = readings.get(r.name).cloned().unwrap_or_default();
@@ -432,16 +457,22 @@ fn summary(reports: &[Report], dir: &Path, token: Option<&str>, task: Option<&se
         let dups: u32 = got.values().map(|&n| n.saturating_sub(1)).sum();
         let dropped = s.dropped_full + s.dropped_too_large + s.dropped_evicted;
         let lost = u64::from(r.pushed).saturating_sub(once as u64 + s.dropped_evicted);
-        let path = AGENTS.iter().find(|a| a.0 == r.name).map_or("?", |a| match a.1 {
+        let agent = AGENTS.iter().find(|a| a.0 == r.name);
+        let path = agent.map_or("?", |a| match a.1 {
             Path_::Direct => "direct",
             Path_::Cutting => "cutting",
             Path_::Corrupting => "corrupting",
         });
+        let via = agent.map_or("?", |a| match a.2 {
+            Via::Driver => "Driver",
+            Via::CAbi => "C ABI",
+        });
         let task_col = if r.name == "agent-1" { if task.is_some() { "1 of 1" } else { "0 of 1" } } else { "-" };
         eprintln!(
-            "{:<9} {:<10}  {:>6}  {:>14}  {:>10}  {:>10} ({}/{}/{})          {:>4}  {:>10}  {:>10}  {:>6}  {}",
+            "{:<9} {:<10}  {:<6}  {:>6}  {:>14}  {:>10}  {:>10} ({}/{}/{})          {:>4}  {:>10}  {:>10}  {:>6}  {}",
             r.name,
             path,
+            via,
             r.pushed,
             once,
             dups,
@@ -467,7 +498,8 @@ fn summary(reports: &[Report], dir: &Path, token: Option<&str>, task: Option<&se
     }
     eprintln!();
     eprintln!("pushed: readings the agent's ring took; delivered once: readings in the sink's file exactly once;");
-    eprintln!("reconnects: handshakes after the first; heartbeats: heartbeat records in the sink.");
+    eprintln!("reconnects: handshakes after the first; heartbeats: heartbeat records in the sink;");
+    eprintln!("via: agent_core's Driver, or the C ABI's ea_* calls (the call order of a C daemon).");
     match (token, task) {
         (Some(t), Some(v)) => eprintln!(
             "task {t} (POST /agents/agent-1/tasks, plugin scanner): {} after {} send(s): status {}, \"{}\"",
