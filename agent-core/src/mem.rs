@@ -2,9 +2,9 @@
 //!
 //! `slice::copy_within` links compiler-builtins' `memmove`, flash on a
 //! Cortex-M4 that most firmware would not otherwise carry (measured in
-//! NOTES.md). The
-//! byte loop here is slower per byte but only runs on rare paths: ring
-//! eviction, decoder resynchronization and event-queue compaction.
+//! NOTES.md). The byte loop here is slower per byte but only runs on rare
+//! paths: decoder resynchronization and event-queue compaction. (Ring
+//! eviction moves bytes in non-overlapping chunks instead, see `ring.rs`.)
 
 use core::ops::Range;
 
