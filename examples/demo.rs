@@ -38,6 +38,10 @@
 
 #[path = "demo/c_abi_agent.rs"]
 mod c_abi_agent;
+#[path = "demo/tcp_transport.rs"]
+mod tcp_transport;
+
+use tcp_transport::TcpTransport;
 
 use agent_core::backoff::BackoffConfig;
 use agent_core::driver::{Clock, Connector, Driver, RunEnd};
@@ -47,7 +51,6 @@ use agent_core::{PluginStatus, Record, TaskTarget};
 use edge_collector::config::Args;
 use edge_collector::metrics::Metrics;
 use edge_collector::Collector;
-use embedded_io_adapters::std::FromStd;
 use std::collections::HashMap;
 use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -314,44 +317,7 @@ impl Connector for TcpConnector {
         stream.set_nodelay(true)?;
         // A write that blocks this long fails, and the driver reconnects.
         stream.set_write_timeout(Some(StdDuration::from_secs(2)))?;
-        Ok(TcpTransport(FromStd::new(stream)))
-    }
-}
-
-/// A `TcpStream` as an `embedded_io` transport; `ReadReady` is a
-/// non-blocking peek, so the driver never blocks in a read.
-struct TcpTransport(FromStd<TcpStream>);
-
-impl embedded_io::ErrorType for TcpTransport {
-    type Error = std::io::Error;
-}
-
-impl embedded_io::Read for TcpTransport {
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, std::io::Error> {
-        self.0.read(buf)
-    }
-}
-
-impl embedded_io::Write for TcpTransport {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, std::io::Error> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> Result<(), std::io::Error> {
-        embedded_io::Write::flush(&mut self.0)
-    }
-}
-
-impl embedded_io::ReadReady for TcpTransport {
-    fn read_ready(&mut self) -> Result<bool, std::io::Error> {
-        let stream = self.0.inner();
-        stream.set_nonblocking(true)?;
-        let peeked = stream.peek(&mut [0u8; 1]);
-        stream.set_nonblocking(false)?;
-        match peeked {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(TcpTransport::new(stream))
     }
 }
 

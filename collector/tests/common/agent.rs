@@ -5,7 +5,7 @@ use agent_core::message::task_status;
 use agent_core::{Agent, AgentConfig, AgentStats, AgentStorage, Duration, Event, Identity, Instant, OverflowPolicy, PushError, Record};
 use agent_core::backoff::BackoffConfig;
 use agent_core::ring::RingConfig;
-use embedded_io_adapters::std::FromStd;
+use super::tcp_transport::TcpTransport;
 use std::cell::{Cell, RefCell};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,39 +104,7 @@ impl Connector for TcpConnector {
         let s = TcpStream::connect_timeout(&self.0, StdDuration::from_secs(1))?;
         s.set_nodelay(true)?;
         s.set_write_timeout(Some(StdDuration::from_secs(2)))?;
-        Ok(TcpTransport(FromStd::new(s)))
-    }
-}
-
-pub struct TcpTransport(FromStd<TcpStream>);
-
-impl embedded_io::ErrorType for TcpTransport {
-    type Error = std::io::Error;
-}
-impl embedded_io::Read for TcpTransport {
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, std::io::Error> {
-        self.0.read(buf)
-    }
-}
-impl embedded_io::Write for TcpTransport {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, std::io::Error> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> Result<(), std::io::Error> {
-        embedded_io::Write::flush(&mut self.0)
-    }
-}
-impl embedded_io::ReadReady for TcpTransport {
-    fn read_ready(&mut self) -> Result<bool, std::io::Error> {
-        let s = self.0.inner();
-        s.set_nonblocking(true)?;
-        let r = s.peek(&mut [0u8; 1]);
-        s.set_nonblocking(false)?;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(TcpTransport::new(s))
     }
 }
 

@@ -6,6 +6,8 @@
 pub mod agent;
 pub mod proxy;
 pub mod raw;
+#[path = "../../../examples/demo/tcp_transport.rs"]
+pub mod tcp_transport;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
