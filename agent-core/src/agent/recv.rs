@@ -127,11 +127,12 @@ impl Core<'_> {
             return;
         }
         let for_agent = t.object_name.is_empty() || t.object_name == self.id.product;
-        let handled = if for_agent || self.plugins.find(t.object_name).is_some() {
-            let target = match self.plugins.find(t.object_name) {
-                Some(id) if !for_agent => TaskTarget::Plugin(id),
-                _ => TaskTarget::Agent,
-            };
+        let target = if for_agent {
+            Some(TaskTarget::Agent)
+        } else {
+            self.plugins.find(t.object_name).map(TaskTarget::Plugin)
+        };
+        let handled = if let Some(target) = target {
             let queued = if for_agent && t.data_type == data_type::SHUTDOWN_TASK {
                 self.emit_droppable(Event::Shutdown { token: t.token })
             } else {
