@@ -101,7 +101,7 @@ impl<'a> ReadBody<'a> for Ack {
 
 impl<'a> ReadBody<'a> for Accept {
     fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
-        Ok(Accept { next_seq: r.u64()?, max_frame: r.u32()? })
+        Ok(Accept { next_seq: r.u64()?, max_frame: r.u32()?, retry_window_ms: r.u32()? })
     }
 }
 

@@ -35,7 +35,7 @@
 //! assert!(agent.poll_transmit(Instant(5), &mut out) > 0); // the Hello
 //!
 //! let mut wire = [0u8; 64];
-//! let n = Message::Accept(Accept { next_seq: 0, max_frame: 65536 }).encode(0, &mut wire).unwrap();
+//! let n = Message::Accept(Accept { next_seq: 0, max_frame: 65536, retry_window_ms: 0 }).encode(0, &mut wire).unwrap();
 //! agent.handle_received(Instant(10), &wire[..n]);
 //! assert_eq!(agent.poll_event(), Some(Event::Connected { endpoint: 0 }));
 //!

@@ -62,6 +62,10 @@ pub struct Accept {
     pub next_seq: u64,
     /// Largest frame the server accepts, in bytes.
     pub max_frame: u32,
+    /// The server's pacing advice, in ms (0: none): how long it needs to
+    /// admit its whole fleet. After losing this connection the agent spreads
+    /// its retries over a window this wide (see [`crate::backoff`]).
+    pub retry_window_ms: u32,
 }
 
 /// Server -> agent: the handshake failed; the server then closes.

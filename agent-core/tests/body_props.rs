@@ -61,7 +61,7 @@ proptest! {
         round_trip(&Ping { nonce: n }, &mut buf);
         round_trip(&Pong { nonce: n }, &mut buf);
         round_trip(&Ack { up_to: n }, &mut buf);
-        round_trip(&Accept { next_seq: n, max_frame: m }, &mut buf);
+        round_trip(&Accept { next_seq: n, max_frame: m, retry_window_ms: m.rotate_left(7) }, &mut buf);
         round_trip(&Reject { code: c, reason: &s1, retry_after_ms: m }, &mut buf);
         round_trip(&Close { code: c, reason: &s2 }, &mut buf);
         round_trip(&Task { object_name: &s1, data_type: m, payload: &p, token: &s3 }, &mut buf);

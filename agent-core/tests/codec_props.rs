@@ -186,7 +186,7 @@ fn arb_owned() -> impl Strategy<Value = Owned> {
                 next_seq,
                 frames
             }),
-        (any::<u64>(), any::<u32>()).prop_map(|(next_seq, max_frame)| Owned::Accept(Accept { next_seq, max_frame })),
+        (any::<u64>(), any::<u32>()).prop_map(|(next_seq, max_frame)| Owned::Accept(Accept { next_seq, max_frame, retry_window_ms: max_frame.rotate_left(9) })),
         (any::<u16>(), arb_str(), any::<u32>()).prop_map(|(code, reason, retry_after_ms)| Owned::Reject {
             code,
             reason,

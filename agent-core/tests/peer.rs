@@ -71,7 +71,7 @@ fn accepts_stores_dedupes_and_closes_on_a_gap() {
     // Unknown agent: resume at its own first_unacked_seq.
     let notes = p.handle_received(1, &hello(5, 9, 200));
     assert!(matches!(notes[..], [Note::Hello { stored_next: 0, answer: Answer::Accept { next_seq: 5 }, .. }]), "{notes:?}");
-    assert_eq!(replies(&mut p, 1), ["Accept(Accept { next_seq: 5, max_frame: 4096 })"]);
+    assert_eq!(replies(&mut p, 1), ["Accept(Accept { next_seq: 5, max_frame: 4096, retry_window_ms: 0 })"]);
     // Stored, split across two chunks, acked cumulatively.
     let b = batch(5, 2, 1);
     assert!(p.handle_received(1, &b[..10]).is_empty());

@@ -182,6 +182,7 @@ fn body_fields(msg: &Message<'_>) -> Block {
         Message::Accept(a) => {
             b.uint("next_seq", a.next_seq);
             b.uint("max_frame", a.max_frame.into());
+            b.uint("retry_window_ms", a.retry_window_ms.into());
         }
         Message::Reject(r) => {
             let (v, n) = varint::encode_u64_array(r.code.into());
@@ -364,7 +365,7 @@ fn messages() -> Vec<(&'static str, u32, Message<'static>)> {
                 min_frame: 451,
             }),
         ),
-        ("accept", 0, Message::Accept(Accept { next_seq: 1230, max_frame: 262_144 })),
+        ("accept", 0, Message::Accept(Accept { next_seq: 1230, max_frame: 262_144, retry_window_ms: 20_000 })),
         (
             "reject",
             0,

@@ -111,7 +111,7 @@ fn no_allocation_after_init() {
         a.handle_connected(Instant(t));
         frames += transmit(&mut a, t);
         let next_seq = a.ring().first_unacked_seq();
-        deliver(&mut a, t, Message::Accept(Accept { next_seq, max_frame: 4096 }));
+        deliver(&mut a, t, Message::Accept(Accept { next_seq, max_frame: 4096, retry_window_ms: 0 }));
         evs += drain_events(&mut a);
         for round in 0..50u64 {
             t += 100;

@@ -73,7 +73,7 @@ impl Collector {
                     match Message::decode(&frame) {
                         Ok(Message::Hello(_)) => {
                             let mut b = [0u8; 64];
-                            let n = Message::Accept(Accept { next_seq: self.next_seq, max_frame: 65536 }).encode(0, &mut b).unwrap();
+                            let n = Message::Accept(Accept { next_seq: self.next_seq, max_frame: 65536, retry_window_ms: 0 }).encode(0, &mut b).unwrap();
                             replies.extend_from_slice(&b[..n]);
                         }
                         Ok(Message::Batch(batch)) => {

@@ -312,7 +312,7 @@ impl Conn {
         }
         Metrics::inc(&m.accepts_total);
         tracing::debug!(%agent, peer = %self.peer, resume, "accepted");
-        self.push(&Message::Accept(Accept { next_seq: resume, max_frame: cfg.max_frame }));
+        self.push(&Message::Accept(Accept { next_seq: resume, max_frame: cfg.max_frame, retry_window_ms: 0 }));
         let reg = self.shared.registry.clone();
         let a = agent.to_string();
         let (tasks, configs) = tokio::task::spawn_blocking(move || (reg.open_tasks(&a), reg.configs())).await.unwrap_or((Ok(vec![]), Ok(vec![])));

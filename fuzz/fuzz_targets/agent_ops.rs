@@ -154,6 +154,7 @@ enum Down<'a> {
     Accept {
         next: SeqTo,
         max_frame: MaxFrame,
+        retry_window_ms: u32,
     },
     Reject {
         code: u16,
@@ -796,7 +797,7 @@ impl<'a> Harness<'a> {
                 assert_eq!((h.first_unacked_seq, h.next_seq), (first_before, next_before), "Hello resume point");
                 assert_eq!(h.max_frame as usize, self.rx_len);
                 self.last_hello = Some((h.first_unacked_seq, h.next_seq));
-                let accept = Message::Accept(Accept { next_seq: h.first_unacked_seq, max_frame: BIG_BUF as u32 });
+                let accept = Message::Accept(Accept { next_seq: h.first_unacked_seq, max_frame: BIG_BUF as u32, retry_window_ms: 0 });
                 self.replies.push(encode_message(&accept, 0));
             }
             Message::Batch(b) => {
@@ -1065,12 +1066,12 @@ fn config_bytes(seq: u32, name: &'static str, version: &str, payload: &[u8]) -> 
 fn down_bytes(h: &Harness<'_>, agent: &Agent<'_>, msg: &Down<'_>, seq: u32) -> (Vec<u8>, Option<usize>, Known) {
     let enc = |m: Message<'_>| encode_message(&m, seq);
     match *msg {
-        Down::Accept { next, max_frame } => {
+        Down::Accept { next, max_frame, retry_window_ms } => {
             let max_frame = match max_frame {
                 MaxFrame::Roomy => BIG_BUF as u32,
                 MaxFrame::Any(v) => v,
             };
-            let accept = Message::Accept(Accept { next_seq: h.resolve(agent, next), max_frame });
+            let accept = Message::Accept(Accept { next_seq: h.resolve(agent, next), max_frame, retry_window_ms });
             (enc(accept), Some(max_frame as usize), Known::Inert)
         }
         Down::Reject { code, reason, retry_after_ms } => {
@@ -1243,7 +1244,7 @@ fn run(input: &Input<'_>) {
                 if agent.state() == StateKind::Handshaking {
                     h.transmit_all(&mut agent);
                     if let Some((first, _)) = h.last_hello {
-                        let accept = Message::Accept(Accept { next_seq: first, max_frame: BIG_BUF as u32 });
+                        let accept = Message::Accept(Accept { next_seq: first, max_frame: BIG_BUF as u32, retry_window_ms: 0 });
                         let bytes = encode_message(&accept, 0);
                         h.deliver(&mut agent, [&bytes, &[]], Some(BIG_BUF), true, &Known::Inert);
                     }

@@ -62,7 +62,7 @@ enum Op {
     Timeout { advance: u16, tick: bool },
     TimeBack { by: u16 },
     RecvRaw { bytes: Vec<u8>, null: bool },
-    RecvAccept { next_seq: u64, max_frame: u32, honest: bool },
+    RecvAccept { next_seq: u64, max_frame: u32, retry_window_ms: u32, honest: bool },
     RecvAck { up_to: u64, honest: bool },
     RecvPing { nonce: u64 },
     RecvTask { object: u8, data_type: u32, payload: Vec<u8>, token: u8 },
@@ -359,9 +359,9 @@ impl Harness {
                     assert_eq!(r, EA_NULL_PARAMETER);
                 }
             }
-            Op::RecvAccept { next_seq, max_frame, honest } => {
+            Op::RecvAccept { next_seq, max_frame, retry_window_ms, honest } => {
                 let (next_seq, max_frame) = if *honest { (self.hello_first_unacked, self.hello_min_frame.max(65536)) } else { (*next_seq, *max_frame) };
-                self.send(Message::Accept(Accept { next_seq, max_frame }));
+                self.send(Message::Accept(Accept { next_seq, max_frame, retry_window_ms: *retry_window_ms }));
             }
             Op::RecvAck { up_to, honest } => {
                 let up_to = if *honest {
@@ -570,7 +570,7 @@ impl Harness {
                 known(unsafe { ea_agent_state(a, &mut st) });
                 if st == ea_state::EA_STATE_HANDSHAKING {
                     let (next_seq, max_frame) = (self.hello_first_unacked, self.hello_min_frame.max(65536));
-                    self.send(Message::Accept(Accept { next_seq, max_frame }));
+                    self.send(Message::Accept(Accept { next_seq, max_frame, retry_window_ms: 0 }));
                 }
                 if let Some(up_to) = self.last_batched {
                     self.send(Message::Ack(Ack { up_to }));

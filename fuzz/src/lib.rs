@@ -89,6 +89,7 @@ pub enum ArbMessage {
     Accept {
         next_seq: u64,
         max_frame: u32,
+        retry_window_ms: u32,
     },
     Reject {
         code: u16,
@@ -188,8 +189,8 @@ impl ArbMessage {
                 max_frame: *max_frame,
                 min_frame: *min_frame,
             }),
-            ArbMessage::Accept { next_seq, max_frame } => {
-                Message::Accept(Accept { next_seq: *next_seq, max_frame: *max_frame })
+            ArbMessage::Accept { next_seq, max_frame, retry_window_ms } => {
+                Message::Accept(Accept { next_seq: *next_seq, max_frame: *max_frame, retry_window_ms: *retry_window_ms })
             }
             ArbMessage::Reject { code, reason, retry_after_ms } => {
                 Message::Reject(Reject { code: *code, reason, retry_after_ms: *retry_after_ms })

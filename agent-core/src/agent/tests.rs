@@ -704,7 +704,7 @@ fn every_downlink_error_has_one_meaning() {
     let tr = Message::TaskResult(TaskResult { token: "t", status: 0, message: "" });
     assert_eq!(outcome_of(true, &frame_of(tr)), protocol_error, "TaskResult from the server");
     // Messages unexpected in the state.
-    let accept = Message::Accept(Accept { next_seq: 0, max_frame: 4096 });
+    let accept = Message::Accept(Accept { next_seq: 0, max_frame: 4096, retry_window_ms: 0 });
     assert_eq!(outcome_of(true, &frame_of(accept)), protocol_error, "Accept when connected");
     let task = Message::Task(message::Task { object_name: "", data_type: 7, payload: b"", token: "t1" });
     assert_eq!(outcome_of(false, &frame_of(task)), protocol_error, "Task before Accept");
@@ -714,11 +714,11 @@ fn every_downlink_error_has_one_meaning() {
     let beyond = Message::Ack(Ack { up_to: 4 }); // sent: a heartbeat and 3 records, 0..=3
     assert_eq!(outcome_of(true, &frame_of(beyond)), ended(1, "ProtocolError", 0, 1, 0), "Ack beyond sent");
     // Resume points the agent cannot have produced.
-    let resume = |next_seq| frame_of(Message::Accept(Accept { next_seq, max_frame: 4096 }));
+    let resume = |next_seq| frame_of(Message::Accept(Accept { next_seq, max_frame: 4096, retry_window_ms: 0 }));
     let bad_resume = ended(1, "BadResume", 0, 1, 0);
     assert_eq!(outcome_of(false, &resume(1 << 63 | 1)), bad_resume, "resume above 2^63");
     // A frame limit too small for the agent's largest record.
-    let small = frame_of(Message::Accept(Accept { next_seq: 0, max_frame: min_peer_frame(&cfg()) - 1 }));
+    let small = frame_of(Message::Accept(Accept { next_seq: 0, max_frame: min_peer_frame(&cfg()) - 1, retry_window_ms: 0 }));
     assert_eq!(outcome_of(false, &small), ended(5, "Incompatible", 0, 0, 1), "max_frame below min_frame");
     // Harmless: an Ack of what is already acked, a Pong for no Ping, an
     // unknown kind. The connection goes on.
@@ -761,7 +761,7 @@ fn resume_beyond_what_was_sent_is_refused_unless_fresh() {
     a.handle_connected(Instant(t));
     transmit_all(&mut a, t);
     // Now the agent has numbered 5000..5001: a server at 9000 is wrong.
-    deliver(&mut a, t, Message::Accept(Accept { next_seq: 9000, max_frame: 4096 }));
+    deliver(&mut a, t, Message::Accept(Accept { next_seq: 9000, max_frame: 4096, retry_window_ms: 0 }));
     assert_eq!(a.state(), StateKind::Backoff);
     assert_eq!(transmit_all(&mut a, t), vec![Sent::Close(1)]);
     assert!(events(&mut a).iter().any(|e| e.contains("BadResume")));
@@ -791,7 +791,7 @@ fn incompatible_server_frame_size() {
     let _ = events(&mut a);
     a.handle_connected(Instant(0));
     let _ = transmit_all(&mut a, 0);
-    deliver(&mut a, 0, Message::Accept(Accept { next_seq: 0, max_frame: 100 }));
+    deliver(&mut a, 0, Message::Accept(Accept { next_seq: 0, max_frame: 100, retry_window_ms: 0 }));
     assert_eq!(a.state(), StateKind::Backoff);
     assert!(events(&mut a).iter().any(|e| e.contains("Incompatible")));
 }
@@ -900,7 +900,7 @@ fn accept_before_hello_is_a_protocol_error() {
     a.handle_connected(Instant(0));
     // The server answers before the agent sent its Hello: it answers
     // nothing, so it is not a handshake.
-    deliver(&mut a, 0, Message::Accept(Accept { next_seq: 0, max_frame: 4096 }));
+    deliver(&mut a, 0, Message::Accept(Accept { next_seq: 0, max_frame: 4096, retry_window_ms: 0 }));
     assert_eq!(a.state(), StateKind::Backoff);
     assert_eq!((a.stats().malformed, a.stats().protocol_errors), (1, 1));
     assert_eq!(transmit_all(&mut a, 0), vec![Sent::Close(1)]);

@@ -592,7 +592,7 @@ impl<'a> Peer<'a> {
                 c.floor = next_seq.max(h.first_unacked_seq);
                 c.conn_next = next_seq;
                 c.ack_next = next_seq;
-                self.send(id, &Message::Accept(Accept { next_seq, max_frame: self.cfg.max_frame }));
+                self.send(id, &Message::Accept(Accept { next_seq, max_frame: self.cfg.max_frame, retry_window_ms: 0 }));
                 for p in std::mem::take(&mut self.after_accept) {
                     self.push(id, &p);
                 }
