@@ -117,7 +117,7 @@
  * signature, a struct layout or an enum number changes incompatibly;
  * compare it with `ea_abi_version()` at run time.
  */
-#define EA_ABI_VERSION 1
+#define EA_ABI_VERSION 2
 
 /**
  * Smallest event queue `ea_agent_init` accepts, bytes. A queue this small
@@ -596,8 +596,8 @@ typedef struct ea_config {
    */
   uint64_t handshake_timeout_ms;
   /**
-   * Time a connection must stay up before backoff failures reset
-   * (default 30000).
+   * Length of a healthy period: each one a connection stays up halves
+   * the backoff's failure weight (default 30000).
    */
   uint64_t healthy_after_ms;
   /**
@@ -620,6 +620,13 @@ typedef struct ea_config {
    * Give up after this many consecutive failures; 0 = never (default 0).
    */
   uint32_t give_up_after;
+  /**
+   * Window to spread reconnects over when the collector gives no pacing
+   * advice (`Accept.retry_window_ms` = 0): about the fleet's size divided
+   * by the collector's admission rate; 0 = none, the window grows
+   * exponentially from `backoff_base_ms` (default 0).
+   */
+  uint64_t backoff_fleet_window_ms;
   /**
    * Seed of the jitter PRNG; give each device its own (default 0).
    */

@@ -1,24 +1,56 @@
-//! Reconnect timing: exponential backoff with full jitter, and endpoint
+//! Reconnect timing: full-jitter backoff that spreads a fleet, and endpoint
 //! rotation.
 //!
-//! After the `n`-th consecutive failure (n = 1, 2, ...) the wait is uniform in
-//! `[0, min(cap, base * 2^(n-1))]` ("full jitter"). The failure count resets
-//! only when a connection has stayed up for `healthy_after` (the session
-//! calls [`Backoff::reset`] then), so a server that accepts and then kicks
-//! cannot cause a tight loop.
+//! After each failure the wait is uniform in `[0, ceiling]` ("full jitter"),
+//! with (PROTOCOL.md, *Reconnect*, states the same rule for other
+//! implementations):
+//!
+//! ```text
+//! W       = min(cap, advice) if the server gave advice, else min(cap, fleet_window)
+//! floor   = max(W, base)                      if W > 0
+//!         = min(cap, base * 2^(weight - 1))   if W = 0
+//! ceiling = min(cap, max(floor, failing_for / 32))
+//! ```
+//!
+//! * `weight` counts failures, +1 each; a connection that stays healthy
+//!   halves it once per healthy period ([`Backoff::on_healthy_period`])
+//!   rather than zeroing it, so a collector that restarts again soon does
+//!   not meet a fleet that has forgotten its spread.
+//! * `failing_for` is the time since the first failure after the last
+//!   healthy period: the window grows with time as well as with attempts.
+//! * `advice` is the server's `Accept.retry_window_ms`, the time it needs to
+//!   admit its whole fleet; with it (or with `fleet_window` configured), the
+//!   first retry after losing a healthy connection is already spread over a
+//!   window sized for the fleet, and the window does not grow
+//!   exponentially past it.
+//!
+//! A Busy Reject with a `retry_after_ms` is a slot the server keeps for this
+//! agent: [`Backoff::busy_slot`] bounds it to `[MIN_BUSY_WAIT, cap]` and the
+//! agent waits exactly that long.
 //!
 //! Endpoints are tried in the caller's order: `attempts_per_endpoint` tries
 //! on one, then the next, wrapping around. With `give_up_after` set, that
-//! many consecutive failures end the retrying ([`Backoff::on_failure`]
-//! returns `None`).
+//! many consecutive failures (counted apart from the weight, and reset by a
+//! healthy period) end the retrying ([`Backoff::on_failure`] returns
+//! `None`).
 
 use crate::rng::Rng;
-use crate::time::Duration;
+use crate::time::{Duration, Instant};
+
+/// The shortest wait a Busy Reject's `retry_after_ms` can impose: a
+/// mistaken or hostile value cannot make the agent reconnect in a tight
+/// loop.
+pub const MIN_BUSY_WAIT: Duration = Duration(50);
+
+/// `failing_for` is divided by this to give the time-grown part of the
+/// window: with a 60-s cap, 32 minutes of failing reach the cap whatever
+/// the attempts.
+pub const FAILING_TIME_DIVISOR: u64 = 32;
 
 /// Backoff settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackoffConfig {
-    /// Upper bound of the first wait.
+    /// Upper bound of the first wait, and the smallest window.
     pub base: Duration,
     /// Upper bound of any wait.
     pub cap: Duration,
@@ -28,6 +60,11 @@ pub struct BackoffConfig {
     pub attempts_per_endpoint: u8,
     /// Give up after this many consecutive failures; 0 = never.
     pub give_up_after: u32,
+    /// The window to spread retries over when the server gives no advice
+    /// (`Accept.retry_window_ms` = 0): about the fleet's size divided by the
+    /// rate its server admits handshakes at. 0 = none: the window grows
+    /// exponentially from `base`.
+    pub fleet_window: Duration,
 }
 
 impl Default for BackoffConfig {
@@ -38,6 +75,7 @@ impl Default for BackoffConfig {
             endpoints: 1,
             attempts_per_endpoint: 3,
             give_up_after: 0,
+            fleet_window: Duration::ZERO,
         }
     }
 }
@@ -47,23 +85,28 @@ impl Default for BackoffConfig {
 pub struct Retry {
     /// Endpoint to try.
     pub endpoint: u8,
-    /// How long to wait first.
+    /// How long to wait first (the agent's own draw; a Busy Reject's slot
+    /// replaces it for the same endpoint, see [`Backoff::busy_slot`]).
     pub delay: Duration,
     /// The jitter window the delay was drawn from: `[0, ceiling]`.
     pub ceiling: Duration,
 }
 
-/// Backoff state: failures so far and the current endpoint. The settings
-/// are passed to each call rather than kept (the agent holds them once).
+/// Backoff state: the failure weight, the failing streak, the server's
+/// advice and the current endpoint. The settings are passed to each call
+/// rather than kept (the agent holds them once).
 #[derive(Clone, Debug, Default)]
 pub struct Backoff {
-    failures: u32,
+    weight: u32,
+    consecutive: u32,
     endpoint: u8,
     endpoint_failures: u8,
+    failing_since: Option<Instant>,
+    advice_ms: u32,
 }
 
 impl Backoff {
-    /// Fresh state: endpoint 0, no failures.
+    /// Fresh state: endpoint 0, no failures, no advice.
     pub fn new() -> Self {
         Backoff::default()
     }
@@ -73,47 +116,96 @@ impl Backoff {
         self.endpoint
     }
 
-    /// Consecutive failures since the last healthy connection.
-    pub fn failures(&self) -> u32 {
-        self.failures
+    /// The failure weight: +1 per failure, halved per healthy period.
+    pub fn weight(&self) -> u32 {
+        self.weight
     }
 
-    /// Forgets the failures, keeping the endpoint: a connection stayed
-    /// healthy, or the caller asked to retry now (`Agent::reconnect_now`).
-    pub fn reset(&mut self) {
-        self.failures = 0;
+    /// Consecutive failures since the last healthy period (the count
+    /// `give_up_after` applies to).
+    pub fn consecutive(&self) -> u32 {
+        self.consecutive
+    }
+
+    /// The server's last advice, in ms (0: none).
+    pub fn advice_ms(&self) -> u32 {
+        self.advice_ms
+    }
+
+    /// Keeps the server's pacing advice (`Accept.retry_window_ms`) for the
+    /// failures to come; 0 forgets it.
+    pub fn set_advice(&mut self, retry_window_ms: u32) {
+        self.advice_ms = retry_window_ms;
+    }
+
+    /// A connection stayed healthy for one more period: the weight halves;
+    /// after the first period the failing streak is over.
+    pub fn on_healthy_period(&mut self) {
+        self.weight /= 2;
+        self.consecutive = 0;
         self.endpoint_failures = 0;
+        self.failing_since = None;
     }
 
-    /// The ceiling of the jitter window after `failures` failures.
-    pub fn ceiling(cfg: &BackoffConfig, failures: u32) -> Duration {
-        // `base * 2^(failures - 1)`, saturating, by doubling: no 64-bit
-        // shift by a variable amount (a library call on 32-bit MCUs).
+    /// Forgets every failure, keeping the endpoint and the advice: the
+    /// caller asked to retry now (`Agent::reconnect_now`).
+    pub fn reset(&mut self) {
+        self.weight = 0;
+        self.consecutive = 0;
+        self.endpoint_failures = 0;
+        self.failing_since = None;
+    }
+
+    /// The fleet window in ms: the advice, else the configured one, at most
+    /// the cap (0: none).
+    pub fn window_ms(&self, cfg: &BackoffConfig) -> u64 {
+        let w = if self.advice_ms > 0 { u64::from(self.advice_ms) } else { cfg.fleet_window.as_millis() };
+        w.min(cfg.cap.as_millis())
+    }
+
+    /// The ceiling of the jitter window for a failure of weight `weight`,
+    /// `failing_for` into the streak, with fleet window `window_ms` (see the
+    /// module docs).
+    pub fn ceiling(cfg: &BackoffConfig, weight: u32, failing_for: Duration, window_ms: u64) -> Duration {
         let cap = cfg.cap.as_millis();
-        let mut grown = cfg.base.as_millis();
-        for _ in 1..failures.min(64) {
-            if grown >= cap {
-                break;
+        let floor = if window_ms > 0 {
+            window_ms.max(cfg.base.as_millis())
+        } else {
+            // `base * 2^(weight - 1)`, saturating, by doubling: no 64-bit
+            // shift by a variable amount (a library call on 32-bit MCUs).
+            let mut grown = cfg.base.as_millis();
+            for _ in 1..weight.min(64) {
+                if grown >= cap {
+                    break;
+                }
+                grown = grown.saturating_add(grown);
             }
-            grown = grown.saturating_add(grown);
-        }
-        Duration(grown.min(cap))
+            grown
+        };
+        Duration(floor.max(failing_for.as_millis() / FAILING_TIME_DIVISOR).min(cap))
     }
 
-    /// Records a failed attempt (or a lost connection that was not yet
-    /// healthy) and decides the next one; `None` when the give-up limit is
-    /// reached.
-    pub fn on_failure(&mut self, cfg: &BackoffConfig, rng: &mut Rng) -> Option<Retry> {
-        self.failures = self.failures.saturating_add(1);
-        if cfg.give_up_after != 0 && self.failures >= cfg.give_up_after {
+    /// The wait a Busy Reject's `retry_after_ms` imposes on a retry of the
+    /// same endpoint: exactly that, bounded to `[MIN_BUSY_WAIT, cap]`.
+    pub fn busy_slot(cfg: &BackoffConfig, retry_after_ms: u32) -> Duration {
+        Duration(u64::from(retry_after_ms).max(MIN_BUSY_WAIT.as_millis()).min(cfg.cap.as_millis()))
+    }
+
+    /// Records a failed attempt at `now` (or a lost connection) and decides
+    /// the next one; `None` when the give-up limit is reached.
+    pub fn on_failure(&mut self, cfg: &BackoffConfig, now: Instant, rng: &mut Rng) -> Option<Retry> {
+        self.weight = self.weight.saturating_add(1);
+        self.consecutive = self.consecutive.saturating_add(1);
+        if cfg.give_up_after != 0 && self.consecutive >= cfg.give_up_after {
             return None;
         }
+        let since = *self.failing_since.get_or_insert(now);
         self.endpoint_failures = self.endpoint_failures.saturating_add(1);
         if self.endpoint_failures >= cfg.attempts_per_endpoint.max(1) {
             self.endpoint_failures = 0;
             self.endpoint = (self.endpoint + 1) % cfg.endpoints.max(1);
         }
-        let ceiling = Backoff::ceiling(cfg, self.failures);
+        let ceiling = Backoff::ceiling(cfg, self.weight, now.saturating_since(since), self.window_ms(cfg));
         Some(Retry { endpoint: self.endpoint, delay: Duration(rng.up_to(ceiling.as_millis())), ceiling })
     }
 }
@@ -122,27 +214,105 @@ impl Backoff {
 mod tests {
     use super::*;
 
-    #[test]
-    fn jitter_within_growing_ceiling() {
-        let cfg = BackoffConfig {
+    fn cfg() -> BackoffConfig {
+        BackoffConfig {
             base: Duration(100),
             cap: Duration(1000),
             endpoints: 3,
             attempts_per_endpoint: 2,
             give_up_after: 0,
-        };
+            fleet_window: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn jitter_within_growing_ceiling() {
+        let cfg = cfg();
         let mut b = Backoff::new();
         let mut rng = Rng::new(1);
         let expect_ceiling = [100, 200, 400, 800, 1000, 1000, 1000];
         let expect_endpoint = [0, 1, 1, 2, 2, 0, 0];
         for i in 0..7 {
-            let r = b.on_failure(&cfg, &mut rng).unwrap();
+            let r = b.on_failure(&cfg, Instant(0), &mut rng).unwrap();
             assert_eq!(r.ceiling, Duration(expect_ceiling[i]));
             assert!(r.delay <= r.ceiling);
             assert_eq!(r.endpoint, expect_endpoint[i], "attempt {i}");
         }
         b.reset();
-        assert_eq!(b.on_failure(&cfg, &mut rng).unwrap().ceiling, Duration(100));
+        assert_eq!(b.on_failure(&cfg, Instant(0), &mut rng).unwrap().ceiling, Duration(100));
+    }
+
+    #[test]
+    fn healthy_periods_halve_the_weight_instead_of_zeroing_it() {
+        let cfg = BackoffConfig { cap: Duration(100_000), ..cfg() };
+        let mut b = Backoff::new();
+        let mut rng = Rng::new(2);
+        for _ in 0..5 {
+            b.on_failure(&cfg, Instant(0), &mut rng);
+        }
+        assert_eq!((b.weight(), b.consecutive()), (5, 5));
+        b.on_healthy_period();
+        assert_eq!((b.weight(), b.consecutive()), (2, 0));
+        // The next failure has weight 3: the window starts at base * 4.
+        assert_eq!(b.on_failure(&cfg, Instant(10), &mut rng).unwrap().ceiling, Duration(400));
+        b.on_healthy_period();
+        b.on_healthy_period();
+        assert_eq!(b.weight(), 0);
+        assert_eq!(b.on_failure(&cfg, Instant(20), &mut rng).unwrap().ceiling, Duration(100));
+    }
+
+    #[test]
+    fn window_grows_with_time_spent_failing() {
+        let cfg = BackoffConfig { cap: Duration(60_000), ..cfg() };
+        let mut b = Backoff::new();
+        let mut rng = Rng::new(3);
+        assert_eq!(b.on_failure(&cfg, Instant(1_000), &mut rng).unwrap().ceiling, Duration(100));
+        b.weight = 1; // as if Rejects had set the pace, not attempts
+        // 640 s into the streak: 640 s / 32 = 20 s, above base * 2.
+        assert_eq!(b.on_failure(&cfg, Instant(641_000), &mut rng).unwrap().ceiling, Duration(20_000));
+        // ...and never above the cap.
+        assert_eq!(b.on_failure(&cfg, Instant(10_000_000), &mut rng).unwrap().ceiling, Duration(60_000));
+        // A healthy period ends the streak.
+        b.on_healthy_period();
+        b.weight = 0;
+        assert_eq!(b.on_failure(&cfg, Instant(20_000_000), &mut rng).unwrap().ceiling, Duration(100));
+    }
+
+    #[test]
+    fn advice_sets_a_flat_fleet_window_from_the_first_retry() {
+        let cfg = BackoffConfig { cap: Duration(60_000), ..cfg() };
+        let mut b = Backoff::new();
+        let mut rng = Rng::new(4);
+        b.set_advice(5_000);
+        for i in 0..20 {
+            let r = b.on_failure(&cfg, Instant(i * 2_000), &mut rng).unwrap();
+            assert_eq!(r.ceiling, Duration(5_000), "failure {i}: flat at the advice");
+        }
+        // Past 32 x the window of failing, time takes over.
+        let r = b.on_failure(&cfg, Instant(320_000), &mut rng).unwrap();
+        assert_eq!(r.ceiling, Duration(10_000));
+        // Advice is bounded: at least base, at most cap.
+        b.reset();
+        b.set_advice(3);
+        assert_eq!(b.on_failure(&cfg, Instant(0), &mut rng).unwrap().ceiling, Duration(100));
+        b.set_advice(u32::MAX);
+        assert_eq!(b.on_failure(&cfg, Instant(0), &mut rng).unwrap().ceiling, Duration(60_000));
+        // Without advice, the configured fleet window; advice wins over it.
+        let with_window = BackoffConfig { fleet_window: Duration(7_000), ..cfg };
+        b.set_advice(0);
+        b.reset();
+        assert_eq!(b.on_failure(&with_window, Instant(0), &mut rng).unwrap().ceiling, Duration(7_000));
+        b.set_advice(2_000);
+        assert_eq!(b.on_failure(&with_window, Instant(0), &mut rng).unwrap().ceiling, Duration(2_000));
+    }
+
+    #[test]
+    fn busy_slot_is_bounded() {
+        let cfg = cfg();
+        assert_eq!(Backoff::busy_slot(&cfg, 0), MIN_BUSY_WAIT);
+        assert_eq!(Backoff::busy_slot(&cfg, 1), MIN_BUSY_WAIT);
+        assert_eq!(Backoff::busy_slot(&cfg, 700), Duration(700));
+        assert_eq!(Backoff::busy_slot(&cfg, u32::MAX), Duration(1000));
     }
 
     #[test]
@@ -150,10 +320,26 @@ mod tests {
         let cfg = BackoffConfig { give_up_after: 3, cap: Duration(u64::MAX), ..Default::default() };
         let mut b = Backoff::new();
         let mut rng = Rng::new(9);
-        assert!(b.on_failure(&cfg, &mut rng).is_some());
-        assert!(b.on_failure(&cfg, &mut rng).is_some());
-        assert!(b.on_failure(&cfg, &mut rng).is_none());
-        assert_eq!(Backoff::ceiling(&cfg, 200), Duration(u64::MAX));
-        assert_eq!(Backoff::ceiling(&cfg, 1), Duration(500));
+        assert!(b.on_failure(&cfg, Instant(0), &mut rng).is_some());
+        assert!(b.on_failure(&cfg, Instant(0), &mut rng).is_some());
+        assert!(b.on_failure(&cfg, Instant(u64::MAX), &mut rng).is_none());
+        assert_eq!(Backoff::ceiling(&cfg, 1, Duration(u64::MAX), 0), Duration(u64::MAX / 32));
+        assert_eq!(Backoff::ceiling(&cfg, 200, Duration::ZERO, 0), Duration(u64::MAX));
+        assert_eq!(Backoff::ceiling(&cfg, 1, Duration::ZERO, 0), Duration(500));
+    }
+
+    #[test]
+    fn give_up_counts_consecutive_failures_not_the_weight() {
+        let cfg = BackoffConfig { give_up_after: 4, ..cfg() };
+        let mut b = Backoff::new();
+        let mut rng = Rng::new(5);
+        for _ in 0..3 {
+            assert!(b.on_failure(&cfg, Instant(0), &mut rng).is_some());
+        }
+        b.on_healthy_period(); // weight 1, consecutive 0
+        for _ in 0..3 {
+            assert!(b.on_failure(&cfg, Instant(0), &mut rng).is_some());
+        }
+        assert!(b.on_failure(&cfg, Instant(0), &mut rng).is_none());
     }
 }

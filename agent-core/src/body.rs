@@ -63,6 +63,12 @@ impl<'a> BodyReader<'a> {
         Ok(head)
     }
 
+    /// Whether the body has no bytes left (an optional trailing field is
+    /// absent).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
     /// A UTF-8 string.
     pub fn str(&mut self) -> Result<&'a str, DecodeError> {
         core::str::from_utf8(self.bytes()?).map_err(|_| DecodeError::Malformed)
@@ -101,7 +107,11 @@ impl<'a> ReadBody<'a> for Ack {
 
 impl<'a> ReadBody<'a> for Accept {
     fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
-        Ok(Accept { next_seq: r.u64()?, max_frame: r.u32()?, retry_window_ms: r.u32()? })
+        let (next_seq, max_frame) = (r.u64()?, r.u32()?);
+        // Field 3 came later: an Accept that ends after field 2 (an older
+        // collector) gives no advice.
+        let retry_window_ms = if r.is_empty() { 0 } else { r.u32()? };
+        Ok(Accept { next_seq, max_frame, retry_window_ms })
     }
 }
 
@@ -317,6 +327,24 @@ mod tests {
     use super::*;
     use crate::message::decode_body;
 
+    /// Accept by postcard: three fields, or exactly two (field 3 absent).
+    fn postcard_accept(b: &[u8]) -> Option<Accept> {
+        decode_body::<Accept>(b).ok().or_else(|| match postcard::take_from_bytes::<(u64, u32)>(b) {
+            Ok(((next_seq, max_frame), [])) => Some(Accept { next_seq, max_frame, retry_window_ms: 0 }),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn accept_without_field_3_is_no_advice() {
+        let b = [0xce, 0x09, 0x80, 0x80, 0x10];
+        let want = Accept { next_seq: 1230, max_frame: 262_144, retry_window_ms: 0 };
+        assert_eq!(read_body::<Accept>(&b), Ok(want));
+        assert_eq!(postcard_accept(&b), Some(want));
+        // A truncated field 3 is still malformed.
+        assert_eq!(read_body::<Accept>(&[0xce, 0x09, 0x80, 0x80, 0x10, 0x80]), Err(DecodeError::Malformed));
+    }
+
     #[test]
     fn agrees_with_postcard_on_edge_cases() {
         // Overlong u32 (6 bytes), u16 overflow, truncated string, bad UTF-8,
@@ -330,7 +358,7 @@ mod tests {
             &[1, 2, b'h', b'i', 3],
         ];
         for b in bodies {
-            assert_eq!(read_body::<Accept>(b).ok(), decode_body::<Accept>(b).ok(), "{b:?}");
+            assert_eq!(read_body::<Accept>(b).ok(), postcard_accept(b), "{b:?}");
             assert_eq!(read_body::<Reject<'_>>(b).ok(), decode_body::<Reject<'_>>(b).ok(), "{b:?}");
             assert_eq!(read_body::<Close<'_>>(b).ok(), decode_body::<Close<'_>>(b).ok(), "{b:?}");
             assert_eq!(read_body::<Ack>(b).ok(), decode_body::<Ack>(b).ok(), "{b:?}");

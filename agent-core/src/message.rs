@@ -312,7 +312,8 @@ impl<'a> Message<'a> {
                 check_addrs(h.extranet_ipv6, 16)?;
                 Message::Hello(h)
             }
-            Kind::Accept => Message::Accept(body(b)?),
+            // Field 3 is optional (see `body`): read by hand, not postcard.
+            Kind::Accept => Message::Accept(crate::body::read_body(b)?),
             Kind::Reject => Message::Reject(body(b)?),
             Kind::Batch => Message::Batch(body(b)?),
             Kind::Ack => Message::Ack(body(b)?),

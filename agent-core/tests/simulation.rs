@@ -289,6 +289,7 @@ impl Plan {
                 endpoints: rng.range(1, 3) as u8,
                 attempts_per_endpoint: rng.range(1, 3) as u8,
                 give_up_after,
+                fleet_window: Duration(if rng.chance(300) { rng.range(100, 10_000) } else { 0 }),
             },
             rng_seed: rng.next_u64(),
             ..AgentConfig::default()
@@ -359,16 +360,25 @@ fn app_payload(a: usize, n: u64, len: usize) -> Vec<u8> {
     p
 }
 
-/// `min(cap, base * 2^(failures-1))`, computed independently of the crate.
-fn expected_ceiling(base: u64, cap: u64, failures: u32) -> u64 {
-    let mut c = u128::from(base);
-    for _ in 1..failures {
-        if c >= u128::from(cap) {
-            break;
+/// The backoff rule of PROTOCOL.md (*Reconnect*), computed independently
+/// of the crate: `min(cap, max(floor, failing_for / 32))` with the floor the
+/// fleet window (at least base) or `base * 2^(weight-1)`.
+fn expected_ceiling(b: &BackoffConfig, weight: u32, failing_for: u64, advice: u32) -> u64 {
+    let (base, cap) = (u128::from(b.base.as_millis()), u128::from(b.cap.as_millis()));
+    let window = if advice > 0 { u128::from(advice) } else { u128::from(b.fleet_window.as_millis()) }.min(cap);
+    let floor = if window > 0 {
+        window.max(base)
+    } else {
+        let mut c = base;
+        for _ in 1..weight {
+            if c >= cap {
+                break;
+            }
+            c *= 2;
         }
-        c *= 2;
-    }
-    c.min(u128::from(cap)) as u64
+        c
+    };
+    floor.max(u128::from(failing_for) / 32).min(cap) as u64
 }
 
 // ---- faults -----------------------------------------------------------------
@@ -536,13 +546,19 @@ struct Sim<'a> {
     conn: Option<u64>,
     attempt: Option<(u64, u8)>,
     // Backoff model.
+    /// The backoff model: failure weight (halved per healthy period),
+    /// consecutive failures, start of the failing streak, server advice.
     failures: u32,
+    consecutive: u32,
+    failing_since: Option<u64>,
+    advice: u32,
     ep: u8,
     ep_fail: u8,
     connected_since: Option<u64>,
     expect_connect: Option<u64>,
     expect_gaveup: bool,
-    reject_retry: Option<u32>,
+    /// (code, retry_after_ms) of the Reject that ended the attempt.
+    reject_retry: Option<(u16, u32)>,
     reconnect_at: Option<u64>,
     // The app.
     next_push: u64,
@@ -899,24 +915,32 @@ impl<'a> World<'a> {
                     s.failures_after_drain += 1;
                 }
                 assert_ne!(reason, DisconnectReason::Shutdown, "t={now} agent {a}: nobody called close()");
-                let min_delay = if reason == DisconnectReason::Rejected {
-                    s.reject_retry.take().unwrap_or_else(|| panic!("t={now} agent {a}: Rejected without a Reject"))
+                let reject = if reason == DisconnectReason::Rejected {
+                    Some(s.reject_retry.take().unwrap_or_else(|| panic!("t={now} agent {a}: Rejected without a Reject")))
                 } else {
-                    0
+                    None
                 };
                 let c = s.plan.cfg;
                 if let Some(since) = s.connected_since.take() {
-                    if now >= since + c.healthy_after.as_millis() {
-                        s.failures = 0;
+                    // One halving per healthy period the connection lived.
+                    let periods = (now - since) / c.healthy_after.as_millis();
+                    for _ in 0..periods.min(64) {
+                        s.failures /= 2;
+                    }
+                    if periods > 0 {
+                        s.consecutive = 0;
                         s.ep_fail = 0;
+                        s.failing_since = None;
                     }
                 }
                 s.failures += 1;
+                s.consecutive += 1;
                 let give_up = c.backoff.give_up_after;
-                if give_up != 0 && s.failures >= give_up {
+                if give_up != 0 && s.consecutive >= give_up {
                     assert_eq!(s.agent.last_retry(), None, "t={now} agent {a}: retry drawn past the give-up limit");
                     s.expect_gaveup = true;
                 } else {
+                    let failing_for = now - *s.failing_since.get_or_insert(now);
                     let failed_ep = s.ep;
                     s.ep_fail += 1;
                     if s.ep_fail >= c.backoff.attempts_per_endpoint {
@@ -924,14 +948,28 @@ impl<'a> World<'a> {
                         s.ep = (s.ep + 1) % c.backoff.endpoints;
                     }
                     let r = s.agent.last_retry().unwrap_or_else(|| panic!("t={now} agent {a}: failure without a retry"));
-                    let ceiling = expected_ceiling(c.backoff.base.as_millis(), c.backoff.cap.as_millis(), s.failures);
-                    assert_eq!(r.ceiling.as_millis(), ceiling, "t={now} agent {a}: ceiling after {} failures", s.failures);
+                    let ceiling = expected_ceiling(&c.backoff, s.failures, failing_for, s.advice);
+                    assert_eq!(
+                        r.ceiling.as_millis(),
+                        ceiling,
+                        "t={now} agent {a}: ceiling at weight {}, {failing_for} ms failing, advice {}",
+                        s.failures,
+                        s.advice
+                    );
                     assert!(r.delay <= r.ceiling, "t={now} agent {a}: delay {:?} above ceiling {:?}", r.delay, r.ceiling);
                     assert_eq!(r.endpoint, s.ep, "t={now} agent {a}: endpoint rotation");
-                    // A Reject's retry_after holds back only a retry of the
-                    // same endpoint, and at most the backoff cap.
-                    let hold = if s.ep == failed_ep { u64::from(min_delay).min(c.backoff.cap.as_millis()) } else { 0 };
-                    s.expect_connect = Some(now + r.delay.as_millis().max(hold));
+                    // A Reject's retry_after applies only to a retry of the
+                    // same endpoint: a Busy one is a slot, kept exactly
+                    // (within 50 ms .. cap), any other a minimum (at most cap).
+                    let cap = c.backoff.cap.as_millis();
+                    let wait = match reject {
+                        Some((code, ra)) if s.ep == failed_ep && code == CloseCode::Busy as u16 && ra > 0 => {
+                            u64::from(ra).clamp(50, cap)
+                        }
+                        Some((_, ra)) if s.ep == failed_ep => r.delay.as_millis().max(u64::from(ra).min(cap)),
+                        _ => r.delay.as_millis(),
+                    };
+                    s.expect_connect = Some(now + wait);
                 }
             }
             Ev::Connected(e) => {
@@ -946,8 +984,10 @@ impl<'a> World<'a> {
                     c.accept_next,
                     s.agent.ring()
                 );
+                let advice = self.server.peer.cfg.retry_window_ms;
                 let s = &mut self.sims[a];
                 s.connected_since = Some(now);
+                s.advice = advice;
             }
             Ev::Task { target, object, token } => {
                 let s = &mut self.sims[a];
@@ -1063,6 +1103,8 @@ impl<'a> World<'a> {
             let s = &mut self.sims[a];
             s.reconnect_at = None;
             s.failures = 0;
+            s.consecutive = 0;
+            s.failing_since = None;
             s.ep_fail = 0;
             s.expect_connect = Some(now);
             s.agent.reconnect_now(Instant(now));
@@ -1504,9 +1546,9 @@ impl<'a> World<'a> {
                     "t={now} agent {a}: Hello resume {first_unacked_seq}..{next_seq} but the collector holds {have}"
                 );
                 match answer {
-                    Answer::Reject { retry_after_ms, .. } => {
+                    Answer::Reject { code, retry_after_ms } => {
                         if self.sims[a].conn == Some(id) {
-                            self.sims[a].reject_retry = Some(retry_after_ms);
+                            self.sims[a].reject_retry = Some((code, retry_after_ms));
                         }
                     }
                     Answer::Accept { next_seq: resume } => {
@@ -1826,6 +1868,9 @@ fn run_seed(seed: u64) -> Summary {
                 conn: None,
                 attempt: None,
                 failures: 0,
+                consecutive: 0,
+                failing_since: None,
+                advice: 0,
                 ep: 0,
                 ep_fail: 0,
                 connected_since: None,
@@ -1865,6 +1910,7 @@ fn run_seed(seed: u64) -> Summary {
         max_frame: server_max as u32,
         repeat_ack_after_pong: !naive,
         close_on_damage: !naive,
+        retry_window_ms: if rng.chance(500) { rng.range(100, 8000) as u32 } else { 0 },
         ..PeerConfig::default()
     };
     let server = Server {

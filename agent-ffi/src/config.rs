@@ -56,8 +56,8 @@ pub struct ea_config {
     pub connect_timeout_ms: u64,
     /// Time for the server to answer Hello (default 10000).
     pub handshake_timeout_ms: u64,
-    /// Time a connection must stay up before backoff failures reset
-    /// (default 30000).
+    /// Length of a healthy period: each one a connection stays up halves
+    /// the backoff's failure weight (default 30000).
     pub healthy_after_ms: u64,
     /// Upper bound of the first reconnect wait (default 500).
     pub backoff_base_ms: u64,
@@ -69,6 +69,11 @@ pub struct ea_config {
     pub attempts_per_endpoint: u8,
     /// Give up after this many consecutive failures; 0 = never (default 0).
     pub give_up_after: u32,
+    /// Window to spread reconnects over when the collector gives no pacing
+    /// advice (`Accept.retry_window_ms` = 0): about the fleet's size divided
+    /// by the collector's admission rate; 0 = none, the window grows
+    /// exponentially from `backoff_base_ms` (default 0).
+    pub backoff_fleet_window_ms: u64,
     /// Seed of the jitter PRNG; give each device its own (default 0).
     pub rng_seed: u64,
     /// Largest step agent time takes per input (default 3600000): a caller
@@ -111,6 +116,7 @@ impl ea_config {
             endpoints: d.backoff.endpoints,
             attempts_per_endpoint: d.backoff.attempts_per_endpoint,
             give_up_after: d.backoff.give_up_after,
+            backoff_fleet_window_ms: d.backoff.fleet_window.as_millis(),
             rng_seed: d.rng_seed,
             max_clock_step_ms: d.max_clock_step.as_millis(),
             clock_backstep_tolerance_ms: d.clock_backstep_tolerance.as_millis(),
@@ -151,6 +157,7 @@ impl ea_config {
                 endpoints: self.endpoints,
                 attempts_per_endpoint: self.attempts_per_endpoint,
                 give_up_after: self.give_up_after,
+                fleet_window: ms(self.backoff_fleet_window_ms),
             },
             rng_seed: self.rng_seed,
             max_clock_step: ms(self.max_clock_step_ms),

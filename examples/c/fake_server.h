@@ -220,6 +220,8 @@ static inline void fs_on_frame(fs_server *s, uint8_t kind, const uint8_t *body, 
         s->handshaken = 1;
         n = fs_put_varint(b, s->next_seq);
         n += fs_put_varint(b + n, 65536);
+        /* Field 3 (retry_window_ms) left out: no pacing advice, which
+         * PROTOCOL.md allows (the agent reads it as 0). */
         fs_send(s, FS_KIND_ACCEPT, b, n);
         break;
     }

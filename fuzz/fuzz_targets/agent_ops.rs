@@ -1022,6 +1022,7 @@ fn config(s: &Setup<'_>) -> AgentConfig {
             endpoints: 1 + s.endpoints % 4,
             attempts_per_endpoint: 1 + s.attempts % 4,
             give_up_after: u32::from(s.give_up % 8),
+            fleet_window: Duration(u64::from(s.backoff_cap_ms) * u64::from(s.give_up % 3)),
         },
         rng_seed: s.rng_seed,
         // Fields added later keep their defaults until the harness varies them.

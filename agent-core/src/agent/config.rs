@@ -35,8 +35,8 @@ pub struct AgentConfig {
     pub connect_timeout: Duration,
     /// Time for the server to answer Hello (default 10 s).
     pub handshake_timeout: Duration,
-    /// Time a connection must stay up before backoff failures reset
-    /// (default 30 s).
+    /// Length of a healthy period: each one a connection stays up halves
+    /// the backoff's failure weight (default 30 s; see [`crate::backoff`]).
     pub healthy_after: Duration,
     /// Reconnect timing and endpoint rotation.
     pub backoff: BackoffConfig,

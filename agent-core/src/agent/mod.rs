@@ -38,7 +38,7 @@
 //! | Handshaking  | Accept (compatible)                         | Connected    | resume point applied, event `Connected` |
 //! | Handshaking  | Reject, Close, timeout, disconnect, Accept with a too small frame | Backoff | failure, `Disconnect` |
 //! | Connected    | disconnect, Close, pong or ack timeout, bad version | Backoff | in-flight rewound, `Disconnect` |
-//! | Connected    | up for `healthy_after`                      | Connected    | backoff failures reset |
+//! | Connected    | up for each `healthy_after`                 | Connected    | backoff weight halved |
 //! | any but Closed | `close()`                                 | Closed       | Close frame queued, `Disconnect` |
 //! | Backoff      | give-up limit reached                       | GaveUp       | event `GaveUp` |
 //! | GaveUp, Closed, Backoff | `reconnect_now()`                | Backoff (due now) | |
@@ -184,7 +184,9 @@ enum State {
     Backoff { until: Instant, endpoint: u8 },
     Connecting { endpoint: u8, deadline: Instant },
     Handshaking { endpoint: u8, deadline: Instant },
-    Connected { endpoint: u8, since: Instant, healthy: bool },
+    /// `decay_at`: the end of the current healthy period (the first ends
+    /// `healthy_after` after the Accept); `healthy` once the first ended.
+    Connected { endpoint: u8, decay_at: Instant, healthy: bool },
     GaveUp,
     Closed,
 }
@@ -511,7 +513,7 @@ impl<'a> Agent<'a> {
         let now = self.core.advance(now);
         self.core.last_transport_error = Some(error);
         if matches!(self.core.state, State::Connecting { .. } | State::Handshaking { .. } | State::Connected { .. }) {
-            self.core.fail(now, DisconnectReason::Transport, None, Duration::ZERO);
+            self.core.fail(now, DisconnectReason::Transport, None, Hold::None);
         }
         self.sync_decoder();
     }
@@ -761,19 +763,24 @@ impl<'a> Core<'a> {
         }
     }
 
-    /// The one failure path (see the module docs). `min_delay` (a Reject's
+    /// The one failure path (see the module docs). `hold` (from a Reject's
     /// `retry_after_ms`) is the failing endpoint's word about itself: it
-    /// holds back the next attempt only if that goes to the same endpoint.
-    fn fail(&mut self, now: Instant, reason: DisconnectReason, close: Option<CloseCode>, min_delay: Duration) {
+    /// applies only if the next attempt goes to the same endpoint.
+    fn fail(&mut self, now: Instant, reason: DisconnectReason, close: Option<CloseCode>, hold: Hold) {
         let from = self.endpoint();
         self.close_pending = close;
         self.stats.connect_failures += 1;
         self.drop_connection();
         self.emit(Event::Disconnect { reason });
-        match self.backoff.on_failure(&self.cfg.backoff, &mut self.rng) {
+        match self.backoff.on_failure(&self.cfg.backoff, now, &mut self.rng) {
             Some(r) => {
                 self.last_retry = Some(r);
-                let delay = if Some(r.endpoint) == from { r.delay.max(min_delay) } else { r.delay };
+                let delay = match hold {
+                    _ if Some(r.endpoint) != from => r.delay,
+                    Hold::None => r.delay,
+                    Hold::AtLeast(d) => r.delay.max(d),
+                    Hold::Exactly(d) => d,
+                };
                 self.state = State::Backoff { until: now + delay, endpoint: r.endpoint };
             }
             None => {
@@ -786,6 +793,18 @@ impl<'a> Core<'a> {
 
 }
 
+
+/// What a failure's cause says about the wait before retrying the same
+/// endpoint (bounded by the caller; see [`crate::backoff`]).
+#[derive(Clone, Copy, Debug)]
+enum Hold {
+    /// Nothing: the backoff's own draw.
+    None,
+    /// At least this long (a Reject's `retry_after_ms`, other than Busy).
+    AtLeast(Duration),
+    /// Exactly this long (the slot of a Busy Reject).
+    Exactly(Duration),
+}
 
 impl fmt::Debug for Agent<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

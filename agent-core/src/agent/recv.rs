@@ -8,7 +8,7 @@ impl Core<'_> {
         self.last_rx = now;
         if frame.version != frame::VERSION {
             self.stats.peer_incompatible += 1;
-            self.fail(now, DisconnectReason::Incompatible, Some(CloseCode::Incompatible), Duration::ZERO);
+            self.fail(now, DisconnectReason::Incompatible, Some(CloseCode::Incompatible), Hold::None);
             return;
         }
         let Some(kind) = Kind::from_u8(frame.kind) else {
@@ -27,7 +27,7 @@ impl Core<'_> {
     /// Close(ProtocolError), counted, reported in the `Disconnect` event.
     fn protocol_error(&mut self, now: Instant, reason: DisconnectReason) {
         self.stats.protocol_errors += 1;
-        self.fail(now, reason, Some(CloseCode::ProtocolError), Duration::ZERO);
+        self.fail(now, reason, Some(CloseCode::ProtocolError), Hold::None);
     }
 
     /// Handles one downlink message. Only the kinds an agent can receive
@@ -51,7 +51,7 @@ impl Core<'_> {
             Kind::Close => {
                 // Even an unreadable Close means the peer is going away.
                 let _ = read_body::<Close<'_>>(body);
-                self.fail(now, DisconnectReason::PeerClosed, None, Duration::ZERO);
+                self.fail(now, DisconnectReason::PeerClosed, None, Hold::None);
             }
             // An Accept is an answer to our Hello: before the Hello went out
             // it answers nothing, which the unexpected-kind arm reports.
@@ -62,10 +62,16 @@ impl Core<'_> {
             }
             Kind::Reject if handshaking && !self.hello_pending => {
                 let r = read_body::<message::Reject<'_>>(body)?;
-                // Honoured up to the backoff cap: a hostile or mistaken value
-                // cannot park the agent for 49 days.
-                let wait = Duration::from_millis(u64::from(r.retry_after_ms)).min(self.cfg.backoff.cap);
-                self.fail(now, DisconnectReason::Rejected, None, wait);
+                // Bounded by the backoff cap (a hostile or mistaken value
+                // cannot park the agent for 49 days) and, for a Busy slot,
+                // below by MIN_BUSY_WAIT (nor make it spin).
+                let cfg = &self.cfg.backoff;
+                let hold = if r.code == CloseCode::Busy as u16 && r.retry_after_ms > 0 {
+                    Hold::Exactly(Backoff::busy_slot(cfg, r.retry_after_ms))
+                } else {
+                    Hold::AtLeast(Duration::from_millis(u64::from(r.retry_after_ms)).min(cfg.cap))
+                };
+                self.fail(now, DisconnectReason::Rejected, None, hold);
             }
             Kind::Ack if connected => {
                 let up_to = read_body::<message::Ack>(body)?.up_to;
@@ -92,7 +98,7 @@ impl Core<'_> {
         // told it so in Hello.min_frame).
         if a.max_frame < min_peer_frame(&self.cfg) {
             self.stats.peer_incompatible += 1;
-            self.fail(now, DisconnectReason::Incompatible, Some(CloseCode::Incompatible), Duration::ZERO);
+            self.fail(now, DisconnectReason::Incompatible, Some(CloseCode::Incompatible), Hold::None);
             return;
         }
         // A resume point the agent cannot have produced: above every number
@@ -108,7 +114,8 @@ impl Core<'_> {
         self.peer_max_frame = a.max_frame as usize;
         self.ring.resume(a.next_seq);
         self.stats.connections += 1;
-        self.state = State::Connected { endpoint, since: now, healthy: false };
+        self.backoff.set_advice(a.retry_window_ms);
+        self.state = State::Connected { endpoint, decay_at: now + self.cfg.healthy_after, healthy: false };
         if self.ring.pending_records() > 0 {
             self.pending_since = Some(now);
         }

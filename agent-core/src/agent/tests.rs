@@ -461,7 +461,7 @@ fn rejects_grow_backoff_and_rotate_endpoints() {
 }
 
 #[test]
-fn healthy_connection_resets_failures() {
+fn healthy_connection_halves_the_failure_weight() {
     let mut m = Mem::new();
     let mut a = m.agent(cfg());
     connect(&mut a, 0, 0);
@@ -469,12 +469,93 @@ fn healthy_connection_resets_failures() {
     let t = a.poll_timeout().unwrap().as_millis();
     connect(&mut a, t, 0);
     a.handle_disconnected(Instant(t + 10), TransportError::Closed);
-    assert_eq!(a.last_retry().unwrap().ceiling, Duration(1000), "kicked early: failures keep growing");
+    assert_eq!(a.last_retry().unwrap().ceiling, Duration(1000), "kicked early: the weight keeps growing");
+    // Weight 2; one healthy period (30 s) halves it to 1, the loss adds 1.
     let t = a.poll_timeout().unwrap().as_millis();
     connect(&mut a, t, 0);
     a.handle_timeout(Instant(t + 30_000));
     a.handle_disconnected(Instant(t + 30_001), TransportError::TimedOut);
-    assert_eq!(a.last_retry().unwrap().ceiling, Duration(500), "healthy for 30 s: reset");
+    assert_eq!(a.last_retry().unwrap().ceiling, Duration(1000), "halved, not reset: a restart soon after keeps its spread");
+    // Two more periods: 2 -> 1 -> 0, so the next loss starts from base.
+    let t = a.poll_timeout().unwrap().as_millis();
+    connect(&mut a, t, 0);
+    a.handle_timeout(Instant(t + 30_000));
+    assert!(a.poll_timeout().unwrap().as_millis() <= t + 60_000, "the decay timer runs while there is weight");
+    a.handle_timeout(Instant(t + 60_000));
+    a.handle_disconnected(Instant(t + 60_001), TransportError::TimedOut);
+    assert_eq!(a.last_retry().unwrap().ceiling, Duration(500));
+}
+
+/// Issue 10: the server's `Accept.retry_window_ms` sets the window of the
+/// very first retry after losing a healthy connection, and keeps it flat
+/// (no exponential growth past it) through an outage.
+#[test]
+fn accept_advice_spreads_the_first_retry_over_the_fleet_window() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    let mut p = Pair::with(PeerConfig { retry_window_ms: 20_000, ..PeerConfig::default() });
+    a.handle_timeout(Instant(0));
+    events(&mut a);
+    p.open();
+    a.handle_connected(Instant(0));
+    p.uplink(&mut a, 0);
+    assert!(p.downlink(&mut a, 0));
+    assert_eq!(a.state(), StateKind::Connected);
+    a.handle_timeout(Instant(40_000));
+    a.handle_disconnected(Instant(40_000), TransportError::Reset);
+    let r = a.last_retry().unwrap();
+    assert_eq!(r.ceiling, Duration(20_000), "first retry after a healthy connection: the fleet window");
+    assert!(r.delay <= r.ceiling);
+    // The collector is down: refused connects keep the window at 20 s
+    // (without advice it would have doubled up to the 60-s cap).
+    let mut t = a.poll_timeout().unwrap().as_millis();
+    for i in 0..8 {
+        a.handle_timeout(Instant(t));
+        events(&mut a);
+        a.handle_disconnected(Instant(t), TransportError::Refused);
+        assert_eq!(a.last_retry().unwrap().ceiling, Duration(20_000), "refusal {i}");
+        t = a.poll_timeout().unwrap().as_millis();
+    }
+    // The advice survives the connection it came with, and a new Accept
+    // without advice forgets it.
+    assert_eq!(a.core.backoff.advice_ms(), 20_000);
+    connect(&mut a, t, 0);
+    a.handle_disconnected(Instant(t + 1), TransportError::Reset);
+    assert_eq!(a.core.backoff.advice_ms(), 0);
+}
+
+/// Issue 10: a Busy Reject's `retry_after_ms` is a slot: the retry of the
+/// same endpoint comes exactly then (not later by the agent's own draw),
+/// within [MIN_BUSY_WAIT, cap]; other Rejects' values are minimums.
+#[test]
+fn busy_reject_is_a_slot_kept_exactly() {
+    use crate::backoff::MIN_BUSY_WAIT;
+    let backoff = BackoffConfig { base: Duration(10_000), cap: Duration(60_000), ..Default::default() };
+    let cases = [
+        (CloseCode::Busy, 2_500, 2_500, true),
+        (CloseCode::Busy, 1, MIN_BUSY_WAIT.as_millis(), true),
+        (CloseCode::Busy, 90_000, 60_000, true),
+        (CloseCode::Unauthorized, 2_500, 2_500, false),
+    ];
+    for (code, retry_after_ms, want, exact) in cases {
+        let mut m = Mem::new();
+        let mut a = m.agent(AgentConfig { backoff, ..cfg() });
+        let mut p = Pair::with(PeerConfig { reject: Some(peer::Refusal { code, retry_after_ms }), ..PeerConfig::default() });
+        a.handle_timeout(Instant(0));
+        events(&mut a);
+        p.open();
+        a.handle_connected(Instant(0));
+        p.uplink(&mut a, 0);
+        assert!(p.downlink(&mut a, 0));
+        assert_eq!(a.state(), StateKind::Backoff);
+        let at = a.poll_timeout().unwrap().as_millis();
+        let draw = a.last_retry().unwrap().delay.as_millis();
+        if exact {
+            assert_eq!(at, want, "{code:?} {retry_after_ms}: the slot, not the draw of {draw} ms");
+        } else {
+            assert_eq!(at, want.max(draw), "{code:?}: at least retry_after, else the draw");
+        }
+    }
 }
 
 #[test]

@@ -69,7 +69,11 @@ impl Core<'_> {
             (Timer::AckTimeout, State::Connected { .. }) if self.ring.inflight_records() > 0 => {
                 (self.ack_progress, c.ack_timeout)
             }
-            (Timer::Healthy, State::Connected { since, healthy: false, .. }) => (since, c.healthy_after),
+            // Running until the first healthy period ends, then while there
+            // is failure weight left to halve.
+            (Timer::Healthy, State::Connected { decay_at, healthy, .. }) if !healthy || self.backoff.weight() > 0 => {
+                (decay_at, Duration::ZERO)
+            }
             (Timer::Flush, State::Connected { .. }) => return self.flush_deadline(),
             (Timer::Heartbeat, state) if !matches!(state, State::Closed) => (self.next_heartbeat?, Duration::ZERO),
             _ => return None,
@@ -121,15 +125,17 @@ impl Core<'_> {
                 self.close_pending = None;
                 self.emit(Event::Connect { endpoint });
             }
-            (Timer::ConnectTimeout, _) => self.fail(now, DisconnectReason::ConnectTimeout, None, Duration::ZERO),
+            (Timer::ConnectTimeout, _) => self.fail(now, DisconnectReason::ConnectTimeout, None, Hold::None),
             (Timer::HandshakeTimeout, _) => {
-                self.fail(now, DisconnectReason::HandshakeTimeout, Some(CloseCode::Timeout), Duration::ZERO)
+                self.fail(now, DisconnectReason::HandshakeTimeout, Some(CloseCode::Timeout), Hold::None)
             }
-            (Timer::Healthy, State::Connected { endpoint, since, .. }) => {
-                self.backoff.reset();
-                // A healthy connection wins back one step of batch size.
-                self.shrink = self.shrink.saturating_sub(1);
-                self.state = State::Connected { endpoint, since, healthy: true };
+            (Timer::Healthy, State::Connected { endpoint, decay_at, healthy }) => {
+                self.backoff.on_healthy_period();
+                if !healthy {
+                    // A healthy connection wins back one step of batch size.
+                    self.shrink = self.shrink.saturating_sub(1);
+                }
+                self.state = State::Connected { endpoint, decay_at: decay_at + self.cfg.healthy_after, healthy: true };
             }
             (Timer::AckTimeout, _) => {
                 // Either a batch or an ack was lost, or the link is too slow
@@ -137,7 +143,7 @@ impl Core<'_> {
                 // sends half the batch and half the window.
                 self.stats.ack_timeouts += 1;
                 self.shrink = (self.shrink + 1).min(MAX_SHRINK);
-                self.fail(now, DisconnectReason::AckTimeout, Some(CloseCode::Timeout), Duration::ZERO);
+                self.fail(now, DisconnectReason::AckTimeout, Some(CloseCode::Timeout), Hold::None);
             }
             (Timer::PongTimeout, _) => {
                 let sent = self.ping.map_or(now, |p| p.sent);
@@ -150,7 +156,7 @@ impl Core<'_> {
                     if self.ring.inflight_records() > 0 {
                         self.shrink = (self.shrink + 1).min(MAX_SHRINK);
                     }
-                    self.fail(now, DisconnectReason::PongTimeout, Some(CloseCode::Timeout), Duration::ZERO);
+                    self.fail(now, DisconnectReason::PongTimeout, Some(CloseCode::Timeout), Hold::None);
                 }
             }
             (Timer::Heartbeat, _) => {

@@ -88,6 +88,8 @@ pub struct PeerConfig {
     /// Test knob, breaks the protocol: drop every Batch unseen (no store, no
     /// Ack), as if lost in transit.
     pub ignore_batches: bool,
+    /// `Accept.retry_window_ms`: the pacing advice (0: none).
+    pub retry_window_ms: u32,
 }
 
 impl Default for PeerConfig {
@@ -99,6 +101,7 @@ impl Default for PeerConfig {
             repeat_ack_after_pong: false,
             close_on_damage: false,
             ignore_batches: false,
+            retry_window_ms: 0,
         }
     }
 }
@@ -592,7 +595,7 @@ impl<'a> Peer<'a> {
                 c.floor = next_seq.max(h.first_unacked_seq);
                 c.conn_next = next_seq;
                 c.ack_next = next_seq;
-                self.send(id, &Message::Accept(Accept { next_seq, max_frame: self.cfg.max_frame, retry_window_ms: 0 }));
+                self.send(id, &Message::Accept(Accept { next_seq, max_frame: self.cfg.max_frame, retry_window_ms: self.cfg.retry_window_ms }));
                 for p in std::mem::take(&mut self.after_accept) {
                     self.push(id, &p);
                 }
