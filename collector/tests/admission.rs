@@ -2,6 +2,7 @@
 //! say Hello at once to a collector admitting 50 handshakes per second;
 //! those beyond the burst get Reject 6 with slots of their own, spread
 //! over about 3 s, and each is Accepted when it comes back at its slot.
+//! After a restart, the advice counts the agents of the registry.
 
 mod common;
 
@@ -180,4 +181,25 @@ fn a_storm_is_paced_into_slots() {
         assert!(m.contains(&format!("\nedge_collector_{name} {want}\n")), "{name} {want} in\n{m}");
     }
     drop(results);
+}
+
+#[test]
+fn after_a_restart_the_advice_counts_the_registry() {
+    let dir = TempDir::new("advice");
+    let args = ["--admission-rate", "50", "--registry-flush", "0.2"];
+    let mut col = CollectorProc::start(dir.path(), &args);
+    for i in 0..5 {
+        let id = format!("known-{i}");
+        let (_, accept, _) = Raw::connect_admitted(col.agents, &hello(&id, b"", 0, 0), T, 3);
+        assert!(matches!(accept, Got::Accept { .. }), "{accept:?}");
+    }
+    // Five Hellos in the registry (flushed every 0.2 s), then a crash.
+    std::thread::sleep(Duration::from_millis(800));
+    col.kill9();
+    let col = CollectorProc::start(dir.path(), &args);
+    let (_, accept, busy) = Raw::connect_admitted(col.agents, &hello("newcomer", b"", 0, 0), T, 0);
+    assert_eq!(busy, 0);
+    // One connection open, five agents seen within 24 h: ceil(1000 * 5 / 50).
+    let Got::Accept { retry_window_ms, .. } = accept else { panic!("{accept:?}") };
+    assert_eq!(retry_window_ms, 100, "the fleet is the registry's 5, not the 1 connection");
 }
