@@ -6,13 +6,19 @@
 //! ```sh
 //! cargo build --release -p edge-collector --bin edge-collector --example load
 //! target/release/examples/load --bin target/release/edge-collector --agents 10,100,1000 --seconds 5
-//! target/release/examples/load --bin target/release/edge-collector --storm 10000
+//! target/release/examples/load --bin target/release/edge-collector --storm 10000 [--admission-rate 2000]
 //! ```
 //!
 //! `--storm N`: N agents connect and stay; the collector is killed (-9) and
 //! restarted on the same port; printed: handshakes per 250 ms from the kill,
 //! the time until every agent is back, and the collector's Busy rejects.
-//! Storm agents reconnect after a full-jitter wait of up to 1 s.
+//! Storm agents reconnect after a full-jitter wait of up to 1 s, or, after a
+//! Busy Reject, after exactly its `retry_after_ms` (PROTOCOL.md, Reconnect);
+//! the collector runs with `--admission-rate` as given to this tool (its
+//! default when not given).
+//!
+//! The ingest runs measure the sink, not the handshake: their collector
+//! runs with `--admission-rate 0`, so that all agents start at once.
 //!
 //! Each agent sends Batches of `--batch` records of 64-byte payloads, keeps
 //! at most `--window` batches unacked, and measures each batch's time from
@@ -21,7 +27,7 @@
 //! CPU (cores) and peak RSS; for the trivial reader, records/s written.
 
 use agent_core::frame::crc32c;
-use agent_core::message::{Batch, Hello, Message};
+use agent_core::message::{decode_body, Batch, CloseCode, Hello, Message, Reject};
 use agent_core::record::{ts_delta, EntryHeader};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
@@ -43,10 +49,12 @@ struct Opts {
     seconds: u64,
     batch: u64,
     window: usize,
+    /// `--admission-rate` of the storm's collector.
+    admission_rate: Option<String>,
 }
 
 fn opts() -> Opts {
-    let mut o = Opts { storm: None, bin: "target/release/edge-collector".into(), agents: vec![10, 100, 1000], seconds: 5, batch: 50, window: 4 };
+    let mut o = Opts { storm: None, bin: "target/release/edge-collector".into(), agents: vec![10, 100, 1000], seconds: 5, batch: 50, window: 4, admission_rate: None };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         let v = pair.get(1).cloned().unwrap_or_default();
@@ -57,6 +65,7 @@ fn opts() -> Opts {
             "--batch" => o.batch = v.parse().expect("--batch N"),
             "--window" => o.window = v.parse().expect("--window N"),
             "--storm" => o.storm = Some(v.parse().expect("--storm N")),
+            "--admission-rate" => o.admission_rate = Some(v),
             "--trivial-reader" => {
                 trivial_reader(&v);
                 std::process::exit(0);
@@ -72,7 +81,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     raise_fd_limit();
     if let Some(n) = o.storm {
-        rt.block_on(storm(n, &o.bin));
+        rt.block_on(storm(n, &o.bin, o.admission_rate.as_deref()));
         return;
     }
     println!("window {} batches of {} records of {PAYLOAD} B per agent, {} s per run", o.window, o.batch, o.seconds);
@@ -84,7 +93,8 @@ fn main() {
         std::fs::create_dir_all(&dir).unwrap();
         let mut child = spawn(
             Command::new(&o.bin)
-                .args(["--listen", "127.0.0.1:0", "--log", "warn", "--max-connections", "20000", "--api-token", "load", "--api-listen", "127.0.0.1:0"])
+                .args(["--listen", "127.0.0.1:0", "--log", "warn", "--max-connections", "20000", "--admission-rate", "0"])
+                .args(["--api-token", "load", "--api-listen", "127.0.0.1:0"])
                 .arg("--data-dir")
                 .arg(&dir),
         );
@@ -344,13 +354,16 @@ fn raise_fd_limit() {
 
 /// A reconnect storm: `n` agents connected, the collector killed (-9) and
 /// restarted on the same port; connects per second until all are back.
-async fn storm(n: usize, bin: &str) {
+async fn storm(n: usize, bin: &str, admission_rate: Option<&str>) {
     let dir = std::env::temp_dir().join(format!("edge-storm-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let args = |listen: &str| {
         let mut c = Command::new(bin);
         c.args(["--listen", listen, "--log", "error", "--max-connections", "20000", "--api-token", "load", "--api-listen", "127.0.0.1:0"]).arg("--data-dir").arg(&dir);
+        if let Some(r) = admission_rate {
+            c.args(["--admission-rate", r]);
+        }
         c
     };
     let mut child = spawn(&mut args("127.0.0.1:0"));
@@ -389,7 +402,13 @@ async fn storm(n: usize, bin: &str) {
     let all_back = times.last().copied().unwrap_or_default();
     println!("storm: collector killed, restarted after {:.2} s; {} of {n} agents back after {:.2} s (from the kill)", restarted.as_secs_f64(), times.len(), all_back.as_secs_f64());
     let span = all_back.as_secs_f64() - restarted.as_secs_f64();
-    println!("storm: mean {:.0} connects/s from the restart; collector rejects: busy {}, accepts {}", times.len() as f64 / span.max(0.001), m.get("rejects_busy_total").copied().unwrap_or(0.0), m.get("accepts_total").copied().unwrap_or(0.0));
+    println!(
+        "storm: mean {:.0} connects/s from the restart; collector rejects: busy {}, paced {}; accepts {}",
+        times.len() as f64 / span.max(0.001),
+        m.get("rejects_busy_total").copied().unwrap_or(0.0),
+        m.get("rejects_paced_total").copied().unwrap_or(0.0),
+        m.get("accepts_total").copied().unwrap_or(0.0)
+    );
     println!("| from the kill, s | handshakes in the 250 ms |");
     println!("|---:|---:|");
     let mut bucket = 0usize;
@@ -435,13 +454,24 @@ async fn storm_agent(addr: SocketAddr, i: usize, up: tokio::sync::mpsc::Unbounde
             continue;
         }
         let mut buf = Vec::new();
-        // Anything but an Accept (a Reject, a failed handshake): wait, retry.
-        if let Some((2, _)) = read_msg(&mut s, &mut buf).await {
-            if up.send(Instant::now()).is_err() {
-                return;
+        match read_msg(&mut s, &mut buf).await {
+            Some((2, _)) => {
+                if up.send(Instant::now()).is_err() {
+                    return;
+                }
+                // Connected until the collector goes away.
+                while read_msg(&mut s, &mut buf).await.is_some() {}
             }
-            // Connected until the collector goes away.
-            while read_msg(&mut s, &mut buf).await.is_some() {}
+            // A Busy Reject with a slot: back exactly then.
+            Some((3, body)) => match decode_body::<Reject<'_>>(&body) {
+                Ok(r) if r.code == CloseCode::Busy as u16 && r.retry_after_ms > 0 => {
+                    tokio::time::sleep(Duration::from_millis(u64::from(r.retry_after_ms).clamp(50, 60_000))).await;
+                    continue;
+                }
+                _ => {}
+            },
+            // Anything else (a failed handshake): wait, retry.
+            _ => {}
         }
         tokio::time::sleep(jitter()).await;
     }

@@ -68,9 +68,18 @@ pub struct Args {
     /// Seconds of silence after which the collector pings an agent [default: idle-timeout / 3].
     #[arg(long, value_name = "SECS")]
     pub ping_after: Option<f64>,
-    /// retry_after_ms sent with Busy and Unauthorized rejects [default: 5000].
+    /// retry_after_ms sent with Unauthorized rejects, and the least sent with connection-limit Busy rejects (plus jitter) [default: 5000].
     #[arg(long, value_name = "MS")]
     pub retry_after_ms: Option<u32>,
+    /// Handshakes admitted per second; beyond it a Hello gets Reject 6 (Busy) pointing at a slot of its own; 0 = unlimited [default: 2000].
+    #[arg(long, value_name = "PER_SEC")]
+    pub admission_rate: Option<u32>,
+    /// Burst tolerance of the admission rate, in ms (about rate x burst Hellos at once); 0 = strict (at most 60000) [default: 50].
+    #[arg(long, value_name = "MS")]
+    pub admission_burst_ms: Option<u32>,
+    /// Most admission slots remembered at once; beyond it a Busy reject carries the time until the last slot, without a slot (at least 1 with a rate) [default: 100000].
+    #[arg(long, value_name = "N")]
+    pub max_reservations: Option<usize>,
     /// The agents' heartbeat interval in seconds, for stale marking [default: 60].
     #[arg(long, value_name = "SECS")]
     pub heartbeat_interval: Option<f64>,
@@ -124,8 +133,14 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Silence after which the collector pings.
     pub ping_after: Duration,
-    /// retry_after_ms of Busy and Unauthorized rejects.
+    /// retry_after_ms of Unauthorized rejects; the floor of connection-limit Busy rejects.
     pub retry_after_ms: u32,
+    /// Handshakes admitted per second; 0 = unlimited.
+    pub admission_rate: u32,
+    /// Burst tolerance of the admission rate; zero is strict.
+    pub admission_burst: Duration,
+    /// Most admission slots (reservations) held.
+    pub max_reservations: usize,
     /// Agents' heartbeat interval.
     pub heartbeat_interval: Duration,
     /// Heartbeat intervals of silence before an agent is stale.
@@ -159,8 +174,8 @@ impl Args {
     pub fn or(self, file: Args) -> Args {
         macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, $($f: self.$f.or(file.$f)),* } } }
         pick!(listen, api_listen, api_token, data_dir, sink, rotate_bytes, agent_token, token_file, max_connections,
-            max_frame, max_inflight, handshake_timeout, idle_timeout, ping_after, retry_after_ms, heartbeat_interval,
-            stale_after, registry_flush, log)
+            max_frame, max_inflight, handshake_timeout, idle_timeout, ping_after, retry_after_ms, admission_rate,
+            admission_burst_ms, max_reservations, heartbeat_interval, stale_after, registry_flush, log)
     }
 
     /// Reads the config file named by `--config`, if any, under the flags.
@@ -201,6 +216,15 @@ impl Args {
         if stale_after == 0 {
             return Err(ConfigError("--stale-after must be at least 1".into()));
         }
+        let admission_rate = self.admission_rate.unwrap_or(2000);
+        let admission_burst_ms = self.admission_burst_ms.unwrap_or(50);
+        if admission_burst_ms > 60_000 {
+            return Err(ConfigError(format!("--admission-burst-ms must be at most 60000, got {admission_burst_ms}")));
+        }
+        let max_reservations = self.max_reservations.unwrap_or(100_000);
+        if admission_rate > 0 && max_reservations == 0 {
+            return Err(ConfigError("--max-reservations must be at least 1 when --admission-rate is set (0 would answer every Hello beyond the burst without a slot)".into()));
+        }
         let api = match (self.api_token, self.api_listen) {
             (Some(t), _) if t.is_empty() => return Err(ConfigError("--api-token must not be empty".into())),
             (Some(t), addr) => Some((addr.unwrap_or_else(|| "127.0.0.1:7071".parse().unwrap()), t)),
@@ -222,6 +246,9 @@ impl Args {
             idle_timeout,
             ping_after,
             retry_after_ms: self.retry_after_ms.unwrap_or(5000),
+            admission_rate,
+            admission_burst: Duration::from_millis(u64::from(admission_burst_ms)),
+            max_reservations,
             heartbeat_interval: secs("heartbeat-interval", self.heartbeat_interval.unwrap_or(60.0))?,
             stale_after,
             registry_flush: secs("registry-flush", self.registry_flush.unwrap_or(1.0))?,
@@ -240,6 +267,20 @@ mod tests {
         assert_eq!(c.ping_after, Duration::from_secs(15));
         assert_eq!(c.max_frame, 65536);
         assert!(c.api.is_none());
+        assert_eq!((c.admission_rate, c.admission_burst, c.max_reservations), (2000, Duration::from_millis(50), 100_000));
+    }
+
+    #[test]
+    fn admission_settings() {
+        let strict = Args { admission_burst_ms: Some(0), ..Args::default() }.resolve().unwrap();
+        assert_eq!(strict.admission_burst, Duration::ZERO, "a zero burst is allowed: strict");
+        let unlimited = Args { admission_rate: Some(0), max_reservations: Some(0), ..Args::default() }.resolve().unwrap();
+        assert_eq!((unlimited.admission_rate, unlimited.max_reservations), (0, 0), "no table needed without a rate");
+        let file: Args = serde_json::from_str(r#"{"admission_rate": 50, "admission_burst_ms": 20, "max_reservations": 10}"#).unwrap();
+        let c = Args { admission_rate: Some(70), ..Args::default() }.or(file).resolve().unwrap();
+        assert_eq!((c.admission_rate, c.admission_burst, c.max_reservations), (70, Duration::from_millis(20), 10));
+        let c = Args::try_parse_from(["edge-collector", "--admission-rate", "5", "--admission-burst-ms", "0", "--max-reservations", "3"]).unwrap().resolve().unwrap();
+        assert_eq!((c.admission_rate, c.admission_burst, c.max_reservations), (5, Duration::ZERO, 3));
     }
 
     #[test]
@@ -251,6 +292,9 @@ mod tests {
             Args { idle_timeout: Some(10.0), ping_after: Some(10.0), ..Args::default() },
             Args { api_listen: Some("127.0.0.1:1".parse().unwrap()), ..Args::default() },
             Args { stale_after: Some(0), ..Args::default() },
+            Args { max_reservations: Some(0), ..Args::default() },
+            Args { admission_rate: Some(10), max_reservations: Some(0), ..Args::default() },
+            Args { admission_burst_ms: Some(60_001), ..Args::default() },
         ];
         for a in bad {
             assert!(a.clone().resolve().is_err(), "{a:?}");

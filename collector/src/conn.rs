@@ -11,6 +11,14 @@
 //! `max_inflight` batches wait, the socket is not read: the agent's send
 //! window fills and it waits (backpressure), memory does not grow.
 //!
+//! # Handshake
+//!
+//! The Hello is judged by [`crate::session::first_frame`] (Reject 5, Close
+//! 1), then its token (Reject 4 with `--retry-after-ms`), then the
+//! admission rate ([`crate::admission`]: Reject 6 with the agent's slot),
+//! and only then does the agent take a session; the Accept carries the
+//! pacing advice `retry_window_ms` ([`Shared::retry_window_ms`]).
+//!
 //! # Timers
 //!
 //! The Hello must arrive within `handshake_timeout`. After it, a connection
@@ -19,6 +27,7 @@
 //! (Timeout); bytes that never complete a frame (a slowloris) do not count.
 //! A write that does not finish within `idle_timeout` ends the connection.
 
+use crate::admission::Decision;
 use crate::commit::StoreOutcome;
 use crate::metrics::Metrics;
 use crate::registry::{ConfigRow, TaskRow};
@@ -95,16 +104,13 @@ fn fit(reason: &str, peer_max_frame: usize) -> &str {
 }
 
 /// The first (and only) frame of a refused handshake.
-fn refusal_frame(r: &Refusal, retry_after_ms: u32, peer_max_frame: usize) -> Vec<u8> {
+fn refusal_frame(r: &Refusal, peer_max_frame: usize) -> Vec<u8> {
     let mut out = Vec::new();
     let mut seq = 0;
     match r {
-        Refusal::Reject { code, reason } => {
-            // Incompatible does not get better by waiting; the agent's
-            // backoff decides.
-            let retry = if matches!(code, CloseCode::Incompatible) { 0 } else { retry_after_ms };
+        Refusal::Reject { code, reason, retry_after_ms } => {
             let reason = fit(reason, peer_max_frame);
-            push_frame(&mut out, &mut seq, &Message::Reject(Reject { code: *code as u16, reason, retry_after_ms: retry }))
+            push_frame(&mut out, &mut seq, &Message::Reject(Reject { code: *code as u16, reason, retry_after_ms: *retry_after_ms }))
         }
         Refusal::Close { code, reason } => {
             push_frame(&mut out, &mut seq, &Message::Close(Close { code: *code as u16, reason: fit(reason, peer_max_frame) }))
@@ -187,7 +193,14 @@ impl Conn {
         if !self.shared.auth.check(&hello.agent_id, &hello.auth_token) {
             Metrics::inc(&self.shared.metrics.rejects_unauthorized_total);
             tracing::warn!(peer = %self.peer, agent = %hello.agent_id, "bad auth token");
-            return self.refuse(Refusal::Reject { code: CloseCode::Unauthorized, reason: "bad auth token".into() }).await;
+            let retry_after_ms = self.shared.cfg.retry_after_ms;
+            return self.refuse(Refusal::Reject { code: CloseCode::Unauthorized, reason: "bad auth token".into(), retry_after_ms }).await;
+        }
+        // Admission after the token check: a bad token takes no capacity.
+        if let Decision::Busy { retry_after_ms } = self.shared.admit(&hello.agent_id) {
+            tracing::debug!(peer = %self.peer, agent = %hello.agent_id, retry_after_ms, "admission: busy");
+            let reason = "handshake rate exceeded; come back after retry_after_ms".into();
+            return self.refuse(Refusal::Reject { code: CloseCode::Busy, reason, retry_after_ms }).await;
         }
         let agent: Arc<str> = hello.agent_id.as_str().into();
         let conn_id = self.shared.conn_id();
@@ -221,7 +234,7 @@ impl Conn {
                 let reason = fit(reason, self.peer_max_frame);
                 push_frame(&mut bytes, &mut self.tx_seq, &Message::Close(Close { code: *code as u16, reason }))
             }
-            Refusal::Reject { .. } => bytes = refusal_frame(&r, self.shared.cfg.retry_after_ms, self.peer_max_frame),
+            Refusal::Reject { .. } => bytes = refusal_frame(&r, self.peer_max_frame),
         }
         finish_ref(&mut self.stream, &bytes).await;
     }
@@ -312,7 +325,8 @@ impl Conn {
         }
         Metrics::inc(&m.accepts_total);
         tracing::debug!(%agent, peer = %self.peer, resume, "accepted");
-        self.push(&Message::Accept(Accept { next_seq: resume, max_frame: cfg.max_frame, retry_window_ms: 0 }));
+        let retry_window_ms = self.shared.retry_window_ms();
+        self.push(&Message::Accept(Accept { next_seq: resume, max_frame: cfg.max_frame, retry_window_ms }));
         let reg = self.shared.registry.clone();
         let a = agent.to_string();
         let (tasks, configs) = tokio::task::spawn_blocking(move || (reg.open_tasks(&a), reg.configs())).await.unwrap_or((Ok(vec![]), Ok(vec![])));
@@ -482,10 +496,10 @@ mod tests {
     fn refusals_fit_the_smallest_peer_frame() {
         let long = "é".repeat(100);
         for r in [
-            Refusal::Reject { code: CloseCode::Incompatible, reason: long.clone() },
+            Refusal::Reject { code: CloseCode::Busy, reason: long.clone(), retry_after_ms: u32::MAX },
             Refusal::Close { code: CloseCode::ProtocolError, reason: long.clone() },
         ] {
-            let f = refusal_frame(&r, u32::MAX, 64);
+            let f = refusal_frame(&r, 64);
             assert!(f.len() <= 64, "{} bytes", f.len());
         }
         assert_eq!(fit("short", 64), "short");

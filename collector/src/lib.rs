@@ -18,7 +18,8 @@
 //! ```
 //!
 //! Modules, one idea each: [`config`] (flags), [`session`] (the protocol of
-//! one connection, sans-IO), [`conn`] (that protocol on a tokio socket),
+//! one connection, sans-IO), [`admission`] (which Hellos are admitted now,
+//! which get a slot: the handshake rate, sans-IO), [`conn`] (that protocol on a tokio socket),
 //! [`commit`] (the sink's one writer: group commit), [`ledger`] (resume
 //! points and dedup, pure),
 //! [`sink`] (the JSON-lines file and stdout), [`line`](mod@line) (the line format),
@@ -29,6 +30,7 @@
 #![warn(missing_docs)]
 
 // The sans-IO core, built without the `server` feature too (the fuzz target).
+pub mod admission;
 pub mod ledger;
 pub mod line;
 pub mod session;

@@ -4,6 +4,7 @@
 //! task, read all at once by `GET /metrics`. Counts are since the process
 //! started.
 
+use crate::admission::AdmissionStats;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -45,6 +46,16 @@ metrics! {
     rejects_incompatible_total: "counter",
     /// Rejects sent: too many connections (code 6).
     rejects_busy_total: "counter",
+    /// Hellos the admission step let through (at the rate, or claiming their slot).
+    admissions_total: "counter",
+    /// Rejects sent: the admission rate (code 6, with a slot or the time until the last one).
+    rejects_paced_total: "counter",
+    /// Admission slots promised and not yet claimed or lapsed.
+    reservations: "gauge",
+    /// Admission slots that lapsed unclaimed.
+    reservations_expired_total: "counter",
+    /// Admission slots claimed: the agent came back in time and was admitted.
+    reservations_claimed_total: "counter",
     /// Sessions closed because a newer connection of the same agent id arrived.
     sessions_replaced_total: "counter",
     /// Connections closed with code 1 (protocol error: malformed body, gap, wrong kind).
@@ -110,6 +121,18 @@ impl Metrics {
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
     }
+
+    /// Copies the admission step's counts (kept by [`Admission`] since the
+    /// start, like these) into the admission metrics.
+    ///
+    /// [`Admission`]: crate::admission::Admission
+    pub fn note_admission(&self, s: &AdmissionStats) {
+        self.admissions_total.store(s.admitted, Ordering::Relaxed);
+        self.rejects_paced_total.store(s.rejected, Ordering::Relaxed);
+        self.reservations.store(s.reservations as u64, Ordering::Relaxed);
+        self.reservations_expired_total.store(s.expired, Ordering::Relaxed);
+        self.reservations_claimed_total.store(s.claimed, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]
@@ -124,5 +147,11 @@ mod tests {
         assert!(text.contains("# TYPE edge_collector_records_stored_total counter\n"));
         assert!(text.contains("\nedge_collector_records_stored_total 7\n"));
         assert!(text.contains("# HELP edge_collector_connections_open Connections open now.\n"));
+        m.note_admission(&AdmissionStats { reservations: 3, admitted: 9, rejected: 5, claimed: 2, expired: 1 });
+        let text = m.render();
+        for line in ["admissions_total 9", "rejects_paced_total 5", "reservations 3", "reservations_claimed_total 2", "reservations_expired_total 1"] {
+            assert!(text.contains(&format!("\nedge_collector_{line}\n")), "{line}");
+        }
+        assert!(text.contains("# TYPE edge_collector_reservations gauge\n"));
     }
 }

@@ -322,6 +322,20 @@ impl Registry {
         Ok(Some(agent))
     }
 
+    /// How many agents are online, or were last seen at or after
+    /// `since_ms` (flushed writes only): the fleet behind the admission
+    /// advice. One COUNT over the agents table.
+    pub fn recent_agents(&self, since_ms: u64) -> Result<usize, String> {
+        let db = self.db.lock().unwrap();
+        db.query_row(
+            "SELECT COUNT(*) FROM agents WHERE status != 'offline' OR last_seen >= ?1",
+            params![since_ms.min(i64::MAX as u64) as i64],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as usize)
+        .map_err(sql_err)
+    }
+
     /// True if the agent has ever said Hello (and the Hello was flushed).
     pub fn knows(&self, id: &str) -> Result<bool, String> {
         let db = self.db.lock().unwrap();
@@ -460,5 +474,25 @@ mod tests {
         let done = r.task("t1").unwrap().unwrap();
         assert_eq!((done.state.as_str(), done.result_status, done.result_message.as_deref()), ("done", Some(1), Some("failed")));
         assert!(r.open_tasks("a").unwrap().is_empty());
+    }
+
+    #[test]
+    fn recent_agents_counts_online_and_recently_seen() {
+        let r = Registry::open(Path::new(":memory:")).unwrap();
+        assert_eq!(r.recent_agents(0).unwrap(), 0);
+        for (id, at) in [("old", 1_000), ("mid", 5_000), ("new", 9_000), ("live", 500)] {
+            r.hello(&hello(id), "127.0.0.1:1".into(), at);
+        }
+        assert_eq!(r.recent_agents(0).unwrap(), 0, "nothing flushed yet");
+        r.flush(0).unwrap();
+        assert_eq!(r.recent_agents(u64::MAX).unwrap(), 4, "online agents count whenever last seen");
+        for (id, at) in [("old", 1_000), ("mid", 5_000), ("new", 9_000)] {
+            r.offline(id, at);
+        }
+        r.flush(0).unwrap();
+        assert_eq!(r.recent_agents(0).unwrap(), 4);
+        assert_eq!(r.recent_agents(5_000).unwrap(), 3, "mid, new, and live (online)");
+        assert_eq!(r.recent_agents(5_001).unwrap(), 2);
+        assert_eq!(r.recent_agents(u64::MAX).unwrap(), 1);
     }
 }

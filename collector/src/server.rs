@@ -4,10 +4,12 @@
 //! [`Collector::start`] binds the agent port (and the API port), opens the
 //! sink (rebuilding resume points) and the registry, and spawns: the accept
 //! loop (one task per connection, beyond `max_connections` a Reject Busy),
-//! the registry flusher and the API. [`Collector::shutdown`] tells every
+//! the registry flusher (which also recounts, every [`FLEET_REFRESH`], the
+//! fleet behind the pacing advice) and the API. [`Collector::shutdown`] tells every
 //! connection to Close with code 2 (Shutdown), waits for them (bounded),
 //! flushes the registry and stops the commit thread after its last commit.
 
+use crate::admission::{Admission, AdmissionConfig, Decision};
 use crate::auth::Auth;
 use crate::commit::{self, CommitHandle};
 use crate::config::{Config, SinkKind};
@@ -19,7 +21,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -44,6 +46,16 @@ pub enum Command {
 /// fit is not lost (tasks wait in SQLite for the next connect).
 pub const COMMAND_QUEUE: usize = 64;
 
+/// The fleet behind the pacing advice counts every agent the registry saw
+/// within this long (PROTOCOL.md, Pacing: the last 24 hours).
+pub const FLEET_HORIZON: Duration = Duration::from_secs(24 * 3600);
+
+/// How often the registry flusher recounts that fleet: a scan of the
+/// agents table (about 35 ms for 100,000 agents of 1 KB rows, SQLite 3.40),
+/// while the fleet of a day changes slowly and the open connections are
+/// counted live anyway.
+pub const FLEET_REFRESH: Duration = Duration::from_secs(10);
+
 struct Live {
     conn_id: u64,
     tx: mpsc::Sender<Command>,
@@ -63,6 +75,13 @@ pub struct Shared {
     pub registry: Arc<Registry>,
     /// Fires once, at shutdown.
     pub shutdown: watch::Receiver<bool>,
+    /// The handshake rate ([`crate::admission`]); held for microseconds.
+    pub admission: Mutex<Admission>,
+    /// The admission clock's origin.
+    started: Instant,
+    /// Agents the registry saw within [`FLEET_HORIZON`], counted at start
+    /// and every [`FLEET_REFRESH`].
+    fleet_recent: AtomicU64,
     sessions: Mutex<HashMap<String, Live>>,
     next_conn: AtomicU64,
     next_task: AtomicU64,
@@ -73,6 +92,35 @@ impl Shared {
     /// A fresh connection id.
     pub fn conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Judges an authenticated Hello of `agent` at the admission rate, and
+    /// updates the admission metrics.
+    pub fn admit(&self, agent: &str) -> Decision {
+        let mut a = self.admission.lock().unwrap();
+        let d = a.decide(agent, self.started.elapsed());
+        self.metrics.note_admission(&a.stats());
+        d
+    }
+
+    /// `retry_after_ms` for a connection beyond `max_connections`: at least
+    /// `--retry-after-ms` and the time until the last promised slot, jittered.
+    pub fn busy_hint(&self) -> u32 {
+        self.admission.lock().unwrap().busy_hint(self.started.elapsed(), self.cfg.retry_after_ms)
+    }
+
+    /// The agents this collector serves, for the advice: the larger of its
+    /// open connections and the agents its registry saw within
+    /// [`FLEET_HORIZON`] (as last counted: at start, then every [`FLEET_REFRESH`]).
+    pub fn fleet(&self) -> usize {
+        let open = Metrics::get(&self.metrics.connections_open);
+        open.max(self.fleet_recent.load(Ordering::Relaxed)) as usize
+    }
+
+    /// Accept's `retry_window_ms`: the time to admit [`Shared::fleet`] at
+    /// the admission rate; 0 when the rate is unlimited.
+    pub fn retry_window_ms(&self) -> u32 {
+        self.admission.lock().unwrap().retry_window_ms(self.fleet())
     }
 
     /// A fresh task token, unique across restarts (start time and counter).
@@ -181,6 +229,8 @@ impl Collector {
             SinkKind::Stdout => (Box::new(StdoutSink), ResumePoints::new()),
         };
         let registry = Arc::new(Registry::open(&cfg.data_dir.join("registry.sqlite3")).map_err(StartError::Registry)?);
+        // Known at once, so the first Accepts after a restart carry the advice.
+        let fleet_recent = registry.recent_agents(fleet_since()).map_err(StartError::Registry)?;
         let (commit, commit_thread) = commit::spawn(sink, resume, metrics.clone(), cfg.max_connections.clamp(64, 65536));
         let listener = bind_agents(cfg.listen)?;
         let agent_addr = listener.local_addr()?;
@@ -191,6 +241,13 @@ impl Collector {
         let api_addr = api.as_ref().map(|l| l.local_addr()).transpose()?;
         let (stop, shutdown) = watch::channel(false);
         let conns = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
+        let admission = AdmissionConfig {
+            rate_per_sec: cfg.admission_rate,
+            burst: cfg.admission_burst,
+            max_reservations: cfg.max_reservations,
+            ..AdmissionConfig::default()
+        };
+        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         let shared = Arc::new(Shared {
             cfg,
             auth,
@@ -198,6 +255,9 @@ impl Collector {
             commit,
             registry,
             shutdown,
+            admission: Mutex::new(Admission::new(admission, seed)),
+            started: Instant::now(),
+            fleet_recent: AtomicU64::new(fleet_recent as u64),
             sessions: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             next_task: AtomicU64::new(1),
@@ -277,11 +337,15 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, conns: Arc<toki
             }
             Err(_) => {
                 Metrics::inc(&shared.metrics.rejects_busy_total);
-                let retry = shared.cfg.retry_after_ms;
-                tokio::spawn(crate::conn::reject_busy(stream, retry));
+                tokio::spawn(crate::conn::reject_busy(stream, shared.busy_hint()));
             }
         }
     }
+}
+
+/// The start of [`FLEET_HORIZON`], Unix ms.
+fn fleet_since() -> u64 {
+    unix_ms().saturating_sub(FLEET_HORIZON.as_millis() as u64)
 }
 
 async fn registry_flusher(shared: Arc<Shared>) {
@@ -289,6 +353,7 @@ async fn registry_flusher(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(shared.cfg.registry_flush);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stale = shared.cfg.heartbeat_interval * shared.cfg.stale_after;
+    let mut counted = Instant::now();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -296,9 +361,20 @@ async fn registry_flusher(shared: Arc<Shared>) {
         }
         let s = shared.clone();
         let cutoff = unix_ms().saturating_sub(stale.as_millis() as u64);
-        let r = tokio::task::spawn_blocking(move || s.registry.flush(cutoff)).await;
+        let count = counted.elapsed() >= FLEET_REFRESH;
+        let r = tokio::task::spawn_blocking(move || {
+            s.registry.flush(cutoff)?;
+            count.then(|| s.registry.recent_agents(fleet_since())).transpose()
+        })
+        .await;
         match r {
-            Ok(Ok(_)) => Metrics::inc(&shared.metrics.registry_flushes_total),
+            Ok(Ok(fleet)) => {
+                Metrics::inc(&shared.metrics.registry_flushes_total);
+                if let Some(n) = fleet {
+                    shared.fleet_recent.store(n as u64, Ordering::Relaxed);
+                    counted = Instant::now();
+                }
+            }
             Ok(Err(e)) => tracing::error!(error = %e, "registry flush failed"),
             Err(e) => tracing::error!(error = %e, "registry flush panicked"),
         }

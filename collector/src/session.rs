@@ -65,6 +65,8 @@ pub enum Refusal {
         code: CloseCode,
         /// Detail for the agent's logs.
         reason: String,
+        /// The Reject's `retry_after_ms` (0: the agent's own backoff decides).
+        retry_after_ms: u32,
     },
     /// Send Close and close.
     Close {
@@ -86,6 +88,8 @@ pub fn first_frame(frame: &Frame<'_>, max_frame: u32) -> Result<HelloInfo, Refus
         return Err(Refusal::Reject {
             code: CloseCode::Incompatible,
             reason: format!("protocol version {}; speaks {VERSION}", frame.version),
+            // Incompatible does not get better by waiting.
+            retry_after_ms: 0,
         });
     }
     let h = match Message::decode(frame) {
@@ -98,6 +102,7 @@ pub fn first_frame(frame: &Frame<'_>, max_frame: u32) -> Result<HelloInfo, Refus
         return Err(Refusal::Reject {
             code: CloseCode::Incompatible,
             reason: format!("needs max_frame {} > {max_frame}", h.min_frame),
+            retry_after_ms: 0,
         });
     }
     let mut addresses = Vec::new();

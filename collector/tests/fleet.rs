@@ -3,9 +3,9 @@
 
 mod common;
 
-use agent_core::message::Message;
 use common::raw::{hello, Got, Raw};
 use common::{http, json, sink_view, wait_for, CollectorProc, TempDir};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -25,16 +25,19 @@ fn a_thousand_concurrent_agents() {
     let addr = col.agents;
     let all_connected = Arc::new(Barrier::new(AGENTS));
     let all_acked = Arc::new(Barrier::new(AGENTS));
+    let busy = Arc::new(AtomicU64::new(0));
     let hs: Vec<_> = (0..AGENTS)
         .map(|i| {
-            let (b1, b2) = (all_connected.clone(), all_acked.clone());
+            let (b1, b2, busy) = (all_connected.clone(), all_acked.clone(), busy.clone());
             std::thread::Builder::new()
                 .stack_size(256 * 1024)
                 .spawn(move || {
                     let id = format!("fleet-{i:04}");
-                    let mut c = Raw::connect(addr);
-                    c.send(&Message::Hello(hello(&id, b"", 0, 0)));
-                    assert!(matches!(c.recv_skipping(T), Got::Accept { next_seq: 0, .. }), "{id}");
+                    // 1,000 Hellos at once are beyond the default
+                    // admission burst: most come back at their slot.
+                    let (mut c, accept, b) = Raw::connect_admitted(addr, &hello(&id, b"", 0, 0), T, 3);
+                    busy.fetch_add(u64::from(b), Ordering::Relaxed);
+                    assert!(matches!(accept, Got::Accept { next_seq: 0, .. }), "{id}");
                     b1.wait();
                     c.batch("f", 0, 5);
                     assert_eq!(c.recv_skipping(T), Got::Ack(4), "{id}");
@@ -58,6 +61,10 @@ fn a_thousand_concurrent_agents() {
     assert_eq!(online, Some(AGENTS), "every agent in the registry");
     let (_, m) = http(api, "GET", "/metrics", Some("k"), None);
     assert!(m.contains(&format!("edge_collector_records_stored_total {}\n", AGENTS * 10)), "{m}");
+    let busy = busy.load(Ordering::Relaxed);
+    eprintln!("{busy} Busy answers from the admission rate before {AGENTS} Accepts");
+    assert!(m.contains(&format!("edge_collector_admissions_total {AGENTS}\n")), "{m}");
+    assert!(m.contains(&format!("edge_collector_rejects_paced_total {busy}\n")), "{m}");
     let commits: u64 = m.lines().find_map(|l| l.strip_prefix("edge_collector_sink_commits_total ")).unwrap().parse().unwrap();
     eprintln!("{} batches in {commits} sink commits (group commit)", AGENTS * 2);
     drop(col);

@@ -14,8 +14,9 @@ const T: Duration = Duration::from_secs(5);
 
 fn accept(c: &mut Raw) -> u64 {
     match c.recv_skipping(T) {
-        Got::Accept { next_seq, max_frame } => {
+        Got::Accept { next_seq, max_frame, retry_window_ms } => {
             assert_eq!(max_frame, 65536);
+            assert!(retry_window_ms >= 1, "the default admission rate gives advice for a fleet of at least this connection");
             next_seq
         }
         g => panic!("expected Accept, got {g:?}"),

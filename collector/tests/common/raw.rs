@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// A received message, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Got {
-    Accept { next_seq: u64, max_frame: u32 },
+    Accept { next_seq: u64, max_frame: u32, retry_window_ms: u32 },
     Reject { code: u16, reason: String, retry_after_ms: u32 },
     Ack(u64),
     Ping(u64),
@@ -54,6 +54,26 @@ pub fn entries(prefix: &str, first_seq: u64, n: u64) -> Vec<u8> {
 }
 
 impl Raw {
+    /// Connects and says Hello until Accepted, waiting each Busy Reject's
+    /// `retry_after_ms` as an agent does; the connection, the Accept and
+    /// the number of Busy answers. Panics on anything else, or after
+    /// `max_busy` Busy answers.
+    pub fn connect_admitted(addr: SocketAddr, h: &Hello<'_>, limit: Duration, max_busy: u32) -> (Raw, Got, u32) {
+        let mut busy = 0;
+        loop {
+            let mut c = Raw::connect(addr);
+            c.send(&Message::Hello(*h));
+            match c.recv_skipping(limit) {
+                a @ Got::Accept { .. } => return (c, a, busy),
+                Got::Reject { code: 6, retry_after_ms, .. } if busy < max_busy => {
+                    busy += 1;
+                    std::thread::sleep(Duration::from_millis(u64::from(retry_after_ms)));
+                }
+                g => panic!("{}: expected Accept, got {g:?} after {busy} Busy answers", h.agent_id),
+            }
+        }
+    }
+
     pub fn connect(addr: SocketAddr) -> Raw {
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
         s.set_nodelay(true).unwrap();
@@ -130,7 +150,7 @@ impl Raw {
         let bytes: Vec<u8> = self.buf.drain(..len + 17).collect();
         let f = Frame { version: bytes[2], kind: bytes[3], flags: bytes[4], seq: 0, body: &bytes[13..13 + len] };
         Some(match Message::decode(&f) {
-            Ok(Message::Accept(a)) => Got::Accept { next_seq: a.next_seq, max_frame: a.max_frame },
+            Ok(Message::Accept(a)) => Got::Accept { next_seq: a.next_seq, max_frame: a.max_frame, retry_window_ms: a.retry_window_ms },
             Ok(Message::Reject(r)) => Got::Reject { code: r.code, reason: r.reason.into(), retry_after_ms: r.retry_after_ms },
             Ok(Message::Ack(a)) => Got::Ack(a.up_to),
             Ok(Message::Ping(p)) => Got::Ping(p.nonce),
