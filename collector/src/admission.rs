@@ -106,14 +106,16 @@ pub struct AdmissionConfig {
 }
 
 impl Default for AdmissionConfig {
-    /// 2000 handshakes/s, τ = 50 ms, 100,000 reservations, forgotten 2 min
-    /// after their slot, at most 60 s ahead.
+    /// 2000 handshakes/s, τ = 50 ms, 100,000 reservations, honoured up to
+    /// 1 s after their slot (network delay and a busy agent host; a longer
+    /// grace would let late claims that come together burst), at most 60 s
+    /// ahead.
     fn default() -> Self {
         AdmissionConfig {
             rate_per_sec: 2000,
             burst: Duration::from_millis(50),
             max_reservations: 100_000,
-            forget_after: Duration::from_secs(120),
+            forget_after: Duration::from_secs(1),
             max_wait: Duration::from_secs(60),
         }
     }
