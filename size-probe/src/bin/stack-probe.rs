@@ -4,8 +4,10 @@
 //! run under QEMU (`mps2-an386`, a Cortex-M4; results by semihosting).
 //!
 //! Each `stack_*` wrapper is `#[inline(never)]` and `#[no_mangle]` and takes
-//! what the entry point takes, by reference where the entry point borrows it,
-//! so its frame is what a firmware caller pays below its own frame.
+//! what the entry point takes, borrowed where the entry point borrows it
+//! (`stack_new` also borrows the config and identity it copies for
+//! `Agent::new`; taking them by value gives the same frame), so its stack is
+//! what a firmware caller pays below its own frame.
 //!
 //! Built only with `--features stack-probe` and the linker script
 //! `stack-probe.ld` (see scripts/stack-report.sh); not a firmware template:
