@@ -48,6 +48,8 @@ done
 
 echo "== flash size on Cortex-M4"
 bash scripts/size-report.sh
+echo "== worst-case stack per entry point on Cortex-M4 (call graph; painted run if qemu-system-arm is installed)"
+bash scripts/stack-report.sh
 
 # ---- ring and speed (issue 7) ------------------------------------------------
 echo "== CRC-32C: the hardware choice (crc-hw) agrees with the tables"
