@@ -317,6 +317,22 @@ impl WriteBody for AgentStats {
 
 impl WriteBody for AgentHeartbeat {
     fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
+        HeartbeatParts { host: &self.host, lib: &self.lib }.write(w)
+    }
+}
+
+/// An [`AgentHeartbeat`] by reference: the agent encodes its own stats
+/// without first copying them (320 bytes) into a heartbeat value on the
+/// stack.
+pub struct HeartbeatParts<'a> {
+    /// Host statistics.
+    pub host: &'a HostStats,
+    /// The library's counters.
+    pub lib: &'a AgentStats,
+}
+
+impl WriteBody for HeartbeatParts<'_> {
+    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
         self.host.write(w)?;
         self.lib.write(w)
     }

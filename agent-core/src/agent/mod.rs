@@ -82,7 +82,7 @@ use crate::backoff::{Backoff, BackoffConfig, Retry};
 use crate::decoder::{Feed, FrameDecoder};
 use crate::events::{DisconnectReason, Event, EventQueue, TaskTarget, TransportError};
 use crate::frame::{self, Frame, Kind, OVERHEAD};
-use crate::heartbeat::{AgentHeartbeat, AgentStats, HostStats, MAX_HEARTBEAT_LEN};
+use crate::heartbeat::{AgentStats, HostStats, MAX_HEARTBEAT_LEN};
 use crate::body::{read_body, write_body, write_frame};
 use crate::message::{self, task_status, Close, CloseCode, DecodeError, Hello, Ping, Pong, TaskResult};
 use crate::plugin::{PluginError, PluginHeartbeat, PluginId, PluginStatus, Plugins};

@@ -161,7 +161,8 @@ impl Core<'_> {
             }
             (Timer::Heartbeat, _) => {
                 let due = self.next_heartbeat.unwrap_or(now);
-                self.heartbeat(now, self.stats_with(decoder));
+                let lib = self.stats_with(decoder);
+                self.heartbeat(now, &lib);
                 let next = due + self.cfg.heartbeat_interval;
                 // After a long stall, one heartbeat, not a burst.
                 self.next_heartbeat = Some(if next > now { next } else { now + self.cfg.heartbeat_interval });
@@ -179,11 +180,10 @@ impl Core<'_> {
         }
     }
 
-    pub(super) fn heartbeat(&mut self, now: Instant, lib: AgentStats) {
+    pub(super) fn heartbeat(&mut self, now: Instant, lib: &AgentStats) {
         let mut buf = [0u8; MAX_HEARTBEAT_LEN];
         let ts = self.wall();
-        if let Some(bytes) = (AgentHeartbeat { host: self.host, lib }).encode(&mut buf) {
-            let n = bytes.len();
+        if let Some(n) = write_body(&crate::body::HeartbeatParts { host: &self.host, lib }, &mut buf) {
             let _ = self.push(now, &Record::new(data_type::AGENT_HEARTBEAT, ts, &buf[..n]));
         }
         for i in 0..crate::plugin::MAX_PLUGINS {
