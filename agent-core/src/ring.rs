@@ -65,6 +65,13 @@ pub const MAX_INFLIGHT_BATCHES: usize = 8;
 /// against evicting more than needed is stated on [`Ring::push`].
 pub const EVICTION_MOVE_FACTOR: usize = 4;
 
+/// A `DropOldest` eviction evicts at least `capacity / EVICTION_CHUNK_DIVISOR`
+/// bytes (or every never-sent record it may): under sustained overflow the
+/// next pushes then find room without evicting, so the cost of choosing and
+/// closing a run (header decodes, the fit check, re-basing the next entry)
+/// is paid once per chunk instead of once per push.
+pub const EVICTION_CHUNK_DIVISOR: usize = 64;
+
 /// What [`Ring::push`] does when the record does not fit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -327,15 +334,16 @@ impl<'a> Ring<'a> {
     /// records, skipping the newest agent heartbeat (which moves to the
     /// front of what is left), until the new record fits; then one more
     /// record at a time while `min(sent bytes, bytes after the run) >`
-    /// [`EVICTION_MOVE_FACTOR`] `* bytes evicted`, sizes as stored before
-    /// the push. So, whatever is in flight:
+    /// [`EVICTION_MOVE_FACTOR`] `* bytes evicted` or fewer than
+    /// `capacity /` [`EVICTION_CHUNK_DIVISOR`] bytes are evicted, sizes as
+    /// stored before the push. So, whatever is in flight:
     ///
     /// * a push moves at most `EVICTION_MOVE_FACTOR` bytes per byte it
     ///   evicts, plus the kept heartbeat's entry twice;
     /// * a push evicts what it needs, or if more, fewer than
     ///   `capacity / (2 * EVICTION_MOVE_FACTOR + 1)` bytes plus one entry
     ///   (records that the next pushes would have evicted anyway under
-    ///   sustained overflow).
+    ///   sustained overflow; the chunk, `capacity / 64`, is below that).
     pub fn push(&mut self, rec: &Record<'_>) -> Result<(), PushError> {
         let len = rec.payload.len();
         let mut hdr = EntryHeader::new(rec.data_type, ts_delta(self.head_base, rec.timestamp_ms), len);
@@ -417,7 +425,8 @@ impl<'a> Ring<'a> {
                     head_base = self.head_base;
                 }
                 fits = left + rec.entry_len(head_base) <= self.capacity();
-                if fits && sent.min(used - run.end) <= EVICTION_MOVE_FACTOR * run.bytes {
+                let chunk = run.bytes >= self.capacity() / EVICTION_CHUNK_DIVISOR;
+                if fits && chunk && sent.min(used - run.end) <= EVICTION_MOVE_FACTOR * run.bytes {
                     return Some(run);
                 }
             }

@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 
 use agent_core::record::{data_type, EntryIter, Record};
 use agent_core::ring::{
-    AckOutcome, BatchPlan, OverflowPolicy, PushError, Ring, RingConfig, RingCounters, EVICTION_MOVE_FACTOR,
+    AckOutcome, BatchPlan, OverflowPolicy, PushError, Ring, RingConfig, RingCounters, EVICTION_CHUNK_DIVISOR, EVICTION_MOVE_FACTOR,
     MAX_INFLIGHT_BATCHES, MAX_RESUME_SEQ,
 };
 
@@ -170,7 +170,8 @@ impl Model {
             // Evict the oldest never-sent records other than the protected
             // heartbeat until the new one fits, then more while the smaller
             // of the sent bytes and the bytes after the last one evicted
-            // exceeds EVICTION_MOVE_FACTOR times the bytes evicted (sizes as
+            // exceeds EVICTION_MOVE_FACTOR times the bytes evicted, or fewer
+            // than cap / EVICTION_CHUNK_DIVISOR bytes are evicted (sizes as
             // stored before this push).
             let sizes: Vec<usize> = self
                 .recs
@@ -193,7 +194,8 @@ impl Model {
                 let evicted: usize = gone.iter().map(|&i| sizes[i]).sum();
                 let after: usize = sizes[gone[j - 1] + 1..].iter().sum();
                 let cheap = sent_bytes.min(after) <= EVICTION_MOVE_FACTOR * evicted;
-                if fits && (cheap || j == candidates.len()) {
+                let chunk = evicted >= self.cap / EVICTION_CHUNK_DIVISOR;
+                if fits && ((cheap && chunk) || j == candidates.len()) {
                     chosen = Some(j);
                     break;
                 }
