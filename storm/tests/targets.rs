@@ -13,6 +13,10 @@
 //! bound instead, and the test fails if the gap closes (so the exception
 //! is removed with it) or grows.
 //!
+//! The runs use seed 1. At other seeds, in those same gap runs, the second
+//! restart's attempts can exceed 1.1 x the first's by chance (the fleet
+//! then retries at about `R`; see `edge_storm::targets`).
+//!
 //! Also: the fleet was up before each restart, the agents saw no protocol
 //! anomaly, the agent against the collector of before issue 10 reproduces
 //! the problem, and a run is a function of its seed.
