@@ -59,11 +59,13 @@
 //! | [`client`], [`fleet`], [`model`] | the clients: the trait, the real agents, the model strategies |
 //! | [`record`], [`report`] | what is recorded as it happens; the numbers of a run |
 //! | [`targets`] | the targets of issue 10 |
+//! | [`table`], [`csv`] | markdown tables; the series as CSV |
 //! | [`queue`], [`rng`] | the timed event queue; SplitMix64 |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod csv;
 pub mod fleet;
 pub mod model;
 pub mod net;
@@ -74,6 +76,7 @@ pub mod rng;
 pub mod scenario;
 pub mod server;
 pub mod sim;
+pub mod table;
 pub mod targets;
 
 pub use report::{Report, RestartStats};
