@@ -157,3 +157,15 @@ fn same_seed_same_report() {
     assert_ne!(reports[0].series, reports[2].series, "another seed, another run");
     assert_eq!(reports[3], reports[4]);
 }
+
+#[test]
+fn one_restart_ends_when_the_last_agent_is_back() {
+    let sc = Scenario { agents: 200, outage_ms: 5_000, rate: 100, restarts: 1, strategy: Strategy::Agent, server: ServerKind::Paced, seed: 3 };
+    let r = run(&sc);
+    assert_eq!((r.boot_back, r.restarts.len(), r.anomalies), (200, 1, 0));
+    let s = &r.restarts[0];
+    assert_eq!(s.back_count, 200);
+    let back = s.back_100_ms.expect("all back");
+    assert_eq!(r.end_ms, s.up_ms + back, "the run stops at the last admission");
+    assert!(targets::check(&r).iter().all(|c| c.met()), "{:?}", targets::check(&r));
+}
