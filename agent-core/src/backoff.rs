@@ -9,7 +9,7 @@
 //! W       = min(cap, advice) if the server gave advice, else min(cap, fleet_window)
 //! floor   = max(W, base)                      if W > 0
 //!         = min(cap, base * 2^(weight - 1))   if W = 0
-//! ceiling = min(cap, max(floor, failing_for / 32))
+//! ceiling = min(cap, max(floor, (failing_for - 5 min) / 32))
 //! ```
 //!
 //! * `weight` counts failures, +1 each; a connection that stays healthy
@@ -17,7 +17,11 @@
 //!   rather than zeroing it, so a collector that restarts again soon does
 //!   not meet a fleet that has forgotten its spread.
 //! * `failing_for` is the time since the first failure after the last
-//!   healthy period: the window grows with time as well as with attempts.
+//!   healthy period: the window grows with time as well as with attempts,
+//!   once an outage has lasted [`FAILING_TIME_GRACE`] (5 minutes: a
+//!   collector restarted in a deploy is back sooner, and until then a fleet
+//!   with advice keeps retrying over `W`, so it is back about `W` after the
+//!   collector, however long the outage was).
 //! * `advice` is the server's `Accept.retry_window_ms`, the time it needs to
 //!   admit its whole fleet; with it (or with `fleet_window` configured), the
 //!   first retry after losing a healthy connection is already spread over a
@@ -42,10 +46,14 @@ use crate::time::{Duration, Instant};
 /// loop.
 pub const MIN_BUSY_WAIT: Duration = Duration(50);
 
-/// `failing_for` is divided by this to give the time-grown part of the
-/// window: with a 60-s cap, 32 minutes of failing reach the cap whatever
-/// the attempts.
+/// `failing_for` beyond [`FAILING_TIME_GRACE`] is divided by this to give
+/// the time-grown part of the window: with a 60-s cap, 32 minutes past the
+/// grace reach the cap whatever the attempts.
 pub const FAILING_TIME_DIVISOR: u64 = 32;
+
+/// How long an outage lasts before the time spent failing starts to widen
+/// the window.
+pub const FAILING_TIME_GRACE: Duration = Duration(5 * 60 * 1000);
 
 /// Backoff settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,7 +190,8 @@ impl Backoff {
             }
             grown
         };
-        Duration(floor.max(failing_for.as_millis() / FAILING_TIME_DIVISOR).min(cap))
+        let grown = failing_for.as_millis().saturating_sub(FAILING_TIME_GRACE.as_millis()) / FAILING_TIME_DIVISOR;
+        Duration(floor.max(grown).min(cap))
     }
 
     /// The wait a Busy Reject's `retry_after_ms` imposes on a retry of the
@@ -268,8 +277,11 @@ mod tests {
         let mut rng = Rng::new(3);
         assert_eq!(b.on_failure(&cfg, Instant(1_000), &mut rng).unwrap().ceiling, Duration(100));
         b.weight = 1; // as if Rejects had set the pace, not attempts
-        // 640 s into the streak: 640 s / 32 = 20 s, above base * 2.
-        assert_eq!(b.on_failure(&cfg, Instant(641_000), &mut rng).unwrap().ceiling, Duration(20_000));
+        // Within the 5-minute grace time adds nothing...
+        assert_eq!(b.on_failure(&cfg, Instant(301_000), &mut rng).unwrap().ceiling, Duration(200));
+        b.weight = 1;
+        // ...940 s into the streak: (940 - 300) s / 32 = 20 s, above base * 2.
+        assert_eq!(b.on_failure(&cfg, Instant(941_000), &mut rng).unwrap().ceiling, Duration(20_000));
         // ...and never above the cap.
         assert_eq!(b.on_failure(&cfg, Instant(10_000_000), &mut rng).unwrap().ceiling, Duration(60_000));
         // A healthy period ends the streak.
@@ -288,8 +300,11 @@ mod tests {
             let r = b.on_failure(&cfg, Instant(i * 2_000), &mut rng).unwrap();
             assert_eq!(r.ceiling, Duration(5_000), "failure {i}: flat at the advice");
         }
-        // Past 32 x the window of failing, time takes over.
-        let r = b.on_failure(&cfg, Instant(320_000), &mut rng).unwrap();
+        // Flat through any outage shorter than the grace plus 32 windows...
+        let r = b.on_failure(&cfg, Instant(460_000), &mut rng).unwrap();
+        assert_eq!(r.ceiling, Duration(5_000));
+        // ...then time takes over: (620 - 300) s / 32 = 10 s.
+        let r = b.on_failure(&cfg, Instant(620_000), &mut rng).unwrap();
         assert_eq!(r.ceiling, Duration(10_000));
         // Advice is bounded: at least base, at most cap.
         b.reset();
@@ -323,7 +338,7 @@ mod tests {
         assert!(b.on_failure(&cfg, Instant(0), &mut rng).is_some());
         assert!(b.on_failure(&cfg, Instant(0), &mut rng).is_some());
         assert!(b.on_failure(&cfg, Instant(u64::MAX), &mut rng).is_none());
-        assert_eq!(Backoff::ceiling(&cfg, 1, Duration(u64::MAX), 0), Duration(u64::MAX / 32));
+        assert_eq!(Backoff::ceiling(&cfg, 1, Duration(u64::MAX), 0), Duration((u64::MAX - 300_000) / 32));
         assert_eq!(Backoff::ceiling(&cfg, 200, Duration::ZERO, 0), Duration(u64::MAX));
         assert_eq!(Backoff::ceiling(&cfg, 1, Duration::ZERO, 0), Duration(500));
     }

@@ -361,7 +361,7 @@ fn app_payload(a: usize, n: u64, len: usize) -> Vec<u8> {
 }
 
 /// The backoff rule of PROTOCOL.md (*Reconnect*), computed independently
-/// of the crate: `min(cap, max(floor, failing_for / 32))` with the floor the
+/// of the crate: `min(cap, max(floor, (failing_for - 5 min) / 32))` with the floor the
 /// fleet window (at least base) or `base * 2^(weight-1)`.
 fn expected_ceiling(b: &BackoffConfig, weight: u32, failing_for: u64, advice: u32) -> u64 {
     let (base, cap) = (u128::from(b.base.as_millis()), u128::from(b.cap.as_millis()));
@@ -378,7 +378,7 @@ fn expected_ceiling(b: &BackoffConfig, weight: u32, failing_for: u64, advice: u3
         }
         c
     };
-    floor.max(u128::from(failing_for) / 32).min(cap) as u64
+    floor.max(u128::from(failing_for.saturating_sub(5 * 60 * 1000)) / 32).min(cap) as u64
 }
 
 // ---- faults -----------------------------------------------------------------
