@@ -83,7 +83,8 @@ pub fn text_of(id: &str, i: u32, len: usize) -> String {
     t
 }
 
-struct StdClock(StdInstant);
+/// The host's monotonic clock, in ms since the instant it holds.
+pub struct StdClock(pub StdInstant);
 
 impl Clock for StdClock {
     fn now(&mut self) -> Instant {
