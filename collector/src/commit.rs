@@ -8,7 +8,10 @@
 //!
 //! * a [`StoreOutcome::Stored`] answer means every record of that agent up
 //!   to `up_to` is durable: the connection may Ack it;
-//! * a resume point handed out is durable too (an Accept acks implicitly);
+//! * a resume point handed out is durable too (an Accept acks implicitly):
+//!   it covers only records of groups already committed (a group that
+//!   writes nothing, such as the handshakes of a reconnect storm, skips
+//!   the commit and its fsync);
 //! * per agent, records are written in increasing sequence order, each at
 //!   most once: a record below the agent's resume point is a duplicate and
 //!   skipped, a batch starting above it is a gap and refused whole. This
@@ -98,9 +101,13 @@ pub fn spawn(mut sink: Box<dyn Sink>, mut resume: ResumePoints, metrics: Arc<Met
                         }
                     }
                 }
-                if !failed {
+                // A group that wrote nothing (resume points only, or only
+                // duplicates) has nothing to make durable: every earlier
+                // group was committed before it was answered. So a
+                // reconnect storm's handshakes do not wait for an fsync.
+                if !failed && !buf.is_empty() {
                     let t = Instant::now();
-                    let r = if buf.is_empty() { Ok(()) } else { sink.append(&buf) }.and_then(|()| sink.commit(&resume));
+                    let r = sink.append(&buf).and_then(|()| sink.commit(&resume));
                     let micros = t.elapsed().as_micros() as u64;
                     Metrics::inc(&metrics.sink_commits_total);
                     Metrics::add(&metrics.sink_commit_micros_total, micros);
@@ -137,7 +144,7 @@ mod tests {
     use std::sync::Mutex;
 
     #[derive(Clone, Default)]
-    struct Mem(Arc<Mutex<Vec<u8>>>, Arc<Mutex<bool>>);
+    struct Mem(Arc<Mutex<Vec<u8>>>, Arc<Mutex<bool>>, Arc<Mutex<u32>>);
 
     impl Sink for Mem {
         fn append(&mut self, lines: &[u8]) -> io::Result<()> {
@@ -145,6 +152,7 @@ mod tests {
             Ok(())
         }
         fn commit(&mut self, _: &ResumePoints) -> io::Result<()> {
+            *self.2.lock().unwrap() += 1;
             if *self.1.lock().unwrap() { Err(io::Error::other("disk gone")) } else { Ok(()) }
         }
         fn durable(&self) -> bool {
@@ -160,6 +168,22 @@ mod tests {
             ends.push(bytes.len());
         }
         Lines { agent: agent.clone(), first_seq, bytes, ends }
+    }
+
+    #[tokio::test]
+    async fn groups_that_write_nothing_do_not_commit() {
+        let mem = Mem::default();
+        let (h, _t) = spawn(Box::new(mem.clone()), ResumePoints::new(), Arc::new(Metrics::default()), 16);
+        let a: Arc<str> = "a".into();
+        for i in 0..5 {
+            assert_eq!(h.resume(a.clone(), i).await, Some(i), "resume points need no commit");
+        }
+        assert_eq!(*mem.2.lock().unwrap(), 0);
+        assert_eq!(h.store(lines(&a, 4, 2)).await.await.unwrap(), StoreOutcome::Stored { up_to: 5, written: 2 });
+        assert_eq!(*mem.2.lock().unwrap(), 1, "written records are committed before the answer");
+        assert_eq!(h.store(lines(&a, 4, 2)).await.await.unwrap(), StoreOutcome::Stored { up_to: 5, written: 0 });
+        assert_eq!(*mem.2.lock().unwrap(), 1, "duplicates only: nothing new to commit");
+        assert_eq!(h.resume(a, 0).await, Some(6));
     }
 
     #[tokio::test]
