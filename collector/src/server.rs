@@ -112,24 +112,19 @@ impl Shared {
     /// The agents this collector serves, for the advice: the larger of the
     /// agents its registry saw within [`FLEET_HORIZON`] (counted at start
     /// and every [`FLEET_REFRESH`]) and those it knows of now, its open
-    /// connections plus the agents holding an admission slot (so the first
-    /// boot of a collector with an empty registry, whose fleet all waits
-    /// for slots, already advises the whole storm).
-    pub fn fleet(&self) -> usize {
-        let waiting = self.admission.lock().unwrap().stats().reservations;
-        self.fleet_with(waiting)
-    }
-
-    fn fleet_with(&self, waiting: usize) -> usize {
+    /// connections plus the `waiting` agents holding an admission slot (so
+    /// the first boot of a collector with an empty registry, whose fleet
+    /// all waits for slots, already advises the whole storm).
+    fn fleet(&self, waiting: usize) -> usize {
         let open = Metrics::get(&self.metrics.connections_open) as usize;
         open.saturating_add(waiting).max(self.fleet_recent.load(Ordering::Relaxed) as usize)
     }
 
-    /// Accept's `retry_window_ms`: the time to admit [`Shared::fleet`] at
-    /// the admission rate; 0 when the rate is unlimited.
+    /// Accept's `retry_window_ms`: the time to admit the fleet (see
+    /// `fleet`) at the admission rate; 0 when the rate is unlimited.
     pub fn retry_window_ms(&self) -> u32 {
         let a = self.admission.lock().unwrap();
-        a.retry_window_ms(self.fleet_with(a.stats().reservations))
+        a.retry_window_ms(self.fleet(a.stats().reservations))
     }
 
     /// A fresh task token, unique across restarts (start time and counter).

@@ -196,6 +196,17 @@ impl Pair {
 
 /// Drives an agent to Connected at `t`: the test peer answers its Hello,
 /// resuming at `next`. Returns the pair, for tests that go on with the peer.
+/// One attempt at `t` against `p`: the backoff timer fires, a transport
+/// opens, the Hello goes up and the peer's answer comes down.
+fn attempt(a: &mut Agent<'_>, p: &mut Pair, t: u64) {
+    a.handle_timeout(Instant(t));
+    events(a);
+    p.open();
+    a.handle_connected(Instant(t));
+    p.uplink(a, t);
+    assert!(p.downlink(a, t), "the peer answers the Hello");
+}
+
 fn connect(a: &mut Agent<'_>, t: u64, next: u64) -> Pair {
     let mut p = Pair::new();
     p.peer.set_next_accept(ID.agent_id, next);
@@ -494,12 +505,7 @@ fn accept_advice_spreads_the_first_retry_over_the_fleet_window() {
     let mut m = Mem::new();
     let mut a = m.agent(cfg());
     let mut p = Pair::with(PeerConfig { retry_window_ms: 20_000, ..PeerConfig::default() });
-    a.handle_timeout(Instant(0));
-    events(&mut a);
-    p.open();
-    a.handle_connected(Instant(0));
-    p.uplink(&mut a, 0);
-    assert!(p.downlink(&mut a, 0));
+    attempt(&mut a, &mut p, 0);
     assert_eq!(a.state(), StateKind::Connected);
     a.handle_timeout(Instant(40_000));
     a.handle_disconnected(Instant(40_000), TransportError::Reset);
@@ -541,12 +547,7 @@ fn busy_reject_is_a_slot_kept_exactly() {
         let mut m = Mem::new();
         let mut a = m.agent(AgentConfig { backoff, ..cfg() });
         let mut p = Pair::with(PeerConfig { reject: Some(peer::Refusal { code, retry_after_ms }), ..PeerConfig::default() });
-        a.handle_timeout(Instant(0));
-        events(&mut a);
-        p.open();
-        a.handle_connected(Instant(0));
-        p.uplink(&mut a, 0);
-        assert!(p.downlink(&mut a, 0));
+        attempt(&mut a, &mut p, 0);
         assert_eq!(a.state(), StateKind::Backoff);
         let at = a.poll_timeout().unwrap().as_millis();
         let draw = a.last_retry().unwrap().delay.as_millis();
@@ -1084,12 +1085,7 @@ fn reject_retry_after_is_bounded_and_does_not_block_failover() {
     let busy = peer::Refusal { code: CloseCode::Busy, retry_after_ms: u32::MAX };
     let mut p = Pair::with(PeerConfig { reject: Some(busy), ..PeerConfig::default() });
     let mut reject = |a: &mut Agent<'_>, t: u64| {
-        a.handle_timeout(Instant(t));
-        events(a);
-        p.open();
-        a.handle_connected(Instant(t));
-        p.uplink(a, t);
-        assert!(p.downlink(a, t), "the peer rejects");
+        attempt(a, &mut p, t);
         assert_eq!(a.state(), StateKind::Backoff);
         a.poll_timeout().unwrap().as_millis()
     };
