@@ -137,6 +137,7 @@ impl EntryHeader {
 
     /// Parses a header from the front of `bytes`, returning it and its
     /// encoded length.
+    #[inline]
     pub fn decode(bytes: &[u8]) -> Result<(Self, usize), EntryError> {
         if let [t, d, l, ..] = *bytes {
             if (t | d | l) < 0x80 {

@@ -407,10 +407,19 @@ impl<'a> Ring<'a> {
         // it ends with an evicted entry.
         let mut fits = false;
         let mut last_evicted = false;
+        let chunk = self.capacity() / EVICTION_CHUNK_DIVISOR;
         loop {
             let next = if run.end < used { Some(self.header_at(run.end)?) } else { None };
             run.next = next;
-            if last_evicted {
+            // Below the chunk the run cannot end here unless the walk does
+            // (no entry left, or only the kept one): `fits` is judged only
+            // where it can decide something, so the common step is a header
+            // decode and two additions.
+            let walk_ends = match next {
+                None => true,
+                Some((h, hl)) => Some(run.end) == keep && run.end + hl + h.payload_len >= used,
+            };
+            if last_evicted && (run.bytes >= chunk || walk_ends) {
                 // What is left if the run ends here: the sent bytes, the kept
                 // entry re-based on the last sent record, the entry after
                 // the run re-based on the kept one (or the last sent
@@ -425,8 +434,7 @@ impl<'a> Ring<'a> {
                     head_base = self.head_base;
                 }
                 fits = left + rec.entry_len(head_base) <= self.capacity();
-                let chunk = run.bytes >= self.capacity() / EVICTION_CHUNK_DIVISOR;
-                if fits && chunk && sent.min(used - run.end) <= EVICTION_MOVE_FACTOR * run.bytes {
+                if fits && run.bytes >= chunk && sent.min(used - run.end) <= EVICTION_MOVE_FACTOR * run.bytes {
                     return Some(run);
                 }
             }
@@ -708,15 +716,16 @@ impl<'a> Ring<'a> {
     fn header_at(&self, at: usize) -> Option<(EntryHeader, usize)> {
         let start = self.phys(at);
         let avail = self.used_bytes().checked_sub(at)?.min(MAX_ENTRY_HEADER);
-        match self.buf.get(start..start + avail) {
-            Some(bytes) => EntryHeader::decode(bytes).ok(),
+        let mut tmp = [0u8; MAX_ENTRY_HEADER];
+        let bytes = match self.buf.get(start..start + avail) {
+            Some(bytes) => bytes,
             None => {
                 // The header wraps.
-                let mut tmp = [0u8; MAX_ENTRY_HEADER];
                 self.read_at(at, &mut tmp[..avail]);
-                EntryHeader::decode(&tmp[..avail]).ok()
+                &tmp[..avail]
             }
-        }
+        };
+        EntryHeader::decode(bytes).ok()
     }
 
     fn write_at(&mut self, at: usize, data: &[u8]) {
