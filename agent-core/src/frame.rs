@@ -149,12 +149,17 @@ pub fn encode_with(
     out: &mut [u8],
     body: impl FnOnce(&mut [u8]) -> Option<usize>,
 ) -> Result<usize, EncodeError> {
-    if out.len() < OVERHEAD {
-        return Err(EncodeError::BufferTooSmall);
-    }
-    let body_room = out.len() - OVERHEAD;
+    let body_room = out.len().checked_sub(OVERHEAD).ok_or(EncodeError::BufferTooSmall)?;
     let n = body(&mut out[HEADER_LEN..HEADER_LEN + body_room]).ok_or(EncodeError::BufferTooSmall)?;
-    if n > body_room || n > u32::MAX as usize {
+    finish(kind, flags, seq, out, n)
+}
+
+/// Writes the header and CRC around the `n` body bytes already at
+/// `out[HEADER_LEN..]`; the frame's total length. One copy for every kind:
+/// [`encode_with`] is generic, this is not.
+#[inline(never)]
+fn finish(kind: Kind, flags: u8, seq: u32, out: &mut [u8], n: usize) -> Result<usize, EncodeError> {
+    if n > out.len().saturating_sub(OVERHEAD) || n > u32::MAX as usize {
         return Err(EncodeError::BufferTooSmall);
     }
     out[0..2].copy_from_slice(&MAGIC);

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Where the flash of an ELF's .text goes, by source function.
+
+LTO inlines nearly all of the agent into a few symbols, so symbol sizes say
+little. This reads the DWARF of an image built with debug info (which does
+not change the code: scripts/flash-profile.sh checks the .text size is the
+same as without) and gives every byte of .text to the innermost function it
+was compiled from, inlined copies included, or with --outer-crate to the
+innermost function of that crate (so `core::slice::copy_from_slice` inlined
+into `agent_core::ring::Ring::write_at` counts for `write_at`).
+
+    flash-profile.py ELF [--outer-crate agent_core] [--by module|function] [--top N]
+
+Prints bytes per module (`agent_core::ring`, `agent_core::agent::recv`, ...)
+or per function, largest first, and the total. Needs pyelftools.
+"""
+import argparse
+import sys
+from collections import defaultdict
+
+try:
+    from elftools.elf.elffile import ELFFile
+except ImportError:
+    sys.exit("flash-profile: needs pyelftools (pip install pyelftools==0.33)")
+
+
+def qualified_name(die, cache):
+    """`crate::module::Type::fn` for a subprogram DIE (following
+    DW_AT_abstract_origin / DW_AT_specification), from its namespaces."""
+    key = die.offset
+    if key in cache:
+        return cache[key]
+    target = die
+    for _ in range(4):
+        for attr in ("DW_AT_abstract_origin", "DW_AT_specification"):
+            if attr in target.attributes:
+                target = target.get_DIE_from_attribute(attr)
+                break
+        else:
+            break
+    name_attr = target.attributes.get("DW_AT_name")
+    name = name_attr.value.decode(errors="replace") if name_attr else "?"
+    parts = [name]
+    parent = target.get_parent()
+    while parent is not None and parent.tag in ("DW_TAG_namespace", "DW_TAG_structure_type",
+                                                "DW_TAG_enumeration_type", "DW_TAG_union_type"):
+        pn = parent.attributes.get("DW_AT_name")
+        parts.append(pn.value.decode(errors="replace") if pn else "?")
+        parent = parent.get_parent()
+    q = "::".join(reversed(parts))
+    cache[key] = q
+    return q
+
+
+def die_ranges(die, cu, range_lists):
+    """Address ranges [lo, hi) of a DIE."""
+    attrs = die.attributes
+    if "DW_AT_low_pc" in attrs and "DW_AT_high_pc" in attrs:
+        lo = attrs["DW_AT_low_pc"].value
+        hi_attr = attrs["DW_AT_high_pc"]
+        hi = hi_attr.value if hi_attr.form == "DW_FORM_addr" else lo + hi_attr.value
+        return [(lo, hi)]
+    if "DW_AT_ranges" in attrs and range_lists is not None:
+        base = cu.get_top_DIE().attributes.get("DW_AT_low_pc")
+        base = base.value if base else 0
+        out = []
+        for entry in range_lists.get_range_list_at_offset(attrs["DW_AT_ranges"].value, cu=cu):
+            if hasattr(entry, "begin_offset"):
+                if getattr(entry, "is_absolute", False):
+                    out.append((entry.begin_offset, entry.end_offset))
+                else:
+                    out.append((base + entry.begin_offset, base + entry.end_offset))
+            elif hasattr(entry, "base_address"):
+                base = entry.base_address
+        return out
+    return []
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("elf")
+    ap.add_argument("--outer-crate", help="attribute to the innermost function of this crate")
+    ap.add_argument("--by", choices=("module", "function"), default="module")
+    ap.add_argument("--top", type=int, default=60)
+    args = ap.parse_args()
+
+    with open(args.elf, "rb") as f:
+        elf = ELFFile(f)
+        text = elf.get_section_by_name(".text")
+        t_lo, t_size = text["sh_addr"], text["sh_size"]
+        t_lo &= ~1
+        owner = [None] * t_size  # (depth, name) per byte
+        symbols = elf.get_section_by_name(".symtab")
+        dwarf = elf.get_dwarf_info()
+        range_lists = dwarf.range_lists()
+        cache = {}
+        for cu in dwarf.iter_CUs():
+            stack = [(cu.get_top_DIE(), 0, None)]
+            while stack:
+                die, depth, inherited = stack.pop()
+                name = inherited
+                if die.tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine"):
+                    q = qualified_name(die, cache)
+                    if args.outer_crate is None or q.startswith(args.outer_crate + "::"):
+                        name = q
+                    if name is not None:
+                        for lo, hi in die_ranges(die, cu, range_lists):
+                            lo &= ~1
+                            for a in range(max(lo, t_lo), min(hi & ~1, t_lo + t_size)):
+                                cur = owner[a - t_lo]
+                                if cur is None or cur[0] <= depth:
+                                    owner[a - t_lo] = (depth, name)
+                for child in die.iter_children():
+                    stack.append((child, depth + 1, name))
+        # Bytes no DWARF covers (compiler_builtins, outlined functions): by symbol.
+        if symbols is not None:
+            for sym in symbols.iter_symbols():
+                if sym["st_info"]["type"] != "STT_FUNC" or sym["st_size"] == 0:
+                    continue
+                lo = sym["st_value"] & ~1
+                for a in range(max(lo, t_lo), min(lo + sym["st_size"], t_lo + t_size)):
+                    if owner[a - t_lo] is None:
+                        owner[a - t_lo] = (-1, "[no DWARF] " + sym.name)
+    totals = defaultdict(int)
+    for o in owner:
+        name = o[1] if o else "[padding / literal pools]"
+        if args.by == "module" and not name.startswith("["):
+            parts = name.split("::")
+            # Drop the function and any type or impl names (capitalized or <...>).
+            while len(parts) > 1 and (parts[-1][:1].isupper() or parts[-1].startswith(("{", "<", "_"))
+                                       or parts[-1] == name.split("::")[-1]):
+                parts.pop()
+            name = "::".join(parts)
+        elif args.by == "module" and name.startswith("[no DWARF]"):
+            name = "[no DWARF: compiler_builtins, outlined code]"
+        totals[name] += 1
+    rows = sorted(totals.items(), key=lambda kv: -kv[1])
+    width = max(len(n) for n, _ in rows[: args.top])
+    for name, n in rows[: args.top]:
+        print(f"{n:7d}  {100.0 * n / t_size:5.1f} %  {name:<{width}}")
+    if len(rows) > args.top:
+        rest = sum(n for _, n in rows[args.top:])
+        print(f"{rest:7d}  {100.0 * rest / t_size:5.1f} %  ({len(rows) - args.top} more)")
+    print(f"{t_size:7d}  100.0 %  .text")
+
+
+if __name__ == "__main__":
+    main()
