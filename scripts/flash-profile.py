@@ -9,10 +9,11 @@ was compiled from, inlined copies included, or with --outer-crate to the
 innermost function of that crate (so `core::slice::copy_from_slice` inlined
 into `agent_core::ring::Ring::write_at` counts for `write_at`).
 
-    flash-profile.py ELF [--outer-crate agent_core] [--by module|function] [--top N]
+    flash-profile.py ELF [--outer-crate agent_core] [--by module|file|function] [--top N]
 
-Prints bytes per module (`agent_core::ring`, `agent_core::agent::recv`, ...)
-or per function, largest first, and the total. Needs pyelftools.
+Prints bytes per module (`agent_core::ring`; methods count for the module of
+their type), per source file (`src/agent/timers.rs`) or per function,
+largest first, and the total. Needs pyelftools.
 """
 import argparse
 import sys
@@ -22,6 +23,44 @@ try:
     from elftools.elf.elffile import ELFFile
 except ImportError:
     sys.exit("flash-profile: needs pyelftools (pip install pyelftools==0.33)")
+
+
+def decl_file(die, cu, dwarf, files_cache):
+    """Source file a subprogram DIE was declared in (following origins)."""
+    target = die
+    for _ in range(4):
+        for attr in ("DW_AT_abstract_origin", "DW_AT_specification"):
+            if attr in target.attributes:
+                target = target.get_DIE_from_attribute(attr)
+                break
+        else:
+            break
+    idx = target.attributes.get("DW_AT_decl_file")
+    if idx is None:
+        return "?"
+    tcu = target.cu
+    if tcu.cu_offset not in files_cache:
+        lp = dwarf.line_program_for_CU(tcu)
+        names = []
+        if lp is not None:
+            dirs = [d if isinstance(d, bytes) else d.DW_LNCT_path for d in lp.header.include_directory]
+            for fe in lp.header.file_entry:
+                name = fe.name if isinstance(fe.name, bytes) else fe.DW_LNCT_path
+                d = fe.dir_index
+                base = dirs[d - 1] if lp.header.version < 5 and d > 0 else (dirs[d] if lp.header.version >= 5 else b"")
+                names.append((base + b"/" + name).decode(errors="replace") if base else name.decode(errors="replace"))
+        files_cache[tcu.cu_offset] = (lp.header.version if lp else 4, names)
+    version, names = files_cache[tcu.cu_offset]
+    i = idx.value - 1 if version < 5 else idx.value
+    if 0 <= i < len(names):
+        path = names[i]
+        for marker in ("/library/", "/src/"):
+            if marker in path:
+                head, tail = path.rsplit(marker, 1)
+                crate = head.rstrip("/").rsplit("/", 1)[-1]
+                return crate + marker + tail
+        return path
+    return "?"
 
 
 def qualified_name(die, cache):
@@ -52,6 +91,39 @@ def qualified_name(die, cache):
     return q
 
 
+def split_path(name):
+    """`a::B<c::D>::e` -> ["a", "B<c::D>", "e"]: `::` outside <...> only."""
+    parts, depth, cur, i = [], 0, "", 0
+    while i < len(name):
+        c = name[i]
+        if c in "<(":
+            depth += 1
+        elif c in ">)":
+            depth -= 1
+        if depth == 0 and name.startswith("::", i):
+            parts.append(cur)
+            cur, i = "", i + 2
+            continue
+        cur += c
+        i += 1
+    parts.append(cur)
+    return parts
+
+
+def module_of(name):
+    """The module path of a function: its leading lower-case segments
+    (types, impl blocks and the function itself dropped)."""
+    if name.startswith("["):
+        return "[no DWARF]" if name.startswith("[no DWARF]") else name
+    parts = split_path(name)[:-1]
+    out = []
+    for p in parts:
+        if not p[:1].islower() or "<" in p or p.startswith("{"):
+            break
+        out.append(p)
+    return "::".join(out) or name
+
+
 def die_ranges(die, cu, range_lists):
     """Address ranges [lo, hi) of a DIE."""
     attrs = die.attributes
@@ -80,7 +152,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("elf")
     ap.add_argument("--outer-crate", help="attribute to the innermost function of this crate")
-    ap.add_argument("--by", choices=("module", "function"), default="module")
+    ap.add_argument("--by", choices=("module", "file", "function"), default="module")
     ap.add_argument("--top", type=int, default=60)
     args = ap.parse_args()
 
@@ -94,6 +166,7 @@ def main():
         dwarf = elf.get_dwarf_info()
         range_lists = dwarf.range_lists()
         cache = {}
+        files_cache = {}
         for cu in dwarf.iter_CUs():
             stack = [(cu.get_top_DIE(), 0, None)]
             while stack:
@@ -102,7 +175,7 @@ def main():
                 if die.tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine"):
                     q = qualified_name(die, cache)
                     if args.outer_crate is None or q.startswith(args.outer_crate + "::"):
-                        name = q
+                        name = decl_file(die, cu, dwarf, files_cache) if args.by == "file" else q
                     if name is not None:
                         for lo, hi in die_ranges(die, cu, range_lists):
                             lo &= ~1
@@ -124,20 +197,15 @@ def main():
     totals = defaultdict(int)
     for o in owner:
         name = o[1] if o else "[padding / literal pools]"
-        if args.by == "module" and not name.startswith("["):
-            parts = name.split("::")
-            # Drop the function and any type or impl names (capitalized or <...>).
-            while len(parts) > 1 and (parts[-1][:1].isupper() or parts[-1].startswith(("{", "<", "_"))
-                                       or parts[-1] == name.split("::")[-1]):
-                parts.pop()
-            name = "::".join(parts)
-        elif args.by == "module" and name.startswith("[no DWARF]"):
-            name = "[no DWARF: compiler_builtins, outlined code]"
+        if args.by == "module":
+            name = module_of(name)
+        elif args.by == "file" and name.startswith("[no DWARF]"):
+            name = "[no DWARF]"
         totals[name] += 1
     rows = sorted(totals.items(), key=lambda kv: -kv[1])
-    width = max(len(n) for n, _ in rows[: args.top])
+    width = min(100, max(len(n) for n, _ in rows[: args.top]))
     for name, n in rows[: args.top]:
-        print(f"{n:7d}  {100.0 * n / t_size:5.1f} %  {name:<{width}}")
+        print(f"{n:7d}  {100.0 * n / t_size:5.1f} %  {name[:width]}")
     if len(rows) > args.top:
         rest = sum(n for _, n in rows[args.top:])
         print(f"{rest:7d}  {100.0 * rest / t_size:5.1f} %  ({len(rows) - args.top} more)")

@@ -16,7 +16,7 @@ if [ -z "$size_tool" ]; then
   exit 0
 fi
 printf '%-12s %8s %8s %8s %8s\n' variant text rodata data bss
-for v in crc-notable crc-table1 crc-table16; do
+for v in ${SIZE_VARIANTS:-crc-notable crc-table1 crc-table16}; do
   cargo build --quiet --release --target "$target" --no-default-features --features "$v" \
     --target-dir ../target/size-probe
   elf=../target/size-probe/$target/release/size-probe

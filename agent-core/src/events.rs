@@ -216,6 +216,8 @@ struct Reader<'b> {
 }
 
 impl<'b> Reader<'b> {
+    // Out of line: inlined, it costs Thumb flash (NOTES.md, "Flash by function").
+    #[inline(never)]
     fn take(&mut self, n: usize) -> Option<&'b [u8]> {
         let (head, rest) = (self.buf.get(..n)?, self.buf.get(n..)?);
         self.buf = rest;

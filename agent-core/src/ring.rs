@@ -290,6 +290,8 @@ impl<'a> Ring<'a> {
         self.cursor_seq - self.tail_seq
     }
     /// Records waiting to be sent (resends and never-sent).
+    // Out of line: inlined, it costs Thumb flash (NOTES.md, "Flash by function").
+    #[inline(never)]
     pub fn pending_records(&self) -> u64 {
         (self.next_seq - self.cursor_seq) + self.never_sent
     }
@@ -716,11 +718,13 @@ impl<'a> Ring<'a> {
     fn header_at(&self, at: usize) -> Option<(EntryHeader, usize)> {
         let start = self.phys(at);
         let avail = self.used_bytes().checked_sub(at)?.min(MAX_ENTRY_HEADER);
-        let mut tmp = [0u8; MAX_ENTRY_HEADER];
+        // Zeroed only when the header wraps and is copied here.
+        let mut tmp;
         let bytes = match self.buf.get(start..start + avail) {
             Some(bytes) => bytes,
             None => {
                 // The header wraps.
+                tmp = [0u8; MAX_ENTRY_HEADER];
                 self.read_at(at, &mut tmp[..avail]);
                 &tmp[..avail]
             }

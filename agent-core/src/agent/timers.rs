@@ -180,6 +180,9 @@ impl Core<'_> {
         }
     }
 
+    // Out of line: inlined, it costs Thumb flash (NOTES.md, "Flash by function").
+
+    #[inline(never)]
     pub(super) fn heartbeat(&mut self, now: Instant, lib: &AgentStats) {
         let mut buf = [0u8; MAX_HEARTBEAT_LEN];
         let ts = self.wall();
