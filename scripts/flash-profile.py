@@ -9,9 +9,9 @@ was compiled from, inlined copies included, or with --outer-crate to the
 innermost function of that crate (so `core::slice::copy_from_slice` inlined
 into `agent_core::ring::Ring::write_at` counts for `write_at`).
 
-    flash-profile.py ELF [--outer-crate agent_core] [--by module|file|function] [--top N]
+    flash-profile.py ELF [--outer-crate agent_core] [--by crate|module|file|function] [--top N]
 
-Prints bytes per module (`agent_core::ring`; methods count for the module of
+Prints bytes per crate, per module (`agent_core::ring`; methods count for the module of
 their type), per source file (`src/agent/timers.rs`) or per function,
 largest first, and the total. Needs pyelftools.
 """
@@ -110,6 +110,19 @@ def split_path(name):
     return parts
 
 
+def crate_of(name):
+    """The crate a function comes from; the machine outliner's shared
+    sequences (mostly the agent's) on a line of their own."""
+    if name.startswith("["):
+        for crate in ("compiler_builtins", "size_probe", "core", "heapless", "crc"):
+            if crate in name:
+                return crate
+        return "[no DWARF]" if name.startswith("[no DWARF]") else name
+    if name.startswith("OUTLINED_FUNCTION"):
+        return "[machine outliner]"
+    return split_path(name)[0] if "::" in name else name
+
+
 def module_of(name):
     """The module path of a function: its leading lower-case segments
     (types, impl blocks and the function itself dropped)."""
@@ -152,7 +165,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("elf")
     ap.add_argument("--outer-crate", help="attribute to the innermost function of this crate")
-    ap.add_argument("--by", choices=("module", "file", "function"), default="module")
+    ap.add_argument("--by", choices=("crate", "module", "file", "function"), default="module")
     ap.add_argument("--top", type=int, default=60)
     args = ap.parse_args()
 
@@ -197,7 +210,9 @@ def main():
     totals = defaultdict(int)
     for o in owner:
         name = o[1] if o else "[padding / literal pools]"
-        if args.by == "module":
+        if args.by == "crate":
+            name = crate_of(name)
+        elif args.by == "module":
             name = module_of(name)
         elif args.by == "file" and name.startswith("[no DWARF]"):
             name = "[no DWARF]"

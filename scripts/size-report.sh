@@ -2,7 +2,9 @@
 # Flash and RAM cost of the whole sans-IO agent on a Cortex-M4
 # (thumbv7em-none-eabihf, opt-level "z", LTO), for each CRC table choice.
 # Prints one line per variant; exits 0 with a notice if the target or
-# llvm-size is unavailable.
+# llvm-size is unavailable. Fails if crc-table1's .text grows past
+# SIZE_BUDGET_TEXT (default 18 432 B: 3 % above the figure in
+# BENCHMARKS.md, so a regression stops CI and a toolchain's drift does not).
 set -euo pipefail
 cd "$(dirname "$0")/../size-probe"
 target=${SIZE_TARGET:-thumbv7em-none-eabihf}
@@ -23,4 +25,12 @@ for v in ${SIZE_VARIANTS:-crc-notable crc-table1 crc-table16}; do
   "$size_tool" -A "$elf" | awk -v v="$v" '
     $1==".text"{t=$2} $1==".rodata"{r=$2} $1==".data"{d=$2} $1==".bss"{b=$2}
     END{printf "%-12s %8d %8d %8d %8d   (flash %d B, static RAM incl. probe buffers %d B)\n", v, t, r, d, b, t+r+d, d+b}'
+  if [ "$v" = crc-table1 ]; then
+    text=$("$size_tool" -A "$elf" | awk '$1==".text"{print $2}')
+    budget=${SIZE_BUDGET_TEXT:-18432}
+    if [ "$text" -gt "$budget" ]; then
+      echo "size-report: crc-table1 .text is $text B, over the budget of $budget B (scripts/flash-profile.sh shows where it went)" >&2
+      exit 1
+    fi
+  fi
 done
