@@ -26,6 +26,13 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// A value uniform in `0..n` (multiply-shift: the high 64 bits of
+    /// `next_u64() * n`); 0 when `n` is 0 (a draw is consumed either way). For the collector's pacing and
+    /// the simulations, which draw from the same generator.
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
     /// A value uniform in `0..=max` (multiply-shift; bias below 2^-32 for
     /// the ranges used here).
     pub fn up_to(&mut self, max: u64) -> u64 {
@@ -39,6 +46,20 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splitmix64_reference_values() {
+        // The first outputs for seed 0 of the reference SplitMix64
+        // (Steele, Lea, Flood 2014; Vigna's splitmix64.c).
+        let mut r = Rng::new(0);
+        assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+        assert_eq!(r.next_u64(), 0x06C4_5D18_8009_454F);
+        let mut r = Rng::new(0);
+        assert_eq!(r.below(1 << 32), 0xE220_A839, "the high bits of the draw");
+        assert_eq!(r.below(0), 0, "a draw is consumed even for n = 0");
+        assert_eq!(r.next_u64(), 0x06C4_5D18_8009_454F);
+    }
 
     #[test]
     fn deterministic_and_bounded() {

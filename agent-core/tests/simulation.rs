@@ -158,7 +158,7 @@
 //! `cargo test -p agent-core --release --test simulation` runs
 //! `EDGE_SIM_SEEDS` seeds (default 200; CI uses 2000) on up to
 //! `EDGE_SIM_THREADS` threads (default: available parallelism, at most 4).
-//! Each seed fully determines its run (the test's own SplitMix64, the agents'
+//! Each seed fully determines its run (agent-core's SplitMix64, the agents'
 //! `rng_seed` drawn from it). A failing seed prints `EDGE_SIM_SEED=<n>`;
 //! `EDGE_SIM_SEED=<n> cargo test -p agent-core --release --test simulation
 //! -- --nocapture` replays exactly that seed and prints its summary; add
@@ -209,21 +209,20 @@ const MAX_STEPS: u64 = 20_000_000;
 
 // ---- deterministic randomness ---------------------------------------------
 
-/// SplitMix64: the simulation's only source of randomness.
+/// The simulation's only source of randomness: agent-core's SplitMix64.
 #[derive(Clone, Debug)]
-struct SplitMix(u64);
+struct SplitMix(agent_core::rng::Rng);
 
 impl SplitMix {
+    fn new(seed: u64) -> Self {
+        SplitMix(agent_core::rng::Rng::new(seed))
+    }
     fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     /// Uniform in `0..n` (0 when `n == 0`).
     fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+        self.0.below(n)
     }
     /// Uniform in `lo..=hi`.
     fn range(&mut self, lo: u64, hi: u64) -> u64 {
@@ -1819,7 +1818,7 @@ struct Mem {
 }
 
 fn run_seed(seed: u64) -> Summary {
-    let mut rng = SplitMix(seed ^ 0xED6E_A6E7_51A0_0001);
+    let mut rng = SplitMix::new(seed ^ 0xED6E_A6E7_51A0_0001);
     let n = rng.range_usize(3, 8);
     let fault_end = rng.range(30_000, 120_000);
     let plans: Vec<Plan> = (0..n).map(|_| Plan::random(&mut rng)).collect();

@@ -75,6 +75,7 @@
 //! Memory: two copies of the agent id and about 100 bytes per reservation
 //! held (100,000 reservations of 36-byte ids: about 17 MB).
 
+use agent_core::rng::Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -149,25 +150,6 @@ pub struct AdmissionStats {
     pub expired: u64,
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): small, fast, every seed good.
-#[derive(Debug, Clone)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, n)`; 0 when `n` is 0.
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
-    }
-}
-
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -193,7 +175,8 @@ pub struct Admission {
     by_agent: HashMap<Box<str>, u64>,
     /// The same reservations by slot (slots are distinct), oldest first.
     by_slot: BTreeMap<u64, Box<str>>,
-    rng: SplitMix64,
+    /// Jitter within a slot's interval: agent-core's SplitMix64.
+    rng: Rng,
     stats: AdmissionStats,
 }
 
@@ -211,7 +194,7 @@ impl Admission {
             last_now: 0,
             by_agent: HashMap::new(),
             by_slot: BTreeMap::new(),
-            rng: SplitMix64(seed),
+            rng: Rng::new(seed),
             stats: AdmissionStats::default(),
         }
     }
@@ -388,7 +371,7 @@ mod tests {
         let c = AdmissionConfig { forget_after: us(forget), ..cfg(R as u32, 50) };
         for seed in [1u64, 2, 3] {
             let mut adm = Admission::new(c.clone(), seed);
-            let mut rng = SplitMix64(seed ^ 0xABCD);
+            let mut rng = Rng::new(seed ^ 0xABCD);
             let agents = 4000;
             let kinds: Vec<Kind> = (0..agents).map(|_| [Kind::OnTime, Kind::OnTime, Kind::Early, Kind::Late, Kind::Never][rng.below(5) as usize]).collect();
             let ids: Vec<String> = (0..agents).map(|i| format!("agent-{i}")).collect();

@@ -1,28 +1,25 @@
 //! SplitMix64, the simulation's only source of randomness: every draw of a
 //! run comes from the scenario's seed, so a run replays exactly.
 
-/// SplitMix64 (Steele, Lea, Flood 2014): small, fast, every seed good.
+/// SplitMix64 (Steele, Lea, Flood 2014): agent-core's generator, the one
+/// the agents and the collector's admission draw from too.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SplitMix64(u64);
+pub struct SplitMix64(agent_core::rng::Rng);
 
 impl SplitMix64 {
     /// A generator starting from `seed`.
     pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
+        SplitMix64(agent_core::rng::Rng::new(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n`; 0 when `n` is 0.
     pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+        self.0.below(n)
     }
 
     /// Uniform in `lo..=hi` (`lo` when `hi <= lo`).
