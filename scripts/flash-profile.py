@@ -25,8 +25,10 @@ except ImportError:
     sys.exit("flash-profile: needs pyelftools (pip install pyelftools==0.33)")
 
 
-def decl_file(die, cu, dwarf, files_cache):
-    """Source file a subprogram DIE was declared in (following origins)."""
+def origin(die):
+    """The DIE holding a function's name and declaration: an inlined copy
+    or a concrete instance points there through DW_AT_abstract_origin or
+    DW_AT_specification (at most a few hops)."""
     target = die
     for _ in range(4):
         for attr in ("DW_AT_abstract_origin", "DW_AT_specification"):
@@ -35,6 +37,12 @@ def decl_file(die, cu, dwarf, files_cache):
                 break
         else:
             break
+    return target
+
+
+def decl_file(die, cu, dwarf, files_cache):
+    """Source file a subprogram DIE was declared in (following origins)."""
+    target = origin(die)
     idx = target.attributes.get("DW_AT_decl_file")
     if idx is None:
         return "?"
@@ -54,11 +62,12 @@ def decl_file(die, cu, dwarf, files_cache):
     i = idx.value - 1 if version < 5 else idx.value
     if 0 <= i < len(names):
         path = names[i]
+        # Relative to the crate's directory where the path shows it.
         for marker in ("/library/", "/src/"):
             if marker in path:
                 head, tail = path.rsplit(marker, 1)
                 crate = head.rstrip("/").rsplit("/", 1)[-1]
-                return crate + marker + tail
+                return (crate + marker if crate else marker.lstrip("/")) + tail
         return path
     return "?"
 
@@ -69,14 +78,7 @@ def qualified_name(die, cache):
     key = die.offset
     if key in cache:
         return cache[key]
-    target = die
-    for _ in range(4):
-        for attr in ("DW_AT_abstract_origin", "DW_AT_specification"):
-            if attr in target.attributes:
-                target = target.get_DIE_from_attribute(attr)
-                break
-        else:
-            break
+    target = origin(die)
     name_attr = target.attributes.get("DW_AT_name")
     name = name_attr.value.decode(errors="replace") if name_attr else "?"
     parts = [name]
