@@ -178,7 +178,7 @@ impl<'b> FrameDecoder<'b> {
 
     /// Drops the first buffered byte and everything up to the next magic
     /// byte among the buffered ones.
-    // Out of line: inlined, it costs Thumb flash (NOTES.md, "Flash by function").
+    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
     #[inline(never)]
     fn resync(&mut self) {
         let next = self.buf[1..self.filled].iter().position(|&b| b == MAGIC[0]).map_or(self.filled, |i| i + 1);

@@ -216,7 +216,7 @@ struct Reader<'b> {
 }
 
 impl<'b> Reader<'b> {
-    // Out of line: inlined, it costs Thumb flash (NOTES.md, "Flash by function").
+    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
     #[inline(never)]
     fn take(&mut self, n: usize) -> Option<&'b [u8]> {
         let (head, rest) = (self.buf.get(..n)?, self.buf.get(n..)?);

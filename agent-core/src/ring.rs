@@ -290,7 +290,7 @@ impl<'a> Ring<'a> {
         self.cursor_seq - self.tail_seq
     }
     /// Records waiting to be sent (resends and never-sent).
-    // Out of line: inlined, it costs Thumb flash (NOTES.md, "Flash by function").
+    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
     #[inline(never)]
     pub fn pending_records(&self) -> u64 {
         (self.next_seq - self.cursor_seq) + self.never_sent

@@ -65,7 +65,7 @@ impl Duration {
 impl Add<Duration> for Instant {
     type Output = Instant;
     /// Saturates at `u64::MAX` ms instead of overflowing.
-    // Out of line: inlined, it costs Thumb flash (NOTES.md, "Flash by function").
+    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
     #[inline(never)]
     fn add(self, d: Duration) -> Instant {
         Instant(self.0.saturating_add(d.0))

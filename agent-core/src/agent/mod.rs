@@ -520,7 +520,7 @@ impl<'a> Agent<'a> {
 
     /// Bytes arrived on the transport. Any chunking works. Bytes arriving
     /// while no connection is up are ignored (counted as skipped).
-    // Out of line: inlined, it costs Thumb flash (NOTES.md, "Flash by function").
+    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
     #[inline(never)]
     pub fn handle_received(&mut self, now: Instant, bytes: &[u8]) {
         let now = self.core.advance(now);
@@ -642,7 +642,6 @@ impl<'a> Core<'a> {
     /// Every counter, gathered from the session, the ring, the decoder and
     /// the clock. Not inlined: its two callers (`stats`, the heartbeat)
     /// would each carry a copy of every field's gathering.
-    // Out of line: inlined, it costs Thumb flash (NOTES.md, "Flash by function").
     #[inline(never)]
     fn stats_with(&self, decoder: &FrameDecoder<'_>) -> AgentStats {
         let r = self.ring.counters();

@@ -3,7 +3,7 @@
 use super::*;
 
 impl Core<'_> {
-    // Out of line: inlined, it costs Thumb flash (NOTES.md, "Flash by function").
+    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
     #[inline(never)]
     pub(super) fn on_frame(&mut self, now: Instant, frame: &Frame<'_>) {
         self.stats.frames_received += 1;

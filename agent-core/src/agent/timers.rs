@@ -180,8 +180,8 @@ impl Core<'_> {
         }
     }
 
-    // Out of line: inlined, it costs Thumb flash (NOTES.md, "Flash by function").
-
+    /// Pushes the agent's heartbeat record and one per registered plugin.
+    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
     #[inline(never)]
     pub(super) fn heartbeat(&mut self, now: Instant, lib: &AgentStats) {
         let mut buf = [0u8; MAX_HEARTBEAT_LEN];
