@@ -7,6 +7,7 @@
 #   FUZZ_SECONDS=300 scripts/fuzz-smoke.sh
 #   FUZZ_TARGETS="ring_ops agent_ops" scripts/fuzz-smoke.sh
 #   FUZZ_SANITIZER=address scripts/fuzz-smoke.sh
+#   FUZZ_TARGET_DIR=target/asan ...       # own build dir (two runs side by side)
 #
 # FUZZ_SANITIZER defaults to `none`: agent-core has no unsafe code, and
 # without ASan the targets run 2-3x faster. Use `address` to also check the
@@ -36,15 +37,17 @@ fi
 echo "fuzz-smoke: $(cargo +nightly --version), $(cargo fuzz --version)"
 
 targets="${FUZZ_TARGETS:-$(cargo +nightly fuzz list)}"
+dir_args=()
+if [ -n "${FUZZ_TARGET_DIR:-}" ]; then dir_args=(--target-dir "$FUZZ_TARGET_DIR"); fi
 start=$SECONDS
 echo "fuzz-smoke: building $(echo $targets | wc -w) targets (sanitizer: $FUZZ_SANITIZER)"
-cargo +nightly fuzz build --sanitizer "$FUZZ_SANITIZER"
+cargo +nightly fuzz build "${dir_args[@]}" --sanitizer "$FUZZ_SANITIZER"
 echo "fuzz-smoke: built in $((SECONDS - start)) s"
 
 mkdir -p artifacts
 failed=()
 for t in $targets; do
-    log="artifacts/smoke-$t.log"
+    log="artifacts/smoke-$t${FUZZ_LOG_SUFFIX:-}.log"
     # 1. Saved regressions: every input must pass.
     regressions=()
     if [ -d "regressions/$t" ]; then
@@ -53,7 +56,7 @@ for t in $targets; do
     fi
     if [ ${#regressions[@]} -gt 0 ]; then
         echo "fuzz-smoke: $t: replaying ${#regressions[@]} regression input(s)"
-        if ! cargo +nightly fuzz run --sanitizer "$FUZZ_SANITIZER" "$t" "${regressions[@]}" \
+        if ! cargo +nightly fuzz run "${dir_args[@]}" --sanitizer "$FUZZ_SANITIZER" "$t" "${regressions[@]}" \
             -- -timeout=25 >"$log.regressions" 2>&1; then
             echo "fuzz-smoke: $t: REGRESSION INPUT FAILS (see fuzz/$log.regressions)"
             grep -m1 -A3 "panicked at" "$log.regressions" || tail -n 20 "$log.regressions"
@@ -63,7 +66,7 @@ for t in $targets; do
     fi
     # 2. Fuzz for FUZZ_SECONDS.
     echo "fuzz-smoke: $t: fuzzing for $FUZZ_SECONDS s"
-    if cargo +nightly fuzz run --sanitizer "$FUZZ_SANITIZER" "$t" \
+    if cargo +nightly fuzz run "${dir_args[@]}" --sanitizer "$FUZZ_SANITIZER" "$t" \
         -- -max_total_time="$FUZZ_SECONDS" -timeout=25 -print_final_stats=1 >"$log" 2>&1; then
         grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 | sed "s/^/fuzz-smoke: $t: /"
     elif grep -q "failed to build fuzz script" "$log"; then
