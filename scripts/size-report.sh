@@ -22,11 +22,12 @@ for v in ${SIZE_VARIANTS:-crc-notable crc-table1 crc-table16}; do
   cargo build --quiet --release --target "$target" --no-default-features --features "$v" \
     --target-dir ../target/size-probe
   elf=../target/size-probe/$target/release/size-probe
-  "$size_tool" -A "$elf" | awk -v v="$v" '
+  read -r text rodata data bss < <("$size_tool" -A "$elf" | awk '
     $1==".text"{t=$2} $1==".rodata"{r=$2} $1==".data"{d=$2} $1==".bss"{b=$2}
-    END{printf "%-12s %8d %8d %8d %8d   (flash %d B, static RAM incl. probe buffers %d B)\n", v, t, r, d, b, t+r+d, d+b}'
+    END{print t+0, r+0, d+0, b+0}')
+  printf '%-12s %8d %8d %8d %8d   (flash %d B, static RAM incl. probe buffers %d B)\n' \
+    "$v" "$text" "$rodata" "$data" "$bss" $((text + rodata + data)) $((data + bss))
   if [ "$v" = crc-table1 ]; then
-    text=$("$size_tool" -A "$elf" | awk '$1==".text"{print $2}')
     budget=${SIZE_BUDGET_TEXT:-18432}
     if [ "$text" -gt "$budget" ]; then
       echo "size-report: crc-table1 .text is $text B, over the budget of $budget B (scripts/flash-profile.sh shows where it went)" >&2
