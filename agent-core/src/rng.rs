@@ -27,19 +27,19 @@ impl Rng {
     }
 
     /// A value uniform in `0..n` (multiply-shift: the high 64 bits of
-    /// `next_u64() * n`); 0 when `n` is 0 (a draw is consumed either way). For the collector's pacing and
-    /// the simulations, which draw from the same generator.
+    /// `next_u64() * n`); 0 when `n` is 0 (a draw is consumed either way).
+    /// The collector's pacing and the simulations draw from it too.
     pub fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
-    /// A value uniform in `0..=max` (multiply-shift; bias below 2^-32 for
-    /// the ranges used here).
+    /// A value uniform in `0..=max` ([`Rng::below`]`(max + 1)`; bias below
+    /// 2^-32 for the ranges used here).
     pub fn up_to(&mut self, max: u64) -> u64 {
         if max == u64::MAX {
             return self.next_u64();
         }
-        ((u128::from(self.next_u64()) * (u128::from(max) + 1)) >> 64) as u64
+        self.below(max + 1)
     }
 }
 
@@ -59,6 +59,15 @@ mod tests {
         assert_eq!(r.below(1 << 32), 0xE220_A839, "the high bits of the draw");
         assert_eq!(r.below(0), 0, "a draw is consumed even for n = 0");
         assert_eq!(r.next_u64(), 0x06C4_5D18_8009_454F);
+    }
+
+    #[test]
+    fn up_to_is_below_one_more() {
+        let (mut a, mut b) = (Rng::new(11), Rng::new(11));
+        for max in [0, 1, 9, 1 << 40, u64::MAX - 1] {
+            assert_eq!(a.up_to(max), ((u128::from(b.next_u64()) * (u128::from(max) + 1)) >> 64) as u64);
+        }
+        assert_eq!(a.up_to(u64::MAX), b.next_u64());
     }
 
     #[test]
