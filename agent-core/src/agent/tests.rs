@@ -194,8 +194,6 @@ impl Pair {
     }
 }
 
-/// Drives an agent to Connected at `t`: the test peer answers its Hello,
-/// resuming at `next`. Returns the pair, for tests that go on with the peer.
 /// One attempt at `t` against `p`: the backoff timer fires, a transport
 /// opens, the Hello goes up and the peer's answer comes down.
 fn attempt(a: &mut Agent<'_>, p: &mut Pair, t: u64) {
@@ -207,6 +205,8 @@ fn attempt(a: &mut Agent<'_>, p: &mut Pair, t: u64) {
     assert!(p.downlink(a, t), "the peer answers the Hello");
 }
 
+/// Drives an agent to Connected at `t`: the test peer answers its Hello,
+/// resuming at `next`. Returns the pair, for tests that go on with the peer.
 fn connect(a: &mut Agent<'_>, t: u64, next: u64) -> Pair {
     let mut p = Pair::new();
     p.peer.set_next_accept(ID.agent_id, next);
