@@ -53,7 +53,7 @@ fn a_storm_is_paced_into_slots() {
     let dir = TempDir::new("admission");
     let col = CollectorProc::start(
         dir.path(),
-        &["--admission-rate", "50", "--admission-burst-ms", "20", "--registry-flush", "0.2", "--api-token", "k", "--api-listen", "127.0.0.1:0"],
+        &["--admission-rate", "50", "--admission-burst-ms", "20", "--registry-flush", "0.2", "--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0"],
     );
     let addr = col.agents;
     let start = Arc::new(Barrier::new(AGENTS + 1));

@@ -21,7 +21,7 @@ fn a_thousand_concurrent_agents() {
     }
     assert!(hard >= 2 * AGENTS as u64, "the open-file limit {hard} is too low for this test");
     let dir = TempDir::new("fleet");
-    let col = CollectorProc::start(dir.path(), &["--api-token", "k", "--api-listen", "127.0.0.1:0", "--registry-flush", "0.2"]);
+    let col = CollectorProc::start(dir.path(), &["--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0", "--registry-flush", "0.2"]);
     let addr = col.agents;
     let all_connected = Arc::new(Barrier::new(AGENTS));
     let all_acked = Arc::new(Barrier::new(AGENTS));

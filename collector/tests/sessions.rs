@@ -36,7 +36,7 @@ fn closed_with(c: &mut Raw, code: u16) -> String {
 #[test]
 fn resume_points_duplicates_and_acks() {
     let dir = TempDir::new("resume");
-    let col = CollectorProc::start(dir.path(), &["--api-token", "k", "--api-listen", "127.0.0.1:0"]);
+    let col = CollectorProc::start(dir.path(), &["--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0"]);
     let mut c = Raw::connect(col.agents);
     c.send(&Message::Hello(hello("a1", b"", 0, 0)));
     assert_eq!(accept(&mut c), 0, "an unknown agent resumes at its first_unacked_seq");
@@ -207,7 +207,7 @@ fn busy_replacement_pings_and_timeouts() {
     let dir = TempDir::new("busy");
     let col = CollectorProc::start(
         dir.path(),
-        &["--max-connections", "2", "--idle-timeout", "1.5", "--ping-after", "0.5", "--handshake-timeout", "1", "--api-token", "k", "--api-listen", "127.0.0.1:0"],
+        &["--max-connections", "2", "--idle-timeout", "1.5", "--ping-after", "0.5", "--handshake-timeout", "1", "--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0"],
     );
     let mut a = Raw::connect(col.agents);
     a.send(&Message::Hello(hello("b1", b"", 0, 0)));
