@@ -133,6 +133,7 @@ fn router_with(shared: Arc<Shared>, counters: Arc<ApiCounters>) -> Router {
         .route("/configs/{name}", put(put_config))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limits.max_body))
+        .layer(middleware::from_fn_with_state(limits.max_body, declared_length))
         .layer(middleware::from_fn_with_state(shared, bearer))
         .layer(middleware::from_fn_with_state(limits.request_timeout, deadline))
         .with_state(api)
@@ -160,6 +161,17 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let counters = Arc::new(ApiCounters::default());
     let app = router_with(shared, counters.clone());
     listener::run(listener, app, limits, counters, stop).await;
+}
+
+/// Answers 413 at once, before reading the body, when the request declares
+/// a `Content-Length` above `--api-max-body` (a body without a length is
+/// cut at the limit by `DefaultBodyLimit`, also 413).
+async fn declared_length(State(max): State<usize>, req: Request, next: Next) -> Response {
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > max as u64 => error(StatusCode::PAYLOAD_TOO_LARGE, &format!("body of {n} bytes above --api-max-body ({max})"), Some("body")).into_response(),
+        _ => next.run(req).await,
+    }
 }
 
 /// Answers 408 when the request (its body, its handling) takes longer
