@@ -98,7 +98,10 @@ impl Probe {
 
 impl Drop for Probe {
     fn drop(&mut self) {
-        if !std::thread::panicking() {
+        if std::thread::panicking() {
+            // A failing test: stop the thread, do not wait for it.
+            self.stop.store(true, Ordering::Relaxed);
+        } else {
             self.join();
         }
     }
