@@ -1,5 +1,7 @@
-//! The HTTP API (axum), on its own port, every route behind
-//! `Authorization: Bearer <api-token>`.
+//! The HTTP API (axum on hyper), on its own port, every route behind
+//! `Authorization: Bearer <api-token>`, within its own bounds
+//! ([`crate::config::ApiLimits`]): connections, header and request time,
+//! body size. It cannot take the agents' connections or descriptors.
 //!
 //! | route | answer |
 //! |---|---|
@@ -188,7 +190,7 @@ async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Re
 }
 
 async fn bearer(State(s): State<Arc<Shared>>, headers: HeaderMap, req: Request, next: Next) -> Response {
-    let expected = s.cfg.api.as_ref().map(|(_, t)| t.as_bytes()).unwrap_or_default();
+    let expected = s.cfg.api.as_ref().map(|(_, t)| t.expose().as_bytes()).unwrap_or_default();
     let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(t) if !expected.is_empty() && bool::from(t.as_bytes().ct_eq(expected)) => next.run(req).await,

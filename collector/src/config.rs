@@ -127,7 +127,7 @@ pub struct Config {
     /// Agent listener.
     pub listen: SocketAddr,
     /// API listener and its token; `None`: no API.
-    pub api: Option<(SocketAddr, String)>,
+    pub api: Option<(SocketAddr, Secret)>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Sink.
@@ -166,6 +166,24 @@ pub struct Config {
     pub registry_flush: Duration,
     /// The HTTP API's own bounds.
     pub api_limits: ApiLimits,
+}
+
+/// A token: its `Debug` shows only its length, so a logged or printed
+/// `Config` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The token itself, for comparing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
 }
 
 /// The HTTP API's bounds (see `collector/README.md`, Limits).
@@ -277,7 +295,7 @@ impl Args {
                 // The message gives the length, never the token.
                 return Err(ConfigError(format!("--api-token must be at least {MIN_API_TOKEN_LEN} bytes, got {} (use a random token, e.g. `openssl rand -hex 16`)", t.len())));
             }
-            (Some(t), addr) => Some((addr.unwrap_or_else(|| "127.0.0.1:7071".parse().unwrap()), t)),
+            (Some(t), addr) => Some((addr.unwrap_or_else(|| "127.0.0.1:7071".parse().unwrap()), Secret(t))),
             (None, Some(_)) => return Err(ConfigError("--api-listen needs --api-token".into())),
             (None, None) => None,
         };
@@ -401,7 +419,8 @@ mod tests {
             assert!(short.is_empty() || !e.contains(short), "the refusal never repeats the token: {e}");
         }
         let c = token("sixteen-bytes-ok").unwrap();
-        assert_eq!(c.api.as_ref().map(|(a, t)| (a.port(), t.len())), Some((7071, 16)));
+        assert_eq!(c.api.as_ref().map(|(a, t)| (a.port(), t.expose())), Some((7071, "sixteen-bytes-ok")));
+        assert!(!format!("{c:?}").contains("sixteen-bytes-ok"), "Debug never shows the API token");
         assert_eq!(c.api_limits, ApiLimits::default());
         let file: Args = serde_json::from_str(r#"{"api_max_connections": 5, "api_header_timeout": 2.5, "api_max_body": 4096}"#).unwrap();
         let c = Args { api_max_connections: Some(7), api_request_timeout: Some(3.0), ..Args::default() }.or(file).resolve().unwrap();
