@@ -167,7 +167,7 @@ fn a_storm_is_paced_into_slots() {
     assert!(dense <= RATE as usize + 2 + 8, "{dense} Accepts within one second");
     assert!(storm_ms < 8000.0, "drained in {storm_ms:.0} ms");
 
-    let (status, m) = http(col.api.unwrap(), "GET", "/metrics", Some("k"), None);
+    let (status, m) = http(col.api.unwrap(), "GET", "/metrics", Some("api-token-for-tests"), None);
     assert_eq!(status, 200);
     for (name, want) in [
         ("admissions_total", AGENTS),

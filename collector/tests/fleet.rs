@@ -53,13 +53,13 @@ fn a_thousand_concurrent_agents() {
     }
     let api = col.api.unwrap();
     let online = wait_for(Duration::from_secs(10), || {
-        let (_, b) = http(api, "GET", "/agents", Some("k"), None);
+        let (_, b) = http(api, "GET", "/agents", Some("api-token-for-tests"), None);
         let v = json(&b);
         let n = v["agents"].as_array().unwrap().len();
         (n == AGENTS).then_some(n)
     });
     assert_eq!(online, Some(AGENTS), "every agent in the registry");
-    let (_, m) = http(api, "GET", "/metrics", Some("k"), None);
+    let (_, m) = http(api, "GET", "/metrics", Some("api-token-for-tests"), None);
     assert!(m.contains(&format!("edge_collector_records_stored_total {}\n", AGENTS * 10)), "{m}");
     let busy = busy.load(Ordering::Relaxed);
     eprintln!("{busy} Busy answers from the admission rate before {AGENTS} Accepts");

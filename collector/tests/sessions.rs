@@ -66,7 +66,7 @@ fn resume_points_duplicates_and_acks() {
     c.send(&Message::Hello(hello("a1", b"", 2, 3)));
     assert_eq!(accept(&mut c), 25, "never lower than what is stored");
     drop(c);
-    let (_, metrics) = common::http(col.api.unwrap(), "GET", "/metrics", Some("k"), None);
+    let (_, metrics) = common::http(col.api.unwrap(), "GET", "/metrics", Some("api-token-for-tests"), None);
     assert!(metrics.contains("edge_collector_resume_conflicts_total 1\n"), "{metrics}");
     assert!(metrics.contains("edge_collector_records_duplicate_total 4\n"), "{metrics}");
 
@@ -240,7 +240,7 @@ fn busy_replacement_pings_and_timeouts() {
     // No Hello in time: closed.
     let mut quiet = Raw::connect(col.agents);
     assert!(matches!(quiet.recv(Duration::from_secs(3)), Got::Close { code: 3, .. }));
-    let (status, metrics) = common::http(col.api.unwrap(), "GET", "/metrics", Some("k"), None);
+    let (status, metrics) = common::http(col.api.unwrap(), "GET", "/metrics", Some("api-token-for-tests"), None);
     assert_eq!(status, 200);
     for m in ["rejects_busy_total 1", "sessions_replaced_total 1", "pongs_sent_total 1"] {
         assert!(metrics.contains(&format!("edge_collector_{m}\n")), "{m} in\n{metrics}");
