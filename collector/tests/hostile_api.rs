@@ -316,6 +316,35 @@ fn big_bodies_slow_bodies_and_stalled_readers_are_cut_off() {
     assert_eq!(http(api, "GET", "/agents", Some(TOKEN), None).0, 200);
 }
 
+/// The keep-alive idle limit is the header timeout: a connection that got
+/// its answer and stays silent is closed then, not before; a request head
+/// above 64 KiB gets 431.
+#[test]
+fn idle_keep_alive_connections_and_huge_heads_are_closed() {
+    let dir = TempDir::new("hostile-idle");
+    let col = CollectorProc::start(dir.path(), &["--api-token", TOKEN, "--api-listen", "127.0.0.1:0", "--api-header-timeout", "1"]);
+    let api = col.api.unwrap();
+    let mut s = TcpStream::connect_timeout(&api, Duration::from_secs(5)).unwrap();
+    write!(s, "GET /agents HTTP/1.1\r\nHost: edge\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(br#"{"agents":[]}"#) {
+        let n = s.read(&mut buf).expect("the answer");
+        assert!(n > 0, "closed before answering: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+    let answered = Instant::now();
+    let n = s.read(&mut buf).unwrap_or(0);
+    let idle = answered.elapsed();
+    assert_eq!(n, 0, "nothing more is sent; the connection is closed");
+    assert!(idle >= Duration::from_millis(900) && idle < Duration::from_secs(8), "an idle keep-alive connection lived {idle:?} (limit 1 s)");
+
+    let huge = format!("GET /agents HTTP/1.1\r\nHost: edge\r\nX-Filler: {}\r\n\r\n", "y".repeat(70_000));
+    assert_eq!(exchange(api, &huge, b"", Duration::from_secs(10)), (431, true));
+}
+
 /// Finding 7: a short API token is refused at start with its own error,
 /// from the flag, the environment or the config file, and never echoed.
 #[test]

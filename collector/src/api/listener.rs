@@ -89,7 +89,7 @@ async fn serve_one(stream: TcpStream, app: Router, limits: ApiLimits, mut stop: 
     let _ = stream.set_nodelay(true);
     let io = TokioIo::new(WriteStallGuard::new(stream, limits.request_timeout));
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_buf_size(MAX_HEAD_BYTES).keep_alive(true);
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_header_size(MAX_HEAD_BYTES).max_buf_size(MAX_HEAD_BYTES).keep_alive(true);
     let conn = builder.serve_connection(io, TowerToHyperService::new(app));
     tokio::pin!(conn);
     tokio::select! {
