@@ -40,6 +40,9 @@ use tokio::time::Sleep;
 /// connection's buffer; hyper's own default is about 400 KiB.
 pub const MAX_HEAD_BYTES: usize = 64 << 10;
 
+/// Least time between two warnings that the limit refuses connections.
+const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(60);
+
 /// How long a shutdown waits for API requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -51,6 +54,7 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\nr
 pub async fn run(listener: TcpListener, app: Router, limits: ApiLimits, counters: Arc<ApiCounters>, mut stop: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut conns = JoinSet::new();
+    let mut warned: Option<std::time::Instant> = None;
     loop {
         let stream = tokio::select! {
             _ = stop.changed() => break,
@@ -67,7 +71,11 @@ pub async fn run(listener: TcpListener, app: Router, limits: ApiLimits, counters
         };
         counters.connections_total.fetch_add(1, Ordering::Relaxed);
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            counters.connections_refused_total.fetch_add(1, Ordering::Relaxed);
+            let refused = counters.connections_refused_total.fetch_add(1, Ordering::Relaxed) + 1;
+            if warned.is_none_or(|t| t.elapsed() >= REFUSAL_WARNING_EVERY) {
+                warned = Some(std::time::Instant::now());
+                tracing::warn!(limit = limits.max_connections, refused, "the HTTP API is at --api-max-connections: refusing connections with 503 (warned at most once a minute)");
+            }
             // Never waits: the descriptor is released now.
             let _ = stream.try_write(BUSY);
             drop(stream);
