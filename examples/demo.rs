@@ -73,7 +73,7 @@ const RESTART_AT: StdDuration = StdDuration::from_millis(1800);
 const AGENT_DEADLINE: Duration = Duration::from_secs(30);
 /// The whole demo is stopped with an error after this long.
 const HARD_STOP: StdDuration = StdDuration::from_secs(50);
-const API_TOKEN: &str = "demo-api-token";
+const API_TOKEN: &str = "demo-api-token-0001";
 
 /// How an agent reaches the collector.
 #[derive(Clone, Copy, Debug, PartialEq)]

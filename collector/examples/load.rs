@@ -94,7 +94,7 @@ fn main() {
         let mut child = spawn(
             Command::new(&o.bin)
                 .args(["--listen", "127.0.0.1:0", "--log", "warn", "--max-connections", "20000", "--admission-rate", "0"])
-                .args(["--api-token", "load", "--api-listen", "127.0.0.1:0"])
+                .args(["--api-token", "load-generator-api-token", "--api-listen", "127.0.0.1:0"])
                 .arg("--data-dir")
                 .arg(&dir),
         );
@@ -152,7 +152,7 @@ fn ready_addrs(child: &mut Child) -> (SocketAddr, Option<SocketAddr>) {
 fn metrics(api: SocketAddr) -> std::collections::HashMap<String, f64> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(api).unwrap();
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer load\r\nConnection: close\r\n\r\n").unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer load-generator-api-token\r\nConnection: close\r\n\r\n").unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     text.lines()
@@ -360,7 +360,7 @@ async fn storm(n: usize, bin: &str, admission_rate: Option<&str>) {
     std::fs::create_dir_all(&dir).unwrap();
     let args = |listen: &str| {
         let mut c = Command::new(bin);
-        c.args(["--listen", listen, "--log", "error", "--max-connections", "20000", "--api-token", "load", "--api-listen", "127.0.0.1:0"]).arg("--data-dir").arg(&dir);
+        c.args(["--listen", listen, "--log", "error", "--max-connections", "20000", "--api-token", "load-generator-api-token", "--api-listen", "127.0.0.1:0"]).arg("--data-dir").arg(&dir);
         if let Some(r) = admission_rate {
             c.args(["--admission-rate", r]);
         }

@@ -1,5 +1,7 @@
-//! The HTTP API (axum), on its own port, every route behind
-//! `Authorization: Bearer <api-token>`.
+//! The HTTP API (axum on hyper), on its own port, every route behind
+//! `Authorization: Bearer <api-token>`, within its own bounds
+//! ([`crate::config::ApiLimits`]): connections, header and request time,
+//! body size. It cannot take the agents' connections or descriptors.
 //!
 //! | route | answer |
 //! |---|---|
@@ -11,12 +13,17 @@
 //! | `GET /metrics` | Prometheus text |
 //!
 //! Bad input gets a 400 `{"error": "...", "field": "<name>"}`; a missing or
-//! wrong token a 401.
+//! wrong token a 401 (checked before any body is read); a body above
+//! `--api-max-body` a 413; a request not answered within
+//! `--api-request-timeout` a 408. Connections are limited and timed by
+//! [`listener`] (its module docs give the promises).
+
+pub mod listener;
 
 use crate::registry::{ConfigRow, TaskRow};
 use crate::server::{unix_ms, Command, Shared};
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +31,11 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::Engine as _;
 use serde_json::{json, Value};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 
@@ -69,8 +80,53 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Sen
     tokio::task::spawn_blocking(f).await.map_err(|e| internal(e.to_string()))?.map_err(internal)
 }
 
-/// Builds the router (for tests that serve it themselves).
+/// The API's connection counters, shown by `GET /metrics` after the
+/// collector's own.
+#[derive(Debug, Default)]
+pub struct ApiCounters {
+    /// API connections accepted (TCP), refused ones included.
+    pub connections_total: AtomicU64,
+    /// API connections served now.
+    pub connections_open: AtomicU64,
+    /// API connections refused with 503: beyond `--api-max-connections`.
+    pub connections_refused_total: AtomicU64,
+}
+
+impl ApiCounters {
+    fn render(&self, out: &mut String) {
+        for (name, kind, help, v) in [
+            ("api_connections_total", "counter", "API connections accepted (TCP), refused ones included.", &self.connections_total),
+            ("api_connections_open", "gauge", "API connections served now.", &self.connections_open),
+            ("api_connections_refused_total", "counter", "API connections refused with 503 (beyond --api-max-connections).", &self.connections_refused_total),
+        ] {
+            let _ = writeln!(out, "# HELP edge_collector_{name} {help}\n# TYPE edge_collector_{name} {kind}\nedge_collector_{name} {}", v.load(Ordering::Relaxed));
+        }
+    }
+}
+
+/// State of the API's routes.
+#[derive(Clone)]
+struct Api {
+    shared: Arc<Shared>,
+    counters: Arc<ApiCounters>,
+}
+
+impl axum::extract::FromRef<Api> for Arc<Shared> {
+    fn from_ref(api: &Api) -> Arc<Shared> {
+        api.shared.clone()
+    }
+}
+
+/// Builds the router (for tests that serve it themselves): every route
+/// behind the bearer token, bodies limited to `--api-max-body`, each
+/// request answered within `--api-request-timeout` (or 408).
 pub fn router(shared: Arc<Shared>) -> Router {
+    router_with(shared, Arc::default())
+}
+
+fn router_with(shared: Arc<Shared>, counters: Arc<ApiCounters>) -> Router {
+    let limits = shared.cfg.api_limits;
+    let api = Api { shared: shared.clone(), counters };
     Router::new()
         .route("/agents", get(list_agents))
         .route("/agents/{id}", get(get_agent))
@@ -78,24 +134,63 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/tasks/{token}", get(get_task))
         .route("/configs/{name}", put(put_config))
         .route("/metrics", get(metrics))
-        .layer(middleware::from_fn_with_state(shared.clone(), bearer))
-        .with_state(shared)
+        .layer(DefaultBodyLimit::max(limits.max_body))
+        .layer(middleware::from_fn_with_state(limits.max_body, declared_length))
+        .layer(middleware::from_fn_with_state(shared, bearer))
+        .layer(middleware::from_fn_with_state(limits.request_timeout, deadline))
+        .with_state(api)
 }
 
-/// Serves the API on `listener` until shutdown.
+/// Binds the API's port; a loud warning when it is reachable beyond
+/// loopback (plain HTTP: the token crosses the network in clear).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let l = TcpListener::bind(addr).await?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "the HTTP API listens beyond loopback: plain HTTP, so its bearer token and every answer cross the network in clear; \
+             keep it on 127.0.0.1 behind a TLS proxy, or firewall the port"
+        );
+    }
+    Ok(l)
+}
+
+/// Serves the API on `listener` until shutdown, within the configured
+/// [`crate::config::ApiLimits`].
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
-    let mut stop = shared.shutdown.clone();
-    let app = router(shared);
-    let r = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop.changed().await;
-    });
-    if let Err(e) = r.await {
-        tracing::error!(error = %e, "API server failed");
+    let stop = shared.shutdown.clone();
+    let limits = shared.cfg.api_limits;
+    let counters = Arc::new(ApiCounters::default());
+    let app = router_with(shared, counters.clone());
+    listener::run(listener, app, limits, counters, stop).await;
+}
+
+/// Answers 413 at once, before reading the body, when the request declares
+/// a `Content-Length` above `--api-max-body` (a body without a length is
+/// cut at the limit by `DefaultBodyLimit`, also 413).
+async fn declared_length(State(max): State<usize>, req: Request, next: Next) -> Response {
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > max as u64 => error(StatusCode::PAYLOAD_TOO_LARGE, &format!("body of {n} bytes above --api-max-body ({max})"), Some("body")).into_response(),
+        _ => next.run(req).await,
+    }
+}
+
+/// Answers 408 when the request (its body, its handling) takes longer
+/// than `--api-request-timeout`.
+async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            let mut r = error(StatusCode::REQUEST_TIMEOUT, "request not received and answered within --api-request-timeout", None).into_response();
+            r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            r
+        }
     }
 }
 
 async fn bearer(State(s): State<Arc<Shared>>, headers: HeaderMap, req: Request, next: Next) -> Response {
-    let expected = s.cfg.api.as_ref().map(|(_, t)| t.as_bytes()).unwrap_or_default();
+    let expected = s.cfg.api.as_ref().map(|(_, t)| t.expose().as_bytes()).unwrap_or_default();
     let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(t) if !expected.is_empty() && bool::from(t.as_bytes().ct_eq(expected)) => next.run(req).await,
@@ -221,7 +316,8 @@ async fn put_config(State(s): State<Arc<Shared>>, Path(name): Path<String>, body
     Ok(Json(json!({ "name": c.name, "version": c.version })).into_response())
 }
 
-async fn metrics(State(s): State<Arc<Shared>>) -> Response {
-    let body = s.metrics.render();
+async fn metrics(State(api): State<Api>) -> Response {
+    let mut body = api.shared.metrics.render();
+    api.counters.render(&mut body);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

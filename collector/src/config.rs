@@ -16,6 +16,11 @@ use std::time::Duration;
 pub const MIN_MAX_FRAME: u32 = 4096;
 /// Largest `--max-frame` (16 MiB): bounds each connection's buffers.
 pub const MAX_MAX_FRAME: u32 = 16 << 20;
+/// Shortest `--api-token` accepted, in bytes: a guessable token on an HTTP
+/// port is refused at start rather than warned about.
+pub const MIN_API_TOKEN_LEN: usize = 16;
+/// `--api-max-body` bounds (1 KiB ..= 64 MiB).
+pub const API_BODY_RANGE: std::ops::RangeInclusive<usize> = 1024..=64 << 20;
 
 /// Command-line flags (`edge-collector --help`).
 #[derive(Debug, Clone, Default, Parser, Deserialize)]
@@ -32,8 +37,8 @@ pub struct Args {
     /// Address of the HTTP API [default: 127.0.0.1:7071].
     #[arg(long, value_name = "ADDR")]
     pub api_listen: Option<SocketAddr>,
-    /// Bearer token the HTTP API requires (`Authorization: Bearer <token>`). Without it the API is not started.
-    #[arg(long, value_name = "TOKEN", env = "EDGE_COLLECTOR_API_TOKEN")]
+    /// Bearer token the HTTP API requires (`Authorization: Bearer <token>`), at least 16 bytes. Without it the API is not started.
+    #[arg(long, value_name = "TOKEN", env = "EDGE_COLLECTOR_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
     /// Directory for the sink files, the checkpoint and the registry [default: ./edge-data].
     #[arg(long, value_name = "DIR")]
@@ -45,7 +50,7 @@ pub struct Args {
     #[arg(long, value_name = "BYTES")]
     pub rotate_bytes: Option<u64>,
     /// Shared auth token every agent must present in its Hello.
-    #[arg(long, value_name = "TOKEN", env = "EDGE_COLLECTOR_AGENT_TOKEN")]
+    #[arg(long, value_name = "TOKEN", env = "EDGE_COLLECTOR_AGENT_TOKEN", hide_env_values = true)]
     pub agent_token: Option<String>,
     /// File of per-agent tokens, one `agent_id token` pair a line (`#` comments). Overrides --agent-token for agents listed.
     #[arg(long, value_name = "FILE")]
@@ -92,6 +97,18 @@ pub struct Args {
     /// Log filter (tracing EnvFilter syntax) [default: info, or RUST_LOG].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Most HTTP API connections at once, apart from the agents' --max-connections; beyond it a connection gets 503 and is closed at once [default: 64].
+    #[arg(long, value_name = "N")]
+    pub api_max_connections: Option<usize>,
+    /// Seconds an API client has to send a whole request head, from its connect or its previous response (so also the keep-alive idle limit) [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub api_header_timeout: Option<f64>,
+    /// Seconds an API request may take from its head to its answer (body and handling; 408 after), and the longest a response write may stall [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub api_request_timeout: Option<f64>,
+    /// Largest API request body, in bytes (1024 ..= 64 MiB); larger gets 413 [default: 1572864].
+    #[arg(long, value_name = "BYTES")]
+    pub api_max_body: Option<usize>,
 }
 
 /// Where records go.
@@ -110,7 +127,7 @@ pub struct Config {
     /// Agent listener.
     pub listen: SocketAddr,
     /// API listener and its token; `None`: no API.
-    pub api: Option<(SocketAddr, String)>,
+    pub api: Option<(SocketAddr, Secret)>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Sink.
@@ -147,6 +164,52 @@ pub struct Config {
     pub stale_after: u32,
     /// Registry flush period.
     pub registry_flush: Duration,
+    /// The HTTP API's own bounds.
+    pub api_limits: ApiLimits,
+}
+
+/// A token: its `Debug` shows only its length, so a logged or printed
+/// `Config` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The token itself, for comparing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// The HTTP API's bounds (see `collector/README.md`, Limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Most API connections at once; separate from the agents' limit.
+    pub max_connections: usize,
+    /// Time to receive a whole request head, from connect or the previous
+    /// response (hyper's header-read timeout, also the keep-alive idle limit).
+    pub header_timeout: Duration,
+    /// Time from a request head to its answer; also the longest stall of a
+    /// response write.
+    pub request_timeout: Duration,
+    /// Largest request body.
+    pub max_body: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            max_connections: 64,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_body: 1536 << 10,
+        }
+    }
 }
 
 /// A setting that cannot work, found at start.
@@ -175,7 +238,8 @@ impl Args {
         macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, $($f: self.$f.or(file.$f)),* } } }
         pick!(listen, api_listen, api_token, data_dir, sink, rotate_bytes, agent_token, token_file, max_connections,
             max_frame, max_inflight, handshake_timeout, idle_timeout, ping_after, retry_after_ms, admission_rate,
-            admission_burst_ms, max_reservations, heartbeat_interval, stale_after, registry_flush, log)
+            admission_burst_ms, max_reservations, heartbeat_interval, stale_after, registry_flush, log, api_max_connections,
+            api_header_timeout, api_request_timeout, api_max_body)
     }
 
     /// Reads the config file named by `--config`, if any, under the flags.
@@ -225,9 +289,13 @@ impl Args {
         if admission_rate > 0 && max_reservations == 0 {
             return Err(ConfigError("--max-reservations must be at least 1 when --admission-rate is set (0 would answer every Hello beyond the burst without a slot)".into()));
         }
+        let api_limits = self.api_limits()?;
         let api = match (self.api_token, self.api_listen) {
-            (Some(t), _) if t.is_empty() => return Err(ConfigError("--api-token must not be empty".into())),
-            (Some(t), addr) => Some((addr.unwrap_or_else(|| "127.0.0.1:7071".parse().unwrap()), t)),
+            (Some(t), _) if t.len() < MIN_API_TOKEN_LEN => {
+                // The message gives the length, never the token.
+                return Err(ConfigError(format!("--api-token must be at least {MIN_API_TOKEN_LEN} bytes, got {} (use a random token, e.g. `openssl rand -hex 16`)", t.len())));
+            }
+            (Some(t), addr) => Some((addr.unwrap_or_else(|| "127.0.0.1:7071".parse().unwrap()), Secret(t))),
             (None, Some(_)) => return Err(ConfigError("--api-listen needs --api-token".into())),
             (None, None) => None,
         };
@@ -252,9 +320,45 @@ impl Args {
             heartbeat_interval: secs("heartbeat-interval", self.heartbeat_interval.unwrap_or(60.0))?,
             stale_after,
             registry_flush: secs("registry-flush", self.registry_flush.unwrap_or(1.0))?,
+            api_limits,
+        })
+    }
+
+    fn api_limits(&self) -> Result<ApiLimits, ConfigError> {
+        let d = ApiLimits::default();
+        let max_connections = self.api_max_connections.unwrap_or(d.max_connections);
+        if max_connections == 0 {
+            return Err(ConfigError("--api-max-connections must be at least 1".into()));
+        }
+        let max_body = self.api_max_body.unwrap_or(d.max_body);
+        if !API_BODY_RANGE.contains(&max_body) {
+            return Err(ConfigError(format!("--api-max-body must be within {}..={}, got {max_body}", API_BODY_RANGE.start(), API_BODY_RANGE.end())));
+        }
+        let or = |v: Option<f64>, d: Duration| v.unwrap_or(d.as_secs_f64());
+        Ok(ApiLimits {
+            max_connections,
+            header_timeout: secs("api-header-timeout", or(self.api_header_timeout, d.header_timeout))?,
+            request_timeout: secs("api-request-timeout", or(self.api_request_timeout, d.request_timeout))?,
+            max_body,
         })
     }
 }
+
+impl Config {
+    /// File descriptors this configuration may hold at once: one per agent
+    /// connection and per API connection, plus [`FD_RESERVE`] for
+    /// everything else. The program refuses to start when its open-file
+    /// limit is below this.
+    pub fn descriptors_needed(&self) -> u64 {
+        let api = self.api.as_ref().map_or(0, |_| self.api_limits.max_connections);
+        (self.max_connections as u64).saturating_add(api as u64).saturating_add(FD_RESERVE)
+    }
+}
+
+/// Descriptors kept for everything but connections: standard streams, the
+/// runtime, both listeners, the sink and checkpoint files, SQLite's files,
+/// and connections accepted only to be refused (a Busy reject, a 503).
+pub const FD_RESERVE: u64 = 256;
 
 #[cfg(test)]
 mod tests {
@@ -295,9 +399,50 @@ mod tests {
             Args { max_reservations: Some(0), ..Args::default() },
             Args { admission_rate: Some(10), max_reservations: Some(0), ..Args::default() },
             Args { admission_burst_ms: Some(60_001), ..Args::default() },
+            Args { api_max_connections: Some(0), ..Args::default() },
+            Args { api_header_timeout: Some(0.0), ..Args::default() },
+            Args { api_request_timeout: Some(f64::NAN), ..Args::default() },
+            Args { api_max_body: Some(1023), ..Args::default() },
+            Args { api_max_body: Some((64 << 20) + 1), ..Args::default() },
         ];
         for a in bad {
             assert!(a.clone().resolve().is_err(), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn api_token_length_and_limits() {
+        let token = |t: &str| Args { api_token: Some(t.into()), ..Args::default() }.resolve();
+        for short in ["", "Z", "fifteen-bytes.."] {
+            let e = token(short).unwrap_err().to_string();
+            assert!(e.contains("--api-token must be at least 16 bytes"), "{e}");
+            assert!(short.is_empty() || !e.contains(short), "the refusal never repeats the token: {e}");
+        }
+        let c = token("sixteen-bytes-ok").unwrap();
+        assert_eq!(c.api.as_ref().map(|(a, t)| (a.port(), t.expose())), Some((7071, "sixteen-bytes-ok")));
+        assert!(!format!("{c:?}").contains("sixteen-bytes-ok"), "Debug never shows the API token");
+        assert_eq!(c.api_limits, ApiLimits::default());
+        let file: Args = serde_json::from_str(r#"{"api_max_connections": 5, "api_header_timeout": 2.5, "api_max_body": 4096}"#).unwrap();
+        let c = Args { api_max_connections: Some(7), api_request_timeout: Some(3.0), ..Args::default() }.or(file).resolve().unwrap();
+        let want = ApiLimits { max_connections: 7, header_timeout: Duration::from_millis(2500), request_timeout: Duration::from_secs(3), max_body: 4096 };
+        assert_eq!(c.api_limits, want);
+    }
+
+    #[test]
+    fn descriptor_budget() {
+        let c = Args::default().resolve().unwrap();
+        assert_eq!(c.descriptors_needed(), 10_000 + FD_RESERVE, "no API, no API connections");
+        let c = Args { api_token: Some("sixteen-bytes-ok".into()), max_connections: Some(500), api_max_connections: Some(20), ..Args::default() };
+        assert_eq!(c.resolve().unwrap().descriptors_needed(), 520 + FD_RESERVE);
+    }
+
+    #[test]
+    fn help_hides_token_values() {
+        use clap::CommandFactory as _;
+        let cmd = Args::command();
+        for id in ["api_token", "agent_token"] {
+            let arg = cmd.get_arguments().find(|a| a.get_id() == id).unwrap();
+            assert!(arg.get_env().is_some() && arg.is_hide_env_values_set(), "{id}");
         }
     }
 

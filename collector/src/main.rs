@@ -35,7 +35,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    raise_fd_limit();
+    let fds = raise_fd_limit();
+    if let Some(limit) = fds {
+        let needed = cfg.descriptors_needed();
+        if needed > limit {
+            eprintln!(
+                "edge-collector: invalid configuration: the open-file limit (RLIMIT_NOFILE) is {limit}, below the {needed} descriptors \
+                 this configuration may hold (--max-connections {} + --api-max-connections {} + {} for files and refusals); \
+                 raise the limit (ulimit -n, systemd LimitNOFILE=) or lower the connection limits",
+                cfg.max_connections,
+                cfg.api.as_ref().map_or(0, |_| cfg.api_limits.max_connections),
+                edge_collector::config::FD_RESERVE,
+            );
+            return ExitCode::from(2);
+        }
+    }
     let stdout_sink = cfg.sink == edge_collector::config::SinkKind::Stdout;
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -77,12 +91,17 @@ fn main() -> ExitCode {
 }
 
 /// Each connection costs a file descriptor: the soft limit (often 1024) is
-/// raised to the hard limit, as servers do.
-fn raise_fd_limit() {
+/// raised to the hard limit, as servers do. The limit in force after that,
+/// if it could be read.
+fn raise_fd_limit() -> Option<u64> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard {
+        if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
             tracing::warn!(soft, hard, "could not raise the open-file limit");
+            return Some(soft);
         }
+        return Some(hard);
     }
+    Some(soft)
 }

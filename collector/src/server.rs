@@ -239,7 +239,7 @@ impl Collector {
         let listener = bind_agents(cfg.listen)?;
         let agent_addr = listener.local_addr()?;
         let api = match &cfg.api {
-            Some((addr, _)) => Some(TcpListener::bind(addr).await?),
+            Some((addr, _)) => Some(crate::api::bind(*addr).await?),
             None => None,
         };
         let api_addr = api.as_ref().map(|l| l.local_addr()).transpose()?;

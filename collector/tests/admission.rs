@@ -53,7 +53,7 @@ fn a_storm_is_paced_into_slots() {
     let dir = TempDir::new("admission");
     let col = CollectorProc::start(
         dir.path(),
-        &["--admission-rate", "50", "--admission-burst-ms", "20", "--registry-flush", "0.2", "--api-token", "k", "--api-listen", "127.0.0.1:0"],
+        &["--admission-rate", "50", "--admission-burst-ms", "20", "--registry-flush", "0.2", "--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0"],
     );
     let addr = col.agents;
     let start = Arc::new(Barrier::new(AGENTS + 1));
@@ -167,7 +167,7 @@ fn a_storm_is_paced_into_slots() {
     assert!(dense <= RATE as usize + 2 + 8, "{dense} Accepts within one second");
     assert!(storm_ms < 8000.0, "drained in {storm_ms:.0} ms");
 
-    let (status, m) = http(col.api.unwrap(), "GET", "/metrics", Some("k"), None);
+    let (status, m) = http(col.api.unwrap(), "GET", "/metrics", Some("api-token-for-tests"), None);
     assert_eq!(status, 200);
     for (name, want) in [
         ("admissions_total", AGENTS),

@@ -11,7 +11,7 @@ use common::{http, json, wait_for, CollectorProc, TempDir};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-const KEY: &str = "api-key";
+const KEY: &str = "api-key-for-the-tests";
 
 fn start(dir: &TempDir) -> (CollectorProc, SocketAddr) {
     let col = CollectorProc::start(

@@ -21,7 +21,7 @@ fn a_thousand_concurrent_agents() {
     }
     assert!(hard >= 2 * AGENTS as u64, "the open-file limit {hard} is too low for this test");
     let dir = TempDir::new("fleet");
-    let col = CollectorProc::start(dir.path(), &["--api-token", "k", "--api-listen", "127.0.0.1:0", "--registry-flush", "0.2"]);
+    let col = CollectorProc::start(dir.path(), &["--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0", "--registry-flush", "0.2"]);
     let addr = col.agents;
     let all_connected = Arc::new(Barrier::new(AGENTS));
     let all_acked = Arc::new(Barrier::new(AGENTS));
@@ -53,13 +53,13 @@ fn a_thousand_concurrent_agents() {
     }
     let api = col.api.unwrap();
     let online = wait_for(Duration::from_secs(10), || {
-        let (_, b) = http(api, "GET", "/agents", Some("k"), None);
+        let (_, b) = http(api, "GET", "/agents", Some("api-token-for-tests"), None);
         let v = json(&b);
         let n = v["agents"].as_array().unwrap().len();
         (n == AGENTS).then_some(n)
     });
     assert_eq!(online, Some(AGENTS), "every agent in the registry");
-    let (_, m) = http(api, "GET", "/metrics", Some("k"), None);
+    let (_, m) = http(api, "GET", "/metrics", Some("api-token-for-tests"), None);
     assert!(m.contains(&format!("edge_collector_records_stored_total {}\n", AGENTS * 10)), "{m}");
     let busy = busy.load(Ordering::Relaxed);
     eprintln!("{busy} Busy answers from the admission rate before {AGENTS} Accepts");

@@ -36,7 +36,7 @@ fn closed_with(c: &mut Raw, code: u16) -> String {
 #[test]
 fn resume_points_duplicates_and_acks() {
     let dir = TempDir::new("resume");
-    let col = CollectorProc::start(dir.path(), &["--api-token", "k", "--api-listen", "127.0.0.1:0"]);
+    let col = CollectorProc::start(dir.path(), &["--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0"]);
     let mut c = Raw::connect(col.agents);
     c.send(&Message::Hello(hello("a1", b"", 0, 0)));
     assert_eq!(accept(&mut c), 0, "an unknown agent resumes at its first_unacked_seq");
@@ -66,7 +66,7 @@ fn resume_points_duplicates_and_acks() {
     c.send(&Message::Hello(hello("a1", b"", 2, 3)));
     assert_eq!(accept(&mut c), 25, "never lower than what is stored");
     drop(c);
-    let (_, metrics) = common::http(col.api.unwrap(), "GET", "/metrics", Some("k"), None);
+    let (_, metrics) = common::http(col.api.unwrap(), "GET", "/metrics", Some("api-token-for-tests"), None);
     assert!(metrics.contains("edge_collector_resume_conflicts_total 1\n"), "{metrics}");
     assert!(metrics.contains("edge_collector_records_duplicate_total 4\n"), "{metrics}");
 
@@ -207,7 +207,7 @@ fn busy_replacement_pings_and_timeouts() {
     let dir = TempDir::new("busy");
     let col = CollectorProc::start(
         dir.path(),
-        &["--max-connections", "2", "--idle-timeout", "1.5", "--ping-after", "0.5", "--handshake-timeout", "1", "--api-token", "k", "--api-listen", "127.0.0.1:0"],
+        &["--max-connections", "2", "--idle-timeout", "1.5", "--ping-after", "0.5", "--handshake-timeout", "1", "--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0"],
     );
     let mut a = Raw::connect(col.agents);
     a.send(&Message::Hello(hello("b1", b"", 0, 0)));
@@ -240,7 +240,7 @@ fn busy_replacement_pings_and_timeouts() {
     // No Hello in time: closed.
     let mut quiet = Raw::connect(col.agents);
     assert!(matches!(quiet.recv(Duration::from_secs(3)), Got::Close { code: 3, .. }));
-    let (status, metrics) = common::http(col.api.unwrap(), "GET", "/metrics", Some("k"), None);
+    let (status, metrics) = common::http(col.api.unwrap(), "GET", "/metrics", Some("api-token-for-tests"), None);
     assert_eq!(status, 200);
     for m in ["rejects_busy_total 1", "sessions_replaced_total 1", "pongs_sent_total 1"] {
         assert!(metrics.contains(&format!("edge_collector_{m}\n")), "{m} in\n{metrics}");

@@ -37,7 +37,7 @@ const OUTAGE: Duration = Duration::from_secs(3);
 /// span the first start, the outages and the restarts.
 const RECORDS: u32 = 8;
 const EVERY: Duration = Duration::from_millis(1500);
-const TOKEN: &str = "k";
+const TOKEN: &str = "api-token-for-tests";
 
 /// Each storm takes most of the machine (200 agent threads and the
 /// collector on two cores): the tests of this file run one at a time.

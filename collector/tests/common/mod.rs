@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod probe;
 pub mod proxy;
 pub mod raw;
 #[path = "../../../examples/demo/tcp_transport.rs"]
