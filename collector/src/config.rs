@@ -95,6 +95,9 @@ pub struct Args {
     /// Most agent ids the collector keeps resume points for; an unproven Hello of a new id beyond it gets Reject 6 [default: 1000000].
     #[arg(long, value_name = "N")]
     pub max_agents: Option<usize>,
+    /// Ms a live session has to answer a liveness Ping when an unproven connection claims its agent id; a session that answers keeps the id (the newcomer gets Reject 7), one that does not is replaced [default: 2000].
+    #[arg(long, value_name = "MS")]
+    pub liveness_probe_ms: Option<u32>,
     /// Most bytes of a Hello's agent_id; longer: Reject 5 [default: 128].
     #[arg(long, value_name = "BYTES")]
     pub max_agent_id_bytes: Option<usize>,
@@ -178,6 +181,8 @@ pub struct Config {
     pub new_agents_burst: u32,
     /// Most agent ids with a resume point (new unproven ids beyond it refused).
     pub max_agents: usize,
+    /// How long a live session has to answer a liveness probe.
+    pub liveness_probe: Duration,
     /// Bounds on a Hello's identity fields.
     pub hello_bounds: crate::handshake::HelloBounds,
     /// Agents' heartbeat interval.
@@ -215,7 +220,7 @@ impl Args {
         pick!(listen, api_listen, api_token, data_dir, sink, rotate_bytes, agent_token, token_file, max_connections,
             max_frame, max_inflight, handshake_timeout, idle_timeout, ping_after, retry_after_ms, admission_rate,
             admission_burst_ms, max_reservations, max_handshakes, prehello_bytes, new_agents_per_sec, new_agents_burst,
-            max_agents, max_agent_id_bytes, max_identity_bytes, max_hello_addresses, max_token_bytes, heartbeat_interval, stale_after, registry_flush, log)
+            max_agents, liveness_probe_ms, max_agent_id_bytes, max_identity_bytes, max_hello_addresses, max_token_bytes, heartbeat_interval, stale_after, registry_flush, log)
     }
 
     /// Reads the config file named by `--config`, if any, under the flags.
@@ -324,6 +329,7 @@ impl Args {
             new_agents_per_sec,
             new_agents_burst,
             max_agents,
+            liveness_probe: Duration::from_millis(u64::from(self.liveness_probe_ms.unwrap_or(2000).clamp(1, 60_000))),
             hello_bounds,
             heartbeat_interval: secs("heartbeat-interval", self.heartbeat_interval.unwrap_or(60.0))?,
             stale_after,

@@ -229,10 +229,19 @@ impl Conn {
             Ok(r) => r,
             Err(r) => return self.refuse(r).await,
         };
+        // A second connection for a live id: a proven one replaces it; an
+        // unproven one only if the live one fails a liveness probe (a
+        // half-open connection whose agent has moved on).
+        let mut may_replace = identity.is_proven();
+        if !may_replace {
+            if let Some(alive) = self.shared.probe(&agent) {
+                may_replace = timeout(self.shared.cfg.liveness_probe, alive.notified()).await.is_err();
+            }
+        }
         let (cmd_tx, mut cmd_rx) = mpsc::channel(COMMAND_QUEUE);
-        if !self.shared.register(&agent, conn_id, cmd_tx, identity.is_proven()) {
+        if !self.shared.register(&agent, conn_id, cmd_tx, may_replace) {
             Metrics::inc(&self.shared.metrics.rejects_conflict_total);
-            tracing::warn!(peer = %self.peer, %agent, "an unproven connection for an agent id that is live on another connection; refused");
+            tracing::warn!(peer = %self.peer, %agent, "an unproven connection for an agent id that is live (and answered a probe) on another connection; refused");
             let retry_after_ms = self.shared.cfg.retry_after_ms;
             let reason = "agent id live on another connection; only a proven connection (--token-file) replaces it".into();
             return self.refuse(Refusal::Reject { code: CloseCode::Conflict, reason, retry_after_ms }).await;
@@ -454,6 +463,7 @@ impl Conn {
         let mut pinged = false;
         let mut nonce = 0u64;
         let mut stop = self.shared.shutdown.clone();
+        let mut probes: Vec<Arc<tokio::sync::Notify>> = Vec::new();
         loop {
             // Every whole frame already buffered.
             loop {
@@ -467,6 +477,9 @@ impl Conn {
                 self.rbuf.advance(used);
                 last_frame = Instant::now();
                 pinged = false;
+                for p in probes.drain(..) {
+                    p.notify_one();
+                }
                 match step {
                     Step::Store { lines, news } => {
                         Metrics::inc(&m.batches_in_total);
@@ -532,6 +545,12 @@ impl Conn {
                     Some(Command::Replaced) | None => {
                         tracing::info!(%agent, "replaced by a newer, proven connection of the same agent id");
                         return End::Send(Refusal::Close { code: CloseCode::Conflict, reason: "replaced by a newer connection of this agent id".into() });
+                    }
+                    Some(Command::Probe(p)) => {
+                        probes.push(p);
+                        nonce += 1;
+                        Metrics::inc(&m.pings_sent_total);
+                        self.push(&Message::Ping(Ping { nonce }));
                     }
                     Some(Command::Task(t)) => self.push_task(&t, hello.max_frame),
                     Some(Command::Config(c)) => self.push_config(&c, hello.max_frame),

@@ -39,6 +39,11 @@ pub enum Command {
     /// A newer, proven connection of the same agent id took over: Close 7
     /// (Conflict) and end.
     Replaced,
+    /// An unproven connection claims this agent id: send a Ping and answer
+    /// on the sender once any frame arrives (the session is alive, so the
+    /// newcomer is refused); a session that cannot answer in time is
+    /// replaced.
+    Probe(Arc<tokio::sync::Notify>),
     /// Send this task.
     Task(TaskRow),
     /// Send this config.
@@ -142,12 +147,13 @@ impl Shared {
     }
 
     /// Makes `conn_id` the live session of `agent`. If another connection
-    /// holds the id, a `proven` one replaces it (the older one is told, and
-    /// closes with code 7); an unproven one is refused (false) and the live
-    /// session goes on: without proof, no connection ends another's session.
-    pub fn register(&self, agent: &str, conn_id: u64, tx: mpsc::Sender<Command>, proven: bool) -> bool {
+    /// holds the id, it is replaced only when `may_replace` (the newcomer
+    /// proved its id, or the live session failed its liveness probe; the
+    /// older one is told, and closes with code 7); otherwise `false` and
+    /// the live session goes on.
+    pub fn register(&self, agent: &str, conn_id: u64, tx: mpsc::Sender<Command>, may_replace: bool) -> bool {
         let mut sessions = self.sessions.lock().unwrap();
-        if !proven && sessions.contains_key(agent) {
+        if !may_replace && sessions.contains_key(agent) {
             return false;
         }
         if let Some(old) = sessions.insert(agent.to_string(), Live { conn_id, tx }) {
@@ -172,6 +178,19 @@ impl Shared {
         } else {
             false
         }
+    }
+
+    /// Asks `agent`'s live session, if any, to prove it is alive: the
+    /// notice is notified once it has received a frame after the request.
+    /// `None` if there is no live session.
+    pub fn probe(&self, agent: &str) -> Option<Arc<tokio::sync::Notify>> {
+        let alive = Arc::new(tokio::sync::Notify::new());
+        let sessions = self.sessions.lock().unwrap();
+        let live = sessions.get(agent)?;
+        // A full command queue cannot take the probe: then no answer comes,
+        // read as "not alive".
+        let _ = live.tx.try_send(Command::Probe(alive.clone()));
+        Some(alive)
     }
 
     /// True if `agent` has a live session.
