@@ -241,7 +241,7 @@ impl Conn {
         let (cmd_tx, mut cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         if !self.shared.register(&agent, conn_id, cmd_tx, may_replace) {
             Metrics::inc(&self.shared.metrics.rejects_conflict_total);
-            tracing::warn!(peer = %self.peer, %agent, "an unproven connection for an agent id that is live (and answered a probe) on another connection; refused");
+            tracing::info!(peer = %self.peer, %agent, "an unproven connection for an agent id that is live (and answered a probe) on another connection; refused");
             let retry_after_ms = self.shared.cfg.retry_after_ms;
             let reason = "agent id live on another connection; only a proven connection (--token-file) replaces it".into();
             return self.refuse(Refusal::Reject { code: CloseCode::Conflict, reason, retry_after_ms }).await;
@@ -291,7 +291,7 @@ impl Conn {
             // records, so it is not taken.
             Metrics::inc(&m.resume_raises_refused_total);
             Metrics::inc(&m.rejects_conflict_total);
-            tracing::warn!(%agent, peer = %self.peer, first_unacked_seq = floor, "an unproven Hello above the stored resume point; refused (a per-agent token lets an agent resume beyond it)");
+            tracing::info!(%agent, peer = %self.peer, first_unacked_seq = floor, "an unproven Hello above the stored resume point; refused (a per-agent token lets an agent resume beyond it)");
             let reason = "first_unacked_seq above the stored resume point; raising it needs a per-agent credential".into();
             return Err(Refusal::Reject { code: CloseCode::Conflict, reason, retry_after_ms: self.shared.cfg.retry_after_ms });
         }

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod proxy;
 pub mod raw;
+pub mod steady;
 #[path = "../../../examples/demo/tcp_transport.rs"]
 pub mod tcp_transport;
 
