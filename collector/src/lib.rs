@@ -20,6 +20,7 @@
 //! Modules, one idea each: [`config`] (flags), [`session`] (the protocol of
 //! one connection, sans-IO), [`admission`] (which Hellos are admitted now,
 //! which get a slot: the handshake rate, sans-IO), [`conn`] (that protocol on a tokio socket),
+//! [`heartbeat`] (heartbeat payloads of every layout revision),
 //! [`handshake`] (what precedes a session: frames before the Hello, the
 //! Hello's bounds, sans-IO), [`newids`] (how fast unproven new agent ids may
 //! appear, sans-IO), [`handshakes`] (the pre-Hello connection limit),
@@ -35,6 +36,7 @@
 // The sans-IO core, built without the `server` feature too (the fuzz target).
 pub mod admission;
 pub mod handshake;
+pub mod heartbeat;
 pub mod ledger;
 pub mod newids;
 pub mod line;

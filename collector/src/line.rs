@@ -8,7 +8,8 @@
 //! number), `type` (data type), `ts` (the agent's timestamp, ms) and `recv`
 //! (the collector's receive time, Unix ms), then exactly one of:
 //!
-//! * `heartbeat`: an agent heartbeat (type 1000) decoded, `{"host":{..},"lib":{..}}`;
+//! * `heartbeat`: an agent heartbeat (type 1000) decoded, `{"host":{..},"lib":{..}}`
+//!   (counters a revision-1 agent does not send are `null`);
 //! * `plugin`: a plugin heartbeat (type 1001), `{"name","version","pid","status"}`
 //!   (a status number this collector does not know is `"unknown"`);
 //! * `task_result`: a task result (type 1050), `{"token","status","message"}`;
@@ -19,7 +20,6 @@
 //! `(agent, seq)` identifies a record: the file sink writes each at most once.
 
 use agent_core::data_type;
-use agent_core::heartbeat::AgentHeartbeat;
 use agent_core::message::{decode_body, TaskResult};
 use agent_core::plugin::PluginStatus;
 use base64::Engine as _;
@@ -91,7 +91,7 @@ struct Line<'a> {
     ts: u64,
     recv: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    heartbeat: Option<AgentHeartbeat>,
+    heartbeat: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     plugin: Option<PluginLine<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -139,7 +139,9 @@ impl RecordLine<'_> {
         };
         let p = self.payload;
         let decoded = match self.data_type {
-            data_type::AGENT_HEARTBEAT => AgentHeartbeat::decode(p).map(|h| line.heartbeat = Some(h)).is_some(),
+            data_type::AGENT_HEARTBEAT => {
+                crate::heartbeat::decode(p).map(|(h, missing)| line.heartbeat = Some(crate::heartbeat::to_json(&h, missing))).is_some()
+            }
             data_type::PLUGIN_HEARTBEAT => PluginBeat::decode(p)
                 .map(|h| {
                     line.plugin =
@@ -175,6 +177,7 @@ pub struct LineKey<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agent_core::heartbeat::AgentHeartbeat;
 
     fn line(data_type: u32, payload: &[u8]) -> serde_json::Value {
         let mut out = Vec::new();
@@ -208,5 +211,11 @@ mod tests {
         assert!(p.get("b64").is_none() && p.get("text").is_none());
         let known = line(data_type::PLUGIN_HEARTBEAT, &[2, b's', b'c', 1, b'1', 7, 1, 0xaa]);
         assert_eq!(known["plugin"]["status"], "running", "trailing bytes of a later layout are ignored");
+        // A revision-1 heartbeat (22 lib counters): decoded, the 4 later counters null.
+        let mut hb = [0u8; 400];
+        let n = AgentHeartbeat::default().encode(&mut hb).unwrap().len();
+        let v = line(data_type::AGENT_HEARTBEAT, &hb[..n - 4]);
+        assert_eq!(v["heartbeat"]["lib"]["tasks_duplicate"], 0);
+        assert!(v["heartbeat"]["lib"]["ack_timeouts"].is_null() && v.get("b64").is_none(), "{v}");
     }
 }

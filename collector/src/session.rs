@@ -268,7 +268,7 @@ impl Session {
             lines.ends.push(lines.bytes.len());
             match rec.data_type {
                 data_type::AGENT_HEARTBEAT => {
-                    if let Some(hb) = AgentHeartbeat::decode(rec.payload) {
+                    if let Some((hb, _)) = crate::heartbeat::decode(rec.payload) {
                         news.heartbeat = Some(Box::new(hb));
                     }
                 }
