@@ -3,7 +3,9 @@
 //!
 //! [`Collector::start`] binds the agent port (and the API port), opens the
 //! sink (rebuilding resume points) and the registry, and spawns: the accept
-//! loop (one task per connection, beyond `max_connections` a Reject Busy),
+//! loop (one task per connection; at most `max_handshakes` wait for their
+//! Hello, the oldest evicted; sessions beyond `max_connections` get a
+//! Reject Busy to their Hello),
 //! the registry flusher (which also recounts, every [`FLEET_REFRESH`], the
 //! fleet behind the pacing advice) and the API. [`Collector::shutdown`] tells every
 //! connection to Close with code 2 (Shutdown), waits for them (bounded),

@@ -151,7 +151,7 @@ fn an_unproven_connection_cannot_end_a_live_session() {
     let dir = TempDir::new("second-conn");
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, "listed l-secret\n").unwrap();
-    let col = start(&dir, &["--token-file", tokens.to_str().unwrap(), "--agent-token", "fleet", "--liveness-probe-ms", "800"]);
+    let col = start(&dir, &["--token-file", tokens.to_str().unwrap(), "--agent-token", "fleet"]);
     let addr = col.agents;
     let api = col.api.unwrap();
 

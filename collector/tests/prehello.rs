@@ -90,7 +90,7 @@ fn stale_frames_and_noise_before_the_hello_are_skipped_and_counted() {
 #[test]
 fn garbage_before_the_hello_is_counted_and_bounded() {
     let dir = TempDir::new("garbage-budget");
-    let col = start(&dir, &["--prehello-bytes", "65536", "--handshake-timeout", "20"]);
+    let col = start(&dir, &["--handshake-timeout", "20"]); // --prehello-bytes: the default, 65536
     let api = col.api.unwrap();
     let addr = col.agents;
     let mut rng = common::Rng(common::seed());
