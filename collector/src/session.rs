@@ -1,7 +1,7 @@
 //! The protocol of one connection, sans-IO: what a frame from an agent
 //! means and what the collector must do about it.
 //!
-//! [`first_frame`] judges the frame that opens a connection (a Hello, or a
+//! [`first_frame`] judges a frame as the Hello that opens a connection (a Hello, or a
 //! reason to Reject or Close). After the Accept, [`Session::on_frame`] turns
 //! every later frame into one [`Step`] for the connection task
 //! ([`crate::conn`]) to carry out. Nothing here does I/O, reads a clock or
@@ -10,9 +10,12 @@
 //!
 //! The rules (PROTOCOL.md, and the hardening issue's rules for gaps):
 //!
-//! * the first frame must be a Hello: another version gets Reject 5, a
-//!   `min_frame` above the collector's `max_frame` Reject 5, a bad token
-//!   Reject 4; anything else (another kind, a malformed body) Close 1;
+//! * the Hello: another version gets Reject 5, a `min_frame` above the
+//!   collector's `max_frame` Reject 5, a bad token Reject 4, a malformed
+//!   body Close 1 (and, through [`crate::handshake::pre_hello`], which
+//!   calls [`first_frame`] only for frames of kind Hello: other frames
+//!   before it skipped, impossible Hellos Reject 1, identity beyond its
+//!   bounds Reject 5);
 //! * a Batch must hold exactly `count` (≥ 1) well-formed entries, and must
 //!   not start above the next sequence number expected on this connection
 //!   (a gap: Close 1, nothing past it is ever acked); records below it are
