@@ -168,6 +168,33 @@ fn gap_bad_crc_and_malformed_close_with_protocol_error() {
     c.send(&Message::Ping(Ping { nonce: 1 }));
     c.send(&Message::Hello(hello("g1", b"", 3, 3)));
     assert_eq!(accept(&mut c), 3);
+    // A second Hello on the connection: Close 1, saying so.
+    c.send(&Message::Hello(hello("g1", b"", 3, 3)));
+    assert_eq!(closed_with(&mut c, 1), "a second Hello on one connection");
+    // A frame of another version after Accept: Close 5, as the agent does.
+    let mut c = Raw::connect(col.agents);
+    c.send(&Message::Hello(hello("g1", b"", 3, 3)));
+    accept(&mut c);
+    let mut f = c.frame(&Message::Ping(Ping { nonce: 2 }));
+    f[2] = 2;
+    let n = f.len();
+    let crc = crc32c(&f[..n - 4]);
+    f[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    c.send_bytes(&f);
+    closed_with(&mut c, 5);
+    // No Hello field is optional: a Hello that ends before min_frame is
+    // malformed (Close 1).
+    let mut c = Raw::connect(col.agents);
+    let mut f = c.frame(&Message::Hello(hello("g1", b"", 3, 3)));
+    let body_len = u32::from_le_bytes(f[5..9].try_into().unwrap()) as usize;
+    let cut = 2; // min_frame 1100 is `cc 08`: the body ends right after max_frame
+    let mut short = f[..13 + body_len - cut].to_vec();
+    short[5..9].copy_from_slice(&((body_len - cut) as u32).to_le_bytes());
+    let crc = crc32c(&short);
+    short.extend_from_slice(&crc.to_le_bytes());
+    f.clear();
+    c.send_bytes(&short);
+    assert!(closed_with(&mut c, 1).contains("malformed Hello"));
 
     let v = sink_view(dir.path());
     assert_eq!(v.seqs["g1"], vec![0, 1, 2], "nothing past the gap, nothing from a malformed batch");
