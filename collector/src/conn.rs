@@ -547,10 +547,15 @@ impl Conn {
                         return End::Send(Refusal::Close { code: CloseCode::Conflict, reason: "replaced by a newer connection of this agent id".into() });
                     }
                     Some(Command::Probe(p)) => {
+                        // One Ping answers every probe waiting: a flood of
+                        // claims on this id costs the agent one Ping per
+                        // round trip, not one per claim.
+                        if probes.is_empty() {
+                            nonce += 1;
+                            Metrics::inc(&m.pings_sent_total);
+                            self.push(&Message::Ping(Ping { nonce }));
+                        }
                         probes.push(p);
-                        nonce += 1;
-                        Metrics::inc(&m.pings_sent_total);
-                        self.push(&Message::Ping(Ping { nonce }));
                     }
                     Some(Command::Task(t)) => self.push_task(&t, hello.max_frame),
                     Some(Command::Config(c)) => self.push_config(&c, hello.max_frame),
