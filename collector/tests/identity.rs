@@ -25,8 +25,11 @@ fn metric(api: SocketAddr, name: &str) -> u64 {
     text.lines().find_map(|l| l.strip_prefix(&key)).unwrap_or_else(|| panic!("no {name} in\n{text}")).parse().unwrap()
 }
 
+/// The attacks below send Hellos back to back, faster than the default
+/// admission rate: `--admission-rate 0`, so each answer is the identity
+/// rule's and not a paced Busy (admission.rs tests the rate).
 fn api_args(extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = ["--api-token", "k", "--api-listen", "127.0.0.1:0"].iter().map(|s| s.to_string()).collect();
+    let mut v: Vec<String> = ["--api-token", "k", "--api-listen", "127.0.0.1:0", "--admission-rate", "0"].iter().map(|s| s.to_string()).collect();
     v.extend(extra.iter().map(|s| s.to_string()));
     v
 }
