@@ -97,7 +97,17 @@ fn stdout_sink_writes_lines_and_acks_after_the_flush() {
         .unwrap();
     // The ready line goes to stderr when the records go to stdout (after
     // the start-up warnings, such as the open port's).
-    let mut err = BufReader::new(child.stderr.take().unwrap());
+    /// Kills the child however the test ends.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let (stderr, stdout) = (child.stderr.take().unwrap(), child.stdout.take().unwrap());
+    let _child = Reap(child);
+    let mut err = BufReader::new(stderr);
     let addr: std::net::SocketAddr = loop {
         let mut line = String::new();
         assert!(err.read_line(&mut line).unwrap() > 0, "no ready line");
@@ -111,15 +121,13 @@ fn stdout_sink_writes_lines_and_acks_after_the_flush() {
     accept(&mut c);
     c.batch("o", 0, 3);
     assert_eq!(c.recv_skipping(T), Got::Ack(2));
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut out = BufReader::new(stdout);
     for seq in 0..3u64 {
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!((v["agent"].as_str(), v["seq"].as_u64(), v["text"].as_str()), (Some("out-1"), Some(seq), Some(format!("o{seq}").as_str())));
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
