@@ -80,7 +80,7 @@ pub struct Args {
     /// Most admission slots remembered at once; beyond it a Busy reject carries the time until the last slot, without a slot (at least 1 with a rate) [default: 100000].
     #[arg(long, value_name = "N")]
     pub max_reservations: Option<usize>,
-    /// Connections that have not completed a Hello, at most, apart from --max-connections; a new one beyond it closes the oldest waiting one [default: 1024].
+    /// Connections that have not completed a Hello, at most, apart from --max-connections; a new one beyond it closes the oldest waiting one [default: 4096, the listen backlog].
     #[arg(long, value_name = "N")]
     pub max_handshakes: Option<usize>,
     /// Bytes of garbage and skipped non-Hello frames a connection may send before its Hello; beyond it Close 1 (at least 4096) [default: 65536].
@@ -270,7 +270,7 @@ impl Args {
         if admission_rate > 0 && max_reservations == 0 {
             return Err(ConfigError("--max-reservations must be at least 1 when --admission-rate is set (0 would answer every Hello beyond the burst without a slot)".into()));
         }
-        let max_handshakes = self.max_handshakes.unwrap_or(1024);
+        let max_handshakes = self.max_handshakes.unwrap_or(crate::server::BACKLOG as usize);
         if max_handshakes == 0 {
             return Err(ConfigError("--max-handshakes must be at least 1".into()));
         }
