@@ -202,6 +202,10 @@ pub enum CloseCode {
     Incompatible = 5,
     /// The server is overloaded; retry later.
     Busy = 6,
+    /// The agent id is held by another live connection, or the Hello claims
+    /// a resume point this connection has not proven it may set (collector
+    /// Reject or Close; an agent treats it like any failure and backs off).
+    Conflict = 7,
 }
 
 impl CloseCode {
@@ -215,6 +219,7 @@ impl CloseCode {
             4 => CloseCode::Unauthorized,
             5 => CloseCode::Incompatible,
             6 => CloseCode::Busy,
+            7 => CloseCode::Conflict,
             _ => return None,
         })
     }

@@ -362,7 +362,7 @@ fn messages() -> Vec<(&'static str, u32, Message<'static>)> {
                 first_unacked_seq: 0,
                 next_seq: 0,
                 max_frame: 1024,
-                min_frame: 451,
+                min_frame: 456,
             }),
         ),
         ("accept", 0, Message::Accept(Accept { next_seq: 1230, max_frame: 262_144, retry_window_ms: 20_000 })),

@@ -1,10 +1,50 @@
 //! Agent authentication: one shared token, or a file of per-agent tokens,
-//! compared in constant time.
+//! compared in constant time, and what a passed check proves.
+//!
+//! Only a per-agent credential proves that a connection *is* the agent it
+//! names ([`Identity::Proven`]); a shared token only proves membership of
+//! the fleet, and an open port proves nothing ([`Identity::Unproven`]).
+//! The session rules that protect one agent from another (who may raise a
+//! resume point, who may replace a live session) ask only
+//! [`Identity::is_proven`], so TLS client certificates (issue 19) plug in
+//! as one more [`Proof`].
 
 use crate::config::ConfigError;
 use std::collections::HashMap;
 use std::path::Path;
 use subtle::ConstantTimeEq;
+
+/// How a connection proved the agent id it claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// The agent's own token from `--token-file`.
+    AgentToken,
+}
+
+/// Why a connection is let in without proof of its agent id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// No token configured: anyone reaching the port.
+    Open,
+    /// The fleet's shared `--agent-token`: every holder.
+    SharedToken,
+}
+
+/// Who a connection that passed the token check is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// It proved it is the agent it names.
+    Proven(Proof),
+    /// It is let in, but could be anyone (with the shared token).
+    Unproven(Trust),
+}
+
+impl Identity {
+    /// True if the connection proved its agent id.
+    pub fn is_proven(self) -> bool {
+        matches!(self, Identity::Proven(_))
+    }
+}
 
 /// The tokens agents must present in `Hello.auth_token`.
 #[derive(Debug, Default, Clone)]
@@ -49,12 +89,30 @@ impl Auth {
     /// with neither configured every agent passes. The comparison takes the
     /// same time whatever bytes differ (only a length mismatch is faster).
     pub fn check(&self, agent_id: &str, token: &[u8]) -> bool {
-        let expected = match (self.per_agent.get(agent_id), &self.shared) {
-            (Some(t), _) => t,
-            (None, Some(t)) => t,
-            (None, None) => return !self.file_given,
+        self.identify(agent_id, token).is_some()
+    }
+
+    /// [`Auth::check`], and what passing it proves: `None` if the token is
+    /// wrong.
+    pub fn identify(&self, agent_id: &str, token: &[u8]) -> Option<Identity> {
+        let (expected, who) = match (self.per_agent.get(agent_id), &self.shared) {
+            (Some(t), _) => (t, Identity::Proven(Proof::AgentToken)),
+            (None, Some(t)) => (t, Identity::Unproven(Trust::SharedToken)),
+            (None, None) if self.file_given => return None,
+            (None, None) => return Some(Identity::Unproven(Trust::Open)),
         };
-        bool::from(expected.as_slice().ct_eq(token))
+        bool::from(expected.as_slice().ct_eq(token)).then_some(who)
+    }
+
+    /// True if some agent can connect without proving its id (no token
+    /// file, or a shared token beside it): the fleet trusts every holder.
+    pub fn admits_unproven(&self) -> bool {
+        self.shared.is_some() || !self.file_given
+    }
+
+    /// True if anyone reaching the port is let in (no token at all).
+    pub fn is_open(&self) -> bool {
+        self.shared.is_none() && !self.file_given
     }
 }
 
@@ -74,6 +132,10 @@ mod tests {
         let only_file = Auth::load(None, Some(&path)).unwrap();
         assert!(!only_file.check("sensor-9", b""), "unlisted agents are refused when only a file is given");
         assert!(Auth::open().check("x", b"anything"));
+        assert_eq!(a.identify("sensor-1", b"s3cret"), Some(Identity::Proven(Proof::AgentToken)));
+        assert_eq!(a.identify("sensor-9", b"fleet"), Some(Identity::Unproven(Trust::SharedToken)));
+        assert_eq!(Auth::open().identify("x", b""), Some(Identity::Unproven(Trust::Open)));
+        assert!(a.admits_unproven() && !only_file.admits_unproven() && Auth::open().is_open() && !a.is_open());
         std::fs::write(&path, "sensor-1\n").unwrap();
         assert!(Auth::load(None, Some(&path)).is_err());
         std::fs::remove_file(&path).unwrap();

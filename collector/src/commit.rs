@@ -22,7 +22,7 @@
 //! and the collector must be restarted (its start re-reads the files).
 
 pub use crate::ledger::{Lines, StoreOutcome};
-use crate::ledger::{plan, raise};
+use crate::ledger::{claim, plan, Claim};
 use crate::metrics::Metrics;
 use crate::sink::{ResumePoints, Sink};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ pub const MAX_GROUP: usize = 4096;
 
 enum Request {
     Store(Lines, oneshot::Sender<StoreOutcome>),
-    Resume(Arc<str>, u64, oneshot::Sender<Option<u64>>),
+    Resume(Arc<str>, u64, Claim, oneshot::Sender<Option<Option<u64>>>),
 }
 
 /// A handle to the commit thread (cheap to clone).
@@ -57,8 +57,15 @@ impl CommitHandle {
     /// Hello's `first_unacked_seq`: records below it were acked elsewhere).
     /// `None` if the sink failed.
     pub async fn resume(&self, agent: Arc<str>, floor: u64) -> Option<u64> {
+        self.claim(agent, floor, Claim::Raise).await?
+    }
+
+    /// The agent's durable resume point after applying `claim` with the
+    /// Hello's `first_unacked_seq` = `floor` (see [`crate::ledger::claim`]):
+    /// `Some(None)` for an agent without one, `None` if the sink failed.
+    pub async fn claim(&self, agent: Arc<str>, floor: u64, claim: Claim) -> Option<Option<u64>> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Request::Resume(agent, floor, tx)).await.ok()?;
+        self.tx.send(Request::Resume(agent, floor, claim, tx)).await.ok()?;
         rx.await.ok().flatten()
     }
 }
@@ -95,8 +102,8 @@ pub fn spawn(mut sink: Box<dyn Sink>, mut resume: ResumePoints, metrics: Arc<Met
                             }
                             outcomes.push(Some(o));
                         }
-                        Request::Resume(agent, floor, _) => {
-                            raise(&mut resume, agent, *floor);
+                        Request::Resume(agent, floor, how, _) => {
+                            claim(&mut resume, agent, *floor, *how);
                             outcomes.push(None);
                         }
                     }
@@ -126,8 +133,8 @@ pub fn spawn(mut sink: Box<dyn Sink>, mut resume: ResumePoints, metrics: Arc<Met
                             let o = if failed { StoreOutcome::Failed } else { o.expect("store outcome") };
                             let _ = done.send(o);
                         }
-                        Request::Resume(agent, _, done) => {
-                            let _ = done.send(if failed { None } else { resume.get(&*agent).copied() });
+                        Request::Resume(agent, _, _, done) => {
+                            let _ = done.send(if failed { None } else { Some(resume.get(&*agent).copied()) });
                         }
                     }
                 }

@@ -85,6 +85,36 @@ pub struct Args {
     /// Most admission slots remembered at once; beyond it a Busy reject carries the time until the last slot, without a slot (at least 1 with a rate) [default: 100000].
     #[arg(long, value_name = "N")]
     pub max_reservations: Option<usize>,
+    /// Connections that have not completed a Hello, at most, apart from --max-connections; a new one beyond it closes the oldest waiting one [default: 4096, the listen backlog].
+    #[arg(long, value_name = "N")]
+    pub max_handshakes: Option<usize>,
+    /// Bytes of garbage and skipped non-Hello frames a connection may send before its Hello; beyond it Close 1 (at least 4096) [default: 65536].
+    #[arg(long, value_name = "BYTES")]
+    pub prehello_bytes: Option<u64>,
+    /// Agent ids never seen before admitted per second from connections that did not prove their id (no --token-file entry); beyond it Reject 6; 0 = unlimited [default: 100].
+    #[arg(long, value_name = "PER_SEC")]
+    pub new_agents_per_sec: Option<u32>,
+    /// Burst of the new-agent rate: new unproven ids admitted at once [default: 2000].
+    #[arg(long, value_name = "N")]
+    pub new_agents_burst: Option<u32>,
+    /// Most agent ids the collector keeps resume points for; an unproven Hello of a new id beyond it gets Reject 6 [default: 1000000].
+    #[arg(long, value_name = "N")]
+    pub max_agents: Option<usize>,
+    /// Ms a live session has to answer a liveness Ping when an unproven connection claims its agent id; a session that answers keeps the id (the newcomer gets Reject 7), one that does not is replaced [default: 2000].
+    #[arg(long, value_name = "MS")]
+    pub liveness_probe_ms: Option<u32>,
+    /// Most bytes of a Hello's agent_id; longer: Reject 5 [default: 128].
+    #[arg(long, value_name = "BYTES")]
+    pub max_agent_id_bytes: Option<usize>,
+    /// Most bytes of a Hello's hostname, product and version, each; longer: Reject 5 [default: 255].
+    #[arg(long, value_name = "BYTES")]
+    pub max_identity_bytes: Option<usize>,
+    /// Most addresses in a Hello's four address lists together; more: Reject 5 [default: 64].
+    #[arg(long, value_name = "N")]
+    pub max_hello_addresses: Option<usize>,
+    /// Most bytes of a Hello's auth_token; longer: Reject 5 [default: 1024].
+    #[arg(long, value_name = "BYTES")]
+    pub max_token_bytes: Option<usize>,
     /// The agents' heartbeat interval in seconds, for stale marking [default: 60].
     #[arg(long, value_name = "SECS")]
     pub heartbeat_interval: Option<f64>,
@@ -158,6 +188,20 @@ pub struct Config {
     pub admission_burst: Duration,
     /// Most admission slots (reservations) held.
     pub max_reservations: usize,
+    /// Most connections waiting for their Hello.
+    pub max_handshakes: usize,
+    /// Bytes skipped before a Hello, at most.
+    pub prehello_bytes: u64,
+    /// New unproven agent ids per second; 0 = unlimited.
+    pub new_agents_per_sec: u32,
+    /// Burst of new unproven agent ids.
+    pub new_agents_burst: u32,
+    /// Most agent ids with a resume point (new unproven ids beyond it refused).
+    pub max_agents: usize,
+    /// How long a live session has to answer a liveness probe.
+    pub liveness_probe: Duration,
+    /// Bounds on a Hello's identity fields.
+    pub hello_bounds: crate::handshake::HelloBounds,
     /// Agents' heartbeat interval.
     pub heartbeat_interval: Duration,
     /// Heartbeat intervals of silence before an agent is stale.
@@ -238,7 +282,9 @@ impl Args {
         macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, $($f: self.$f.or(file.$f)),* } } }
         pick!(listen, api_listen, api_token, data_dir, sink, rotate_bytes, agent_token, token_file, max_connections,
             max_frame, max_inflight, handshake_timeout, idle_timeout, ping_after, retry_after_ms, admission_rate,
-            admission_burst_ms, max_reservations, heartbeat_interval, stale_after, registry_flush, log, api_max_connections,
+            admission_burst_ms, max_reservations, max_handshakes, prehello_bytes, new_agents_per_sec, new_agents_burst,
+            max_agents, liveness_probe_ms, max_agent_id_bytes, max_identity_bytes, max_hello_addresses, max_token_bytes,
+            heartbeat_interval, stale_after, registry_flush, log, api_max_connections,
             api_header_timeout, api_request_timeout, api_max_body)
     }
 
@@ -289,6 +335,36 @@ impl Args {
         if admission_rate > 0 && max_reservations == 0 {
             return Err(ConfigError("--max-reservations must be at least 1 when --admission-rate is set (0 would answer every Hello beyond the burst without a slot)".into()));
         }
+        let max_handshakes = self.max_handshakes.unwrap_or(crate::server::BACKLOG as usize);
+        if max_handshakes == 0 {
+            return Err(ConfigError("--max-handshakes must be at least 1".into()));
+        }
+        let prehello_bytes = self.prehello_bytes.unwrap_or(64 * 1024);
+        if prehello_bytes < 4096 {
+            return Err(ConfigError(format!("--prehello-bytes must be at least 4096, got {prehello_bytes}")));
+        }
+        let new_agents_per_sec = self.new_agents_per_sec.unwrap_or(100);
+        let new_agents_burst = self.new_agents_burst.unwrap_or(2000);
+        if new_agents_per_sec > 0 && new_agents_burst == 0 {
+            return Err(ConfigError("--new-agents-burst must be at least 1 when --new-agents-per-sec is set".into()));
+        }
+        let max_agents = self.max_agents.unwrap_or(1_000_000);
+        if max_agents == 0 {
+            return Err(ConfigError("--max-agents must be at least 1".into()));
+        }
+        let d = crate::handshake::HelloBounds::default();
+        let hello_bounds = crate::handshake::HelloBounds {
+            agent_id: self.max_agent_id_bytes.unwrap_or(d.agent_id),
+            identity: self.max_identity_bytes.unwrap_or(d.identity),
+            addresses: self.max_hello_addresses.unwrap_or(d.addresses),
+            token: self.max_token_bytes.unwrap_or(d.token),
+        };
+        if !(1..=4096).contains(&hello_bounds.agent_id) {
+            return Err(ConfigError(format!("--max-agent-id-bytes must be within 1..=4096, got {}", hello_bounds.agent_id)));
+        }
+        if hello_bounds.identity > 4096 || hello_bounds.token > 4096 {
+            return Err(ConfigError("--max-identity-bytes and --max-token-bytes must be at most 4096".into()));
+        }
         let api_limits = self.api_limits()?;
         let api = match (self.api_token, self.api_listen) {
             (Some(t), _) if t.len() < MIN_API_TOKEN_LEN => {
@@ -317,6 +393,13 @@ impl Args {
             admission_rate,
             admission_burst: Duration::from_millis(u64::from(admission_burst_ms)),
             max_reservations,
+            max_handshakes,
+            prehello_bytes,
+            new_agents_per_sec,
+            new_agents_burst,
+            max_agents,
+            liveness_probe: Duration::from_millis(u64::from(self.liveness_probe_ms.unwrap_or(2000).clamp(1, 60_000))),
+            hello_bounds,
             heartbeat_interval: secs("heartbeat-interval", self.heartbeat_interval.unwrap_or(60.0))?,
             stale_after,
             registry_flush: secs("registry-flush", self.registry_flush.unwrap_or(1.0))?,
@@ -404,6 +487,11 @@ mod tests {
             Args { api_request_timeout: Some(f64::NAN), ..Args::default() },
             Args { api_max_body: Some(1023), ..Args::default() },
             Args { api_max_body: Some((64 << 20) + 1), ..Args::default() },
+            Args { max_handshakes: Some(0), ..Args::default() },
+            Args { prehello_bytes: Some(4095), ..Args::default() },
+            Args { new_agents_burst: Some(0), ..Args::default() },
+            Args { max_agents: Some(0), ..Args::default() },
+            Args { max_agent_id_bytes: Some(0), ..Args::default() },
         ];
         for a in bad {
             assert!(a.clone().resolve().is_err(), "{a:?}");

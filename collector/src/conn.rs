@@ -13,11 +13,21 @@
 //!
 //! # Handshake
 //!
-//! The Hello is judged by [`crate::session::first_frame`] (Reject 5, Close
-//! 1), then its token (Reject 4 with `--retry-after-ms`), then the
-//! admission rate ([`crate::admission`]: Reject 6 with the agent's slot),
-//! and only then does the agent take a session; the Accept carries the
-//! pacing advice `retry_window_ms` ([`Shared::retry_window_ms`]).
+//! Until its Hello a connection is one of the `--max-handshakes` waiting
+//! ones ([`crate::handshakes`]; a newer one may evict it). Garbage and whole
+//! frames of other kinds before the Hello are skipped and counted, within
+//! `--prehello-bytes` and the handshake timeout ([`crate::handshake`]).
+//! The Hello is judged by [`crate::handshake::pre_hello`] (Reject 5 for
+//! another version or identity fields beyond their bounds, Reject 1 for an
+//! impossible Hello, Close 1 for a malformed one), then its token (Reject 4
+//! with `--retry-after-ms`), then the admission rate ([`crate::admission`]:
+//! Reject 6 with the agent's slot), then a session slot (`--max-connections`:
+//! Reject 6), then the agent's resume point by what the connection proved
+//! ([`crate::auth::Identity`]; an unproven one never raises a known point,
+//! takes a new id only within `--new-agents-per-sec` and `--max-agents`, and
+//! never replaces a live session: Reject 7 or 6), and only then does the
+//! agent take a session; the Accept carries the pacing advice
+//! `retry_window_ms` ([`Shared::retry_window_ms`]).
 //!
 //! # Timers
 //!
@@ -28,11 +38,15 @@
 //! A write that does not finish within `idle_timeout` ends the connection.
 
 use crate::admission::Decision;
+use crate::auth::Identity;
+use crate::handshake::{frame_len, pre_hello, PreHello, PreHelloBudget};
+use crate::handshakes::Waiting;
+use crate::ledger::Claim;
 use crate::commit::StoreOutcome;
 use crate::metrics::Metrics;
 use crate::registry::{ConfigRow, TaskRow};
 use crate::server::{unix_ms, Command, Shared, COMMAND_QUEUE};
-use crate::session::{first_frame, HelloInfo, Refusal, Session, Step};
+use crate::session::{HelloInfo, Refusal, Session, Step};
 use agent_core::decoder::{DecoderStats, Feed, FrameDecoder};
 use agent_core::message::{Accept, Ack, Close, CloseCode, Config, Message, Ping, Pong, Reject, Task};
 use bytes::{Buf, BytesMut};
@@ -70,10 +84,6 @@ fn push_frame(out: &mut Vec<u8>, seq: &mut u32, msg: &Message<'_>) {
 
 /// Writes `bytes`, half-closes, and waits briefly for the peer to close, so
 /// the last frame is not lost to a reset.
-async fn finish(mut stream: TcpStream, bytes: &[u8]) {
-    finish_ref(&mut stream, bytes).await
-}
-
 async fn finish_ref(stream: &mut TcpStream, bytes: &[u8]) {
     let _ = timeout(LINGER, stream.write_all(bytes)).await;
     let _ = stream.shutdown().await;
@@ -119,14 +129,6 @@ fn refusal_frame(r: &Refusal, peer_max_frame: usize) -> Vec<u8> {
     out
 }
 
-/// Answers a connection beyond `max_connections` with Reject 6 (Busy).
-pub async fn reject_busy(stream: TcpStream, retry_after_ms: u32) {
-    let mut out = Vec::new();
-    let reject = Reject { code: CloseCode::Busy as u16, reason: "too many connections", retry_after_ms };
-    push_frame(&mut out, &mut 0, &Message::Reject(reject));
-    finish(stream, &out).await;
-}
-
 /// Moves the decoder's counters since `last` into the metrics.
 fn note_decoder(m: &Metrics, now: DecoderStats, last: &mut DecoderStats) {
     Metrics::add(&m.decoder_skipped_bytes_total, now.skipped_bytes - last.skipped_bytes);
@@ -135,8 +137,9 @@ fn note_decoder(m: &Metrics, now: DecoderStats, last: &mut DecoderStats) {
     *last = now;
 }
 
-/// Serves one connection to its end.
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+/// Serves one connection to its end; `waiting` is its place among the
+/// connections waiting for a Hello, left once the Hello is judged.
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, conn_id: u64, waiting: Waiting) {
     let _ = stream.set_nodelay(true);
     let mut conn = Conn {
         shared: shared.clone(),
@@ -149,7 +152,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         last_stats: DecoderStats::default(),
         peer_max_frame: agent_core::frame::MIN_MAX_FRAME,
     };
-    conn.run().await;
+    conn.run(conn_id, waiting).await;
 }
 
 struct Conn {
@@ -175,11 +178,23 @@ enum End {
 }
 
 impl Conn {
-    async fn run(&mut self) {
+    async fn run(&mut self, conn_id: u64, mut waiting: Waiting) {
         // The decoder borrows its buffer for the whole connection.
         let mut storage = std::mem::take(&mut self.storage);
         let mut decoder = FrameDecoder::new(&mut storage);
-        let hello = match timeout(self.shared.cfg.handshake_timeout, self.read_hello(&mut decoder)).await {
+        let mut stop = self.shared.shutdown.clone();
+        let read = timeout(self.shared.cfg.handshake_timeout, self.read_hello(&mut decoder));
+        let hello = tokio::select! {
+            r = read => r,
+            _ = &mut waiting.evicted => {
+                tracing::debug!(peer = %self.peer, "evicted before its Hello by a newer connection (--max-handshakes)");
+                return;
+            }
+            _ = stop.changed() => return,
+        };
+        note_decoder(&self.shared.metrics, decoder.stats(), &mut self.last_stats);
+        drop(waiting);
+        let hello = match hello {
             Ok(Ok(h)) => h,
             Ok(Err(Some(r))) => return self.refuse(r).await,
             Ok(Err(None)) => return,
@@ -189,25 +204,50 @@ impl Conn {
                 return self.refuse(Refusal::Close { code: CloseCode::Timeout, reason: "no Hello in time".into() }).await;
             }
         };
-        self.peer_max_frame = (hello.max_frame as usize).max(agent_core::frame::MIN_MAX_FRAME);
-        if !self.shared.auth.check(&hello.agent_id, &hello.auth_token) {
+        self.peer_max_frame = hello.max_frame as usize;
+        let Some(identity) = self.shared.auth.identify(&hello.agent_id, &hello.auth_token) else {
             Metrics::inc(&self.shared.metrics.rejects_unauthorized_total);
             tracing::warn!(peer = %self.peer, agent = %hello.agent_id, "bad auth token");
             let retry_after_ms = self.shared.cfg.retry_after_ms;
             return self.refuse(Refusal::Reject { code: CloseCode::Unauthorized, reason: "bad auth token".into(), retry_after_ms }).await;
-        }
+        };
         // Admission after the token check: a bad token takes no capacity.
         if let Decision::Busy { retry_after_ms } = self.shared.admit(&hello.agent_id) {
             tracing::debug!(peer = %self.peer, agent = %hello.agent_id, retry_after_ms, "admission: busy");
             let reason = "handshake rate exceeded; come back after retry_after_ms".into();
             return self.refuse(Refusal::Reject { code: CloseCode::Busy, reason, retry_after_ms }).await;
         }
+        // A session slot, counted from the Hello on (pre-Hello sockets
+        // cannot take them).
+        let Ok(_slot) = self.shared.session_slots.clone().try_acquire_owned() else {
+            Metrics::inc(&self.shared.metrics.rejects_busy_total);
+            let retry_after_ms = self.shared.busy_hint();
+            return self.refuse(Refusal::Reject { code: CloseCode::Busy, reason: "too many connections".into(), retry_after_ms }).await;
+        };
         let agent: Arc<str> = hello.agent_id.as_str().into();
-        let conn_id = self.shared.conn_id();
+        let resume = match self.resume_point(&hello, &agent, identity).await {
+            Ok(r) => r,
+            Err(r) => return self.refuse(r).await,
+        };
+        // A second connection for a live id: a proven one replaces it; an
+        // unproven one only if the live one fails a liveness probe (a
+        // half-open connection whose agent has moved on).
+        let mut may_replace = identity.is_proven();
+        if !may_replace {
+            if let Some(alive) = self.shared.probe(&agent) {
+                may_replace = timeout(self.shared.cfg.liveness_probe, alive.notified()).await.is_err();
+            }
+        }
         let (cmd_tx, mut cmd_rx) = mpsc::channel(COMMAND_QUEUE);
-        self.shared.register(&agent, conn_id, cmd_tx);
+        if !self.shared.register(&agent, conn_id, cmd_tx, may_replace) {
+            Metrics::inc(&self.shared.metrics.rejects_conflict_total);
+            tracing::info!(peer = %self.peer, %agent, "an unproven connection for an agent id that is live (and answered a probe) on another connection; refused");
+            let retry_after_ms = self.shared.cfg.retry_after_ms;
+            let reason = "agent id live on another connection; only a proven connection (--token-file) replaces it".into();
+            return self.refuse(Refusal::Reject { code: CloseCode::Conflict, reason, retry_after_ms }).await;
+        }
         self.shared.registry.hello(&hello, self.peer.to_string(), unix_ms());
-        let end = self.session(&mut decoder, &hello, agent.clone(), &mut cmd_rx).await;
+        let end = self.session(&mut decoder, &hello, agent.clone(), resume, &mut cmd_rx).await;
         note_decoder(&self.shared.metrics, decoder.stats(), &mut self.last_stats);
         if self.shared.unregister(&agent, conn_id) {
             self.shared.registry.offline(&agent, unix_ms());
@@ -217,9 +257,61 @@ impl Conn {
         }
     }
 
+    /// The resume point to Accept `hello` at, by what the connection
+    /// proved (PROTOCOL.md, Identity), or why not.
+    async fn resume_point(&mut self, hello: &HelloInfo, agent: &Arc<str>, identity: Identity) -> Result<u64, Refusal> {
+        let m = self.shared.metrics.clone();
+        let failed = || Refusal::Close { code: CloseCode::Shutdown, reason: "sink unavailable".into() };
+        let floor = hello.first_unacked_seq;
+        let point = if identity.is_proven() {
+            self.shared.commit.claim(agent.clone(), floor, Claim::Raise).await.ok_or_else(failed)?
+        } else {
+            match self.shared.commit.claim(agent.clone(), floor, Claim::Lookup).await.ok_or_else(failed)? {
+                Some(p) => Some(p),
+                None => {
+                    // A new id without proof: within the new-id budget and
+                    // the agent table's bound only.
+                    if let Err(retry_after_ms) = self.shared.take_new_id() {
+                        Metrics::inc(&m.new_agents_refused_total);
+                        let reason = "new agent ids arrive faster than --new-agents-per-sec".into();
+                        return Err(Refusal::Reject { code: CloseCode::Busy, reason, retry_after_ms });
+                    }
+                    self.shared.commit.claim(agent.clone(), floor, Claim::Create { max_agents: self.shared.cfg.max_agents }).await.ok_or_else(failed)?
+                }
+            }
+        };
+        let Some(point) = point else {
+            Metrics::inc(&m.new_agents_refused_total);
+            tracing::warn!(%agent, max_agents = self.shared.cfg.max_agents, "agent table full; a new unproven id refused");
+            return Err(Refusal::Reject { code: CloseCode::Busy, reason: "agent table full (--max-agents)".into(), retry_after_ms: self.shared.cfg.retry_after_ms });
+        };
+        if floor > point {
+            // Only an unproven connection gets here: its claim that records
+            // up to `floor` were acked elsewhere would free another agent's
+            // records, so it is not taken.
+            Metrics::inc(&m.resume_raises_refused_total);
+            Metrics::inc(&m.rejects_conflict_total);
+            tracing::info!(%agent, peer = %self.peer, first_unacked_seq = floor, "an unproven Hello above the stored resume point; refused (a per-agent token lets an agent resume beyond it)");
+            let reason = "first_unacked_seq above the stored resume point; raising it needs a per-agent credential".into();
+            return Err(Refusal::Reject { code: CloseCode::Conflict, reason, retry_after_ms: self.shared.cfg.retry_after_ms });
+        }
+        if hello.next_seq != 0 && point > hello.next_seq {
+            Metrics::inc(&m.resume_conflicts_total);
+            Metrics::inc(&m.rejects_conflict_total);
+            tracing::warn!(%agent, resume = point, agent_next_seq = hello.next_seq, "agent's next_seq is below the stored resume point (cloned agent id?); refused");
+            let reason = "next_seq below the stored resume point: another device uses this agent id, or the store is not this agent's".into();
+            return Err(Refusal::Reject { code: CloseCode::Conflict, reason, retry_after_ms: self.shared.cfg.retry_after_ms });
+        }
+        Ok(point)
+    }
+
     async fn refuse(&mut self, r: Refusal) {
         match &r {
             Refusal::Reject { code: CloseCode::Incompatible, .. } => Metrics::inc(&self.shared.metrics.rejects_incompatible_total),
+            Refusal::Reject { code: CloseCode::ProtocolError, reason, .. } => {
+                Metrics::inc(&self.shared.metrics.protocol_errors_total);
+                tracing::info!(peer = %self.peer, %reason, "impossible Hello; refused");
+            }
             Refusal::Close { code: CloseCode::ProtocolError, reason } => {
                 Metrics::inc(&self.shared.metrics.protocol_errors_total);
                 tracing::info!(peer = %self.peer, %reason, "protocol error; closing");
@@ -239,20 +331,51 @@ impl Conn {
         finish_ref(&mut self.stream, &bytes).await;
     }
 
-    /// Reads until the first frame and judges it.
+    /// Reads until the Hello and judges it, skipping (and counting) the
+    /// garbage and whole frames of other kinds before it, within
+    /// `--prehello-bytes`.
     async fn read_hello(&mut self, decoder: &mut FrameDecoder<'_>) -> Result<HelloInfo, Option<Refusal>> {
+        let m = self.shared.metrics.clone();
+        let mut budget = PreHelloBudget::new(self.shared.cfg.prehello_bytes);
+        let mut skipped_before = decoder.stats().skipped_bytes;
         loop {
             let judged = match decoder.feed(&self.rbuf) {
                 Feed::Consumed => None,
-                Feed::Frame { frame, remaining } => Some((first_frame(&frame, self.shared.cfg.max_frame), self.rbuf.len() - remaining.len())),
+                Feed::Frame { frame, remaining } => {
+                    Some((pre_hello(&frame, self.shared.cfg.max_frame, &self.shared.cfg.hello_bounds), frame_len(&frame), self.rbuf.len() - remaining.len()))
+                }
             };
+            let garbage = decoder.stats().skipped_bytes - skipped_before;
+            skipped_before += garbage;
+            Metrics::add(&m.prehello_bytes_skipped_total, garbage);
+            let mut within = budget.spend(garbage);
+            let skipped = matches!(judged, Some((PreHello::Skip, ..)));
             match judged {
-                Some((r, used)) => {
+                Some((PreHello::Hello(h), _, used)) => {
                     self.rbuf.advance(used);
-                    note_decoder(&self.shared.metrics, decoder.stats(), &mut self.last_stats);
-                    return r.map_err(Some);
+                    return Ok(h);
+                }
+                Some((PreHello::Refuse(r), _, used)) => {
+                    self.rbuf.advance(used);
+                    return Err(Some(r));
+                }
+                Some((PreHello::Skip, len, used)) => {
+                    self.rbuf.advance(used);
+                    Metrics::inc(&m.prehello_frames_skipped_total);
+                    Metrics::add(&m.prehello_bytes_skipped_total, len);
+                    within &= budget.spend(len);
                 }
                 None => self.rbuf.clear(),
+            }
+            note_decoder(&m, decoder.stats(), &mut self.last_stats);
+            if !within {
+                Metrics::inc(&m.prehello_budget_exceeded_total);
+                let reason = format!("no Hello within {} bytes", self.shared.cfg.prehello_bytes);
+                return Err(Some(Refusal::Close { code: CloseCode::ProtocolError, reason }));
+            }
+            if skipped {
+                // More frames may be buffered already.
+                continue;
             }
             self.make_room();
             match self.stream.read_buf(&mut self.rbuf).await {
@@ -313,16 +436,9 @@ impl Conn {
     }
 
     /// The accepted part of the connection.
-    async fn session(&mut self, decoder: &mut FrameDecoder<'_>, hello: &HelloInfo, agent: Arc<str>, cmds: &mut mpsc::Receiver<Command>) -> End {
+    async fn session(&mut self, decoder: &mut FrameDecoder<'_>, hello: &HelloInfo, agent: Arc<str>, resume: u64, cmds: &mut mpsc::Receiver<Command>) -> End {
         let m = self.shared.metrics.clone();
         let cfg = self.shared.cfg.clone();
-        let Some(resume) = self.shared.commit.resume(agent.clone(), hello.first_unacked_seq).await else {
-            return End::Send(Refusal::Close { code: CloseCode::Shutdown, reason: "sink unavailable".into() });
-        };
-        if hello.next_seq != 0 && resume > hello.next_seq {
-            Metrics::inc(&m.resume_conflicts_total);
-            tracing::warn!(%agent, resume, agent_next_seq = hello.next_seq, "agent's next_seq is below the stored resume point (cloned agent id?)");
-        }
         Metrics::inc(&m.accepts_total);
         tracing::debug!(%agent, peer = %self.peer, resume, "accepted");
         let retry_window_ms = self.shared.retry_window_ms();
@@ -347,6 +463,7 @@ impl Conn {
         let mut pinged = false;
         let mut nonce = 0u64;
         let mut stop = self.shared.shutdown.clone();
+        let mut probes: Vec<Arc<tokio::sync::Notify>> = Vec::new();
         loop {
             // Every whole frame already buffered.
             loop {
@@ -360,6 +477,9 @@ impl Conn {
                 self.rbuf.advance(used);
                 last_frame = Instant::now();
                 pinged = false;
+                for p in probes.drain(..) {
+                    p.notify_one();
+                }
                 match step {
                     Step::Store { lines, news } => {
                         Metrics::inc(&m.batches_in_total);
@@ -423,8 +543,19 @@ impl Conn {
                 }
                 cmd = cmds.recv() => match cmd {
                     Some(Command::Replaced) | None => {
-                        tracing::info!(%agent, "replaced by a newer connection of the same agent id");
-                        return End::Send(Refusal::Close { code: CloseCode::Normal, reason: "replaced by a newer connection".into() });
+                        tracing::info!(%agent, "replaced by a newer, proven connection of the same agent id");
+                        return End::Send(Refusal::Close { code: CloseCode::Conflict, reason: "replaced by a newer connection of this agent id".into() });
+                    }
+                    Some(Command::Probe(p)) => {
+                        // One Ping answers every probe waiting: a flood of
+                        // claims on this id costs the agent one Ping per
+                        // round trip, not one per claim.
+                        if probes.is_empty() {
+                            nonce += 1;
+                            Metrics::inc(&m.pings_sent_total);
+                            self.push(&Message::Ping(Ping { nonce }));
+                        }
+                        probes.push(p);
                     }
                     Some(Command::Task(t)) => self.push_task(&t, hello.max_frame),
                     Some(Command::Config(c)) => self.push_config(&c, hello.max_frame),

@@ -47,6 +47,36 @@ pub enum StoreOutcome {
     Failed,
 }
 
+/// What a Hello may do to its agent's resume point, by what its connection
+/// proved (PROTOCOL.md, Identity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// A proven connection: raise the point to `first_unacked_seq` (records
+    /// below it were acked by another collector); an unknown agent starts
+    /// there.
+    Raise,
+    /// An unproven connection allowed a new id: an unknown agent starts at
+    /// `first_unacked_seq` if fewer than `max_agents` agents have a point;
+    /// a known agent's point is never moved.
+    Create {
+        /// Most agents with a resume point.
+        max_agents: usize,
+    },
+    /// An unproven connection: only read the point; an unknown agent stays
+    /// unknown.
+    Lookup,
+}
+
+/// Applies `claim` for `agent` with the Hello's `first_unacked_seq` =
+/// `floor`: the agent's resume point afterwards, `None` if it has none.
+pub fn claim(resume: &mut ResumePoints, agent: &str, floor: u64, claim: Claim) -> Option<u64> {
+    match (claim, resume.get(agent).copied()) {
+        (Claim::Raise, _) => Some(raise(resume, agent, floor)),
+        (Claim::Create { max_agents }, None) if resume.len() < max_agents => Some(raise(resume, agent, floor)),
+        (_, known) => known,
+    }
+}
+
 /// Raises `agent`'s resume point to at least `floor` (an agent unknown so
 /// far starts there) and returns it.
 pub fn raise(resume: &mut ResumePoints, agent: &str, floor: u64) -> u64 {
@@ -81,3 +111,23 @@ pub fn plan(resume: &mut ResumePoints, l: &Lines, buf: &mut Vec<u8>) -> StoreOut
     StoreOutcome::Stored { up_to: end - 1, written: (l.ends.len() - skip) as u32 }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_raise_moves_a_known_point() {
+        let mut r = ResumePoints::new();
+        assert_eq!(claim(&mut r, "a", 5, Claim::Lookup), None, "a lookup creates nothing");
+        let create = Claim::Create { max_agents: 2 };
+        assert_eq!(claim(&mut r, "a", 5, create), Some(5), "a new id starts at its first_unacked_seq");
+        assert_eq!(claim(&mut r, "a", 1 << 62, create), Some(5), "an unproven claim never raises a known point");
+        assert_eq!(claim(&mut r, "b", 0, create), Some(0));
+        assert_eq!(claim(&mut r, "c", 0, create), None, "the table is full for new unproven ids");
+        assert_eq!(claim(&mut r, "c", 0, Claim::Raise), Some(0), "a proven id is bounded by the token file instead");
+        assert_eq!(claim(&mut r, "a", 1 << 62, Claim::Lookup), Some(5));
+        assert_eq!(claim(&mut r, "a", 9, Claim::Raise), Some(9));
+        assert_eq!(claim(&mut r, "a", 2, Claim::Raise), Some(9), "never lowered");
+    }
+}

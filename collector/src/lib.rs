@@ -20,10 +20,14 @@
 //! Modules, one idea each: [`config`] (flags), [`session`] (the protocol of
 //! one connection, sans-IO), [`admission`] (which Hellos are admitted now,
 //! which get a slot: the handshake rate, sans-IO), [`conn`] (that protocol on a tokio socket),
+//! [`heartbeat`] (heartbeat payloads of every layout revision),
+//! [`handshake`] (what precedes a session: frames before the Hello, the
+//! Hello's bounds, sans-IO), [`newids`] (how fast unproven new agent ids may
+//! appear, sans-IO), [`handshakes`] (the pre-Hello connection limit),
 //! [`commit`] (the sink's one writer: group commit), [`ledger`] (resume
 //! points and dedup, pure),
 //! [`sink`] (the JSON-lines file and stdout), [`line`](mod@line) (the line format),
-//! [`registry`] (SQLite), [`api`] (HTTP), [`auth`] (agent tokens),
+//! [`registry`] (SQLite), [`api`] (HTTP), [`auth`] (agent tokens and proven identity),
 //! [`metrics`] (counters), [`server`] (all of it assembled).
 
 #![forbid(unsafe_code)]
@@ -31,7 +35,10 @@
 
 // The sans-IO core, built without the `server` feature too (the fuzz target).
 pub mod admission;
+pub mod handshake;
+pub mod heartbeat;
 pub mod ledger;
+pub mod newids;
 pub mod line;
 pub mod session;
 
@@ -45,6 +52,8 @@ pub mod commit;
 pub mod config;
 #[cfg(feature = "server")]
 pub mod conn;
+#[cfg(feature = "server")]
+pub mod handshakes;
 #[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]

@@ -8,8 +8,10 @@
 //! number), `type` (data type), `ts` (the agent's timestamp, ms) and `recv`
 //! (the collector's receive time, Unix ms), then exactly one of:
 //!
-//! * `heartbeat`: an agent heartbeat (type 1000) decoded, `{"host":{..},"lib":{..}}`;
-//! * `plugin`: a plugin heartbeat (type 1001), `{"name","version","pid","status"}`;
+//! * `heartbeat`: an agent heartbeat (type 1000) decoded, `{"host":{..},"lib":{..}}`
+//!   (counters a revision-1 agent does not send are `null`);
+//! * `plugin`: a plugin heartbeat (type 1001), `{"name","version","pid","status"}`
+//!   (a status number this collector does not know is `"unknown"`);
 //! * `task_result`: a task result (type 1050), `{"token","status","message"}`;
 //! * `text`: the payload, when it is valid UTF-8;
 //! * `b64`: the payload in standard base64, otherwise (also for a type
@@ -18,21 +20,49 @@
 //! `(agent, seq)` identifies a record: the file sink writes each at most once.
 
 use agent_core::data_type;
-use agent_core::heartbeat::AgentHeartbeat;
 use agent_core::message::{decode_body, TaskResult};
-use agent_core::plugin::{PluginHeartbeat, PluginStatus};
+use agent_core::plugin::PluginStatus;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
 /// A plugin status as written in lines and the registry.
 pub fn plugin_status(s: PluginStatus) -> &'static str {
-    match s {
-        PluginStatus::Starting => "starting",
-        PluginStatus::Running => "running",
-        PluginStatus::Stopping => "stopping",
-        PluginStatus::Stopped => "stopped",
-        PluginStatus::Error => "error",
+    plugin_status_number(s as u32)
+}
+
+/// A plugin status number as written in lines and the registry: a number
+/// this collector does not know is `"unknown"` (PROTOCOL.md, Heartbeats).
+pub fn plugin_status_number(n: u32) -> &'static str {
+    match n {
+        0 => "starting",
+        1 => "running",
+        2 => "stopping",
+        3 => "stopped",
+        4 => "error",
+        _ => "unknown",
+    }
+}
+
+/// A plugin heartbeat payload with its status as a bare number, so that a
+/// status added by a later agent decodes (as `"unknown"`) instead of
+/// making the payload unreadable.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct PluginBeat<'a> {
+    /// Plugin name.
+    pub name: &'a str,
+    /// Plugin version.
+    pub version: &'a str,
+    /// Process id.
+    pub pid: u32,
+    /// Status number (the enum's variant index).
+    pub status: u32,
+}
+
+impl<'a> PluginBeat<'a> {
+    /// Decodes a type-1001 payload (trailing bytes ignored).
+    pub fn decode(payload: &'a [u8]) -> Option<PluginBeat<'a>> {
+        decode_body::<PluginBeat<'a>>(payload).ok()
     }
 }
 
@@ -61,7 +91,7 @@ struct Line<'a> {
     ts: u64,
     recv: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    heartbeat: Option<AgentHeartbeat>,
+    heartbeat: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     plugin: Option<PluginLine<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,13 +139,15 @@ impl RecordLine<'_> {
         };
         let p = self.payload;
         let decoded = match self.data_type {
-            data_type::AGENT_HEARTBEAT => AgentHeartbeat::decode(p).map(|h| line.heartbeat = Some(h)).is_some(),
-            data_type::PLUGIN_HEARTBEAT => decode_body::<PluginHeartbeat<'_>>(p)
+            data_type::AGENT_HEARTBEAT => {
+                crate::heartbeat::decode(p).map(|(h, missing)| line.heartbeat = Some(crate::heartbeat::to_json(&h, missing))).is_some()
+            }
+            data_type::PLUGIN_HEARTBEAT => PluginBeat::decode(p)
                 .map(|h| {
                     line.plugin =
-                        Some(PluginLine { name: h.name, version: h.version, pid: h.pid, status: plugin_status(h.status) })
+                        Some(PluginLine { name: h.name, version: h.version, pid: h.pid, status: plugin_status_number(h.status) })
                 })
-                .is_ok(),
+                .is_some(),
             data_type::TASK_RESULT => decode_body::<TaskResult<'_>>(p)
                 .map(|r| line.task_result = Some(TaskResultLine { token: r.token, status: r.status, message: r.message }))
                 .is_ok(),
@@ -145,6 +177,7 @@ pub struct LineKey<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agent_core::heartbeat::AgentHeartbeat;
 
     fn line(data_type: u32, payload: &[u8]) -> serde_json::Value {
         let mut out = Vec::new();
@@ -169,5 +202,20 @@ mod tests {
         assert_eq!(v["type"], 1000);
         // A reserved type that does not decode is kept as bytes.
         assert_eq!(line(data_type::PLUGIN_HEARTBEAT, &[0xff])["b64"], "/w==");
+    }
+
+    #[test]
+    fn unknown_plugin_status_is_unknown_not_bytes() {
+        let p = line(data_type::PLUGIN_HEARTBEAT, &[2, b's', b'c', 1, b'1', 7, 9]);
+        assert_eq!(p["plugin"], serde_json::json!({"name": "sc", "version": "1", "pid": 7, "status": "unknown"}));
+        assert!(p.get("b64").is_none() && p.get("text").is_none());
+        let known = line(data_type::PLUGIN_HEARTBEAT, &[2, b's', b'c', 1, b'1', 7, 1, 0xaa]);
+        assert_eq!(known["plugin"]["status"], "running", "trailing bytes of a later layout are ignored");
+        // A revision-1 heartbeat (22 lib counters): decoded, the 4 later counters null.
+        let mut hb = [0u8; 400];
+        let n = AgentHeartbeat::default().encode(&mut hb).unwrap().len();
+        let v = line(data_type::AGENT_HEARTBEAT, &hb[..n - 4]);
+        assert_eq!(v["heartbeat"]["lib"]["tasks_duplicate"], 0);
+        assert!(v["heartbeat"]["lib"]["ack_timeouts"].is_null() && v.get("b64").is_none(), "{v}");
     }
 }

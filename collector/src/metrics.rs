@@ -82,8 +82,22 @@ metrics! {
     decoder_oversized_total: "counter",
     /// Frames of unknown kinds (skipped).
     unknown_kinds_total: "counter",
-    /// Hellos whose next_seq is below the collector's resume point (e.g. cloned agent ids).
+    /// Hellos whose next_seq is below the collector's resume point (e.g. cloned agent ids), refused with code 7.
     resume_conflicts_total: "counter",
+    /// Rejects sent: code 7 (Conflict): the id is live on another connection, or a resume point the connection may not set.
+    rejects_conflict_total: "counter",
+    /// Unproven Hellos whose first_unacked_seq was above the stored resume point (refused, code 7: not raised).
+    resume_raises_refused_total: "counter",
+    /// Unproven Hellos of a new agent id refused by the new-id rate or --max-agents (code 6).
+    new_agents_refused_total: "counter",
+    /// Connections closed before their Hello to make room for newer ones (--max-handshakes).
+    handshakes_evicted_total: "counter",
+    /// Whole frames that were not a Hello, skipped before the Hello (stale Close or Ping of a serial gateway, Pong, unknown kinds).
+    prehello_frames_skipped_total: "counter",
+    /// Bytes skipped before a Hello: garbage and skipped frames (also in decoder_skipped_bytes_total for the garbage).
+    prehello_bytes_skipped_total: "counter",
+    /// Connections closed (code 1) for skipping more than --prehello-bytes before their Hello.
+    prehello_budget_exceeded_total: "counter",
     /// Pings sent to idle agents.
     pings_sent_total: "counter",
     /// Pongs sent in answer to agents' Pings.

@@ -3,7 +3,9 @@
 //!
 //! [`Collector::start`] binds the agent port (and the API port), opens the
 //! sink (rebuilding resume points) and the registry, and spawns: the accept
-//! loop (one task per connection, beyond `max_connections` a Reject Busy),
+//! loop (one task per connection; at most `max_handshakes` wait for their
+//! Hello, the oldest evicted; sessions beyond `max_connections` get a
+//! Reject Busy to their Hello),
 //! the registry flusher (which also recounts, every [`FLEET_REFRESH`], the
 //! fleet behind the pacing advice) and the API. [`Collector::shutdown`] tells every
 //! connection to Close with code 2 (Shutdown), waits for them (bounded),
@@ -13,7 +15,9 @@ use crate::admission::{Admission, AdmissionConfig, Decision};
 use crate::auth::Auth;
 use crate::commit::{self, CommitHandle};
 use crate::config::{Config, SinkKind};
+use crate::handshakes::Handshakes;
 use crate::metrics::Metrics;
+use crate::newids::NewIds;
 use crate::registry::{ConfigRow, Registry, TaskRow};
 use crate::sink::{FileSink, ResumePoints, Sink, StdoutSink};
 use std::collections::HashMap;
@@ -34,8 +38,14 @@ pub fn unix_ms() -> u64 {
 /// A command for a live connection.
 #[derive(Debug, Clone)]
 pub enum Command {
-    /// A newer connection of the same agent id took over: Close and end.
+    /// A newer, proven connection of the same agent id took over: Close 7
+    /// (Conflict) and end.
     Replaced,
+    /// An unproven connection claims this agent id: send a Ping and answer
+    /// on the sender once any frame arrives (the session is alive, so the
+    /// newcomer is refused); a session that cannot answer in time is
+    /// replaced.
+    Probe(Arc<tokio::sync::Notify>),
     /// Send this task.
     Task(TaskRow),
     /// Send this config.
@@ -83,6 +93,12 @@ pub struct Shared {
     /// and every [`FLEET_REFRESH`].
     fleet_recent: AtomicU64,
     sessions: Mutex<HashMap<String, Live>>,
+    /// Connections waiting for their Hello (`--max-handshakes`).
+    pub handshakes: Arc<Handshakes>,
+    /// Session slots (`--max-connections`), taken once a Hello is judged.
+    pub session_slots: Arc<tokio::sync::Semaphore>,
+    /// The budget of new unproven agent ids ([`crate::newids`]).
+    new_ids: Mutex<NewIds>,
     next_conn: AtomicU64,
     next_task: AtomicU64,
     started_ms: u64,
@@ -132,14 +148,26 @@ impl Shared {
         format!("t{:x}-{}", self.started_ms, self.next_task.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Makes `conn_id` the live session of `agent`; an older one is told
-    /// it was replaced.
-    pub fn register(&self, agent: &str, conn_id: u64, tx: mpsc::Sender<Command>) {
-        let old = self.sessions.lock().unwrap().insert(agent.to_string(), Live { conn_id, tx });
-        if let Some(old) = old {
+    /// Makes `conn_id` the live session of `agent`. If another connection
+    /// holds the id, it is replaced only when `may_replace` (the newcomer
+    /// proved its id, or the live session failed its liveness probe; the
+    /// older one is told, and closes with code 7); otherwise `false` and
+    /// the live session goes on.
+    pub fn register(&self, agent: &str, conn_id: u64, tx: mpsc::Sender<Command>, may_replace: bool) -> bool {
+        let mut sessions = self.sessions.lock().unwrap();
+        if !may_replace && sessions.contains_key(agent) {
+            return false;
+        }
+        if let Some(old) = sessions.insert(agent.to_string(), Live { conn_id, tx }) {
             Metrics::inc(&self.metrics.sessions_replaced_total);
             let _ = old.tx.try_send(Command::Replaced);
         }
+        true
+    }
+
+    /// Takes a token of the new-unproven-id budget: `Err(ms)` until the next.
+    pub fn take_new_id(&self) -> Result<(), u32> {
+        self.new_ids.lock().unwrap().take(self.started.elapsed())
     }
 
     /// Forgets `conn_id` as `agent`'s session; false if a newer one had
@@ -152,6 +180,19 @@ impl Shared {
         } else {
             false
         }
+    }
+
+    /// Asks `agent`'s live session, if any, to prove it is alive: the
+    /// notice is notified once it has received a frame after the request.
+    /// `None` if there is no live session.
+    pub fn probe(&self, agent: &str) -> Option<Arc<tokio::sync::Notify>> {
+        let alive = Arc::new(tokio::sync::Notify::new());
+        let sessions = self.sessions.lock().unwrap();
+        let live = sessions.get(agent)?;
+        // A full command queue cannot take the probe: then no answer comes,
+        // read as "not alive".
+        let _ = live.tx.try_send(Command::Probe(alive.clone()));
+        Some(alive)
     }
 
     /// True if `agent` has a live session.
@@ -245,6 +286,7 @@ impl Collector {
         let api_addr = api.as_ref().map(|l| l.local_addr()).transpose()?;
         let (stop, shutdown) = watch::channel(false);
         let conns = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
+        warn_about_trust(&auth, &cfg);
         let admission = AdmissionConfig {
             rate_per_sec: cfg.admission_rate,
             burst: cfg.admission_burst,
@@ -252,6 +294,8 @@ impl Collector {
             ..AdmissionConfig::default()
         };
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let handshakes = Handshakes::new(cfg.max_handshakes);
+        let new_ids = NewIds::new(cfg.new_agents_per_sec, cfg.new_agents_burst);
         let shared = Arc::new(Shared {
             cfg,
             auth,
@@ -263,12 +307,15 @@ impl Collector {
             started: Instant::now(),
             fleet_recent: AtomicU64::new(fleet_recent as u64),
             sessions: Mutex::new(HashMap::new()),
+            handshakes,
+            session_slots: conns.clone(),
+            new_ids: Mutex::new(new_ids),
             next_conn: AtomicU64::new(1),
             next_task: AtomicU64::new(1),
             started_ms: unix_ms(),
         });
         let mut tasks = JoinSet::new();
-        tasks.spawn(accept_loop(shared.clone(), listener, conns.clone()));
+        tasks.spawn(accept_loop(shared.clone(), listener));
         tasks.spawn(registry_flusher(shared.clone()));
         if let Some(l) = api {
             tasks.spawn(crate::api::serve(shared.clone(), l));
@@ -313,7 +360,18 @@ fn bind_agents(addr: SocketAddr) -> io::Result<TcpListener> {
     s.listen(BACKLOG)
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, conns: Arc<tokio::sync::Semaphore>) {
+/// Says loudly, at start, who can write under any agent id: everyone with
+/// the port when no token is set, every holder of the shared token, and
+/// (with a token file) nobody but each listed agent.
+fn warn_about_trust(auth: &Auth, cfg: &Config) {
+    if auth.is_open() {
+        tracing::warn!(listen = %cfg.listen, "the agent port accepts ANYONE: no --agent-token or --token-file; any client can write records under any agent id it names (ids it has not seen are limited by --new-agents-per-sec and --max-agents)");
+    } else if auth.admits_unproven() {
+        tracing::warn!("a shared --agent-token is set: every holder of it is trusted to write records under any agent id not in --token-file; only --token-file entries prove an agent's identity");
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let mut stop = shared.shutdown.clone();
     loop {
         let (stream, peer) = tokio::select! {
@@ -329,21 +387,19 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, conns: Arc<toki
             },
         };
         Metrics::inc(&shared.metrics.connections_total);
-        match conns.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    Metrics::inc(&shared.metrics.connections_open);
-                    crate::conn::serve(shared.clone(), stream, peer).await;
-                    shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
-                    drop(permit);
-                });
-            }
-            Err(_) => {
-                Metrics::inc(&shared.metrics.rejects_busy_total);
-                tokio::spawn(crate::conn::reject_busy(stream, shared.busy_hint()));
-            }
+        // Pre-Hello connections are limited apart from sessions: the
+        // newest enters, the oldest waiting one makes room.
+        let conn_id = shared.conn_id();
+        let (waiting, evicted) = shared.handshakes.enter(conn_id);
+        if evicted {
+            Metrics::inc(&shared.metrics.handshakes_evicted_total);
         }
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            Metrics::inc(&shared.metrics.connections_open);
+            crate::conn::serve(shared.clone(), stream, peer, conn_id, waiting).await;
+            shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 }
 

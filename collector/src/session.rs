@@ -1,7 +1,7 @@
 //! The protocol of one connection, sans-IO: what a frame from an agent
 //! means and what the collector must do about it.
 //!
-//! [`first_frame`] judges the frame that opens a connection (a Hello, or a
+//! [`first_frame`] judges a frame as the Hello that opens a connection (a Hello, or a
 //! reason to Reject or Close). After the Accept, [`Session::on_frame`] turns
 //! every later frame into one [`Step`] for the connection task
 //! ([`crate::conn`]) to carry out. Nothing here does I/O, reads a clock or
@@ -10,16 +10,23 @@
 //!
 //! The rules (PROTOCOL.md, and the hardening issue's rules for gaps):
 //!
-//! * the first frame must be a Hello: another version gets Reject 5, a
-//!   `min_frame` above the collector's `max_frame` Reject 5, a bad token
-//!   Reject 4; anything else (another kind, a malformed body) Close 1;
+//! * the Hello: another version gets Reject 5, a `min_frame` above the
+//!   collector's `max_frame` Reject 5, a bad token Reject 4, a malformed
+//!   body Close 1 (and, through [`crate::handshake::pre_hello`], which
+//!   calls [`first_frame`] only for frames of kind Hello: other frames
+//!   before it skipped, impossible Hellos Reject 1, identity beyond its
+//!   bounds Reject 5);
 //! * a Batch must hold exactly `count` (≥ 1) well-formed entries, and must
 //!   not start above the next sequence number expected on this connection
 //!   (a gap: Close 1, nothing past it is ever acked); records below it are
 //!   duplicates, stored once and acked again;
-//! * kinds that only the collector sends (Hello again, Accept, Reject, Ack,
-//!   Task, Config), bodies that do not decode and frames of another version
-//!   are protocol errors (Close 1); unknown kinds are skipped.
+//! * a second Hello, kinds that only the collector sends (Accept, Reject,
+//!   Ack, Task, Config) and bodies that do not decode are protocol errors
+//!   (Close 1); a frame of another version after Accept is Close 5
+//!   (Incompatible); unknown kinds are skipped.
+//!
+//! What precedes the Hello (skipped frames, bounds, impossible Hellos) is
+//! [`crate::handshake`]'s.
 
 use crate::ledger::Lines;
 use crate::line::RecordLine;
@@ -27,7 +34,6 @@ use agent_core::data_type;
 use agent_core::frame::{Frame, Kind, VERSION};
 use agent_core::heartbeat::AgentHeartbeat;
 use agent_core::message::{decode_body, CloseCode, DecodeError, Message, TaskResult};
-use agent_core::plugin::PluginHeartbeat;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -218,7 +224,8 @@ impl Session {
     /// Judges one frame received at `now_ms` (Unix ms, the lines' `recv`).
     pub fn on_frame(&mut self, frame: &Frame<'_>, now_ms: u64) -> Step {
         if frame.version != VERSION {
-            return Step::Refuse(protocol_error(format!("frame of protocol version {}", frame.version)));
+            // As the agent does on a frame of another version: Close 5.
+            return Step::Refuse(Refusal::Close { code: CloseCode::Incompatible, reason: format!("frame of protocol version {} after Accept; speaks {VERSION}", frame.version) });
         }
         let msg = match Message::decode(frame) {
             Ok(m) => m,
@@ -231,6 +238,7 @@ impl Session {
             Message::Pong(p) => Step::PongReceived(p.nonce),
             Message::TaskResult(r) => Step::TaskResult(ResultInfo { token: r.token.into(), status: r.status, message: r.message.into() }),
             Message::Close(c) => Step::PeerClosed { code: c.code, reason: c.reason.into() },
+            Message::Hello(_) => Step::Refuse(protocol_error("a second Hello on one connection")),
             m => Step::Refuse(protocol_error(format!("{:?} must not come from an agent", m.kind()))),
         }
     }
@@ -263,13 +271,13 @@ impl Session {
             lines.ends.push(lines.bytes.len());
             match rec.data_type {
                 data_type::AGENT_HEARTBEAT => {
-                    if let Some(hb) = AgentHeartbeat::decode(rec.payload) {
+                    if let Some((hb, _)) = crate::heartbeat::decode(rec.payload) {
                         news.heartbeat = Some(Box::new(hb));
                     }
                 }
                 data_type::PLUGIN_HEARTBEAT => {
-                    if let Ok(p) = decode_body::<PluginHeartbeat<'_>>(rec.payload) {
-                        news.plugins.push(PluginInfo { name: p.name.into(), version: p.version.into(), pid: p.pid, status: crate::line::plugin_status(p.status) });
+                    if let Some(p) = crate::line::PluginBeat::decode(rec.payload) {
+                        news.plugins.push(PluginInfo { name: p.name.into(), version: p.version.into(), pid: p.pid, status: crate::line::plugin_status_number(p.status) });
                     }
                 }
                 data_type::TASK_RESULT => {
@@ -367,7 +375,11 @@ mod tests {
         assert_eq!(s.expected(), 11, "nothing refused moved the expected point");
         // Collector-only kinds and unknown kinds.
         let f = frame_of(Message::Hello(hello(512)), &mut buf);
-        assert!(matches!(s.on_frame(&f, 7), Step::Refuse(_)));
+        let Step::Refuse(Refusal::Close { code: CloseCode::ProtocolError, reason }) = s.on_frame(&f, 7) else { panic!() };
+        assert_eq!(reason, "a second Hello on one connection");
+        let mut f = frame_of(Message::Ping(Ping { nonce: 1 }), &mut buf);
+        f.version = 2;
+        assert!(matches!(s.on_frame(&f, 7), Step::Refuse(Refusal::Close { code: CloseCode::Incompatible, .. })), "another version after Accept: Close 5");
         let f = Frame { version: 1, kind: 64, flags: 0, seq: 0, body: &[1, 2, 3] };
         assert!(matches!(s.on_frame(&f, 7), Step::Skip));
     }

@@ -36,9 +36,13 @@ fn closed_with(c: &mut Raw, code: u16) -> String {
 #[test]
 fn resume_points_duplicates_and_acks() {
     let dir = TempDir::new("resume");
-    let col = CollectorProc::start(dir.path(), &["--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0"]);
+    // a1 proves its id (a per-agent token), so its Hello may raise its
+    // resume point; identity.rs has what unproven connections may do.
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "a1 tok-a1\n").unwrap();
+    let col = CollectorProc::start(dir.path(), &["--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0", "--token-file", tokens.to_str().unwrap()]);
     let mut c = Raw::connect(col.agents);
-    c.send(&Message::Hello(hello("a1", b"", 0, 0)));
+    c.send(&Message::Hello(hello("a1", b"tok-a1", 0, 0)));
     assert_eq!(accept(&mut c), 0, "an unknown agent resumes at its first_unacked_seq");
     c.batch("r", 0, 5);
     assert_eq!(c.recv_skipping(T), Got::Ack(4));
@@ -49,22 +53,26 @@ fn resume_points_duplicates_and_acks() {
     drop(c);
 
     let mut c = Raw::connect(col.agents);
-    c.send(&Message::Hello(hello("a1", b"", 5, 8)));
+    c.send(&Message::Hello(hello("a1", b"tok-a1", 5, 8)));
     assert_eq!(accept(&mut c), 8, "the resume point: one past the highest stored");
     drop(c);
     // An agent whose records up to 20 were acked by another collector.
     let mut c = Raw::connect(col.agents);
-    c.send(&Message::Hello(hello("a1", b"", 20, 25)));
+    c.send(&Message::Hello(hello("a1", b"tok-a1", 20, 25)));
     assert_eq!(accept(&mut c), 20);
     c.batch("r", 20, 5);
     assert_eq!(c.recv_skipping(T), Got::Ack(24));
     drop(c);
 
     // A Hello whose next_seq is below the resume point (a cloned agent id):
-    // the true resume point is still answered, and counted.
+    // refused with code 7 (the agent would refuse the point anyway), never
+    // answered with a lower point; counted.
     let mut c = Raw::connect(col.agents);
-    c.send(&Message::Hello(hello("a1", b"", 2, 3)));
-    assert_eq!(accept(&mut c), 25, "never lower than what is stored");
+    c.send(&Message::Hello(hello("a1", b"tok-a1", 2, 3)));
+    match c.recv_skipping(T) {
+        Got::Reject { code: 7, reason, .. } => assert!(reason.contains("next_seq"), "{reason}"),
+        g => panic!("expected Reject 7, got {g:?}"),
+    }
     drop(c);
     let (_, metrics) = common::http(col.api.unwrap(), "GET", "/metrics", Some("api-token-for-tests"), None);
     assert!(metrics.contains("edge_collector_resume_conflicts_total 1\n"), "{metrics}");
@@ -87,24 +95,39 @@ fn stdout_sink_writes_lines_and_acks_after_the_flush() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The ready line goes to stderr when the records go to stdout.
-    let mut ready = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut ready).unwrap();
-    let addr: std::net::SocketAddr = ready.split_whitespace().find_map(|p| p.strip_prefix("agents=")).unwrap().parse().unwrap();
+    // The ready line goes to stderr when the records go to stdout (after
+    // the start-up warnings, such as the open port's).
+    /// Kills the child however the test ends.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let (stderr, stdout) = (child.stderr.take().unwrap(), child.stdout.take().unwrap());
+    let _child = Reap(child);
+    let mut err = BufReader::new(stderr);
+    let addr: std::net::SocketAddr = loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "no ready line");
+        if let Some(a) = line.split_whitespace().find_map(|p| p.strip_prefix("agents=")) {
+            break a.parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
     let mut c = Raw::connect(addr);
     c.send(&Message::Hello(hello("out-1", b"", 0, 0)));
     accept(&mut c);
     c.batch("o", 0, 3);
     assert_eq!(c.recv_skipping(T), Got::Ack(2));
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut out = BufReader::new(stdout);
     for seq in 0..3u64 {
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!((v["agent"].as_str(), v["seq"].as_u64(), v["text"].as_str()), (Some("out-1"), Some(seq), Some(format!("o{seq}").as_str())));
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
@@ -147,9 +170,39 @@ fn gap_bad_crc_and_malformed_close_with_protocol_error() {
     accept(&mut c);
     c.send(&Message::Ack(Ack { up_to: 1 }));
     closed_with(&mut c, 1);
+    // A Ping before the Hello is skipped (a stale frame of a serial
+    // gateway; prehello.rs has the rest), not a reason to close.
     let mut c = Raw::connect(col.agents);
     c.send(&Message::Ping(Ping { nonce: 1 }));
-    closed_with(&mut c, 1);
+    c.send(&Message::Hello(hello("g1", b"", 3, 3)));
+    assert_eq!(accept(&mut c), 3);
+    // A second Hello on the connection: Close 1, saying so.
+    c.send(&Message::Hello(hello("g1", b"", 3, 3)));
+    assert_eq!(closed_with(&mut c, 1), "a second Hello on one connection");
+    // A frame of another version after Accept: Close 5, as the agent does.
+    let mut c = Raw::connect(col.agents);
+    c.send(&Message::Hello(hello("g1", b"", 3, 3)));
+    accept(&mut c);
+    let mut f = c.frame(&Message::Ping(Ping { nonce: 2 }));
+    f[2] = 2;
+    let n = f.len();
+    let crc = crc32c(&f[..n - 4]);
+    f[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    c.send_bytes(&f);
+    closed_with(&mut c, 5);
+    // No Hello field is optional: a Hello that ends before min_frame is
+    // malformed (Close 1).
+    let mut c = Raw::connect(col.agents);
+    let mut f = c.frame(&Message::Hello(hello("g1", b"", 3, 3)));
+    let body_len = u32::from_le_bytes(f[5..9].try_into().unwrap()) as usize;
+    let cut = 2; // min_frame 1100 is `cc 08`: the body ends right after max_frame
+    let mut short = f[..13 + body_len - cut].to_vec();
+    short[5..9].copy_from_slice(&((body_len - cut) as u32).to_le_bytes());
+    let crc = crc32c(&short);
+    short.extend_from_slice(&crc.to_le_bytes());
+    f.clear();
+    c.send_bytes(&short);
+    assert!(closed_with(&mut c, 1).contains("malformed Hello"));
 
     let v = sink_view(dir.path());
     assert_eq!(v.seqs["g1"], vec![0, 1, 2], "nothing past the gap, nothing from a malformed batch");
@@ -224,16 +277,21 @@ fn busy_replacement_pings_and_timeouts() {
     // The Ping of an agent is answered with its nonce.
     a.send(&Message::Ping(Ping { nonce: 0xfeed }));
     assert_eq!(a.recv(T), Got::Pong(0xfeed));
-    // The same id again replaces the older session (which gets Close 0)...
+    // The same id again, unproven: refused with code 7, the live session
+    // goes on (identity.rs: a proven one replaces it)...
     drop(b);
     std::thread::sleep(Duration::from_millis(200));
     let mut a2 = Raw::connect(col.agents);
     a2.send(&Message::Hello(hello("b1", b"", 0, 0)));
-    accept(&mut a2);
-    closed_with(&mut a, 0);
+    // The live session is probed with a Ping; it answers, so it keeps its id.
+    let Got::Ping(nonce) = a.recv(T) else { panic!("the live session was probed") };
+    a.send(&Message::Pong(agent_core::message::Pong { nonce }));
+    assert!(matches!(a2.recv(T), Got::Reject { code: 7, .. }));
+    a.send(&Message::Ping(Ping { nonce: 0xbeef }));
+    assert_eq!(a.recv(T), Got::Pong(0xbeef), "the live session was not ended");
     // ... and a silent connection is pinged, then closed with code 3.
-    assert!(matches!(a2.recv(Duration::from_secs(3)), Got::Ping(_)));
-    match a2.recv(Duration::from_secs(3)) {
+    assert!(matches!(a.recv(Duration::from_secs(3)), Got::Ping(_)));
+    match a.recv(Duration::from_secs(3)) {
         Got::Close { code: 3, .. } => {}
         g => panic!("expected Close 3 (Timeout), got {g:?}"),
     }
@@ -242,7 +300,7 @@ fn busy_replacement_pings_and_timeouts() {
     assert!(matches!(quiet.recv(Duration::from_secs(3)), Got::Close { code: 3, .. }));
     let (status, metrics) = common::http(col.api.unwrap(), "GET", "/metrics", Some("api-token-for-tests"), None);
     assert_eq!(status, 200);
-    for m in ["rejects_busy_total 1", "sessions_replaced_total 1", "pongs_sent_total 1"] {
+    for m in ["rejects_busy_total 1", "rejects_conflict_total 1", "sessions_replaced_total 0", "pongs_sent_total 2"] {
         assert!(metrics.contains(&format!("edge_collector_{m}\n")), "{m} in\n{metrics}");
     }
 }

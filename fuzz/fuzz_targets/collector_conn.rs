@@ -2,8 +2,8 @@
 //!
 //! Bytes (raw, or well-formed frames of any kind, Hellos and Batches near
 //! the expected sequence number, split anywhere) go through the collector's
-//! path: `FrameDecoder` (of the collector's `max_frame`) -> `first_frame`
-//! -> the ledger's resume point -> `Session::on_frame` -> the ledger's
+//! path: `FrameDecoder` (of the collector's `max_frame`) -> `pre_hello`
+//! (non-Hello frames before the Hello skipped) -> the ledger's resume point -> `Session::on_frame` -> the ledger's
 //! `plan`, as `edge_collector::conn` does. Checks:
 //!
 //! * no panic, whatever the bytes;
@@ -23,7 +23,8 @@ use agent_core::record::{ts_delta, EntryHeader};
 use agent_core_fuzz::{encode_message, ArbMessage};
 use arbitrary::Arbitrary;
 use edge_collector::ledger::{plan, raise, ResumePoints, StoreOutcome};
-use edge_collector::session::{first_frame, Session, Step};
+use edge_collector::handshake::{pre_hello, HelloBounds, PreHello};
+use edge_collector::session::{Session, Step};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -123,16 +124,18 @@ fuzz_target!(|input: Input| {
                     Feed::Consumed => break,
                     Feed::Frame { frame, remaining } => {
                         let step = match session.as_mut() {
-                            None => match first_frame(&frame, max_frame) {
-                                Ok(h) => {
+                            None => match pre_hello(&frame, max_frame, &HelloBounds::default()) {
+                                PreHello::Skip => None,
+                                PreHello::Hello(h) => {
                                     assert!(h.min_frame <= max_frame, "a Hello needing bigger frames is refused");
+                                    assert!(h.first_unacked_seq <= h.next_seq && h.max_frame >= 64, "an impossible Hello is refused");
                                     let resume = raise(&mut ledger, &h.agent_id, h.first_unacked_seq);
                                     assert!(resume >= h.first_unacked_seq);
                                     resume_at_hello = resume;
                                     session = Some(Session::new(h.agent_id.as_str().into(), h.hostname.clone(), resume));
                                     None
                                 }
-                                Err(_) => {
+                                PreHello::Refuse(_) => {
                                     ended = true;
                                     None
                                 }

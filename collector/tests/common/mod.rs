@@ -7,6 +7,7 @@ pub mod agent;
 pub mod probe;
 pub mod proxy;
 pub mod raw;
+pub mod steady;
 #[path = "../../../examples/demo/tcp_transport.rs"]
 pub mod tcp_transport;
 
@@ -79,8 +80,11 @@ pub struct CollectorProc {
 impl CollectorProc {
     /// Starts `edge-collector --data-dir <dir> <args>` (with `--listen
     /// 127.0.0.1:0` unless `args` has a `--listen`) and waits for its ready line.
+    /// The binary is this build's, or `$EDGE_COLLECTOR_BIN` if set (to show
+    /// that a test fails against an older build).
     pub fn start(dir: &Path, args: &[&str]) -> CollectorProc {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_edge-collector"));
+        let bin = std::env::var_os("EDGE_COLLECTOR_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_edge-collector").into());
+        let mut cmd = Command::new(bin);
         cmd.arg("--data-dir").arg(dir).args(args);
         if !args.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);
