@@ -4,13 +4,13 @@
 //! Hellos and identity fields beyond their bounds are refused; new
 //! unproven ids arrive at a bounded rate. Each attack runs beside a
 //! well-behaved agent whose acks and latency are checked
-//! ([`common::steady::under_attack`]).
+//! ([`common::probe::under_attack`]).
 
 mod common;
 
 use agent_core::message::{Message, Pong};
 use common::raw::{hello, Got, Raw};
-use common::steady::under_attack;
+use common::probe::under_attack;
 use common::{sink_view, CollectorProc, TempDir};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@ mod common;
 use agent_core::frame::crc32c;
 use agent_core::message::{Close, Message, Ping, Pong};
 use common::raw::{hello, Got, Raw};
-use common::steady::under_attack;
+use common::probe::under_attack;
 use common::{sink_view, CollectorProc, TempDir};
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};

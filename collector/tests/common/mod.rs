@@ -7,7 +7,6 @@ pub mod agent;
 pub mod probe;
 pub mod proxy;
 pub mod raw;
-pub mod steady;
 #[path = "../../../examples/demo/tcp_transport.rs"]
 pub mod tcp_transport;
 

@@ -155,7 +155,7 @@ fn run(addr: SocketAddr, id: &str, token: &[u8], every: Duration, state: &Mutex<
             }
         };
         c.send(&Message::Hello(hello(id, token, next, held_to)));
-        match c.recv_skipping(ACK_LIMIT) {
+        match c.recv_answering(ACK_LIMIT) {
             Got::Accept { next_seq, .. } if next_seq > next && since.is_some() => {
                 // The record in flight was stored before the connection ended.
                 note(state, &mut since, next_seq);
@@ -170,7 +170,7 @@ fn run(addr: SocketAddr, id: &str, token: &[u8], every: Duration, state: &Mutex<
         while !stop.load(Ordering::Relaxed) {
             since.get_or_insert_with(Instant::now);
             c.batch(&format!("{id}#"), next, 1);
-            match c.recv_skipping(ACK_LIMIT) {
+            match c.recv_answering(ACK_LIMIT) {
                 Got::Ack(up_to) if up_to >= next => {
                     note(state, &mut since, up_to + 1);
                     next = up_to + 1;
@@ -193,4 +193,26 @@ fn note(state: &Mutex<State>, since: &mut Option<Instant>, acked: u64) {
         s.samples.push(t.elapsed());
     }
     s.acked = s.acked.max(acked);
+}
+
+/// Runs a probe agent for `rest` alone, then while `attack` runs, and
+/// checks that under attack its p99 ack latency stays within 10x its rest
+/// p99 (plus 250 ms of slack for a loaded 2-core machine), that its
+/// connection was never cut or refused, and that it kept getting acks.
+/// Returns what `attack` returned.
+pub fn under_attack<T>(addr: SocketAddr, id: &str, token: &[u8], rest: Duration, attack: impl FnOnce() -> T) -> T {
+    let probe = Probe::start(addr, id, token, Duration::from_millis(5));
+    std::thread::sleep(rest);
+    let at_rest = probe.phase(5, ACK_LIMIT);
+    let acked_before = probe.acked();
+    let marker = Instant::now();
+    let out = attack();
+    let attack_time = marker.elapsed();
+    let attacked = probe.phase(1, ACK_LIMIT);
+    let report = probe.stop();
+    eprintln!("probe {id}: {} acked, attack {attack_time:?}", report.acked);
+    assert!(report.troubles.is_empty() && report.reconnects == 0, "probe {id} was disturbed: {:?}", report.troubles);
+    assert!(report.acked > acked_before, "probe {id} got no ack during the attack");
+    within(&at_rest, &attacked, 10, Duration::from_millis(250)).unwrap();
+    out
 }

@@ -136,6 +136,20 @@ impl Raw {
         }
     }
 
+    /// Like [`Raw::recv_skipping`], but answers each Ping with its Pong, as
+    /// a live agent does (the collector probes a live session with a Ping
+    /// before it lets an unproven newcomer replace it).
+    pub fn recv_answering(&mut self, limit: Duration) -> Got {
+        let end = Instant::now() + limit;
+        loop {
+            match self.recv(end.saturating_duration_since(Instant::now())) {
+                Got::Ping(nonce) => self.send(&Message::Pong(agent_core::message::Pong { nonce })),
+                Got::Task { .. } | Got::Config { .. } => continue,
+                g => return g,
+            }
+        }
+    }
+
     fn parse(&mut self) -> Option<Got> {
         if self.buf.len() < 13 {
             return None;
