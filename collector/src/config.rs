@@ -89,6 +89,10 @@ pub struct Args {
     /// Seconds between registry flushes (one SQLite transaction each) [default: 1].
     #[arg(long, value_name = "SECS")]
     pub registry_flush: Option<f64>,
+    /// Start with a new, empty registry although the data dir holds sink files (its tasks, configs and agents are gone); without it a missing or empty registry.sqlite3 is refused.
+    #[arg(long)]
+    #[serde(default)]
+    pub allow_new_registry: bool,
     /// Log filter (tracing EnvFilter syntax) [default: info, or RUST_LOG].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -147,6 +151,8 @@ pub struct Config {
     pub stale_after: u32,
     /// Registry flush period.
     pub registry_flush: Duration,
+    /// Start with a new registry although sink files exist.
+    pub allow_new_registry: bool,
 }
 
 /// A setting that cannot work, found at start.
@@ -172,7 +178,7 @@ fn secs(name: &str, v: f64) -> Result<Duration, ConfigError> {
 impl Args {
     /// `self` with every unset flag taken from `file`.
     pub fn or(self, file: Args) -> Args {
-        macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, $($f: self.$f.or(file.$f)),* } } }
+        macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, allow_new_registry: self.allow_new_registry || file.allow_new_registry, $($f: self.$f.or(file.$f)),* } } }
         pick!(listen, api_listen, api_token, data_dir, sink, rotate_bytes, agent_token, token_file, max_connections,
             max_frame, max_inflight, handshake_timeout, idle_timeout, ping_after, retry_after_ms, admission_rate,
             admission_burst_ms, max_reservations, heartbeat_interval, stale_after, registry_flush, log)
@@ -252,6 +258,7 @@ impl Args {
             heartbeat_interval: secs("heartbeat-interval", self.heartbeat_interval.unwrap_or(60.0))?,
             stale_after,
             registry_flush: secs("registry-flush", self.registry_flush.unwrap_or(1.0))?,
+            allow_new_registry: self.allow_new_registry,
         })
     }
 }

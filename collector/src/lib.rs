@@ -22,7 +22,8 @@
 //! which get a slot: the handshake rate, sans-IO), [`conn`] (that protocol on a tokio socket),
 //! [`commit`] (the sink's one writer: group commit), [`ledger`] (resume
 //! points and dedup, pure),
-//! [`sink`] (the JSON-lines file and stdout), [`line`](mod@line) (the line format),
+//! [`sink`] (the JSON-lines file and stdout), [`recovery`] (what the file
+//! sink finds at start: damage set aside, torn tails cut), [`line`](mod@line) (the line format),
 //! [`registry`] (SQLite), [`api`] (HTTP), [`auth`] (agent tokens),
 //! [`metrics`] (counters), [`server`] (all of it assembled).
 
@@ -47,6 +48,8 @@ pub mod config;
 pub mod conn;
 #[cfg(feature = "server")]
 pub mod metrics;
+#[cfg(feature = "server")]
+pub mod recovery;
 #[cfg(feature = "server")]
 pub mod registry;
 #[cfg(feature = "server")]
