@@ -306,6 +306,13 @@ impl Collector {
         Ok(Collector { shared, agent_addr, api_addr, stop, tasks, conns, commit_thread })
     }
 
+    /// Returns once the sink has failed (a write or fsync error): nothing is
+    /// acked any more, and the program shuts down and exits with status 3
+    /// so that its supervisor restarts it ([`crate::commit`]).
+    pub async fn sink_failed(&self) {
+        self.shared.commit.failed().await
+    }
+
     /// Stops the collector gracefully; see the module docs.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
