@@ -37,6 +37,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// Most requests grouped into one commit.
 pub const MAX_GROUP: usize = 4096;
 
+/// The commit thread hands lines to the sink in appends of about this
+/// size; it holds at most this plus one batch's lines beyond what the
+/// connections' queues hold.
+pub const APPEND_CHUNK: usize = 1 << 20;
+
 enum Request {
     Store(Lines, oneshot::Sender<StoreOutcome>),
     Resume(Arc<str>, u64, oneshot::Sender<Option<u64>>),
@@ -96,12 +101,26 @@ pub fn spawn(mut sink: Box<dyn Sink>, mut resume: ResumePoints, metrics: Arc<Met
                     }
                 }
                 buf.clear();
+                let mut appended = false;
+                let fail = |e: &std::io::Error, failed: &mut bool| {
+                    tracing::error!(error = %e, "sink failed; refusing every record, shutting down to be restarted");
+                    Metrics::inc(&metrics.sink_errors_total);
+                    *failed = true;
+                    let _ = failed_tx.send(true);
+                };
                 let mut outcomes = Vec::with_capacity(group.len());
                 let mut written_total = 0u64;
                 for req in &group {
                     match req {
                         Request::Store(l, _) => {
                             let o = if failed { StoreOutcome::Failed } else { plan(&mut resume, l, &mut buf) };
+                            if !failed && buf.len() >= APPEND_CHUNK {
+                                if let Err(e) = sink.append(&buf) {
+                                    fail(&e, &mut failed);
+                                }
+                                appended = true;
+                                buf.clear();
+                            }
                             if let StoreOutcome::Stored { written, .. } = o {
                                 written_total += u64::from(written);
                                 Metrics::add(&metrics.records_duplicate_total, l.ends.len() as u64 - u64::from(written));
@@ -118,18 +137,17 @@ pub fn spawn(mut sink: Box<dyn Sink>, mut resume: ResumePoints, metrics: Arc<Met
                 // duplicates) has nothing to make durable: every earlier
                 // group was committed before it was answered. So a
                 // reconnect storm's handshakes do not wait for an fsync.
-                if !failed && !buf.is_empty() {
+                if !failed && (appended || !buf.is_empty()) {
                     let t = Instant::now();
                     let r = sink.append(&buf).and_then(|()| sink.commit(&resume));
+                    buf.clear();
+                    buf.shrink_to(APPEND_CHUNK);
                     let micros = t.elapsed().as_micros() as u64;
                     Metrics::inc(&metrics.sink_commits_total);
                     Metrics::add(&metrics.sink_commit_micros_total, micros);
                     metrics.sink_commit_micros_max.fetch_max(micros, std::sync::atomic::Ordering::Relaxed);
                     if let Err(e) = r {
-                        tracing::error!(error = %e, "sink failed; refusing every record, shutting down to be restarted");
-                        Metrics::inc(&metrics.sink_errors_total);
-                        failed = true;
-                        let _ = failed_tx.send(true);
+                        fail(&e, &mut failed);
                     } else {
                         Metrics::add(&metrics.records_stored_total, written_total);
                     }

@@ -17,6 +17,9 @@ pub const MIN_MAX_FRAME: u32 = 4096;
 /// Largest `--max-frame` (16 MiB): bounds each connection's buffers.
 pub const MAX_MAX_FRAME: u32 = 16 << 20;
 
+/// Largest `--max-batch-records`.
+pub const MAX_BATCH_RECORDS: u32 = 65536;
+
 /// Command-line flags (`edge-collector --help`).
 #[derive(Debug, Clone, Default, Parser, Deserialize)]
 #[command(name = "edge-collector", version, about = "The edge-agent collector: sessions, a durable exactly-once JSON-lines sink, a SQLite registry and an HTTP API.")]
@@ -59,6 +62,12 @@ pub struct Args {
     /// Batches per connection waiting for the sink before the collector stops reading that socket [default: 8].
     #[arg(long, value_name = "N")]
     pub max_inflight: Option<usize>,
+    /// Bytes of lines per connection waiting for the sink (queued or being written) before the collector stops reading that socket; one batch always goes through [default: 2 MiB].
+    #[arg(long, value_name = "BYTES")]
+    pub max_inflight_bytes: Option<usize>,
+    /// Most records in one Batch (1 ..= 65536); a Batch with more is closed with code 1. Agents send at most their batch_max_records (default 256) [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub max_batch_records: Option<u32>,
     /// Seconds a new connection has to send its Hello [default: 10].
     #[arg(long, value_name = "SECS")]
     pub handshake_timeout: Option<f64>,
@@ -131,6 +140,11 @@ pub struct Config {
     pub max_frame: u32,
     /// Batches in flight to the sink per connection.
     pub max_inflight: usize,
+    /// Bytes of lines in flight to the sink per connection (beyond it,
+    /// one more batch).
+    pub max_inflight_bytes: usize,
+    /// Most records in one Batch.
+    pub max_batch_records: u32,
     /// Time to receive the Hello.
     pub handshake_timeout: Duration,
     /// Silence that closes a connection.
@@ -180,7 +194,7 @@ impl Args {
     pub fn or(self, file: Args) -> Args {
         macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, allow_new_registry: self.allow_new_registry || file.allow_new_registry, $($f: self.$f.or(file.$f)),* } } }
         pick!(listen, api_listen, api_token, data_dir, sink, rotate_bytes, agent_token, token_file, max_connections,
-            max_frame, max_inflight, handshake_timeout, idle_timeout, ping_after, retry_after_ms, admission_rate,
+            max_frame, max_inflight, max_inflight_bytes, max_batch_records, handshake_timeout, idle_timeout, ping_after, retry_after_ms, admission_rate,
             admission_burst_ms, max_reservations, heartbeat_interval, stale_after, registry_flush, log)
     }
 
@@ -213,6 +227,14 @@ impl Args {
         let max_inflight = self.max_inflight.unwrap_or(8);
         if !(1..=1024).contains(&max_inflight) {
             return Err(ConfigError("--max-inflight must be within 1..=1024".into()));
+        }
+        let max_inflight_bytes = self.max_inflight_bytes.unwrap_or(2 << 20);
+        if max_inflight_bytes < 4096 {
+            return Err(ConfigError(format!("--max-inflight-bytes must be at least 4096, got {max_inflight_bytes}")));
+        }
+        let max_batch_records = self.max_batch_records.unwrap_or(1024);
+        if !(1..=MAX_BATCH_RECORDS).contains(&max_batch_records) {
+            return Err(ConfigError(format!("--max-batch-records must be within 1..={MAX_BATCH_RECORDS}, got {max_batch_records}")));
         }
         let rotate_bytes = self.rotate_bytes.unwrap_or(256 << 20);
         if rotate_bytes < 4096 {
@@ -248,6 +270,8 @@ impl Args {
             max_connections,
             max_frame,
             max_inflight,
+            max_inflight_bytes,
+            max_batch_records,
             handshake_timeout: secs("handshake-timeout", self.handshake_timeout.unwrap_or(10.0))?,
             idle_timeout,
             ping_after,
@@ -302,6 +326,9 @@ mod tests {
             Args { max_reservations: Some(0), ..Args::default() },
             Args { admission_rate: Some(10), max_reservations: Some(0), ..Args::default() },
             Args { admission_burst_ms: Some(60_001), ..Args::default() },
+            Args { max_batch_records: Some(0), ..Args::default() },
+            Args { max_batch_records: Some(65537), ..Args::default() },
+            Args { max_inflight_bytes: Some(100), ..Args::default() },
         ];
         for a in bad {
             assert!(a.clone().resolve().is_err(), "{a:?}");

@@ -25,7 +25,8 @@
 //! [`sink`] (the JSON-lines file and stdout), [`recovery`] (what the file
 //! sink finds at start: damage set aside, torn tails cut), [`line`](mod@line) (the line format),
 //! [`registry`] (SQLite), [`api`] (HTTP), [`auth`] (agent tokens),
-//! [`metrics`] (counters), [`server`] (all of it assembled).
+//! [`metrics`] (counters), [`bounds`] (memory and output bounds as formulas
+//! of the flags), [`server`] (all of it assembled).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -40,6 +41,8 @@ pub mod session;
 pub mod api;
 #[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
+pub mod bounds;
 #[cfg(feature = "server")]
 pub mod commit;
 #[cfg(feature = "server")]

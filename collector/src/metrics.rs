@@ -102,6 +102,8 @@ metrics! {
     sink_commit_micros_max: "gauge",
     /// Sink write or sync failures (the sink then refuses everything and the process exits with status 3).
     sink_errors_total: "counter",
+    /// Bytes of lines waiting for the sink (queued or being written), every connection together.
+    sink_queued_bytes: "gauge",
     /// Damaged stretches of sink files (one or more lines each) set aside in quarantine.log at start.
     sink_quarantined_total: "counter",
     /// Bytes of sink files set aside in quarantine.log at start.
