@@ -4,12 +4,15 @@
 //!
 //! # Bounds
 //!
-//! Per connection the collector holds at most: the read buffer
-//! ([`READ_CHUNK`] bytes), the decoder's buffer (`max_frame`), the lines of
-//! at most `max_inflight` batches waiting for the sink (each about 2x its
-//! frame plus ~100 bytes per record), and one outgoing frame. When
-//! `max_inflight` batches wait, the socket is not read: the agent's send
-//! window fills and it waits (backpressure), memory does not grow.
+//! Per connection the collector holds at most: the read buffer (about two
+//! [`READ_CHUNK`]s), the decoder's buffer (`max_frame`), the lines of the
+//! batches waiting for the sink (up to `max_inflight` batches and
+//! `max_inflight_bytes` bytes, counted by capacity, plus the batch that
+//! crossed the limit; a batch holds at most `max_batch_records` records,
+//! checked before its lines are made), and the frames queued to send.
+//! When either limit is reached the socket is not read: the agent's send
+//! window fills and it waits (backpressure), memory does not grow. The
+//! formulas are [`crate::bounds`].
 //!
 //! # Handshake
 //!
