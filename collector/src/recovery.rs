@@ -105,8 +105,12 @@ pub fn scan(path: &Path, resume: &mut ResumePoints) -> io::Result<FileScan> {
         match key {
             Some(k) => {
                 let next = k.seq.saturating_add(1);
-                let e = resume.entry(k.agent.into_owned()).or_insert(next);
-                *e = (*e).max(next);
+                match resume.get_mut(&*k.agent) {
+                    Some(e) => *e = (*e).max(next),
+                    None => {
+                        resume.insert(k.agent.into_owned(), next);
+                    }
+                }
                 s.lines += 1;
                 s.damaged.append(&mut bad);
                 s.good_end = offset + n;
