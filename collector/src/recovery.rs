@@ -284,6 +284,20 @@ mod tests {
         // A second scan finds nothing more.
         let s = scan(&path, &mut ResumePoints::new()).unwrap();
         assert_eq!((s.lines, s.damaged.len(), s.good_end), (10, 0, s.len));
+        // A tail holding a whole line (acked, then damaged?) is kept aside before it is cut.
+        let mut bytes = fs::read(&path).unwrap();
+        let good = bytes.len() as u64;
+        let mut last = lines("a", 10..11);
+        last[12] ^= 0x01;
+        bytes.extend_from_slice(&last);
+        fs::write(&path, &bytes).unwrap();
+        let s = scan(&path, &mut ResumePoints::new()).unwrap();
+        assert!(s.tail_has_line && s.damaged.is_empty() && s.good_end == good);
+        let r = repair(&dir, &path, &s, true).unwrap();
+        assert_eq!((r.quarantined, r.tail_bytes), (1, last.len() as u64));
+        assert_eq!(fs::metadata(&path).unwrap().len(), good);
+        let q = fs::read_to_string(dir.join(QUARANTINE)).unwrap();
+        assert_eq!(serde_json::from_str::<serde_json::Value>(q.lines().last().unwrap()).unwrap()["reason"], "torn tail");
         // After the first checksummed line, a line without one is damage.
         fs::write(&path, [lines("a", 0..2), b"{\"agent\":\"a\",\"seq\":7}\n".to_vec(), lines("a", 2..3)].concat()).unwrap();
         let s = scan(&path, &mut ResumePoints::new()).unwrap();

@@ -387,6 +387,14 @@ mod tests {
             assert!(e.to_string().contains(CHECKPOINT), "{e}");
             fs::remove_dir_all(&dir).unwrap();
         }
+        // A checkpoint of the older form (the bare map) still reads.
+        let dir = tmpdir("legacy");
+        rotated_run(&dir);
+        fs::write(dir.join(CHECKPOINT), "{\"a\": 200, \"gone\": 7}").unwrap();
+        let (_, rec) = FileSink::open(&dir, 4096).unwrap();
+        assert!(!rec.checkpoint_rebuilt);
+        assert_eq!((rec.resume.get("a"), rec.resume.get("gone")), (Some(&200), Some(&7)));
+        fs::remove_dir_all(&dir).unwrap();
         // A new directory is fresh, and gets a checkpoint at once.
         let dir = tmpdir("fresh");
         let (_, rec) = FileSink::open(&dir, 4096).unwrap();
