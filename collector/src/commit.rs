@@ -19,7 +19,12 @@
 //!
 //! A failed write or sync makes the sink unusable: every later request is
 //! refused ([`StoreOutcome::Failed`], resume `None`), nothing more is acked,
-//! and the collector must be restarted (its start re-reads the files).
+//! and [`CommitHandle::failed`] fires. The program then shuts down and
+//! exits with status 3, for its supervisor to restart it: a start re-reads
+//! the files, cuts the failed write's torn tail and resumes every agent
+//! where the files end. (Retrying in place is not safe: after a failed
+//! fsync the kernel may have dropped the dirty pages and reports the error
+//! once, so whether the bytes reached the disk is unknown until re-read.)
 
 pub use crate::ledger::{Lines, StoreOutcome};
 use crate::ledger::{claim, plan, Claim};
@@ -27,10 +32,15 @@ use crate::metrics::Metrics;
 use crate::sink::{ResumePoints, Sink};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Most requests grouped into one commit.
 pub const MAX_GROUP: usize = 4096;
+
+/// The commit thread hands lines to the sink in appends of about this
+/// size; it holds at most this plus one batch's lines beyond what the
+/// connections' queues hold.
+pub const APPEND_CHUNK: usize = 1 << 20;
 
 enum Request {
     Store(Lines, oneshot::Sender<StoreOutcome>),
@@ -41,6 +51,7 @@ enum Request {
 #[derive(Clone, Debug)]
 pub struct CommitHandle {
     tx: mpsc::Sender<Request>,
+    failed: watch::Receiver<bool>,
 }
 
 impl CommitHandle {
@@ -51,6 +62,12 @@ impl CommitHandle {
         // If the thread is gone, `tx` is dropped and the receiver reports it.
         let _ = self.tx.send(Request::Store(lines, tx)).await;
         rx
+    }
+
+    /// Returns once the sink has failed (never, while it works).
+    pub async fn failed(&self) {
+        let mut f = self.failed.clone();
+        let _ = f.wait_for(|failed| *failed).await;
     }
 
     /// The agent's durable resume point, first raised to `floor` (the
@@ -75,6 +92,7 @@ impl CommitHandle {
 /// requests. The thread ends when every handle is dropped.
 pub fn spawn(mut sink: Box<dyn Sink>, mut resume: ResumePoints, metrics: Arc<Metrics>, queue: usize) -> (CommitHandle, std::thread::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Request>(queue.max(1));
+    let (failed_tx, failed_rx) = watch::channel(false);
     let thread = std::thread::Builder::new()
         .name("edge-commit".into())
         .spawn(move || {
@@ -90,12 +108,26 @@ pub fn spawn(mut sink: Box<dyn Sink>, mut resume: ResumePoints, metrics: Arc<Met
                     }
                 }
                 buf.clear();
+                let mut appended = false;
+                let fail = |e: &std::io::Error, failed: &mut bool| {
+                    tracing::error!(error = %e, "sink failed; refusing every record, shutting down to be restarted");
+                    Metrics::inc(&metrics.sink_errors_total);
+                    *failed = true;
+                    let _ = failed_tx.send(true);
+                };
                 let mut outcomes = Vec::with_capacity(group.len());
                 let mut written_total = 0u64;
                 for req in &group {
                     match req {
                         Request::Store(l, _) => {
                             let o = if failed { StoreOutcome::Failed } else { plan(&mut resume, l, &mut buf) };
+                            if !failed && buf.len() >= APPEND_CHUNK {
+                                if let Err(e) = sink.append(&buf) {
+                                    fail(&e, &mut failed);
+                                }
+                                appended = true;
+                                buf.clear();
+                            }
                             if let StoreOutcome::Stored { written, .. } = o {
                                 written_total += u64::from(written);
                                 Metrics::add(&metrics.records_duplicate_total, l.ends.len() as u64 - u64::from(written));
@@ -112,17 +144,17 @@ pub fn spawn(mut sink: Box<dyn Sink>, mut resume: ResumePoints, metrics: Arc<Met
                 // duplicates) has nothing to make durable: every earlier
                 // group was committed before it was answered. So a
                 // reconnect storm's handshakes do not wait for an fsync.
-                if !failed && !buf.is_empty() {
+                if !failed && (appended || !buf.is_empty()) {
                     let t = Instant::now();
                     let r = sink.append(&buf).and_then(|()| sink.commit(&resume));
+                    buf.clear();
+                    buf.shrink_to(APPEND_CHUNK);
                     let micros = t.elapsed().as_micros() as u64;
                     Metrics::inc(&metrics.sink_commits_total);
                     Metrics::add(&metrics.sink_commit_micros_total, micros);
                     metrics.sink_commit_micros_max.fetch_max(micros, std::sync::atomic::Ordering::Relaxed);
                     if let Err(e) = r {
-                        tracing::error!(error = %e, "sink failed; refusing every record until restarted");
-                        Metrics::inc(&metrics.sink_errors_total);
-                        failed = true;
+                        fail(&e, &mut failed);
                     } else {
                         Metrics::add(&metrics.records_stored_total, written_total);
                     }
@@ -141,7 +173,7 @@ pub fn spawn(mut sink: Box<dyn Sink>, mut resume: ResumePoints, metrics: Arc<Met
             }
         })
         .expect("spawn the commit thread");
-    (CommitHandle { tx }, thread)
+    (CommitHandle { tx, failed: failed_rx }, thread)
 }
 
 #[cfg(test)]
@@ -207,7 +239,9 @@ mod tests {
         assert_eq!(h.resume(a.clone(), 0).await, Some(8), "never lowered");
         assert_eq!(String::from_utf8(mem.0.lock().unwrap().clone()).unwrap(), "3\n4\n5\n6\n7\n");
         *mem.1.lock().unwrap() = true;
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(10), h.failed()).await.is_err(), "not failed yet");
         assert_eq!(h.store(lines(&a, 8, 1)).await.await.unwrap(), StoreOutcome::Failed);
+        h.failed().await;
         assert_eq!(h.store(lines(&a, 9, 1)).await.await.unwrap(), StoreOutcome::Failed);
         assert_eq!(h.resume(a, 0).await, None);
     }

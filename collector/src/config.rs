@@ -22,6 +22,9 @@ pub const MIN_API_TOKEN_LEN: usize = 16;
 /// `--api-max-body` bounds (1 KiB ..= 64 MiB).
 pub const API_BODY_RANGE: std::ops::RangeInclusive<usize> = 1024..=64 << 20;
 
+/// Largest `--max-batch-records`.
+pub const MAX_BATCH_RECORDS: u32 = 65536;
+
 /// Command-line flags (`edge-collector --help`).
 #[derive(Debug, Clone, Default, Parser, Deserialize)]
 #[command(name = "edge-collector", version, about = "The edge-agent collector: sessions, a durable exactly-once JSON-lines sink, a SQLite registry and an HTTP API.")]
@@ -64,6 +67,12 @@ pub struct Args {
     /// Batches per connection waiting for the sink before the collector stops reading that socket [default: 8].
     #[arg(long, value_name = "N")]
     pub max_inflight: Option<usize>,
+    /// Bytes of lines per connection waiting for the sink (queued or being written) before the collector stops reading that socket; one batch always goes through [default: 2 MiB].
+    #[arg(long, value_name = "BYTES")]
+    pub max_inflight_bytes: Option<usize>,
+    /// Most records in one Batch (1 ..= 65536); a Batch with more is closed with code 1. Agents send at most their batch_max_records (default 256) [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub max_batch_records: Option<u32>,
     /// Seconds a new connection has to send its Hello [default: 10].
     #[arg(long, value_name = "SECS")]
     pub handshake_timeout: Option<f64>,
@@ -124,6 +133,10 @@ pub struct Args {
     /// Seconds between registry flushes (one SQLite transaction each) [default: 1].
     #[arg(long, value_name = "SECS")]
     pub registry_flush: Option<f64>,
+    /// Start with a new, empty registry although the data dir holds sink files (its tasks, configs and agents are gone); without it a missing or empty registry.sqlite3 is refused.
+    #[arg(long)]
+    #[serde(default)]
+    pub allow_new_registry: bool,
     /// Log filter (tracing EnvFilter syntax) [default: info, or RUST_LOG].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -174,6 +187,11 @@ pub struct Config {
     pub max_frame: u32,
     /// Batches in flight to the sink per connection.
     pub max_inflight: usize,
+    /// Bytes of lines in flight to the sink per connection (beyond it,
+    /// one more batch).
+    pub max_inflight_bytes: usize,
+    /// Most records in one Batch.
+    pub max_batch_records: u32,
     /// Time to receive the Hello.
     pub handshake_timeout: Duration,
     /// Silence that closes a connection.
@@ -208,6 +226,8 @@ pub struct Config {
     pub stale_after: u32,
     /// Registry flush period.
     pub registry_flush: Duration,
+    /// Start with a new registry although sink files exist.
+    pub allow_new_registry: bool,
     /// The HTTP API's own bounds.
     pub api_limits: ApiLimits,
 }
@@ -279,12 +299,12 @@ fn secs(name: &str, v: f64) -> Result<Duration, ConfigError> {
 impl Args {
     /// `self` with every unset flag taken from `file`.
     pub fn or(self, file: Args) -> Args {
-        macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, $($f: self.$f.or(file.$f)),* } } }
+        macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, allow_new_registry: self.allow_new_registry || file.allow_new_registry, $($f: self.$f.or(file.$f)),* } } }
         pick!(listen, api_listen, api_token, data_dir, sink, rotate_bytes, agent_token, token_file, max_connections,
-            max_frame, max_inflight, handshake_timeout, idle_timeout, ping_after, retry_after_ms, admission_rate,
-            admission_burst_ms, max_reservations, max_handshakes, prehello_bytes, new_agents_per_sec, new_agents_burst,
-            max_agents, liveness_probe_ms, max_agent_id_bytes, max_identity_bytes, max_hello_addresses, max_token_bytes,
-            heartbeat_interval, stale_after, registry_flush, log, api_max_connections,
+            max_frame, max_inflight, max_inflight_bytes, max_batch_records, handshake_timeout, idle_timeout, ping_after,
+            retry_after_ms, admission_rate, admission_burst_ms, max_reservations, max_handshakes, prehello_bytes,
+            new_agents_per_sec, new_agents_burst, max_agents, liveness_probe_ms, max_agent_id_bytes, max_identity_bytes,
+            max_hello_addresses, max_token_bytes, heartbeat_interval, stale_after, registry_flush, log, api_max_connections,
             api_header_timeout, api_request_timeout, api_max_body)
     }
 
@@ -317,6 +337,14 @@ impl Args {
         let max_inflight = self.max_inflight.unwrap_or(8);
         if !(1..=1024).contains(&max_inflight) {
             return Err(ConfigError("--max-inflight must be within 1..=1024".into()));
+        }
+        let max_inflight_bytes = self.max_inflight_bytes.unwrap_or(2 << 20);
+        if max_inflight_bytes < 4096 {
+            return Err(ConfigError(format!("--max-inflight-bytes must be at least 4096, got {max_inflight_bytes}")));
+        }
+        let max_batch_records = self.max_batch_records.unwrap_or(1024);
+        if !(1..=MAX_BATCH_RECORDS).contains(&max_batch_records) {
+            return Err(ConfigError(format!("--max-batch-records must be within 1..={MAX_BATCH_RECORDS}, got {max_batch_records}")));
         }
         let rotate_bytes = self.rotate_bytes.unwrap_or(256 << 20);
         if rotate_bytes < 4096 {
@@ -386,6 +414,8 @@ impl Args {
             max_connections,
             max_frame,
             max_inflight,
+            max_inflight_bytes,
+            max_batch_records,
             handshake_timeout: secs("handshake-timeout", self.handshake_timeout.unwrap_or(10.0))?,
             idle_timeout,
             ping_after,
@@ -403,6 +433,7 @@ impl Args {
             heartbeat_interval: secs("heartbeat-interval", self.heartbeat_interval.unwrap_or(60.0))?,
             stale_after,
             registry_flush: secs("registry-flush", self.registry_flush.unwrap_or(1.0))?,
+            allow_new_registry: self.allow_new_registry,
             api_limits,
         })
     }
@@ -492,6 +523,9 @@ mod tests {
             Args { new_agents_burst: Some(0), ..Args::default() },
             Args { max_agents: Some(0), ..Args::default() },
             Args { max_agent_id_bytes: Some(0), ..Args::default() },
+            Args { max_batch_records: Some(0), ..Args::default() },
+            Args { max_batch_records: Some(65537), ..Args::default() },
+            Args { max_inflight_bytes: Some(100), ..Args::default() },
         ];
         for a in bad {
             assert!(a.clone().resolve().is_err(), "{a:?}");

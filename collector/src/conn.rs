@@ -4,12 +4,15 @@
 //!
 //! # Bounds
 //!
-//! Per connection the collector holds at most: the read buffer
-//! ([`READ_CHUNK`] bytes), the decoder's buffer (`max_frame`), the lines of
-//! at most `max_inflight` batches waiting for the sink (each about 2x its
-//! frame plus ~100 bytes per record), and one outgoing frame. When
-//! `max_inflight` batches wait, the socket is not read: the agent's send
-//! window fills and it waits (backpressure), memory does not grow.
+//! Per connection the collector holds at most: the read buffer (about two
+//! [`READ_CHUNK`]s), the decoder's buffer (`max_frame`), the lines of the
+//! batches waiting for the sink (up to `max_inflight` batches and
+//! `max_inflight_bytes` bytes, counted by capacity, plus the batch that
+//! crossed the limit; a batch holds at most `max_batch_records` records,
+//! checked before its lines are made), and the frames queued to send.
+//! When either limit is reached the socket is not read: the agent's send
+//! window fills and it waits (backpressure), memory does not grow. The
+//! formulas are [`crate::bounds`].
 //!
 //! # Handshake
 //!
@@ -127,6 +130,45 @@ fn refusal_frame(r: &Refusal, peer_max_frame: usize) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The batches of one connection waiting for the sink, and their bytes.
+struct Inflight {
+    queue: VecDeque<(oneshot::Receiver<StoreOutcome>, usize)>,
+    bytes: usize,
+    metrics: Arc<Metrics>,
+}
+
+/// Heap bytes held by a batch's lines (by capacity: what it costs).
+fn lines_bytes(l: &crate::ledger::Lines) -> usize {
+    l.bytes.capacity() + l.ends.capacity() * std::mem::size_of::<usize>()
+}
+
+impl Inflight {
+    fn push(&mut self, rx: oneshot::Receiver<StoreOutcome>, bytes: usize) {
+        self.queue.push_back((rx, bytes));
+        self.bytes += bytes;
+        Metrics::add(&self.metrics.sink_queued_bytes, bytes as u64);
+    }
+
+    fn pop_front(&mut self) -> Option<oneshot::Receiver<StoreOutcome>> {
+        let (rx, bytes) = self.queue.pop_front()?;
+        self.bytes -= bytes;
+        self.metrics.sink_queued_bytes.fetch_sub(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+        Some(rx)
+    }
+
+    /// True when the socket must not be read: `--max-inflight` batches or
+    /// `--max-inflight-bytes` wait.
+    fn full(&self, cfg: &crate::config::Config) -> bool {
+        self.queue.len() >= cfg.max_inflight || self.bytes >= cfg.max_inflight_bytes
+    }
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        self.metrics.sink_queued_bytes.fetch_sub(self.bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Moves the decoder's counters since `last` into the metrics.
@@ -456,8 +498,8 @@ impl Conn {
             return End::Quiet;
         }
 
-        let mut session = Session::new(agent.clone(), hello.hostname.clone(), resume);
-        let mut pending: VecDeque<oneshot::Receiver<StoreOutcome>> = VecDeque::new();
+        let mut session = Session::new(agent.clone(), hello.hostname.clone(), resume).with_max_records(cfg.max_batch_records);
+        let mut pending = Inflight { queue: VecDeque::new(), bytes: 0, metrics: m.clone() };
         let mut acked: Option<u64> = None;
         let mut last_frame = Instant::now();
         let mut pinged = false;
@@ -496,8 +538,9 @@ impl Conn {
                             Metrics::inc(&m.task_results_total);
                             self.shared.registry.task_result(&agent, r, now);
                         }
-                        pending.push_back(self.shared.commit.store(lines).await);
-                        while pending.len() >= cfg.max_inflight {
+                        let bytes = lines_bytes(&lines);
+                        pending.push(self.shared.commit.store(lines).await, bytes);
+                        while pending.full(&cfg) {
                             // Backpressure: the socket waits for the sink.
                             let front = pending.pop_front().expect("non-empty");
                             if let Err(end) = self.committed(front.await, &mut pending, &mut acked).await {
@@ -528,14 +571,14 @@ impl Conn {
                 return End::Quiet;
             }
             let deadline = if pinged { last_frame + cfg.idle_timeout } else { last_frame + cfg.ping_after };
-            let reading = pending.len() < cfg.max_inflight;
+            let reading = !pending.full(&cfg);
             self.make_room();
             tokio::select! {
                 biased;
                 _ = stop.changed() => {
                     return End::Send(Refusal::Close { code: CloseCode::Shutdown, reason: "collector shutting down".into() });
                 }
-                r = async { pending.front_mut().expect("guarded").await }, if !pending.is_empty() => {
+                r = async { (&mut pending.queue.front_mut().expect("guarded").0).await }, if !pending.queue.is_empty() => {
                     pending.pop_front();
                     if let Err(end) = self.committed(r, &mut pending, &mut acked).await {
                         return end;
@@ -584,7 +627,7 @@ impl Conn {
     async fn committed(
         &mut self,
         first: Result<StoreOutcome, oneshot::error::RecvError>,
-        pending: &mut VecDeque<oneshot::Receiver<StoreOutcome>>,
+        pending: &mut Inflight,
         acked: &mut Option<u64>,
     ) -> Result<(), End> {
         let mut outcome = first;
@@ -603,7 +646,7 @@ impl Conn {
                     return Err(End::Send(Refusal::Close { code: CloseCode::Shutdown, reason: "sink unavailable".into() }))
                 }
             }
-            match pending.front_mut().map(|r| r.try_recv()) {
+            match pending.queue.front_mut().map(|(r, _)| r.try_recv()) {
                 Some(Ok(o)) => {
                     pending.pop_front();
                     outcome = Ok(o);

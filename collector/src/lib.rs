@@ -26,9 +26,11 @@
 //! appear, sans-IO), [`handshakes`] (the pre-Hello connection limit),
 //! [`commit`] (the sink's one writer: group commit), [`ledger`] (resume
 //! points and dedup, pure),
-//! [`sink`] (the JSON-lines file and stdout), [`line`](mod@line) (the line format),
+//! [`sink`] (the JSON-lines file and stdout), [`recovery`] (what the file
+//! sink finds at start: damage set aside, torn tails cut), [`line`](mod@line) (the line format),
 //! [`registry`] (SQLite), [`api`] (HTTP), [`auth`] (agent tokens and proven identity),
-//! [`metrics`] (counters), [`server`] (all of it assembled).
+//! [`metrics`] (counters), [`bounds`] (memory and output bounds as formulas
+//! of the flags), [`server`] (all of it assembled).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -47,6 +49,8 @@ pub mod api;
 #[cfg(feature = "server")]
 pub mod auth;
 #[cfg(feature = "server")]
+pub mod bounds;
+#[cfg(feature = "server")]
 pub mod commit;
 #[cfg(feature = "server")]
 pub mod config;
@@ -56,6 +60,8 @@ pub mod conn;
 pub mod handshakes;
 #[cfg(feature = "server")]
 pub mod metrics;
+#[cfg(feature = "server")]
+pub mod recovery;
 #[cfg(feature = "server")]
 pub mod registry;
 #[cfg(feature = "server")]

@@ -1,7 +1,7 @@
 //! The JSON-lines format: one object per record, as the sink writes it.
 //!
 //! ```json
-//! {"agent":"a1","host":"gw-7","seq":1230,"type":2001,"ts":1700000000250,"recv":1700000000300,"text":"disk /var 91%"}
+//! {"agent":"a1","host":"gw-7","seq":1230,"type":2001,"ts":1700000000250,"recv":1700000000300,"text":"disk /var 91%","crc":"5b1c1e0f"}
 //! ```
 //!
 //! Every line has `agent`, `host`, `seq` (the agent's record sequence
@@ -17,9 +17,13 @@
 //! * `b64`: the payload in standard base64, otherwise (also for a type
 //!   1000/1001/1050 payload that does not decode).
 //!
+//! and last `crc`: the line's checksum (see [`check`]), so that damage at
+//! rest is found, not read back as a record.
+//!
 //! `(agent, seq)` identifies a record: the file sink writes each at most once.
 
 use agent_core::data_type;
+use agent_core::frame::crc32c;
 use agent_core::message::{decode_body, TaskResult};
 use agent_core::plugin::PluginStatus;
 use base64::Engine as _;
@@ -159,8 +163,107 @@ impl RecordLine<'_> {
                 Err(_) => line.b64 = Some(base64::engine::general_purpose::STANDARD.encode(p)),
             }
         }
+        let start = out.len();
         serde_json::to_writer(&mut *out, &line).expect("serializing to a Vec cannot fail");
-        out.push(b'\n');
+        // The object's closing brace gives way to the checksum field.
+        out.pop();
+        let crc = crc32c(&out[start..]);
+        out.extend_from_slice(CRC_KEY);
+        out.extend_from_slice(format!("{crc:08x}\"}}\n").as_bytes());
+    }
+}
+
+/// What every checksummed line ends with, before its 8 hex digits, `"}`
+/// and the newline.
+const CRC_KEY: &[u8] = b",\"crc\":\"";
+/// Bytes of the checksum suffix: `,"crc":"` + 8 hex digits + `"}`.
+pub const CRC_SUFFIX_LEN: usize = CRC_KEY.len() + 8 + 2;
+
+/// What [`check`] found in one line.
+#[derive(Debug)]
+pub enum Checked<'a> {
+    /// A line with a checksum that matches, and its key.
+    Sound(LineKey<'a>),
+    /// A line without a checksum (written before checksums existed) that
+    /// parses: it cannot be verified, only read.
+    Unchecked(LineKey<'a>),
+    /// A line whose checksum does not match, or that does not parse.
+    Damaged,
+}
+
+/// Checks one line (with or without its `\n`).
+///
+/// The format, for downstream readers who want to verify it too: a line
+/// ends with `,"crc":"XXXXXXXX"}` where `XXXXXXXX` is the CRC-32C
+/// (Castagnoli, the frames' checksum) of every byte of the line before
+/// that `,"crc"`, in 8 lowercase hex digits. The suffix has a fixed length
+/// ([`CRC_SUFFIX_LEN`]), so the check needs no JSON parser.
+pub fn check(line: &[u8]) -> Checked<'_> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let Some(body_len) = line.len().checked_sub(CRC_SUFFIX_LEN) else {
+        return parse_unchecked(line);
+    };
+    let (body, suffix) = line.split_at(body_len);
+    let (key, rest) = suffix.split_at(CRC_KEY.len());
+    if key != CRC_KEY || !rest.ends_with(b"\"}") {
+        return parse_unchecked(line);
+    }
+    let hex = &rest[..8];
+    let stored = std::str::from_utf8(hex).ok().filter(|h| h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    match stored.and_then(|h| u32::from_str_radix(h, 16).ok()) {
+        Some(crc) if crc == crc32c(body) => match leading_key(line).map_or_else(|| serde_json::from_slice::<LineKey<'_>>(line).ok(), Some) {
+            Some(k) => Checked::Sound(k),
+            None => Checked::Damaged,
+        },
+        _ => Checked::Damaged,
+    }
+}
+
+/// The key of a line as [`RecordLine::write`] lays it out (`{"agent":..,
+/// "host":..,"seq":N,`), read without parsing the rest: for lines whose
+/// checksum matched, so the layout is the writer's. `None` if it is not.
+fn leading_key(line: &[u8]) -> Option<LineKey<'_>> {
+    /// The JSON string at the start of `b` (quotes included) and whether it
+    /// has escapes.
+    fn string(b: &[u8]) -> Option<(&[u8], bool)> {
+        if b.first() != Some(&b'"') {
+            return None;
+        }
+        let (mut i, mut escaped) = (1, false);
+        while i < b.len() {
+            match b[i] {
+                b'\\' => {
+                    escaped = true;
+                    i += 2;
+                }
+                b'"' => return Some((&b[..=i], escaped)),
+                _ => i += 1,
+            }
+        }
+        None
+    }
+    let rest = line.strip_prefix(b"{\"agent\":")?;
+    let (quoted, escaped) = string(rest)?;
+    let agent: Cow<'_, str> = if escaped {
+        Cow::Owned(serde_json::from_slice::<String>(quoted).ok()?)
+    } else {
+        Cow::Borrowed(std::str::from_utf8(&quoted[1..quoted.len() - 1]).ok()?)
+    };
+    let rest = rest[quoted.len()..].strip_prefix(b",\"host\":")?;
+    let (host, _) = string(rest)?;
+    let rest = rest[host.len()..].strip_prefix(b",\"seq\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if rest.get(digits) != Some(&b',') {
+        return None;
+    }
+    let seq = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    Some(LineKey { agent, seq })
+}
+
+fn parse_unchecked(line: &[u8]) -> Checked<'_> {
+    match serde_json::from_slice::<LineKey<'_>>(line) {
+        Ok(k) => Checked::Unchecked(k),
+        Err(_) => Checked::Damaged,
     }
 }
 
@@ -186,6 +289,8 @@ mod tests {
         assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
         let key: LineKey<'_> = serde_json::from_slice(&out).unwrap();
         assert_eq!((key.agent.as_ref(), key.seq), ("a\"1", 5));
+        let Checked::Sound(key) = check(&out) else { panic!("checksum: {}", String::from_utf8_lossy(&out)) };
+        assert_eq!(key.seq, 5);
         serde_json::from_slice(&out).unwrap()
     }
 
@@ -217,5 +322,39 @@ mod tests {
         let v = line(data_type::AGENT_HEARTBEAT, &hb[..n - 4]);
         assert_eq!(v["heartbeat"]["lib"]["tasks_duplicate"], 0);
         assert!(v["heartbeat"]["lib"]["ack_timeouts"].is_null() && v.get("b64").is_none(), "{v}");
+    }
+
+    #[test]
+    fn every_flipped_byte_is_found() {
+        let mut out = Vec::new();
+        RecordLine { agent: "agent-7", host: "gw", seq: 91, data_type: 2001, ts: 1, recv: 2, payload: b"disk /var 91%" }.write(&mut out);
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(text.ends_with("\"}\n") && text.contains(",\"crc\":\""), "{text}");
+        // A downstream reader's check, as collector/README.md describes it.
+        let body = &out[..out.len() - 1 - CRC_SUFFIX_LEN];
+        assert_eq!(format!("{:08x}", crc32c(body)), text[text.len() - 11..text.len() - 3]);
+        for i in 0..out.len() - 1 {
+            for bit in [0x01u8, 0x20, 0x80] {
+                let mut bad = out.clone();
+                bad[i] ^= bit;
+                assert!(matches!(check(&bad), Checked::Damaged | Checked::Unchecked(_)), "byte {i} bit {bit:#x} not found");
+                if i < out.len() - 1 - CRC_SUFFIX_LEN {
+                    assert!(matches!(check(&bad), Checked::Damaged), "byte {i} bit {bit:#x} in the body not found");
+                }
+            }
+        }
+        // The key read from the layout is the key a JSON parser reads.
+        for agent in ["a", "a\"1\\", "\u{1}x\u{7f}é", ""] {
+            let mut out = Vec::new();
+            RecordLine { agent, host: "h\"\\", seq: u64::MAX, data_type: 1, ts: 0, recv: 0, payload: b"" }.write(&mut out);
+            let Checked::Sound(k) = check(&out) else { panic!() };
+            let full: LineKey<'_> = serde_json::from_slice(&out).unwrap();
+            assert_eq!((k.agent.as_ref(), k.seq), (full.agent.as_ref(), full.seq));
+            assert!(leading_key(&out).is_some(), "{agent:?}: the fast path");
+        }
+        // Lines written before checksums are read, unverified.
+        assert!(matches!(check(b"{\"agent\":\"a\",\"seq\":3}\n"), Checked::Unchecked(LineKey { seq: 3, .. })));
+        assert!(matches!(check(b"{\"agent\":\"a\",\"se"), Checked::Damaged));
+        assert!(matches!(check(b""), Checked::Damaged));
     }
 }

@@ -7,6 +7,10 @@ use edge_collector::Collector;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+/// Exit status after a sink failure (a write or fsync error): a supervisor
+/// restarts the collector, whose start re-reads the files.
+const SINK_FAILED: u8 = 3;
+
 fn main() -> ExitCode {
     let args = match Args::parse().with_file() {
         Ok(a) => a,
@@ -83,10 +87,16 @@ fn main() -> ExitCode {
             #[cfg(not(unix))]
             let _ = tokio::signal::ctrl_c().await;
         };
-        term.await;
+        let code = tokio::select! {
+            _ = term => ExitCode::SUCCESS,
+            _ = collector.sink_failed() => {
+                tracing::error!("the sink failed: exiting with status {SINK_FAILED} to be restarted");
+                ExitCode::from(SINK_FAILED)
+            }
+        };
         tracing::info!("shutting down");
         collector.shutdown().await;
-        ExitCode::SUCCESS
+        code
     })
 }
 

@@ -114,8 +114,16 @@ metrics! {
     sink_commit_micros_total: "counter",
     /// Longest sink commit so far, microseconds.
     sink_commit_micros_max: "gauge",
-    /// Sink write or sync failures (the sink then refuses everything).
+    /// Sink write or sync failures (the sink then refuses everything and the process exits with status 3).
     sink_errors_total: "counter",
+    /// Bytes of lines waiting for the sink (queued or being written), every connection together.
+    sink_queued_bytes: "gauge",
+    /// Damaged stretches of sink files (one or more lines each) set aside in quarantine.log at start.
+    sink_quarantined_total: "counter",
+    /// Bytes of sink files set aside in quarantine.log at start.
+    sink_quarantined_bytes_total: "counter",
+    /// Bytes of a torn tail cut off the current sink file at start.
+    sink_truncated_bytes_total: "counter",
     /// Registry flushes (one SQLite transaction each).
     registry_flushes_total: "counter",
 }

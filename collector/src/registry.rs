@@ -136,14 +136,15 @@ impl Registry {
     /// Opens (creating) the database at `path` (`:memory:` works), and
     /// marks agents a previous process left online as offline.
     pub fn open(path: &Path) -> Result<Registry, String> {
-        let db = Connection::open(path).map_err(sql_err)?;
-        db.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_err)?;
-        db.execute_batch(SCHEMA).map_err(sql_err)?;
+        let named = |e: rusqlite::Error| format!("{}: {}", path.display(), sql_err(e));
+        let db = Connection::open(path).map_err(named)?;
+        db.busy_timeout(std::time::Duration::from_secs(5)).map_err(named)?;
+        db.execute_batch(SCHEMA).map_err(named)?;
         db.execute(
             "UPDATE agents SET status = 'offline', connected_since = NULL WHERE status != 'offline'",
             [],
         )
-        .map_err(sql_err)?;
+        .map_err(named)?;
         Ok(Registry { db: Mutex::new(db), pending: Mutex::new(Pending::default()) })
     }
 

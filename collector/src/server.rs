@@ -256,6 +256,19 @@ impl From<io::Error> for StartError {
     }
 }
 
+/// The registry's name in the data directory.
+pub const REGISTRY: &str = "registry.sqlite3";
+
+/// True if the registry database is not there or has no byte in it (SQLite
+/// would take either for a new, empty database).
+fn registry_is_missing(path: &std::path::Path) -> Result<bool, StartError> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(m.len() == 0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(StartError::Io(crate::recovery::at(path, e))),
+    }
+}
+
 /// Most connections a shutdown waits for before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -263,24 +276,40 @@ impl Collector {
     /// Starts a collector; see the module docs.
     pub async fn start(cfg: Config) -> Result<Collector, StartError> {
         let auth = Auth::load(cfg.agent_token.as_deref(), cfg.token_file.as_deref()).map_err(StartError::Config)?;
-        std::fs::create_dir_all(&cfg.data_dir)?;
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| crate::recovery::at(&cfg.data_dir, e))?;
         let metrics = Arc::new(Metrics::default());
-        let (sink, resume): (Box<dyn Sink>, ResumePoints) = match cfg.sink {
+        let registry_path = cfg.data_dir.join(REGISTRY);
+        // Looked at before the sink may create files.
+        let registry_missing = registry_is_missing(&registry_path)?;
+        let (sink, resume, fresh): (Box<dyn Sink>, ResumePoints, bool) = match cfg.sink {
             SinkKind::File => {
                 let (s, rec) = FileSink::open(&cfg.data_dir, cfg.rotate_bytes)?;
-                tracing::info!(agents = rec.resume.len(), lines = rec.lines, truncated_bytes = rec.truncated_bytes, "sink opened; resume points rebuilt");
-                (Box::new(s), rec.resume)
+                tracing::info!(agents = rec.resume.len(), files = rec.files, lines = rec.lines, truncated_bytes = rec.truncated_bytes, quarantined = rec.quarantined, "sink opened; resume points rebuilt");
+                Metrics::add(&metrics.sink_quarantined_total, rec.quarantined);
+                Metrics::add(&metrics.sink_quarantined_bytes_total, rec.quarantined_bytes);
+                Metrics::add(&metrics.sink_truncated_bytes_total, rec.truncated_bytes);
+                (Box::new(s), rec.resume, rec.fresh)
             }
-            SinkKind::Stdout => (Box::new(StdoutSink), ResumePoints::new()),
+            SinkKind::Stdout => (Box::new(StdoutSink), ResumePoints::new(), true),
         };
-        let registry = Arc::new(Registry::open(&cfg.data_dir.join("registry.sqlite3")).map_err(StartError::Registry)?);
+        if registry_missing && !fresh {
+            if !cfg.allow_new_registry {
+                return Err(StartError::Registry(format!(
+                    "{}: missing or empty while {} holds sink files: its queued tasks, configs and agents would be silently gone; restore it from a backup, or start once with --allow-new-registry to begin a new one",
+                    registry_path.display(),
+                    cfg.data_dir.display()
+                )));
+            }
+            tracing::warn!(registry = %registry_path.display(), "the registry was missing or empty; starting a new one (--allow-new-registry)");
+        }
+        let registry = Arc::new(Registry::open(&registry_path).map_err(StartError::Registry)?);
         // Known at once, so the first Accepts after a restart carry the advice.
         let fleet_recent = registry.recent_agents(fleet_since()).map_err(StartError::Registry)?;
         let (commit, commit_thread) = commit::spawn(sink, resume, metrics.clone(), cfg.max_connections.clamp(64, 65536));
-        let listener = bind_agents(cfg.listen)?;
+        let listener = bind_agents(cfg.listen).map_err(|e| io::Error::new(e.kind(), format!("--listen {}: {e}", cfg.listen)))?;
         let agent_addr = listener.local_addr()?;
         let api = match &cfg.api {
-            Some((addr, _)) => Some(crate::api::bind(*addr).await?),
+            Some((addr, _)) => Some(crate::api::bind(*addr).await.map_err(|e| io::Error::new(e.kind(), format!("--api-listen {addr}: {e}")))?),
             None => None,
         };
         let api_addr = api.as_ref().map(|l| l.local_addr()).transpose()?;
@@ -322,6 +351,13 @@ impl Collector {
         }
         tracing::info!(%agent_addr, ?api_addr, "collector listening");
         Ok(Collector { shared, agent_addr, api_addr, stop, tasks, conns, commit_thread })
+    }
+
+    /// Returns once the sink has failed (a write or fsync error): nothing is
+    /// acked any more, and the program shuts down and exits with status 3
+    /// so that its supervisor restarts it ([`crate::commit`]).
+    pub async fn sink_failed(&self) {
+        self.shared.commit.failed().await
     }
 
     /// Stops the collector gracefully; see the module docs.

@@ -202,13 +202,22 @@ pub struct Session {
     agent: Arc<str>,
     host: String,
     expected: u64,
+    max_records: u32,
 }
 
 impl Session {
     /// A session whose first Batch is expected at `expected` (the Accept's
     /// resume point, which is already at least `first_unacked_seq`).
     pub fn new(agent: Arc<str>, host: String, expected: u64) -> Session {
-        Session { agent, host, expected }
+        Session { agent, host, expected, max_records: u32::MAX }
+    }
+
+    /// Refuses (Close 1) any Batch of more than `n` records, before its
+    /// lines are made: what one Batch can cost in memory and on disk is
+    /// bounded by `n` ([`crate::bounds`]).
+    pub fn with_max_records(mut self, n: u32) -> Session {
+        self.max_records = n;
+        self
     }
 
     /// The next sequence number expected on this connection.
@@ -246,6 +255,9 @@ impl Session {
     fn on_batch(&mut self, b: agent_core::message::Batch<'_>, now_ms: u64) -> Step {
         if b.count == 0 {
             return Step::Refuse(protocol_error("Batch with count 0"));
+        }
+        if b.count > self.max_records {
+            return Step::Refuse(protocol_error(format!("Batch of {} records; this collector takes at most {}", b.count, self.max_records)));
         }
         if b.first_seq > self.expected {
             return Step::Refuse(protocol_error(format!(
@@ -292,6 +304,8 @@ impl Session {
             return Step::Refuse(protocol_error(format!("Batch holds {n} entries, not its count of {}", b.count)));
         }
         self.expected = self.expected.max(end);
+        // What waits for the sink is counted by capacity: no slack kept.
+        lines.bytes.shrink_to_fit();
         Step::Store { lines, news }
     }
 }
@@ -382,5 +396,18 @@ mod tests {
         assert!(matches!(s.on_frame(&f, 7), Step::Refuse(Refusal::Close { code: CloseCode::Incompatible, .. })), "another version after Accept: Close 5");
         let f = Frame { version: 1, kind: 64, flags: 0, seq: 0, body: &[1, 2, 3] };
         assert!(matches!(s.on_frame(&f, 7), Step::Skip));
+    }
+
+    #[test]
+    fn batches_above_max_records_are_refused_before_their_lines_are_made() {
+        let recs = entries(&[(2001, 105, b"x"), (2001, 106, b"y"), (2001, 107, b"z")], 100);
+        let mut buf = [0u8; 256];
+        let n = Message::Batch(Batch { first_seq: 0, base_ts: 100, count: 3, records: &recs }).encode(0, &mut buf).unwrap();
+        let f = Frame { version: 1, kind: 4, flags: 0, seq: 0, body: &buf[13..n - 4] };
+        let mut s = Session::new("a1".into(), "h".into(), 0).with_max_records(2);
+        assert!(matches!(s.on_frame(&f, 7), Step::Refuse(Refusal::Close { code: CloseCode::ProtocolError, reason }) if reason.contains("at most 2")));
+        let mut s = Session::new("a1".into(), "h".into(), 0).with_max_records(3);
+        let Step::Store { lines, .. } = s.on_frame(&f, 7) else { panic!() };
+        assert_eq!(lines.bytes.capacity(), lines.bytes.len(), "no spare capacity waits for the sink");
     }
 }

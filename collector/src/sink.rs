@@ -9,21 +9,25 @@
 //!
 //! The file sink is its own source of truth for resume points: at start,
 //! [`FileSink::open`] reads `checkpoint.json` (the resume points at the last
-//! rotation) and then every line of the current `records.jsonl`, and takes
-//! per agent one past the highest sequence number found. A torn last line (a
-//! crash in the middle of a write) is cut off, and the file is fsync'd
-//! before anything is acked or accepted. Because the commit thread writes an
+//! rotation) and then every line of every sink file (rotated ones and the
+//! current `records.jsonl`), and takes per agent one past the highest
+//! sequence number found. A torn tail (a crash in the middle of a write) is
+//! cut off the current file, damage anywhere else is set aside
+//! ([`crate::recovery`]), and the files are fsync'd before anything is acked
+//! or accepted. Because the commit thread writes an
 //! agent's records only in increasing sequence order and never below its
 //! resume point, "highest sequence number in the files + 1" is exactly the
 //! point below which every record is in the sink: nothing that reached the
 //! file, acked or not, is written again, and nothing acked is missing.
 
-use crate::line::LineKey;
+use crate::recovery::{self, at};
+use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub use crate::ledger::ResumePoints;
+pub use crate::recovery::QUARANTINE;
 
 /// A destination for JSON lines.
 pub trait Sink: Send {
@@ -74,95 +78,173 @@ pub struct FileSink {
     next_index: u64,
 }
 
+impl Recovery {
+    fn note(&mut self, (lines, r): &(u64, recovery::Repaired)) {
+        self.files += 1;
+        self.lines += lines;
+        self.quarantined += r.quarantined;
+        self.quarantined_bytes += r.quarantined_bytes;
+    }
+}
+
 /// What [`FileSink::open`] found.
 #[derive(Debug, Default)]
 pub struct Recovery {
-    /// Resume points rebuilt from the checkpoint and the current file.
+    /// Resume points rebuilt from the checkpoint and every sink file.
     pub resume: ResumePoints,
-    /// Lines read from the current file.
+    /// Good lines read, in every file.
     pub lines: u64,
+    /// Sink files read (rotated ones and the current one).
+    pub files: u64,
     /// Bytes cut off the end of the current file (a torn write).
     pub truncated_bytes: u64,
+    /// Damaged stretches (each one or more lines) set aside in the
+    /// quarantine file ([`crate::recovery::QUARANTINE`]).
+    pub quarantined: u64,
+    /// Their bytes.
+    pub quarantined_bytes: u64,
+    /// The checkpoint was missing or empty and rebuilt from the files.
+    pub checkpoint_rebuilt: bool,
+    /// Nothing was found: no checkpoint, no sink file with a byte in it.
+    pub fresh: bool,
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| at(dir, e))
 }
 
 fn rotated_name(i: u64) -> String {
     format!("records-{i:06}.jsonl")
 }
 
-/// Reads the checkpoint (missing: empty).
-fn read_checkpoint(dir: &Path) -> io::Result<ResumePoints> {
-    match fs::read(dir.join(CHECKPOINT)) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{CHECKPOINT}: {e}"))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ResumePoints::new()),
-        Err(e) => Err(e),
+/// The checkpoint as written since checksummed lines: the resume points at
+/// the last rotation and the number of that rotation (so that rotated
+/// names are never reused, even after old files were moved away).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Checkpoint {
+    rotated: u64,
+    resume: ResumePoints,
+}
+
+/// Reads the checkpoint: `None` if missing; an older checkpoint (the bare
+/// map of resume points) is read as one with no rotation count. A
+/// checkpoint that does not parse is an error naming it.
+fn read_checkpoint(dir: &Path) -> io::Result<Option<Checkpoint>> {
+    let path = dir.join(CHECKPOINT);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<Checkpoint>(&bytes)
+            .or_else(|_| serde_json::from_slice::<ResumePoints>(&bytes).map(|resume| Checkpoint { rotated: 0, resume }))
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: not a checkpoint ({e}); restore it from a backup, or move it away to have it rebuilt from the sink files", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(at(&path, e)),
     }
 }
 
 /// Writes the checkpoint atomically (temporary file, fsync, rename, fsync
 /// of the directory).
-fn write_checkpoint(dir: &Path, resume: &ResumePoints) -> io::Result<()> {
+fn write_checkpoint(dir: &Path, rotated: u64, resume: &ResumePoints) -> io::Result<()> {
     let tmp = dir.join("checkpoint.json.tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec(resume).expect("a map of strings to numbers serializes"))?;
-    f.sync_all()?;
-    fs::rename(&tmp, dir.join(CHECKPOINT))?;
+    let mut f = File::create(&tmp).map_err(|e| at(&tmp, e))?;
+    #[derive(Serialize)]
+    struct Out<'a> {
+        rotated: u64,
+        resume: &'a ResumePoints,
+    }
+    f.write_all(&serde_json::to_vec(&Out { rotated, resume }).expect("a map of strings to numbers serializes"))?;
+    f.sync_all().map_err(|e| at(&tmp, e))?;
+    fs::rename(&tmp, dir.join(CHECKPOINT)).map_err(|e| at(&dir.join(CHECKPOINT), e))?;
     sync_dir(dir)
 }
 
+/// The rotated files in `dir`, by number.
+fn rotated_files(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| at(dir, e))? {
+        let entry = entry.map_err(|e| at(dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some(i) = name.strip_prefix("records-").and_then(|r| r.strip_suffix(".jsonl")).and_then(|n| n.parse::<u64>().ok()) {
+            out.push((i, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 impl FileSink {
-    /// Opens (or creates) the sink in `dir` and rebuilds the resume points;
-    /// see the module docs.
+    /// Opens (or creates) the sink in `dir`: checks every line of every
+    /// sink file, sets damage aside, cuts the current file's torn tail
+    /// ([`crate::recovery`]), rebuilds the resume points (the checkpoint's,
+    /// raised by every good line) and writes the checkpoint. A missing or
+    /// empty checkpoint is rebuilt from the files when they are all there
+    /// (rotated files numbered from 1 without a hole); when some are gone
+    /// it is refused: their agents' resume points are lost with them. Every
+    /// error names its file.
     pub fn open(dir: &Path, rotate_bytes: u64) -> io::Result<(FileSink, Recovery)> {
-        fs::create_dir_all(dir)?;
-        let mut rec = Recovery { resume: read_checkpoint(dir)?, ..Recovery::default() };
-        let mut next_index = 1;
-        for entry in fs::read_dir(dir)? {
-            let name = entry?.file_name();
-            let name = name.to_string_lossy();
-            if let Some(i) = name.strip_prefix("records-").and_then(|r| r.strip_suffix(".jsonl")).and_then(|n| n.parse::<u64>().ok()) {
-                next_index = next_index.max(i + 1);
-            }
-        }
+        fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
+        let rotated = rotated_files(dir)?;
         let path = dir.join(CURRENT);
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path)?;
-        // Read every whole, well-formed line; the first that is not ends the
-        // good part of the file.
-        let mut good: u64 = 0;
-        {
-            let mut reader = BufReader::new(&mut file);
-            reader.seek(SeekFrom::Start(0))?;
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                let n = reader.read_until(b'\n', &mut line)?;
-                if n == 0 || line.last() != Some(&b'\n') {
-                    break;
+        let current_len = match fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(at(&path, e)),
+        };
+        let mut rec = Recovery::default();
+        let checkpoint = match read_checkpoint(dir)? {
+            Some(c) if !(c.resume.is_empty() && c.rotated == 0 && !rotated.is_empty()) => c,
+            // Missing, or `{}` although files were rotated (a rotation
+            // always records at least one agent): rebuilt if every file is
+            // here.
+            found => {
+                let holes = rotated.iter().enumerate().any(|(i, (n, _))| *n != i as u64 + 1);
+                if holes {
+                    let first = rotated.first().map_or(0, |(n, _)| *n);
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: {} while rotated sink files are gone (the first left is {}): the resume points of agents whose records were only in them cannot be rebuilt, and starting would write their unacked records twice; restore the checkpoint from a backup",
+                            dir.join(CHECKPOINT).display(),
+                            if found.is_some() { "empty" } else { "missing" },
+                            rotated_name(first),
+                        ),
+                    ));
                 }
-                let Ok(key) = serde_json::from_slice::<LineKey<'_>>(&line) else { break };
-                let next = key.seq.saturating_add(1);
-                let e = rec.resume.entry(key.agent.into_owned()).or_insert(next);
-                *e = (*e).max(next);
-                good += n as u64;
-                rec.lines += 1;
+                rec.fresh = found.is_none() && rotated.is_empty() && current_len == 0;
+                rec.checkpoint_rebuilt = !rec.fresh;
+                Checkpoint::default()
             }
+        };
+        rec.resume = checkpoint.resume;
+        let last_rotated = rotated.last().map_or(0, |(n, _)| *n).max(checkpoint.rotated);
+        for (_, p) in &rotated {
+            let s = recovery::scan(p, &mut rec.resume).map_err(|e| at(p, e))?;
+            let r = recovery::repair(dir, p, &s, false)?;
+            rec.note(&(s.lines, r));
         }
-        let len = file.metadata()?.len();
-        if good < len {
-            rec.truncated_bytes = len - good;
-            file.set_len(good)?;
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(|e| at(&path, e))?;
+        let s = recovery::scan(&path, &mut rec.resume).map_err(|e| at(&path, e))?;
+        let r = recovery::repair(dir, &path, &s, true)?;
+        rec.truncated_bytes = r.tail_bytes;
+        rec.note(&(s.lines, r));
+        if !s.damaged.is_empty() {
+            // Rewritten: a new inode.
+            file = OpenOptions::new().read(true).append(true).open(&path).map_err(|e| at(&path, e))?;
         }
-        // Whatever the file holds now is made durable before it is relied on.
-        file.sync_all()?;
-        sync_dir(dir)?;
-        Ok((FileSink { dir: dir.to_path_buf(), file, len: good, rotate_bytes, next_index }, rec))
+        let len = file.metadata().map_err(|e| at(&path, e))?.len();
+        // Whatever the file holds now is made durable before it is relied
+        // on, and the checkpoint covers everything found.
+        file.sync_all().map_err(|e| at(&path, e))?;
+        write_checkpoint(dir, last_rotated, &rec.resume)?;
+        if rec.checkpoint_rebuilt {
+            tracing::warn!(checkpoint = %dir.join(CHECKPOINT).display(), files = rec.files, agents = rec.resume.len(), "the checkpoint was missing or empty; rebuilt from every sink file");
+        }
+        Ok((FileSink { dir: dir.to_path_buf(), file, len, rotate_bytes, next_index: last_rotated + 1 }, rec))
     }
 
     fn rotate(&mut self, resume: &ResumePoints) -> io::Result<()> {
-        write_checkpoint(&self.dir, resume)?;
+        write_checkpoint(&self.dir, self.next_index, resume)?;
         let to = self.dir.join(rotated_name(self.next_index));
         fs::rename(self.dir.join(CURRENT), &to)?;
         self.next_index += 1;
@@ -262,6 +344,83 @@ mod tests {
         }
         seen.sort();
         assert_eq!(seen, (0..200).collect::<Vec<_>>());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn rotated_run(dir: &Path) {
+        let (mut s, _) = FileSink::open(dir, 4096).unwrap();
+        let mut resume = ResumePoints::new();
+        for round in 0..10u64 {
+            s.append(&lines("a", round * 20..round * 20 + 20)).unwrap();
+            resume.insert("a".into(), round * 20 + 20);
+            s.commit(&resume).unwrap();
+        }
+        // Written, not acked, in the current file: the checkpoint does not know.
+        s.append(&lines("b", 0..3)).unwrap();
+        s.commit(&resume).unwrap();
+    }
+
+    #[test]
+    fn a_missing_or_empty_checkpoint_is_rebuilt_or_refused() {
+        for how in ["deleted", "{}"] {
+            let dir = tmpdir(&format!("ckpt{}", how.len()));
+            rotated_run(&dir);
+            match how {
+                "deleted" => fs::remove_file(dir.join(CHECKPOINT)).unwrap(),
+                _ => fs::write(dir.join(CHECKPOINT), "{}").unwrap(),
+            }
+            let (_, rec) = FileSink::open(&dir, 4096).unwrap();
+            assert!(rec.checkpoint_rebuilt && !rec.fresh, "{how}");
+            assert_eq!((rec.resume.get("a"), rec.resume.get("b")), (Some(&200), Some(&3)), "{how}: rebuilt from every file");
+            // Written back: the next start needs no rebuild.
+            let (_, rec) = FileSink::open(&dir, 4096).unwrap();
+            assert!(!rec.checkpoint_rebuilt);
+            assert_eq!(rec.resume.get("a"), Some(&200));
+            // With a rotated file gone as well, the points cannot be known: refused, naming the checkpoint.
+            fs::remove_file(dir.join(rotated_name(1))).unwrap();
+            fs::remove_file(dir.join(CHECKPOINT)).unwrap();
+            let e = FileSink::open(&dir, 4096).unwrap_err();
+            assert!(e.to_string().contains(&dir.join(CHECKPOINT).display().to_string()), "{e}");
+            // A checkpoint that is not one is refused too, by name.
+            fs::write(dir.join(CHECKPOINT), "{\"a\": \"x\"").unwrap();
+            let e = FileSink::open(&dir, 4096).unwrap_err();
+            assert!(e.to_string().contains(CHECKPOINT), "{e}");
+            fs::remove_dir_all(&dir).unwrap();
+        }
+        // A checkpoint of the older form (the bare map) still reads.
+        let dir = tmpdir("legacy");
+        rotated_run(&dir);
+        fs::write(dir.join(CHECKPOINT), "{\"a\": 200, \"gone\": 7}").unwrap();
+        let (_, rec) = FileSink::open(&dir, 4096).unwrap();
+        assert!(!rec.checkpoint_rebuilt);
+        assert_eq!((rec.resume.get("a"), rec.resume.get("gone")), (Some(&200), Some(&7)));
+        fs::remove_dir_all(&dir).unwrap();
+        // A new directory is fresh, and gets a checkpoint at once.
+        let dir = tmpdir("fresh");
+        let (_, rec) = FileSink::open(&dir, 4096).unwrap();
+        assert!(rec.fresh && !rec.checkpoint_rebuilt);
+        assert!(dir.join(CHECKPOINT).exists());
+        let (_, rec) = FileSink::open(&dir, 4096).unwrap();
+        assert!(!rec.fresh);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn damage_in_a_rotated_file_is_set_aside() {
+        let dir = tmpdir("rotdmg");
+        rotated_run(&dir);
+        let p = dir.join(rotated_name(1));
+        let mut bytes = fs::read(&p).unwrap();
+        let before = bytes.iter().filter(|&&b| b == b'\n').count();
+        bytes[40] ^= 0x10;
+        // And its last line cut short: in a rotated file that is damage too.
+        bytes.truncate(bytes.len() - 7);
+        fs::write(&p, &bytes).unwrap();
+        let (_, rec) = FileSink::open(&dir, 4096).unwrap();
+        assert_eq!((rec.quarantined, rec.truncated_bytes), (2, 0));
+        assert_eq!(fs::read_to_string(&p).unwrap().lines().count(), before - 2);
+        assert_eq!(fs::read_to_string(dir.join(QUARANTINE)).unwrap().lines().count(), 2);
+        assert_eq!(rec.resume.get("a"), Some(&200));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -11,7 +11,7 @@
 //!   least one line, and the ledger never refuses it as a gap (the session
 //!   and the ledger agree);
 //! * every line written is JSON naming the Hello's agent and the next
-//!   sequence number: the modeled sink holds each agent's records densely
+//!   sequence number, and its checksum verifies (`line::check`): the modeled sink holds each agent's records densely
 //!   from the resume point, none twice;
 //! * nothing is handled after a refusal (Reject or Close ends the connection).
 
@@ -164,6 +164,7 @@ fuzz_target!(|input: Input| {
                                 assert_eq!(text.lines().count(), written as usize);
                                 for l in text.lines() {
                                     let v: serde_json::Value = serde_json::from_str(l).expect("each line is JSON");
+                                    assert!(matches!(edge_collector::line::check(l.as_bytes()), edge_collector::line::Checked::Sound(_)), "each line's checksum verifies");
                                     let agent = v["agent"].as_str().expect("agent").to_string();
                                     let seq = v["seq"].as_u64().expect("seq");
                                     let next = sink.iter().rev().find(|(a, _)| *a == agent).map(|(_, s)| s + 1);

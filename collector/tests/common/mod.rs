@@ -82,13 +82,28 @@ impl CollectorProc {
     /// The binary is this build's, or `$EDGE_COLLECTOR_BIN` if set (to show
     /// that a test fails against an older build).
     pub fn start(dir: &Path, args: &[&str]) -> CollectorProc {
+        Self::start_with(dir, args, Stdio::inherit())
+    }
+
+    /// [`CollectorProc::start`] with the log (stderr) written to `log`.
+    pub fn start_logged(dir: &Path, args: &[&str], log: &Path) -> CollectorProc {
+        Self::start_with(dir, args, std::fs::File::create(log).expect("create the log file").into())
+    }
+
+    /// The command [`CollectorProc::start`] runs.
+    pub fn command(dir: &Path, args: &[&str]) -> Command {
         let bin = std::env::var_os("EDGE_COLLECTOR_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_edge-collector").into());
         let mut cmd = Command::new(bin);
         cmd.arg("--data-dir").arg(dir).args(args);
         if !args.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+        cmd
+    }
+
+    fn start_with(dir: &Path, args: &[&str], stderr: Stdio) -> CollectorProc {
+        let mut cmd = Self::command(dir, args);
+        cmd.stdout(Stdio::piped()).stderr(stderr).env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
         let mut child = cmd.spawn().expect("start edge-collector");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
