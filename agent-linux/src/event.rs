@@ -51,6 +51,26 @@ pub enum HostEvent<'a> {
     GaveUp,
 }
 
+impl<'a> HostEvent<'a> {
+    /// The same event in `agent_core`'s terms (for the C API).
+    pub fn to_core(&self) -> Event<'a> {
+        match *self {
+            HostEvent::Connected { endpoint } => Event::Connected { endpoint },
+            HostEvent::Disconnected { reason } => Event::Disconnect { reason },
+            HostEvent::Task { plugin, object_name, data_type, payload, token } => Event::Task {
+                target: plugin.map_or(TaskTarget::Agent, TaskTarget::Plugin),
+                object_name,
+                data_type,
+                payload,
+                token,
+            },
+            HostEvent::Config { name, version, payload } => Event::Config { name, version, payload },
+            HostEvent::Shutdown { token } => Event::Shutdown { token },
+            HostEvent::GaveUp => Event::GaveUp,
+        }
+    }
+}
+
 /// An owned copy of one [`HostEvent`], in a buffer allocated at init.
 #[derive(Debug)]
 pub(crate) struct EventCopy {

@@ -154,6 +154,12 @@ impl Host {
         self.engine().agent.stats()
     }
 
+    /// Runs `f` on the agent, under the lock pushes take (for getters the
+    /// host does not offer; keep it short).
+    pub fn with_agent<R>(&self, f: impl FnOnce(&agent_core::Agent<'static>) -> R) -> R {
+        f(&self.engine().agent)
+    }
+
     /// The loop's own counters (wake-ups, deferred timeouts, ...).
     pub fn loop_stats(&self) -> LoopStats {
         self.engine().loop_stats
