@@ -146,7 +146,7 @@ impl ea_result {
     }
 
     /// Every result, in number order (for tests and `ea_result_message`).
-    pub(crate) const ALL: [ea_result; 30] = [
+    pub(crate) const ALL: [ea_result; 36] = [
         ea_result::EA_OK,
         ea_result::EA_NULL_PARAMETER,
         ea_result::EA_STORAGE_TOO_SMALL,
@@ -177,6 +177,12 @@ impl ea_result {
         ea_result::EA_CONFIG_EVENT_QUEUE_TOO_SMALL,
         ea_result::EA_CONFIG_RING_TOO_SMALL,
         ea_result::EA_CONFIG_TX_BUFFER_TOO_SMALL,
+        ea_result::EA_HOST_BAD_ENDPOINT,
+        ea_result::EA_HOST_SYSTEM,
+        ea_result::EA_HOST_STOPPING,
+        ea_result::EA_HOST_ALREADY_STARTED,
+        ea_result::EA_HOST_NOT_STARTED,
+        ea_result::EA_HOST_SIGNALS_TAKEN,
     ];
 
     /// The result of this number, if it is one.
