@@ -142,6 +142,12 @@ impl Host {
     /// the one it sleeps on (one eventfd write per flush, not per record).
     fn wake_if_earlier(&self, mut e: MutexGuard<'_, Engine>) {
         let Some(sleeping) = e.sleep_until else { return };
+        // A record can only bring the Flush timer forward, and it runs only
+        // while Connected (agent_core::agent::Timer): skip the timer table
+        // otherwise.
+        if e.agent.state() != StateKind::Connected {
+            return;
+        }
         if e.agent.poll_timeout().is_some_and(|d| d < sleeping) {
             e.sleep_until = None;
             drop(e);
