@@ -57,10 +57,8 @@ impl StatsReader {
         if let Some(ticks) = self.cpu_ticks() {
             if let Some((t0, k0)) = self.last_cpu {
                 let dt = now.saturating_since(t0).as_millis();
-                if dt > 0 {
-                    let cpu_ms = ticks.saturating_sub(k0) * 1000 / self.clk_tck;
-                    s.cpu_permille = u32::try_from(cpu_ms * 1000 / dt).ok();
-                }
+                let cpu_ms = ticks.saturating_sub(k0) * 1000 / self.clk_tck;
+                s.cpu_permille = (cpu_ms * 1000).checked_div(dt).and_then(|p| u32::try_from(p).ok());
             }
             self.last_cpu = Some((now, ticks));
         }
@@ -76,10 +74,8 @@ impl StatsReader {
         if let Some(n) = self.net_totals() {
             if let Some((t0, rx0, tx0)) = self.last_net {
                 let dt = now.saturating_since(t0).as_millis();
-                if dt > 0 {
-                    s.rx_bytes_per_sec = Some(n.rx_bytes.saturating_sub(rx0) * 1000 / dt);
-                    s.tx_bytes_per_sec = Some(n.tx_bytes.saturating_sub(tx0) * 1000 / dt);
-                }
+                s.rx_bytes_per_sec = (n.rx_bytes.saturating_sub(rx0) * 1000).checked_div(dt);
+                s.tx_bytes_per_sec = (n.tx_bytes.saturating_sub(tx0) * 1000).checked_div(dt);
             }
             self.last_net = Some((now, n.rx_bytes, n.tx_bytes));
         }
