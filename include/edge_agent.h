@@ -53,6 +53,17 @@
  * (udf on Arm: a HardFault; unimp on RISC-V: an illegal-instruction
  * exception). libc is not needed by the no_std build.
  *
+ * LINUX HOST LAYER (ea_host_*, Linux builds only, feature "host", on by
+ * default). The library runs the I/O itself: ea_host_new allocates every
+ * buffer once (nothing per record or per loop turn afterwards), connects
+ * to "host:port" endpoints in order, owns the socket, the epoll loop, the
+ * CLOCK_MONOTONIC clock and the /proc host stats, and calls on_event on
+ * its loop thread with no lock held. ea_host_push and ea_host_task_result
+ * work from any thread. Its own thread: ea_host_start, then ea_host_stop
+ * (or ea_host_wait after SIGTERM/SIGINT with handle_signals). The caller's
+ * loop: watch ea_host_fd for readable, wake after ea_host_timeout_ms, call
+ * ea_host_process. Bare-metal builds have no ea_host_* symbols.
+ *
  * VERSIONS. EA_ABI_VERSION (this header) must equal ea_abi_version() (the
  * library).
  */
