@@ -237,3 +237,159 @@ fn daemon_is_clean_under_valgrind() {
     let (err, _) = scenario(&exe, &vg, &[], 100, 0, Duration::from_secs(120));
     assert!(err.contains("ERROR SUMMARY: 0 errors"), "valgrind found errors:\n{err}");
 }
+
+/// A mosquitto broker with the plugin loaded; killed on drop.
+struct Broker(Child);
+
+impl Broker {
+    /// Starts mosquitto (again, while the old port is released: retried).
+    fn start(conf: &Path, port: u16) -> Broker {
+        let mut log = String::new();
+        for _ in 0..20 {
+            let mut child = Command::new("mosquitto").arg("-c").arg(conf).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+            let up = wait_for(Duration::from_secs(5), || {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return Some(false);
+                }
+                std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| true)
+            });
+            if up == Some(true) {
+                return Broker(child);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            log.clear();
+            let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log);
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let c = std::fs::read_to_string(conf).unwrap_or_default();
+        panic!("mosquitto does not listen on {port}:\n{log}\n{c}");
+    }
+
+    /// SIGTERM (the plugin drains and sends Close), and its log.
+    fn term(mut self) -> String {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = self.0.wait().unwrap();
+        let mut log = String::new();
+        let _ = std::io::Read::read_to_string(self.0.stderr.as_mut().unwrap(), &mut log);
+        assert!(status.success(), "mosquitto exits 0 after SIGTERM: {status:?}\n{log}");
+        log
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn publish(port: u16, topic: &str, messages: &[String]) {
+    let mut child = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic, "-q", "1", "-l"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for m in messages {
+        std::io::Write::write_all(&mut stdin, format!("{m}\n").as_bytes()).unwrap();
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success(), "mosquitto_pub to {topic}");
+}
+
+/// (topic, message) of every forwarded record of `agent`, with counts.
+fn forwarded(dir: &Path, agent: &str) -> std::collections::HashMap<(String, String), usize> {
+    texts(dir, agent, 2101)
+        .into_iter()
+        .map(|(t, n)| {
+            let (topic, msg) = t.split_once('\u{0}').unwrap_or((&t, ""));
+            ((topic.to_string(), msg.to_string()), n)
+        })
+        .collect()
+}
+
+#[test]
+fn mosquitto_plugin_forwards_messages_across_a_broker_restart() {
+    let Some(cc) = cc() else { return };
+    for tool in ["mosquitto", "mosquitto_pub"] {
+        if !Command::new("which").arg(tool).output().is_ok_and(|o| o.status.success()) {
+            return missing(tool);
+        }
+    }
+    if !Path::new("/usr/include/mosquitto_broker.h").exists() || !Path::new("/usr/include/mosquitto.h").exists() {
+        return missing("mosquitto-dev / libmosquitto-dev headers");
+    }
+    let lib = lib("ffi-plain", None, None).expect("cargo build -p agent-ffi");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("host-c");
+    std::fs::create_dir_all(&out).unwrap();
+    let so = out.join("edge_plugin.so");
+    let o = Command::new(&cc)
+        .args(CFLAGS)
+        .args(["-fPIC", "-shared", "-I"])
+        .arg(root().join("include"))
+        .arg(root().join("examples/mosquitto/edge_plugin.c"))
+        .arg(&lib)
+        .args(["-Wl,--exclude-libs,ALL", "-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&so)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "plugin compile failed:\n{}", String::from_utf8_lossy(&o.stderr));
+
+    let dir = TempDir::new("mosquitto");
+    let col = CollectorProc::start(dir.path(), "127.0.0.1:0");
+    let port = dead_port();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nlog_dest stderr\nplugin {}\n\
+             plugin_opt_endpoints 127.0.0.1:{},127.0.0.1:{}\nplugin_opt_topic sensors/#\nplugin_opt_agent_id mqtt-1\n",
+            so.display(),
+            dead_port(),
+            col.agents.port()
+        ),
+    )
+    .unwrap();
+
+    const N: usize = 200;
+    let first: Vec<String> = (0..N).map(|i| format!("a{i}")).collect();
+    let second: Vec<String> = (0..N).map(|i| format!("b{i}")).collect();
+    let broker = Broker::start(&conf, port);
+    publish(port, "sensors/a", &first);
+    publish(port, "other/x", &["not forwarded".to_string()]);
+    // The broker restarts mid-stream: its plugin drains on the way down.
+    let log = broker.term();
+    assert!(log.contains("edge_plugin: stopped drained=1 unacked=0"), "{log}");
+    let broker = Broker::start(&conf, port);
+    publish(port, "sensors/b/c", &second);
+
+    // A task answered with the broker's statistics.
+    let online = wait_for(Duration::from_secs(20), || {
+        let (s, a) = http(col.api, "GET", "/agents/mqtt-1", None);
+        (s == 200 && json(&a)["status"] == "online").then_some(())
+    });
+    assert!(online.is_some(), "the plugin's agent is online");
+    let (s, b) = http(col.api, "POST", "/agents/mqtt-1/tasks", Some(r#"{"object_name": "mosquitto", "data_type": 7001}"#));
+    assert_eq!(s, 201, "{b}");
+    let token = json(&b)["token"].as_str().unwrap().to_string();
+    let done = wait_for(Duration::from_secs(20), || {
+        let (_, t) = http(col.api, "GET", &format!("/tasks/{token}"), None);
+        let t = json(&t);
+        (t["state"] == "done").then_some(t)
+    })
+    .expect("the plugin answered the task");
+    let msg = done["result"]["message"].as_str().unwrap();
+    assert!(msg.contains(&format!("forwarded={N}")) && msg.contains("filter=sensors/#"), "{msg}");
+
+    let all = |got: &std::collections::HashMap<(String, String), usize>| {
+        first.iter().all(|m| got.get(&("sensors/a".into(), m.clone())) == Some(&1))
+            && second.iter().all(|m| got.get(&("sensors/b/c".into(), m.clone())) == Some(&1))
+    };
+    assert!(wait_for(Duration::from_secs(30), || all(&forwarded(dir.path(), "mqtt-1")).then_some(())).is_some(), "every message once");
+    let log = broker.term();
+    assert!(log.contains("edge_plugin: stopped drained=1 unacked=0"), "{log}");
+    let got = forwarded(dir.path(), "mqtt-1");
+    assert!(all(&got));
+    assert_eq!(got.len(), 2 * N, "nothing under other topics: {:?}", got.keys().find(|(t, _)| !t.starts_with("sensors/")));
+}
