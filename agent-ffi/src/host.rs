@@ -509,3 +509,52 @@ pub unsafe extern "C" fn ea_host_free(host: *mut ea_host) -> ea_result {
         Ok(())
     }).unwrap_or(Err(ea_result::EA_PANICKED)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::ea_result::*;
+
+    #[test]
+    fn nulls_and_bad_configs_are_refused_with_their_results() {
+        let mut out: *mut ea_host = core::ptr::null_mut();
+        // SAFETY: every pointer is NULL or valid for the call.
+        unsafe {
+            assert_eq!(ea_host_new(core::ptr::null(), &mut out), EA_NULL_PARAMETER);
+            let mut cfg = ea_host_config_default();
+            assert_eq!(ea_host_new(&cfg, core::ptr::null_mut()), EA_NULL_PARAMETER);
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_HOST_BAD_ENDPOINT, "no endpoint");
+            let bad = [c"no-port".as_ptr()];
+            (cfg.endpoints, cfg.endpoints_len) = (bad.as_ptr(), 1);
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_HOST_BAD_ENDPOINT);
+            let nul = [core::ptr::null::<c_char>()];
+            (cfg.endpoints, cfg.endpoints_len) = (nul.as_ptr(), 1);
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_NULL_PARAMETER);
+            let good = [c"127.0.0.1:1".as_ptr()];
+            (cfg.endpoints, cfg.endpoints_len) = (good.as_ptr(), 1);
+            cfg.agent.heartbeat_interval_ms = 10;
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_CONFIG_HEARTBEAT_TOO_FREQUENT);
+            cfg.agent.heartbeat_interval_ms = 60_000;
+            cfg.out_bytes = 16;
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_CONFIG_TX_BUFFER_TOO_SMALL);
+            cfg.out_bytes = 0;
+            assert!(out.is_null(), "outputs written only on success");
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_OK);
+            assert!(!out.is_null());
+            assert_eq!(ea_host_push(core::ptr::null_mut(), 2001, core::ptr::null(), 0), EA_NULL_PARAMETER);
+            assert_eq!(ea_host_push(out, 2001, core::ptr::null(), 3), EA_NULL_PARAMETER);
+            assert_eq!(ea_host_push(out, 2001, b"x".as_ptr(), 1), EA_OK);
+            assert_eq!(ea_host_task_result(out, b"\xff".as_ptr(), 1, 0, core::ptr::null(), 0), EA_INVALID_UTF8);
+            assert_eq!(ea_host_stop(out, 0, core::ptr::null_mut()), EA_HOST_NOT_STARTED);
+            assert_eq!(ea_host_push(out, 2001, b"x".as_ptr(), 1), EA_HOST_STOPPING, "a stop began");
+            let mut fd = -1;
+            assert_eq!(ea_host_fd(out, &mut fd), EA_OK);
+            assert!(fd >= 0);
+            let mut stats = ea_stats::default();
+            assert_eq!(ea_host_agent_stats(out, &mut stats), EA_OK);
+            assert_eq!(stats.pushed, 1);
+            assert_eq!(ea_host_free(out), EA_OK);
+            assert_eq!(ea_host_free(core::ptr::null_mut()), EA_OK);
+        }
+    }
+}
