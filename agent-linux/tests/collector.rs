@@ -133,6 +133,13 @@ fn two_threads_a_task_a_config_and_two_kill9_restarts_exactly_once() {
     .expect("a heartbeat with host stats");
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_eq!(a["hostname"], hostname.trim());
+    // The interface addresses went in the Hello.
+    let ours = edge_agent_linux::netinfo::addresses();
+    let listed: Vec<String> = a["addresses"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    for v4 in ours.private_v4.chunks(4).chain(ours.public_v4.chunks(4)) {
+        let ip = std::net::Ipv4Addr::new(v4[0], v4[1], v4[2], v4[3]).to_string();
+        assert!(listed.contains(&ip), "{ip} in {listed:?}");
+    }
     let h = &a["last_heartbeat"]["host"];
     assert!(h["mem_total_bytes"].as_u64().unwrap() > 0, "{h}");
     assert!(h["open_fds"].as_u64().unwrap() > 2, "{h}");
