@@ -54,8 +54,36 @@ fn bench(c: &mut Criterion) {
     host.start().unwrap();
     g.bench_function("host_push_at", |b| b.iter(|| black_box(host.push_at(2001, 1, black_box(&PAYLOAD)))));
     g.bench_function("host_push_wall_clock", |b| b.iter(|| black_box(host.push(2001, black_box(&PAYLOAD)))));
-    g.finish();
     eprintln!("host loop during the bench: {:?}", host.loop_stats());
+    let _ = host.stop(agent_core::Duration::ZERO);
+
+    // Connected: a peer that accepts the handshake and reads everything but
+    // never acks (the window fills; each push also checks the timer table).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 65536];
+        let _ = s.read(&mut buf);
+        let mut wire = [0u8; 64];
+        let accept = agent_core::message::Accept { next_seq: 0, max_frame: 65536, retry_window_ms: 0 };
+        let n = agent_core::message::Message::Accept(accept).encode(0, &mut wire).unwrap();
+        s.write_all(&wire[..n]).unwrap();
+        while s.read(&mut buf).is_ok_and(|n| n > 0) {}
+    });
+    let mut cfg = HostConfig::new("bench", [addr.to_string()]);
+    cfg.agent = config();
+    cfg.host_stats = false;
+    cfg.send_addresses = false;
+    let host = Host::new(cfg, |_: &Host, _: &HostEvent<'_>| {}).unwrap();
+    host.start().unwrap();
+    while host.state() != agent_core::StateKind::Connected {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    g.bench_function("host_push_at_connected", |b| b.iter(|| black_box(host.push_at(2001, 1, black_box(&PAYLOAD)))));
+    g.finish();
+    eprintln!("host loop during the connected bench: {:?}", host.loop_stats());
     let _ = host.stop(agent_core::Duration::ZERO);
 }
 
