@@ -1156,8 +1156,9 @@ typedef struct ea_host_config {
    */
   struct ea_config agent;
   /**
-   * Who the agent is. An empty `hostname` means `gethostname()`; empty
-   * address lists with `detect_addresses` mean the interfaces' addresses.
+   * Who the agent is. An empty `hostname` means `gethostname()`. Address
+   * lists given here are sent as they are; when all four are empty and
+   * `detect_addresses` is set, the interfaces' addresses are sent.
    */
   struct ea_identity identity;
   /**

@@ -54,8 +54,9 @@ pub struct ea_host_config {
     /// `endpoints_len`; `rng_seed` 0 draws a per-device seed (machine id,
     /// pid, time); the lock hooks must be NULL (the host locks itself).
     pub agent: ea_config,
-    /// Who the agent is. An empty `hostname` means `gethostname()`; empty
-    /// address lists with `detect_addresses` mean the interfaces' addresses.
+    /// Who the agent is. An empty `hostname` means `gethostname()`. Address
+    /// lists given here are sent as they are; when all four are empty and
+    /// `detect_addresses` is set, the interfaces' addresses are sent.
     pub identity: ea_identity,
     /// Fill the Hello's address lists from the host's interfaces (default true).
     pub detect_addresses: bool,
@@ -221,7 +222,15 @@ unsafe fn host_config(c: &ea_host_config) -> Res<HostConfig> {
     h.auth_token = id.auth_token.into();
     h.hostname = (!id.hostname.is_empty()).then(|| id.hostname.into());
     let given = [id.intranet_ipv4, id.intranet_ipv6, id.extranet_ipv4, id.extranet_ipv6];
-    h.send_addresses = c.detect_addresses && given.iter().all(|l| l.is_empty());
+    h.send_addresses = c.detect_addresses;
+    if given.iter().any(|l| !l.is_empty()) {
+        h.addresses = Some(edge_agent_linux::netinfo::Addresses {
+            private_v4: id.intranet_ipv4.into(),
+            private_v6: id.intranet_ipv6.into(),
+            public_v4: id.extranet_ipv4.into(),
+            public_v6: id.extranet_ipv6.into(),
+        });
+    }
     h.host_stats = c.host_stats;
     h.handle_signals = c.handle_signals;
     h.ring_bytes = c.ring_bytes;
@@ -538,6 +547,15 @@ mod tests {
             cfg.out_bytes = 16;
             assert_eq!(ea_host_new(&cfg, &mut out), EA_CONFIG_TX_BUFFER_TOO_SMALL);
             cfg.out_bytes = 0;
+            let three = [10u8, 0, 0];
+            (cfg.identity.intranet_ipv4, cfg.identity.intranet_ipv4_len) = (three.as_ptr(), 3);
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_CONFIG_BAD_ADDRESS_LIST, "given addresses are checked");
+            (cfg.identity.intranet_ipv4, cfg.identity.intranet_ipv4_len) = (three.as_ptr(), 0);
+            unsafe extern "C" fn lock(_: *mut c_void) {}
+            cfg.agent.lock = Some(lock);
+            cfg.agent.unlock = Some(lock);
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_INVALID_ARGUMENT, "the host locks itself");
+            (cfg.agent.lock, cfg.agent.unlock) = (None, None);
             assert!(out.is_null(), "outputs written only on success");
             assert_eq!(ea_host_new(&cfg, &mut out), EA_OK);
             assert!(!out.is_null());

@@ -26,8 +26,11 @@ pub struct HostConfig {
     /// Host name for Hello; `None`: `gethostname()`.
     pub hostname: Option<String>,
     /// Send the host's interface addresses (private/public, IPv4/IPv6) in
-    /// Hello (default true).
+    /// Hello (default true). Ignored when `addresses` is given.
     pub send_addresses: bool,
+    /// The addresses to send in Hello instead of the interfaces' (default
+    /// `None`: detected, if `send_addresses`).
+    pub addresses: Option<crate::netinfo::Addresses>,
     /// Send ring, bytes (default 256 KiB).
     pub ring_bytes: usize,
     /// Receive buffer, bytes: the largest frame accepted (default 64 KiB).
@@ -63,6 +66,7 @@ impl HostConfig {
             auth_token: Vec::new(),
             hostname: None,
             send_addresses: true,
+            addresses: None,
             ring_bytes: 256 * 1024,
             rx_bytes: 64 * 1024,
             event_bytes: 16 * 1024,

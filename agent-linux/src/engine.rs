@@ -97,7 +97,11 @@ impl Engine {
         }
         let mut mem = Memory::default();
         let hostname = cfg.hostname.clone().unwrap_or_else(netinfo::hostname);
-        let addrs = if cfg.send_addresses { netinfo::addresses() } else { netinfo::Addresses::default() };
+        let addrs = match (&cfg.addresses, cfg.send_addresses) {
+            (Some(given), _) => given.clone(),
+            (None, true) => netinfo::addresses(),
+            (None, false) => netinfo::Addresses::default(),
+        };
         let id = Identity {
             agent_id: mem.str(&cfg.agent_id),
             hostname: mem.str(&hostname),
