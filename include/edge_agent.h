@@ -1739,7 +1739,9 @@ ea_result ea_host_begin_stop(struct ea_host *host, uint64_t drain_ms);
 /**
  * Stops the host's own thread cleanly (`ea_host_begin_stop` with
  * `drain_ms`, then waits for Close) and writes what stayed unacked to
- * `*report` (may be NULL). `EA_HOST_NOT_STARTED` without a running thread.
+ * `*report` (may be NULL). `EA_HOST_NOT_STARTED` (and nothing begun)
+ * without a thread of its own: in the caller's loop, use
+ * `ea_host_begin_stop` and keep calling `ea_host_process`.
  *
  * # Safety
  * `host` is NULL or a live `ea_host`; `report` NULL or writable.

@@ -383,7 +383,9 @@ pub unsafe extern "C" fn ea_host_begin_stop(host: *mut ea_host, drain_ms: u64) -
 
 /// Stops the host's own thread cleanly (`ea_host_begin_stop` with
 /// `drain_ms`, then waits for Close) and writes what stayed unacked to
-/// `*report` (may be NULL). `EA_HOST_NOT_STARTED` without a running thread.
+/// `*report` (may be NULL). `EA_HOST_NOT_STARTED` (and nothing begun)
+/// without a thread of its own: in the caller's loop, use
+/// `ea_host_begin_stop` and keep calling `ea_host_process`.
 ///
 /// # Safety
 /// `host` is NULL or a live `ea_host`; `report` NULL or writable.
@@ -564,13 +566,15 @@ mod tests {
             assert_eq!(ea_host_push(out, 2001, b"x".as_ptr(), 1), EA_OK);
             assert_eq!(ea_host_task_result(out, b"\xff".as_ptr(), 1, 0, core::ptr::null(), 0), EA_INVALID_UTF8);
             assert_eq!(ea_host_stop(out, 0, core::ptr::null_mut()), EA_HOST_NOT_STARTED);
+            assert_eq!(ea_host_push(out, 2001, b"x".as_ptr(), 1), EA_OK, "no stop began");
+            assert_eq!(ea_host_begin_stop(out, 0), EA_OK);
             assert_eq!(ea_host_push(out, 2001, b"x".as_ptr(), 1), EA_HOST_STOPPING, "a stop began");
             let mut fd = -1;
             assert_eq!(ea_host_fd(out, &mut fd), EA_OK);
             assert!(fd >= 0);
             let mut stats = ea_stats::default();
             assert_eq!(ea_host_agent_stats(out, &mut stats), EA_OK);
-            assert_eq!(stats.pushed, 1);
+            assert_eq!(stats.pushed, 2);
             assert_eq!(ea_host_free(out), EA_OK);
             assert_eq!(ea_host_free(core::ptr::null_mut()), EA_OK);
         }

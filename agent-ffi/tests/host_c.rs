@@ -415,3 +415,31 @@ fn mosquitto_plugin_forwards_messages_across_a_broker_restart() {
     assert!(all(&got));
     assert_eq!(got.len(), 2 * N, "nothing under other topics: {:?}", got.keys().find(|(t, _)| !t.starts_with("sensors/")));
 }
+
+#[test]
+fn the_callers_loop_shape_in_c() {
+    let Some(cc) = cc() else { return };
+    let lib = lib("ffi-plain", None, None).expect("cargo build -p agent-ffi");
+    let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join("host-c/host_loop");
+    std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
+    let o = Command::new(&cc)
+        .args(CFLAGS)
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(root().join("agent-ffi/tests/c/host_loop.c"))
+        .arg(&lib)
+        .args(NATIVE_LIBS)
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "host_loop.c: {}", String::from_utf8_lossy(&o.stderr));
+    let dir = TempDir::new("c-loop");
+    let col = CollectorProc::start(dir.path(), "127.0.0.1:0");
+    let o = Command::new(&exe).args(["c-loop", &col.agents.to_string(), "500"]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("stopped=1 drained=1 unacked=0"), "{out}");
+    let got = texts(dir.path(), "c-loop", 2001);
+    assert!((0..500).all(|i| got.get(&format!("r{i}")) == Some(&1)) && got.len() == 500, "every record once");
+}

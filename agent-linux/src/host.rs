@@ -225,7 +225,12 @@ impl Host {
 
     /// Stops the own thread cleanly: [`Host::begin_stop`] with `drain`,
     /// then waits for the loop to send Close and end.
+    /// [`HostError::NotStarted`] (and nothing begun) without an own thread:
+    /// in the caller's loop, use [`Host::begin_stop`] and keep processing.
     pub fn stop(&self, drain: Duration) -> Result<StopReport, HostError> {
+        if self.shared.thread.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+            return Err(HostError::NotStarted);
+        }
         self.begin_stop(drain);
         self.wait()
     }
