@@ -53,6 +53,17 @@
  * (udf on Arm: a HardFault; unimp on RISC-V: an illegal-instruction
  * exception). libc is not needed by the no_std build.
  *
+ * LINUX HOST LAYER (ea_host_*, Linux builds only, feature "host", on by
+ * default). The library runs the I/O itself: ea_host_new allocates every
+ * buffer once (nothing per record or per loop turn afterwards), connects
+ * to "host:port" endpoints in order, owns the socket, the epoll loop, the
+ * CLOCK_MONOTONIC clock and the /proc host stats, and calls on_event on
+ * its loop thread with no lock held. ea_host_push and ea_host_task_result
+ * work from any thread. Its own thread: ea_host_start, then ea_host_stop
+ * (or ea_host_wait after SIGTERM/SIGINT with handle_signals). The caller's
+ * loop: watch ea_host_fd for readable, wake after ea_host_timeout_ms, call
+ * ea_host_process. Bare-metal builds have no ea_host_* symbols.
+ *
  * VERSIONS. EA_ABI_VERSION (this header) must equal ea_abi_version() (the
  * library).
  */
@@ -389,6 +400,33 @@ enum ea_result
    */
   EA_CONFIG_BATCH_TOO_SMALL = 100,
   /**
+   * `ea_host_new`: no endpoint, more than 255, or one that is not
+   * `"host:port"`.
+   */
+  EA_HOST_BAD_ENDPOINT = 200,
+  /**
+   * `ea_host_new` / `ea_host_start`: the system refused an epoll set, an
+   * eventfd or a thread.
+   */
+  EA_HOST_SYSTEM = 201,
+  /**
+   * The host is stopping or stopped: it takes no more records.
+   */
+  EA_HOST_STOPPING = 202,
+  /**
+   * `ea_host_start` on a host whose thread runs already (or ran).
+   */
+  EA_HOST_ALREADY_STARTED = 203,
+  /**
+   * `ea_host_stop` / `ea_host_wait` on a host without its own thread.
+   */
+  EA_HOST_NOT_STARTED = 204,
+  /**
+   * `handle_signals` is set but another host of this process owns
+   * SIGTERM / SIGINT.
+   */
+  EA_HOST_SIGNALS_TAKEN = 205,
+  /**
    * `window_bytes` is smaller than `batch_max_bytes`.
    */
   EA_CONFIG_WINDOW_TOO_SMALL = 101,
@@ -517,6 +555,11 @@ enum ea_transport_error
 #ifndef __cplusplus
 typedef uint32_t ea_transport_error;
 #endif // __cplusplus
+
+/**
+ * A running agent with its own I/O. Opaque; made by `ea_host_new`.
+ */
+typedef struct ea_host ea_host;
 
 /**
  * Storage for one agent, in caller memory: declare it static, on the stack
@@ -1080,6 +1123,128 @@ typedef struct ea_stats {
 } ea_stats;
 
 /**
+ * The callback for a host's events, on the loop's thread, with no lock
+ * held: it may call `ea_host_push`, `ea_host_task_result` and
+ * `ea_host_begin_stop` (not `ea_host_process`, `ea_host_stop`,
+ * `ea_host_wait` or `ea_host_free`). `event` and the bytes it points to are
+ * valid only during the call. Kinds delivered: CONNECTED, DISCONNECT (for
+ * information: the host reconnects by itself), TASK and SHUTDOWN (answer
+ * with `ea_host_task_result`; a SHUTDOWN does not stop the host: call
+ * `ea_host_begin_stop` if the program agrees), CONFIG, GAVE_UP.
+ */
+typedef void (*ea_host_event_fn)(void *userdata, struct ea_host *host, const struct ea_event *event);
+
+/**
+ * Everything `ea_host_new` needs. Start from `ea_host_config_default()`.
+ * Strings are pointer + length (UTF-8), copied by `ea_host_new`.
+ */
+typedef struct ea_host_config {
+  /**
+   * Collectors as NUL-terminated `"host:port"` strings (`"[v6]:port"`
+   * for IPv6 literals), tried in this order; each name is resolved when
+   * it is used. 1 to 255 of them.
+   */
+  const char *const *endpoints;
+  /**
+   * Entries at `endpoints`.
+   */
+  size_t endpoints_len;
+  /**
+   * The agent's bounds and intervals. `endpoints` is set from
+   * `endpoints_len`; `rng_seed` 0 draws a per-device seed (machine id,
+   * pid, time); the lock hooks must be NULL (the host locks itself).
+   */
+  struct ea_config agent;
+  /**
+   * Who the agent is. An empty `hostname` means `gethostname()`. Address
+   * lists given here are sent as they are; when all four are empty and
+   * `detect_addresses` is set, the interfaces' addresses are sent.
+   */
+  struct ea_identity identity;
+  /**
+   * Fill the Hello's address lists from the host's interfaces (default true).
+   */
+  bool detect_addresses;
+  /**
+   * Read host stats from /proc for every heartbeat (default true).
+   */
+  bool host_stats;
+  /**
+   * Start the clean stop on SIGTERM or SIGINT (default false). One host
+   * per process; the previous handlers come back when it stops.
+   */
+  bool handle_signals;
+  /**
+   * Send ring, bytes (default 262144).
+   */
+  size_t ring_bytes;
+  /**
+   * Receive buffer, bytes: the largest frame accepted (default 65536).
+   */
+  size_t rx_bytes;
+  /**
+   * Event queue, bytes (default 16384).
+   */
+  size_t event_bytes;
+  /**
+   * Out buffer between the agent and the socket; 0 (default) = twice
+   * `ea_min_transmit_len`. Smaller than that: EA_CONFIG_TX_BUFFER_TOO_SMALL.
+   */
+  size_t out_bytes;
+  /**
+   * How long a stop (also one a signal starts) waits for unacked
+   * records before sending Close, ms (default 5000).
+   */
+  uint64_t drain_timeout_ms;
+  /**
+   * SO_SNDBUF for the socket; 0 (default) = the kernel's.
+   */
+  size_t socket_send_buffer;
+  /**
+   * Called for events (may be NULL).
+   */
+  ea_host_event_fn on_event;
+  /**
+   * Passed to `on_event`.
+   */
+  void *userdata;
+} ea_host_config;
+
+/**
+ * What a clean stop left behind.
+ */
+typedef struct ea_host_report {
+  /**
+   * Every record was acked (or dropped and counted) before Close.
+   */
+  bool drained;
+  /**
+   * Records still unacked at Close (the agent's heartbeats included).
+   */
+  uint64_t unacked;
+  /**
+   * Records the ring took in total.
+   */
+  uint64_t pushed;
+  /**
+   * Records acked by the collector.
+   */
+  uint64_t acked;
+  /**
+   * Records refused because the ring was full.
+   */
+  uint64_t dropped_full;
+  /**
+   * Records refused because they were larger than `max_record`.
+   */
+  uint64_t dropped_too_large;
+  /**
+   * Never-sent records evicted under `EA_OVERFLOW_DROP_OLDEST`.
+   */
+  uint64_t dropped_evicted;
+} ea_host_report;
+
+/**
  * Counters of an intake queue (32-bit, wrapping).
  */
 typedef struct ea_intake_counters {
@@ -1503,6 +1668,142 @@ ea_result ea_agent_stats(const struct ea_agent *agent, struct ea_stats *stats);
  * field of `ea_config`, no lock hooks.
  */
 struct ea_config ea_config_default(void);
+
+/**
+ * The defaults of `ea_host_config` (no endpoints, no callback).
+ */
+struct ea_host_config ea_host_config_default(void);
+
+/**
+ * Makes a host from `config` (every buffer allocated now, every
+ * unworkable setting refused with its `EA_CONFIG_*` / `EA_HOST_*` result)
+ * and writes it to `*out`. Nothing connects until `ea_host_start` (its own
+ * thread) or the first `ea_host_process` (the caller's loop).
+ *
+ * # Safety
+ * `config` and `out` are NULL or valid; the pointers inside `config` are
+ * valid for this call (everything is copied).
+ */
+ea_result ea_host_new(const struct ea_host_config *config, struct ea_host **out);
+
+/**
+ * Runs the host's loop on a thread of its own until the stop completes.
+ * `EA_HOST_ALREADY_STARTED` when it runs (or ran) already.
+ *
+ * # Safety
+ * `host` is NULL or from `ea_host_new`, not yet freed.
+ */
+ea_result ea_host_start(struct ea_host *host);
+
+/**
+ * Queues a record timestamped with the wall clock (Unix ms); from any
+ * thread. The loop is woken when the record makes its next deadline
+ * earlier, so it leaves within `flush_interval_ms`. `EA_RING_FULL` /
+ * `EA_RECORD_TOO_LARGE` (counted), `EA_HOST_STOPPING` once a stop began.
+ *
+ * # Safety
+ * `host` is NULL or a live `ea_host`; `payload` NULL (length 0) or
+ * `payload_len` readable bytes.
+ */
+ea_result ea_host_push(struct ea_host *host, uint32_t data_type, const uint8_t *payload, size_t payload_len);
+
+/**
+ * As `ea_host_push`, with the caller's timestamp.
+ *
+ * # Safety
+ * As for `ea_host_push`.
+ */
+ea_result ea_host_push_at(struct ea_host *host, uint32_t data_type, uint64_t timestamp_ms, const uint8_t *payload, size_t payload_len);
+
+/**
+ * Answers a task (the `token` of a TASK or SHUTDOWN event), from any
+ * thread, also while stopping. A message longer than 256 bytes is cut at
+ * a character boundary.
+ *
+ * # Safety
+ * `host` is NULL or a live `ea_host`; the strings NULL (length 0) or
+ * readable.
+ */
+ea_result ea_host_task_result(struct ea_host *host, const uint8_t *token, size_t token_len, uint32_t status, const uint8_t *message, size_t message_len);
+
+/**
+ * Starts the clean stop and returns at once: pushes are refused
+ * (`EA_HOST_STOPPING`), pending records go now, and Close follows when
+ * everything is acked or `drain_ms` passed. Callable from the callback.
+ *
+ * # Safety
+ * `host` is NULL or a live `ea_host`.
+ */
+ea_result ea_host_begin_stop(struct ea_host *host, uint64_t drain_ms);
+
+/**
+ * Stops the host's own thread cleanly (`ea_host_begin_stop` with
+ * `drain_ms`, then waits for Close) and writes what stayed unacked to
+ * `*report` (may be NULL). `EA_HOST_NOT_STARTED` (and nothing begun)
+ * without a thread of its own: in the caller's loop, use
+ * `ea_host_begin_stop` and keep calling `ea_host_process`.
+ *
+ * # Safety
+ * `host` is NULL or a live `ea_host`; `report` NULL or writable.
+ */
+ea_result ea_host_stop(struct ea_host *host, uint64_t drain_ms, struct ea_host_report *report);
+
+/**
+ * Waits until the host's own thread ends: after a stop another thread or
+ * a signal (`handle_signals`) began. Writes the report (may be NULL).
+ *
+ * # Safety
+ * As for `ea_host_stop`.
+ */
+ea_result ea_host_wait(struct ea_host *host, struct ea_host_report *report);
+
+/**
+ * The caller's loop: the fd to watch for readable (`*out_fd`); when it
+ * is, call `ea_host_process`. Valid until `ea_host_free`.
+ *
+ * # Safety
+ * `host` NULL or live; `out_fd` NULL or writable.
+ */
+ea_result ea_host_fd(const struct ea_host *host, int32_t *out_fd);
+
+/**
+ * The caller's loop: milliseconds until `ea_host_process` must run even
+ * if the fd stays quiet (`*out_ms`; -1 = no timer), ready for `poll()` /
+ * `epoll_wait()`.
+ *
+ * # Safety
+ * `host` NULL or live; `out_ms` NULL or writable.
+ */
+ea_result ea_host_timeout_ms(struct ea_host *host, int32_t *out_ms);
+
+/**
+ * The caller's loop: does everything due now (reads, timers, writes,
+ * callbacks) without waiting. `*out_stopped` (may be NULL) becomes true
+ * once a stop completed; then `*report` (may be NULL) is written.
+ *
+ * # Safety
+ * `host` NULL or live, and not run by its own thread; outputs NULL or
+ * writable.
+ */
+ea_result ea_host_process(struct ea_host *host, bool *out_stopped, struct ea_host_report *report);
+
+/**
+ * The agent's counters (`ea_stats`), from any thread.
+ *
+ * # Safety
+ * `host` NULL or live; `out` NULL or writable.
+ */
+ea_result ea_host_agent_stats(const struct ea_host *host, struct ea_stats *out);
+
+/**
+ * Frees the host. A running own thread is stopped first without draining
+ * (use `ea_host_stop` for a clean stop). NULL is a no-op.
+ *
+ * # Safety
+ * `host` NULL or from `ea_host_new`, freed once, and no other call on it
+ * running or following.
+ */
+ea_result ea_host_free(struct ea_host *host);
 
 /**
  * Initializes an intake queue over `buf[0..buf_len]` holding records of at

@@ -23,6 +23,7 @@
 //! | [`event`], [`stats`] | events and the stats snapshot as plain C structs |
 //! | [`intake`] | the lock-free queue an interrupt handler pushes into |
 //! | [`sizing`] | versions and buffer sizes to compute before init |
+//! | `host` | `ea_host_*`: the Linux host layer (socket, epoll, clock, /proc), feature `host` |
 //! | [`panic`](mod@panic) | the panic boundary (std) and the trap (no_std) |
 //!
 //! From Rust the functions can be called directly (the tests do):
@@ -64,6 +65,8 @@ mod args;
 pub mod config;
 pub mod event;
 pub mod handle;
+#[cfg(all(feature = "host", target_os = "linux"))]
+pub mod host;
 pub mod identity;
 pub mod intake;
 pub mod panic;

@@ -58,6 +58,21 @@ pub enum ea_result {
     EA_PLUGIN_NAME_TOO_LONG = 16,
     /// `batch_max_bytes` cannot hold one record of `max_record` bytes.
     EA_CONFIG_BATCH_TOO_SMALL = 100,
+    /// `ea_host_new`: no endpoint, more than 255, or one that is not
+    /// `"host:port"`.
+    EA_HOST_BAD_ENDPOINT = 200,
+    /// `ea_host_new` / `ea_host_start`: the system refused an epoll set, an
+    /// eventfd or a thread.
+    EA_HOST_SYSTEM = 201,
+    /// The host is stopping or stopped: it takes no more records.
+    EA_HOST_STOPPING = 202,
+    /// `ea_host_start` on a host whose thread runs already (or ran).
+    EA_HOST_ALREADY_STARTED = 203,
+    /// `ea_host_stop` / `ea_host_wait` on a host without its own thread.
+    EA_HOST_NOT_STARTED = 204,
+    /// `handle_signals` is set but another host of this process owns
+    /// SIGTERM / SIGINT.
+    EA_HOST_SIGNALS_TAKEN = 205,
     /// `window_bytes` is smaller than `batch_max_bytes`.
     EA_CONFIG_WINDOW_TOO_SMALL = 101,
     /// The receive buffer is smaller than the minimum frame size.
@@ -109,6 +124,12 @@ impl ea_result {
             ea_result::EA_INTAKE_FULL => c"intake queue full",
             ea_result::EA_PLUGIN_NAME_TOO_LONG => c"plugin name and version too long for a plugin heartbeat",
             ea_result::EA_CONFIG_BATCH_TOO_SMALL => c"batch_max_bytes cannot hold a record of max_record bytes",
+            ea_result::EA_HOST_BAD_ENDPOINT => c"between 1 and 255 endpoints of the form host:port are needed",
+            ea_result::EA_HOST_SYSTEM => c"the system refused an epoll set, an eventfd or a thread",
+            ea_result::EA_HOST_STOPPING => c"the host is stopping: no more records",
+            ea_result::EA_HOST_ALREADY_STARTED => c"the host's thread was started already",
+            ea_result::EA_HOST_NOT_STARTED => c"the host has no thread of its own",
+            ea_result::EA_HOST_SIGNALS_TAKEN => c"another host handles SIGTERM and SIGINT",
             ea_result::EA_CONFIG_WINDOW_TOO_SMALL => c"window_bytes is smaller than batch_max_bytes",
             ea_result::EA_CONFIG_RX_BUFFER_TOO_SMALL => c"receive buffer smaller than the minimum frame size",
             ea_result::EA_CONFIG_HEARTBEAT_TOO_FREQUENT => c"heartbeat_interval below 1 s",
@@ -125,7 +146,7 @@ impl ea_result {
     }
 
     /// Every result, in number order (for tests and `ea_result_message`).
-    pub(crate) const ALL: [ea_result; 30] = [
+    pub(crate) const ALL: [ea_result; 36] = [
         ea_result::EA_OK,
         ea_result::EA_NULL_PARAMETER,
         ea_result::EA_STORAGE_TOO_SMALL,
@@ -156,6 +177,12 @@ impl ea_result {
         ea_result::EA_CONFIG_EVENT_QUEUE_TOO_SMALL,
         ea_result::EA_CONFIG_RING_TOO_SMALL,
         ea_result::EA_CONFIG_TX_BUFFER_TOO_SMALL,
+        ea_result::EA_HOST_BAD_ENDPOINT,
+        ea_result::EA_HOST_SYSTEM,
+        ea_result::EA_HOST_STOPPING,
+        ea_result::EA_HOST_ALREADY_STARTED,
+        ea_result::EA_HOST_NOT_STARTED,
+        ea_result::EA_HOST_SIGNALS_TAKEN,
     ];
 
     /// The result of this number, if it is one.

@@ -394,6 +394,12 @@ fn result_numbers_are_pinned_and_every_one_has_a_message() {
         (EA_CONFIG_EVENT_QUEUE_TOO_SMALL, 110),
         (EA_CONFIG_RING_TOO_SMALL, 111),
         (EA_CONFIG_TX_BUFFER_TOO_SMALL, 112),
+        (EA_HOST_BAD_ENDPOINT, 200),
+        (EA_HOST_SYSTEM, 201),
+        (EA_HOST_STOPPING, 202),
+        (EA_HOST_ALREADY_STARTED, 203),
+        (EA_HOST_NOT_STARTED, 204),
+        (EA_HOST_SIGNALS_TAKEN, 205),
     ];
     let mut messages = std::collections::HashSet::new();
     for (r, n) in pinned {
