@@ -1,6 +1,10 @@
-//! Deterministic fleet simulation: several [`Agent`]s against the shared
-//! test collector (`support/peer.rs`, the same peer the agent and driver tests
-//! use) over a faulty simulated network, on one simulated clock.
+//! Deterministic fleet simulation: several [`Agent`]s against the real
+//! collector's sans-IO code (`edge_collector::{session, ledger, admission}`
+//! and its line writer, wired as `conn.rs` wires them:
+//! `support/collector.rs`) or, with `EDGE_SIM_COLLECTOR=peer`, against the
+//! shared test collector (agent-core's `tests/support/peer.rs`, the same
+//! peer the agent and driver tests use), over a faulty simulated network, on
+//! one simulated clock.
 //!
 //! # Model
 //!
@@ -23,7 +27,24 @@
 //!   after the link's latency plus jitter, in order, sometimes split into
 //!   chunks delivered a millisecond apart; everything due at one instant is
 //!   handed over in one `handle_received` (so frames also merge).
-//! * **Collector.** The test peer ([`Peer`]), which follows PROTOCOL.md
+//! * **Collector (default: real).** edge-collector's own code
+//!   ([`Collector`]): `first_frame` judges the Hello, the `Admission` (its
+//!   settings drawn per seed: 2-40 handshakes/s or unlimited, up to 16
+//!   reservations, slots at most 2 s ahead) answers Busy with a slot or
+//!   admits, the ledger's `raise` gives the Accept's resume point,
+//!   `Session::on_frame` judges every later frame (a gap: Close 1), the
+//!   ledger's `plan` decides what of a Batch is written (duplicates
+//!   skipped) and the written JSON lines are parsed back into the sink
+//!   model, checked against what the agent sent; only then the cumulative
+//!   Ack, and every Ack is checked against the sink (all records up to it
+//!   are there). A newer connection of an agent replaces an older one
+//!   (Close 0). A restart rebuilds the ledger from the sink (the file
+//!   sink) or, when it loses the index, starts it empty (the stdout sink:
+//!   the agent resends, the lines are written again, checked identical).
+//!   It has neither of the peer's habits below, so it is the naive case;
+//!   Busy faults do nothing to it (its admission decides). Not modeled:
+//!   its own Ping/idle timers, group commit latency, the registry.
+//! * **Collector (`EDGE_SIM_COLLECTOR=peer`).** The test peer ([`Peer`]), which follows PROTOCOL.md
 //!   literally: one [`FrameDecoder`](agent_core::decoder::FrameDecoder) per
 //!   connection (a few slots per agent; when all are taken the oldest
 //!   lingering connection is reset); answers Hello with Accept (its stored
@@ -49,7 +70,8 @@
 //!   timeout existed, such an agent waited forever on a connection that
 //!   answered its Pings, e.g. seed 187), and the drain bound grows by one
 //!   `ack_timeout` for an agent whose last connection was damaged. CI runs
-//!   both collectors.
+//!   the real collector and the peer with its habits (the real collector
+//!   is naive in both respects).
 //!
 //! # Faults (only before `F`, the end of the fault phase, 30-120 s)
 //!
@@ -155,12 +177,12 @@
 //!
 //! # Running and replaying
 //!
-//! `cargo test -p agent-core --release --test simulation` runs
+//! `cargo test -p edge-sim --release --test simulation` runs
 //! `EDGE_SIM_SEEDS` seeds (default 200; CI uses 2000) on up to
 //! `EDGE_SIM_THREADS` threads (default: available parallelism, at most 4).
 //! Each seed fully determines its run (agent-core's SplitMix64, the agents'
 //! `rng_seed` drawn from it). A failing seed prints `EDGE_SIM_SEED=<n>`;
-//! `EDGE_SIM_SEED=<n> cargo test -p agent-core --release --test simulation
+//! `EDGE_SIM_SEED=<n> cargo test -p edge-sim --release --test simulation
 //! -- --nocapture` replays exactly that seed and prints its summary; add
 //! `EDGE_SIM_TRACE=<agent index>` to print that agent's inputs, frames and
 //! events. `EDGE_SIM_KEEP_GOING=1` runs every seed despite failures. 2000
@@ -183,7 +205,9 @@ use agent_core::ring::{OverflowPolicy, PushError, RingConfig, MAX_INFLIGHT_BATCH
 use agent_core::{Duration, Instant, Record};
 
 mod support;
-use support::peer::{Answer, BatchOutcome, Note, Peer, PeerConfig, Push, Refusal};
+use edge_collector::admission::AdmissionConfig;
+use support::collector::{Backend, Collector, CollectorConfig};
+use support::peer::{Answer, BatchOutcome, Note, Peer, PeerConfig, Push};
 
 const DEFAULT_SEEDS: u64 = 200;
 const PRODUCT: &str = "edge";
@@ -514,15 +538,17 @@ struct Checks {
 }
 
 struct Server<'a> {
-    /// The collector itself: the shared test peer (`support/peer.rs`).
-    peer: Peer<'a>,
+    /// The collector itself: the real collector's sans-IO core
+    /// (`support/collector.rs`), or with `EDGE_SIM_COLLECTOR=peer` the
+    /// shared test peer (`agent-core/tests/support/peer.rs`).
+    collector: Backend<'a>,
     max_frame: usize,
     checks: Vec<Checks>,
     task_seq: u64,
     task_gap: u64,
-    /// `EDGE_SIM_NAIVE_COLLECTOR=1`: neither repeat acks nor close damaged
-    /// connections (shows the agent stalling on a lost ack or batch); the
-    /// peer's two habits are set from it.
+    /// Neither repeat acks nor close damaged connections (shows the agent
+    /// stalling on a lost ack or batch): the real collector, or the peer
+    /// with `EDGE_SIM_NAIVE_COLLECTOR=1` (its two habits are set from it).
     naive: bool,
 }
 
@@ -635,6 +661,10 @@ struct Summary {
     dups: u64,
     gaps: u64,
     damaged_closes: u64,
+    /// Hellos the real collector's admission answered Busy.
+    busy_rejects: u64,
+    /// Connections the real collector closed for a newer one of the agent.
+    replaced: u64,
     evicted: u64,
     refused: u64,
     max_drain_ms: u64,
@@ -983,7 +1013,7 @@ impl<'a> World<'a> {
                     c.accept_next,
                     s.agent.ring()
                 );
-                let advice = self.server.peer.cfg.retry_window_ms;
+                let advice = self.server.collector.retry_window_ms();
                 let s = &mut self.sims[a];
                 s.connected_since = Some(now);
                 s.advice = advice;
@@ -1046,7 +1076,7 @@ impl<'a> World<'a> {
         if s.plan.cfg.ring.policy == OverflowPolicy::RejectNew {
             assert_eq!(st.dropped_evicted, 0, "t={now} agent {a}: eviction under RejectNew");
         }
-        let have = self.server.peer.next(s.name);
+        let have = self.server.collector.next(s.name);
         assert!(
             ring.first_unacked_seq() <= have && have <= ring.next_seq(),
             "t={now} agent {a}: collector holds {have} records, agent acked below {} and numbered below {}",
@@ -1228,7 +1258,7 @@ impl<'a> World<'a> {
     fn open_conn(&mut self, a: usize, endpoint: u8) -> u64 {
         let id = self.next_conn_id;
         self.next_conn_id += 1;
-        if !self.server.peer.open(id) {
+        if !self.server.collector.open(id) {
             // Out of collector sockets: the oldest lingering connection of
             // any agent is reset to make room.
             let victim = self
@@ -1239,7 +1269,7 @@ impl<'a> World<'a> {
                 .min()
                 .expect("collector out of decoder slots with no lingering connection");
             self.cut(victim, None);
-            assert!(self.server.peer.open(id));
+            assert!(self.server.collector.open(id));
         }
         let mut c = Conn {
             id,
@@ -1406,7 +1436,7 @@ impl<'a> World<'a> {
         let c = self.conn_mut(id).unwrap();
         c.server_open = false;
         c.up.q.clear();
-        self.server.peer.release(id);
+        self.server.collector.release(id);
     }
 
     /// The collector closes after its last frame: the agent sees EOF after it.
@@ -1434,11 +1464,8 @@ impl<'a> World<'a> {
                     let notify = self.rng.chance(700).then(|| self.rng.range(1, 100));
                     self.cut(id, notify);
                 }
-                if lose_index {
-                    for s in &self.sims {
-                        self.server.peer.forget(s.name);
-                    }
-                }
+                let names: Vec<&str> = self.sims.iter().map(|s| s.name).collect();
+                self.server.collector.restart(lose_index, &names);
             }
             FaultKind::Stall { agent, dir } => {
                 for c in self.conns.iter_mut().filter(|c| c.agent == agent) {
@@ -1497,7 +1524,7 @@ impl<'a> World<'a> {
 
     /// Writes every frame the peer has for the agent, one write each.
     fn server_flush(&mut self, id: u64) {
-        while let Some(frame) = self.server.peer.poll_transmit(id) {
+        while let Some(frame) = self.server.collector.poll_transmit(id) {
             self.send(id, Dir::Down, frame);
         }
     }
@@ -1507,11 +1534,10 @@ impl<'a> World<'a> {
         let c = self.conn(id).unwrap();
         let (a, up_corrupted) = (c.agent, c.up_corrupted);
         let busy = self.busy(now);
-        let peer = &mut self.server.peer;
-        peer.cfg.reject = busy.map(|retry_after_ms| Refusal { code: CloseCode::Busy, retry_after_ms });
-        let notes = peer.handle_received(id, bytes);
+        let collector = &mut self.server.collector;
+        let notes = collector.handle_received(id, bytes, now, busy);
         if !up_corrupted {
-            let skips = peer.conn(id).expect("open collector connection").frame_seq_skips;
+            let skips = collector.frame_seq_skips(id).expect("open collector connection");
             assert_eq!(skips, 0, "t={now} agent {a}: frame counter skipped on a clean link");
         }
         let mut agent_closed = false;
@@ -1520,12 +1546,20 @@ impl<'a> World<'a> {
             self.server_note(id, note);
         }
         self.server_flush(id);
-        if !self.server.peer.is_open(id) {
+        if !self.server.collector.is_open(id) {
             if agent_closed {
                 self.server_release(id);
             } else {
-                // Reject, gap or damage: the peer closed after its frame.
+                // Reject, gap or damage: the collector closed after its frame.
                 self.server_close(id);
+            }
+        }
+        // An older connection of the agent, replaced by this one (the real
+        // collector's rule): Close 0 went out on it; then it is closed.
+        for old in self.server.collector.take_closed_elsewhere() {
+            if self.conn(old).is_some_and(|c| c.server_open) {
+                self.server_flush(old);
+                self.server_close(old);
             }
         }
     }
@@ -1586,7 +1620,7 @@ impl<'a> World<'a> {
                     assert_ne!(first_conn, id, "t={now} agent {a}: seq {seq} duplicated on one connection");
                 }
                 for seq in new {
-                    let r = self.server.peer.record(self.sims[a].name, seq).unwrap();
+                    let r = self.server.collector.record(self.sims[a].name, seq).unwrap();
                     let (dt, ts, payload) = (r.data_type, r.ts, r.payload.clone());
                     self.validate_new(a, dt, ts, &payload);
                 }
@@ -1611,12 +1645,12 @@ impl<'a> World<'a> {
                 let token = format!("T{a}-{}", self.server.task_seq);
                 let payload: Vec<u8> = (0..self.rng.range(0, 32)).map(|i| i as u8).collect();
                 self.server.checks[a].tasks.insert(token.clone(), known);
-                self.server.peer.push(id, &Push::task(object, 6000, &payload, &token));
+                self.server.collector.push(id, &Push::task(object, 6000, &payload, &token));
             } else {
                 let name = ["rules", "limits"][self.rng.below(2) as usize];
                 let version = ["1", "2", "3"][self.rng.below(3) as usize];
                 let payload = vec![b'x'; self.rng.range_usize(2, 64)];
-                self.server.peer.push(id, &Push::config(name, version, &payload));
+                self.server.collector.push(id, &Push::config(name, version, &payload));
             }
             self.server_flush(id);
         }
@@ -1737,12 +1771,14 @@ impl<'a> World<'a> {
             agents: self.sims.len() as u64,
             sim_ms: self.now,
             faults: self.faults.len() as u64,
-            damaged_closes: self.server.peer.damaged_closes,
+            damaged_closes: self.server.collector.damaged_closes(),
+            busy_rejects: self.server.collector.busy_rejects(),
+            replaced: self.server.collector.replaced(),
             ..Default::default()
         };
         for s in &self.sims {
             let st = s.agent.stats();
-            let store = self.server.peer.agent(s.name);
+            let store = self.server.collector.agent(s.name);
             sm.connections += st.connections;
             sm.failures += st.connect_failures;
             sm.records += store.records.len() as u64;
@@ -1904,7 +1940,8 @@ fn run_seed(seed: u64) -> Summary {
         .collect();
     let max_bound = sims.iter().map(|s| s.drain_bound).max().unwrap();
     let max_hb = plans.iter().map(|p| p.cfg.heartbeat_interval.as_millis()).max().unwrap();
-    let naive = env_u64("EDGE_SIM_NAIVE_COLLECTOR").is_some_and(|v| v != 0);
+    let real = collector_is_real();
+    let naive = real || env_u64("EDGE_SIM_NAIVE_COLLECTOR").is_some_and(|v| v != 0);
     let cfg = PeerConfig {
         max_frame: server_max as u32,
         repeat_ack_after_pong: !naive,
@@ -1912,8 +1949,17 @@ fn run_seed(seed: u64) -> Summary {
         retry_window_ms: if rng.chance(500) { rng.range(100, 8000) as u32 } else { 0 },
         ..PeerConfig::default()
     };
+    let collector = if real {
+        // Drawn from a generator of their own, so the rest of the run draws
+        // as it does against the peer (a seed is the same fleet, faults and
+        // traffic for both collectors).
+        let mut own = SplitMix::new(seed ^ 0xC011_EC70_0000_0002);
+        Backend::Real(Collector::new(real_config(&mut own, server_max as u32, n), &mut slots))
+    } else {
+        Backend::Peer(Peer::new(cfg, &mut slots))
+    };
     let server = Server {
-        peer: Peer::new(cfg, &mut slots),
+        collector,
         max_frame: server_max,
         checks: (0..n).map(|_| Checks::default()).collect(),
         task_seq: 0,
@@ -1937,6 +1983,38 @@ fn run_seed(seed: u64) -> Summary {
     };
     w.run();
     w.summary()
+}
+
+/// Whether the run is against the real collector (the default) or the test
+/// peer (`EDGE_SIM_COLLECTOR=peer`).
+fn collector_is_real() -> bool {
+    match std::env::var("EDGE_SIM_COLLECTOR").as_deref() {
+        Err(_) | Ok("real") | Ok("") => true,
+        Ok("peer") => false,
+        Ok(v) => panic!("EDGE_SIM_COLLECTOR={v:?}: `real` (default) or `peer`"),
+    }
+}
+
+/// The real collector's settings for one seed: its `max_frame`, and an
+/// admission rate from 2 to 40 handshakes a second (a restart's reconnect
+/// of 3-8 agents meets Busy answers with slots), burst tolerance 0-200 ms,
+/// 0-16 reservations, slots honoured 0.2-1 s late, at most `RETRY_AFTER_MAX`
+/// ahead (the drain bound's wait); the Accept advises the time to admit
+/// the `fleet`.
+fn real_config(rng: &mut SplitMix, max_frame: u32, fleet: usize) -> CollectorConfig {
+    let rate_per_sec = if rng.chance(200) { 0 } else { rng.range(2, 40) as u32 };
+    CollectorConfig {
+        max_frame,
+        admission: AdmissionConfig {
+            rate_per_sec,
+            burst: std::time::Duration::from_millis(rng.range(0, 200)),
+            max_reservations: rng.range_usize(0, 16),
+            forget_after: std::time::Duration::from_millis(rng.range(200, 1000)),
+            max_wait: std::time::Duration::from_millis(RETRY_AFTER_MAX),
+        },
+        seed: rng.next_u64(),
+        fleet,
+    }
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -1979,6 +2057,8 @@ fn fleet_simulation() {
                         t.dups += s.dups;
                         t.gaps += s.gaps;
                         t.damaged_closes += s.damaged_closes;
+                        t.busy_rejects += s.busy_rejects;
+                        t.replaced += s.replaced;
                         t.evicted += s.evicted;
                         t.refused += s.refused;
                         t.max_drain_ms = t.max_drain_ms.max(s.max_drain_ms);
