@@ -55,7 +55,10 @@
 //!   acks up to the highest contiguous sequence number; a Batch beyond that
 //!   is a gap: the collector closes the connection (Close, protocol error).
 //!   Now and then the simulation has it send Tasks (to the agent, a plugin or
-//!   an unknown target) and Configs, sometimes several at once. What it
+//!   an unknown target) and Configs, sometimes several at once; after every
+//!   Accept (with either collector) it resends each task whose result it has
+//!   not stored, in the order first sent, as the collector's registry
+//!   does. What it
 //!   stored survives restarts. Every frame it receives comes back as a
 //!   [`Note`] the simulation checks (below); a protocol error by the agent
 //!   fails the run.
@@ -115,7 +118,21 @@
 //!   every stored record is one the agent pushed (app records are checked
 //!   against the driver's log byte for byte, app records and app task
 //!   results arrive in push order, heartbeats decode, task results answer
-//!   tasks the collector sent, with the right status).
+//!   tasks the collector sent, with the right status; a task has a second
+//!   result only if it was resent, after the agent forgot its token: it
+//!   remembers the last 8, counted as `double_results`).
+//! * Every Ack the real collector sends is durable: every record up to it
+//!   is in the sink model, parsed back from the lines the ledger wrote, each
+//!   line checked against the record the agent sent under that number.
+//! * Tasks (issue 15, item 8): when the run would end, a final phase resends
+//!   every task still without a stored result, one at a time per agent (a
+//!   small ring holds one answer), up to 5 times each, 1 s plus two link
+//!   latencies apart; each must be answered. A result evicted under
+//!   `DropOldest` or refused in a full ring before it was sent must not
+//!   leave its task unanswered for good (before the fix the agent ignored
+//!   such resends: seeds 1 and 2 fail). Drops during this phase are allowed
+//!   (its answers may fill a small ring); the drain and heartbeat checks
+//!   below end where it starts.
 //! * Heartbeats: every agent (and plugin) heartbeat timestamp lies on the
 //!   agent's schedule `boot + k * interval`; two heartbeats stored one after
 //!   the other are exactly one interval apart unless the agent refused or
@@ -218,6 +235,11 @@ const APP_TYPE_BASE: u32 = 2000;
 const APP_HEADER: usize = 9;
 /// Longest time the app takes to answer a task.
 const ANSWER_DELAY_MAX: u64 = 500;
+/// Resends of one task in the final phase before it counts as unanswered.
+const FINAL_RESENDS: u32 = 5;
+/// Wait after a final-phase resend (plus two link latencies): the app's
+/// answer delay, a flush interval (at most 200 ms) and room.
+const FINAL_RESEND_WAIT: u64 = ANSWER_DELAY_MAX + 200 + 300;
 /// Largest `Reject.retry_after_ms` the collector sends.
 const RETRY_AFTER_MAX: u64 = 2000;
 /// Smallest entry any record of this simulation takes (a task result).
@@ -528,6 +550,15 @@ struct Conn {
 struct Checks {
     /// Tasks sent: token -> whether the target exists on the agent.
     tasks: HashMap<String, bool>,
+    /// Tasks sent whose result the collector has not stored yet, in the
+    /// order sent: resent after every Accept (as the collector's registry
+    /// does) and once more after the drain.
+    open: Vec<(String, Push)>,
+    /// Tokens resent at least once.
+    resent: HashSet<String>,
+    /// Results stored for a task that already had one (a resend after the
+    /// agent forgot the token: it remembers the last 8).
+    double_results: u64,
     results: HashSet<String>,
     ok_results: HashSet<String>,
     app_seen: HashSet<u64>,
@@ -615,6 +646,13 @@ struct Sim<'a> {
     /// Downlink writes corrupted on any of the agent's connections: each may
     /// cost one protocol error (a lost Accept makes the next Task one).
     down_corruptions: u64,
+    /// Answers the app gave again for a token it had answered (a resend
+    /// handed over again): token -> (order, message), the later ones.
+    reanswered: HashMap<String, Vec<(u64, String)>>,
+    /// The final phase: when the next open task is resent, which one was
+    /// resent last and how often.
+    final_due: Option<u64>,
+    final_token: Option<(String, u32)>,
 }
 
 /// An event, copied out of the agent.
@@ -665,6 +703,8 @@ struct Summary {
     busy_rejects: u64,
     /// Connections the real collector closed for a newer one of the agent.
     replaced: u64,
+    /// Tasks answered twice (resent after the agent forgot the token).
+    double_results: u64,
     evicted: u64,
     refused: u64,
     max_drain_ms: u64,
@@ -680,6 +720,11 @@ struct World<'a> {
     now: u64,
     fault_end: u64,
     end: u64,
+    /// When the final phase starts (the run's end without it) and when it
+    /// started: every task still without a result is resent, one at a time
+    /// per agent, until it is answered.
+    final_start: Option<u64>,
+    final_resend_at: Option<u64>,
     steps: u64,
     faults: Vec<Fault>,
     next_fault: usize,
@@ -742,6 +787,9 @@ impl<'a> World<'a> {
             if s.drained_at.is_none() {
                 at(self.fault_end + s.drain_bound + 1);
             }
+            if let Some(x) = s.final_due {
+                at(x);
+            }
         }
         for c in &self.conns {
             if let Some(x) = c.notify_at {
@@ -759,6 +807,9 @@ impl<'a> World<'a> {
         }
         if let Some(f) = self.faults.get(self.next_fault) {
             at(f.start);
+        }
+        if let (Some(x), None) = (self.final_start, self.final_resend_at) {
+            at(x);
         }
         at(self.end.saturating_add(1));
         t
@@ -1089,8 +1140,10 @@ impl<'a> World<'a> {
         let drops = (st.dropped_full, st.dropped_too_large, st.dropped_evicted);
         let before = (s.last.dropped_full, s.last.dropped_too_large, s.last.dropped_evicted);
         if drops != before {
+            // Answers to the final phase's resends may evict or be refused
+            // in a small ring: that phase resends until each is answered.
             assert!(
-                s.drained_at.is_none(),
+                s.drained_at.is_none() || self.final_resend_at.is_some(),
                 "t={now} agent {a}: dropped after the drain (at {:?}): (full, too large, evicted) {before:?} -> {drops:?}, \
                  state {:?}, ring {:?}",
                 s.drained_at,
@@ -1150,7 +1203,12 @@ impl<'a> World<'a> {
             // to fit is refused as too large (ours are short).
             assert_ne!(r, Err(PushError::TooLarge), "t={now} agent {a}: task result of {} bytes refused", msg.len());
             if r.is_ok() {
-                s.answered.insert(token, (s.ord, msg));
+                match s.answered.get(&token) {
+                    None => {
+                        s.answered.insert(token, (s.ord, msg));
+                    }
+                    Some(_) => s.reanswered.entry(token).or_default().push((s.ord, msg)),
+                }
                 s.ord += 1;
             }
             self.count_input(a);
@@ -1242,6 +1300,58 @@ impl<'a> World<'a> {
             let last = self.sims.iter().filter_map(|s| s.drained_at).max().unwrap();
             let tail = self.sims.iter().map(|s| s.plan.cfg.heartbeat_interval.as_millis()).max().unwrap() * 3 + 1000;
             self.end = self.end.min(last + tail);
+            self.final_phase();
+        }
+    }
+
+    /// The final phase (issue 15, item 8): when the run would end, every
+    /// task still without a result at the collector is resent, one at a
+    /// time per agent (a small ring holds one result at a time), until it is
+    /// answered: at most [`FINAL_RESENDS`] times each, [`FINAL_RESEND_WAIT`]
+    /// plus two link latencies apart. A result evicted (DropOldest) or
+    /// refused (ring full) must not leave its task unanswered for good.
+    fn final_phase(&mut self) {
+        let now = self.now;
+        let last = self.sims.iter().filter_map(|s| s.drained_at).max().unwrap();
+        let tail = self.sims.iter().map(|s| s.plan.cfg.heartbeat_interval.as_millis()).max().unwrap() * 3 + 1000;
+        let start = *self.final_start.get_or_insert(last + tail);
+        if now < start {
+            return;
+        }
+        if self.final_resend_at.is_none() {
+            self.final_resend_at = Some(now);
+            for s in &mut self.sims {
+                s.final_due = Some(now);
+            }
+        }
+        for a in 0..self.sims.len() {
+            let Some(due) = self.sims[a].final_due else { continue };
+            if due > now {
+                continue;
+            }
+            let Some((token, p)) = self.server.checks[a].open.first().cloned() else {
+                self.sims[a].final_due = None;
+                continue;
+            };
+            let s = &mut self.sims[a];
+            let tries = match &s.final_token {
+                Some((t, n)) if *t == token => n + 1,
+                _ => 1,
+            };
+            assert!(
+                tries <= FINAL_RESENDS,
+                "t={now} agent {a}: task {token} unanswered after {FINAL_RESENDS} resends in the final phase"
+            );
+            s.final_token = Some((token.clone(), tries));
+            s.final_due = Some(now + FINAL_RESEND_WAIT + 2 * s.plan.lat_max());
+            if let Some(id) = s.conn {
+                self.server.checks[a].resent.insert(token);
+                self.server.collector.push(id, &p);
+                self.server_flush(id);
+            }
+        }
+        if let Some(due) = self.sims.iter().filter_map(|s| s.final_due).max() {
+            self.end = self.end.max(due + 1);
         }
     }
 
@@ -1591,6 +1701,7 @@ impl<'a> World<'a> {
                         c.accepted = true;
                         c.accept_next = resume;
                         c.next_unsolicited = next;
+                        self.resend_open_tasks(id, a);
                     }
                 }
             }
@@ -1630,6 +1741,16 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Resends on `id` every task of agent `a` without a stored result, in
+    /// the order first sent (what the collector does after an Accept).
+    fn resend_open_tasks(&mut self, id: u64, a: usize) {
+        let open = self.server.checks[a].open.clone();
+        for (token, p) in open {
+            self.server.checks[a].resent.insert(token);
+            self.server.collector.push(id, &p);
+        }
+    }
+
     fn unsolicited(&mut self, id: u64) {
         let now = self.now;
         let a = self.conn(id).unwrap().agent;
@@ -1645,7 +1766,9 @@ impl<'a> World<'a> {
                 let token = format!("T{a}-{}", self.server.task_seq);
                 let payload: Vec<u8> = (0..self.rng.range(0, 32)).map(|i| i as u8).collect();
                 self.server.checks[a].tasks.insert(token.clone(), known);
-                self.server.collector.push(id, &Push::task(object, 6000, &payload, &token));
+                let p = Push::task(object, 6000, &payload, &token);
+                self.server.checks[a].open.push((token, p.clone()));
+                self.server.collector.push(id, &p);
             } else {
                 let name = ["rules", "limits"][self.rng.below(2) as usize];
                 let version = ["1", "2", "3"][self.rng.below(3) as usize];
@@ -1692,16 +1815,33 @@ impl<'a> World<'a> {
             data_type::TASK_RESULT => {
                 let r: TaskResult<'_> = postcard::from_bytes(payload).expect("task result decodes");
                 let known = *store.tasks.get(r.token).unwrap_or_else(|| panic!("t={now} agent {a}: result for unsent task"));
-                assert!(store.results.insert(r.token.into()), "t={now} agent {a}: two results for {}", r.token);
+                store.open.retain(|(t, _)| t != r.token);
+                if !store.results.insert(r.token.into()) {
+                    // Only a resent task is answered twice, and only once the
+                    // agent forgot its token (it remembers the last 8; a
+                    // resend of a remembered token is ignored while its
+                    // result is in the ring, and such a result was not
+                    // delivered before).
+                    assert!(store.resent.contains(r.token), "t={now} agent {a}: two results for {}", r.token);
+                    store.double_results += 1;
+                }
                 match r.status {
                     task_status::OK => {
-                        let (ord, msg) = s.answered.get(r.token).expect("OK result the app gave");
                         // Truncated only to fit a record: then it fills one.
                         let limit = s.plan.cfg.ring.max_record.min(MAX_TASK_RESULT_LEN);
-                        assert!(
-                            msg.starts_with(r.message) && (r.message.len() == msg.len() || payload.len() + 3 >= limit),
-                            "t={now} agent {a}: task result message altered"
-                        );
+                        let first = s.answered.get(r.token).expect("OK result the app gave");
+                        let again = s.reanswered.get(r.token).into_iter().flatten();
+                        // Of the app's answers to this token that match (two
+                        // can be alike), the oldest one not yet stored.
+                        let last = store.last_ord;
+                        let (ord, _) = std::iter::once(first)
+                            .chain(again)
+                            .filter(|(_, msg)| {
+                                msg.starts_with(r.message) && (r.message.len() == msg.len() || payload.len() + 3 >= limit)
+                            })
+                            .filter(|(o, _)| last.is_none_or(|l| *o > l))
+                            .min_by_key(|(o, _)| *o)
+                            .unwrap_or_else(|| panic!("t={now} agent {a}: task result message altered or out of push order"));
                         check_order(&mut store.last_ord, *ord);
                         store.ok_results.insert(r.token.into());
                     }
@@ -1738,6 +1878,8 @@ impl<'a> World<'a> {
             assert_eq!(st.pushed, st.acked + st.dropped_evicted + s.agent.ring().len());
             let missing_apps = s.apps.iter().enumerate().filter(|(n, r)| r.accepted && !store.app_seen.contains(&(*n as u64))).count();
             let missing_answers = s.answered.keys().filter(|t| !store.ok_results.contains(*t)).count();
+            let unanswered: Vec<&str> = store.open.iter().map(|(t, _)| t.as_str()).collect();
+            assert!(unanswered.is_empty(), "agent {a}: tasks never answered, though resent in the final phase: {unanswered:?}");
             let missing = (missing_apps + missing_answers) as u64;
             if s.plan.cfg.ring.policy == OverflowPolicy::RejectNew {
                 assert_eq!(missing, 0, "agent {a}: {missing_apps} app records, {missing_answers} answers lost");
@@ -1748,19 +1890,21 @@ impl<'a> World<'a> {
                     st.dropped_evicted
                 );
             }
+            let horizon = self.final_resend_at.unwrap_or(now);
             assert!(
-                s.drop_times.last().is_none_or(|&t| t <= drained),
+                s.drop_times.iter().rfind(|&&t| t < horizon).is_none_or(|&t| t <= drained),
                 "agent {a}: a record was dropped after the drain (drained at {drained}, drops at {:?}): {st:?}",
                 &s.drop_times[s.drop_times.len().saturating_sub(5)..]
             );
             // Every heartbeat scheduled after the drain arrived, one interval apart.
             let hb = s.plan.cfg.heartbeat_interval.as_millis();
             let flight = s.plan.cfg.flush_interval.as_millis() + 2 * s.plan.lat_max() + 2;
-            if s.failures_after_drain == 0 && now > drained + hb + flight {
+            // Until the final phase (whose answers may evict heartbeats).
+            if s.failures_after_drain == 0 && horizon > drained + hb + flight {
                 // Strictly after: a heartbeat refused at the drain instant is a drop before it.
                 let first = s.plan.boot + ((drained - s.plan.boot) / hb + 1) * hb;
-                let expect: Vec<u64> = (first..now - flight).step_by(hb as usize).collect();
-                let got: Vec<u64> = store.hb_gens.iter().copied().filter(|&g| g >= first && g < now - flight).collect();
+                let expect: Vec<u64> = (first..horizon - flight).step_by(hb as usize).collect();
+                let got: Vec<u64> = store.hb_gens.iter().copied().filter(|&g| g >= first && g < horizon - flight).collect();
                 assert_eq!(got, expect, "agent {a}: heartbeats after the drain");
             }
         }
@@ -1773,6 +1917,7 @@ impl<'a> World<'a> {
             faults: self.faults.len() as u64,
             damaged_closes: self.server.collector.damaged_closes(),
             busy_rejects: self.server.collector.busy_rejects(),
+            double_results: self.server.checks.iter().map(|c| c.double_results).sum(),
             replaced: self.server.collector.replaced(),
             ..Default::default()
         };
@@ -1935,6 +2080,9 @@ fn run_seed(seed: u64) -> Summary {
                 backlog: None,
                 drained_at: None,
                 down_corruptions: 0,
+                reanswered: HashMap::new(),
+                final_due: None,
+                final_token: None,
             }
         })
         .collect();
@@ -1972,6 +2120,8 @@ fn run_seed(seed: u64) -> Summary {
         now: 0,
         fault_end,
         end: fault_end + max_bound + 3 * max_hb + 1000,
+        final_start: None,
+        final_resend_at: None,
         steps: 0,
         faults,
         next_fault: 0,
@@ -2059,6 +2209,7 @@ fn fleet_simulation() {
                         t.damaged_closes += s.damaged_closes;
                         t.busy_rejects += s.busy_rejects;
                         t.replaced += s.replaced;
+                        t.double_results += s.double_results;
                         t.evicted += s.evicted;
                         t.refused += s.refused;
                         t.max_drain_ms = t.max_drain_ms.max(s.max_drain_ms);
