@@ -133,8 +133,7 @@ impl Core<'_> {
         // task is not run twice; once the result left the ring without
         // reaching the server (evicted under DropOldest, refused) the
         // resend is handled afresh, or the task would go unanswered forever.
-        let h = fnv1a(t.token).max(1);
-        let slot = self.recent_tasks.iter().position(|&k| k == h).filter(|_| !t.token.is_empty());
+        let (h, slot) = self.recent_slot(t.token);
         if let Some(i) = slot {
             if self.recent_answered & (1 << i) == 0 || self.result_held(t.token) {
                 self.stats.tasks_duplicate += 1;
@@ -183,10 +182,18 @@ impl Core<'_> {
 
     /// Marks a remembered task as answered by the app.
     pub(super) fn note_answered(&mut self, token: &str) {
-        let h = fnv1a(token).max(1);
-        if let Some(i) = self.recent_tasks.iter().position(|&k| k == h) {
+        if let (_, Some(i)) = self.recent_slot(token) {
             self.recent_answered |= 1 << i;
         }
+    }
+
+    /// The token's hash as remembered, and its slot if it is (an empty
+    /// token is never remembered).
+    // Out of line: shared by both callers instead of inlined twice (flash).
+    #[inline(never)]
+    fn recent_slot(&self, token: &str) -> (u64, Option<usize>) {
+        let h = fnv1a(token).max(1);
+        (h, self.recent_tasks.iter().position(|&k| k == h).filter(|_| !token.is_empty()))
     }
 
     /// Whether a TaskResult record for `token` is in the ring.
