@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Flash and RAM cost of the whole sans-IO agent on a Cortex-M4
 # (thumbv7em-none-eabihf, opt-level "z", LTO), for each CRC table choice.
-# Prints one line per variant; exits 0 with a notice if the target or
-# llvm-size is unavailable. Fails if crc-table1's .text grows past
+# Prints one line per variant. If the target or llvm-size is unavailable:
+# fails under CI (CI=true), else exits 0 with a notice (scripts/skip.sh).
+# Fails if crc-table1's .text grows past
 # SIZE_BUDGET_TEXT (default 18 432 B: 3 % above the figure in
 # BENCHMARKS.md, so a regression stops CI and a toolchain's drift does not).
 set -euo pipefail
+. "$(dirname "$0")/skip.sh"
 cd "$(dirname "$0")/../size-probe"
 target=${SIZE_TARGET:-thumbv7em-none-eabihf}
 if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-  echo "size-report: target $target not installed; skipped"
+  skip_or_fail size-report "target $target not installed (rustup target add $target)"
   exit 0
 fi
 size_tool=$(ls "$(rustc --print sysroot)"/lib/rustlib/*/bin/llvm-size 2>/dev/null | head -1 || true)
 if [ -z "$size_tool" ]; then
-  echo "size-report: llvm-size not found (rustup component add llvm-tools); skipped"
+  skip_or_fail size-report "llvm-size not found (rustup component add llvm-tools)"
   exit 0
 fi
 printf '%-12s %8s %8s %8s %8s\n' variant text rodata data bss

@@ -7,14 +7,17 @@
 # disassembly. If qemu-system-arm is installed, the same image also runs on
 # QEMU's mps2-an386 (a Cortex-M4) and reports each entry point's painted
 # high-water mark next to the static bound.
-# Exits 0 with a notice if the target, the llvm tools or python3 are
-# missing; non-zero if the graph has recursion or an unresolved indirect
+# If the target, the llvm tools, python3 or qemu-system-arm are missing:
+# fails under CI (CI=true), else skips that part with a notice
+# (scripts/skip.sh; without QEMU only the static bound is computed).
+# Non-zero if the graph has recursion or an unresolved indirect
 # call (the numbers would then be lower bounds), or the painted run fails.
 set -euo pipefail
+. "$(dirname "$0")/skip.sh"
 cd "$(dirname "$0")/../size-probe"
 target=${STACK_TARGET:-thumbv7em-none-eabihf}
 if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-  echo "stack-report: target $target not installed; skipped"
+  skip_or_fail stack-report "target $target not installed (rustup target add $target)"
   exit 0
 fi
 objdump=
@@ -22,11 +25,11 @@ for f in "$(rustc --print sysroot)"/lib/rustlib/*/bin/llvm-objdump; do
   if [ -x "$f" ]; then objdump=$f; break; fi
 done
 if [ -z "$objdump" ]; then
-  echo "stack-report: llvm-objdump not found (rustup component add llvm-tools); skipped"
+  skip_or_fail stack-report "llvm-objdump not found (rustup component add llvm-tools)"
   exit 0
 fi
 if ! command -v python3 >/dev/null; then
-  echo "stack-report: python3 not found; skipped"
+  skip_or_fail stack-report "python3 not found"
   exit 0
 fi
 # RUSTC_BOOTSTRAP: -Z emit-stack-sizes is unstable; this is a stable toolchain.
@@ -51,6 +54,6 @@ if command -v qemu-system-arm >/dev/null; then
   { grep -v '^stack_' "$out" || true; } | sed 's/^/    /'
   echo
 else
-  echo "stack-report: qemu-system-arm not installed; painted run skipped"
+  skip_or_fail "stack-report (painted run)" "qemu-system-arm not installed"
 fi
 python3 ../scripts/stack-report.py --objdump "$objdump" "${painted[@]}" "$elf"

@@ -321,6 +321,24 @@ impl<'a> Ring<'a> {
         self.header_at(self.off(self.cursor)).map(|(h, hl)| hl + h.payload_len)
     }
 
+    /// Whether the ring holds (sent and unacked, or never sent) a record of
+    /// `data_type` whose payload starts with `prefix`. Walks every entry:
+    /// O(records held); for rare questions (a resent task), not per record.
+    pub fn holds(&self, data_type: u32, prefix: &[u8]) -> bool {
+        let mut at = 0;
+        while let Some((h, hl)) = self.header_at(at) {
+            let payload = at + hl;
+            if h.data_type == data_type
+                && h.payload_len >= prefix.len()
+                && prefix.iter().enumerate().all(|(i, &b)| self.buf[self.phys(payload + i)] == b)
+            {
+                return true;
+            }
+            at = payload + h.payload_len;
+        }
+        false
+    }
+
     /// What happened to pushed records so far.
     pub fn counters(&self) -> RingCounters {
         self.counters
@@ -853,6 +871,29 @@ mod tests {
             assert!(ring.is_empty());
         }
         assert_eq!(ring.counters().acked, 40);
+    }
+
+    #[test]
+    fn holds_finds_sent_and_unsent_records_across_the_wrap() {
+        let mut mem = [0u8; 40];
+        let mut ring = Ring::new(&mut mem, RingConfig { max_record: 16, policy: OverflowPolicy::RejectNew });
+        let mut out = [0u8; 64];
+        for round in 0..20u8 {
+            ring.push(&Record::new(7, 0, &[round, 1, 2, 3, 4, 5, 6, 7, 8, 9])).unwrap();
+            let plan = drain(&mut ring, &mut out).unwrap();
+            ring.push(&Record::new(8, 0, &[round, 9])).unwrap();
+            assert!(ring.holds(7, &[round, 1, 2, 3, 4, 5, 6, 7, 8, 9]), "sent, unacked (round {round})");
+            assert!(ring.holds(8, &[round]), "never sent");
+            assert!(ring.holds(8, &[]));
+            assert!(!ring.holds(8, &[round, 9, 0]), "longer than the payload");
+            assert!(!ring.holds(7, &[round, 2]));
+            assert!(!ring.holds(9, &[]));
+            ring.ack(plan.first_seq);
+            assert!(!ring.holds(7, &[round]), "acked: freed");
+            drain(&mut ring, &mut out).unwrap();
+            ring.ack(plan.first_seq + 1);
+            assert!(!ring.holds(8, &[]));
+        }
     }
 
     #[test]

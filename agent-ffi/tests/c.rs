@@ -5,8 +5,10 @@
 //! ThreadSanitizer. Each sanitizer run has a negative control that must be
 //! caught, so a silently disabled tool cannot pass.
 //!
-//! Skipped with a printed notice only when a tool is missing (no C
-//! compiler, no valgrind, a toolchain that cannot build sanitized Rust).
+//! A missing tool (no C or C++ compiler, no valgrind, a host other than
+//! x86_64 Linux for the sanitizers) fails the test under CI and skips it
+//! with a notice elsewhere (`edge_testkit::missing`); a sanitized build
+//! that fails is a failure everywhere, never a skip.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -62,18 +64,22 @@ fn tool(var: &str, default: &str) -> Option<String> {
     Command::new(&t).arg("--version").output().ok().filter(|o| o.status.success()).map(|_| t)
 }
 
-fn cc() -> Option<String> {
+/// The C compiler for `test`; `None` (skip, or under CI a failure) when
+/// there is none.
+fn cc(test: &str) -> Option<String> {
     let c = tool("CC", "cc");
     if c.is_none() {
-        println!("notice: no C compiler (cc / $CC); C tests skipped");
+        edge_testkit::missing(test, "no C compiler (cc / $CC)");
     }
     c
 }
 
-fn cxx() -> Option<String> {
+/// The C++ compiler for `test`; `None` (its C++ part skipped, or under CI
+/// a failure) when there is none.
+fn cxx(test: &str) -> Option<String> {
     let c = tool("CXX", "c++");
     if c.is_none() {
-        println!("notice: no C++ compiler (c++ / $CXX); C++ tests skipped");
+        edge_testkit::missing(&format!("{test} (C++ part)"), "no C++ compiler (c++ / $CXX)");
     }
     c
 }
@@ -131,7 +137,7 @@ struct Programs {
     threads: PathBuf,
 }
 
-fn programs(cc: &str, tag: &str, extra: &[&str], lib: &Path, extra_sources: &[PathBuf]) -> Programs {
+fn programs(test: &str, cc: &str, tag: &str, extra: &[&str], lib: &Path, extra_sources: &[PathBuf]) -> Programs {
     let d = out_dir();
     let bare_metal = d.join(format!("bare_metal-{tag}"));
     let mut srcs = vec![example("bare_metal.c")];
@@ -141,7 +147,7 @@ fn programs(cc: &str, tag: &str, extra: &[&str], lib: &Path, extra_sources: &[Pa
     let mut srcs = vec![ctest("threads.c")];
     srcs.extend_from_slice(extra_sources);
     build(cc, CFLAGS, extra, &srcs, lib, &threads);
-    let raii = cxx().map(|cxx| {
+    let raii = cxx(test).map(|cxx| {
         let p = d.join(format!("raii-{tag}"));
         let mut srcs = vec![example("raii.cpp")];
         srcs.extend_from_slice(extra_sources);
@@ -153,8 +159,9 @@ fn programs(cc: &str, tag: &str, extra: &[&str], lib: &Path, extra_sources: &[Pa
 
 #[test]
 fn examples_compile_strictly_and_run() {
-    let Some(cc) = cc() else { return };
-    let p = programs(&cc, "plain", &[], &plain_lib(), &[]);
+    let test = "examples_compile_strictly_and_run";
+    let Some(cc) = cc(test) else { return };
+    let p = programs(test, &cc, "plain", &[], &plain_lib(), &[]);
     assert_ok(&run(&mut Command::new(&p.bare_metal)), "bare_metal");
     assert_ok(&run(&mut Command::new(&p.threads)), "threads");
     if let Some(raii) = &p.raii {
@@ -170,7 +177,8 @@ fn heap_calls(o: &Output) -> u64 {
 
 #[test]
 fn the_library_makes_no_heap_calls() {
-    let Some(cc) = cc() else { return };
+    let test = "the_library_makes_no_heap_calls";
+    let Some(cc) = cc(test) else { return };
     let d = out_dir();
     let counter = object(&cc, &["-O1", "-g"], &ctest("count_malloc.c"), &d.join("count_malloc.o"));
 
@@ -181,7 +189,7 @@ fn the_library_makes_no_heap_calls() {
     build(&cc, CFLAGS, &[], &[control_src, counter.clone()], &plain_lib(), &control);
     assert_eq!(heap_calls(&run(&mut Command::new(&control))), 2, "the counter counts malloc and free");
 
-    let p = programs(&cc, "counted", &[], &plain_lib(), &[counter]);
+    let p = programs(test, &cc, "counted", &[], &plain_lib(), &[counter]);
     let o = run(&mut Command::new(&p.bare_metal));
     assert_ok(&o, "bare_metal");
     assert_eq!(heap_calls(&o), 0, "bare_metal: init, connect, batches, tasks, reconnect, close, deinit");
@@ -194,12 +202,13 @@ fn the_library_makes_no_heap_calls() {
 
 #[test]
 fn valgrind_memcheck_is_clean() {
-    let Some(cc) = cc() else { return };
+    let test = "valgrind_memcheck_is_clean";
+    let Some(cc) = cc(test) else { return };
     if tool("VALGRIND", "valgrind").is_none() {
-        println!("notice: valgrind missing; memcheck test skipped");
+        edge_testkit::missing(test, "valgrind not found ($VALGRIND)");
         return;
     }
-    let p = programs(&cc, "valgrind", &[], &plain_lib(), &[]);
+    let p = programs(test, &cc, "valgrind", &[], &plain_lib(), &[]);
     let mut progs = vec![("bare_metal", p.bare_metal)];
     progs.extend(p.raii.map(|r| ("raii", r)));
     for (name, prog) in progs {
@@ -211,11 +220,12 @@ fn valgrind_memcheck_is_clean() {
 }
 
 /// Builds libedge_agent.a with `-Zsanitizer=<which>` in its own target
-/// directory; `None` (with a notice) when this toolchain cannot.
-fn sanitized_lib(which: &str) -> Option<PathBuf> {
+/// directory. `None` (skip, or under CI a failure) on a host other than
+/// x86_64 Linux; a build that fails panics: a failure, never a skip.
+fn sanitized_lib(test: &str, which: &str) -> Option<PathBuf> {
     let triple = "x86_64-unknown-linux-gnu";
     if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
-        println!("notice: sanitizer builds need {triple}; skipped");
+        edge_testkit::missing(test, &format!("sanitizer builds need a {triple} host"));
         return None;
     }
     let dir = target_dir().join(format!("sanitize-{which}"));
@@ -233,19 +243,17 @@ fn sanitized_lib(which: &str) -> Option<PathBuf> {
         .arg(&dir)
         .output()
         .unwrap();
-    if !o.status.success() {
-        println!("notice: could not build agent-ffi with -Zsanitizer={which}; skipped:\n{}", String::from_utf8_lossy(&o.stderr));
-        return None;
-    }
+    assert!(o.status.success(), "building agent-ffi with -Zsanitizer={which} failed:\n{}", String::from_utf8_lossy(&o.stderr));
     Some(dir.join(triple).join("debug/libedge_agent.a"))
 }
 
 #[test]
 fn asan_and_ubsan_are_clean() {
-    let Some(cc) = cc() else { return };
-    let Some(lib) = sanitized_lib("address") else { return };
+    let test = "asan_and_ubsan_are_clean";
+    let Some(cc) = cc(test) else { return };
+    let Some(lib) = sanitized_lib(test, "address") else { return };
     let san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"];
-    let p = programs(&cc, "asan", &san, &lib, &[]);
+    let p = programs(test, &cc, "asan", &san, &lib, &[]);
     let asan_env = [("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0"), ("UBSAN_OPTIONS", "print_stacktrace=1")];
     let mut progs = vec![("bare_metal", p.bare_metal), ("threads", p.threads)];
     progs.extend(p.raii.map(|r| ("raii", r)));
@@ -270,8 +278,9 @@ fn asan_and_ubsan_are_clean() {
 
 #[test]
 fn threads_are_clean_under_tsan() {
-    let Some(cc) = cc() else { return };
-    let Some(lib) = sanitized_lib("thread") else { return };
+    let test = "threads_are_clean_under_tsan";
+    let Some(cc) = cc(test) else { return };
+    let Some(lib) = sanitized_lib(test, "thread") else { return };
     let d = out_dir();
     let shim = ctest("tsan_shim.c");
     let prog = d.join("threads-tsan");

@@ -234,6 +234,9 @@ struct Core<'a> {
     configs: [(u64, u64); MAX_CONFIGS],
     config_victim: u8,
     recent_tasks: [u64; RECENT_TASKS],
+    /// Bit `i`: the task in `recent_tasks[i]` was answered (its result
+    /// pushed, or refused).
+    recent_answered: u8,
     recent_task_next: u8,
     delivered_pending: bool,
     /// `flush_now` was called: pending records go without waiting.
@@ -306,6 +309,7 @@ impl<'a> Agent<'a> {
                 configs: [(0, 0); MAX_CONFIGS],
                 config_victim: 0,
                 recent_tasks: [0; RECENT_TASKS],
+                recent_answered: 0,
                 recent_task_next: 0,
                 delivered_pending: false,
                 flush_requested: false,
@@ -387,6 +391,7 @@ impl<'a> Agent<'a> {
     /// [`MAX_TASK_RESULT_LEN`] is truncated at a character boundary.
     pub fn task_result(&mut self, now: Instant, token: &str, status: u32, message: &str) -> Result<(), PushError> {
         let now = self.core.advance(now);
+        self.core.note_answered(token);
         self.core.push_task_result(now, token, status, message)
     }
 

@@ -126,14 +126,19 @@ impl Core<'_> {
 
     pub(super) fn on_task(&mut self, now: Instant, t: message::Task<'_>) {
         // A server that saw no result (the connection dropped) resends the
-        // task; the result is already in the ring, so the task is not run
-        // twice. Tokens are remembered as 64-bit hashes, the last 8, and
-        // only once the task was handed over or answered: a task that could
-        // be neither is not remembered, so its resend is handled afresh.
-        let h = fnv1a(t.token).max(1);
-        if !t.token.is_empty() && self.recent_tasks.contains(&h) {
-            self.stats.tasks_duplicate += 1;
-            return;
+        // task. Tokens are remembered as 64-bit hashes, the last 8 (with
+        // whether the task was answered). A resend of a remembered task is
+        // ignored while the app holds it (handed over, not answered) or
+        // while its result is in the ring (it will be delivered), so the
+        // task is not run twice; once the result left the ring without
+        // reaching the server (evicted under DropOldest, refused) the
+        // resend is handled afresh, or the task would go unanswered forever.
+        let (h, slot) = self.recent_slot(t.token);
+        if let Some(i) = slot {
+            if self.recent_answered & (1 << i) == 0 || self.result_held(t.token) {
+                self.stats.tasks_duplicate += 1;
+                return;
+            }
         }
         let for_agent = t.object_name.is_empty() || t.object_name == self.id.product;
         let target = if for_agent {
@@ -141,7 +146,7 @@ impl Core<'_> {
         } else {
             self.plugins.find(t.object_name).map(TaskTarget::Plugin)
         };
-        let handled = if let Some(target) = target {
+        let handed_over = if let Some(target) = target {
             let queued = if for_agent && t.data_type == data_type::SHUTDOWN_TASK {
                 self.emit_droppable(Event::Shutdown { token: t.token })
             } else {
@@ -153,15 +158,52 @@ impl Core<'_> {
                     token: t.token,
                 })
             };
-            queued || self.push_task_result(now, t.token, task_status::DROPPED, "agent event queue full").is_ok()
+            if !queued {
+                let _ = self.push_task_result(now, t.token, task_status::DROPPED, "agent event queue full");
+            }
+            queued
         } else {
             self.stats.tasks_unroutable += 1;
-            self.push_task_result(now, t.token, task_status::UNKNOWN_TARGET, "no such plugin").is_ok()
+            let _ = self.push_task_result(now, t.token, task_status::UNKNOWN_TARGET, "no such plugin");
+            false
         };
-        if handled && !t.token.is_empty() {
-            let i = usize::from(self.recent_task_next);
+        if !t.token.is_empty() {
+            let i = slot.unwrap_or_else(|| {
+                let i = usize::from(self.recent_task_next);
+                self.recent_task_next = ((i + 1) % RECENT_TASKS) as u8;
+                i
+            });
             self.recent_tasks[i] = h;
-            self.recent_task_next = ((i + 1) % RECENT_TASKS) as u8;
+            // Handed over: the app answers; otherwise answered here.
+            let bit = 1u8 << i;
+            self.recent_answered = if handed_over { self.recent_answered & !bit } else { self.recent_answered | bit };
+        }
+    }
+
+    /// Marks a remembered task as answered by the app.
+    pub(super) fn note_answered(&mut self, token: &str) {
+        if let (_, Some(i)) = self.recent_slot(token) {
+            self.recent_answered |= 1 << i;
+        }
+    }
+
+    /// The token's hash as remembered, and its slot if it is (an empty
+    /// token is never remembered).
+    // Out of line: shared by both callers instead of inlined twice (flash).
+    #[inline(never)]
+    fn recent_slot(&self, token: &str) -> (u64, Option<usize>) {
+        let h = fnv1a(token).max(1);
+        (h, self.recent_tasks.iter().position(|&k| k == h).filter(|_| !token.is_empty()))
+    }
+
+    /// Whether a TaskResult record for `token` is in the ring.
+    fn result_held(&self, token: &str) -> bool {
+        // The record's payload starts with the token as TaskResult writes it.
+        let mut buf = [0u8; MAX_TASK_RESULT_LEN];
+        match write_body(&TaskResult { token, status: 0, message: "" }, &mut buf) {
+            // Status 0 and an empty message are one byte each.
+            Some(n) => self.ring.holds(data_type::TASK_RESULT, &buf[..n - 2]),
+            None => false,
         }
     }
 

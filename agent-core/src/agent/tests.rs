@@ -1260,3 +1260,52 @@ fn oversized_frame_is_skipped_and_counted() {
 fn m_rx_len() -> usize {
     Mem::new().rx.len()
 }
+
+/// Issue 15, item 8: under DropOldest the app's result was evicted before it
+/// was sent (counted), the server resent the task, and the agent ignored
+/// the resend because the token was remembered: unanswered forever. A
+/// resend is ignored only while the app holds the task or its result is in
+/// the ring.
+#[test]
+fn task_whose_result_was_evicted_is_answered_when_resent() {
+    use crate::ring::OverflowPolicy;
+    let mut m = Mem::new();
+    let mut c = cfg();
+    c.ring.policy = OverflowPolicy::DropOldest;
+    let mut a = m.agent(c);
+    let _p = connect(&mut a, 0, 0);
+    let task = || Message::Task(message::Task { object_name: "", data_type: 6000, payload: b"args", token: "t-7" });
+    let task_events = |a: &mut Agent<'_>| events(a).iter().filter(|e| e.starts_with("Task {")).count();
+    deliver(&mut a, 1, task());
+    assert_eq!(task_events(&mut a), 1);
+    // Resent while the app holds it: ignored.
+    deliver(&mut a, 2, task());
+    assert_eq!((task_events(&mut a), a.stats().tasks_duplicate), (0, 1));
+    a.task_result(Instant(3), "t-7", task_status::OK, "done").unwrap();
+    // Resent while the result waits in the ring: ignored.
+    deliver(&mut a, 4, task());
+    assert_eq!((task_events(&mut a), a.stats().tasks_duplicate), (0, 2));
+    // The app's own records push the unsent result out (DropOldest).
+    let mut n = 0u8;
+    while a.ring().counters().dropped_evicted == 0 {
+        a.push(Instant(5), &Record::new(2001, 5, &[n; 200][..])).unwrap();
+        n = n.wrapping_add(1);
+    }
+    assert!(!ring_holds_result(&a, "t-7"), "the oldest never-sent record went first");
+    // The server, which never saw a result, resends: handled afresh.
+    deliver(&mut a, 6, task());
+    assert_eq!((task_events(&mut a), a.stats().tasks_duplicate), (1, 2), "the resend is handed to the app again");
+    a.task_result(Instant(7), "t-7", task_status::OK, "done").unwrap();
+    assert!(ring_holds_result(&a, "t-7"));
+    deliver(&mut a, 8, task());
+    assert_eq!((task_events(&mut a), a.stats().tasks_duplicate), (0, 3), "answered again: a resend is a duplicate");
+}
+
+/// Whether `a`'s ring holds a TaskResult for `token` (a token shorter
+/// than 128 bytes: its length is one varint byte).
+fn ring_holds_result(a: &Agent<'_>, token: &str) -> bool {
+    let mut prefix = [0u8; 64];
+    prefix[0] = token.len() as u8;
+    prefix[1..=token.len()].copy_from_slice(token.as_bytes());
+    a.ring().holds(data_type::TASK_RESULT, &prefix[..=token.len()])
+}

@@ -1,7 +1,7 @@
 //! The test peer: the collector side of PROTOCOL.md, written once over the
 //! public agent-core API and shared by the agent unit tests
 //! (`src/agent/tests.rs`), the driver tests (`tests/driver.rs`) and the fleet
-//! simulation (`tests/simulation.rs`), after quinn-proto's `Pair`: every test
+//! simulation (`sim/tests/simulation.rs`), after quinn-proto's `Pair`: every test
 //! talks to the same collector instead of a hand-written one of its own.
 //!
 //! Sans-IO like the agent. The caller owns the transport and the clock:

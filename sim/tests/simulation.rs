@@ -1,6 +1,10 @@
-//! Deterministic fleet simulation: several [`Agent`]s against the shared
-//! test collector (`support/peer.rs`, the same peer the agent and driver tests
-//! use) over a faulty simulated network, on one simulated clock.
+//! Deterministic fleet simulation: several [`Agent`]s against the real
+//! collector's sans-IO code (`edge_collector::{session, ledger, admission}`
+//! and its line writer, wired as `conn.rs` wires them:
+//! `support/collector.rs`) or, with `EDGE_SIM_COLLECTOR=peer`, against the
+//! shared test collector (agent-core's `tests/support/peer.rs`, the same
+//! peer the agent and driver tests use), over a faulty simulated network, on
+//! one simulated clock.
 //!
 //! # Model
 //!
@@ -23,7 +27,24 @@
 //!   after the link's latency plus jitter, in order, sometimes split into
 //!   chunks delivered a millisecond apart; everything due at one instant is
 //!   handed over in one `handle_received` (so frames also merge).
-//! * **Collector.** The test peer ([`Peer`]), which follows PROTOCOL.md
+//! * **Collector (default: real).** edge-collector's own code
+//!   ([`Collector`]): `first_frame` judges the Hello, the `Admission` (its
+//!   settings drawn per seed: 2-40 handshakes/s or unlimited, up to 16
+//!   reservations, slots at most 2 s ahead) answers Busy with a slot or
+//!   admits, the ledger's `raise` gives the Accept's resume point,
+//!   `Session::on_frame` judges every later frame (a gap: Close 1), the
+//!   ledger's `plan` decides what of a Batch is written (duplicates
+//!   skipped) and the written JSON lines are parsed back into the sink
+//!   model, checked against what the agent sent; only then the cumulative
+//!   Ack, and every Ack is checked against the sink (all records up to it
+//!   are there). A newer connection of an agent replaces an older one
+//!   (Close 0). A restart rebuilds the ledger from the sink (the file
+//!   sink) or, when it loses the index, starts it empty (the stdout sink:
+//!   the agent resends, the lines are written again, checked identical).
+//!   It has neither of the peer's habits below, so it is the naive case;
+//!   Busy faults do nothing to it (its admission decides). Not modeled:
+//!   its own Ping/idle timers, group commit latency, the registry.
+//! * **Collector (`EDGE_SIM_COLLECTOR=peer`).** The test peer ([`Peer`]), which follows PROTOCOL.md
 //!   literally: one [`FrameDecoder`](agent_core::decoder::FrameDecoder) per
 //!   connection (a few slots per agent; when all are taken the oldest
 //!   lingering connection is reset); answers Hello with Accept (its stored
@@ -34,7 +55,10 @@
 //!   acks up to the highest contiguous sequence number; a Batch beyond that
 //!   is a gap: the collector closes the connection (Close, protocol error).
 //!   Now and then the simulation has it send Tasks (to the agent, a plugin or
-//!   an unknown target) and Configs, sometimes several at once. What it
+//!   an unknown target) and Configs, sometimes several at once; after every
+//!   Accept (with either collector) it resends each task whose result it has
+//!   not stored, in the order first sent, as the collector's registry
+//!   does. What it
 //!   stored survives restarts. Every frame it receives comes back as a
 //!   [`Note`] the simulation checks (below); a protocol error by the agent
 //!   fails the run.
@@ -49,7 +73,8 @@
 //!   timeout existed, such an agent waited forever on a connection that
 //!   answered its Pings, e.g. seed 187), and the drain bound grows by one
 //!   `ack_timeout` for an agent whose last connection was damaged. CI runs
-//!   both collectors.
+//!   the real collector and the peer with its habits (the real collector
+//!   is naive in both respects).
 //!
 //! # Faults (only before `F`, the end of the fault phase, 30-120 s)
 //!
@@ -93,7 +118,21 @@
 //!   every stored record is one the agent pushed (app records are checked
 //!   against the driver's log byte for byte, app records and app task
 //!   results arrive in push order, heartbeats decode, task results answer
-//!   tasks the collector sent, with the right status).
+//!   tasks the collector sent, with the right status; a task has a second
+//!   result only if it was resent, after the agent forgot its token: it
+//!   remembers the last 8, counted as `double_results`).
+//! * Every Ack the real collector sends is durable: every record up to it
+//!   is in the sink model, parsed back from the lines the ledger wrote, each
+//!   line checked against the record the agent sent under that number.
+//! * Tasks (issue 15, item 8): when the run would end, a final phase resends
+//!   every task still without a stored result, one at a time per agent (a
+//!   small ring holds one answer), up to 5 times each, 1 s plus two link
+//!   latencies apart; each must be answered. A result evicted under
+//!   `DropOldest` or refused in a full ring before it was sent must not
+//!   leave its task unanswered for good (before the fix the agent ignored
+//!   such resends: seeds 1 and 2 fail). Drops during this phase are allowed
+//!   (its answers may fill a small ring); the drain and heartbeat checks
+//!   below end where it starts.
 //! * Heartbeats: every agent (and plugin) heartbeat timestamp lies on the
 //!   agent's schedule `boot + k * interval`; two heartbeats stored one after
 //!   the other are exactly one interval apart unless the agent refused or
@@ -155,12 +194,12 @@
 //!
 //! # Running and replaying
 //!
-//! `cargo test -p agent-core --release --test simulation` runs
+//! `cargo test -p edge-sim --release --test simulation` runs
 //! `EDGE_SIM_SEEDS` seeds (default 200; CI uses 2000) on up to
 //! `EDGE_SIM_THREADS` threads (default: available parallelism, at most 4).
 //! Each seed fully determines its run (agent-core's SplitMix64, the agents'
 //! `rng_seed` drawn from it). A failing seed prints `EDGE_SIM_SEED=<n>`;
-//! `EDGE_SIM_SEED=<n> cargo test -p agent-core --release --test simulation
+//! `EDGE_SIM_SEED=<n> cargo test -p edge-sim --release --test simulation
 //! -- --nocapture` replays exactly that seed and prints its summary; add
 //! `EDGE_SIM_TRACE=<agent index>` to print that agent's inputs, frames and
 //! events. `EDGE_SIM_KEEP_GOING=1` runs every seed despite failures. 2000
@@ -183,7 +222,9 @@ use agent_core::ring::{OverflowPolicy, PushError, RingConfig, MAX_INFLIGHT_BATCH
 use agent_core::{Duration, Instant, Record};
 
 mod support;
-use support::peer::{Answer, BatchOutcome, Note, Peer, PeerConfig, Push, Refusal};
+use edge_collector::admission::AdmissionConfig;
+use support::collector::{Backend, Collector, CollectorConfig};
+use support::peer::{Answer, BatchOutcome, Note, Peer, PeerConfig, Push};
 
 const DEFAULT_SEEDS: u64 = 200;
 const PRODUCT: &str = "edge";
@@ -194,6 +235,11 @@ const APP_TYPE_BASE: u32 = 2000;
 const APP_HEADER: usize = 9;
 /// Longest time the app takes to answer a task.
 const ANSWER_DELAY_MAX: u64 = 500;
+/// Resends of one task in the final phase before it counts as unanswered.
+const FINAL_RESENDS: u32 = 5;
+/// Wait after a final-phase resend (plus two link latencies): the app's
+/// answer delay, a flush interval (at most 200 ms) and room.
+const FINAL_RESEND_WAIT: u64 = ANSWER_DELAY_MAX + 200 + 300;
 /// Largest `Reject.retry_after_ms` the collector sends.
 const RETRY_AFTER_MAX: u64 = 2000;
 /// Smallest entry any record of this simulation takes (a task result).
@@ -504,6 +550,15 @@ struct Conn {
 struct Checks {
     /// Tasks sent: token -> whether the target exists on the agent.
     tasks: HashMap<String, bool>,
+    /// Tasks sent whose result the collector has not stored yet, in the
+    /// order sent: resent after every Accept (as the collector's registry
+    /// does) and once more after the drain.
+    open: Vec<(String, Push)>,
+    /// Tokens resent at least once.
+    resent: HashSet<String>,
+    /// Results stored for a task that already had one (a resend after the
+    /// agent forgot the token: it remembers the last 8).
+    double_results: u64,
     results: HashSet<String>,
     ok_results: HashSet<String>,
     app_seen: HashSet<u64>,
@@ -514,15 +569,17 @@ struct Checks {
 }
 
 struct Server<'a> {
-    /// The collector itself: the shared test peer (`support/peer.rs`).
-    peer: Peer<'a>,
+    /// The collector itself: the real collector's sans-IO core
+    /// (`support/collector.rs`), or with `EDGE_SIM_COLLECTOR=peer` the
+    /// shared test peer (`agent-core/tests/support/peer.rs`).
+    collector: Backend<'a>,
     max_frame: usize,
     checks: Vec<Checks>,
     task_seq: u64,
     task_gap: u64,
-    /// `EDGE_SIM_NAIVE_COLLECTOR=1`: neither repeat acks nor close damaged
-    /// connections (shows the agent stalling on a lost ack or batch); the
-    /// peer's two habits are set from it.
+    /// Neither repeat acks nor close damaged connections (shows the agent
+    /// stalling on a lost ack or batch): the real collector, or the peer
+    /// with `EDGE_SIM_NAIVE_COLLECTOR=1` (its two habits are set from it).
     naive: bool,
 }
 
@@ -589,6 +646,13 @@ struct Sim<'a> {
     /// Downlink writes corrupted on any of the agent's connections: each may
     /// cost one protocol error (a lost Accept makes the next Task one).
     down_corruptions: u64,
+    /// Answers the app gave again for a token it had answered (a resend
+    /// handed over again): token -> (order, message), the later ones.
+    reanswered: HashMap<String, Vec<(u64, String)>>,
+    /// The final phase: when the next open task is resent, which one was
+    /// resent last and how often.
+    final_due: Option<u64>,
+    final_token: Option<(String, u32)>,
 }
 
 /// An event, copied out of the agent.
@@ -635,6 +699,12 @@ struct Summary {
     dups: u64,
     gaps: u64,
     damaged_closes: u64,
+    /// Hellos the real collector's admission answered Busy.
+    busy_rejects: u64,
+    /// Connections the real collector closed for a newer one of the agent.
+    replaced: u64,
+    /// Tasks answered twice (resent after the agent forgot the token).
+    double_results: u64,
     evicted: u64,
     refused: u64,
     max_drain_ms: u64,
@@ -650,6 +720,11 @@ struct World<'a> {
     now: u64,
     fault_end: u64,
     end: u64,
+    /// When the final phase starts (the run's end without it) and when it
+    /// started: every task still without a result is resent, one at a time
+    /// per agent, until it is answered.
+    final_start: Option<u64>,
+    final_resend_at: Option<u64>,
     steps: u64,
     faults: Vec<Fault>,
     next_fault: usize,
@@ -712,6 +787,9 @@ impl<'a> World<'a> {
             if s.drained_at.is_none() {
                 at(self.fault_end + s.drain_bound + 1);
             }
+            if let Some(x) = s.final_due {
+                at(x);
+            }
         }
         for c in &self.conns {
             if let Some(x) = c.notify_at {
@@ -729,6 +807,9 @@ impl<'a> World<'a> {
         }
         if let Some(f) = self.faults.get(self.next_fault) {
             at(f.start);
+        }
+        if let (Some(x), None) = (self.final_start, self.final_resend_at) {
+            at(x);
         }
         at(self.end.saturating_add(1));
         t
@@ -983,7 +1064,7 @@ impl<'a> World<'a> {
                     c.accept_next,
                     s.agent.ring()
                 );
-                let advice = self.server.peer.cfg.retry_window_ms;
+                let advice = self.server.collector.retry_window_ms();
                 let s = &mut self.sims[a];
                 s.connected_since = Some(now);
                 s.advice = advice;
@@ -1046,7 +1127,7 @@ impl<'a> World<'a> {
         if s.plan.cfg.ring.policy == OverflowPolicy::RejectNew {
             assert_eq!(st.dropped_evicted, 0, "t={now} agent {a}: eviction under RejectNew");
         }
-        let have = self.server.peer.next(s.name);
+        let have = self.server.collector.next(s.name);
         assert!(
             ring.first_unacked_seq() <= have && have <= ring.next_seq(),
             "t={now} agent {a}: collector holds {have} records, agent acked below {} and numbered below {}",
@@ -1059,8 +1140,10 @@ impl<'a> World<'a> {
         let drops = (st.dropped_full, st.dropped_too_large, st.dropped_evicted);
         let before = (s.last.dropped_full, s.last.dropped_too_large, s.last.dropped_evicted);
         if drops != before {
+            // Answers to the final phase's resends may evict or be refused
+            // in a small ring: that phase resends until each is answered.
             assert!(
-                s.drained_at.is_none(),
+                s.drained_at.is_none() || self.final_resend_at.is_some(),
                 "t={now} agent {a}: dropped after the drain (at {:?}): (full, too large, evicted) {before:?} -> {drops:?}, \
                  state {:?}, ring {:?}",
                 s.drained_at,
@@ -1120,7 +1203,12 @@ impl<'a> World<'a> {
             // to fit is refused as too large (ours are short).
             assert_ne!(r, Err(PushError::TooLarge), "t={now} agent {a}: task result of {} bytes refused", msg.len());
             if r.is_ok() {
-                s.answered.insert(token, (s.ord, msg));
+                match s.answered.get(&token) {
+                    None => {
+                        s.answered.insert(token, (s.ord, msg));
+                    }
+                    Some(_) => s.reanswered.entry(token).or_default().push((s.ord, msg)),
+                }
                 s.ord += 1;
             }
             self.count_input(a);
@@ -1212,6 +1300,58 @@ impl<'a> World<'a> {
             let last = self.sims.iter().filter_map(|s| s.drained_at).max().unwrap();
             let tail = self.sims.iter().map(|s| s.plan.cfg.heartbeat_interval.as_millis()).max().unwrap() * 3 + 1000;
             self.end = self.end.min(last + tail);
+            self.final_phase();
+        }
+    }
+
+    /// The final phase (issue 15, item 8): when the run would end, every
+    /// task still without a result at the collector is resent, one at a
+    /// time per agent (a small ring holds one result at a time), until it is
+    /// answered: at most [`FINAL_RESENDS`] times each, [`FINAL_RESEND_WAIT`]
+    /// plus two link latencies apart. A result evicted (DropOldest) or
+    /// refused (ring full) must not leave its task unanswered for good.
+    fn final_phase(&mut self) {
+        let now = self.now;
+        let last = self.sims.iter().filter_map(|s| s.drained_at).max().unwrap();
+        let tail = self.sims.iter().map(|s| s.plan.cfg.heartbeat_interval.as_millis()).max().unwrap() * 3 + 1000;
+        let start = *self.final_start.get_or_insert(last + tail);
+        if now < start {
+            return;
+        }
+        if self.final_resend_at.is_none() {
+            self.final_resend_at = Some(now);
+            for s in &mut self.sims {
+                s.final_due = Some(now);
+            }
+        }
+        for a in 0..self.sims.len() {
+            let Some(due) = self.sims[a].final_due else { continue };
+            if due > now {
+                continue;
+            }
+            let Some((token, p)) = self.server.checks[a].open.first().cloned() else {
+                self.sims[a].final_due = None;
+                continue;
+            };
+            let s = &mut self.sims[a];
+            let tries = match &s.final_token {
+                Some((t, n)) if *t == token => n + 1,
+                _ => 1,
+            };
+            assert!(
+                tries <= FINAL_RESENDS,
+                "t={now} agent {a}: task {token} unanswered after {FINAL_RESENDS} resends in the final phase"
+            );
+            s.final_token = Some((token.clone(), tries));
+            s.final_due = Some(now + FINAL_RESEND_WAIT + 2 * s.plan.lat_max());
+            if let Some(id) = s.conn {
+                self.server.checks[a].resent.insert(token);
+                self.server.collector.push(id, &p);
+                self.server_flush(id);
+            }
+        }
+        if let Some(due) = self.sims.iter().filter_map(|s| s.final_due).max() {
+            self.end = self.end.max(due + 1);
         }
     }
 
@@ -1228,7 +1368,7 @@ impl<'a> World<'a> {
     fn open_conn(&mut self, a: usize, endpoint: u8) -> u64 {
         let id = self.next_conn_id;
         self.next_conn_id += 1;
-        if !self.server.peer.open(id) {
+        if !self.server.collector.open(id) {
             // Out of collector sockets: the oldest lingering connection of
             // any agent is reset to make room.
             let victim = self
@@ -1239,7 +1379,7 @@ impl<'a> World<'a> {
                 .min()
                 .expect("collector out of decoder slots with no lingering connection");
             self.cut(victim, None);
-            assert!(self.server.peer.open(id));
+            assert!(self.server.collector.open(id));
         }
         let mut c = Conn {
             id,
@@ -1406,7 +1546,7 @@ impl<'a> World<'a> {
         let c = self.conn_mut(id).unwrap();
         c.server_open = false;
         c.up.q.clear();
-        self.server.peer.release(id);
+        self.server.collector.release(id);
     }
 
     /// The collector closes after its last frame: the agent sees EOF after it.
@@ -1434,11 +1574,8 @@ impl<'a> World<'a> {
                     let notify = self.rng.chance(700).then(|| self.rng.range(1, 100));
                     self.cut(id, notify);
                 }
-                if lose_index {
-                    for s in &self.sims {
-                        self.server.peer.forget(s.name);
-                    }
-                }
+                let names: Vec<&str> = self.sims.iter().map(|s| s.name).collect();
+                self.server.collector.restart(lose_index, &names);
             }
             FaultKind::Stall { agent, dir } => {
                 for c in self.conns.iter_mut().filter(|c| c.agent == agent) {
@@ -1497,7 +1634,7 @@ impl<'a> World<'a> {
 
     /// Writes every frame the peer has for the agent, one write each.
     fn server_flush(&mut self, id: u64) {
-        while let Some(frame) = self.server.peer.poll_transmit(id) {
+        while let Some(frame) = self.server.collector.poll_transmit(id) {
             self.send(id, Dir::Down, frame);
         }
     }
@@ -1507,11 +1644,10 @@ impl<'a> World<'a> {
         let c = self.conn(id).unwrap();
         let (a, up_corrupted) = (c.agent, c.up_corrupted);
         let busy = self.busy(now);
-        let peer = &mut self.server.peer;
-        peer.cfg.reject = busy.map(|retry_after_ms| Refusal { code: CloseCode::Busy, retry_after_ms });
-        let notes = peer.handle_received(id, bytes);
+        let collector = &mut self.server.collector;
+        let notes = collector.handle_received(id, bytes, now, busy);
         if !up_corrupted {
-            let skips = peer.conn(id).expect("open collector connection").frame_seq_skips;
+            let skips = collector.frame_seq_skips(id).expect("open collector connection");
             assert_eq!(skips, 0, "t={now} agent {a}: frame counter skipped on a clean link");
         }
         let mut agent_closed = false;
@@ -1520,12 +1656,20 @@ impl<'a> World<'a> {
             self.server_note(id, note);
         }
         self.server_flush(id);
-        if !self.server.peer.is_open(id) {
+        if !self.server.collector.is_open(id) {
             if agent_closed {
                 self.server_release(id);
             } else {
-                // Reject, gap or damage: the peer closed after its frame.
+                // Reject, gap or damage: the collector closed after its frame.
                 self.server_close(id);
+            }
+        }
+        // An older connection of the agent, replaced by this one (the real
+        // collector's rule): Close 0 went out on it; then it is closed.
+        for old in self.server.collector.take_closed_elsewhere() {
+            if self.conn(old).is_some_and(|c| c.server_open) {
+                self.server_flush(old);
+                self.server_close(old);
             }
         }
     }
@@ -1557,6 +1701,7 @@ impl<'a> World<'a> {
                         c.accepted = true;
                         c.accept_next = resume;
                         c.next_unsolicited = next;
+                        self.resend_open_tasks(id, a);
                     }
                 }
             }
@@ -1586,13 +1731,23 @@ impl<'a> World<'a> {
                     assert_ne!(first_conn, id, "t={now} agent {a}: seq {seq} duplicated on one connection");
                 }
                 for seq in new {
-                    let r = self.server.peer.record(self.sims[a].name, seq).unwrap();
+                    let r = self.server.collector.record(self.sims[a].name, seq).unwrap();
                     let (dt, ts, payload) = (r.data_type, r.ts, r.payload.clone());
                     self.validate_new(a, dt, ts, &payload);
                 }
             }
             Note::Ping(_) | Note::Close(_) => {}
             n => panic!("t={now} agent {a}: agent broke the protocol: {n:?}"),
+        }
+    }
+
+    /// Resends on `id` every task of agent `a` without a stored result, in
+    /// the order first sent (what the collector does after an Accept).
+    fn resend_open_tasks(&mut self, id: u64, a: usize) {
+        let open = self.server.checks[a].open.clone();
+        for (token, p) in open {
+            self.server.checks[a].resent.insert(token);
+            self.server.collector.push(id, &p);
         }
     }
 
@@ -1611,12 +1766,14 @@ impl<'a> World<'a> {
                 let token = format!("T{a}-{}", self.server.task_seq);
                 let payload: Vec<u8> = (0..self.rng.range(0, 32)).map(|i| i as u8).collect();
                 self.server.checks[a].tasks.insert(token.clone(), known);
-                self.server.peer.push(id, &Push::task(object, 6000, &payload, &token));
+                let p = Push::task(object, 6000, &payload, &token);
+                self.server.checks[a].open.push((token, p.clone()));
+                self.server.collector.push(id, &p);
             } else {
                 let name = ["rules", "limits"][self.rng.below(2) as usize];
                 let version = ["1", "2", "3"][self.rng.below(3) as usize];
                 let payload = vec![b'x'; self.rng.range_usize(2, 64)];
-                self.server.peer.push(id, &Push::config(name, version, &payload));
+                self.server.collector.push(id, &Push::config(name, version, &payload));
             }
             self.server_flush(id);
         }
@@ -1658,16 +1815,33 @@ impl<'a> World<'a> {
             data_type::TASK_RESULT => {
                 let r: TaskResult<'_> = postcard::from_bytes(payload).expect("task result decodes");
                 let known = *store.tasks.get(r.token).unwrap_or_else(|| panic!("t={now} agent {a}: result for unsent task"));
-                assert!(store.results.insert(r.token.into()), "t={now} agent {a}: two results for {}", r.token);
+                store.open.retain(|(t, _)| t != r.token);
+                if !store.results.insert(r.token.into()) {
+                    // Only a resent task is answered twice, and only once the
+                    // agent forgot its token (it remembers the last 8; a
+                    // resend of a remembered token is ignored while its
+                    // result is in the ring, and such a result was not
+                    // delivered before).
+                    assert!(store.resent.contains(r.token), "t={now} agent {a}: two results for {}", r.token);
+                    store.double_results += 1;
+                }
                 match r.status {
                     task_status::OK => {
-                        let (ord, msg) = s.answered.get(r.token).expect("OK result the app gave");
                         // Truncated only to fit a record: then it fills one.
                         let limit = s.plan.cfg.ring.max_record.min(MAX_TASK_RESULT_LEN);
-                        assert!(
-                            msg.starts_with(r.message) && (r.message.len() == msg.len() || payload.len() + 3 >= limit),
-                            "t={now} agent {a}: task result message altered"
-                        );
+                        let first = s.answered.get(r.token).expect("OK result the app gave");
+                        let again = s.reanswered.get(r.token).into_iter().flatten();
+                        // Of the app's answers to this token that match (two
+                        // can be alike), the oldest one not yet stored.
+                        let last = store.last_ord;
+                        let (ord, _) = std::iter::once(first)
+                            .chain(again)
+                            .filter(|(_, msg)| {
+                                msg.starts_with(r.message) && (r.message.len() == msg.len() || payload.len() + 3 >= limit)
+                            })
+                            .filter(|(o, _)| last.is_none_or(|l| *o > l))
+                            .min_by_key(|(o, _)| *o)
+                            .unwrap_or_else(|| panic!("t={now} agent {a}: task result message altered or out of push order"));
                         check_order(&mut store.last_ord, *ord);
                         store.ok_results.insert(r.token.into());
                     }
@@ -1704,6 +1878,8 @@ impl<'a> World<'a> {
             assert_eq!(st.pushed, st.acked + st.dropped_evicted + s.agent.ring().len());
             let missing_apps = s.apps.iter().enumerate().filter(|(n, r)| r.accepted && !store.app_seen.contains(&(*n as u64))).count();
             let missing_answers = s.answered.keys().filter(|t| !store.ok_results.contains(*t)).count();
+            let unanswered: Vec<&str> = store.open.iter().map(|(t, _)| t.as_str()).collect();
+            assert!(unanswered.is_empty(), "agent {a}: tasks never answered, though resent in the final phase: {unanswered:?}");
             let missing = (missing_apps + missing_answers) as u64;
             if s.plan.cfg.ring.policy == OverflowPolicy::RejectNew {
                 assert_eq!(missing, 0, "agent {a}: {missing_apps} app records, {missing_answers} answers lost");
@@ -1714,19 +1890,21 @@ impl<'a> World<'a> {
                     st.dropped_evicted
                 );
             }
+            let horizon = self.final_resend_at.unwrap_or(now);
             assert!(
-                s.drop_times.last().is_none_or(|&t| t <= drained),
+                s.drop_times.iter().rfind(|&&t| t < horizon).is_none_or(|&t| t <= drained),
                 "agent {a}: a record was dropped after the drain (drained at {drained}, drops at {:?}): {st:?}",
                 &s.drop_times[s.drop_times.len().saturating_sub(5)..]
             );
             // Every heartbeat scheduled after the drain arrived, one interval apart.
             let hb = s.plan.cfg.heartbeat_interval.as_millis();
             let flight = s.plan.cfg.flush_interval.as_millis() + 2 * s.plan.lat_max() + 2;
-            if s.failures_after_drain == 0 && now > drained + hb + flight {
+            // Until the final phase (whose answers may evict heartbeats).
+            if s.failures_after_drain == 0 && horizon > drained + hb + flight {
                 // Strictly after: a heartbeat refused at the drain instant is a drop before it.
                 let first = s.plan.boot + ((drained - s.plan.boot) / hb + 1) * hb;
-                let expect: Vec<u64> = (first..now - flight).step_by(hb as usize).collect();
-                let got: Vec<u64> = store.hb_gens.iter().copied().filter(|&g| g >= first && g < now - flight).collect();
+                let expect: Vec<u64> = (first..horizon - flight).step_by(hb as usize).collect();
+                let got: Vec<u64> = store.hb_gens.iter().copied().filter(|&g| g >= first && g < horizon - flight).collect();
                 assert_eq!(got, expect, "agent {a}: heartbeats after the drain");
             }
         }
@@ -1737,12 +1915,15 @@ impl<'a> World<'a> {
             agents: self.sims.len() as u64,
             sim_ms: self.now,
             faults: self.faults.len() as u64,
-            damaged_closes: self.server.peer.damaged_closes,
+            damaged_closes: self.server.collector.damaged_closes(),
+            busy_rejects: self.server.collector.busy_rejects(),
+            double_results: self.server.checks.iter().map(|c| c.double_results).sum(),
+            replaced: self.server.collector.replaced(),
             ..Default::default()
         };
         for s in &self.sims {
             let st = s.agent.stats();
-            let store = self.server.peer.agent(s.name);
+            let store = self.server.collector.agent(s.name);
             sm.connections += st.connections;
             sm.failures += st.connect_failures;
             sm.records += store.records.len() as u64;
@@ -1899,12 +2080,16 @@ fn run_seed(seed: u64) -> Summary {
                 backlog: None,
                 drained_at: None,
                 down_corruptions: 0,
+                reanswered: HashMap::new(),
+                final_due: None,
+                final_token: None,
             }
         })
         .collect();
     let max_bound = sims.iter().map(|s| s.drain_bound).max().unwrap();
     let max_hb = plans.iter().map(|p| p.cfg.heartbeat_interval.as_millis()).max().unwrap();
-    let naive = env_u64("EDGE_SIM_NAIVE_COLLECTOR").is_some_and(|v| v != 0);
+    let real = collector_is_real();
+    let naive = real || env_u64("EDGE_SIM_NAIVE_COLLECTOR").is_some_and(|v| v != 0);
     let cfg = PeerConfig {
         max_frame: server_max as u32,
         repeat_ack_after_pong: !naive,
@@ -1912,8 +2097,17 @@ fn run_seed(seed: u64) -> Summary {
         retry_window_ms: if rng.chance(500) { rng.range(100, 8000) as u32 } else { 0 },
         ..PeerConfig::default()
     };
+    let collector = if real {
+        // Drawn from a generator of their own, so the rest of the run draws
+        // as it does against the peer (a seed is the same fleet, faults and
+        // traffic for both collectors).
+        let mut own = SplitMix::new(seed ^ 0xC011_EC70_0000_0002);
+        Backend::Real(Collector::new(real_config(&mut own, server_max as u32, n), &mut slots))
+    } else {
+        Backend::Peer(Peer::new(cfg, &mut slots))
+    };
     let server = Server {
-        peer: Peer::new(cfg, &mut slots),
+        collector,
         max_frame: server_max,
         checks: (0..n).map(|_| Checks::default()).collect(),
         task_seq: 0,
@@ -1926,6 +2120,8 @@ fn run_seed(seed: u64) -> Summary {
         now: 0,
         fault_end,
         end: fault_end + max_bound + 3 * max_hb + 1000,
+        final_start: None,
+        final_resend_at: None,
         steps: 0,
         faults,
         next_fault: 0,
@@ -1937,6 +2133,38 @@ fn run_seed(seed: u64) -> Summary {
     };
     w.run();
     w.summary()
+}
+
+/// Whether the run is against the real collector (the default) or the test
+/// peer (`EDGE_SIM_COLLECTOR=peer`).
+fn collector_is_real() -> bool {
+    match std::env::var("EDGE_SIM_COLLECTOR").as_deref() {
+        Err(_) | Ok("real") | Ok("") => true,
+        Ok("peer") => false,
+        Ok(v) => panic!("EDGE_SIM_COLLECTOR={v:?}: `real` (default) or `peer`"),
+    }
+}
+
+/// The real collector's settings for one seed: its `max_frame`, and an
+/// admission rate from 2 to 40 handshakes a second (a restart's reconnect
+/// of 3-8 agents meets Busy answers with slots), burst tolerance 0-200 ms,
+/// 0-16 reservations, slots honoured 0.2-1 s late, at most `RETRY_AFTER_MAX`
+/// ahead (the drain bound's wait); the Accept advises the time to admit
+/// the `fleet`.
+fn real_config(rng: &mut SplitMix, max_frame: u32, fleet: usize) -> CollectorConfig {
+    let rate_per_sec = if rng.chance(200) { 0 } else { rng.range(2, 40) as u32 };
+    CollectorConfig {
+        max_frame,
+        admission: AdmissionConfig {
+            rate_per_sec,
+            burst: std::time::Duration::from_millis(rng.range(0, 200)),
+            max_reservations: rng.range_usize(0, 16),
+            forget_after: std::time::Duration::from_millis(rng.range(200, 1000)),
+            max_wait: std::time::Duration::from_millis(RETRY_AFTER_MAX),
+        },
+        seed: rng.next_u64(),
+        fleet,
+    }
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -1979,6 +2207,9 @@ fn fleet_simulation() {
                         t.dups += s.dups;
                         t.gaps += s.gaps;
                         t.damaged_closes += s.damaged_closes;
+                        t.busy_rejects += s.busy_rejects;
+                        t.replaced += s.replaced;
+                        t.double_results += s.double_results;
                         t.evicted += s.evicted;
                         t.refused += s.refused;
                         t.max_drain_ms = t.max_drain_ms.max(s.max_drain_ms);
