@@ -241,6 +241,9 @@ struct Core<'a> {
     /// Halvings of batch and window after ack timeouts (see `batch_limit`).
     shrink: u8,
     reset_decoder: bool,
+    /// The caller said the transport will not take more bytes now (see
+    /// [`Agent::handle_blocked`]); cleared by it, and with the connection.
+    blocked: bool,
     last_retry: Option<Retry>,
     last_transport_error: Option<TransportError>,
     stats: Counters,
@@ -311,6 +314,7 @@ impl<'a> Agent<'a> {
                 flush_requested: false,
                 shrink: 0,
                 reset_decoder: false,
+                blocked: false,
                 last_retry: None,
                 last_transport_error: None,
                 stats: Counters::default(),
@@ -499,6 +503,7 @@ impl<'a> Agent<'a> {
         if let State::Connecting { endpoint, .. } = c.state {
             c.state = State::Handshaking { endpoint, deadline: now + c.cfg.handshake_timeout };
             c.hello_pending = true;
+            c.blocked = false;
             c.tx_seq = 0;
             c.last_rx = now;
             self.decoder.reset();
@@ -516,6 +521,34 @@ impl<'a> Agent<'a> {
             self.core.fail(now, DisconnectReason::Transport, None, Hold::None);
         }
         self.sync_decoder();
+    }
+
+    /// The transport will not take more bytes now (`blocked`: a write
+    /// returned `EAGAIN`, the caller holds the unwritten rest of a frame), or
+    /// takes them again (`!blocked`: the rest is written). While blocked,
+    /// [`Agent::poll_transmit`] hands out nothing, and the deadlines only a
+    /// transmit can serve (the flush of pending records, the idle Ping) stop:
+    /// [`Agent::poll_timeout`] names only what `handle_timeout` serves, so a
+    /// loop that waits for "writable or timeout" sleeps instead of spinning.
+    /// Liveness still holds: a blocked connection on which nothing arrives
+    /// for `idle_timeout + pong_timeout` is dead (`Disconnect{PongTimeout}`,
+    /// as if the Ping it could not send went unanswered), and in-flight
+    /// records still have the ack timeout.
+    ///
+    /// So the caller never buffers more than one frame
+    /// ([`Agent::transmit_len`] bytes): call `poll_transmit` only with the
+    /// previous frame fully written, report `true` when a write falls short,
+    /// and `false` once the rest is out. Ignored (`true`) unless a connection
+    /// is up; every new connection starts unblocked.
+    pub fn handle_blocked(&mut self, blocked: bool) {
+        let up = matches!(self.core.state, State::Handshaking { .. } | State::Connected { .. });
+        self.core.blocked = blocked && up;
+    }
+
+    /// True between `handle_blocked(true)` and `handle_blocked(false)` (or
+    /// the end of the connection).
+    pub fn is_blocked(&self) -> bool {
+        self.core.blocked
     }
 
     /// Bytes arrived on the transport. Any chunking works. Bytes arriving
@@ -566,7 +599,8 @@ impl<'a> Agent<'a> {
     /// when there is nothing to send now. Frames are never larger than
     /// `out.len()` nor the server's announced maximum; `out` should hold at
     /// least [`Agent::transmit_len`] bytes (a full batch, and the Hello): a
-    /// frame that does not fit waits, it is never lost.
+    /// frame that does not fit waits, it is never lost. Always 0 while the
+    /// caller reports the transport blocked ([`Agent::handle_blocked`]).
     pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> usize {
         let now = self.core.advance(now);
         self.core.transmit(now, out)
@@ -749,6 +783,7 @@ impl<'a> Core<'a> {
         self.ping = None;
         self.pong_pending = None;
         self.hello_pending = false;
+        self.blocked = false;
         self.reset_decoder = true;
         if self.ring.pending_records() > 0 {
             self.pending_since = Some(self.clock.now());

@@ -14,6 +14,8 @@ mod peer;
 
 use peer::{Note, Peer, PeerConfig};
 
+mod backpressure;
+
 const ID: Identity<'static> = Identity {
     agent_id: "agent-1",
     hostname: "host",
