@@ -1397,6 +1397,30 @@ ea_result ea_agent_handle_disconnected(struct ea_agent *agent, uint64_t now_ms, 
 ea_result ea_agent_handle_disconnected_tick(struct ea_agent *agent, uint32_t tick, uint32_t error);
 
 /**
+ * The transport will not take more bytes now (`blocked` true: a write
+ * returned EAGAIN / EWOULDBLOCK and the caller holds the unwritten rest of
+ * a frame), or takes them again (false: the rest is written). While
+ * blocked, `ea_agent_poll_transmit` writes nothing and the deadlines that
+ * only a transmit serves stop (the flush of pending records; the idle
+ * Ping becomes a liveness check: no frame received for `idle_timeout_ms +
+ * pong_timeout_ms` ends the connection with `EA_DISCONNECT_PONG_TIMEOUT`),
+ * so `ea_agent_timeout_delay` never says 0 for ever while the socket is
+ * full. A loop then waits for "writable, readable or the timeout".
+ *
+ * The rule that bounds the caller's buffer to one frame
+ * (`ea_min_transmit_len()` bytes): call `ea_agent_poll_transmit` only once
+ * the previous frame is fully written; when a write falls short, keep the
+ * rest and call this with true; when the rest is out, call it with false
+ * and go on. Ignored (true) unless a connection is up; every new
+ * connection starts unblocked. Takes no time and cannot fail but for the
+ * handle checks.
+ *
+ * # Safety
+ * `agent` NULL or an `ea_agent`.
+ */
+ea_result ea_agent_handle_blocked(struct ea_agent *agent, bool blocked);
+
+/**
  * Time has passed: fires every timer due at `now_ms`.
  *
  * # Safety
@@ -1472,6 +1496,27 @@ ea_result ea_agent_timeout_delay(const struct ea_agent *agent, uint64_t now_ms, 
  * As for `ea_agent_timeout_delay`.
  */
 ea_result ea_agent_timeout_delay_tick(struct ea_agent *agent, uint32_t tick, uint32_t *delay_ms);
+
+/**
+ * Writes to `*wake` whether the thread that runs the agent's loop must be
+ * woken: true when the agent's next deadline is now earlier than the one
+ * the loop last read with `ea_agent_poll_timeout` or
+ * `ea_agent_timeout_delay` (or the loop has read none yet). Call it after
+ * a command from another thread (`ea_agent_push`, `ea_agent_task_result`,
+ * `ea_agent_flush_now`, `ea_agent_heartbeat_now`, ...): a push can move
+ * the deadline the loop sleeps on from a heartbeat a minute away to the
+ * flush `flush_interval_ms` from now (full batches wait for that flush
+ * too, unless the loop runs earlier).
+ * When true, wake the loop (eventfd, pipe, semaphore, task
+ * notification); it reads the new deadline itself. Each move is reported
+ * once: the call records the new deadline as the one the loop will read.
+ * Pushes into an `ea_intake` do not touch the agent: the loop drains the
+ * intake on its own schedule (or its producer wakes it). Needs no time.
+ *
+ * # Safety
+ * `agent` NULL or an `ea_agent`; `wake` NULL or writable.
+ */
+ea_result ea_agent_wake_needed(const struct ea_agent *agent, bool *wake);
 
 /**
  * Writes the session's state to `*state`.
