@@ -117,7 +117,7 @@
  * signature, a struct layout or an enum number changes incompatibly;
  * compare it with `ea_abi_version()` at run time.
  */
-#define EA_ABI_VERSION 2
+#define EA_ABI_VERSION 3
 
 /**
  * Smallest event queue `ea_agent_init` accepts, bytes. A queue this small
@@ -208,7 +208,11 @@ enum ea_event_kind
   EA_EVENT_CONNECT = 1,
   /**
    * Close the transport (after writing what `ea_agent_poll_transmit`
-   * still gives). `reason` says why.
+   * still gives). `reason` says why. Every end of a connection or of an
+   * attempt raises one, also one the caller reported itself: a failed
+   * connect or a dead socket passed to `ea_agent_handle_disconnected`
+   * comes back as this event (`EA_DISCONNECT_TRANSPORT`), with nothing
+   * left to close then; a loop can treat every end in one place here.
    */
   EA_EVENT_DISCONNECT = 2,
   /**
@@ -222,7 +226,13 @@ enum ea_event_kind
    */
   EA_EVENT_TASK = 4,
   /**
-   * The server asked the agent to shut down: field `token`.
+   * The server asked the agent to shut down: field `token`. The library
+   * does not stop by itself. Answer it like a task, with
+   * `ea_agent_task_result` (status 0: shutting down, 1: refused), so the
+   * server learns the outcome: a collector that sees no result resends
+   * the task (at least on every new connection). To shut down cleanly,
+   * answer, stop pushing, keep driving the agent until `ea_stats.drained`
+   * (the answer is a record too), then `ea_agent_close`.
    */
   EA_EVENT_SHUTDOWN = 5,
   /**
@@ -832,11 +842,15 @@ typedef struct ea_host_stats {
    */
   uint64_t mem_total_bytes;
   /**
-   * Transmit rate, bytes per second.
+   * The host's network transmit rate, bytes per second: what the host
+   * sends on its network interfaces (not loopback), all processes, as
+   * the caller measured it over its own interval. The agent's own
+   * traffic is `ea_stats.bytes_sent`.
    */
   uint64_t tx_bytes_per_sec;
   /**
-   * Receive rate, bytes per second.
+   * The host's network receive rate, bytes per second, measured like
+   * `tx_bytes_per_sec`.
    */
   uint64_t rx_bytes_per_sec;
 } ea_host_stats;
@@ -925,7 +939,11 @@ typedef struct ea_event {
  * A snapshot of the agent: state, ring occupancy and every counter. All
  * counts are since `ea_agent_init`. Accounting invariant, at every moment:
  * `pushed == acked + dropped_evicted + ring_records`; refused records
- * (`dropped_full`, `dropped_too_large`) were never pushed.
+ * (`dropped_full`, `dropped_too_large`) were never pushed. `pushed`,
+ * `dropped_full` and `dropped_evicted` count every record, the agent's own
+ * heartbeat records too; `heartbeats_*` count those alone, so the
+ * application's own are `pushed - heartbeats_pushed` and so on
+ * (`dropped_too_large` is never a heartbeat).
  */
 typedef struct ea_stats {
   /**
@@ -1077,6 +1095,19 @@ typedef struct ea_stats {
    * Connections ended by the ack timeout.
    */
   uint64_t ack_timeouts;
+  /**
+   * Of `pushed`: the agent's own heartbeat records (agent and plugin
+   * heartbeats, types 1000 and 1001).
+   */
+  uint64_t heartbeats_pushed;
+  /**
+   * Of `dropped_full`: heartbeat records refused (ring full).
+   */
+  uint64_t heartbeats_dropped_full;
+  /**
+   * Of `dropped_evicted`: never-sent heartbeat records evicted.
+   */
+  uint64_t heartbeats_dropped_evicted;
 } ea_stats;
 
 /**
@@ -1382,6 +1413,9 @@ ea_result ea_agent_handle_received_tick(struct ea_agent *agent, uint32_t tick, c
  * The transport failed, could not be opened, or was closed by the peer;
  * `error` is an `ea_transport_error` value (`EA_INVALID_ARGUMENT`
  * otherwise). Records in flight will be resent on the next connection.
+ * The agent answers with an `EA_EVENT_DISCONNECT` (reason
+ * `EA_DISCONNECT_TRANSPORT`) like for any end of a connection, also for a
+ * connect that failed: the transport is already gone, nothing to close.
  *
  * # Safety
  * `agent` NULL or an `ea_agent`.

@@ -576,6 +576,9 @@ unsafe fn disconnected(agent: *mut ea_agent, now: Now, error: u32) -> ea_result 
 /// The transport failed, could not be opened, or was closed by the peer;
 /// `error` is an `ea_transport_error` value (`EA_INVALID_ARGUMENT`
 /// otherwise). Records in flight will be resent on the next connection.
+/// The agent answers with an `EA_EVENT_DISCONNECT` (reason
+/// `EA_DISCONNECT_TRANSPORT`) like for any end of a connection, also for a
+/// connect that failed: the transport is already gone, nothing to close.
 ///
 /// # Safety
 /// `agent` NULL or an `ea_agent`.

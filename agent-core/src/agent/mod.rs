@@ -82,7 +82,7 @@ use crate::backoff::{Backoff, BackoffConfig, Retry};
 use crate::decoder::{Feed, FrameDecoder};
 use crate::events::{DisconnectReason, Event, EventQueue, TaskTarget, TransportError};
 use crate::frame::{self, Frame, Kind, OVERHEAD};
-use crate::heartbeat::{AgentStats, HostStats, MAX_HEARTBEAT_LEN};
+use crate::heartbeat::{AgentStats, HeartbeatRecords, HostStats, MAX_HEARTBEAT_LEN};
 use crate::body::{read_body, write_body, write_frame};
 use crate::message::{self, task_status, Close, CloseCode, DecodeError, Hello, Ping, Pong, TaskResult};
 use crate::plugin::{PluginError, PluginHeartbeat, PluginId, PluginStatus, Plugins};
@@ -344,6 +344,13 @@ impl<'a> Agent<'a> {
     /// The library's counters (also sent in every heartbeat).
     pub fn stats(&self) -> AgentStats {
         self.core.stats_with(&self.decoder)
+    }
+
+    /// The agent's own heartbeat records among [`AgentStats`]' record
+    /// counts (also sent in every heartbeat): subtract them to get the
+    /// application's.
+    pub fn heartbeat_records(&self) -> HeartbeatRecords {
+        self.core.ring.counters().heartbeats
     }
 
     /// The send ring (read-only).

@@ -15,6 +15,7 @@ mod peer;
 use peer::{Note, Peer, PeerConfig};
 
 mod backpressure;
+mod heartbeat_records;
 
 const ID: Identity<'static> = Identity {
     agent_id: "agent-1",

@@ -197,7 +197,9 @@ impl Core<'_> {
     pub(super) fn heartbeat(&mut self, now: Instant, lib: &AgentStats) {
         let mut buf = [0u8; MAX_HEARTBEAT_LEN];
         let ts = self.wall();
-        if let Some(n) = write_body(&crate::body::HeartbeatParts { host: &self.host, lib }, &mut buf) {
+        let records = self.ring.counters().heartbeats;
+        let parts = crate::body::HeartbeatParts { host: &self.host, lib, heartbeat_records: Some(&records) };
+        if let Some(n) = write_body(&parts, &mut buf) {
             let _ = self.push(now, &Record::new(data_type::AGENT_HEARTBEAT, ts, &buf[..n]));
         }
         for i in 0..crate::plugin::MAX_PLUGINS {
