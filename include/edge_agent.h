@@ -18,6 +18,12 @@
  *            (send each frame), then ea_agent_poll_event until EA_EVENT_NONE
  *            (act on each), then ea_agent_poll_timeout / _timeout_delay: call
  *            ea_agent_handle_timeout no later than that.
+ *   a socket that will not take more: when a write falls short (EAGAIN),
+ *            keep the rest of the frame, call ea_agent_handle_blocked(true)
+ *            and stop polling transmits; once the rest is written, call
+ *            ea_agent_handle_blocked(false) and go on. Then the timeout is
+ *            never "now" while blocked, and one frame of buffer
+ *            (ea_min_transmit_len) is all the caller ever holds.
  *
  * TIME. Every time-taking call takes now_ms, a monotonic millisecond count
  * of the caller's choosing, or (the _tick variants) a wrapping 32-bit
@@ -38,6 +44,11 @@
  *     Event byte fields stay valid across other threads' pushes, task
  *     results and getters, but not across their handle/poll/close calls.
  *     The hooks must not call back into the agent.
+ *   - A command from another thread (a push most of all) can move the
+ *     deadline the loop sleeps on earlier (a push into an empty ring: the
+ *     flush, flush_interval_ms away, instead of a heartbeat a minute away).
+ *     After it, call ea_agent_wake_needed and, when it says so, wake the
+ *     loop (eventfd, pipe, semaphore); the loop reads the new deadline.
  *   - An interrupt handler (or any context that must not block) pushes
  *     into an ea_intake with ea_intake_push: wait-free, lock-free, one
  *     producer per intake; the main loop moves its records into the ring

@@ -28,6 +28,27 @@
 //! Every input takes the caller's monotonic [`Instant`]; an instant earlier
 //! than one seen before counts as no time passing.
 //!
+//! # A transport that will not take more (backpressure)
+//!
+//! When a write falls short (`EAGAIN`), keep the rest of that frame, call
+//! [`Agent::handle_blocked`]`(true)` and stop calling `poll_transmit`; when
+//! the rest is written, call `handle_blocked(false)` and go on. Meanwhile
+//! `poll_timeout` names only deadlines `handle_timeout` serves (a flush is
+//! not a timer while nothing can be written), so a loop waiting for
+//! "writable, readable or the timeout" never spins, and needs a buffer of
+//! one frame ([`Agent::transmit_len`]), never more. A blocked link on
+//! which nothing arrives still dies by the liveness rules.
+//!
+//! # Commands from another thread
+//!
+//! A command (a push most of all) can move the deadline the loop sleeps on
+//! earlier: from the idle Ping or a heartbeat far away to the flush
+//! `flush_interval` after a push into an empty ring. A loop on another
+//! thread sleeping until the old `poll_timeout` would send the record late,
+//! not lose it. Compare `poll_timeout` after the command with the deadline
+//! the loop sleeps on (under the same lock) and wake the loop when it is
+//! earlier; the C API keeps that deadline for you (`ea_agent_wake_needed`).
+//!
 //! # States
 //!
 //! | from         | on                                          | to           | effect |
