@@ -399,6 +399,13 @@ impl<'a> Ring<'a> {
         Ok(())
     }
 
+    /// Counts a record refused as too large before it reached the ring (a
+    /// task result whose token alone is too long), in
+    /// [`RingCounters::dropped_too_large`] with the ring's own refusals.
+    pub fn count_too_large(&mut self) {
+        self.counters.dropped_too_large += 1;
+    }
+
     /// Chooses the run of never-sent entries that [`Ring::push`] evicts to
     /// make room for `rec` (see there), keeping the entry at `keep`.
     /// `None` if even evicting every never-sent entry but `keep` leaves no

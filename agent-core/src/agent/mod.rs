@@ -249,7 +249,10 @@ struct Core<'a> {
     /// When in-flight records last saw progress (first sent, or acked).
     ack_progress: Instant,
     pending_since: Option<Instant>,
-    next_heartbeat: Option<Instant>,
+    /// When the next heartbeat is due, once `heartbeat_armed` (set at the
+    /// first input; an `Option` would cost 8 B of the state budget).
+    next_heartbeat: Instant,
+    heartbeat_armed: bool,
     host: HostStats,
     plugins: Plugins<'a>,
     configs: [(u64, u64); MAX_CONFIGS],
@@ -281,14 +284,12 @@ struct Counters {
     connections: u64,
     connect_failures: u64,
     last_rtt_ms: Option<u32>,
-    decoder_skipped_bytes: u64,
     unknown_kinds: u64,
     malformed: u64,
     events_dropped: u64,
     tasks_unroutable: u64,
     protocol_errors: u64,
     tasks_duplicate: u64,
-    dropped_too_large: u64,
     peer_incompatible: u64,
     ack_timeouts: u64,
 }
@@ -324,7 +325,8 @@ impl<'a> Agent<'a> {
                 last_rx: Instant::ZERO,
                 ack_progress: Instant::ZERO,
                 pending_since: None,
-                next_heartbeat: None,
+                next_heartbeat: Instant::ZERO,
+                heartbeat_armed: false,
                 host: HostStats::default(),
                 plugins: Plugins::default(),
                 configs: [(0, 0); MAX_CONFIGS],
@@ -501,7 +503,8 @@ impl<'a> Agent<'a> {
     pub fn heartbeat_now(&mut self, now: Instant) {
         let now = self.core.advance(now);
         if !matches!(self.core.state, State::Closed) {
-            self.core.next_heartbeat = Some(now);
+            self.core.next_heartbeat = now;
+            self.core.heartbeat_armed = true;
             self.core.heartbeat_tick(now, &self.decoder);
         }
     }
@@ -587,7 +590,7 @@ impl<'a> Agent<'a> {
         let now = self.core.advance(now);
         self.core.stats.bytes_received += bytes.len() as u64;
         if !matches!(self.core.state, State::Handshaking { .. } | State::Connected { .. }) {
-            self.core.stats.decoder_skipped_bytes += bytes.len() as u64;
+            self.decoder.skip(bytes.len());
             return;
         }
         let mut input = bytes;
@@ -598,7 +601,7 @@ impl<'a> Agent<'a> {
                     input = remaining;
                     self.core.on_frame(now, &frame);
                     if !matches!(self.core.state, State::Handshaking { .. } | State::Connected { .. }) {
-                        self.core.stats.decoder_skipped_bytes += input.len() as u64;
+                        self.decoder.skip(input.len());
                         break;
                     }
                 }
@@ -668,9 +671,10 @@ impl<'a> Core<'a> {
     /// Turns the caller's instant into agent time (see [`AgentClock`]).
     fn advance(&mut self, now: Instant) -> Instant {
         let now = self.clock.input(now, self.cfg.max_clock_step, self.cfg.clock_backstep_tolerance);
-        if self.next_heartbeat.is_none() {
+        if !self.heartbeat_armed {
             // The first heartbeat goes out at the first call.
-            self.next_heartbeat = Some(now);
+            self.next_heartbeat = now;
+            self.heartbeat_armed = true;
         }
         now
     }
@@ -744,7 +748,7 @@ impl<'a> Core<'a> {
         *pushed = r.pushed;
         *acked = r.acked;
         *dropped_full = r.dropped_full;
-        *dropped_too_large = r.dropped_too_large + s.dropped_too_large;
+        *dropped_too_large = r.dropped_too_large;
         *dropped_evicted = r.dropped_evicted;
         *bytes_sent = s.bytes_sent;
         *bytes_received = s.bytes_received;
@@ -753,7 +757,7 @@ impl<'a> Core<'a> {
         *connections = s.connections;
         *connect_failures = s.connect_failures;
         *last_rtt_ms = s.last_rtt_ms;
-        *decoder_skipped_bytes = s.decoder_skipped_bytes + d.skipped_bytes;
+        *decoder_skipped_bytes = d.skipped_bytes;
         *decoder_bad_crc = d.bad_crc;
         *unknown_kinds = s.unknown_kinds;
         *malformed = s.malformed;
@@ -792,7 +796,7 @@ impl<'a> Core<'a> {
             if msg.is_empty() {
                 // The token alone is too long: refused and counted like any
                 // oversized record.
-                self.stats.dropped_too_large += 1;
+                self.ring.count_too_large();
                 return Err(PushError::TooLarge);
             }
             let mut cut = msg.len().min(MAX_TASK_RESULT_LEN).saturating_sub(1);

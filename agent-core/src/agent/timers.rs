@@ -83,7 +83,9 @@ impl Core<'_> {
             }
             // "Send now" is not a timer: a blocked transport stops it.
             (Timer::Flush, State::Connected { .. }) if !self.blocked => return self.flush_deadline(),
-            (Timer::Heartbeat, state) if !matches!(state, State::Closed) => (self.next_heartbeat?, Duration::ZERO),
+            (Timer::Heartbeat, state) if !matches!(state, State::Closed) && self.heartbeat_armed => {
+                (self.next_heartbeat, Duration::ZERO)
+            }
             _ => return None,
         };
         Some(from + after)
@@ -171,12 +173,13 @@ impl Core<'_> {
                 }
             }
             (Timer::Heartbeat, _) => {
-                let due = self.next_heartbeat.unwrap_or(now);
+                let due = if self.heartbeat_armed { self.next_heartbeat } else { now };
                 let lib = self.stats_with(decoder);
                 self.heartbeat(now, &lib);
                 let next = due + self.cfg.heartbeat_interval;
                 // After a long stall, one heartbeat, not a burst.
-                self.next_heartbeat = Some(if next > now { next } else { now + self.cfg.heartbeat_interval });
+                self.next_heartbeat = if next > now { next } else { now + self.cfg.heartbeat_interval };
+                self.heartbeat_armed = true;
             }
             // `deadline` runs each timer only in the states above, and the
             // transmit timers are not fired here.
@@ -186,7 +189,7 @@ impl Core<'_> {
 
     /// Pushes a heartbeat now (the heartbeat timer, or `heartbeat_now`).
     pub(super) fn heartbeat_tick(&mut self, now: Instant, decoder: &FrameDecoder<'_>) {
-        if self.next_heartbeat.is_some_and(|due| now >= due) && !matches!(self.state, State::Closed) {
+        if self.heartbeat_armed && now >= self.next_heartbeat && !matches!(self.state, State::Closed) {
             self.fire(Timer::Heartbeat, now, decoder);
         }
     }
