@@ -126,6 +126,8 @@ fn a_push_that_moves_the_deadline_earlier_asks_for_one_wake_up() {
     // The loop reads its deadline: the idle Ping, 15 s away.
     assert_eq!(delay(a, 10), 15_000 - 10);
     assert!(!wake_needed(a), "nothing changed");
+    // SAFETY: a live agent; a NULL output is refused, not written.
+    assert_eq!(unsafe { ea_agent_wake_needed(a, std::ptr::null_mut()) }, EA_NULL_PARAMETER);
     // Another thread pushes: the flush, 100 ms away, is earlier.
     push(a, 20, 10);
     assert!(wake_needed(a));
