@@ -9,7 +9,8 @@
 //!
 //! * **Inputs** `handle_*`: [`Agent::handle_connected`],
 //!   [`Agent::handle_received`], [`Agent::handle_disconnected`],
-//!   [`Agent::handle_timeout`]; and **commands** at any time:
+//!   [`Agent::handle_timeout`], [`Agent::handle_blocked`] (the transport's
+//!   write side full or free again); and **commands** at any time:
 //!   [`Agent::push`], [`Agent::task_result`], [`Agent::close`], ...
 //! * **Outputs**, after every input: first [`Agent::poll_transmit`] until it
 //!   returns 0 (write each frame to the transport), then
