@@ -18,6 +18,12 @@
  *            (send each frame), then ea_agent_poll_event until EA_EVENT_NONE
  *            (act on each), then ea_agent_poll_timeout / _timeout_delay: call
  *            ea_agent_handle_timeout no later than that.
+ *   a socket that will not take more: when a write falls short (EAGAIN),
+ *            keep the rest of the frame, call ea_agent_handle_blocked(true)
+ *            and stop polling transmits; once the rest is written, call
+ *            ea_agent_handle_blocked(false) and go on. Then the timeout is
+ *            never "now" while blocked, and one frame of buffer
+ *            (ea_min_transmit_len) is all the caller ever holds.
  *
  * TIME. Every time-taking call takes now_ms, a monotonic millisecond count
  * of the caller's choosing, or (the _tick variants) a wrapping 32-bit
@@ -38,6 +44,11 @@
  *     Event byte fields stay valid across other threads' pushes, task
  *     results and getters, but not across their handle/poll/close calls.
  *     The hooks must not call back into the agent.
+ *   - A command from another thread (a push most of all) can move the
+ *     deadline the loop sleeps on earlier (a push into an empty ring: the
+ *     flush, flush_interval_ms away, instead of a heartbeat a minute away).
+ *     After it, call ea_agent_wake_needed and, when it says so, wake the
+ *     loop (eventfd, pipe, semaphore); the loop reads the new deadline.
  *   - An interrupt handler (or any context that must not block) pushes
  *     into an ea_intake with ea_intake_push: wait-free, lock-free, one
  *     producer per intake; the main loop moves its records into the ring
@@ -128,7 +139,7 @@
  * signature, a struct layout or an enum number changes incompatibly;
  * compare it with `ea_abi_version()` at run time.
  */
-#define EA_ABI_VERSION 2
+#define EA_ABI_VERSION 3
 
 /**
  * Smallest event queue `ea_agent_init` accepts, bytes. A queue this small
@@ -219,7 +230,11 @@ enum ea_event_kind
   EA_EVENT_CONNECT = 1,
   /**
    * Close the transport (after writing what `ea_agent_poll_transmit`
-   * still gives). `reason` says why.
+   * still gives). `reason` says why. Every end of a connection or of an
+   * attempt raises one, also one the caller reported itself: a failed
+   * connect or a dead socket passed to `ea_agent_handle_disconnected`
+   * comes back as this event (`EA_DISCONNECT_TRANSPORT`), with nothing
+   * left to close then; a loop can treat every end in one place here.
    */
   EA_EVENT_DISCONNECT = 2,
   /**
@@ -233,7 +248,13 @@ enum ea_event_kind
    */
   EA_EVENT_TASK = 4,
   /**
-   * The server asked the agent to shut down: field `token`.
+   * The server asked the agent to shut down: field `token`. The library
+   * does not stop by itself. Answer it like a task, with
+   * `ea_agent_task_result` (status 0: shutting down, 1: refused), so the
+   * server learns the outcome: a collector that sees no result resends
+   * the task (at least on every new connection). To shut down cleanly,
+   * answer, stop pushing, keep driving the agent until `ea_stats.drained`
+   * (the answer is a record too), then `ea_agent_close`.
    */
   EA_EVENT_SHUTDOWN = 5,
   /**
@@ -875,11 +896,15 @@ typedef struct ea_host_stats {
    */
   uint64_t mem_total_bytes;
   /**
-   * Transmit rate, bytes per second.
+   * The host's network transmit rate, bytes per second: what the host
+   * sends on its network interfaces (not loopback), all processes, as
+   * the caller measured it over its own interval. The agent's own
+   * traffic is `ea_stats.bytes_sent`.
    */
   uint64_t tx_bytes_per_sec;
   /**
-   * Receive rate, bytes per second.
+   * The host's network receive rate, bytes per second, measured like
+   * `tx_bytes_per_sec`.
    */
   uint64_t rx_bytes_per_sec;
 } ea_host_stats;
@@ -968,7 +993,11 @@ typedef struct ea_event {
  * A snapshot of the agent: state, ring occupancy and every counter. All
  * counts are since `ea_agent_init`. Accounting invariant, at every moment:
  * `pushed == acked + dropped_evicted + ring_records`; refused records
- * (`dropped_full`, `dropped_too_large`) were never pushed.
+ * (`dropped_full`, `dropped_too_large`) were never pushed. `pushed`,
+ * `dropped_full` and `dropped_evicted` count every record, the agent's own
+ * heartbeat records too; `heartbeats_*` count those alone, so the
+ * application's own are `pushed - heartbeats_pushed` and so on
+ * (`dropped_too_large` is never a heartbeat).
  */
 typedef struct ea_stats {
   /**
@@ -1120,6 +1149,19 @@ typedef struct ea_stats {
    * Connections ended by the ack timeout.
    */
   uint64_t ack_timeouts;
+  /**
+   * Of `pushed`: the agent's own heartbeat records (agent and plugin
+   * heartbeats, types 1000 and 1001).
+   */
+  uint64_t heartbeats_pushed;
+  /**
+   * Of `dropped_full`: heartbeat records refused (ring full).
+   */
+  uint64_t heartbeats_dropped_full;
+  /**
+   * Of `dropped_evicted`: never-sent heartbeat records evicted.
+   */
+  uint64_t heartbeats_dropped_evicted;
 } ea_stats;
 
 /**
@@ -1547,6 +1589,9 @@ ea_result ea_agent_handle_received_tick(struct ea_agent *agent, uint32_t tick, c
  * The transport failed, could not be opened, or was closed by the peer;
  * `error` is an `ea_transport_error` value (`EA_INVALID_ARGUMENT`
  * otherwise). Records in flight will be resent on the next connection.
+ * The agent answers with an `EA_EVENT_DISCONNECT` (reason
+ * `EA_DISCONNECT_TRANSPORT`) like for any end of a connection, also for a
+ * connect that failed: the transport is already gone, nothing to close.
  *
  * # Safety
  * `agent` NULL or an `ea_agent`.
@@ -1560,6 +1605,30 @@ ea_result ea_agent_handle_disconnected(struct ea_agent *agent, uint64_t now_ms, 
  * `agent` NULL or an `ea_agent`.
  */
 ea_result ea_agent_handle_disconnected_tick(struct ea_agent *agent, uint32_t tick, uint32_t error);
+
+/**
+ * The transport will not take more bytes now (`blocked` true: a write
+ * returned EAGAIN / EWOULDBLOCK and the caller holds the unwritten rest of
+ * a frame), or takes them again (false: the rest is written). While
+ * blocked, `ea_agent_poll_transmit` writes nothing and the deadlines that
+ * only a transmit serves stop (the flush of pending records; the idle
+ * Ping becomes a liveness check: no frame received for `idle_timeout_ms +
+ * pong_timeout_ms` ends the connection with `EA_DISCONNECT_PONG_TIMEOUT`),
+ * so `ea_agent_timeout_delay` never says 0 for ever while the socket is
+ * full. A loop then waits for "writable, readable or the timeout".
+ *
+ * The rule that bounds the caller's buffer to one frame
+ * (`ea_min_transmit_len()` bytes): call `ea_agent_poll_transmit` only once
+ * the previous frame is fully written; when a write falls short, keep the
+ * rest and call this with true; when the rest is out, call it with false
+ * and go on. Ignored (true) unless a connection is up; every new
+ * connection starts unblocked. Takes no time and cannot fail but for the
+ * handle checks.
+ *
+ * # Safety
+ * `agent` NULL or an `ea_agent`.
+ */
+ea_result ea_agent_handle_blocked(struct ea_agent *agent, bool blocked);
 
 /**
  * Time has passed: fires every timer due at `now_ms`.
@@ -1637,6 +1706,27 @@ ea_result ea_agent_timeout_delay(const struct ea_agent *agent, uint64_t now_ms, 
  * As for `ea_agent_timeout_delay`.
  */
 ea_result ea_agent_timeout_delay_tick(struct ea_agent *agent, uint32_t tick, uint32_t *delay_ms);
+
+/**
+ * Writes to `*wake` whether the thread that runs the agent's loop must be
+ * woken: true when the agent's next deadline is now earlier than the one
+ * the loop last read with `ea_agent_poll_timeout` or
+ * `ea_agent_timeout_delay` (or the loop has read none yet). Call it after
+ * a command from another thread (`ea_agent_push`, `ea_agent_task_result`,
+ * `ea_agent_flush_now`, `ea_agent_heartbeat_now`, ...): a push can move
+ * the deadline the loop sleeps on from a heartbeat a minute away to the
+ * flush `flush_interval_ms` from now (full batches wait for that flush
+ * too, unless the loop runs earlier).
+ * When true, wake the loop (eventfd, pipe, semaphore, task
+ * notification); it reads the new deadline itself. Each move is reported
+ * once: the call records the new deadline as the one the loop will read.
+ * Pushes into an `ea_intake` do not touch the agent: the loop drains the
+ * intake on its own schedule (or its producer wakes it). Needs no time.
+ *
+ * # Safety
+ * `agent` NULL or an `ea_agent`; `wake` NULL or writable.
+ */
+ea_result ea_agent_wake_needed(const struct ea_agent *agent, bool *wake);
 
 /**
  * Writes the session's state to `*state`.

@@ -12,7 +12,7 @@
 //! check that both agree with postcard on every value and every body.
 
 use crate::frame::{self, EncodeError, Kind};
-use crate::heartbeat::{AgentHeartbeat, AgentStats, HostStats};
+use crate::heartbeat::{AgentHeartbeat, AgentStats, HeartbeatRecords, HostStats};
 use crate::message::{Accept, Ack, Close, Config, DecodeError, Hello, Ping, Pong, Reject, Task, TaskResult};
 use crate::plugin::PluginHeartbeat;
 use crate::varint;
@@ -317,7 +317,7 @@ impl WriteBody for AgentStats {
 
 impl WriteBody for AgentHeartbeat {
     fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        HeartbeatParts { host: &self.host, lib: &self.lib }.write(w)
+        HeartbeatParts { host: &self.host, lib: &self.lib, heartbeat_records: self.heartbeat_records.as_ref() }.write(w)
     }
 }
 
@@ -329,12 +329,24 @@ pub struct HeartbeatParts<'a> {
     pub host: &'a HostStats,
     /// The library's counters.
     pub lib: &'a AgentStats,
+    /// The heartbeat records among them (revision 3; `None` writes the
+    /// option's absent tag).
+    pub heartbeat_records: Option<&'a HeartbeatRecords>,
 }
 
 impl WriteBody for HeartbeatParts<'_> {
     fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
         self.host.write(w)?;
-        self.lib.write(w)
+        self.lib.write(w)?;
+        match self.heartbeat_records {
+            None => w.option(None),
+            Some(r) => {
+                // An option: tag 1, then the struct's three fields.
+                w.option(Some(r.pushed))?;
+                w.uint(r.dropped_full)?;
+                w.uint(r.dropped_evicted)
+            }
+        }
     }
 }
 

@@ -72,6 +72,12 @@ impl<'b> FrameDecoder<'b> {
         self.filled - self.delivered
     }
 
+    /// Counts `n` bytes as skipped that were never fed (bytes that arrived
+    /// while no connection was up, or after the one they came on ended).
+    pub fn skip(&mut self, n: usize) {
+        self.stats.skipped_bytes += n as u64;
+    }
+
     /// Forgets any partial frame (call when a connection ends). Discarded
     /// bytes are counted as skipped.
     pub fn reset(&mut self) {

@@ -32,9 +32,10 @@ pub struct HostStats {
     pub mem_used_bytes: Option<u64>,
     /// Total memory of the host, bytes.
     pub mem_total_bytes: Option<u64>,
-    /// Transmit rate, bytes per second.
+    /// The host's network transmit rate (its interfaces but loopback, all
+    /// processes), bytes per second, as the caller measured it.
     pub tx_bytes_per_sec: Option<u64>,
-    /// Receive rate, bytes per second.
+    /// The host's network receive rate, bytes per second, likewise.
     pub rx_bytes_per_sec: Option<u64>,
 }
 
@@ -103,6 +104,22 @@ pub struct AgentStats {
     pub ack_timeouts: u64,
 }
 
+/// The agent's own heartbeat records (types 1000 and 1001) among the
+/// record counts of [`AgentStats`]: `pushed`, `dropped_full` and
+/// `dropped_evicted` there count every record, these only the heartbeats,
+/// so the application's own records are the difference. (Heartbeats are
+/// never too large: `dropped_too_large` is the application's alone.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatRecords {
+    /// Heartbeat records stored in the ring.
+    pub pushed: u64,
+    /// Heartbeat records refused: ring full (`RejectNew`).
+    pub dropped_full: u64,
+    /// Never-sent heartbeat records evicted by `DropOldest` (never the
+    /// newest agent heartbeat).
+    pub dropped_evicted: u64,
+}
+
 /// Payload of an agent heartbeat record (type 1000).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentHeartbeat {
@@ -110,6 +127,10 @@ pub struct AgentHeartbeat {
     pub host: HostStats,
     /// The library's counters.
     pub lib: AgentStats,
+    /// Revision 3: the heartbeat records among `lib`'s record counts.
+    /// Always present from this agent; `None` when decoding a revision-2
+    /// payload (an older agent: unknown, not zero).
+    pub heartbeat_records: Option<HeartbeatRecords>,
 }
 
 impl AgentHeartbeat {
@@ -119,9 +140,14 @@ impl AgentHeartbeat {
         Some(&mut out[..n])
     }
 
-    /// Decodes a heartbeat payload (trailing bytes ignored).
+    /// Decodes a heartbeat payload (trailing bytes ignored). A revision-2
+    /// payload (ending after `lib`) decodes with `heartbeat_records: None`.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        postcard::take_from_bytes(bytes).ok().map(|(v, _)| v)
+        if let Ok((v, _)) = postcard::take_from_bytes(bytes) {
+            return Some(v);
+        }
+        let ((host, lib), _) = postcard::take_from_bytes::<(HostStats, AgentStats)>(bytes).ok()?;
+        Some(AgentHeartbeat { host, lib, heartbeat_records: None })
     }
 }
 
@@ -153,7 +179,8 @@ mod tests {
             decoder_oversized: u64::MAX, clock_anomalies: u64::MAX, peer_incompatible: u64::MAX,
             ack_timeouts: u64::MAX,
         };
-        let hb = AgentHeartbeat { host, lib };
+        let records = HeartbeatRecords { pushed: u64::MAX, dropped_full: u64::MAX, dropped_evicted: u64::MAX };
+        let hb = AgentHeartbeat { host, lib, heartbeat_records: Some(records) };
         let mut buf = [0u8; MAX_HEARTBEAT_LEN];
         let n = hb.encode(&mut buf).unwrap().len();
         assert!(n <= MAX_HEARTBEAT_LEN);
@@ -162,5 +189,23 @@ mod tests {
         assert_eq!(postcard::to_slice(&hb, &mut pc).unwrap(), &buf[..n], "hand-written = postcard");
         let small = AgentHeartbeat::default().encode(&mut buf).unwrap().len();
         assert!(small < 40, "an idle heartbeat is small: {small}");
+    }
+
+    #[test]
+    fn a_revision_2_payload_decodes_with_unknown_heartbeat_records() {
+        let lib = AgentStats { pushed: 9, ack_timeouts: 3, ..Default::default() };
+        let records = HeartbeatRecords { pushed: 4, dropped_full: 1, dropped_evicted: 2 };
+        let hb = AgentHeartbeat { host: HostStats::default(), lib, heartbeat_records: Some(records) };
+        let mut buf = [0u8; MAX_HEARTBEAT_LEN];
+        let n = hb.encode(&mut buf).unwrap().len();
+        // Revision 2 appends one option (tag 1) and three varints.
+        assert_eq!(&buf[n - 4..n], &[1, 4, 1, 2]);
+        assert_eq!(AgentHeartbeat::decode(&buf[..n]), Some(hb));
+        // An older agent's payload ends after `lib`: the new field is
+        // unknown, every other one is read.
+        let old = AgentHeartbeat::decode(&buf[..n - 4]).unwrap();
+        assert_eq!(old, AgentHeartbeat { heartbeat_records: None, ..hb });
+        // Cut inside `lib`: not a heartbeat.
+        assert_eq!(AgentHeartbeat::decode(&buf[..n - 5]), None);
     }
 }

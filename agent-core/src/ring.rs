@@ -51,6 +51,7 @@
 //! O(records) within a partly acked batch.
 
 use crate::record::{apply_delta, data_type, ts_delta, EntryHeader, Record, MAX_ENTRY_HEADER};
+use crate::heartbeat::HeartbeatRecords;
 use core::fmt;
 use heapless::Deque;
 
@@ -119,6 +120,11 @@ impl fmt::Display for PushError {
     }
 }
 
+/// A heartbeat record's type: counted apart in [`RingCounters::heartbeats`].
+fn is_heartbeat_type(t: u32) -> bool {
+    t == data_type::AGENT_HEARTBEAT || t == data_type::PLUGIN_HEARTBEAT
+}
+
 /// Counters of what happened to pushed records. Invariant:
 /// `pushed == acked + evicted + records still in the ring`; refused records
 /// (`dropped_full`, `dropped_too_large`) were never pushed.
@@ -134,6 +140,10 @@ pub struct RingCounters {
     pub dropped_too_large: u64,
     /// Never-sent records evicted by `DropOldest`.
     pub dropped_evicted: u64,
+    /// Of `pushed`, `dropped_full` and `dropped_evicted`: the heartbeat
+    /// records (data types `AGENT_HEARTBEAT` and `PLUGIN_HEARTBEAT`, which
+    /// the agent pushes itself). The application's own are the difference.
+    pub heartbeats: HeartbeatRecords,
 }
 
 /// A batch chosen by [`Ring::plan_batch`], to be copied out with
@@ -175,9 +185,10 @@ struct Run {
     /// last sent record (0 without one).
     kept_ts: u64,
     kept_len: usize,
-    /// Entries and bytes evicted.
+    /// Entries and bytes evicted, and the heartbeats among the entries.
     records: usize,
     bytes: usize,
+    heartbeats: usize,
     /// The header of the entry at `end` (`None` at the head) and its length.
     next: Option<(EntryHeader, usize)>,
 }
@@ -382,6 +393,7 @@ impl<'a> Ring<'a> {
             };
             let Some(run) = run else {
                 self.counters.dropped_full += 1;
+                self.counters.heartbeats.dropped_full += u64::from(is_heartbeat_type(rec.data_type));
                 return Err(PushError::Full);
             };
             self.evict(&run);
@@ -398,10 +410,18 @@ impl<'a> Ring<'a> {
         self.head_base = rec.timestamp_ms;
         self.never_sent += 1;
         self.counters.pushed += 1;
+        self.counters.heartbeats.pushed += u64::from(is_heartbeat_type(rec.data_type));
         if is_heartbeat {
             self.protected = Some(at);
         }
         Ok(())
+    }
+
+    /// Counts a record refused as too large before it reached the ring (a
+    /// task result whose token alone is too long), in
+    /// [`RingCounters::dropped_too_large`] with the ring's own refusals.
+    pub fn count_too_large(&mut self) {
+        self.counters.dropped_too_large += 1;
     }
 
     /// Chooses the run of never-sent entries that [`Ring::push`] evicts to
@@ -421,6 +441,7 @@ impl<'a> Ring<'a> {
             kept_len: 0,
             records: 0,
             bytes: 0,
+            heartbeats: 0,
             next: None,
         };
         // Whether the run as it stands makes room; it is judged only when
@@ -465,6 +486,7 @@ impl<'a> Ring<'a> {
             if last_evicted {
                 run.records += 1;
                 run.bytes += size;
+                run.heartbeats += usize::from(is_heartbeat_type(h.data_type));
             } else if run.end + size >= used {
                 // Nothing after the kept entry to evict.
                 return fits.then_some(run);
@@ -544,6 +566,7 @@ impl<'a> Ring<'a> {
         self.sent_end += shift as u64;
         self.never_sent -= run.records as u64;
         self.counters.dropped_evicted += run.records as u64;
+        self.counters.heartbeats.dropped_evicted += run.heartbeats as u64;
     }
 
     // ---- batches -------------------------------------------------------

@@ -136,6 +136,8 @@ proptest! {
             tasks_duplicate: k[19], decoder_oversized: k[20], clock_anomalies: k[21], peer_incompatible: k[22],
             ack_timeouts: k[23],
         };
-        same_bytes(&AgentHeartbeat { host, lib });
+        same_bytes(&AgentHeartbeat { host, lib, heartbeat_records: None });
+        let records = agent_core::heartbeat::HeartbeatRecords { pushed: k[0] / 3, dropped_full: k[2] / 2, dropped_evicted: k[4] };
+        same_bytes(&AgentHeartbeat { host, lib, heartbeat_records: Some(records) });
     }
 }

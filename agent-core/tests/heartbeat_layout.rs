@@ -2,7 +2,7 @@
 //! ("Heartbeats") by decoding an encoded heartbeat field by field, the way a
 //! collector written from the document would.
 
-use agent_core::heartbeat::{AgentHeartbeat, AgentStats, HostStats};
+use agent_core::heartbeat::{AgentHeartbeat, AgentStats, HeartbeatRecords, HostStats};
 use agent_core::plugin::{PluginHeartbeat, PluginStatus};
 use agent_core::varint::decode_u64;
 
@@ -75,7 +75,8 @@ fn agent_heartbeat_fields_in_documented_order() {
         ack_timeouts: 125,
     };
     let mut buf = [0u8; 512];
-    let n = AgentHeartbeat { host, lib }.encode(&mut buf).unwrap().len();
+    let records = HeartbeatRecords { pushed: 126, dropped_full: 127, dropped_evicted: 128 };
+    let n = AgentHeartbeat { host, lib, heartbeat_records: Some(records) }.encode(&mut buf).unwrap().len();
     let mut c = Cursor(&buf[..n]);
     let host_fields: Vec<Option<u64>> = (0..10).map(|_| c.option()).collect();
     assert_eq!(host_fields, vec![Some(1), None, Some(3), Some(4), None, Some(6), Some(7), Some(8), None, Some(10)]);
@@ -86,6 +87,10 @@ fn agent_heartbeat_fields_in_documented_order() {
     for expect in 112..=125 {
         assert_eq!(c.varint(), expect);
     }
+    // Revision 2: heartbeat_records, an option of three counters.
+    assert_eq!(c.option(), Some(126));
+    assert_eq!(c.varint(), 127);
+    assert_eq!(c.varint(), 128);
     assert!(c.0.is_empty());
 }
 

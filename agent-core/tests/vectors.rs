@@ -29,7 +29,7 @@ use agent_core::message::{
     self, task_status, Accept, Ack, Batch, Close, CloseCode, Config, DecodeError, Hello, Message, Ping, Pong, Reject,
     Task, TaskResult,
 };
-use agent_core::heartbeat::{AgentHeartbeat, AgentStats, HostStats};
+use agent_core::heartbeat::{AgentHeartbeat, AgentStats, HeartbeatRecords, HostStats};
 use agent_core::record::{data_type, ts_delta, EntryHeader, Record};
 use agent_core::varint;
 use std::fmt::Write as _;
@@ -500,7 +500,8 @@ fn heartbeat_example() -> AgentHeartbeat {
         peer_incompatible: 0,
         ack_timeouts: 1,
     };
-    AgentHeartbeat { host, lib }
+    let records = HeartbeatRecords { pushed: 30, dropped_full: 0, dropped_evicted: 2 };
+    AgentHeartbeat { host, lib, heartbeat_records: Some(records) }
 }
 
 fn heartbeat_fields(hb: &AgentHeartbeat) -> Block {
@@ -569,6 +570,17 @@ fn heartbeat_fields(hb: &AgentHeartbeat) -> Block {
     ];
     for (name, v) in after_rtt {
         b.uint(&format!("lib.{name}"), v);
+    }
+    match hb.heartbeat_records {
+        None => b.raw(&[0], "heartbeat_records: absent (revision 3)"),
+        Some(r) => {
+            let (vb, n) = varint::encode_u64_array(r.pushed);
+            let mut bytes = vec![1];
+            bytes.extend_from_slice(&vb[..n]);
+            b.raw(&bytes, format!("heartbeat_records: present (revision 3); pushed = {}", r.pushed));
+            b.uint("heartbeat_records.dropped_full", r.dropped_full);
+            b.uint("heartbeat_records.dropped_evicted", r.dropped_evicted);
+        }
     }
     b
 }
@@ -703,6 +715,11 @@ fn check_vector(v: &Vector, bytes: &[u8]) {
             let n = hb.encode(&mut out).unwrap().len();
             assert_eq!(hex(&out[..n]), hex(bytes), "vector {name}: encoder output differs");
             assert_eq!(AgentHeartbeat::decode(bytes), Some(*hb), "vector {name}");
+            // The same payload from a revision-2 agent ends before
+            // `heartbeat_records`: it decodes, that field unknown.
+            let old = AgentHeartbeat { heartbeat_records: None, ..*hb };
+            let m = old.encode(&mut out).unwrap().len() - 1;
+            assert_eq!(AgentHeartbeat::decode(&bytes[..m]), Some(old), "vector {name}, revision 2 prefix");
         }
         Expect::Resync { frames, skipped, bad_crc } => {
             // Any chunking gives the same result; try whole and byte by byte.

@@ -576,6 +576,9 @@ unsafe fn disconnected(agent: *mut ea_agent, now: Now, error: u32) -> ea_result 
 /// The transport failed, could not be opened, or was closed by the peer;
 /// `error` is an `ea_transport_error` value (`EA_INVALID_ARGUMENT`
 /// otherwise). Records in flight will be resent on the next connection.
+/// The agent answers with an `EA_EVENT_DISCONNECT` (reason
+/// `EA_DISCONNECT_TRANSPORT`) like for any end of a connection, also for a
+/// connect that failed: the transport is already gone, nothing to close.
 ///
 /// # Safety
 /// `agent` NULL or an `ea_agent`.
@@ -593,6 +596,37 @@ pub unsafe extern "C" fn ea_agent_handle_disconnected(agent: *mut ea_agent, now_
 pub unsafe extern "C" fn ea_agent_handle_disconnected_tick(agent: *mut ea_agent, tick: u32, error: u32) -> ea_result {
     // SAFETY: forwarded.
     unsafe { disconnected(agent, Now::Tick(tick), error) }
+}
+
+/// The transport will not take more bytes now (`blocked` true: a write
+/// returned EAGAIN / EWOULDBLOCK and the caller holds the unwritten rest of
+/// a frame), or takes them again (false: the rest is written). While
+/// blocked, `ea_agent_poll_transmit` writes nothing and the deadlines that
+/// only a transmit serves stop (the flush of pending records; the idle
+/// Ping becomes a liveness check: no frame received for `idle_timeout_ms +
+/// pong_timeout_ms` ends the connection with `EA_DISCONNECT_PONG_TIMEOUT`),
+/// so `ea_agent_timeout_delay` never says 0 for ever while the socket is
+/// full. A loop then waits for "writable, readable or the timeout".
+///
+/// The rule that bounds the caller's buffer to one frame
+/// (`ea_min_transmit_len()` bytes): call `ea_agent_poll_transmit` only once
+/// the previous frame is fully written; when a write falls short, keep the
+/// rest and call this with true; when the rest is out, call it with false
+/// and go on. Ignored (true) unless a connection is up; every new
+/// connection starts unblocked. Takes no time and cannot fail but for the
+/// handle checks.
+///
+/// # Safety
+/// `agent` NULL or an `ea_agent`.
+#[no_mangle]
+pub unsafe extern "C" fn ea_agent_handle_blocked(agent: *mut ea_agent, blocked: bool) -> ea_result {
+    // SAFETY: the caller's contract.
+    code(unsafe {
+        handle::with(agent, |s| {
+            s.agent.handle_blocked(blocked);
+            Ok(())
+        })
+    })
 }
 
 /// Time has passed: fires every timer due at `now_ms`.
@@ -693,7 +727,9 @@ pub unsafe extern "C" fn ea_agent_poll_timeout(agent: *const ea_agent, deadline_
     let r = unsafe {
         handle::with(agent, |s| {
             let out = args::out(deadline_ms)?;
-            args::write(out, s.agent.poll_timeout().map_or(EA_NEVER, |t| t.as_millis()));
+            let deadline = s.agent.poll_timeout();
+            s.slept_until = Some(deadline);
+            args::write(out, deadline.map_or(EA_NEVER, |t| t.as_millis()));
             Ok(())
         })
     };
@@ -706,7 +742,9 @@ unsafe fn delay(agent: *const ea_agent, now: Now, delay_ms: *mut u32) -> ea_resu
         handle::with(agent, |s| {
             let out = args::out(delay_ms)?;
             let now = s.now(now);
-            let d = match s.agent.poll_timeout() {
+            let deadline = s.agent.poll_timeout();
+            s.slept_until = Some(deadline);
+            let d = match deadline {
                 None => EA_NEVER_DELAY,
                 Some(t) => u32::try_from(t.saturating_since(now).as_millis()).unwrap_or(EA_NEVER_DELAY - 1).min(EA_NEVER_DELAY - 1),
             };
@@ -738,6 +776,45 @@ pub unsafe extern "C" fn ea_agent_timeout_delay(agent: *const ea_agent, now_ms: 
 pub unsafe extern "C" fn ea_agent_timeout_delay_tick(agent: *mut ea_agent, tick: u32, delay_ms: *mut u32) -> ea_result {
     // SAFETY: forwarded.
     unsafe { delay(agent, Now::Tick(tick), delay_ms) }
+}
+
+/// Writes to `*wake` whether the thread that runs the agent's loop must be
+/// woken: true when the agent's next deadline is now earlier than the one
+/// the loop last read with `ea_agent_poll_timeout` or
+/// `ea_agent_timeout_delay` (or the loop has read none yet). Call it after
+/// a command from another thread (`ea_agent_push`, `ea_agent_task_result`,
+/// `ea_agent_flush_now`, `ea_agent_heartbeat_now`, ...): a push can move
+/// the deadline the loop sleeps on from a heartbeat a minute away to the
+/// flush `flush_interval_ms` from now (full batches wait for that flush
+/// too, unless the loop runs earlier).
+/// When true, wake the loop (eventfd, pipe, semaphore, task
+/// notification); it reads the new deadline itself. Each move is reported
+/// once: the call records the new deadline as the one the loop will read.
+/// Pushes into an `ea_intake` do not touch the agent: the loop drains the
+/// intake on its own schedule (or its producer wakes it). Needs no time.
+///
+/// # Safety
+/// `agent` NULL or an `ea_agent`; `wake` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ea_agent_wake_needed(agent: *const ea_agent, wake: *mut bool) -> ea_result {
+    // SAFETY: the caller's contract.
+    let r = unsafe {
+        handle::with(agent, |s| {
+            let out = args::out(wake)?;
+            let deadline = s.agent.poll_timeout();
+            let earlier = match (deadline, s.slept_until) {
+                (None, _) => false,
+                (Some(_), None | Some(None)) => true,
+                (Some(d), Some(Some(slept))) => d < slept,
+            };
+            if earlier {
+                s.slept_until = Some(deadline);
+            }
+            args::write(out, earlier);
+            Ok(())
+        })
+    };
+    code(r)
 }
 
 // ---- getters --------------------------------------------------------------

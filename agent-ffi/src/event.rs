@@ -13,7 +13,11 @@ pub enum ea_event_kind {
     /// `ea_agent_handle_connected` or `ea_agent_handle_disconnected`.
     EA_EVENT_CONNECT = 1,
     /// Close the transport (after writing what `ea_agent_poll_transmit`
-    /// still gives). `reason` says why.
+    /// still gives). `reason` says why. Every end of a connection or of an
+    /// attempt raises one, also one the caller reported itself: a failed
+    /// connect or a dead socket passed to `ea_agent_handle_disconnected`
+    /// comes back as this event (`EA_DISCONNECT_TRANSPORT`), with nothing
+    /// left to close then; a loop can treat every end in one place here.
     EA_EVENT_DISCONNECT = 2,
     /// The handshake with endpoint `endpoint` completed; records flow.
     EA_EVENT_CONNECTED = 3,
@@ -21,7 +25,13 @@ pub enum ea_event_kind {
     /// `plugin`, `object_name`, `data_type`, `payload`, `token`. Answer with
     /// `ea_agent_task_result`.
     EA_EVENT_TASK = 4,
-    /// The server asked the agent to shut down: field `token`.
+    /// The server asked the agent to shut down: field `token`. The library
+    /// does not stop by itself. Answer it like a task, with
+    /// `ea_agent_task_result` (status 0: shutting down, 1: refused), so the
+    /// server learns the outcome: a collector that sees no result resends
+    /// the task (at least on every new connection). To shut down cleanly,
+    /// answer, stop pushing, keep driving the agent until `ea_stats.drained`
+    /// (the answer is a record too), then `ea_agent_close`.
     EA_EVENT_SHUTDOWN = 5,
     /// A configuration whose version differs from the one held: fields
     /// `name`, `version`, `payload`.

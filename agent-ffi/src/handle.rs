@@ -50,6 +50,10 @@ pub(crate) struct State {
     poisoned: bool,
     /// Extends `uint32_t` ticks for the `_tick` entry points.
     pub(crate) ticks: Tick32,
+    /// The deadline the loop last read (`ea_agent_poll_timeout` /
+    /// `_timeout_delay`, `Some(None)` for "never"), for
+    /// `ea_agent_wake_needed`; `None` before the first read.
+    pub(crate) slept_until: Option<Option<agent_core::Instant>>,
     /// The agent; its buffers and identity are the caller's, valid until
     /// `ea_agent_deinit` by the contract in the header.
     pub(crate) agent: Agent<'static>,
@@ -93,7 +97,7 @@ pub(crate) unsafe fn install(p: *mut Inner, hooks: LockHooks, agent: Agent<'stat
     let inner = Inner {
         magic: MAGIC,
         hooks,
-        state: UnsafeCell::new(State { poisoned: false, ticks: Tick32::default(), agent }),
+        state: UnsafeCell::new(State { poisoned: false, ticks: Tick32::default(), slept_until: None, agent }),
     };
     // SAFETY: the caller's contract. `write`: the old bytes are not an Inner.
     unsafe { p.write(inner) };

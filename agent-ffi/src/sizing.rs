@@ -12,7 +12,7 @@ use core::ffi::c_char;
 /// The ABI version of this header and library. Bumped whenever a function
 /// signature, a struct layout or an enum number changes incompatibly;
 /// compare it with `ea_abi_version()` at run time.
-pub const EA_ABI_VERSION: u32 = 2;
+pub const EA_ABI_VERSION: u32 = 3;
 
 /// Smallest event queue `ea_agent_init` accepts, bytes. A queue this small
 /// holds connection events only; tasks and configs need room for their

@@ -38,7 +38,11 @@ impl From<StateKind> for ea_state {
 /// A snapshot of the agent: state, ring occupancy and every counter. All
 /// counts are since `ea_agent_init`. Accounting invariant, at every moment:
 /// `pushed == acked + dropped_evicted + ring_records`; refused records
-/// (`dropped_full`, `dropped_too_large`) were never pushed.
+/// (`dropped_full`, `dropped_too_large`) were never pushed. `pushed`,
+/// `dropped_full` and `dropped_evicted` count every record, the agent's own
+/// heartbeat records too; `heartbeats_*` count those alone, so the
+/// application's own are `pushed - heartbeats_pushed` and so on
+/// (`dropped_too_large` is never a heartbeat).
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
@@ -118,6 +122,13 @@ pub struct ea_stats {
     pub peer_incompatible: u64,
     /// Connections ended by the ack timeout.
     pub ack_timeouts: u64,
+    /// Of `pushed`: the agent's own heartbeat records (agent and plugin
+    /// heartbeats, types 1000 and 1001).
+    pub heartbeats_pushed: u64,
+    /// Of `dropped_full`: heartbeat records refused (ring full).
+    pub heartbeats_dropped_full: u64,
+    /// Of `dropped_evicted`: never-sent heartbeat records evicted.
+    pub heartbeats_dropped_evicted: u64,
 }
 
 impl ea_stats {
@@ -154,6 +165,7 @@ impl ea_stats {
             ack_timeouts,
         } = agent.stats();
         let ring = agent.ring();
+        let hb = agent.heartbeat_records();
         let endpoint = agent.endpoint();
         ea_stats {
             state: ea_state::from(agent.state()) as u32,
@@ -193,6 +205,9 @@ impl ea_stats {
             clock_anomalies,
             peer_incompatible,
             ack_timeouts,
+            heartbeats_pushed: hb.pushed,
+            heartbeats_dropped_full: hb.dropped_full,
+            heartbeats_dropped_evicted: hb.dropped_evicted,
         }
     }
 }
@@ -239,9 +254,13 @@ pub struct ea_host_stats {
     pub mem_used_bytes: u64,
     /// Total memory of the host, bytes.
     pub mem_total_bytes: u64,
-    /// Transmit rate, bytes per second.
+    /// The host's network transmit rate, bytes per second: what the host
+    /// sends on its network interfaces (not loopback), all processes, as
+    /// the caller measured it over its own interval. The agent's own
+    /// traffic is `ea_stats.bytes_sent`.
     pub tx_bytes_per_sec: u64,
-    /// Receive rate, bytes per second.
+    /// The host's network receive rate, bytes per second, measured like
+    /// `tx_bytes_per_sec`.
     pub rx_bytes_per_sec: u64,
 }
 

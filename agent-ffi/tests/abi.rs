@@ -133,6 +133,11 @@ fn handle_calls() -> Vec<(&'static str, HandleCall)> {
                 let mut s = ea_stats::default();
                 ea_agent_stats(a, &mut s)
             })),
+            ("handle_blocked", Box::new(|a| ea_agent_handle_blocked(a, true))),
+            ("wake_needed", Box::new(|a| {
+                let mut w = false;
+                ea_agent_wake_needed(a, &mut w)
+            })),
             ("drain_intake", Box::new(|a| {
                 let mut q = ea_intake { _opaque: [0; EA_INTAKE_STORAGE_WORDS] };
                 let mut buf = [0u8; 64];

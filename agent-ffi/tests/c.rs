@@ -298,3 +298,20 @@ fn threads_are_clean_under_tsan() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("ThreadSanitizer: data race"), "TSan missed the race without lock hooks:\n{err}");
 }
+
+/// A daemon loop over a real loopback socket whose peer stops reading
+/// (`tests/c/blocked.c`): with `ea_agent_handle_blocked` it sleeps from
+/// timer to timer; the control, a loop that only stops calling
+/// `ea_agent_poll_transmit` on EAGAIN, must be caught spinning.
+#[test]
+fn a_blocked_socket_does_not_make_the_loop_spin() {
+    let Some(cc) = cc("a_blocked_socket_does_not_make_the_loop_spin") else { return };
+    let d = out_dir();
+    let prog = d.join("blocked");
+    build(&cc, CFLAGS, &[], &[ctest("blocked.c")], &plain_lib(), &prog);
+    assert_ok(&run(&mut Command::new(&prog)), "blocked");
+    let control = d.join("blocked-control");
+    build(&cc, CFLAGS, &["-DBLOCKED_CONTROL"], &[ctest("blocked.c")], &plain_lib(), &control);
+    let o = run(&mut Command::new(&control));
+    assert_eq!(o.status.code(), Some(3), "the control must spin:\n{}", String::from_utf8_lossy(&o.stdout));
+}

@@ -10,6 +10,9 @@
 //!   (`EA_NOT_INITIALIZED`, `EA_STORAGE_MISALIGNED`) and bad enums
 //!   (`EA_INVALID_ARGUMENT`);
 //! * outputs are written only on `EA_OK`;
+//! * a blocked transport (`ea_agent_handle_blocked`) on an open connection
+//!   gets no frame, and after its due timers fired its next timeout is not
+//!   now;
 //! * accounting: `pushed == acked + dropped_evicted + ring_records`; a push
 //!   refused with `EA_RING_FULL` / `EA_RECORD_TOO_LARGE` adds exactly one to
 //!   `dropped_full` / `dropped_too_large`; one accepted adds one to `pushed`;
@@ -71,6 +74,8 @@ enum Op {
     PollEvent { null: bool },
     PollTimeout { null: bool },
     Delay { null: bool, tick: bool },
+    Blocked { on: bool },
+    WakeNeeded { null: bool },
     Stats { h: Handle },
     State,
     Drained,
@@ -438,6 +443,42 @@ impl Harness {
                 let p = if *null { null_mut() } else { &mut d as *mut u32 };
                 let r = unsafe { if *tick { ea_agent_timeout_delay_tick(a, self.tick, p) } else { ea_agent_timeout_delay(a, now, p) } };
                 known(r);
+            }
+            Op::Blocked { on } => {
+                known(unsafe { ea_agent_handle_blocked(a, *on) });
+                let mut st = ea_state::EA_STATE_BACKOFF;
+                known(unsafe { ea_agent_state(a, &mut st) });
+                let up = matches!(st, ea_state::EA_STATE_HANDSHAKING | ea_state::EA_STATE_CONNECTED);
+                if *on && up {
+                    // Blocked: nothing to transmit, and once the timers
+                    // due now have fired the next wake-up is later (a
+                    // blocked socket never makes the loop spin).
+                    let mut n = usize::MAX;
+                    let r = unsafe { ea_agent_poll_transmit(a, now, self.tx.as_mut_ptr(), self.tx.len(), &mut n) };
+                    known(r);
+                    if r == EA_OK {
+                        assert_eq!(n, 0, "a blocked agent handed out a frame");
+                    }
+                    known(unsafe { ea_agent_handle_timeout(a, now) });
+                    known(unsafe { ea_agent_state(a, &mut st) });
+                    if matches!(st, ea_state::EA_STATE_HANDSHAKING | ea_state::EA_STATE_CONNECTED) {
+                        let mut d = 7u32;
+                        let r = unsafe { ea_agent_timeout_delay(a, now, &mut d) };
+                        known(r);
+                        if r == EA_OK {
+                            assert!(d > 0, "blocked, and the next timeout is now");
+                        }
+                    }
+                }
+            }
+            Op::WakeNeeded { null } => {
+                let mut w = false;
+                let p = if *null { null_mut() } else { &mut w as *mut bool };
+                let r = unsafe { ea_agent_wake_needed(a, p) };
+                known(r);
+                if *null {
+                    assert!(matches!(r, EA_NULL_PARAMETER | EA_NOT_INITIALIZED));
+                }
             }
             Op::Stats { h } => {
                 let t = self.handle(h);

@@ -9,7 +9,8 @@
 //!
 //! * **Inputs** `handle_*`: [`Agent::handle_connected`],
 //!   [`Agent::handle_received`], [`Agent::handle_disconnected`],
-//!   [`Agent::handle_timeout`]; and **commands** at any time:
+//!   [`Agent::handle_timeout`], [`Agent::handle_blocked`] (the transport's
+//!   write side full or free again); and **commands** at any time:
 //!   [`Agent::push`], [`Agent::task_result`], [`Agent::close`], ...
 //! * **Outputs**, after every input: first [`Agent::poll_transmit`] until it
 //!   returns 0 (write each frame to the transport), then
@@ -27,6 +28,27 @@
 //!
 //! Every input takes the caller's monotonic [`Instant`]; an instant earlier
 //! than one seen before counts as no time passing.
+//!
+//! # A transport that will not take more (backpressure)
+//!
+//! When a write falls short (`EAGAIN`), keep the rest of that frame, call
+//! [`Agent::handle_blocked`]`(true)` and stop calling `poll_transmit`; when
+//! the rest is written, call `handle_blocked(false)` and go on. Meanwhile
+//! `poll_timeout` names only deadlines `handle_timeout` serves (a flush is
+//! not a timer while nothing can be written), so a loop waiting for
+//! "writable, readable or the timeout" never spins, and needs a buffer of
+//! one frame ([`Agent::transmit_len`]), never more. A blocked link on
+//! which nothing arrives still dies by the liveness rules.
+//!
+//! # Commands from another thread
+//!
+//! A command (a push most of all) can move the deadline the loop sleeps on
+//! earlier: from the idle Ping or a heartbeat far away to the flush
+//! `flush_interval` after a push into an empty ring. A loop on another
+//! thread sleeping until the old `poll_timeout` would send the record late,
+//! not lose it. Compare `poll_timeout` after the command with the deadline
+//! the loop sleeps on (under the same lock) and wake the loop when it is
+//! earlier; the C API keeps that deadline for you (`ea_agent_wake_needed`).
 //!
 //! # States
 //!
@@ -82,7 +104,7 @@ use crate::backoff::{Backoff, BackoffConfig, Retry};
 use crate::decoder::{Feed, FrameDecoder};
 use crate::events::{DisconnectReason, Event, EventQueue, TaskTarget, TransportError};
 use crate::frame::{self, Frame, Kind, OVERHEAD};
-use crate::heartbeat::{AgentStats, HostStats, MAX_HEARTBEAT_LEN};
+use crate::heartbeat::{AgentStats, HeartbeatRecords, HostStats, MAX_HEARTBEAT_LEN};
 use crate::body::{read_body, write_body, write_frame};
 use crate::message::{self, task_status, Close, CloseCode, DecodeError, Hello, Ping, Pong, TaskResult};
 use crate::plugin::{PluginError, PluginHeartbeat, PluginId, PluginStatus, Plugins};
@@ -218,7 +240,8 @@ struct Core<'a> {
     max_frame_rx: u32,
     /// [`min_transmit_len`] of the configuration and identity given at init.
     tx_min: u32,
-    peer_max_frame: usize,
+    /// The collector's Accept.max_frame (a `u32` on the wire).
+    peer_max_frame: u32,
     tx_seq: u32,
     hello_pending: bool,
     close_pending: Option<CloseCode>,
@@ -228,7 +251,10 @@ struct Core<'a> {
     /// When in-flight records last saw progress (first sent, or acked).
     ack_progress: Instant,
     pending_since: Option<Instant>,
-    next_heartbeat: Option<Instant>,
+    /// When the next heartbeat is due, once `heartbeat_armed` (set at the
+    /// first input; an `Option` would cost 8 B of the state budget).
+    next_heartbeat: Instant,
+    heartbeat_armed: bool,
     host: HostStats,
     plugins: Plugins<'a>,
     configs: [(u64, u64); MAX_CONFIGS],
@@ -244,6 +270,9 @@ struct Core<'a> {
     /// Halvings of batch and window after ack timeouts (see `batch_limit`).
     shrink: u8,
     reset_decoder: bool,
+    /// The caller said the transport will not take more bytes now (see
+    /// [`Agent::handle_blocked`]); cleared by it, and with the connection.
+    blocked: bool,
     last_retry: Option<Retry>,
     last_transport_error: Option<TransportError>,
     stats: Counters,
@@ -260,14 +289,12 @@ struct Counters {
     connections: u64,
     connect_failures: u64,
     last_rtt_ms: Option<u32>,
-    decoder_skipped_bytes: u64,
     unknown_kinds: u64,
     malformed: u64,
     events_dropped: u64,
     tasks_unroutable: u64,
     protocol_errors: u64,
     tasks_duplicate: u64,
-    dropped_too_large: u64,
     peer_incompatible: u64,
     ack_timeouts: u64,
 }
@@ -294,7 +321,7 @@ impl<'a> Agent<'a> {
                 clock_offset_ms: 0,
                 max_frame_rx,
                 tx_min: u32::try_from(tx_min).unwrap_or(u32::MAX),
-                peer_max_frame: frame::MIN_MAX_FRAME,
+                peer_max_frame: frame::MIN_MAX_FRAME as u32,
                 tx_seq: 0,
                 hello_pending: false,
                 close_pending: None,
@@ -303,7 +330,8 @@ impl<'a> Agent<'a> {
                 last_rx: Instant::ZERO,
                 ack_progress: Instant::ZERO,
                 pending_since: None,
-                next_heartbeat: None,
+                next_heartbeat: Instant::ZERO,
+                heartbeat_armed: false,
                 host: HostStats::default(),
                 plugins: Plugins::default(),
                 configs: [(0, 0); MAX_CONFIGS],
@@ -315,6 +343,7 @@ impl<'a> Agent<'a> {
                 flush_requested: false,
                 shrink: 0,
                 reset_decoder: false,
+                blocked: false,
                 last_retry: None,
                 last_transport_error: None,
                 stats: Counters::default(),
@@ -344,6 +373,13 @@ impl<'a> Agent<'a> {
     /// The library's counters (also sent in every heartbeat).
     pub fn stats(&self) -> AgentStats {
         self.core.stats_with(&self.decoder)
+    }
+
+    /// The agent's own heartbeat records among [`AgentStats`]' record
+    /// counts (also sent in every heartbeat): subtract them to get the
+    /// application's.
+    pub fn heartbeat_records(&self) -> HeartbeatRecords {
+        self.core.ring.counters().heartbeats
     }
 
     /// The send ring (read-only).
@@ -474,7 +510,8 @@ impl<'a> Agent<'a> {
     pub fn heartbeat_now(&mut self, now: Instant) {
         let now = self.core.advance(now);
         if !matches!(self.core.state, State::Closed) {
-            self.core.next_heartbeat = Some(now);
+            self.core.next_heartbeat = now;
+            self.core.heartbeat_armed = true;
             self.core.heartbeat_tick(now, &self.decoder);
         }
     }
@@ -504,6 +541,7 @@ impl<'a> Agent<'a> {
         if let State::Connecting { endpoint, .. } = c.state {
             c.state = State::Handshaking { endpoint, deadline: now + c.cfg.handshake_timeout };
             c.hello_pending = true;
+            c.blocked = false;
             c.tx_seq = 0;
             c.last_rx = now;
             self.decoder.reset();
@@ -523,6 +561,34 @@ impl<'a> Agent<'a> {
         self.sync_decoder();
     }
 
+    /// The transport will not take more bytes now (`blocked`: a write
+    /// returned `EAGAIN`, the caller holds the unwritten rest of a frame), or
+    /// takes them again (`!blocked`: the rest is written). While blocked,
+    /// [`Agent::poll_transmit`] hands out nothing, and the deadlines only a
+    /// transmit can serve (the flush of pending records, the idle Ping) stop:
+    /// [`Agent::poll_timeout`] names only what `handle_timeout` serves, so a
+    /// loop that waits for "writable or timeout" sleeps instead of spinning.
+    /// Liveness still holds: a blocked connection on which nothing arrives
+    /// for `idle_timeout + pong_timeout` is dead (`Disconnect{PongTimeout}`,
+    /// as if the Ping it could not send went unanswered), and in-flight
+    /// records still have the ack timeout.
+    ///
+    /// So the caller never buffers more than one frame
+    /// ([`Agent::transmit_len`] bytes): call `poll_transmit` only with the
+    /// previous frame fully written, report `true` when a write falls short,
+    /// and `false` once the rest is out. Ignored (`true`) unless a connection
+    /// is up; every new connection starts unblocked.
+    pub fn handle_blocked(&mut self, blocked: bool) {
+        let up = matches!(self.core.state, State::Handshaking { .. } | State::Connected { .. });
+        self.core.blocked = blocked && up;
+    }
+
+    /// True between `handle_blocked(true)` and `handle_blocked(false)` (or
+    /// the end of the connection).
+    pub fn is_blocked(&self) -> bool {
+        self.core.blocked
+    }
+
     /// Bytes arrived on the transport. Any chunking works. Bytes arriving
     /// while no connection is up are ignored (counted as skipped).
     // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
@@ -531,7 +597,7 @@ impl<'a> Agent<'a> {
         let now = self.core.advance(now);
         self.core.stats.bytes_received += bytes.len() as u64;
         if !matches!(self.core.state, State::Handshaking { .. } | State::Connected { .. }) {
-            self.core.stats.decoder_skipped_bytes += bytes.len() as u64;
+            self.decoder.skip(bytes.len());
             return;
         }
         let mut input = bytes;
@@ -542,7 +608,7 @@ impl<'a> Agent<'a> {
                     input = remaining;
                     self.core.on_frame(now, &frame);
                     if !matches!(self.core.state, State::Handshaking { .. } | State::Connected { .. }) {
-                        self.core.stats.decoder_skipped_bytes += input.len() as u64;
+                        self.decoder.skip(input.len());
                         break;
                     }
                 }
@@ -571,7 +637,8 @@ impl<'a> Agent<'a> {
     /// when there is nothing to send now. Frames are never larger than
     /// `out.len()` nor the server's announced maximum; `out` should hold at
     /// least [`Agent::transmit_len`] bytes (a full batch, and the Hello): a
-    /// frame that does not fit waits, it is never lost.
+    /// frame that does not fit waits, it is never lost. Always 0 while the
+    /// caller reports the transport blocked ([`Agent::handle_blocked`]).
     pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> usize {
         let now = self.core.advance(now);
         self.core.transmit(now, out)
@@ -611,9 +678,10 @@ impl<'a> Core<'a> {
     /// Turns the caller's instant into agent time (see [`AgentClock`]).
     fn advance(&mut self, now: Instant) -> Instant {
         let now = self.clock.input(now, self.cfg.max_clock_step, self.cfg.clock_backstep_tolerance);
-        if self.next_heartbeat.is_none() {
+        if !self.heartbeat_armed {
             // The first heartbeat goes out at the first call.
-            self.next_heartbeat = Some(now);
+            self.next_heartbeat = now;
+            self.heartbeat_armed = true;
         }
         now
     }
@@ -687,7 +755,7 @@ impl<'a> Core<'a> {
         *pushed = r.pushed;
         *acked = r.acked;
         *dropped_full = r.dropped_full;
-        *dropped_too_large = r.dropped_too_large + s.dropped_too_large;
+        *dropped_too_large = r.dropped_too_large;
         *dropped_evicted = r.dropped_evicted;
         *bytes_sent = s.bytes_sent;
         *bytes_received = s.bytes_received;
@@ -696,7 +764,7 @@ impl<'a> Core<'a> {
         *connections = s.connections;
         *connect_failures = s.connect_failures;
         *last_rtt_ms = s.last_rtt_ms;
-        *decoder_skipped_bytes = s.decoder_skipped_bytes + d.skipped_bytes;
+        *decoder_skipped_bytes = d.skipped_bytes;
         *decoder_bad_crc = d.bad_crc;
         *unknown_kinds = s.unknown_kinds;
         *malformed = s.malformed;
@@ -735,7 +803,7 @@ impl<'a> Core<'a> {
             if msg.is_empty() {
                 // The token alone is too long: refused and counted like any
                 // oversized record.
-                self.stats.dropped_too_large += 1;
+                self.ring.count_too_large();
                 return Err(PushError::TooLarge);
             }
             let mut cut = msg.len().min(MAX_TASK_RESULT_LEN).saturating_sub(1);
@@ -754,6 +822,7 @@ impl<'a> Core<'a> {
         self.ping = None;
         self.pong_pending = None;
         self.hello_pending = false;
+        self.blocked = false;
         self.reset_decoder = true;
         if self.ring.pending_records() > 0 {
             self.pending_since = Some(self.clock.now());

@@ -113,7 +113,7 @@ impl Core<'_> {
             self.protocol_error(now, DisconnectReason::BadResume);
             return;
         }
-        self.peer_max_frame = a.max_frame as usize;
+        self.peer_max_frame = a.max_frame;
         self.ring.resume(a.next_seq);
         self.stats.connections += 1;
         self.backoff.set_advice(a.retry_window_ms);

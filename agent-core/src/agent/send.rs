@@ -4,9 +4,12 @@ use super::*;
 
 impl Core<'_> {
     pub(super) fn transmit(&mut self, now: Instant, out: &mut [u8]) -> usize {
+        if self.blocked {
+            return 0;
+        }
         let seq = self.tx_seq;
         let limit = out.len().min(match self.state {
-            State::Connected { .. } => self.peer_max_frame,
+            State::Connected { .. } => self.peer_max_frame as usize,
             _ => usize::MAX,
         });
         let out = &mut out[..limit];

@@ -14,6 +14,9 @@ mod peer;
 
 use peer::{Note, Peer, PeerConfig};
 
+mod backpressure;
+mod heartbeat_records;
+
 const ID: Identity<'static> = Identity {
     agent_id: "agent-1",
     hostname: "host",

@@ -21,6 +21,9 @@ pub enum Timer {
     /// No Accept within `handshake_timeout`.
     HandshakeTimeout = 2,
     /// No frame received for `idle_timeout`: `poll_transmit` sends a Ping.
+    /// While the transport is blocked (`Agent::handle_blocked`) no Ping can
+    /// go: the timer then runs to `idle_timeout + pong_timeout` and
+    /// `handle_timeout` ends the connection as a pong timeout.
     Idle = 3,
     /// No frame received within `pong_timeout` of the Ping.
     PongTimeout = 4,
@@ -28,7 +31,8 @@ pub enum Timer {
     AckTimeout = 5,
     /// The connection has been up for `healthy_after`.
     Healthy = 6,
-    /// Pending records are due: `poll_transmit` sends a batch.
+    /// Pending records are due: `poll_transmit` sends a batch. Stopped while
+    /// the transport is blocked.
     Flush = 7,
     /// A heartbeat is due.
     Heartbeat = 8,
@@ -49,7 +53,7 @@ impl Timer {
     ];
 
     /// Timers that `poll_transmit` serves (by sending a Ping or a batch)
-    /// rather than `handle_timeout`.
+    /// rather than `handle_timeout`, while the transport is not blocked.
     pub const fn is_transmit(self) -> bool {
         matches!(self, Timer::Idle | Timer::Flush)
     }
@@ -64,7 +68,10 @@ impl Core<'_> {
             (Timer::Reconnect, State::Backoff { until, .. }) => (until, Duration::ZERO),
             (Timer::ConnectTimeout, State::Connecting { deadline, .. })
             | (Timer::HandshakeTimeout, State::Handshaking { deadline, .. }) => (deadline, Duration::ZERO),
-            (Timer::Idle, State::Connected { .. }) if self.ping.is_none() => (self.last_rx, c.idle_timeout),
+            (Timer::Idle, State::Connected { .. }) if self.ping.is_none() => {
+                let after = if self.blocked { Duration(c.idle_timeout.0.saturating_add(c.pong_timeout.0)) } else { c.idle_timeout };
+                (self.last_rx, after)
+            }
             (Timer::PongTimeout, State::Connected { .. }) => (self.ping?.sent, c.pong_timeout),
             (Timer::AckTimeout, State::Connected { .. }) if self.ring.inflight_records() > 0 => {
                 (self.ack_progress, c.ack_timeout)
@@ -74,8 +81,11 @@ impl Core<'_> {
             (Timer::Healthy, State::Connected { decay_at, healthy, .. }) if !healthy || self.backoff.weight() > 0 => {
                 (decay_at, Duration::ZERO)
             }
-            (Timer::Flush, State::Connected { .. }) => return self.flush_deadline(),
-            (Timer::Heartbeat, state) if !matches!(state, State::Closed) => (self.next_heartbeat?, Duration::ZERO),
+            // "Send now" is not a timer: a blocked transport stops it.
+            (Timer::Flush, State::Connected { .. }) if !self.blocked => return self.flush_deadline(),
+            (Timer::Heartbeat, state) if !matches!(state, State::Closed) && self.heartbeat_armed => {
+                (self.next_heartbeat, Duration::ZERO)
+            }
             _ => return None,
         };
         Some(from + after)
@@ -109,7 +119,7 @@ impl Core<'_> {
         for _ in 0..2 * Timer::ALL.len() {
             let due = Timer::ALL
                 .into_iter()
-                .filter(|t| !t.is_transmit())
+                .filter(|t| self.blocked || !t.is_transmit())
                 .find(|&t| self.deadline(t).is_some_and(|at| at <= now));
             match due {
                 Some(timer) => self.fire(timer, now, decoder),
@@ -145,6 +155,9 @@ impl Core<'_> {
                 self.shrink = (self.shrink + 1).min(MAX_SHRINK);
                 self.fail(now, DisconnectReason::AckTimeout, Some(CloseCode::Timeout), Hold::None);
             }
+            // Only while blocked (otherwise `poll_transmit` serves it): no
+            // sign of life for as long as a Ping and its Pong may take.
+            (Timer::Idle, _) => self.fail(now, DisconnectReason::PongTimeout, Some(CloseCode::Timeout), Hold::None),
             (Timer::PongTimeout, _) => {
                 let sent = self.ping.map_or(now, |p| p.sent);
                 if self.last_rx > sent {
@@ -160,12 +173,13 @@ impl Core<'_> {
                 }
             }
             (Timer::Heartbeat, _) => {
-                let due = self.next_heartbeat.unwrap_or(now);
+                let due = if self.heartbeat_armed { self.next_heartbeat } else { now };
                 let lib = self.stats_with(decoder);
                 self.heartbeat(now, &lib);
                 let next = due + self.cfg.heartbeat_interval;
                 // After a long stall, one heartbeat, not a burst.
-                self.next_heartbeat = Some(if next > now { next } else { now + self.cfg.heartbeat_interval });
+                self.next_heartbeat = if next > now { next } else { now + self.cfg.heartbeat_interval };
+                self.heartbeat_armed = true;
             }
             // `deadline` runs each timer only in the states above, and the
             // transmit timers are not fired here.
@@ -175,7 +189,7 @@ impl Core<'_> {
 
     /// Pushes a heartbeat now (the heartbeat timer, or `heartbeat_now`).
     pub(super) fn heartbeat_tick(&mut self, now: Instant, decoder: &FrameDecoder<'_>) {
-        if self.next_heartbeat.is_some_and(|due| now >= due) && !matches!(self.state, State::Closed) {
+        if self.heartbeat_armed && now >= self.next_heartbeat && !matches!(self.state, State::Closed) {
             self.fire(Timer::Heartbeat, now, decoder);
         }
     }
@@ -186,7 +200,9 @@ impl Core<'_> {
     pub(super) fn heartbeat(&mut self, now: Instant, lib: &AgentStats) {
         let mut buf = [0u8; MAX_HEARTBEAT_LEN];
         let ts = self.wall();
-        if let Some(n) = write_body(&crate::body::HeartbeatParts { host: &self.host, lib }, &mut buf) {
+        let records = self.ring.counters().heartbeats;
+        let parts = crate::body::HeartbeatParts { host: &self.host, lib, heartbeat_records: Some(&records) };
+        if let Some(n) = write_body(&parts, &mut buf) {
             let _ = self.push(now, &Record::new(data_type::AGENT_HEARTBEAT, ts, &buf[..n]));
         }
         for i in 0..crate::plugin::MAX_PLUGINS {

@@ -158,6 +158,8 @@ impl Model {
             return (Err(PushError::TooLarge), Vec::new());
         }
         let heartbeat = data_type == data_type::AGENT_HEARTBEAT;
+        // Counted apart: agent and plugin heartbeats.
+        let own = u64::from(heartbeat || data_type == data_type::PLUGIN_HEARTBEAT);
         // A new heartbeat takes the protection from the previous one.
         let keep = if heartbeat { None } else { self.protected };
         let mut evicted = Vec::new();
@@ -165,6 +167,7 @@ impl Model {
             if self.cfg.policy == OverflowPolicy::RejectNew {
                 self.fates[id] = Fate::RefusedFull;
                 self.counters.dropped_full += 1;
+                self.counters.heartbeats.dropped_full += own;
                 return (Err(PushError::Full), evicted);
             }
             // Evict the oldest never-sent records other than the protected
@@ -203,6 +206,7 @@ impl Model {
             let Some(j) = chosen else {
                 self.fates[id] = Fate::RefusedFull;
                 self.counters.dropped_full += 1;
+                self.counters.heartbeats.dropped_full += own;
                 return (Err(PushError::Full), evicted);
             };
             // Highest index first, so the lower ones stay valid.
@@ -211,6 +215,8 @@ impl Model {
                 assert!(i >= self.sent, "model evicts only never-sent records");
                 self.fates[r.id] = Fate::Evicted;
                 self.counters.dropped_evicted += 1;
+                self.counters.heartbeats.dropped_evicted +=
+                    u64::from(r.data_type == data_type::AGENT_HEARTBEAT || r.data_type == data_type::PLUGIN_HEARTBEAT);
                 if self.protected == Some(r.id) {
                     assert!(heartbeat, "model evicts the protected heartbeat only for a new heartbeat");
                     self.protected = None;
@@ -221,6 +227,7 @@ impl Model {
         }
         self.recs.push_back(rec);
         self.counters.pushed += 1;
+        self.counters.heartbeats.pushed += own;
         if heartbeat {
             self.protected = Some(id);
         }
