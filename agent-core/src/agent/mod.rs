@@ -95,6 +95,7 @@ use crate::Record;
 use core::fmt;
 
 mod config;
+mod link;
 mod recv;
 mod send;
 mod timers;
@@ -104,6 +105,7 @@ pub use config::{
     MAX_HELLO_FRAME,
 };
 use config::max_entry;
+pub use link::Link;
 pub use timers::Timer;
 
 
@@ -222,6 +224,7 @@ struct Core<'a> {
     tx_seq: u32,
     hello_pending: bool,
     close_pending: Option<CloseCode>,
+    link: Link,
     pong_pending: Option<u64>,
     ping: Option<PingState>,
     last_rx: Instant,
@@ -295,6 +298,7 @@ impl<'a> Agent<'a> {
                 tx_seq: 0,
                 hello_pending: false,
                 close_pending: None,
+                link: Link::Carrier,
                 pong_pending: None,
                 ping: None,
                 last_rx: Instant::ZERO,
@@ -430,6 +434,17 @@ impl<'a> Agent<'a> {
     /// Removes a plugin.
     pub fn unregister_plugin(&mut self, id: PluginId) -> Result<(), PluginError> {
         self.core.plugins.unregister(id)
+    }
+
+    /// Says what kind of link the transport is (see [`Link`]); takes
+    /// effect from the next failure or handshake. Set it once, after `new`.
+    pub fn set_link(&mut self, link: Link) {
+        self.core.link = link;
+    }
+
+    /// The kind of link set by [`Agent::set_link`].
+    pub fn link(&self) -> Link {
+        self.core.link
     }
 
     /// Closes for good: a Close frame is queued (if a transport is up), the
@@ -770,7 +785,8 @@ impl<'a> Core<'a> {
     /// applies only if the next attempt goes to the same endpoint.
     fn fail(&mut self, now: Instant, reason: DisconnectReason, close: Option<CloseCode>, hold: Hold) {
         let from = self.endpoint();
-        self.close_pending = close;
+        // Without a carrier, a parting frame would lead the next stream.
+        self.close_pending = if self.link == Link::Carrierless { None } else { close };
         self.stats.connect_failures += 1;
         self.drop_connection();
         self.emit(Event::Disconnect { reason });

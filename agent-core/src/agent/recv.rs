@@ -17,6 +17,14 @@ impl Core<'_> {
             self.stats.unknown_kinds += 1;
             return;
         };
+        if self.link == Link::Carrierless
+            && matches!(self.state, State::Handshaking { .. })
+            && !matches!(kind, Kind::Accept | Kind::Reject | Kind::Close)
+        {
+            // Left over from the previous stream: this one starts at our Hello.
+            self.stats.decoder_skipped_bytes += (frame::OVERHEAD + frame.body.len()) as u64;
+            return;
+        }
         if self.on_message(now, kind, frame.body).is_err() {
             // A body that cannot be read, or a kind the agent must not get
             // in this state: the server broke the protocol.
