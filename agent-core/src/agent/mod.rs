@@ -278,9 +278,29 @@ impl<'a> Agent<'a> {
     /// connect to endpoint 0.
     pub fn new(cfg: AgentConfig, identity: Identity<'a>, storage: AgentStorage<'a>) -> Result<Self, ConfigError> {
         validate(&cfg, &identity, storage.sizes())?;
+        Ok(Self::build(cfg, identity, storage))
+    }
+
+    /// As [`Agent::new`], but the agent is built in `slot` and borrowed
+    /// from there: for callers that keep it in static or caller-provided
+    /// memory (the C API's `ea_agent_init`) and cannot afford a second
+    /// copy of it on the stack. On an error `slot` is left as it was.
+    pub fn new_in<'s>(
+        slot: &'s mut core::mem::MaybeUninit<Agent<'a>>,
+        cfg: AgentConfig,
+        identity: Identity<'a>,
+        storage: AgentStorage<'a>,
+    ) -> Result<&'s mut Agent<'a>, ConfigError> {
+        validate(&cfg, &identity, storage.sizes())?;
+        Ok(slot.write(Self::build(cfg, identity, storage)))
+    }
+
+    /// The agent of a validated configuration.
+    #[inline(always)]
+    fn build(cfg: AgentConfig, identity: Identity<'a>, storage: AgentStorage<'a>) -> Self {
         let tx_min = min_transmit_len(&cfg, &identity);
         let max_frame_rx = u32::try_from(storage.rx.len()).unwrap_or(u32::MAX);
-        Ok(Agent {
+        Agent {
             decoder: FrameDecoder::new(storage.rx),
             core: Core {
                 cfg,
@@ -319,7 +339,7 @@ impl<'a> Agent<'a> {
                 last_transport_error: None,
                 stats: Counters::default(),
             },
-        })
+        }
     }
 
     // ---- getters -------------------------------------------------------
