@@ -172,7 +172,7 @@ static uint32_t semihost(uint32_t op, const void *arg) {
     return r0;
 }
 
-static char line[160];
+static char line[256];
 static uint32_t line_len;
 
 void log_str(const char *s) {

@@ -196,11 +196,18 @@ static void on_events(uint32_t now) {
     }
 }
 
-/* The firmware's own figures, carried by every heartbeat. */
-static void update_host_stats(uint32_t now, uint32_t *last_at, uint32_t *last_idle) {
+/* The firmware's own figures, carried by every heartbeat: CPU load (the
+ * share of SysTick interrupts that found the CPU busy), static RAM, and the
+ * UART's byte rates. Refreshed at most twice a second. */
+struct host_window {
+    uint32_t at, idle, rx, tx;
+};
+
+static void update_host_stats(uint32_t now, struct host_window *w) {
     extern uint32_t _sdata, _ebss;
     ea_host_stats hs = {0};
-    uint32_t span = now - *last_at, idle = board_idle_ticks - *last_idle;
+    uint32_t span = now - w->at, idle = board_idle_ticks - w->idle;
+    uint32_t rx_now = uart_rx_bytes, tx_now = uart_tx_bytes;
     if (span < 500u) return;
     hs.has_cpu_permille = 1;
     hs.cpu_permille = idle >= span ? 0u : (span - idle) * 1000u / span;
@@ -209,19 +216,22 @@ static void update_host_stats(uint32_t now, uint32_t *last_at, uint32_t *last_id
     hs.has_mem_total_bytes = 1;
     hs.mem_total_bytes = 128u * 1024u;
     hs.has_rx_bytes_per_sec = 1;
-    hs.rx_bytes_per_sec = uart_rx_bytes;
+    hs.rx_bytes_per_sec = (uint64_t)(rx_now - w->rx) * 1000u / span;
     hs.has_tx_bytes_per_sec = 1;
-    hs.tx_bytes_per_sec = uart_tx_bytes;
+    hs.tx_bytes_per_sec = (uint64_t)(tx_now - w->tx) * 1000u / span;
     OK(ea_agent_set_host_stats(&agent, &hs));
-    *last_at = now;
-    *last_idle = board_idle_ticks;
+    w->at = now;
+    w->idle = board_idle_ticks;
+    w->rx = rx_now;
+    w->tx = tx_now;
 }
 
 int main(void) {
     ea_config cfg = ea_config_default();
     ea_identity id = {0};
     size_t min_tx = 0;
-    uint32_t init_stack, next_main = FW_MAIN_PERIOD_MS, stats_at = 0, stats_idle = 0;
+    uint32_t init_stack, next_main = FW_MAIN_PERIOD_MS;
+    struct host_window window = {0, 0, 0, 0};
     uint8_t buf[64];
 
     id.agent_id = (const uint8_t *)AGENT_ID;
@@ -260,6 +270,8 @@ int main(void) {
 #if FW_CARRIERLESS
     OK(ea_agent_set_link(&agent, EA_LINK_CARRIERLESS));
 #endif
+    /* The agent's own records (heartbeats, task results) in Unix time. */
+    OK(ea_agent_set_clock_offset(&agent, (int64_t)BOOT_UNIX_MS));
     log_str("fw: boot");
     log_u32("agent_storage", (uint32_t)ea_agent_storage_size());
     log_u32("sizeof_ea_agent", (uint32_t)sizeof agent);
@@ -286,7 +298,7 @@ int main(void) {
             next_main += FW_MAIN_PERIOD_MS;
         }
         OK(ea_agent_drain_intake_tick(&agent, now, &intake, &drained));
-        update_host_stats(now, &stats_at, &stats_idle);
+        update_host_stats(now, &window);
         OK(ea_agent_timeout_delay_tick(&agent, now, &delay));
         if (delay == 0) OK(ea_agent_handle_timeout_tick(&agent, now));
         transmit(now);
