@@ -93,7 +93,8 @@ pub(crate) unsafe fn is_live(p: *const Inner) -> bool {
 
 /// Builds a new agent in the storage at `p`, in place (no copy of the
 /// agent on the stack: `ea_agent_init`'s stack stays small); the storage
-/// becomes live only when the agent was built. On an error nothing is live.
+/// becomes live only when the agent was built. On an error nothing is
+/// written.
 ///
 /// # Safety
 /// `p` non-NULL, aligned, with `EA_AGENT_STORAGE_SIZE` writable bytes that
@@ -110,13 +111,13 @@ pub(crate) unsafe fn install(
     // storage live) last. `UnsafeCell<State>` has the layout of `State`,
     // and `MaybeUninit<Agent>` that of `Agent`.
     unsafe {
-        core::ptr::addr_of_mut!((*p).magic).write(0);
-        core::ptr::addr_of_mut!((*p).hooks).write(hooks);
         let state = core::ptr::addr_of_mut!((*p).state).cast::<State>();
+        let slot = &mut *core::ptr::addr_of_mut!((*state).agent).cast::<core::mem::MaybeUninit<Agent<'static>>>();
+        // First, so that a refused configuration writes nothing at all.
+        Agent::new_in(slot, cfg, id, storage)?;
         core::ptr::addr_of_mut!((*state).poisoned).write(false);
         core::ptr::addr_of_mut!((*state).ticks).write(Tick32::default());
-        let slot = &mut *core::ptr::addr_of_mut!((*state).agent).cast::<core::mem::MaybeUninit<Agent<'static>>>();
-        Agent::new_in(slot, cfg, id, storage)?;
+        core::ptr::addr_of_mut!((*p).hooks).write(hooks);
         core::ptr::addr_of_mut!((*p).magic).write(MAGIC);
     }
     Ok(())
