@@ -116,23 +116,66 @@ fn start(dir: &Path, listen: &str) -> (CollectorProc, SocketAddr) {
     (c, api)
 }
 
-#[test]
-fn firmware_on_qemu_delivers_every_record_once_across_collector_restarts() {
+/// Builds the image into `target/<dir>` with the build script; `None` (after
+/// the notice, or a panic under CI) when a tool is missing.
+fn build(dir: &str) -> Option<(PathBuf, String)> {
     for tool in ["qemu-system-arm", "arm-none-eabi-gcc"] {
         if Command::new(tool).arg("--version").output().is_err() {
-            return missing(&format!("{tool} not found (apt-get install qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi)"));
+            missing(&format!("{tool} not found (apt-get install qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi)"));
+            return None;
         }
     }
-    let out = root().join("target/firmware-test");
+    let out = root().join("target").join(dir);
     let build = Command::new("bash").arg(root().join("scripts/firmware-build.sh")).arg(&out).output().expect("run firmware-build.sh");
-    let report = String::from_utf8_lossy(&build.stdout);
+    let report = String::from_utf8_lossy(&build.stdout).to_string();
     eprintln!("{report}{}", String::from_utf8_lossy(&build.stderr));
     match build.status.code() {
-        Some(0) => {}
-        Some(2) => return missing("no thumbv7em toolchain (see scripts/firmware-build.sh)"),
+        Some(0) => Some((out, report)),
+        Some(2) => {
+            missing("no thumbv7em toolchain (see scripts/firmware-build.sh)");
+            None
+        }
         _ => panic!("firmware build or size budget failed:\n{report}"),
     }
+}
+
+#[test]
+fn a_fault_in_the_firmware_ends_qemu_with_status_3() {
+    let Some((out, _)) = build("firmware-test-trap") else { return };
+    // The same sources with a trap at boot (what a panic executes).
+    let lib = report_lib(&out);
+    let status = Command::new("make")
+        .args(["-s", "-C"])
+        .arg(root().join("examples/firmware"))
+        .arg(format!("LIB={lib}"))
+        .arg(format!("OUT={}", out.join("trap").display()))
+        .arg("EXTRA_CFLAGS=-DFW_TRAP_AT_BOOT")
+        .status()
+        .expect("make");
+    assert!(status.success());
+    let run = Command::new("timeout")
+        .args(["60", "qemu-system-arm", "-M", "mps2-an386", "-display", "none", "-monitor", "none", "-serial", "null"])
+        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+        .arg(out.join("trap/firmware.elf"))
+        .output()
+        .expect("run qemu-system-arm");
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "QEMU's status after a fault; log: {log}");
+    assert!(log.contains("fw: HARDFAULT"), "{log}");
+}
+
+/// The library the build script linked (the path it prints).
+fn report_lib(out: &Path) -> String {
+    let map = std::fs::read_to_string(out.join("firmware.map")).unwrap();
+    let line = map.lines().find(|l| l.contains("libedge_agent.a(")).expect("the library in the map");
+    line[..line.find("libedge_agent.a(").unwrap() + "libedge_agent.a".len()].trim().to_string()
+}
+
+#[test]
+fn firmware_on_qemu_delivers_every_record_once_across_collector_restarts() {
+    let Some((out, report)) = build("firmware-test") else { return };
     assert!(report.contains("no libc, no heap"), "the map was checked for libc and heap");
+    assert!(report.contains("core::fmt in the image: 0 symbols"), "no formatting code in the image");
     let elf = out.join("firmware.elf");
 
     let dir = TempDir::new("firmware");

@@ -258,6 +258,10 @@ int main(void) {
     cfg.backoff_cap_ms = 500;
 
     if (ea_abi_version() != EA_ABI_VERSION) board_exit(1);
+#ifdef FW_TRAP_AT_BOOT
+    /* The test of the fault path: what a trapped panic executes. */
+    __asm__ volatile("udf #0");
+#endif
     OK(ea_min_transmit_len(&cfg, &id, &min_tx));
     check(min_tx <= sizeof tx, "tx buffer holds the largest frame", EA_OK);
     OK(ea_intake_init(&intake, sizeof intake, intake_buf, sizeof intake_buf, 32));
