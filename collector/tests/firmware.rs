@@ -231,6 +231,13 @@ fn firmware_on_qemu_delivers_every_record_once_across_collector_restarts() {
     let init_stack: u32 = done.split(' ').find_map(|kv| kv.strip_prefix("stack_init=")).unwrap().parse().unwrap();
     assert!(init_stack <= 1024, "ea_agent_init used {init_stack} B of stack");
     assert!(done.ends_with("fails=0"), "{done}");
+    // The stack of every call of the loop, painted (BENCHMARKS.md, "Firmware image").
+    let stack = log.iter().find(|l| l.starts_with("fw: stack")).expect("the firmware's stack line");
+    for kv in stack.split(' ').skip(2) {
+        let (call, bytes) = kv.split_once('=').unwrap();
+        let bytes: u32 = bytes.parse().unwrap();
+        assert!(bytes > 0 && bytes < 3072, "{call}: {bytes} B (0: never called; 3072: beyond the painted window)");
+    }
     let (s, b) = http(api, "GET", &format!("/tasks/{task}"), Some(TOKEN), None);
     assert_eq!(s, 200);
     assert_eq!(json(&b)["state"], "done", "{b}");

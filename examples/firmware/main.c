@@ -110,6 +110,38 @@ static void check(int ok, const char *what, ea_result r) {
         check(r_ == EA_OK, #call, r_);                                          \
     } while (0)
 
+/* ---- stack per call, painted ------------------------------------------- */
+/* Every ea_agent_* call of the loop runs through MEASURED: the 3 KiB below
+ * the caller's stack pointer are painted first (inline, no call: nothing
+ * of ours lives below the stack pointer), and afterwards the deepest word
+ * touched gives the call's stack, interrupts that landed during it
+ * included. The high-water mark per call is in the summary line. */
+enum { S_PUSH, S_DRAIN, S_RECEIVED, S_DELAY, S_TIMEOUT, S_TRANSMIT, S_EVENT, S_CONNECTED, S_TASK_RESULT,
+       S_HOST_STATS, S_COUNT };
+static const char *const stack_names[S_COUNT] = {"push", "drain", "received", "delay", "timeout", "transmit",
+                                                 "poll_event", "connected", "task_result", "host_stats"};
+static uint32_t stack_max[S_COUNT];
+#define STACK_WINDOW_WORDS 768u
+#define STACK_PAINT 0xC0DEC0DEu
+#define MEASURED(slot, r, call)                                                  \
+    do {                                                                         \
+        volatile uint32_t *sp_, *p_;                                             \
+        uint32_t used_;                                                          \
+        __asm__ volatile("mov %0, sp" : "=r"(sp_));                              \
+        for (p_ = sp_ - STACK_WINDOW_WORDS; p_ < sp_; p_++) *p_ = STACK_PAINT;   \
+        (r) = (call);                                                            \
+        for (p_ = sp_ - STACK_WINDOW_WORDS; p_ < sp_ && *p_ == STACK_PAINT; p_++) { \
+        }                                                                        \
+        used_ = (uint32_t)(sp_ - p_) * 4u;                                       \
+        if (used_ > stack_max[slot]) stack_max[slot] = used_;                    \
+    } while (0)
+#define OK_MEASURED(slot, call)                                                  \
+    do {                                                                         \
+        ea_result rm_;                                                           \
+        MEASURED(slot, rm_, call);                                               \
+        check(rm_ == EA_OK, #call, rm_);                                         \
+    } while (0)
+
 /* SysTick, every millisecond: the interrupt's share of the records. The
  * intake is lock-free; the main loop moves its records into the agent. */
 void app_tick(uint32_t now) {
@@ -128,7 +160,9 @@ static void transmit(uint32_t now) {
     size_t n;
     for (;;) {
         n = 0;
-        if (ea_agent_poll_transmit_tick(&agent, now, tx, sizeof tx, &n) != EA_OK || n == 0) return;
+        ea_result r;
+        MEASURED(S_TRANSMIT, r, ea_agent_poll_transmit_tick(&agent, now, tx, sizeof tx, &n));
+        if (r != EA_OK || n == 0) return;
         uart_write(tx, n);
     }
 }
@@ -143,7 +177,8 @@ static void copy_bytes(char *dst, size_t cap, const uint8_t *src, size_t len) {
 static void on_events(uint32_t now) {
     ea_event ev;
     for (;;) {
-        ea_result r = ea_agent_poll_event(&agent, &ev);
+        ea_result r;
+        MEASURED(S_EVENT, r, ea_agent_poll_event(&agent, &ev));
         check(r == EA_OK, "ea_agent_poll_event", r);
         if (r != EA_OK) return;
         switch (ev.kind) {
@@ -152,7 +187,7 @@ static void on_events(uint32_t now) {
         case EA_EVENT_CONNECT:
             /* The UART is always "open": the gateway's link to the
              * collector is its business. */
-            OK(ea_agent_handle_connected_tick(&agent, now));
+            OK_MEASURED(S_CONNECTED, ea_agent_handle_connected_tick(&agent, now));
             break;
         case EA_EVENT_CONNECTED:
             log_str("fw: connected");
@@ -173,7 +208,7 @@ static void on_events(uint32_t now) {
             size_t n = 0, i;
             for (i = 0; prefix[i]; i++) msg[n++] = (uint8_t)prefix[i];
             for (i = 0; i < ev.payload_len && n < sizeof msg; i++) msg[n++] = ev.payload[i];
-            OK(ea_agent_task_result_tick(&agent, now, ev.token, ev.token_len, 0, msg, n));
+            OK_MEASURED(S_TASK_RESULT, ea_agent_task_result_tick(&agent, now, ev.token, ev.token_len, 0, msg, n));
             tasks_answered++;
             log_str("fw: task answered");
             log_u32("t", now);
@@ -222,7 +257,7 @@ static void update_host_stats(uint32_t now, struct host_window *w) {
     hs.rx_bytes_per_sec = (rx_now - w->rx) * 1000u / span;
     hs.has_tx_bytes_per_sec = 1;
     hs.tx_bytes_per_sec = (tx_now - w->tx) * 1000u / span;
-    OK(ea_agent_set_host_stats(&agent, &hs));
+    OK_MEASURED(S_HOST_STATS, ea_agent_set_host_stats(&agent, &hs));
     w->at = now;
     w->idle = board_idle_ticks;
     w->rx = rx_now;
@@ -286,8 +321,6 @@ int main(void) {
     log_u32("stack_init", init_stack);
     log_end();
 
-    /* From here on the whole run's stack high-water mark is measured. */
-    stack_paint();
     uart_init();
     board_clock_init();
 
@@ -296,18 +329,18 @@ int main(void) {
         size_t n;
         bool done = false;
 
-        while ((n = uart_read(buf, sizeof buf)) > 0) OK(ea_agent_handle_received_tick(&agent, now, buf, n));
+        while ((n = uart_read(buf, sizeof buf)) > 0) OK_MEASURED(S_RECEIVED, ea_agent_handle_received_tick(&agent, now, buf, n));
         if (main_pushed < FW_MAIN_RECORDS && (int32_t)(now - next_main) >= 0) {
             char text[32];
             size_t len = record_text(text, sizeof text, 'm', main_pushed);
-            OK(ea_agent_push_tick(&agent, now, TYPE_MAIN, BOOT_UNIX_MS + now, (const uint8_t *)text, len));
+            OK_MEASURED(S_PUSH, ea_agent_push_tick(&agent, now, TYPE_MAIN, BOOT_UNIX_MS + now, (const uint8_t *)text, len));
             main_pushed++;
             next_main += FW_MAIN_PERIOD_MS;
         }
-        OK(ea_agent_drain_intake_tick(&agent, now, &intake, &drained));
+        OK_MEASURED(S_DRAIN, ea_agent_drain_intake_tick(&agent, now, &intake, &drained));
         update_host_stats(now, &window);
-        OK(ea_agent_timeout_delay_tick(&agent, now, &delay));
-        if (delay == 0) OK(ea_agent_handle_timeout_tick(&agent, now));
+        OK_MEASURED(S_DELAY, ea_agent_timeout_delay_tick(&agent, now, &delay));
+        if (delay == 0) OK_MEASURED(S_TIMEOUT, ea_agent_handle_timeout_tick(&agent, now));
         transmit(now);
         on_events(now);
         transmit(now); /* a task result or a Hello queued by an event */
@@ -316,6 +349,7 @@ int main(void) {
         if (done && main_pushed == FW_MAIN_RECORDS && timer_pushed + timer_refused == FW_TIMER_RECORDS &&
             tasks_answered > 0 && cfg_applied > 0) {
             ea_stats st;
+            uint32_t i;
             OK(ea_agent_stats(&agent, &st));
             log_str("fw: done");
             log_u32("t", now);
@@ -327,9 +361,11 @@ int main(void) {
             log_u32("connections", (uint32_t)st.connections);
             log_u32("connect_failures", (uint32_t)st.connect_failures);
             log_u32("stack_init", init_stack);
-            log_u32("stack_max", stack_used());
             log_u32("uart_overruns", uart_rx_overruns);
             log_u32("fails", fails);
+            log_end();
+            log_str("fw: stack");
+            for (i = 0; i < S_COUNT; i++) log_u32(stack_names[i], stack_max[i]);
             log_end();
             return fails || timer_refused || uart_rx_overruns ? 1 : 0;
         }
