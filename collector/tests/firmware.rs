@@ -110,6 +110,18 @@ fn count_type(dir: &Path, ty: u32) -> usize {
     text.lines().filter(|l| l.contains(&needle)).count()
 }
 
+/// Prints how long after the collector came back the sink grew again: the
+/// session's recovery, measured on this (possibly loaded) machine, so
+/// reported, not asserted (agent-core's tests/carrierless.rs asserts it on
+/// a simulated clock).
+fn report_recovery(dir: &Path, what: &str) {
+    let (at, before) = (Instant::now(), count_type(dir, 2001));
+    match wait_for(Duration::from_secs(30), || (count_type(dir, 2001) > before).then_some(())) {
+        Some(()) => eprintln!("{what}: records stored again {:?} after the collector was back", at.elapsed()),
+        None => eprintln!("{what}: no record stored within 30 s"),
+    }
+}
+
 fn start(dir: &Path, listen: &str) -> (CollectorProc, SocketAddr) {
     let c = CollectorProc::start(dir, &["--listen", listen, "--api-listen", "127.0.0.1:0", "--api-token", TOKEN]);
     let api = c.api.expect("API address");
@@ -203,6 +215,7 @@ fn firmware_on_qemu_delivers_every_record_once_across_collector_restarts() {
     c1.kill9();
     eprintln!("collector killed at {:?}, restarted at once", started.elapsed());
     let (c2, api) = start(dir.path(), &listen);
+    report_recovery(dir.path(), "restart 1");
 
     // A new configuration, then restart 2: kill -9, 3 s down.
     assert!(
@@ -218,6 +231,7 @@ fn firmware_on_qemu_delivers_every_record_once_across_collector_restarts() {
     eprintln!("collector killed at {:?}, down for 3 s", started.elapsed());
     std::thread::sleep(Duration::from_secs(3));
     let (c3, api) = start(dir.path(), &listen);
+    report_recovery(dir.path(), "restart 2");
 
     // The firmware exits by itself once everything it pushed was acked.
     let status = wait_for(Duration::from_secs(90), || qemu.child.try_wait().unwrap());
