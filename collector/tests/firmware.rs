@@ -241,6 +241,11 @@ fn firmware_on_qemu_delivers_every_record_once_across_collector_restarts() {
     assert_eq!(status.code(), Some(0), "QEMU's exit status (3: a fault, 1: a failed check); log: {log:?}");
     let done = log.iter().find(|l| l.starts_with("fw: done")).expect("the firmware's summary line");
     eprintln!("firmware finished after {:?}: {done}", started.elapsed());
+    // The storage of a 32-bit target: 1.5 KiB, of which the agent uses most.
+    let boot = log.iter().find(|l| l.starts_with("fw: boot")).expect("the boot line");
+    let field = |k: &str| -> u32 { boot.split(' ').find_map(|kv| kv.strip_prefix(k)).unwrap().parse().unwrap() };
+    assert_eq!(field("sizeof_ea_agent="), 1536, "{boot}");
+    assert!(field("agent_storage=") <= 1536, "{boot}");
     // ea_agent_init's stack, painted on the target (issue 17: at most 1 KiB).
     let init_stack: u32 = done.split(' ').find_map(|kv| kv.strip_prefix("stack_init=")).unwrap().parse().unwrap();
     assert!(init_stack <= 1024, "ea_agent_init used {init_stack} B of stack");

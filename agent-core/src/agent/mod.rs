@@ -48,6 +48,11 @@
 //! and delay (see [`crate::backoff`]), and a `Disconnect` event tells the
 //! caller to close the transport.
 //!
+//! A transport with no connect or disconnect signal (a UART to a serial
+//! gateway) is declared with [`Agent::set_link`]`(`[`Link::Carrierless`]`)`:
+//! the caller answers `Connect` with `handle_connected` at once, and the
+//! agent writes no parting Close on failures (see [`Link`]).
+//!
 //! # Batching, acks, liveness, heartbeats
 //!
 //! * A batch is sent when a full batch is pending (`batch_max_bytes` or
