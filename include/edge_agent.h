@@ -87,6 +87,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#if UINTPTR_MAX == 0xFFFFFFFFu
+#define EA_TARGET_32BIT 1
+#endif
 
 /**
  * `ea_agent_poll_timeout`'s deadline when no timer runs (closed agent).
@@ -103,10 +106,21 @@
  */
 #define EA_PLUGIN_NONE 255
 
+#if defined(EA_TARGET_32BIT)
 /**
- * Bytes of an `ea_agent`, the same on every target.
+ * Bytes of an `ea_agent` on 32-bit targets (Cortex-M, RISC-V 32): what
+ * the agent needs there, within its 1.5 KiB budget
+ * (`ea_agent_storage_size()` says how much of it is used).
+ */
+#define EA_AGENT_STORAGE_SIZE 1536
+#endif
+
+#if !defined(EA_TARGET_32BIT)
+/**
+ * Bytes of an `ea_agent` on 64-bit targets.
  */
 #define EA_AGENT_STORAGE_SIZE 2048
+#endif
 
 /**
  * `EA_AGENT_STORAGE_SIZE` in 8-byte words.
@@ -275,6 +289,35 @@ enum ea_event_kind
 };
 #ifndef __cplusplus
 typedef uint32_t ea_event_kind;
+#endif // __cplusplus
+
+/**
+ * The kind of link the agent speaks over (PROTOCOL.md, "Links without
+ * carrier"). Numbers are fixed.
+ */
+enum ea_link
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * A transport that is opened and closed (a TCP socket): the default.
+   */
+  EA_LINK_CARRIER = 0,
+  /**
+   * A byte stream with no connect or disconnect signal (a UART to a
+   * serial-to-TCP gateway, a modem, a BLE bridge). The agent writes no
+   * parting Close after a failure (it would lead the gateway's next
+   * connection) and skips frames of any kind but Accept, Reject and
+   * Close between its Hello and the Accept (leftovers of the previous
+   * stream). Answer `EA_EVENT_CONNECT` with `ea_agent_handle_connected`
+   * at once and ignore `EA_EVENT_DISCONNECT`: there is nothing to open
+   * or close.
+   */
+  EA_LINK_CARRIERLESS = 1,
+};
+#ifndef __cplusplus
+typedef uint32_t ea_link;
 #endif // __cplusplus
 
 /**
@@ -1936,6 +1979,15 @@ ea_result ea_intake_push(const struct ea_intake *intake, uint32_t data_type, uin
  * `intake` is NULL or points to an `ea_intake`; `out` is NULL or writable.
  */
 ea_result ea_intake_stats(const struct ea_intake *intake, struct ea_intake_counters *out);
+
+/**
+ * Sets the kind of link (`ea_link`), once, right after `ea_agent_init`;
+ * `EA_INVALID_ARGUMENT` for a number that is not an `ea_link`.
+ *
+ * # Safety
+ * `agent` NULL or an `ea_agent`.
+ */
+ea_result ea_agent_set_link(struct ea_agent *agent, uint32_t link);
 
 /**
  * The static, NUL-terminated message of `result`; "unknown result" for a

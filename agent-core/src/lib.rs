@@ -108,7 +108,7 @@ pub mod rng;
 pub mod time;
 pub mod varint;
 
-pub use agent::{Agent, AgentConfig, AgentStorage, ConfigError, Identity, StateKind};
+pub use agent::{Agent, AgentConfig, AgentStorage, ConfigError, Identity, Link, StateKind};
 pub use driver::{Clock, Connector, Driver};
 pub use events::{DisconnectReason, Event, TaskTarget, TransportError};
 pub use heartbeat::{AgentStats, HostStats};

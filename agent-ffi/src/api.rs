@@ -120,11 +120,9 @@ pub unsafe extern "C" fn ea_agent_init(
             (args::bytes_mut(ring, ring_len)?, args::bytes_mut(rx, rx_len)?, args::bytes_mut(events, events_len)?, id.to_core()?)
         };
         let core_cfg = cfg.to_core()?;
-        let a = Agent::new(core_cfg, id, AgentStorage { ring, rx, events })?;
         let hooks = LockHooks { lock: cfg.lock, unlock: cfg.unlock, userdata: cfg.lock_userdata };
-        // SAFETY: checked above.
-        unsafe { handle::install(p, hooks, a) };
-        Ok(())
+        // SAFETY: checked above. The agent is built in the storage itself.
+        unsafe { handle::install(p, hooks, core_cfg, id, AgentStorage { ring, rx, events }) }
     });
     code(r)
 }

@@ -10,7 +10,13 @@ use agent_core::Agent;
 use core::cell::UnsafeCell;
 use core::mem::{align_of, size_of};
 
-/// Bytes of an `ea_agent`, the same on every target.
+/// Bytes of an `ea_agent` on 32-bit targets (Cortex-M, RISC-V 32): what
+/// the agent needs there, within its 1.5 KiB budget
+/// (`ea_agent_storage_size()` says how much of it is used).
+#[cfg(target_pointer_width = "32")]
+pub const EA_AGENT_STORAGE_SIZE: usize = 1536;
+/// Bytes of an `ea_agent` on 64-bit targets.
+#[cfg(not(target_pointer_width = "32"))]
 pub const EA_AGENT_STORAGE_SIZE: usize = 2048;
 /// `EA_AGENT_STORAGE_SIZE` in 8-byte words.
 pub const EA_AGENT_STORAGE_WORDS: usize = EA_AGENT_STORAGE_SIZE / 8;
@@ -60,7 +66,8 @@ pub(crate) struct State {
 }
 
 // The storage holds the agent on every target we build for (CI builds
-// x86_64, thumbv7em-none-eabihf and riscv32imac-unknown-none-elf).
+// x86_64, thumbv7em-none-eabihf and riscv32imac-unknown-none-elf; the
+// header picks the size by UINTPTR_MAX, see cbindgen.toml).
 const _: () = assert!(size_of::<Inner>() <= size_of::<ea_agent>(), "EA_AGENT_STORAGE_SIZE too small");
 const _: () = assert!(align_of::<Inner>() <= EA_AGENT_STORAGE_ALIGN, "Inner over-aligned");
 const _: () = assert!(align_of::<ea_agent>() >= EA_AGENT_STORAGE_ALIGN || cfg!(target_pointer_width = "16"));
@@ -88,19 +95,37 @@ pub(crate) unsafe fn is_live(p: *const Inner) -> bool {
     unsafe { core::ptr::addr_of!((*p).magic).read() == MAGIC }
 }
 
-/// Writes a new agent into the storage at `p`.
+/// Builds a new agent in the storage at `p`, in place (no copy of the
+/// agent on the stack: `ea_agent_init`'s stack stays small); the storage
+/// becomes live only when the agent was built. On an error nothing is
+/// written.
 ///
 /// # Safety
 /// `p` non-NULL, aligned, with `EA_AGENT_STORAGE_SIZE` writable bytes that
 /// no other call is using.
-pub(crate) unsafe fn install(p: *mut Inner, hooks: LockHooks, agent: Agent<'static>) {
-    let inner = Inner {
-        magic: MAGIC,
-        hooks,
-        state: UnsafeCell::new(State { poisoned: false, ticks: Tick32::default(), slept_until: None, agent }),
-    };
-    // SAFETY: the caller's contract. `write`: the old bytes are not an Inner.
-    unsafe { p.write(inner) };
+pub(crate) unsafe fn install(
+    p: *mut Inner,
+    hooks: LockHooks,
+    cfg: agent_core::AgentConfig,
+    id: agent_core::Identity<'static>,
+    storage: agent_core::AgentStorage<'static>,
+) -> Res {
+    // SAFETY: the caller's contract; every field is written through raw
+    // pointers before anything reads it, and the magic (what makes the
+    // storage live) last. `UnsafeCell<State>` has the layout of `State`,
+    // and `MaybeUninit<Agent>` that of `Agent`.
+    unsafe {
+        let state = core::ptr::addr_of_mut!((*p).state).cast::<State>();
+        let slot = &mut *core::ptr::addr_of_mut!((*state).agent).cast::<core::mem::MaybeUninit<Agent<'static>>>();
+        // First, so that a refused configuration writes nothing at all.
+        Agent::new_in(slot, cfg, id, storage)?;
+        core::ptr::addr_of_mut!((*state).poisoned).write(false);
+        core::ptr::addr_of_mut!((*state).ticks).write(Tick32::default());
+        core::ptr::addr_of_mut!((*state).slept_until).write(None);
+        core::ptr::addr_of_mut!((*p).hooks).write(hooks);
+        core::ptr::addr_of_mut!((*p).magic).write(MAGIC);
+    }
+    Ok(())
 }
 
 /// Ends the agent behind `handle` (poisoned or not) under its lock: clears

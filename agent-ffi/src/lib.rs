@@ -69,6 +69,7 @@ pub mod handle;
 pub mod host;
 pub mod identity;
 pub mod intake;
+pub mod link;
 pub mod panic;
 pub mod result;
 pub mod sizing;
@@ -81,6 +82,7 @@ pub use event::{ea_disconnect_reason, ea_event, ea_event_kind, ea_transport_erro
 pub use handle::{ea_agent, EA_AGENT_STORAGE_ALIGN, EA_AGENT_STORAGE_SIZE, EA_AGENT_STORAGE_WORDS};
 pub use identity::ea_identity;
 pub use intake::{ea_intake, ea_intake_deinit, ea_intake_init, ea_intake_push, ea_intake_stats, ea_intake_counters, EA_INTAKE_SLOT_OVERHEAD, EA_INTAKE_STORAGE_SIZE, EA_INTAKE_STORAGE_WORDS};
+pub use link::{ea_agent_set_link, ea_link};
 pub use result::{ea_result, ea_result_message};
 pub use sizing::*;
 pub use stats::{ea_host_stats, ea_state, ea_stats};

@@ -70,6 +70,11 @@
 //! and delay (see [`crate::backoff`]), and a `Disconnect` event tells the
 //! caller to close the transport.
 //!
+//! A transport with no connect or disconnect signal (a UART to a serial
+//! gateway) is declared with [`Agent::set_link`]`(`[`Link::Carrierless`]`)`:
+//! the caller answers `Connect` with `handle_connected` at once, and the
+//! agent writes no parting Close on failures (see [`Link`]).
+//!
 //! # Batching, acks, liveness, heartbeats
 //!
 //! * A batch is sent when a full batch is pending (`batch_max_bytes` or
@@ -117,6 +122,7 @@ use crate::Record;
 use core::fmt;
 
 mod config;
+mod link;
 mod recv;
 mod send;
 mod timers;
@@ -126,6 +132,7 @@ pub use config::{
     MAX_HELLO_FRAME,
 };
 use config::max_entry;
+pub use link::Link;
 pub use timers::Timer;
 
 
@@ -245,6 +252,7 @@ struct Core<'a> {
     tx_seq: u32,
     hello_pending: bool,
     close_pending: Option<CloseCode>,
+    link: Link,
     pong_pending: Option<u64>,
     ping: Option<PingState>,
     last_rx: Instant,
@@ -305,9 +313,29 @@ impl<'a> Agent<'a> {
     /// connect to endpoint 0.
     pub fn new(cfg: AgentConfig, identity: Identity<'a>, storage: AgentStorage<'a>) -> Result<Self, ConfigError> {
         validate(&cfg, &identity, storage.sizes())?;
+        Ok(Self::build(cfg, identity, storage))
+    }
+
+    /// As [`Agent::new`], but the agent is built in `slot` and borrowed
+    /// from there: for callers that keep it in static or caller-provided
+    /// memory (the C API's `ea_agent_init`) and cannot afford a second
+    /// copy of it on the stack. On an error `slot` is left as it was.
+    pub fn new_in<'s>(
+        slot: &'s mut core::mem::MaybeUninit<Agent<'a>>,
+        cfg: AgentConfig,
+        identity: Identity<'a>,
+        storage: AgentStorage<'a>,
+    ) -> Result<&'s mut Agent<'a>, ConfigError> {
+        validate(&cfg, &identity, storage.sizes())?;
+        Ok(slot.write(Self::build(cfg, identity, storage)))
+    }
+
+    /// The agent of a validated configuration.
+    #[inline(always)]
+    fn build(cfg: AgentConfig, identity: Identity<'a>, storage: AgentStorage<'a>) -> Self {
         let tx_min = min_transmit_len(&cfg, &identity);
         let max_frame_rx = u32::try_from(storage.rx.len()).unwrap_or(u32::MAX);
-        Ok(Agent {
+        Agent {
             decoder: FrameDecoder::new(storage.rx),
             core: Core {
                 cfg,
@@ -325,6 +353,7 @@ impl<'a> Agent<'a> {
                 tx_seq: 0,
                 hello_pending: false,
                 close_pending: None,
+                link: Link::Carrier,
                 pong_pending: None,
                 ping: None,
                 last_rx: Instant::ZERO,
@@ -348,7 +377,7 @@ impl<'a> Agent<'a> {
                 last_transport_error: None,
                 stats: Counters::default(),
             },
-        })
+        }
     }
 
     // ---- getters -------------------------------------------------------
@@ -471,6 +500,17 @@ impl<'a> Agent<'a> {
     /// Removes a plugin.
     pub fn unregister_plugin(&mut self, id: PluginId) -> Result<(), PluginError> {
         self.core.plugins.unregister(id)
+    }
+
+    /// Says what kind of link the transport is (see [`Link`]); takes
+    /// effect from the next failure or handshake. Set it once, after `new`.
+    pub fn set_link(&mut self, link: Link) {
+        self.core.link = link;
+    }
+
+    /// The kind of link set by [`Agent::set_link`].
+    pub fn link(&self) -> Link {
+        self.core.link
     }
 
     /// Closes for good: a Close frame is queued (if a transport is up), the
@@ -606,7 +646,10 @@ impl<'a> Agent<'a> {
                 Feed::Consumed => break,
                 Feed::Frame { frame, remaining } => {
                     input = remaining;
-                    self.core.on_frame(now, &frame);
+                    let stale = self.core.on_frame(now, &frame);
+                    if stale > 0 {
+                        self.decoder.skip(stale);
+                    }
                     if !matches!(self.core.state, State::Handshaking { .. } | State::Connected { .. }) {
                         self.decoder.skip(input.len());
                         break;
@@ -844,7 +887,8 @@ impl<'a> Core<'a> {
     /// applies only if the next attempt goes to the same endpoint.
     fn fail(&mut self, now: Instant, reason: DisconnectReason, close: Option<CloseCode>, hold: Hold) {
         let from = self.endpoint();
-        self.close_pending = close;
+        // Without a carrier, a parting frame would lead the next stream.
+        self.close_pending = if self.link == Link::Carrierless { None } else { close };
         self.stats.connect_failures += 1;
         self.drop_connection();
         self.emit(Event::Disconnect { reason });

@@ -3,26 +3,37 @@
 use super::*;
 
 impl Core<'_> {
+    /// Handles one frame; returns the bytes of a frame skipped as left over
+    /// from a previous stream, for the caller to count in the decoder's
+    /// skipped bytes (the decoder is borrowed by `frame` here).
     // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
     #[inline(never)]
-    pub(super) fn on_frame(&mut self, now: Instant, frame: &Frame<'_>) {
+    pub(super) fn on_frame(&mut self, now: Instant, frame: &Frame<'_>) -> usize {
         self.stats.frames_received += 1;
         self.last_rx = now;
         if frame.version != frame::VERSION {
             self.stats.peer_incompatible += 1;
             self.fail(now, DisconnectReason::Incompatible, Some(CloseCode::Incompatible), Hold::None);
-            return;
+            return 0;
         }
         let Some(kind) = Kind::from_u8(frame.kind) else {
             self.stats.unknown_kinds += 1;
-            return;
+            return 0;
         };
+        if self.link == Link::Carrierless
+            && matches!(self.state, State::Handshaking { .. })
+            && !matches!(kind, Kind::Accept | Kind::Reject | Kind::Close)
+        {
+            // Left over from the previous stream: this one starts at our Hello.
+            return frame::OVERHEAD + frame.body.len();
+        }
         if self.on_message(now, kind, frame.body).is_err() {
             // A body that cannot be read, or a kind the agent must not get
             // in this state: the server broke the protocol.
             self.stats.malformed += 1;
             self.protocol_error(now, DisconnectReason::ProtocolError);
         }
+        0
     }
 
     /// Ends the connection because the server broke the protocol:
