@@ -30,7 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "fw-secret";
+const TOKEN: &str = "firmware-test-api-token";
 const AGENT: &str = "fw-mps2-1";
 /// What the firmware pushes (examples/firmware/main.c's defaults).
 const MAIN_RECORDS: usize = 300;
