@@ -38,9 +38,33 @@ pub struct Args {
     /// Directory for the sink files, the checkpoint and the registry [default: ./edge-data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Where records go: `file` (JSON lines in the data dir, fsync'd, exactly once) or `stdout` (flushed, not durable) [default: file].
-    #[arg(long, value_name = "KIND")]
-    pub sink: Option<SinkKind>,
+    /// Where records go: `file` (JSON lines in the data dir, fsync'd, exactly once), `stdout` (flushed, not durable) or `nats://HOST:PORT[,nats://...]` (a NATS JetStream stream shared by many collectors; see the --nats-* flags) [default: file].
+    #[arg(long, value_name = "KIND|URL")]
+    pub sink: Option<String>,
+    /// JetStream stream of the records (created if missing) [default: EDGE_RECORDS].
+    #[arg(long, value_name = "NAME")]
+    pub nats_stream: Option<String>,
+    /// Subject prefix; agent `a` publishes to `<prefix>.a` [default: edge.records].
+    #[arg(long, value_name = "SUBJECT")]
+    pub nats_subject_prefix: Option<String>,
+    /// Replicas of a stream created by the collector (1, 3 or 5) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub nats_replicas: Option<usize>,
+    /// What the NATS servers' storage promises: `always` (they run with `sync_interval: always`: an ack is on disk) or `interval` (the default periodic sync: an ack is durable only with --nats-replicas 3 or more) [default: always].
+    #[arg(long, value_name = "SYNC")]
+    pub nats_sync: Option<NatsSync>,
+    /// Seconds a record stays in a stream created by the collector; 0 = no age limit [default: 0].
+    #[arg(long, value_name = "SECS")]
+    pub nats_max_age: Option<f64>,
+    /// Seconds of the stream's duplicate window (`Nats-Msg-Id` tracking) [default: 120].
+    #[arg(long, value_name = "SECS")]
+    pub nats_duplicate_window: Option<f64>,
+    /// Seconds to wait for JetStream's publish ack before the session is closed [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub nats_ack_timeout: Option<f64>,
+    /// Atomic batches this collector keeps open at once, over all agents (1..=50; a stream takes at most 50 from all its collectors together) [default: 16].
+    #[arg(long, value_name = "N")]
+    pub nats_max_batches: Option<usize>,
     /// Rotate the JSON-lines file when it grows past this many bytes [default: 256 MiB].
     #[arg(long, value_name = "BYTES")]
     pub rotate_bytes: Option<u64>,
@@ -95,13 +119,59 @@ pub struct Args {
 }
 
 /// Where records go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SinkKind {
     /// JSON lines in `<data-dir>/records.jsonl`, fsync'd, rotated, exactly once across crashes.
     File,
     /// JSON lines on standard output, flushed; not durable, resume points kept in memory only.
     Stdout,
+    /// A NATS JetStream stream ([`Config::nats`]), shared by any number of collectors.
+    Nats,
+}
+
+/// What the NATS servers' storage promises (`--nats-sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NatsSync {
+    /// The servers run with `jetstream { sync_interval: always }`: a
+    /// publish ack means the record is on the disk of every replica that
+    /// acked it.
+    Always,
+    /// The servers sync on their default interval (2 minutes): an ack means
+    /// the record is in the memory of a quorum of replicas.
+    Interval,
+}
+
+/// The JetStream sink's settings (`--sink nats://...` and `--nats-*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NatsSettings {
+    /// Server URLs, tried in turn.
+    pub urls: Vec<String>,
+    /// Stream name.
+    pub stream: String,
+    /// Subject prefix (records of agent `a` go to `<prefix>.a`).
+    pub subject_prefix: String,
+    /// Replicas of a stream the collector creates.
+    pub replicas: usize,
+    /// The servers' storage promise.
+    pub sync: NatsSync,
+    /// Age limit of a stream the collector creates; zero: none.
+    pub max_age: Duration,
+    /// Duplicate window of a stream the collector creates.
+    pub duplicate_window: Duration,
+    /// Longest wait for a publish ack.
+    pub ack_timeout: Duration,
+    /// Most atomic batches open at once.
+    pub max_batches: usize,
+}
+
+impl NatsSettings {
+    /// True if a publish ack means the record survives a crash of any one
+    /// host: every replica syncs before acking, or a quorum of at least 2
+    /// of 3 holds it.
+    pub fn durable(&self) -> bool {
+        self.sync == NatsSync::Always || self.replicas >= 3
+    }
 }
 
 /// Settings after defaults and checks.
@@ -115,6 +185,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Sink.
     pub sink: SinkKind,
+    /// The JetStream sink's settings, with [`SinkKind::Nats`].
+    pub nats: Option<NatsSettings>,
     /// Rotation size of the JSON-lines file.
     pub rotate_bytes: u64,
     /// Shared agent token.
@@ -170,10 +242,68 @@ fn secs(name: &str, v: f64) -> Result<Duration, ConfigError> {
 }
 
 impl Args {
+    /// `--sink` and the `--nats-*` flags, checked.
+    fn sink_settings(&self) -> Result<(SinkKind, Option<NatsSettings>), ConfigError> {
+        let urls = match self.sink.as_deref() {
+            None | Some("file") => return Ok((SinkKind::File, None)),
+            Some("stdout") => return Ok((SinkKind::Stdout, None)),
+            Some(s) if s.starts_with("nats://") => s.split(',').map(str::trim).map(String::from).collect::<Vec<_>>(),
+            Some(s) => return Err(ConfigError(format!("--sink must be file, stdout or nats://HOST:PORT[,...], got {s:?}"))),
+        };
+        if !cfg!(feature = "jetstream") {
+            return Err(ConfigError("--sink nats://... needs a collector built with the `jetstream` feature".into()));
+        }
+        if let Some(u) = urls.iter().find(|u| !u.starts_with("nats://") || u.len() <= "nats://".len()) {
+            return Err(ConfigError(format!("--sink: every server must be a nats://HOST:PORT URL, got {u:?}")));
+        }
+        let stream = self.nats_stream.clone().unwrap_or_else(|| "EDGE_RECORDS".into());
+        if stream.is_empty() || stream.contains(['.', '*', '>', '/', '\\']) || stream.chars().any(char::is_whitespace) {
+            return Err(ConfigError(format!("--nats-stream must be a name without . * > / \\ or spaces, got {stream:?}")));
+        }
+        let subject_prefix = self.nats_subject_prefix.clone().unwrap_or_else(|| "edge.records".into());
+        if !crate::jetstream::subject::valid_prefix(&subject_prefix) {
+            return Err(ConfigError(format!("--nats-subject-prefix must be dot-separated tokens without wildcards, got {subject_prefix:?}")));
+        }
+        let replicas = self.nats_replicas.unwrap_or(1);
+        if ![1, 3, 5].contains(&replicas) {
+            return Err(ConfigError(format!("--nats-replicas must be 1, 3 or 5, got {replicas}")));
+        }
+        let max_age = match self.nats_max_age.unwrap_or(0.0) {
+            0.0 => Duration::ZERO,
+            v => secs("nats-max-age", v)?,
+        };
+        let duplicate_window = secs("nats-duplicate-window", self.nats_duplicate_window.unwrap_or(120.0))?;
+        if !max_age.is_zero() && duplicate_window > max_age {
+            return Err(ConfigError("--nats-duplicate-window must not exceed --nats-max-age".into()));
+        }
+        let max_batches = self.nats_max_batches.unwrap_or(16);
+        if !(1..=50).contains(&max_batches) {
+            return Err(ConfigError(format!("--nats-max-batches must be within 1..=50 (the server's limit per stream), got {max_batches}")));
+        }
+        let n = NatsSettings {
+            urls,
+            stream,
+            subject_prefix,
+            replicas,
+            sync: self.nats_sync.unwrap_or(NatsSync::Always),
+            max_age,
+            duplicate_window,
+            ack_timeout: secs("nats-ack-timeout", self.nats_ack_timeout.unwrap_or(10.0))?,
+            max_batches,
+        };
+        if !n.durable() {
+            return Err(ConfigError(
+                "--nats-sync interval with --nats-replicas 1: a publish ack would not be durable, and the collector acks only durable records; use --nats-replicas 3 or servers with sync_interval: always".into(),
+            ));
+        }
+        Ok((SinkKind::Nats, Some(n)))
+    }
+
     /// `self` with every unset flag taken from `file`.
     pub fn or(self, file: Args) -> Args {
         macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, $($f: self.$f.or(file.$f)),* } } }
-        pick!(listen, api_listen, api_token, data_dir, sink, rotate_bytes, agent_token, token_file, max_connections,
+        pick!(listen, api_listen, api_token, data_dir, sink, nats_stream, nats_subject_prefix, nats_replicas, nats_sync,
+            nats_max_age, nats_duplicate_window, nats_ack_timeout, nats_max_batches, rotate_bytes, agent_token, token_file, max_connections,
             max_frame, max_inflight, handshake_timeout, idle_timeout, ping_after, retry_after_ms, admission_rate,
             admission_burst_ms, max_reservations, heartbeat_interval, stale_after, registry_flush, log)
     }
@@ -188,6 +318,7 @@ impl Args {
 
     /// Applies defaults and refuses impossible settings.
     pub fn resolve(self) -> Result<Config, ConfigError> {
+        let (sink, nats) = self.sink_settings()?;
         let idle_timeout = secs("idle-timeout", self.idle_timeout.unwrap_or(45.0))?;
         let ping_after = match self.ping_after {
             Some(v) => secs("ping-after", v)?,
@@ -235,7 +366,8 @@ impl Args {
             listen: self.listen.unwrap_or_else(|| "127.0.0.1:7070".parse().unwrap()),
             api,
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("edge-data")),
-            sink: self.sink.unwrap_or(SinkKind::File),
+            sink,
+            nats,
             rotate_bytes,
             agent_token: self.agent_token,
             token_file: self.token_file,

@@ -22,7 +22,9 @@
 //! which get a slot: the handshake rate, sans-IO), [`conn`] (that protocol on a tokio socket),
 //! [`commit`] (the sink's one writer: group commit), [`ledger`] (resume
 //! points and dedup, pure),
-//! [`sink`] (the JSON-lines file and stdout), [`line`](mod@line) (the line format),
+//! [`sink`] (the JSON-lines file and stdout), [`jetstream`] (the NATS
+//! JetStream sink, shared by many collectors), [`store`] (which of the two
+//! a connection talks to), [`line`](mod@line) (the line format),
 //! [`registry`] (SQLite), [`api`] (HTTP), [`auth`] (agent tokens),
 //! [`metrics`] (counters), [`server`] (all of it assembled).
 
@@ -46,6 +48,8 @@ pub mod config;
 #[cfg(feature = "server")]
 pub mod conn;
 #[cfg(feature = "server")]
+pub mod jetstream;
+#[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]
 pub mod registry;
@@ -53,6 +57,8 @@ pub mod registry;
 pub mod server;
 #[cfg(feature = "server")]
 pub mod sink;
+#[cfg(feature = "server")]
+pub mod store;
 
 #[cfg(feature = "server")]
 pub use server::{Collector, Shared, StartError};

@@ -11,7 +11,7 @@
 
 use crate::admission::{Admission, AdmissionConfig, Decision};
 use crate::auth::Auth;
-use crate::commit::{self, CommitHandle};
+use crate::commit;
 use crate::config::{Config, SinkKind};
 use crate::metrics::Metrics;
 use crate::registry::{ConfigRow, Registry, TaskRow};
@@ -69,8 +69,8 @@ pub struct Shared {
     pub auth: Auth,
     /// Counters.
     pub metrics: Arc<Metrics>,
-    /// The commit thread.
-    pub commit: CommitHandle,
+    /// Where records go: the commit thread or the JetStream writers.
+    pub commit: crate::store::Store,
     /// The registry.
     pub registry: Arc<Registry>,
     /// Fires once, at shutdown.
@@ -183,7 +183,8 @@ pub struct Collector {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     conns: Arc<tokio::sync::Semaphore>,
-    commit_thread: std::thread::JoinHandle<()>,
+    /// `None` with the JetStream sink.
+    commit_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Why the collector could not start.
@@ -224,18 +225,25 @@ impl Collector {
         let auth = Auth::load(cfg.agent_token.as_deref(), cfg.token_file.as_deref()).map_err(StartError::Config)?;
         std::fs::create_dir_all(&cfg.data_dir)?;
         let metrics = Arc::new(Metrics::default());
-        let (sink, resume): (Box<dyn Sink>, ResumePoints) = match cfg.sink {
+        let local: Option<(Box<dyn Sink>, ResumePoints)> = match cfg.sink {
             SinkKind::File => {
                 let (s, rec) = FileSink::open(&cfg.data_dir, cfg.rotate_bytes)?;
                 tracing::info!(agents = rec.resume.len(), lines = rec.lines, truncated_bytes = rec.truncated_bytes, "sink opened; resume points rebuilt");
-                (Box::new(s), rec.resume)
+                Some((Box::new(s), rec.resume))
             }
-            SinkKind::Stdout => (Box::new(StdoutSink), ResumePoints::new()),
+            SinkKind::Stdout => Some((Box::new(StdoutSink), ResumePoints::new())),
+            SinkKind::Nats => None,
         };
         let registry = Arc::new(Registry::open(&cfg.data_dir.join("registry.sqlite3")).map_err(StartError::Registry)?);
         // Known at once, so the first Accepts after a restart carry the advice.
         let fleet_recent = registry.recent_agents(fleet_since()).map_err(StartError::Registry)?;
-        let (commit, commit_thread) = commit::spawn(sink, resume, metrics.clone(), cfg.max_connections.clamp(64, 65536));
+        let (commit, commit_thread) = match local {
+            Some((sink, resume)) => {
+                let (c, t) = commit::spawn(sink, resume, metrics.clone(), cfg.max_connections.clamp(64, 65536));
+                (crate::store::Store::Local(c), Some(t))
+            }
+            None => (jetstream_store(&cfg, metrics.clone()).await?, None),
+        };
         let listener = bind_agents(cfg.listen)?;
         let agent_addr = listener.local_addr()?;
         let api = match &cfg.api {
@@ -295,11 +303,23 @@ impl Collector {
         // The commit thread ends once the last handle (held by connection
         // tasks, all ended) is gone; someone still holding `Shared` keeps
         // it alive, so the wait is bounded.
-        let thread = self.commit_thread;
+        let Some(thread) = self.commit_thread else { return };
         if tokio::time::timeout(SHUTDOWN_GRACE, tokio::task::spawn_blocking(move || thread.join())).await.is_err() {
             tracing::warn!("the commit thread did not end (a handle to the collector's state is still held)");
         }
     }
+}
+
+/// Connects the JetStream sink (`--sink nats://...`).
+#[cfg(feature = "jetstream")]
+async fn jetstream_store(cfg: &Config, metrics: Arc<Metrics>) -> Result<crate::store::Store, StartError> {
+    let settings = cfg.nats.as_ref().ok_or_else(|| StartError::Config(crate::config::ConfigError("the nats sink needs its settings".into())))?;
+    Ok(crate::store::Store::JetStream(crate::jetstream::JetStream::connect(settings, metrics).await?))
+}
+
+#[cfg(not(feature = "jetstream"))]
+async fn jetstream_store(_: &Config, _: Arc<Metrics>) -> Result<crate::store::Store, StartError> {
+    Err(StartError::Config(crate::config::ConfigError("built without the `jetstream` feature".into())))
 }
 
 /// Listen backlog of the agent port: a reconnect storm of thousands of
