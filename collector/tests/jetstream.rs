@@ -308,7 +308,7 @@ fn a_three_node_cluster_with_replicas_3_loses_a_node_mid_stream() {
     let seed = common::seed();
     let urls: Vec<String> = nodes.iter().map(nats::NatsNode::url).collect();
     let all = urls.join(",");
-    let args = sink_args(&all, "CLUSTER", &["--nats-replicas", "3", "--nats-sync", "interval", "--nats-ack-timeout", "4"]);
+    let args = sink_args(&all, "CLUSTER", &["--nats-replicas", "3", "--nats-sync", "interval"]);
     let slots: Vec<Slot> = (0..2).map(|i| Slot::new(&format!("cl-c{i}"), args.clone())).collect();
     let endpoints: Vec<SocketAddr> = slots.iter().map(Slot::addr).collect();
     const AGENTS: usize = 4;
