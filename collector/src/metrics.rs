@@ -34,9 +34,9 @@ macro_rules! metrics {
 }
 
 metrics! {
-    /// JetStream sink: records published and not yet acked by JetStream.
+    /// JetStream sink: records published whose atomic batch JetStream has not acked yet.
     jetstream_acks_pending: "gauge",
-    /// JetStream sink: publishing rounds (one per agent per group of batches, pipelined).
+    /// JetStream sink: publishing rounds (per agent, every batch waiting, as atomic batches).
     jetstream_rounds_total: "counter",
     /// JetStream sink: microseconds from a round's first publish to its last ack, summed.
     jetstream_publish_micros_total: "counter",
@@ -48,8 +48,6 @@ metrics! {
     jetstream_fenced_total: "counter",
     /// JetStream sink: failed publishes and stream reads (session closed with code 2).
     jetstream_errors_total: "counter",
-    /// JetStream sink: records that landed after an earlier record of their round failed (a hole; should stay 0).
-    jetstream_order_violations_total: "counter",
     /// Connections open now.
     connections_open: "gauge",
     /// Connections accepted (TCP) since start.

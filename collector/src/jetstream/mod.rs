@@ -19,22 +19,26 @@
 //!   empty), raised to the Hello's `first_unacked_seq`. So any collector
 //!   can take any agent.
 //! * **One writer per agent.** Per agent, publishing goes in rounds: a
-//!   round publishes every record waiting (pipelined, not one round trip
-//!   per record) and its first message carries
+//!   round publishes every record waiting as atomic batches (stream option
+//!   `allow_atomic`, nats-server 2.12+: at most 1,000 messages, stored all
+//!   or none, one ack each; so publishing is pipelined, not one round trip
+//!   per record). A batch's first message carries
 //!   `Nats-Expected-Last-Subject-Sequence` = the stream sequence of the last
 //!   message this collector knows on the subject. If any other writer (a
 //!   collector still serving a stale connection of the agent) wrote in
-//!   between, JetStream refuses it: the round is not acked and the session
-//!   is closed with Close(0) "another collector writes this agent"
+//!   between, JetStream refuses the whole batch: it is not acked and the
+//!   session is closed with Close(0) "another collector writes this agent"
 //!   ([`crate::ledger::StoreOutcome::Fenced`]); the agent reconnects and
-//!   its next collector reads the new resume point.
+//!   its next collector reads the new resume point. (Per-record publishes
+//!   with the expectation on a round's first message only are not enough:
+//!   the rest of the round would still land after the first was refused.)
 //! * **Repeats.** Records below the resume point are dropped by comparing
 //!   with it (however old they are); `Nats-Msg-Id` makes JetStream drop a
 //!   repeat within the duplicate window too.
-//! * **Acks.** A batch is acked to the agent only once JetStream acked every
-//!   record up to it. Any failed publish (timeout, lost leader) fails the
-//!   round and sticks: that session acks nothing more and is closed; the
-//!   next Hello re-reads the stream.
+//! * **Acks.** A batch is acked to the agent only once JetStream acked the
+//!   atomic batch holding its last record. A failed publish or read
+//!   (timeout, lost leader) sticks for the session: it acks nothing more and
+//!   is closed with code 2; the next Hello re-reads the stream.
 //!
 //! # Durability
 //!
