@@ -434,6 +434,45 @@ mod tests {
     }
 
     #[test]
+    fn nats_sink_settings() {
+        let c = Args::try_parse_from(["edge-collector", "--sink", "nats://a:4222,nats://b:4222"]).unwrap().resolve().unwrap();
+        assert_eq!(c.sink, SinkKind::Nats);
+        let n = c.nats.unwrap();
+        assert_eq!(n.urls, ["nats://a:4222", "nats://b:4222"]);
+        assert_eq!((n.stream.as_str(), n.subject_prefix.as_str(), n.replicas, n.sync), ("EDGE_RECORDS", "edge.records", 1, NatsSync::Always));
+        assert_eq!((n.duplicate_window, n.max_age, n.max_batches), (Duration::from_secs(120), Duration::ZERO, 16));
+        let r3 = Args::try_parse_from(["edge-collector", "--sink", "nats://a:1", "--nats-replicas", "3", "--nats-sync", "interval"]).unwrap().resolve().unwrap();
+        assert!(r3.nats.unwrap().durable(), "R3 with the default sync: a quorum holds every ack");
+        assert_eq!(Args::default().resolve().unwrap().sink, SinkKind::File);
+        let file: Args = serde_json::from_str(r#"{"sink": "stdout"}"#).unwrap();
+        assert_eq!(Args::default().or(file).resolve().unwrap().sink, SinkKind::Stdout);
+    }
+
+    #[test]
+    fn refuses_unworkable_nats_settings() {
+        let base = |extra: &[&str]| {
+            let mut v = vec!["edge-collector", "--sink", "nats://a:4222"];
+            v.extend_from_slice(extra);
+            Args::try_parse_from(v).unwrap()
+        };
+        let bad = [
+            base(&["--nats-sync", "interval"]),
+            base(&["--nats-replicas", "2"]),
+            base(&["--nats-stream", "a.b"]),
+            base(&["--nats-subject-prefix", "a.>"]),
+            base(&["--nats-duplicate-window", "0"]),
+            base(&["--nats-max-age", "60", "--nats-duplicate-window", "120"]),
+            base(&["--nats-max-batches", "51"]),
+            base(&["--nats-max-batches", "0"]),
+            Args { sink: Some("nats://a:1,tcp://b:2".into()), ..Args::default() },
+            Args { sink: Some("kafka".into()), ..Args::default() },
+        ];
+        for a in bad {
+            assert!(a.clone().resolve().is_err(), "{a:?}");
+        }
+    }
+
+    #[test]
     fn flags_win_over_file() {
         let file: Args = serde_json::from_str(r#"{"max_connections": 5, "idle_timeout": 9}"#).unwrap();
         let flags = Args { max_connections: Some(7), ..Args::default() };

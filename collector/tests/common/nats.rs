@@ -11,7 +11,7 @@
 use super::TempDir;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -107,7 +107,7 @@ impl Drop for NatsNode {
     }
 }
 
-fn node(bin: &PathBuf, name: &str, cluster: Option<(u16, &[u16])>) -> NatsNode {
+fn node(bin: &Path, name: &str, cluster: Option<(u16, &[u16])>) -> NatsNode {
     let dir = TempDir::new(&format!("nats-{name}"));
     let port = free_port();
     let monitor = free_port();
@@ -122,7 +122,7 @@ fn node(bin: &PathBuf, name: &str, cluster: Option<(u16, &[u16])>) -> NatsNode {
     }
     let path = dir.path().join("nats.conf");
     std::fs::write(&path, conf).unwrap();
-    let mut n = NatsNode { name: name.into(), port, monitor, conf: path, bin: bin.clone(), child: None, _dir: dir };
+    let mut n = NatsNode { name: name.into(), port, monitor, conf: path, bin: bin.to_path_buf(), child: None, _dir: dir };
     n.spawn();
     n
 }
