@@ -21,7 +21,8 @@ jetstream { store_dir: "$DIR/nats", sync_interval: always }
 CONF
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; echo "stopped; data left in $DIR"; }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 "$NATS" -c "$DIR/nats.conf" & pids+=($!)
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1; done
 for i in 0 1 2; do
