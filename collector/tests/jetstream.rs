@@ -185,7 +185,7 @@ fn three_collectors_kill9_failover_and_a_server_restart_keep_exactly_once() {
     let slots: Vec<Arc<Mutex<Slot>>> = (0..3).map(|i| Arc::new(Mutex::new(Slot::new(&format!("js-c{i}"), args.clone())))).collect();
     let endpoints: Vec<SocketAddr> = slots.iter().map(|s| s.lock().unwrap().addr()).collect();
     const AGENTS: usize = 6;
-    const RECORDS: u32 = 500;
+    const RECORDS: u32 = 800;
     const PAYLOAD: usize = 24;
     let agents: Vec<_> = (0..AGENTS)
         .map(|i| {
