@@ -7,7 +7,15 @@
 //! cargo build --release -p edge-collector --bin edge-collector --example load
 //! target/release/examples/load --bin target/release/edge-collector --agents 10,100,1000 --seconds 5
 //! target/release/examples/load --bin target/release/edge-collector --storm 10000 [--admission-rate 2000]
+//! target/release/examples/load --bin target/release/edge-collector --agents 100,1000 --collectors 3 \
+//!     --collector-args "--sink nats://127.0.0.1:4222 --nats-stream LOAD{run}" --measure-pid $(pidof nats-server) --skip-trivial
 //! ```
+//!
+//! `--collectors K` starts K collectors and spreads the agents over them
+//! (agent i to collector i mod K); `--collector-args` adds flags to each
+//! (`{run}` is replaced by a name unique to the run, so that each run has a
+//! stream of its own); `--measure-pid P` adds process P's CPU (a
+//! nats-server) to the table; `--skip-trivial` skips the trivial reader.
 //!
 //! `--storm N`: N agents connect and stay; the collector is killed (-9) and
 //! restarted on the same port; printed: handshakes per 250 ms from the kill,
@@ -51,11 +59,19 @@ struct Opts {
     window: usize,
     /// `--admission-rate` of the storm's collector.
     admission_rate: Option<String>,
+    collectors: usize,
+    collector_args: String,
+    measure_pid: Option<u32>,
+    skip_trivial: bool,
 }
 
 fn opts() -> Opts {
-    let mut o = Opts { storm: None, bin: "target/release/edge-collector".into(), agents: vec![10, 100, 1000], seconds: 5, batch: 50, window: 4, admission_rate: None };
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut o = Opts { storm: None, bin: "target/release/edge-collector".into(), agents: vec![10, 100, 1000], seconds: 5, batch: 50, window: 4, admission_rate: None, collectors: 1, collector_args: String::new(), measure_pid: None, skip_trivial: false };
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--skip-trivial") {
+        args.remove(i);
+        o.skip_trivial = true;
+    }
     for pair in args.chunks(2) {
         let v = pair.get(1).cloned().unwrap_or_default();
         match pair[0].as_str() {
@@ -66,6 +82,9 @@ fn opts() -> Opts {
             "--window" => o.window = v.parse().expect("--window N"),
             "--storm" => o.storm = Some(v.parse().expect("--storm N")),
             "--admission-rate" => o.admission_rate = Some(v),
+            "--collectors" => o.collectors = v.parse().expect("--collectors N"),
+            "--collector-args" => o.collector_args = v,
+            "--measure-pid" => o.measure_pid = Some(v.parse().expect("--measure-pid PID")),
             "--trivial-reader" => {
                 trivial_reader(&v);
                 std::process::exit(0);
@@ -91,31 +110,56 @@ fn main() {
         let dir = std::env::temp_dir().join(format!("edge-load-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut child = spawn(
-            Command::new(&o.bin)
-                .args(["--listen", "127.0.0.1:0", "--log", "warn", "--max-connections", "20000", "--admission-rate", "0"])
-                .args(["--api-token", "load-generator-api-token", "--api-listen", "127.0.0.1:0"])
-                .arg("--data-dir")
-                .arg(&dir),
-        );
-        let (addr, api) = ready_addrs(&mut child);
-        let cpu0 = cpu_ticks(child.id());
-        let r = rt.block_on(run(addr, n, &o, true));
-        let cpu = (cpu_ticks(child.id()) - cpu0) as f64 / ticks_per_sec() / r.elapsed.as_secs_f64();
-        let rss = peak_rss_kib(child.id()) as f64 / 1024.0;
-        let m = metrics(api.expect("API address"));
-        let commits = m.get("sink_commits_total").copied().unwrap_or(0.0).max(1.0);
-        let commit_ms = m.get("sink_commit_micros_total").copied().unwrap_or(0.0) / commits / 1000.0;
+        let run_name = format!("{}x{n}x{}", std::process::id(), o.collectors);
+        let mut children: Vec<Child> = (0..o.collectors.max(1))
+            .map(|k| {
+                let sub = dir.join(format!("c{k}"));
+                spawn(
+                    Command::new(&o.bin)
+                        .args(["--listen", "127.0.0.1:0", "--log", "warn", "--max-connections", "20000", "--admission-rate", "0"])
+                        .args(["--api-token", "load-generator-api-token", "--api-listen", "127.0.0.1:0"])
+                        .args(o.collector_args.replace("{run}", &run_name).split_whitespace())
+                        .arg("--data-dir")
+                        .arg(&sub),
+                )
+            })
+            .collect();
+        let addrs: Vec<(SocketAddr, Option<SocketAddr>)> = children.iter_mut().map(ready_addrs).collect();
+        let agent_addrs: Vec<SocketAddr> = addrs.iter().map(|a| a.0).collect();
+        let cpu_of = |children: &[Child]| children.iter().map(|c| cpu_ticks(c.id())).sum::<u64>() + o.measure_pid.map_or(0, cpu_ticks);
+        let cpu0 = cpu_of(&children);
+        let r = rt.block_on(run(&agent_addrs, n, &o, true));
+        let cpu = (cpu_of(&children) - cpu0) as f64 / ticks_per_sec() / r.elapsed.as_secs_f64();
+        let rss = children.iter().map(|c| peak_rss_kib(c.id())).sum::<u64>() as f64 / 1024.0;
+        let mut m: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
+        for (_, api) in &addrs {
+            for (k, v) in metrics(api.expect("API address")) {
+                *m.entry(k).or_default() += v;
+            }
+        }
+        let commits = m.get("sink_commits_total").copied().filter(|v| *v > 0.0).or(m.get("jetstream_rounds_total").copied()).unwrap_or(0.0).max(1.0);
+        let micros = m.get("sink_commit_micros_total").copied().filter(|v| *v > 0.0).or(m.get("jetstream_publish_micros_total").copied()).unwrap_or(0.0);
+        let commit_ms = micros / commits / 1000.0;
         let per_commit = m.get("records_stored_total").copied().unwrap_or(0.0) / commits;
-        let _ = child.kill();
-        let _ = child.wait();
+        for mut child in children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let _ = std::fs::remove_dir_all(&dir);
+        let rate = r.records as f64 / r.elapsed.as_secs_f64();
+        let mut lat = r.latencies;
+        lat.sort_unstable();
+        let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        if o.skip_trivial {
+            println!("| {n} | {rate:.0} | {:.1} | {:.1} | {cpu:.2} | {:.2} | {rss:.0} | {commit_ms:.1} | {per_commit:.0} | - | - |", pct(0.5), pct(0.99), cpu / (rate / 100_000.0));
+            continue;
+        }
 
         let file = std::env::temp_dir().join(format!("edge-load-trivial-{}-{n}", std::process::id()));
         let me = std::env::current_exe().unwrap();
         let mut reader = spawn(Command::new(me).arg("--trivial-reader").arg(&file));
         let (taddr, _) = ready_addrs(&mut reader);
-        let t = rt.block_on(run(taddr, n, &o, false));
+        let t = rt.block_on(run(&[taddr], n, &o, false));
         std::thread::sleep(Duration::from_millis(200));
         let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         let _ = reader.kill();
@@ -123,10 +167,6 @@ fn main() {
         let _ = std::fs::remove_file(&file);
         let trivial_rate = (bytes / t.frame_len) as f64 * o.batch as f64 / t.elapsed.as_secs_f64();
 
-        let rate = r.records as f64 / r.elapsed.as_secs_f64();
-        let mut lat = r.latencies;
-        lat.sort_unstable();
-        let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
         println!(
             "| {n} | {rate:.0} | {:.1} | {:.1} | {cpu:.2} | {:.2} | {rss:.0} | {commit_ms:.1} | {per_commit:.0} | {trivial_rate:.0} | {:.2} |",
             pct(0.5),
@@ -205,7 +245,7 @@ fn batch_frame(first_seq: u64, n: u64, out: &mut Vec<u8>) -> usize {
 
 /// Runs `n` agents for the configured time; with `acks`, windowed on the
 /// collector's Acks, else blasting (trivial reader).
-async fn run(addr: SocketAddr, n: usize, o: &Opts, acks: bool) -> RunResult {
+async fn run(addrs: &[SocketAddr], n: usize, o: &Opts, acks: bool) -> RunResult {
     let stop = Arc::new(AtomicBool::new(false));
     let records = Arc::new(AtomicU64::new(0));
     let mut sample = Vec::new();
@@ -215,6 +255,7 @@ async fn run(addr: SocketAddr, n: usize, o: &Opts, acks: bool) -> RunResult {
     for i in 0..n {
         let (stop, records) = (stop.clone(), records.clone());
         let (batch, window) = (o.batch, o.window);
+        let addr = addrs[i % addrs.len()];
         tasks.push(tokio::spawn(async move { agent(addr, i, batch, window, acks, stop, records).await }));
     }
     tokio::time::sleep(Duration::from_secs(o.seconds)).await;

@@ -64,7 +64,7 @@ pub fn connections_max(cfg: &Config, id_max: usize, host_max: usize, workers: us
 mod tests {
     use super::*;
     use crate::line::RecordLine;
-    use agent_core::heartbeat::{AgentHeartbeat, AgentStats, HostStats};
+    use agent_core::heartbeat::{AgentHeartbeat, AgentStats, HeartbeatRecords, HostStats};
 
     #[test]
     fn the_widest_line_fits_line_fixed() {
@@ -82,7 +82,7 @@ mod tests {
             clock_anomalies: m, peer_incompatible: m, ack_timeouts: m,
         };
         let mut payload = [0u8; 512];
-        let n = AgentHeartbeat { host, lib }.encode(&mut payload).unwrap().len();
+        let n = AgentHeartbeat { host, lib, heartbeat_records: Some(HeartbeatRecords { pushed: m, dropped_full: m, dropped_evicted: m }) }.encode(&mut payload).unwrap().len();
         let (id, hostname) = ("\u{1}".repeat(100), "\"".repeat(50));
         let mut out = Vec::new();
         let widest = |t: u32, p: &[u8], out: &mut Vec<u8>| {

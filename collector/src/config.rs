@@ -46,9 +46,33 @@ pub struct Args {
     /// Directory for the sink files, the checkpoint and the registry [default: ./edge-data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Where records go: `file` (JSON lines in the data dir, fsync'd, exactly once) or `stdout` (flushed, not durable) [default: file].
-    #[arg(long, value_name = "KIND")]
-    pub sink: Option<SinkKind>,
+    /// Where records go: `file` (JSON lines in the data dir, fsync'd, exactly once), `stdout` (flushed, not durable) or `nats://HOST:PORT[,nats://...]` (a NATS JetStream stream shared by many collectors; see the --nats-* flags) [default: file].
+    #[arg(long, value_name = "KIND|URL")]
+    pub sink: Option<String>,
+    /// JetStream stream of the records (created if missing) [default: EDGE_RECORDS].
+    #[arg(long, value_name = "NAME")]
+    pub nats_stream: Option<String>,
+    /// Subject prefix; agent `a` publishes to `<prefix>.a` [default: edge.records].
+    #[arg(long, value_name = "SUBJECT")]
+    pub nats_subject_prefix: Option<String>,
+    /// Replicas of a stream created by the collector (1, 3 or 5) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub nats_replicas: Option<usize>,
+    /// What the NATS servers' storage promises: `always` (they run with `sync_interval: always`: an ack is on disk) or `interval` (the default periodic sync: an ack is durable only with --nats-replicas 3 or more) [default: always].
+    #[arg(long, value_name = "SYNC")]
+    pub nats_sync: Option<NatsSync>,
+    /// Seconds a record stays in a stream created by the collector; 0 = no age limit [default: 0].
+    #[arg(long, value_name = "SECS")]
+    pub nats_max_age: Option<f64>,
+    /// Seconds of the stream's duplicate window (`Nats-Msg-Id` tracking) [default: 120].
+    #[arg(long, value_name = "SECS")]
+    pub nats_duplicate_window: Option<f64>,
+    /// Seconds to wait for JetStream's publish ack before the session is closed [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub nats_ack_timeout: Option<f64>,
+    /// Atomic batches this collector keeps open at once, over all agents (1..=50; a stream takes at most 50 from all its collectors together) [default: 16].
+    #[arg(long, value_name = "N")]
+    pub nats_max_batches: Option<usize>,
     /// Rotate the JSON-lines file when it grows past this many bytes [default: 256 MiB].
     #[arg(long, value_name = "BYTES")]
     pub rotate_bytes: Option<u64>,
@@ -155,13 +179,59 @@ pub struct Args {
 }
 
 /// Where records go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SinkKind {
     /// JSON lines in `<data-dir>/records.jsonl`, fsync'd, rotated, exactly once across crashes.
     File,
     /// JSON lines on standard output, flushed; not durable, resume points kept in memory only.
     Stdout,
+    /// A NATS JetStream stream ([`Config::nats`]), shared by any number of collectors.
+    Nats,
+}
+
+/// What the NATS servers' storage promises (`--nats-sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NatsSync {
+    /// The servers run with `jetstream { sync_interval: always }`: a
+    /// publish ack means the record is on the disk of every replica that
+    /// acked it.
+    Always,
+    /// The servers sync on their default interval (2 minutes): an ack means
+    /// the record is in the memory of a quorum of replicas.
+    Interval,
+}
+
+/// The JetStream sink's settings (`--sink nats://...` and `--nats-*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NatsSettings {
+    /// Server URLs, tried in turn.
+    pub urls: Vec<String>,
+    /// Stream name.
+    pub stream: String,
+    /// Subject prefix (records of agent `a` go to `<prefix>.a`).
+    pub subject_prefix: String,
+    /// Replicas of a stream the collector creates.
+    pub replicas: usize,
+    /// The servers' storage promise.
+    pub sync: NatsSync,
+    /// Age limit of a stream the collector creates; zero: none.
+    pub max_age: Duration,
+    /// Duplicate window of a stream the collector creates.
+    pub duplicate_window: Duration,
+    /// Longest wait for a publish ack.
+    pub ack_timeout: Duration,
+    /// Most atomic batches open at once.
+    pub max_batches: usize,
+}
+
+impl NatsSettings {
+    /// True if a publish ack means the record survives a crash of any one
+    /// host: every replica syncs before acking, or a quorum of at least 2
+    /// of 3 holds it.
+    pub fn durable(&self) -> bool {
+        self.sync == NatsSync::Always || self.replicas >= 3
+    }
 }
 
 /// Settings after defaults and checks.
@@ -175,6 +245,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Sink.
     pub sink: SinkKind,
+    /// The JetStream sink's settings, with [`SinkKind::Nats`].
+    pub nats: Option<NatsSettings>,
     /// Rotation size of the JSON-lines file.
     pub rotate_bytes: u64,
     /// Shared agent token.
@@ -297,12 +369,70 @@ fn secs(name: &str, v: f64) -> Result<Duration, ConfigError> {
 }
 
 impl Args {
+    /// `--sink` and the `--nats-*` flags, checked.
+    fn sink_settings(&self) -> Result<(SinkKind, Option<NatsSettings>), ConfigError> {
+        let urls = match self.sink.as_deref() {
+            None | Some("file") => return Ok((SinkKind::File, None)),
+            Some("stdout") => return Ok((SinkKind::Stdout, None)),
+            Some(s) if s.starts_with("nats://") => s.split(',').map(str::trim).map(String::from).collect::<Vec<_>>(),
+            Some(s) => return Err(ConfigError(format!("--sink must be file, stdout or nats://HOST:PORT[,...], got {s:?}"))),
+        };
+        if !cfg!(feature = "jetstream") {
+            return Err(ConfigError("--sink nats://... needs a collector built with the `jetstream` feature".into()));
+        }
+        if let Some(u) = urls.iter().find(|u| !u.starts_with("nats://") || u.len() <= "nats://".len()) {
+            return Err(ConfigError(format!("--sink: every server must be a nats://HOST:PORT URL, got {u:?}")));
+        }
+        let stream = self.nats_stream.clone().unwrap_or_else(|| "EDGE_RECORDS".into());
+        if stream.is_empty() || stream.contains(['.', '*', '>', '/', '\\']) || stream.chars().any(char::is_whitespace) {
+            return Err(ConfigError(format!("--nats-stream must be a name without . * > / \\ or spaces, got {stream:?}")));
+        }
+        let subject_prefix = self.nats_subject_prefix.clone().unwrap_or_else(|| "edge.records".into());
+        if !crate::jetstream::subject::valid_prefix(&subject_prefix) {
+            return Err(ConfigError(format!("--nats-subject-prefix must be dot-separated tokens without wildcards, got {subject_prefix:?}")));
+        }
+        let replicas = self.nats_replicas.unwrap_or(1);
+        if ![1, 3, 5].contains(&replicas) {
+            return Err(ConfigError(format!("--nats-replicas must be 1, 3 or 5, got {replicas}")));
+        }
+        let max_age = match self.nats_max_age.unwrap_or(0.0) {
+            0.0 => Duration::ZERO,
+            v => secs("nats-max-age", v)?,
+        };
+        let duplicate_window = secs("nats-duplicate-window", self.nats_duplicate_window.unwrap_or(120.0))?;
+        if !max_age.is_zero() && duplicate_window > max_age {
+            return Err(ConfigError("--nats-duplicate-window must not exceed --nats-max-age".into()));
+        }
+        let max_batches = self.nats_max_batches.unwrap_or(16);
+        if !(1..=50).contains(&max_batches) {
+            return Err(ConfigError(format!("--nats-max-batches must be within 1..=50 (the server's limit per stream), got {max_batches}")));
+        }
+        let n = NatsSettings {
+            urls,
+            stream,
+            subject_prefix,
+            replicas,
+            sync: self.nats_sync.unwrap_or(NatsSync::Always),
+            max_age,
+            duplicate_window,
+            ack_timeout: secs("nats-ack-timeout", self.nats_ack_timeout.unwrap_or(10.0))?,
+            max_batches,
+        };
+        if !n.durable() {
+            return Err(ConfigError(
+                "--nats-sync interval with --nats-replicas 1: a publish ack would not be durable, and the collector acks only durable records; use --nats-replicas 3 or servers with sync_interval: always".into(),
+            ));
+        }
+        Ok((SinkKind::Nats, Some(n)))
+    }
+
     /// `self` with every unset flag taken from `file`.
     pub fn or(self, file: Args) -> Args {
         macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, allow_new_registry: self.allow_new_registry || file.allow_new_registry, $($f: self.$f.or(file.$f)),* } } }
-        pick!(listen, api_listen, api_token, data_dir, sink, rotate_bytes, agent_token, token_file, max_connections,
-            max_frame, max_inflight, max_inflight_bytes, max_batch_records, handshake_timeout, idle_timeout, ping_after,
-            retry_after_ms, admission_rate, admission_burst_ms, max_reservations, max_handshakes, prehello_bytes,
+        pick!(listen, api_listen, api_token, data_dir, sink, nats_stream, nats_subject_prefix, nats_replicas, nats_sync,
+            nats_max_age, nats_duplicate_window, nats_ack_timeout, nats_max_batches, rotate_bytes, agent_token, token_file,
+            max_connections, max_frame, max_inflight, max_inflight_bytes, max_batch_records, handshake_timeout, idle_timeout,
+            ping_after, retry_after_ms, admission_rate, admission_burst_ms, max_reservations, max_handshakes, prehello_bytes,
             new_agents_per_sec, new_agents_burst, max_agents, liveness_probe_ms, max_agent_id_bytes, max_identity_bytes,
             max_hello_addresses, max_token_bytes, heartbeat_interval, stale_after, registry_flush, log, api_max_connections,
             api_header_timeout, api_request_timeout, api_max_body)
@@ -318,6 +448,7 @@ impl Args {
 
     /// Applies defaults and refuses impossible settings.
     pub fn resolve(self) -> Result<Config, ConfigError> {
+        let (sink, nats) = self.sink_settings()?;
         let idle_timeout = secs("idle-timeout", self.idle_timeout.unwrap_or(45.0))?;
         let ping_after = match self.ping_after {
             Some(v) => secs("ping-after", v)?,
@@ -407,7 +538,8 @@ impl Args {
             listen: self.listen.unwrap_or_else(|| "127.0.0.1:7070".parse().unwrap()),
             api,
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("edge-data")),
-            sink: self.sink.unwrap_or(SinkKind::File),
+            sink,
+            nats,
             rotate_bytes,
             agent_token: self.agent_token,
             token_file: self.token_file,
@@ -565,6 +697,45 @@ mod tests {
         for id in ["api_token", "agent_token"] {
             let arg = cmd.get_arguments().find(|a| a.get_id() == id).unwrap();
             assert!(arg.get_env().is_some() && arg.is_hide_env_values_set(), "{id}");
+        }
+    }
+
+    #[test]
+    fn nats_sink_settings() {
+        let c = Args::try_parse_from(["edge-collector", "--sink", "nats://a:4222,nats://b:4222"]).unwrap().resolve().unwrap();
+        assert_eq!(c.sink, SinkKind::Nats);
+        let n = c.nats.unwrap();
+        assert_eq!(n.urls, ["nats://a:4222", "nats://b:4222"]);
+        assert_eq!((n.stream.as_str(), n.subject_prefix.as_str(), n.replicas, n.sync), ("EDGE_RECORDS", "edge.records", 1, NatsSync::Always));
+        assert_eq!((n.duplicate_window, n.max_age, n.max_batches), (Duration::from_secs(120), Duration::ZERO, 16));
+        let r3 = Args::try_parse_from(["edge-collector", "--sink", "nats://a:1", "--nats-replicas", "3", "--nats-sync", "interval"]).unwrap().resolve().unwrap();
+        assert!(r3.nats.unwrap().durable(), "R3 with the default sync: a quorum holds every ack");
+        assert_eq!(Args::default().resolve().unwrap().sink, SinkKind::File);
+        let file: Args = serde_json::from_str(r#"{"sink": "stdout"}"#).unwrap();
+        assert_eq!(Args::default().or(file).resolve().unwrap().sink, SinkKind::Stdout);
+    }
+
+    #[test]
+    fn refuses_unworkable_nats_settings() {
+        let base = |extra: &[&str]| {
+            let mut v = vec!["edge-collector", "--sink", "nats://a:4222"];
+            v.extend_from_slice(extra);
+            Args::try_parse_from(v).unwrap()
+        };
+        let bad = [
+            base(&["--nats-sync", "interval"]),
+            base(&["--nats-replicas", "2"]),
+            base(&["--nats-stream", "a.b"]),
+            base(&["--nats-subject-prefix", "a.>"]),
+            base(&["--nats-duplicate-window", "0"]),
+            base(&["--nats-max-age", "60", "--nats-duplicate-window", "120"]),
+            base(&["--nats-max-batches", "51"]),
+            base(&["--nats-max-batches", "0"]),
+            Args { sink: Some("nats://a:1,tcp://b:2".into()), ..Args::default() },
+            Args { sink: Some("kafka".into()), ..Args::default() },
+        ];
+        for a in bad {
+            assert!(a.clone().resolve().is_err(), "{a:?}");
         }
     }
 

@@ -642,6 +642,9 @@ impl Conn {
                         reason: format!("gap: the next record expected is {expected}"),
                     }))
                 }
+                Ok(StoreOutcome::Fenced) => {
+                    return Err(End::Send(Refusal::Close { code: CloseCode::Conflict, reason: "another collector writes this agent".into() }))
+                }
                 Ok(StoreOutcome::Failed) | Err(_) => {
                     return Err(End::Send(Refusal::Close { code: CloseCode::Shutdown, reason: "sink unavailable".into() }))
                 }

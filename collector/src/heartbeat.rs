@@ -1,6 +1,7 @@
 //! Agent heartbeat payloads (type 1000) of every layout revision
 //! (PROTOCOL.md, Heartbeats): revision 1 ends after `tasks_duplicate`,
-//! revision 2 appended four counters. A payload that ends at a field
+//! revision 2 appended four counters, revision 3 `heartbeat_records`
+//! (which agent-core's decoder itself reads as unknown when absent). A payload that ends at a field
 //! boundary after revision 1's fields decodes; the counters it lacks are
 //! unknown (from an older agent), not zero.
 
@@ -52,7 +53,9 @@ mod tests {
         hb.lib.tasks_duplicate = 2;
         hb.lib.ack_timeouts = 9;
         let mut buf = [0u8; 400];
-        let full = hb.encode(&mut buf).unwrap().to_vec();
+        let rev3 = hb.encode(&mut buf).unwrap().to_vec();
+        // Revision 3 appended `heartbeat_records`, here absent: one byte.
+        let full = &rev3[..rev3.len() - 1];
         // Revision 2 ends with four one-byte counters here (9 and three 0s).
         let rev1 = &full[..full.len() - 4];
         let (h, missing) = decode(rev1).unwrap();
@@ -63,7 +66,8 @@ mod tests {
         let (h, missing) = decode(&full[..full.len() - 1]).unwrap();
         assert_eq!(missing, 1);
         assert_eq!(to_json(&h, missing)["lib"]["peer_incompatible"], 0);
-        assert_eq!(decode(&full).unwrap().1, 0);
+        assert_eq!(decode(full).unwrap().1, 0);
+        assert_eq!(decode(&rev3).unwrap().1, 0);
         assert!(decode(&full[..full.len() - 5]).is_none(), "shorter than revision 1");
         assert!(decode(&[0x81]).is_none());
     }

@@ -45,6 +45,10 @@ pub enum StoreOutcome {
     },
     /// The sink failed; nothing can be acked.
     Failed,
+    /// Another writer (another collector) wrote this agent's records in
+    /// the meantime (JetStream sink): nothing of the batch is acked, and the
+    /// session is closed so that the agent resumes where the stream is.
+    Fenced,
 }
 
 /// What a Hello may do to its agent's resume point, by what its connection

@@ -27,7 +27,9 @@
 //! [`commit`] (the sink's one writer: group commit), [`ledger`] (resume
 //! points and dedup, pure),
 //! [`sink`] (the JSON-lines file and stdout), [`recovery`] (what the file
-//! sink finds at start: damage set aside, torn tails cut), [`line`](mod@line) (the line format),
+//! sink finds at start: damage set aside, torn tails cut), [`jetstream`] (the
+//! NATS JetStream sink, shared by many collectors), [`store`] (which of the
+//! two a connection talks to), [`line`](mod@line) (the line format),
 //! [`registry`] (SQLite), [`api`] (HTTP), [`auth`] (agent tokens and proven identity),
 //! [`metrics`] (counters), [`bounds`] (memory and output bounds as formulas
 //! of the flags), [`server`] (all of it assembled).
@@ -58,6 +60,7 @@ pub mod config;
 pub mod conn;
 #[cfg(feature = "server")]
 pub mod handshakes;
+pub mod jetstream;
 #[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]
@@ -68,6 +71,8 @@ pub mod registry;
 pub mod server;
 #[cfg(feature = "server")]
 pub mod sink;
+#[cfg(feature = "server")]
+pub mod store;
 
 #[cfg(feature = "server")]
 pub use server::{Collector, Shared, StartError};

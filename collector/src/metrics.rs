@@ -34,6 +34,20 @@ macro_rules! metrics {
 }
 
 metrics! {
+    /// JetStream sink: records published whose atomic batch JetStream has not acked yet.
+    jetstream_acks_pending: "gauge",
+    /// JetStream sink: publishing rounds (per agent, every batch waiting, as atomic batches).
+    jetstream_rounds_total: "counter",
+    /// JetStream sink: microseconds from a round's first publish to its last ack, summed.
+    jetstream_publish_micros_total: "counter",
+    /// JetStream sink: the longest round, in microseconds.
+    jetstream_publish_micros_max: "gauge",
+    /// JetStream sink: resume points read from the stream.
+    jetstream_lookups_total: "counter",
+    /// JetStream sink: rounds refused because another writer wrote the agent's subject (session closed with code 0).
+    jetstream_fenced_total: "counter",
+    /// JetStream sink: failed publishes and stream reads (session closed with code 2).
+    jetstream_errors_total: "counter",
     /// Connections open now.
     connections_open: "gauge",
     /// Connections accepted (TCP) since start.

@@ -13,7 +13,7 @@
 
 use crate::admission::{Admission, AdmissionConfig, Decision};
 use crate::auth::Auth;
-use crate::commit::{self, CommitHandle};
+use crate::commit;
 use crate::config::{Config, SinkKind};
 use crate::handshakes::Handshakes;
 use crate::metrics::Metrics;
@@ -79,8 +79,8 @@ pub struct Shared {
     pub auth: Auth,
     /// Counters.
     pub metrics: Arc<Metrics>,
-    /// The commit thread.
-    pub commit: CommitHandle,
+    /// Where records go: the commit thread or the JetStream writers.
+    pub commit: crate::store::Store,
     /// The registry.
     pub registry: Arc<Registry>,
     /// Fires once, at shutdown.
@@ -224,7 +224,8 @@ pub struct Collector {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     conns: Arc<tokio::sync::Semaphore>,
-    commit_thread: std::thread::JoinHandle<()>,
+    /// `None` with the JetStream sink.
+    commit_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Why the collector could not start.
@@ -281,16 +282,19 @@ impl Collector {
         let registry_path = cfg.data_dir.join(REGISTRY);
         // Looked at before the sink may create files.
         let registry_missing = registry_is_missing(&registry_path)?;
-        let (sink, resume, fresh): (Box<dyn Sink>, ResumePoints, bool) = match cfg.sink {
+        let (local, fresh): (Option<(Box<dyn Sink>, ResumePoints)>, bool) = match cfg.sink {
             SinkKind::File => {
                 let (s, rec) = FileSink::open(&cfg.data_dir, cfg.rotate_bytes)?;
                 tracing::info!(agents = rec.resume.len(), files = rec.files, lines = rec.lines, truncated_bytes = rec.truncated_bytes, quarantined = rec.quarantined, "sink opened; resume points rebuilt");
                 Metrics::add(&metrics.sink_quarantined_total, rec.quarantined);
                 Metrics::add(&metrics.sink_quarantined_bytes_total, rec.quarantined_bytes);
                 Metrics::add(&metrics.sink_truncated_bytes_total, rec.truncated_bytes);
-                (Box::new(s), rec.resume, rec.fresh)
+                (Some((Box::new(s), rec.resume)), rec.fresh)
             }
-            SinkKind::Stdout => (Box::new(StdoutSink), ResumePoints::new(), true),
+            SinkKind::Stdout => (Some((Box::new(StdoutSink), ResumePoints::new())), true),
+            // The records live in the stream; this data directory holds only
+            // the registry, so there are no sink files to check it against.
+            SinkKind::Nats => (None, true),
         };
         if registry_missing && !fresh {
             if !cfg.allow_new_registry {
@@ -305,7 +309,13 @@ impl Collector {
         let registry = Arc::new(Registry::open(&registry_path).map_err(StartError::Registry)?);
         // Known at once, so the first Accepts after a restart carry the advice.
         let fleet_recent = registry.recent_agents(fleet_since()).map_err(StartError::Registry)?;
-        let (commit, commit_thread) = commit::spawn(sink, resume, metrics.clone(), cfg.max_connections.clamp(64, 65536));
+        let (commit, commit_thread) = match local {
+            Some((sink, resume)) => {
+                let (c, t) = commit::spawn(sink, resume, metrics.clone(), cfg.max_connections.clamp(64, 65536));
+                (crate::store::Store::Local(c), Some(t))
+            }
+            None => (jetstream_store(&cfg, metrics.clone()).await?, None),
+        };
         let listener = bind_agents(cfg.listen).map_err(|e| io::Error::new(e.kind(), format!("--listen {}: {e}", cfg.listen)))?;
         let agent_addr = listener.local_addr()?;
         let api = match &cfg.api {
@@ -378,11 +388,23 @@ impl Collector {
         // The commit thread ends once the last handle (held by connection
         // tasks, all ended) is gone; someone still holding `Shared` keeps
         // it alive, so the wait is bounded.
-        let thread = self.commit_thread;
+        let Some(thread) = self.commit_thread else { return };
         if tokio::time::timeout(SHUTDOWN_GRACE, tokio::task::spawn_blocking(move || thread.join())).await.is_err() {
             tracing::warn!("the commit thread did not end (a handle to the collector's state is still held)");
         }
     }
+}
+
+/// Connects the JetStream sink (`--sink nats://...`).
+#[cfg(feature = "jetstream")]
+async fn jetstream_store(cfg: &Config, metrics: Arc<Metrics>) -> Result<crate::store::Store, StartError> {
+    let settings = cfg.nats.as_ref().ok_or_else(|| StartError::Config(crate::config::ConfigError("the nats sink needs its settings".into())))?;
+    Ok(crate::store::Store::JetStream(crate::jetstream::JetStream::connect(settings, metrics).await?))
+}
+
+#[cfg(not(feature = "jetstream"))]
+async fn jetstream_store(_: &Config, _: Arc<Metrics>) -> Result<crate::store::Store, StartError> {
+    Err(StartError::Config(crate::config::ConfigError("built without the `jetstream` feature".into())))
 }
 
 /// Listen backlog of the agent port: a reconnect storm of thousands of

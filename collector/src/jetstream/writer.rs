@@ -1,0 +1,422 @@
+//! The JetStream writer: one task per agent that publishes that agent's
+//! records in rounds, and the handle the connections use. See the module
+//! docs of [`crate::jetstream`] for the rules.
+
+use super::{subject, SEQ_HEADER};
+use crate::config::NatsSettings;
+use crate::ledger::{plan, raise, Lines, ResumePoints, StoreOutcome};
+use crate::metrics::Metrics;
+use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
+use async_nats::jetstream::{self, Context};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Store requests queued per agent before a connection waits.
+const AGENT_QUEUE: usize = 64;
+/// Requests merged into one publishing round.
+const MAX_ROUND: usize = 64;
+/// Most records in one atomic batch (the server's limit is 1,000).
+pub const MAX_BATCH: usize = 1000;
+/// JetStream's error code for an atomic batch holding a message id already
+/// in the duplicate window: another writer stored these very records.
+const BATCH_DUPLICATE_MSG_ID: u64 = 10201;
+/// A writer with nothing to do for this long ends (the next request of its
+/// agent starts a fresh one, which re-reads the stream).
+const WRITER_IDLE: Duration = Duration::from_secs(60);
+
+enum Job {
+    Resume(u64, oneshot::Sender<Option<u64>>),
+    Store(Lines, oneshot::Sender<StoreOutcome>),
+}
+
+struct Entry {
+    id: u64,
+    tx: mpsc::Sender<Job>,
+}
+
+struct Inner {
+    ctx: Context,
+    stream: Stream,
+    prefix: String,
+    metrics: Arc<Metrics>,
+    writers: Mutex<HashMap<Arc<str>, Entry>>,
+    /// Per agent, held by its writer for a lookup or a round: a new writer
+    /// (a reconnect to this collector) reads the stream only after the old
+    /// one's round landed.
+    gates: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
+    next_id: AtomicU64,
+    /// Atomic batches this collector has open at once (`--nats-max-batches`;
+    /// a stream takes at most 50 from all collectors).
+    batches: tokio::sync::Semaphore,
+    /// Makes batch ids unique across collectors and restarts.
+    nonce: String,
+    next_batch: AtomicU64,
+}
+
+/// The JetStream sink: a connection to NATS and the per-agent writers
+/// (cheap to clone).
+#[derive(Clone)]
+pub struct JetStream {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for JetStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStream").field("prefix", &self.inner.prefix).finish_non_exhaustive()
+    }
+}
+
+fn io_err(what: &str, e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("{what}: {e}"))
+}
+
+impl JetStream {
+    /// Connects to the servers and gets (or creates) the stream. Refuses an
+    /// existing stream that does not take `<prefix>.>` or has fewer
+    /// replicas than `--nats-replicas`.
+    pub async fn connect(s: &NatsSettings, metrics: Arc<Metrics>) -> io::Result<JetStream> {
+        let addrs = s.urls.iter().map(|u| u.parse::<async_nats::ServerAddr>().map_err(|e| io_err(u, e))).collect::<io::Result<Vec<_>>>()?;
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .request_timeout(Some(s.ack_timeout))
+            .max_reconnects(None)
+            .connect(addrs)
+            .await
+            .map_err(|e| io_err("connecting to NATS", e))?;
+        let ctx = jetstream::ContextBuilder::new().timeout(s.ack_timeout).ack_timeout(s.ack_timeout).build(client);
+        let wanted = format!("{}.>", s.subject_prefix);
+        let config = jetstream::stream::Config {
+            name: s.stream.clone(),
+            subjects: vec![wanted.clone()],
+            num_replicas: s.replicas,
+            max_age: s.max_age,
+            duplicate_window: s.duplicate_window,
+            storage: jetstream::stream::StorageType::File,
+            allow_atomic_publish: true,
+            description: Some("edge-agent records, one subject per agent (edge-collector)".into()),
+            ..Default::default()
+        };
+        let mut stream = ctx.get_or_create_stream(config).await.map_err(|e| io_err("getting or creating the stream", e))?;
+        let info = stream.info().await.map_err(|e| io_err("stream info", e))?;
+        if !info.config.subjects.iter().any(|x| *x == wanted || x == ">") {
+            return Err(io_err("stream", format!("{} exists with subjects {:?}, not {wanted}", s.stream, info.config.subjects)));
+        }
+        if !info.config.allow_atomic_publish {
+            return Err(io_err("stream", format!("{} exists without allow_atomic (atomic batch publish); update it or name another stream", s.stream)));
+        }
+        if info.config.num_replicas < s.replicas {
+            return Err(io_err("stream", format!("{} exists with {} replicas, fewer than --nats-replicas {}", s.stream, info.config.num_replicas, s.replicas)));
+        }
+        tracing::info!(stream = %s.stream, subjects = %wanted, replicas = info.config.num_replicas, messages = info.state.messages, "JetStream sink ready");
+        Ok(JetStream {
+            inner: Arc::new(Inner {
+                ctx,
+                stream,
+                prefix: s.subject_prefix.clone(),
+                metrics,
+                writers: Mutex::new(HashMap::new()),
+                gates: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                batches: tokio::sync::Semaphore::new(s.max_batches),
+                nonce: format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()) ^ u128::from(std::process::id())),
+                next_batch: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// Starts a writer for `agent` (replacing the map's entry if `fresh`,
+    /// else reusing a live one) and returns its queue.
+    fn writer(&self, agent: &Arc<str>, fresh: bool) -> mpsc::Sender<Job> {
+        let mut w = self.inner.writers.lock().unwrap();
+        if !fresh {
+            if let Some(e) = w.get(agent) {
+                if !e.tx.is_closed() {
+                    return e.tx.clone();
+                }
+            }
+        }
+        let (tx, rx) = mpsc::channel(AGENT_QUEUE);
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let gate = self.inner.gates.lock().unwrap().entry(agent.clone()).or_default().clone();
+        w.insert(agent.clone(), Entry { id, tx: tx.clone() });
+        tokio::spawn(Writer { inner: self.inner.clone(), agent: agent.clone(), id, gate, state: None, broken: None }.run(rx));
+        tx
+    }
+
+    /// The agent's resume point read from the stream, raised to `floor`;
+    /// `None` if the stream could not be read. Starts a fresh writer for
+    /// the agent (a new session).
+    pub async fn resume(&self, agent: Arc<str>, floor: u64) -> Option<u64> {
+        let (tx, rx) = oneshot::channel();
+        self.writer(&agent, true).send(Job::Resume(floor, tx)).await.ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Queues a batch's lines with the agent's writer; the answer comes once
+    /// JetStream acked them (or refused).
+    pub async fn store(&self, lines: Lines) -> oneshot::Receiver<StoreOutcome> {
+        let (tx, rx) = oneshot::channel();
+        let agent = lines.agent.clone();
+        let mut job = Job::Store(lines, tx);
+        for _ in 0..2 {
+            match self.writer(&agent, false).send(job).await {
+                Ok(()) => break,
+                // The writer ended idle between the lookup and the send.
+                Err(mpsc::error::SendError(j)) => job = j,
+            }
+        }
+        rx
+    }
+}
+
+/// What a writer knows of its agent's subject.
+#[derive(Debug, Clone, Copy)]
+struct State {
+    /// Stream sequence of the last message on the subject (0: none).
+    last_sseq: u64,
+}
+
+struct Writer {
+    inner: Arc<Inner>,
+    agent: Arc<str>,
+    id: u64,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    /// `None` until read from the stream.
+    state: Option<(State, ResumePoints)>,
+    /// A round failed: every later store gets this.
+    broken: Option<StoreOutcome>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut jobs = Vec::with_capacity(MAX_ROUND);
+        let mut closing = false;
+        loop {
+            let first = if closing {
+                rx.recv().await
+            } else {
+                match tokio::time::timeout(WRITER_IDLE, rx.recv()).await {
+                    Ok(j) => j,
+                    Err(_) => {
+                        // Idle: leave the map, then serve what was queued.
+                        let mut w = self.inner.writers.lock().unwrap();
+                        if w.get(&self.agent).is_some_and(|e| e.id == self.id) {
+                            w.remove(&self.agent);
+                        }
+                        drop(w);
+                        rx.close();
+                        closing = true;
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = first else { break };
+            jobs.push(first);
+            while jobs.len() < MAX_ROUND {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            let gate = self.gate.clone();
+            let _held = gate.lock().await;
+            let mut stores = Vec::new();
+            for job in jobs.drain(..) {
+                match job {
+                    Job::Resume(floor, done) => {
+                        // Stores queued before it belong to the old session.
+                        self.round(std::mem::take(&mut stores)).await;
+                        self.broken = None;
+                        self.state = None;
+                        let r = self.lookup().await.map(|()| {
+                            let (_, resume) = self.state.as_mut().expect("looked up");
+                            raise(resume, &self.agent, floor)
+                        });
+                        let _ = done.send(r);
+                    }
+                    Job::Store(l, done) => stores.push((l, done)),
+                }
+            }
+            self.round(stores).await;
+        }
+        // The gate map keeps one small entry per agent seen; drop it when
+        // nobody else holds this agent's gate.
+        let mut gates = self.inner.gates.lock().unwrap();
+        if gates.get(&self.agent).is_some_and(|g| Arc::strong_count(g) == 2) {
+            gates.remove(&self.agent);
+        }
+    }
+
+    /// Reads the agent's last message from the stream leader into `state`.
+    async fn lookup(&mut self) -> Option<()> {
+        Metrics::inc(&self.inner.metrics.jetstream_lookups_total);
+        let subj = subject::subject(&self.inner.prefix, &self.agent);
+        let (last_sseq, next) = match self.inner.stream.get_last_raw_message_by_subject(&subj).await {
+            Ok(m) => {
+                let seq = m.headers.get(SEQ_HEADER).and_then(|v| v.as_str().parse::<u64>().ok());
+                let Some(seq) = seq else {
+                    tracing::error!(agent = %self.agent, stream_seq = m.sequence, "last message on the agent's subject has no {SEQ_HEADER} header");
+                    return None;
+                };
+                (m.sequence, seq + 1)
+            }
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => (0, 0),
+            Err(e) => {
+                Metrics::inc(&self.inner.metrics.jetstream_errors_total);
+                tracing::warn!(agent = %self.agent, error = %e, "reading the agent's last record from the stream failed");
+                return None;
+            }
+        };
+        let mut resume = ResumePoints::new();
+        resume.insert(self.agent.to_string(), next);
+        self.state = Some((State { last_sseq }, resume));
+        Some(())
+    }
+
+    /// Publishes the records of `stores` not yet in the stream, pipelined,
+    /// then answers each.
+    async fn round(&mut self, stores: Vec<(Lines, oneshot::Sender<StoreOutcome>)>) {
+        if stores.is_empty() {
+            return;
+        }
+        let m = self.inner.metrics.clone();
+        if self.broken.is_none() && self.state.is_none() && self.lookup().await.is_none() {
+            self.broken = Some(StoreOutcome::Failed);
+        }
+        if let Some(b) = self.broken {
+            for (_, done) in stores {
+                let _ = done.send(b);
+            }
+            return;
+        }
+        let (mut state, mut resume) = self.state.take().expect("looked up");
+        // Plan every request: what is new, in order.
+        let mut outcomes = Vec::with_capacity(stores.len());
+        let mut records: Vec<(u64, Bytes)> = Vec::new();
+        let mut scratch = Vec::new();
+        for (l, _) in &stores {
+            scratch.clear();
+            let o = plan(&mut resume, l, &mut scratch);
+            if let StoreOutcome::Stored { written, .. } = o {
+                let count = l.ends.len();
+                let skip = count - written as usize;
+                Metrics::add(&m.records_duplicate_total, skip as u64);
+                let bytes = Bytes::copy_from_slice(&l.bytes);
+                for i in skip..count {
+                    let from = if i == 0 { 0 } else { l.ends[i - 1] };
+                    let to = l.ends[i] - usize::from(l.bytes[l.ends[i] - 1] == b'\n');
+                    records.push((l.first_seq + i as u64, bytes.slice(from..to)));
+                }
+            }
+            outcomes.push(o);
+        }
+        let result = if records.is_empty() { Ok(()) } else { self.publish(&mut state, records).await };
+        if let Err(why) = result {
+            self.broken = Some(why);
+            for (_, done) in stores {
+                let _ = done.send(why);
+            }
+            return;
+        }
+        self.state = Some((state, resume));
+        for ((_, done), o) in stores.into_iter().zip(outcomes) {
+            let _ = done.send(o);
+        }
+    }
+
+    /// Publishes `records` (in sequence order) as atomic batches of at
+    /// most [`MAX_BATCH`] messages, the first message of each fenced by the
+    /// subject's last stream sequence, and waits for each batch's ack
+    /// before the next (its fence is the previous batch's last sequence).
+    async fn publish(&self, state: &mut State, records: Vec<(u64, Bytes)>) -> Result<(), StoreOutcome> {
+        let m = &self.inner.metrics;
+        let subj: async_nats::Subject = subject::subject(&self.inner.prefix, &self.agent).into();
+        let t = Instant::now();
+        let mut stored = 0u64;
+        let mut records = records.into_iter().peekable();
+        let mut result = Ok(());
+        while records.peek().is_some() {
+            let chunk: Vec<(u64, Bytes)> = records.by_ref().take(MAX_BATCH).collect();
+            let n = chunk.len() as u64;
+            Metrics::add(&m.jetstream_acks_pending, n);
+            let r = self.publish_batch(&subj, state.last_sseq, chunk).await;
+            m.jetstream_acks_pending.fetch_sub(n, Ordering::Relaxed);
+            match r {
+                Ok(last) => {
+                    state.last_sseq = last;
+                    stored += n;
+                }
+                Err(o) => {
+                    result = Err(o);
+                    break;
+                }
+            }
+        }
+        let micros = t.elapsed().as_micros() as u64;
+        Metrics::inc(&m.jetstream_rounds_total);
+        Metrics::add(&m.jetstream_publish_micros_total, micros);
+        m.jetstream_publish_micros_max.fetch_max(micros, Ordering::Relaxed);
+        Metrics::add(&m.records_stored_total, stored);
+        if let Err(o) = result {
+            if o == StoreOutcome::Fenced {
+                Metrics::inc(&m.jetstream_fenced_total);
+                tracing::info!(agent = %self.agent, "another writer wrote this agent's subject; closing the session");
+            } else {
+                Metrics::inc(&m.jetstream_errors_total);
+            }
+        }
+        result
+    }
+
+    /// One atomic batch: every message but the last published without a
+    /// reply, the last (`Nats-Batch-Commit`) as a request whose ack says
+    /// whether the whole batch was stored. Returns the stream sequence of
+    /// its last message.
+    async fn publish_batch(&self, subj: &async_nats::Subject, fence: u64, chunk: Vec<(u64, Bytes)>) -> Result<u64, StoreOutcome> {
+        let _permit = self.inner.batches.acquire().await.map_err(|_| StoreOutcome::Failed)?;
+        let batch_id = format!("{}-{}", self.inner.nonce, self.inner.next_batch.fetch_add(1, Ordering::Relaxed));
+        let last = chunk.len();
+        let mut ack: Option<PublishAckFuture> = None;
+        for (i, (seq, payload)) in chunk.into_iter().enumerate() {
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(SEQ_HEADER, seq.to_string().as_str());
+            h.insert(async_nats::header::NATS_MESSAGE_ID, subject::msg_id(&self.agent, seq).as_str());
+            h.insert("Nats-Batch-Id", batch_id.as_str());
+            h.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
+            if i == 0 {
+                h.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, fence.to_string().as_str());
+            }
+            if i + 1 == last {
+                h.insert("Nats-Batch-Commit", "1");
+                let msg = PublishMessage::build().payload(payload).headers(h);
+                let f = self.inner.ctx.send_publish(subj.clone(), msg).await.map_err(|e| {
+                    tracing::warn!(agent = %self.agent, seq, error = %e, "publish failed");
+                    StoreOutcome::Failed
+                })?;
+                ack = Some(f);
+            } else {
+                self.inner.ctx.client().publish_with_headers(subj.clone(), h, payload).await.map_err(|e| {
+                    tracing::warn!(agent = %self.agent, seq, error = %e, "publish failed");
+                    StoreOutcome::Failed
+                })?;
+            }
+        }
+        let ack = ack.expect("a batch has a last message").await.map_err(|e| {
+            let code = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>()).map(|j| j.error_code().0);
+            if e.kind() == PublishErrorKind::WrongLastSequence || code == Some(BATCH_DUPLICATE_MSG_ID) {
+                StoreOutcome::Fenced
+            } else {
+                tracing::warn!(agent = %self.agent, error = %e, "batch not stored");
+                StoreOutcome::Failed
+            }
+        })?;
+        Ok(ack.sequence)
+    }
+}

@@ -1,0 +1,364 @@
+//! The JetStream sink against real nats-servers (started here on free
+//! loopback ports with temporary stores; see `common/nats.rs` for where
+//! the binary comes from): several collectors on one stream, agents that
+//! fail over between them, collectors `kill -9`'d and restarted, the
+//! nats-server restarted, two collectors racing for one agent, and a
+//! three-node cluster with replicas 3 losing a node. Each test ends by
+//! reading the whole stream back and checking: per agent, every record
+//! the agent's ring took is there exactly once, in sequence order.
+
+mod common;
+#[path = "common/nats.rs"]
+mod nats;
+
+use agent_core::backoff::BackoffConfig;
+use agent_core::driver::{Connector, Driver};
+use agent_core::ring::RingConfig;
+use agent_core::{Agent, AgentConfig, AgentStorage, Duration as AgentDuration, Identity, Instant as AgentInstant, OverflowPolicy, PushError, Record};
+use common::agent::{text_of, StdClock};
+use common::raw::{hello, Got, Raw};
+use common::tcp_transport::TcpTransport;
+use common::{CollectorProc, Rng, TempDir};
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(20);
+
+/// Reads every record of `stream` (through a fresh durable consumer) as
+/// parsed JSON lines, in stream order.
+fn read_stream(url: &str, stream: &str) -> Vec<serde_json::Value> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let out = rt.block_on(async {
+        let client = async_nats::connect(url).await.expect("connect to NATS");
+        let ctx = async_nats::jetstream::new(client);
+        let mut out = Vec::new();
+        let durable = format!("check{}", common::Rng(std::process::id() as u64).next() % 1_000_000);
+        edge_collector::jetstream::consume::consume(&ctx, stream, &durable, &mut out, Duration::from_secs(2), false).await.expect("consume");
+        out
+    });
+    String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line ({e}): {l}"))).collect()
+}
+
+/// Checks exactly once in order: per agent, the sequence numbers in stream
+/// order are 0, 1, 2, ... with no repeat or gap, and the texts of its test
+/// records (type 2001) are exactly those of `accepted[agent]`, in order.
+fn check_exactly_once(lines: &[serde_json::Value], accepted: &HashMap<String, Vec<u32>>, payload_len: usize) {
+    let mut seqs: HashMap<String, Vec<u64>> = HashMap::new();
+    let mut texts: HashMap<String, Vec<String>> = HashMap::new();
+    for l in lines {
+        let agent = l["agent"].as_str().unwrap().to_string();
+        seqs.entry(agent.clone()).or_default().push(l["seq"].as_u64().unwrap());
+        if l["type"] == 2001 {
+            texts.entry(agent).or_default().push(l["text"].as_str().unwrap().to_string());
+        }
+    }
+    for (agent, acc) in accepted {
+        let s = seqs.get(agent).unwrap_or_else(|| panic!("{agent}: nothing in the stream"));
+        for (i, seq) in s.iter().enumerate() {
+            assert_eq!(*seq, i as u64, "{agent}: stream order broken at position {i} (a repeat, a gap or a reorder): {:?}", &s[i.saturating_sub(3)..(i + 3).min(s.len())]);
+        }
+        let want: Vec<String> = acc.iter().map(|&i| text_of(agent, i, payload_len)).collect();
+        assert_eq!(texts.get(agent).cloned().unwrap_or_default(), want, "{agent}: the records in the stream are not the ones pushed");
+    }
+}
+
+/// Endpoint `i` of the agent's list is `addrs[i]`.
+struct ListConnector(Vec<SocketAddr>);
+
+impl Connector for ListConnector {
+    type Transport = TcpTransport;
+    type Error = std::io::Error;
+    fn connect(&mut self, endpoint: u8) -> Result<TcpTransport, std::io::Error> {
+        let addr = self.0[endpoint as usize % self.0.len()];
+        let s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+        s.set_nodelay(true)?;
+        s.set_write_timeout(Some(Duration::from_secs(2)))?;
+        Ok(TcpTransport::new(s))
+    }
+}
+
+struct Pushed {
+    accepted: Vec<u32>,
+    refused: u32,
+    drained: bool,
+    connects: u32,
+}
+
+/// A real agent whose endpoint list names every collector: pushes
+/// `records` test records, one every `every`, then waits (until
+/// `deadline`) for every one to be acked.
+fn run_listed_agent(id: &str, seed: u64, endpoints: Vec<SocketAddr>, records: u32, every: Duration, payload_len: usize, deadline: Duration) -> Pushed {
+    let mut ring = vec![0u8; 256 * 1024];
+    let mut rx = vec![0u8; 8192];
+    let mut events = vec![0u8; 4096];
+    let mut buf = vec![0u8; 8192 + 64];
+    let identity = Identity { agent_id: id, hostname: "js-host", product: "edge-test", version: "1.0", intranet_ipv4: &[127, 0, 0, 1], ..Identity::default() };
+    let n = endpoints.len() as u8;
+    let cfg = AgentConfig {
+        ring: RingConfig { max_record: 1024, policy: OverflowPolicy::RejectNew },
+        heartbeat_interval: AgentDuration::from_secs(1),
+        flush_interval: AgentDuration::from_millis(20),
+        backoff: BackoffConfig { base: AgentDuration::from_millis(50), cap: AgentDuration::from_millis(400), endpoints: n, ..BackoffConfig::default() },
+        ack_timeout: AgentDuration::from_secs(5),
+        rng_seed: seed,
+        ..AgentConfig::default()
+    };
+    let storage = AgentStorage { ring: &mut ring, rx: &mut rx, events: &mut events };
+    let agent = Agent::new(cfg, identity, storage).expect("valid agent config");
+    let mut driver = Driver::new(agent, StdClock(Instant::now()), ListConnector(endpoints), &mut buf).expect("buffer");
+    let mut connects = 0u32;
+    let mut on_event = |ev: agent_core::Event<'_>, _: &mut Agent<'_>, _: AgentInstant| {
+        if let agent_core::Event::Connected { .. } = ev {
+            connects += 1;
+        }
+    };
+    let deadline = AgentInstant::from_millis(deadline.as_millis() as u64);
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..records {
+        match driver.push(&Record::new(2001, 1_700_000_000_000 + u64::from(i), text_of(id, i, payload_len).as_bytes())) {
+            Ok(()) => accepted.push(i),
+            Err(PushError::Full) => refused += 1,
+            Err(e) => panic!("push: {e:?}"),
+        }
+        let next = driver.now() + AgentDuration::from_millis(every.as_millis() as u64);
+        driver.run_until(next.min(deadline), |_| false, &mut on_event);
+    }
+    driver.run_until(deadline, |a| a.is_drained(), &mut on_event);
+    let drained = driver.agent().is_drained();
+    driver.close();
+    let soon = driver.now() + AgentDuration::from_millis(200);
+    driver.run_until(soon, |_| true, &mut on_event);
+    drop(driver);
+    Pushed { accepted, refused, drained, connects }
+}
+
+/// A collector on a fixed port (so that it comes back where the agents'
+/// lists say), JetStream sink.
+struct Slot {
+    dir: TempDir,
+    port: u16,
+    args: Vec<String>,
+    proc: Option<CollectorProc>,
+}
+
+impl Slot {
+    fn new(name: &str, args: Vec<String>) -> Slot {
+        let mut s = Slot { dir: TempDir::new(name), port: nats::free_port(), args, proc: None };
+        s.start();
+        s
+    }
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+    fn start(&mut self) {
+        let listen = format!("127.0.0.1:{}", self.port);
+        let mut args: Vec<&str> = vec!["--listen", &listen];
+        args.extend(self.args.iter().map(String::as_str));
+        self.proc = Some(CollectorProc::start(self.dir.path(), &args));
+    }
+    fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill9();
+        }
+    }
+}
+
+fn sink_args(urls: &str, stream: &str, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ["--sink", urls, "--nats-stream", stream, "--nats-subject-prefix", "t.rec", "--nats-ack-timeout", "2", "--idle-timeout", "6", "--admission-rate", "0"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+#[test]
+fn three_collectors_kill9_failover_and_a_server_restart_keep_exactly_once() {
+    let Some(mut server) = nats::single() else { return };
+    let seed = common::seed();
+    let url = server.url();
+    let args = sink_args(&url, "FLEET", &[]);
+    let slots: Vec<Arc<Mutex<Slot>>> = (0..3).map(|i| Arc::new(Mutex::new(Slot::new(&format!("js-c{i}"), args.clone())))).collect();
+    let endpoints: Vec<SocketAddr> = slots.iter().map(|s| s.lock().unwrap().addr()).collect();
+    const AGENTS: usize = 6;
+    const RECORDS: u32 = 800;
+    const PAYLOAD: usize = 24;
+    let agents: Vec<_> = (0..AGENTS)
+        .map(|i| {
+            // Each agent starts at a different collector of its list.
+            let mut list = endpoints.clone();
+            list.rotate_left(i % 3);
+            std::thread::spawn(move || {
+                let id = format!("js-agent-{i}");
+                let p = run_listed_agent(&id, seed ^ i as u64, list, RECORDS, Duration::from_millis(12), PAYLOAD, Duration::from_secs(120));
+                (id, p)
+            })
+        })
+        .collect();
+    // Faults while the agents push: a collector kill -9'd at a random
+    // moment and restarted a little later, over and over; once, midway,
+    // the nats-server itself.
+    let stop = Arc::new(AtomicBool::new(false));
+    let chaos = {
+        let (slots, stop) = (slots.clone(), stop.clone());
+        let mut rng = Rng(seed);
+        std::thread::spawn(move || {
+            let mut kills = 0;
+            let mut server_restarted = false;
+            let start = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(400 + rng.below(800)));
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if !server_restarted && start.elapsed() > Duration::from_secs(3) {
+                    server.kill9();
+                    std::thread::sleep(Duration::from_millis(300));
+                    server.restart();
+                    assert!(server.wait_healthy(Duration::from_secs(30)), "nats-server back");
+                    server_restarted = true;
+                    eprintln!("chaos: nats-server kill -9'd and restarted");
+                    continue;
+                }
+                let i = rng.below(3) as usize;
+                slots[i].lock().unwrap().kill9();
+                kills += 1;
+                std::thread::sleep(Duration::from_millis(100 + rng.below(500)));
+                slots[i].lock().unwrap().start();
+            }
+            (kills, server_restarted, server)
+        })
+    };
+    let mut accepted = HashMap::new();
+    let mut refused = 0;
+    let mut connects = 0;
+    let mut undrained = Vec::new();
+    for h in agents {
+        let (id, p) = h.join().unwrap();
+        refused += p.refused;
+        connects += p.connects;
+        if !p.drained {
+            undrained.push(id.clone());
+        }
+        accepted.insert(id, p.accepted);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (kills, server_restarted, server) = chaos.join().unwrap();
+    eprintln!("{kills} collector kills, server restarted: {server_restarted}, {connects} agent connects, {refused} pushes refused (ring full, counted)");
+    assert!(undrained.is_empty(), "agents with records never acked: {undrained:?}");
+    assert!(server_restarted && kills >= 3, "the faults ran ({kills} kills)");
+    assert!(connects as usize > AGENTS, "agents failed over");
+    let lines = read_stream(&server.url(), "FLEET");
+    check_exactly_once(&lines, &accepted, PAYLOAD);
+    drop(slots);
+}
+
+#[test]
+fn two_collectors_racing_for_one_agent_never_write_twice_or_out_of_order() {
+    let Some(server) = nats::single() else { return };
+    let url = server.url();
+    // A short duplicate window: the fence, not Nats-Msg-Id, must stop the
+    // losing collector.
+    let args = sink_args(&url, "RACE", &["--nats-duplicate-window", "0.5"]);
+    let a = Slot::new("race-a", args.clone());
+    let b = Slot::new("race-b", args);
+    let (mut ra, acc) = Raw::connect_admitted(a.addr(), &hello("racer", b"", 0, 0), T, 0).into_tuple();
+    assert_eq!(acc, Got::Accept { next_seq: 0, max_frame: 65536, retry_window_ms: 0 });
+    // The same agent id on B (a stale connection and a new one).
+    let (mut rb, acc) = Raw::connect_admitted(b.addr(), &hello("racer", b"", 0, 0), T, 0).into_tuple();
+    assert!(matches!(acc, Got::Accept { next_seq: 0, .. }), "{acc:?}");
+    ra.batch("r", 0, 10);
+    assert_eq!(ra.recv_skipping(T), Got::Ack(9));
+    std::thread::sleep(Duration::from_millis(800));
+    // B still believes the subject is empty: JetStream refuses its write.
+    rb.batch("r", 0, 20);
+    match rb.recv_skipping(T) {
+        Got::Close { code: 7, reason } => assert!(reason.contains("another collector"), "{reason}"),
+        g => panic!("the losing collector must close with code 7 (Conflict), got {g:?}"),
+    }
+    // Reconnecting to B: the resume point comes from the stream.
+    let (mut rb, acc) = Raw::connect_admitted(b.addr(), &hello("racer", b"", 0, 0), T, 0).into_tuple();
+    assert!(matches!(acc, Got::Accept { next_seq: 10, .. }), "{acc:?}");
+    rb.batch("r", 10, 10);
+    assert_eq!(rb.recv_skipping(T), Got::Ack(19));
+    // A's stale session loses now.
+    ra.batch("r", 10, 5);
+    assert!(matches!(ra.recv_skipping(T), Got::Close { code: 7, .. }));
+    // Repeats far older than the duplicate window: dropped against the
+    // resume point, only the new tail written.
+    std::thread::sleep(Duration::from_millis(800));
+    let (mut rc, acc) = Raw::connect_admitted(a.addr(), &hello("racer", b"", 0, 0), T, 0).into_tuple();
+    assert!(matches!(acc, Got::Accept { next_seq: 20, .. }), "{acc:?}");
+    rc.batch("r", 5, 20);
+    assert_eq!(rc.recv_skipping(T), Got::Ack(24));
+    let lines = read_stream(&url, "RACE");
+    let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..25).collect::<Vec<_>>(), "exactly once, in order");
+    let texts: Vec<&str> = lines.iter().map(|l| l["text"].as_str().unwrap()).collect();
+    assert_eq!(texts[12], "r12");
+}
+
+#[test]
+fn a_three_node_cluster_with_replicas_3_loses_a_node_mid_stream() {
+    let Some(mut nodes) = nats::cluster3() else { return };
+    let seed = common::seed();
+    let urls: Vec<String> = nodes.iter().map(nats::NatsNode::url).collect();
+    let all = urls.join(",");
+    let args = sink_args(&all, "CLUSTER", &["--nats-replicas", "3", "--nats-sync", "interval"]);
+    let slots: Vec<Slot> = (0..2).map(|i| Slot::new(&format!("cl-c{i}"), args.clone())).collect();
+    let endpoints: Vec<SocketAddr> = slots.iter().map(Slot::addr).collect();
+    const AGENTS: usize = 4;
+    const RECORDS: u32 = 400;
+    const PAYLOAD: usize = 20;
+    let agents: Vec<_> = (0..AGENTS)
+        .map(|i| {
+            let mut list = endpoints.clone();
+            list.rotate_left(i % 2);
+            std::thread::spawn(move || {
+                let id = format!("cl-agent-{i}");
+                let p = run_listed_agent(&id, seed ^ i as u64, list, RECORDS, Duration::from_millis(10), PAYLOAD, Duration::from_secs(120));
+                (id, p)
+            })
+        })
+        .collect();
+    // Mid-stream, the stream's leader is kill -9'd.
+    std::thread::sleep(Duration::from_secs(2));
+    let leader = stream_leader(&urls[0], "CLUSTER");
+    let victim = nodes.iter().position(|n| n.name == leader).unwrap_or(0);
+    nodes[victim].kill9();
+    eprintln!("cluster: killed {} (the stream leader: {leader})", nodes[victim].name);
+    let mut accepted = HashMap::new();
+    for h in agents {
+        let (id, p) = h.join().unwrap();
+        assert!(p.drained, "{id}: records never acked");
+        accepted.insert(id, p.accepted);
+    }
+    let alive = nodes.iter().position(|n| n.name != nodes[victim].name).unwrap();
+    let lines = read_stream(&urls[alive], "CLUSTER");
+    check_exactly_once(&lines, &accepted, PAYLOAD);
+    drop(slots);
+}
+
+/// The name of the server leading `stream`.
+fn stream_leader(url: &str, stream: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let ctx = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+        let mut s = ctx.get_stream(stream).await.unwrap();
+        s.info().await.unwrap().cluster.as_ref().and_then(|c| c.leader.clone()).unwrap_or_default()
+    })
+}
+
+trait IntoTuple {
+    fn into_tuple(self) -> (Raw, Got);
+}
+
+impl IntoTuple for (Raw, Got, u32) {
+    fn into_tuple(self) -> (Raw, Got) {
+        (self.0, self.1)
+    }
+}
