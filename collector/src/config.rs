@@ -34,6 +34,15 @@ pub struct Args {
     /// Address agents connect to [default: 127.0.0.1:7070].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// PEM certificate chain of the agent port: with it (and --tls-key) agents connect over TLS 1.3 or 1.2 only; reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, SEC1 or PKCS#1) of --tls-cert; reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates that sign agents' client certificates: mutual TLS, every agent must present one, and its subject CN must equal the Hello's agent_id (the connection is then proven); reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Address of the HTTP API [default: 127.0.0.1:7071].
     #[arg(long, value_name = "ADDR")]
     pub api_listen: Option<SocketAddr>,
@@ -158,6 +167,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// API listener and its token; `None`: no API.
     pub api: Option<(SocketAddr, Secret)>,
+    /// TLS on the agent port; `None`: plain TCP.
+    pub tls: Option<crate::tls::TlsFiles>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Sink.
@@ -280,7 +291,7 @@ impl Args {
     /// `self` with every unset flag taken from `file`.
     pub fn or(self, file: Args) -> Args {
         macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, $($f: self.$f.or(file.$f)),* } } }
-        pick!(listen, api_listen, api_token, data_dir, sink, rotate_bytes, agent_token, token_file, max_connections,
+        pick!(listen, tls_cert, tls_key, tls_client_ca, api_listen, api_token, data_dir, sink, rotate_bytes, agent_token, token_file, max_connections,
             max_frame, max_inflight, handshake_timeout, idle_timeout, ping_after, retry_after_ms, admission_rate,
             admission_burst_ms, max_reservations, max_handshakes, prehello_bytes, new_agents_per_sec, new_agents_burst,
             max_agents, liveness_probe_ms, max_agent_id_bytes, max_identity_bytes, max_hello_addresses, max_token_bytes,
@@ -375,7 +386,14 @@ impl Args {
             (None, Some(_)) => return Err(ConfigError("--api-listen needs --api-token".into())),
             (None, None) => None,
         };
+        let tls = match (self.tls_cert, self.tls_key, self.tls_client_ca) {
+            (Some(cert), Some(key), client_ca) => Some(crate::tls::TlsFiles { cert, key, client_ca }),
+            (None, None, None) => None,
+            (None, None, Some(_)) => return Err(ConfigError("--tls-client-ca needs --tls-cert and --tls-key".into())),
+            _ => return Err(ConfigError("--tls-cert and --tls-key go together".into())),
+        };
         Ok(Config {
+            tls,
             listen: self.listen.unwrap_or_else(|| "127.0.0.1:7070".parse().unwrap()),
             api,
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("edge-data")),

@@ -62,6 +62,8 @@ pub mod registry;
 pub mod server;
 #[cfg(feature = "server")]
 pub mod sink;
+#[cfg(feature = "server")]
+pub mod tls;
 
 #[cfg(feature = "server")]
 pub use server::{Collector, Shared, StartError};

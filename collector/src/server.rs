@@ -77,6 +77,8 @@ pub struct Shared {
     pub cfg: Config,
     /// Agent tokens.
     pub auth: Auth,
+    /// TLS on the agent port, if configured.
+    pub tls: Option<Arc<crate::tls::Tls>>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// The commit thread.
@@ -263,6 +265,7 @@ impl Collector {
     /// Starts a collector; see the module docs.
     pub async fn start(cfg: Config) -> Result<Collector, StartError> {
         let auth = Auth::load(cfg.agent_token.as_deref(), cfg.token_file.as_deref()).map_err(StartError::Config)?;
+        let tls = cfg.tls.clone().map(crate::tls::Tls::load).transpose().map_err(StartError::Config)?.map(Arc::new);
         std::fs::create_dir_all(&cfg.data_dir)?;
         let metrics = Arc::new(Metrics::default());
         let (sink, resume): (Box<dyn Sink>, ResumePoints) = match cfg.sink {
@@ -287,6 +290,11 @@ impl Collector {
         let (stop, shutdown) = watch::channel(false);
         let conns = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
         warn_about_trust(&auth, &cfg);
+        // Registered now, so a SIGHUP right after the ready line is not fatal.
+        let hangup = match &tls {
+            Some(_) => Some(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?),
+            None => None,
+        };
         let admission = AdmissionConfig {
             rate_per_sec: cfg.admission_rate,
             burst: cfg.admission_burst,
@@ -299,6 +307,7 @@ impl Collector {
         let shared = Arc::new(Shared {
             cfg,
             auth,
+            tls,
             metrics,
             commit,
             registry,
@@ -317,6 +326,9 @@ impl Collector {
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(shared.clone(), listener));
         tasks.spawn(registry_flusher(shared.clone()));
+        if let Some(h) = hangup {
+            tasks.spawn(reload_on_hangup(shared.clone(), h));
+        }
         if let Some(l) = api {
             tasks.spawn(crate::api::serve(shared.clone(), l));
         }
@@ -364,6 +376,15 @@ fn bind_agents(addr: SocketAddr) -> io::Result<TcpListener> {
 /// the port when no token is set, every holder of the shared token, and
 /// (with a token file) nobody but each listed agent.
 fn warn_about_trust(auth: &Auth, cfg: &Config) {
+    match &cfg.tls {
+        None if !cfg.listen.ip().is_loopback() => {
+            tracing::warn!(listen = %cfg.listen, "the agent port is PLAIN TCP beyond loopback: tokens and records cross the network in clear text, and anyone on the path can read or change them; use --tls-cert, --tls-key and --tls-client-ca");
+        }
+        Some(t) if t.client_ca.is_none() => {
+            tracing::warn!("TLS without --tls-client-ca: the path is protected, but agents prove their ids only by token");
+        }
+        _ => {}
+    }
     if auth.is_open() {
         tracing::warn!(listen = %cfg.listen, "the agent port accepts ANYONE: no --agent-token or --token-file; any client can write records under any agent id it names (ids it has not seen are limited by --new-agents-per-sec and --max-agents)");
     } else if auth.admits_unproven() {
@@ -400,6 +421,29 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             crate::conn::serve(shared.clone(), stream, peer, conn_id, waiting).await;
             shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
         });
+    }
+}
+
+/// Reloads the TLS certificates on every SIGHUP; sessions already
+/// established keep theirs.
+async fn reload_on_hangup(shared: Arc<Shared>, mut hangup: tokio::signal::unix::Signal) {
+    let mut stop = shared.shutdown.clone();
+    let Some(tls) = shared.tls.clone() else { return };
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            r = hangup.recv() => if r.is_none() { return },
+        }
+        match tls.reload() {
+            Ok(()) => {
+                Metrics::inc(&shared.metrics.tls_reloads_total);
+                tracing::info!("SIGHUP: TLS certificates reloaded");
+            }
+            Err(e) => {
+                Metrics::inc(&shared.metrics.tls_reload_failures_total);
+                tracing::error!(error = %e, "SIGHUP: TLS certificates NOT reloaded; the old ones stay in use");
+            }
+        }
     }
 }
 
