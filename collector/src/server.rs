@@ -374,7 +374,8 @@ fn bind_agents(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Says loudly, at start, who can write under any agent id: everyone with
 /// the port when no token is set, every holder of the shared token, and
-/// (with a token file) nobody but each listed agent.
+/// (with a token file, or mutual TLS) nobody but each agent; and that a
+/// plain port beyond loopback is readable on the path.
 fn warn_about_trust(auth: &Auth, cfg: &Config) {
     match &cfg.tls {
         None if !cfg.listen.ip().is_loopback() => {
@@ -383,7 +384,11 @@ fn warn_about_trust(auth: &Auth, cfg: &Config) {
         Some(t) if t.client_ca.is_none() => {
             tracing::warn!("TLS without --tls-client-ca: the path is protected, but agents prove their ids only by token");
         }
-        _ => {}
+        Some(_) => {
+            tracing::info!("mutual TLS: every agent proves its id with its client certificate");
+            return;
+        }
+        None => {}
     }
     if auth.is_open() {
         tracing::warn!(listen = %cfg.listen, "the agent port accepts ANYONE: no --agent-token or --token-file; any client can write records under any agent id it names (ids it has not seen are limited by --new-agents-per-sec and --max-agents)");

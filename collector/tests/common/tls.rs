@@ -4,6 +4,8 @@
 //! it accepts plain connections on loopback and carries each over its own
 //! TLS connection (with the bridge's client certificate) to the collector.
 
+#![allow(dead_code)]
+
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
