@@ -91,7 +91,11 @@ fn push_frame(out: &mut Vec<u8>, seq: &mut u32, msg: &Message<'_>) {
 /// Writes `bytes`, half-closes, and waits briefly for the peer to close, so
 /// the last frame is not lost to a reset.
 async fn finish_ref(stream: &mut dyn AgentIo, bytes: &[u8]) {
-    let _ = timeout(LINGER, stream.write_all(bytes)).await;
+    let _ = timeout(LINGER, async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    })
+    .await;
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 1024];
     let _ = timeout(LINGER, async {
@@ -466,7 +470,15 @@ impl Conn {
         if self.out.is_empty() {
             return true;
         }
-        let ok = matches!(timeout(self.shared.cfg.idle_timeout, self.stream.write_all(&self.out)).await, Ok(Ok(())));
+        // TLS buffers records: flush, so an Ack never waits in rustls (a
+        // no-op on plain TCP).
+        let stream = &mut self.stream;
+        let out = &self.out;
+        let write = async move {
+            stream.write_all(out).await?;
+            stream.flush().await
+        };
+        let ok = matches!(timeout(self.shared.cfg.idle_timeout, write).await, Ok(Ok(())));
         self.out.clear();
         ok
     }
