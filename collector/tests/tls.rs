@@ -1,6 +1,6 @@
 //! Mutual TLS on the agent port, against the collector binary (issue 19,
-//! item 5): agents with their certificates deliver exactly once and
-//! reconnect; every bad credential is refused with its own code and
+//! item 5): agents with their certificates deliver exactly once, answer a
+//! task and reconnect; every bad credential is refused with its own code and
 //! counter, the collector unharmed and a well-behaved agent's acks and
 //! latency checked meanwhile; certificates reload on SIGHUP while sessions
 //! stay.
@@ -51,7 +51,17 @@ fn agents_over_mtls_deliver_exactly_once_and_reconnect() {
     let (a1, a2) = (b1.addr, b2.addr);
     let n = 400;
     let t1 = std::thread::spawn(move || run_agent(AgentSpec { every: Duration::from_millis(5), ..AgentSpec::new("agent-1", n) }, a1));
-    let t2 = std::thread::spawn(move || run_agent(AgentSpec::new("agent-2", n), a2));
+    let spec2 = AgentSpec { wait_tasks: 1, plugin: true, ..AgentSpec::new("agent-2", n) };
+    let t2 = std::thread::spawn(move || run_agent(spec2, a2));
+    // A task to agent-2 over its mTLS session, and its result back.
+    let online = wait_for(T, || {
+        let (s, b) = common::http(api, "GET", "/agents/agent-2", Some(API_TOKEN), None);
+        (s == 200 && common::json(&b)["status"] == "online").then_some(())
+    });
+    assert!(online.is_some(), "agent-2 online");
+    let (s, b) = common::http(api, "POST", "/agents/agent-2/tasks", Some(API_TOKEN), Some(r#"{"object_name": "scanner", "data_type": 6001, "payload": "/var/log"}"#));
+    assert_eq!(s, 201, "{b}");
+    let token = common::json(&b)["token"].as_str().unwrap().to_string();
     // Cut agent-1's connection twice while it sends: it must reconnect
     // over TLS and resume without loss or duplicates.
     for _ in 0..2 {
@@ -61,6 +71,12 @@ fn agents_over_mtls_deliver_exactly_once_and_reconnect() {
     let (r1, r2) = (t1.join().unwrap(), t2.join().unwrap());
     assert!(r1.drained && r2.drained, "every record acked: {r1:?} {r2:?}");
     assert!(r1.connects >= 2, "agent-1 reconnected ({} connects)", r1.connects);
+    assert_eq!(r2.tasks, vec![(token.clone(), "/var/log".to_string())], "the task arrived once");
+    let done = wait_for(T, || {
+        let (_, t) = common::http(api, "GET", &format!("/tasks/{token}"), Some(API_TOKEN), None);
+        (common::json(&t)["state"] == "done").then_some(())
+    });
+    assert!(done.is_some(), "the task's result came back over mTLS");
     let view = sink_view(dir.path());
     for id in ["agent-1", "agent-2"] {
         assert_eq!(view.texts[id].len(), n as usize, "{id}: every record exactly once");
