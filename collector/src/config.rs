@@ -43,6 +43,12 @@ pub struct Args {
     /// PEM CA certificates that sign agents' client certificates: mutual TLS, every agent must present one, and its subject CN must equal the Hello's agent_id (the connection is then proven); reloaded on SIGHUP.
     #[arg(long, value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
+    /// PEM certificate chain of the HTTP API: with it (and --api-tls-key) the API serves HTTPS only (TLS 1.3 or 1.2); reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub api_tls_cert: Option<PathBuf>,
+    /// PEM private key of --api-tls-cert; reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub api_tls_key: Option<PathBuf>,
     /// Address of the HTTP API [default: 127.0.0.1:7071].
     #[arg(long, value_name = "ADDR")]
     pub api_listen: Option<SocketAddr>,
@@ -169,6 +175,8 @@ pub struct Config {
     pub api: Option<(SocketAddr, Secret)>,
     /// TLS on the agent port; `None`: plain TCP.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// TLS on the HTTP API (no client certificates); `None`: plain HTTP.
+    pub api_tls: Option<crate::tls::TlsFiles>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Sink.
@@ -291,7 +299,7 @@ impl Args {
     /// `self` with every unset flag taken from `file`.
     pub fn or(self, file: Args) -> Args {
         macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, $($f: self.$f.or(file.$f)),* } } }
-        pick!(listen, tls_cert, tls_key, tls_client_ca, api_listen, api_token, data_dir, sink, rotate_bytes, agent_token, token_file, max_connections,
+        pick!(listen, tls_cert, tls_key, tls_client_ca, api_tls_cert, api_tls_key, api_listen, api_token, data_dir, sink, rotate_bytes, agent_token, token_file, max_connections,
             max_frame, max_inflight, handshake_timeout, idle_timeout, ping_after, retry_after_ms, admission_rate,
             admission_burst_ms, max_reservations, max_handshakes, prehello_bytes, new_agents_per_sec, new_agents_burst,
             max_agents, liveness_probe_ms, max_agent_id_bytes, max_identity_bytes, max_hello_addresses, max_token_bytes,
@@ -392,8 +400,15 @@ impl Args {
             (None, None, Some(_)) => return Err(ConfigError("--tls-client-ca needs --tls-cert and --tls-key".into())),
             _ => return Err(ConfigError("--tls-cert and --tls-key go together".into())),
         };
+        let api_tls = match (self.api_tls_cert, self.api_tls_key) {
+            (Some(cert), Some(key)) if api.is_some() => Some(crate::tls::TlsFiles { cert, key, client_ca: None }),
+            (Some(_), Some(_)) => return Err(ConfigError("--api-tls-cert needs the API (--api-token)".into())),
+            (None, None) => None,
+            _ => return Err(ConfigError("--api-tls-cert and --api-tls-key go together".into())),
+        };
         Ok(Config {
             tls,
+            api_tls,
             listen: self.listen.unwrap_or_else(|| "127.0.0.1:7070".parse().unwrap()),
             api,
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("edge-data")),

@@ -79,6 +79,8 @@ pub struct Shared {
     pub auth: Auth,
     /// TLS on the agent port, if configured.
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// TLS on the HTTP API, if configured.
+    pub api_tls: Option<Arc<crate::tls::Tls>>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// The commit thread.
@@ -266,6 +268,7 @@ impl Collector {
     pub async fn start(cfg: Config) -> Result<Collector, StartError> {
         let auth = Auth::load(cfg.agent_token.as_deref(), cfg.token_file.as_deref()).map_err(StartError::Config)?;
         let tls = cfg.tls.clone().map(crate::tls::Tls::load).transpose().map_err(StartError::Config)?.map(Arc::new);
+        let api_tls = cfg.api_tls.clone().map(crate::tls::Tls::load).transpose().map_err(StartError::Config)?.map(Arc::new);
         std::fs::create_dir_all(&cfg.data_dir)?;
         let metrics = Arc::new(Metrics::default());
         let (sink, resume): (Box<dyn Sink>, ResumePoints) = match cfg.sink {
@@ -291,9 +294,9 @@ impl Collector {
         let conns = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
         warn_about_trust(&auth, &cfg);
         // Registered now, so a SIGHUP right after the ready line is not fatal.
-        let hangup = match &tls {
-            Some(_) => Some(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?),
-            None => None,
+        let hangup = match tls.is_some() || api_tls.is_some() {
+            true => Some(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?),
+            false => None,
         };
         let admission = AdmissionConfig {
             rate_per_sec: cfg.admission_rate,
@@ -308,6 +311,7 @@ impl Collector {
             cfg,
             auth,
             tls,
+            api_tls,
             metrics,
             commit,
             registry,
@@ -429,24 +433,26 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-/// Reloads the TLS certificates on every SIGHUP; sessions already
-/// established keep theirs.
+/// Reloads the TLS certificates (agent port and API) on every SIGHUP;
+/// sessions already established keep theirs.
 async fn reload_on_hangup(shared: Arc<Shared>, mut hangup: tokio::signal::unix::Signal) {
     let mut stop = shared.shutdown.clone();
-    let Some(tls) = shared.tls.clone() else { return };
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             r = hangup.recv() => if r.is_none() { return },
         }
-        match tls.reload() {
-            Ok(()) => {
-                Metrics::inc(&shared.metrics.tls_reloads_total);
-                tracing::info!("SIGHUP: TLS certificates reloaded");
-            }
-            Err(e) => {
-                Metrics::inc(&shared.metrics.tls_reload_failures_total);
-                tracing::error!(error = %e, "SIGHUP: TLS certificates NOT reloaded; the old ones stay in use");
+        for (what, tls) in [("agent port", &shared.tls), ("API", &shared.api_tls)] {
+            let Some(tls) = tls else { continue };
+            match tls.reload() {
+                Ok(()) => {
+                    Metrics::inc(&shared.metrics.tls_reloads_total);
+                    tracing::info!(what, "SIGHUP: TLS certificates reloaded");
+                }
+                Err(e) => {
+                    Metrics::inc(&shared.metrics.tls_reload_failures_total);
+                    tracing::error!(what, error = %e, "SIGHUP: TLS certificates NOT reloaded; the old ones stay in use");
+                }
             }
         }
     }

@@ -209,3 +209,30 @@ fn certificates_reload_on_sighup_while_sessions_stay() {
     handshake(c.agents, agent2(new.path()), "localhost", T).expect("still served after a failed reload");
     assert_eq!(sink_view(dir.path()).seqs["agent-1"], (0..10).collect::<Vec<u64>>());
 }
+
+#[test]
+fn the_api_serves_https_only_when_configured() {
+    let pki = TempDir::new("tls-pki-api");
+    if !dev_pki(pki.path(), &[]) {
+        return;
+    }
+    let p = pki.path();
+    let dir = TempDir::new("tls-api");
+    let (cert, key) = (p.join("collector.pem"), p.join("collector.key"));
+    let c = start(&dir, None, &["--api-tls-cert", cert.to_str().unwrap(), "--api-tls-key", key.to_str().unwrap()]);
+    let api = c.api.unwrap();
+    let (status, body) = tls_util::https_get(api, client_config(&p.join("ca.pem"), None), "/metrics", API_TOKEN).expect("HTTPS");
+    assert_eq!(status, 200);
+    assert!(body.contains("edge_collector_tls_reloads_total 0"), "{body}");
+    let (status, _) = tls_util::https_get(api, client_config(&p.join("ca.pem"), None), "/metrics", "wrong-token-wrong-token").unwrap();
+    assert_eq!(status, 401, "the bearer token still applies");
+    // Plain HTTP gets no answer.
+    let mut s = std::net::TcpStream::connect(api).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    std::io::Write::write_all(&mut s, b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 256];
+    let n = std::io::Read::read(&mut s, &mut buf).unwrap_or(0);
+    assert!(!String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "plain HTTP is not served");
+    // A client that does not trust the certificate is refused by its own check.
+    assert!(tls_util::https_get(api, client_config(&p.join("rogue-ca.pem"), None), "/metrics", API_TOKEN).is_err());
+}

@@ -142,3 +142,26 @@ impl Drop for Bridge {
         }
     }
 }
+
+/// One HTTPS request (`Connection: close`) with the bearer `token`: the
+/// status and body, or the client's error text.
+pub fn https_get(addr: SocketAddr, cfg: Arc<ClientConfig>, path: &str, token: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut conn = rustls::ClientConnection::new(cfg, ServerName::try_from("localhost").unwrap()).map_err(|e| e.to_string())?;
+    let mut tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = rustls::Stream::new(&mut conn, &mut tcp);
+    let req = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut text = Vec::new();
+    match s.read_to_end(&mut text) {
+        Ok(_) => {}
+        // A peer closing without close_notify after a whole response.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !text.is_empty() => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let text = String::from_utf8_lossy(&text).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("no status in {text:?}"))?;
+    let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_string());
+    Ok((status, body))
+}
