@@ -532,6 +532,25 @@ mod tests {
     }
 
     #[test]
+    fn tls_files_go_together() {
+        let f = |s: &str| Some(PathBuf::from(s));
+        let ok = Args { tls_cert: f("c.pem"), tls_key: f("c.key"), tls_client_ca: f("ca.pem"), ..Args::default() }.resolve().unwrap();
+        assert_eq!(ok.tls.unwrap().client_ca, f("ca.pem"));
+        let api = Args { api_token: Some("sixteen-bytes-ok".into()), api_tls_cert: f("a.pem"), api_tls_key: f("a.key"), ..Args::default() };
+        assert!(api.resolve().unwrap().api_tls.is_some());
+        for (bad, says) in [
+            (Args { tls_cert: f("c.pem"), ..Args::default() }, "--tls-cert and --tls-key go together"),
+            (Args { tls_key: f("c.key"), tls_client_ca: f("ca.pem"), ..Args::default() }, "--tls-cert and --tls-key go together"),
+            (Args { tls_client_ca: f("ca.pem"), ..Args::default() }, "--tls-client-ca needs --tls-cert and --tls-key"),
+            (Args { api_tls_cert: f("a.pem"), api_tls_key: f("a.key"), ..Args::default() }, "--api-tls-cert needs the API"),
+            (Args { api_token: Some("sixteen-bytes-ok".into()), api_tls_key: f("a.key"), ..Args::default() }, "go together"),
+        ] {
+            let e = bad.resolve().unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
     fn api_token_length_and_limits() {
         let token = |t: &str| Args { api_token: Some(t.into()), ..Args::default() }.resolve();
         for short in ["", "Z", "fifteen-bytes.."] {
