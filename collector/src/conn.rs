@@ -11,8 +11,15 @@
 //! `max_inflight` batches wait, the socket is not read: the agent's send
 //! window fills and it waits (backpressure), memory does not grow.
 //!
+//! With TLS (`--tls-cert`), rustls adds its record buffers (up to about
+//! 2 x 16 KiB while a record is in flight) to each connection.
+//!
 //! # Handshake
 //!
+//! With TLS the TLS handshake comes first, under the same deadline
+//! (`handshake_timeout` from accept) and in the same `--max-handshakes`
+//! place as the Hello; with mutual TLS the certificate's agent id must be
+//! the Hello's (Reject 4 otherwise, before the token check).
 //! Until its Hello a connection is one of the `--max-handshakes` waiting
 //! ones ([`crate::handshakes`]; a newer one may evict it). Garbage and whole
 //! frames of other kinds before the Hello are skipped and counted, within
@@ -173,7 +180,9 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, con
                 Ok(Err(e)) => {
                     let why = HandshakeFailure::of(&e);
                     why.count(&shared.metrics);
-                    tracing::info!(%peer, reason = %why, error = %e, "TLS handshake refused");
+                    // Debug, not info: a flood of bad handshakes must not
+                    // flood the log; the counters show them.
+                    tracing::debug!(%peer, reason = %why, error = %e, "TLS handshake refused");
                     return;
                 }
                 Err(_) => {
@@ -451,7 +460,7 @@ impl Conn {
             // port: no Hello will come, say nothing and close.
             if first && self.shared.tls.is_none() && self.rbuf.starts_with(&[0x16, 0x03]) {
                 Metrics::inc(&m.tls_on_plain_port_total);
-                tracing::info!(peer = %self.peer, "TLS ClientHello on the plain-TCP agent port; closed");
+                tracing::debug!(peer = %self.peer, "TLS ClientHello on the plain-TCP agent port; closed");
                 return Err(None);
             }
         }
