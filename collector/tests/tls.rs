@@ -236,3 +236,22 @@ fn the_api_serves_https_only_when_configured() {
     // A client that does not trust the certificate is refused by its own check.
     assert!(tls_util::https_get(api, client_config(&p.join("rogue-ca.pem"), None), "/metrics", API_TOKEN).is_err());
 }
+
+#[test]
+fn stalled_tls_handshakes_cannot_lock_agents_out() {
+    let pki = TempDir::new("tls-pki-stall");
+    if !dev_pki(pki.path(), &["agent-1"]) {
+        return;
+    }
+    let dir = TempDir::new("tls-stall");
+    // Long handshake timeout: only the --max-handshakes eviction can help.
+    let c = start(&dir, Some(&pki), &["--max-handshakes", "10", "--handshake-timeout", "60"]);
+    let api = c.api.unwrap();
+    let silent: Vec<std::net::TcpStream> = (0..40).map(|_| std::net::TcpStream::connect(c.agents).unwrap()).collect();
+    counted(api, "handshakes_evicted_total", 30);
+    let b = Bridge::start(c.agents, agent_config(pki.path(), "agent-1"), "localhost");
+    let r = run_agent(AgentSpec { deadline: Duration::from_secs(20), ..AgentSpec::new("agent-1", 30) }, b.addr);
+    assert!(r.drained, "the agent got in past 40 stalled TLS handshakes");
+    assert_eq!(sink_view(dir.path()).texts["agent-1"].len(), 30);
+    drop(silent);
+}
