@@ -48,7 +48,11 @@ metrics! {
     tls_handshakes_total: "counter",
     /// TLS handshakes refused: mutual TLS and no client certificate.
     tls_no_client_cert_total: "counter",
-    /// TLS handshakes refused: the client certificate did not verify (expired, unknown CA, wrong use).
+    /// TLS handshakes refused: the client certificate is expired or not yet valid.
+    tls_expired_client_cert_total: "counter",
+    /// TLS handshakes refused: the client certificate does not chain to --tls-client-ca.
+    tls_unknown_ca_total: "counter",
+    /// TLS handshakes refused: the client certificate did not verify otherwise (wrong use, bad signature, malformed).
     tls_bad_client_cert_total: "counter",
     /// TLS handshakes the client gave up with an alert (it does not trust the collector's certificate or name).
     tls_peer_alerts_total: "counter",

@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{CertificateError, RootCertStore, ServerConfig};
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -123,8 +123,12 @@ fn server_config(files: &TlsFiles) -> Result<ServerConfig, ConfigError> {
 pub enum HandshakeFailure {
     /// Mutual TLS and the client sent no certificate.
     NoCertificate,
-    /// The client's certificate did not verify (expired, unknown CA,
-    /// not for client authentication, revoked, malformed).
+    /// The client's certificate is expired or not valid yet.
+    ExpiredCertificate,
+    /// The client's certificate does not chain to `--tls-client-ca`.
+    UnknownCa,
+    /// The client's certificate did not verify otherwise (not for client
+    /// authentication, bad signature, malformed).
     BadCertificate,
     /// The client refused the collector with an alert (it does not trust
     /// the collector's certificate, or the name does not match).
@@ -139,6 +143,8 @@ impl std::fmt::Display for HandshakeFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             HandshakeFailure::NoCertificate => "no client certificate",
+            HandshakeFailure::ExpiredCertificate => "client certificate expired or not yet valid",
+            HandshakeFailure::UnknownCa => "client certificate from an unknown CA",
             HandshakeFailure::BadCertificate => "client certificate refused",
             HandshakeFailure::PeerAlert => "the client refused the handshake",
             HandshakeFailure::NotTls => "not TLS",
@@ -155,7 +161,12 @@ impl HandshakeFailure {
         };
         match tls {
             rustls::Error::NoCertificatesPresented => HandshakeFailure::NoCertificate,
-            rustls::Error::InvalidCertificate(_) => HandshakeFailure::BadCertificate,
+            rustls::Error::InvalidCertificate(c) => match c {
+                CertificateError::Expired | CertificateError::ExpiredContext { .. } => HandshakeFailure::ExpiredCertificate,
+                CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => HandshakeFailure::ExpiredCertificate,
+                CertificateError::UnknownIssuer => HandshakeFailure::UnknownCa,
+                _ => HandshakeFailure::BadCertificate,
+            },
             rustls::Error::AlertReceived(_) => HandshakeFailure::PeerAlert,
             rustls::Error::InvalidMessage(_) => HandshakeFailure::NotTls,
             _ => HandshakeFailure::Other,
@@ -166,6 +177,8 @@ impl HandshakeFailure {
     pub fn count(self, m: &Metrics) {
         Metrics::inc(match self {
             HandshakeFailure::NoCertificate => &m.tls_no_client_cert_total,
+            HandshakeFailure::ExpiredCertificate => &m.tls_expired_client_cert_total,
+            HandshakeFailure::UnknownCa => &m.tls_unknown_ca_total,
             HandshakeFailure::BadCertificate => &m.tls_bad_client_cert_total,
             HandshakeFailure::PeerAlert => &m.tls_peer_alerts_total,
             HandshakeFailure::NotTls => &m.tls_not_tls_total,
