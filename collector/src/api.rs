@@ -161,8 +161,9 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let stop = shared.shutdown.clone();
     let limits = shared.cfg.api_limits;
     let counters = Arc::new(ApiCounters::default());
+    let tls = shared.api_tls.clone();
     let app = router_with(shared, counters.clone());
-    listener::run(listener, app, limits, counters, stop).await;
+    listener::run(listener, app, limits, counters, stop, tls).await;
 }
 
 /// Answers 413 at once, before reading the body, when the request declares

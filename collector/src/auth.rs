@@ -6,8 +6,8 @@
 //! the fleet, and an open port proves nothing ([`Identity::Unproven`]).
 //! The session rules that protect one agent from another (who may raise a
 //! resume point, who may replace a live session) ask only
-//! [`Identity::is_proven`], so TLS client certificates (issue 19) plug in
-//! as one more [`Proof`].
+//! [`Identity::is_proven`]; a TLS client certificate naming the agent
+//! (issue 19) is one more [`Proof`].
 
 use crate::config::ConfigError;
 use std::collections::HashMap;
@@ -19,6 +19,9 @@ use subtle::ConstantTimeEq;
 pub enum Proof {
     /// The agent's own token from `--token-file`.
     AgentToken,
+    /// A client certificate verified against `--tls-client-ca` whose
+    /// subject CN is the agent id ([`crate::tls`]).
+    ClientCertificate,
 }
 
 /// Why a connection is let in without proof of its agent id.

@@ -37,6 +37,21 @@ pub struct Args {
     /// Address agents connect to [default: 127.0.0.1:7070].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// PEM certificate chain of the agent port: with it (and --tls-key) agents connect over TLS 1.3 or 1.2 only; reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, SEC1 or PKCS#1) of --tls-cert; reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates that sign agents' client certificates: mutual TLS, every agent must present one, and its subject CN must equal the Hello's agent_id (the connection is then proven); reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// PEM certificate chain of the HTTP API: with it (and --api-tls-key) the API serves HTTPS only (TLS 1.3 or 1.2); reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub api_tls_cert: Option<PathBuf>,
+    /// PEM private key of --api-tls-cert; reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub api_tls_key: Option<PathBuf>,
     /// Address of the HTTP API [default: 127.0.0.1:7071].
     #[arg(long, value_name = "ADDR")]
     pub api_listen: Option<SocketAddr>,
@@ -241,6 +256,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// API listener and its token; `None`: no API.
     pub api: Option<(SocketAddr, Secret)>,
+    /// TLS on the agent port; `None`: plain TCP.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// TLS on the HTTP API (no client certificates); `None`: plain HTTP.
+    pub api_tls: Option<crate::tls::TlsFiles>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Sink.
@@ -429,7 +448,7 @@ impl Args {
     /// `self` with every unset flag taken from `file`.
     pub fn or(self, file: Args) -> Args {
         macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, allow_new_registry: self.allow_new_registry || file.allow_new_registry, $($f: self.$f.or(file.$f)),* } } }
-        pick!(listen, api_listen, api_token, data_dir, sink, nats_stream, nats_subject_prefix, nats_replicas, nats_sync,
+        pick!(listen, tls_cert, tls_key, tls_client_ca, api_tls_cert, api_tls_key, api_listen, api_token, data_dir, sink, nats_stream, nats_subject_prefix, nats_replicas, nats_sync,
             nats_max_age, nats_duplicate_window, nats_ack_timeout, nats_max_batches, rotate_bytes, agent_token, token_file,
             max_connections, max_frame, max_inflight, max_inflight_bytes, max_batch_records, handshake_timeout, idle_timeout,
             ping_after, retry_after_ms, admission_rate, admission_burst_ms, max_reservations, max_handshakes, prehello_bytes,
@@ -534,7 +553,21 @@ impl Args {
             (None, Some(_)) => return Err(ConfigError("--api-listen needs --api-token".into())),
             (None, None) => None,
         };
+        let tls = match (self.tls_cert, self.tls_key, self.tls_client_ca) {
+            (Some(cert), Some(key), client_ca) => Some(crate::tls::TlsFiles { cert, key, client_ca }),
+            (None, None, None) => None,
+            (None, None, Some(_)) => return Err(ConfigError("--tls-client-ca needs --tls-cert and --tls-key".into())),
+            _ => return Err(ConfigError("--tls-cert and --tls-key go together".into())),
+        };
+        let api_tls = match (self.api_tls_cert, self.api_tls_key) {
+            (Some(cert), Some(key)) if api.is_some() => Some(crate::tls::TlsFiles { cert, key, client_ca: None }),
+            (Some(_), Some(_)) => return Err(ConfigError("--api-tls-cert needs the API (--api-token)".into())),
+            (None, None) => None,
+            _ => return Err(ConfigError("--api-tls-cert and --api-tls-key go together".into())),
+        };
         Ok(Config {
+            tls,
+            api_tls,
             listen: self.listen.unwrap_or_else(|| "127.0.0.1:7070".parse().unwrap()),
             api,
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("edge-data")),
@@ -661,6 +694,25 @@ mod tests {
         ];
         for a in bad {
             assert!(a.clone().resolve().is_err(), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn tls_files_go_together() {
+        let f = |s: &str| Some(PathBuf::from(s));
+        let ok = Args { tls_cert: f("c.pem"), tls_key: f("c.key"), tls_client_ca: f("ca.pem"), ..Args::default() }.resolve().unwrap();
+        assert_eq!(ok.tls.unwrap().client_ca, f("ca.pem"));
+        let api = Args { api_token: Some("sixteen-bytes-ok".into()), api_tls_cert: f("a.pem"), api_tls_key: f("a.key"), ..Args::default() };
+        assert!(api.resolve().unwrap().api_tls.is_some());
+        for (bad, says) in [
+            (Args { tls_cert: f("c.pem"), ..Args::default() }, "--tls-cert and --tls-key go together"),
+            (Args { tls_key: f("c.key"), tls_client_ca: f("ca.pem"), ..Args::default() }, "--tls-cert and --tls-key go together"),
+            (Args { tls_client_ca: f("ca.pem"), ..Args::default() }, "--tls-client-ca needs --tls-cert and --tls-key"),
+            (Args { api_tls_cert: f("a.pem"), api_tls_key: f("a.key"), ..Args::default() }, "--api-tls-cert needs the API"),
+            (Args { api_token: Some("sixteen-bytes-ok".into()), api_tls_key: f("a.key"), ..Args::default() }, "go together"),
+        ] {
+            let e = bad.resolve().unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
         }
     }
 

@@ -14,8 +14,15 @@
 //! window fills and it waits (backpressure), memory does not grow. The
 //! formulas are [`crate::bounds`].
 //!
+//! With TLS (`--tls-cert`), rustls adds its record buffers (up to about
+//! 2 x 16 KiB while a record is in flight) to each connection.
+//!
 //! # Handshake
 //!
+//! With TLS the TLS handshake comes first, under the same deadline
+//! (`handshake_timeout` from accept) and in the same `--max-handshakes`
+//! place as the Hello; with mutual TLS the certificate's agent id must be
+//! the Hello's (Reject 4 otherwise, before the token check).
 //! Until its Hello a connection is one of the `--max-handshakes` waiting
 //! ones ([`crate::handshakes`]; a newer one may evict it). Garbage and whole
 //! frames of other kinds before the Hello are skipped and counted, within
@@ -57,10 +64,16 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use crate::auth::Proof;
+use crate::tls::{HandshakeFailure, PeerCert};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{timeout, Instant};
+use tokio::time::{timeout, timeout_at, Instant};
+
+/// A connection's byte stream: plain TCP or TLS over it.
+pub trait AgentIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> AgentIo for T {}
 
 /// Bytes read from a socket at a time.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -87,8 +100,12 @@ fn push_frame(out: &mut Vec<u8>, seq: &mut u32, msg: &Message<'_>) {
 
 /// Writes `bytes`, half-closes, and waits briefly for the peer to close, so
 /// the last frame is not lost to a reset.
-async fn finish_ref(stream: &mut TcpStream, bytes: &[u8]) {
-    let _ = timeout(LINGER, stream.write_all(bytes)).await;
+async fn finish_ref(stream: &mut dyn AgentIo, bytes: &[u8]) {
+    let _ = timeout(LINGER, async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    })
+    .await;
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 1024];
     let _ = timeout(LINGER, async {
@@ -180,13 +197,50 @@ fn note_decoder(m: &Metrics, now: DecoderStats, last: &mut DecoderStats) {
 }
 
 /// Serves one connection to its end; `waiting` is its place among the
-/// connections waiting for a Hello, left once the Hello is judged.
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, conn_id: u64, waiting: Waiting) {
+/// connections waiting for a Hello, left once the Hello is judged. With TLS
+/// the handshake comes first, within the same `handshake_timeout` as the
+/// Hello and in the same `waiting` place.
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, conn_id: u64, mut waiting: Waiting) {
     let _ = stream.set_nodelay(true);
+    let deadline = Instant::now() + shared.cfg.handshake_timeout;
+    let (stream, cert): (Box<dyn AgentIo>, PeerCert) = match &shared.tls {
+        None => (Box::new(stream), PeerCert::Absent),
+        Some(tls) => {
+            let mut stop = shared.shutdown.clone();
+            let accept = timeout_at(deadline, tls.acceptor().accept(stream));
+            let r = tokio::select! {
+                r = accept => r,
+                _ = &mut waiting.evicted => return,
+                _ = stop.changed() => return,
+            };
+            match r {
+                Ok(Ok(s)) => {
+                    Metrics::inc(&shared.metrics.tls_handshakes_total);
+                    let cert = crate::tls::peer_cert(s.get_ref().1);
+                    (Box::new(s), cert)
+                }
+                Ok(Err(e)) => {
+                    let why = HandshakeFailure::of(&e);
+                    why.count(&shared.metrics);
+                    // Debug, not info: a flood of bad handshakes must not
+                    // flood the log; the counters show them.
+                    tracing::debug!(%peer, reason = %why, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    Metrics::inc(&shared.metrics.tls_handshake_timeouts_total);
+                    tracing::debug!(%peer, "TLS handshake not finished within the handshake timeout");
+                    return;
+                }
+            }
+        }
+    };
     let mut conn = Conn {
         shared: shared.clone(),
         stream,
         peer,
+        cert,
+        deadline,
         storage: vec![0u8; shared.cfg.max_frame as usize],
         rbuf: BytesMut::with_capacity(READ_CHUNK),
         out: Vec::with_capacity(1024),
@@ -199,8 +253,12 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, con
 
 struct Conn {
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: Box<dyn AgentIo>,
     peer: SocketAddr,
+    /// The client certificate's agent, with mutual TLS.
+    cert: PeerCert,
+    /// When the Hello must have arrived (`handshake_timeout` after accept).
+    deadline: Instant,
     storage: Vec<u8>,
     rbuf: BytesMut,
     out: Vec<u8>,
@@ -225,7 +283,7 @@ impl Conn {
         let mut storage = std::mem::take(&mut self.storage);
         let mut decoder = FrameDecoder::new(&mut storage);
         let mut stop = self.shared.shutdown.clone();
-        let read = timeout(self.shared.cfg.handshake_timeout, self.read_hello(&mut decoder));
+        let read = timeout_at(self.deadline, self.read_hello(&mut decoder));
         let hello = tokio::select! {
             r = read => r,
             _ = &mut waiting.evicted => {
@@ -247,12 +305,26 @@ impl Conn {
             }
         };
         self.peer_max_frame = hello.max_frame as usize;
+        // With mutual TLS the certificate names the agent: another id is
+        // refused before anything else (Reject 4), whatever the token.
+        let certified = match &self.cert {
+            PeerCert::Absent => false,
+            PeerCert::Agent(id) if *id == hello.agent_id => true,
+            PeerCert::Agent(_) | PeerCert::Unnamed => {
+                Metrics::inc(&self.shared.metrics.rejects_cert_mismatch_total);
+                tracing::warn!(peer = %self.peer, agent = %hello.agent_id, cert = ?self.cert, "Hello agent_id does not match the client certificate");
+                let retry_after_ms = self.shared.cfg.retry_after_ms;
+                let reason = "agent_id is not the one the client certificate names".into();
+                return self.refuse(Refusal::Reject { code: CloseCode::Unauthorized, reason, retry_after_ms }).await;
+            }
+        };
         let Some(identity) = self.shared.auth.identify(&hello.agent_id, &hello.auth_token) else {
             Metrics::inc(&self.shared.metrics.rejects_unauthorized_total);
             tracing::warn!(peer = %self.peer, agent = %hello.agent_id, "bad auth token");
             let retry_after_ms = self.shared.cfg.retry_after_ms;
             return self.refuse(Refusal::Reject { code: CloseCode::Unauthorized, reason: "bad auth token".into(), retry_after_ms }).await;
         };
+        let identity = if certified { Identity::Proven(Proof::ClientCertificate) } else { identity };
         // Admission after the token check: a bad token takes no capacity.
         if let Decision::Busy { retry_after_ms } = self.shared.admit(&hello.agent_id) {
             tracing::debug!(peer = %self.peer, agent = %hello.agent_id, retry_after_ms, "admission: busy");
@@ -370,7 +442,7 @@ impl Conn {
             }
             Refusal::Reject { .. } => bytes = refusal_frame(&r, self.peer_max_frame),
         }
-        finish_ref(&mut self.stream, &bytes).await;
+        finish_ref(self.stream.as_mut(), &bytes).await;
     }
 
     /// Reads until the Hello and judges it, skipping (and counting) the
@@ -380,6 +452,7 @@ impl Conn {
         let m = self.shared.metrics.clone();
         let mut budget = PreHelloBudget::new(self.shared.cfg.prehello_bytes);
         let mut skipped_before = decoder.stats().skipped_bytes;
+        let mut first_read = true;
         loop {
             let judged = match decoder.feed(&self.rbuf) {
                 Feed::Consumed => None,
@@ -420,9 +493,17 @@ impl Conn {
                 continue;
             }
             self.make_room();
+            let first = std::mem::replace(&mut first_read, false);
             match self.stream.read_buf(&mut self.rbuf).await {
                 Ok(0) | Err(_) => return Err(None),
                 Ok(n) => Metrics::add(&self.shared.metrics.bytes_in_total, n as u64),
+            }
+            // A TLS ClientHello (handshake record, version 3.x) on a plain
+            // port: no Hello will come, say nothing and close.
+            if first && self.shared.tls.is_none() && self.rbuf.starts_with(&[0x16, 0x03]) {
+                Metrics::inc(&m.tls_on_plain_port_total);
+                tracing::debug!(peer = %self.peer, "TLS ClientHello on the plain-TCP agent port; closed");
+                return Err(None);
             }
         }
     }
@@ -440,7 +521,15 @@ impl Conn {
         if self.out.is_empty() {
             return true;
         }
-        let ok = matches!(timeout(self.shared.cfg.idle_timeout, self.stream.write_all(&self.out)).await, Ok(Ok(())));
+        // TLS buffers records: flush, so an Ack never waits in rustls (a
+        // no-op on plain TCP).
+        let stream = &mut self.stream;
+        let out = &self.out;
+        let write = async move {
+            stream.write_all(out).await?;
+            stream.flush().await
+        };
+        let ok = matches!(timeout(self.shared.cfg.idle_timeout, write).await, Ok(Ok(())));
         self.out.clear();
         ok
     }

@@ -73,6 +73,7 @@ pub mod server;
 pub mod sink;
 #[cfg(feature = "server")]
 pub mod store;
+pub mod tls;
 
 #[cfg(feature = "server")]
 pub use server::{Collector, Shared, StartError};

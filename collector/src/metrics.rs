@@ -56,6 +56,32 @@ metrics! {
     accepts_total: "counter",
     /// Rejects sent: bad token (code 4).
     rejects_unauthorized_total: "counter",
+    /// Rejects sent: the Hello's agent_id is not the one its client certificate names (code 4, mutual TLS).
+    rejects_cert_mismatch_total: "counter",
+    /// TLS handshakes completed on the agent port.
+    tls_handshakes_total: "counter",
+    /// TLS handshakes refused: mutual TLS and no client certificate.
+    tls_no_client_cert_total: "counter",
+    /// TLS handshakes refused: the client certificate is expired or not yet valid.
+    tls_expired_client_cert_total: "counter",
+    /// TLS handshakes refused: the client certificate does not chain to --tls-client-ca.
+    tls_unknown_ca_total: "counter",
+    /// TLS handshakes refused: the client certificate did not verify otherwise (wrong use, bad signature, malformed).
+    tls_bad_client_cert_total: "counter",
+    /// TLS handshakes the client gave up with an alert (it does not trust the collector's certificate or name).
+    tls_peer_alerts_total: "counter",
+    /// Connections to the TLS port that did not speak TLS (plaintext).
+    tls_not_tls_total: "counter",
+    /// TLS handshakes failed otherwise (no common version or suite, socket errors).
+    tls_handshake_failures_total: "counter",
+    /// TLS handshakes not finished within --handshake-timeout.
+    tls_handshake_timeouts_total: "counter",
+    /// Connections to a plain-TCP agent port that opened with a TLS ClientHello (closed at once).
+    tls_on_plain_port_total: "counter",
+    /// Certificate reloads (SIGHUP) that took effect.
+    tls_reloads_total: "counter",
+    /// Certificate reloads that failed (the old certificates stay in use).
+    tls_reload_failures_total: "counter",
     /// Rejects sent: incompatible version or frame size (code 5).
     rejects_incompatible_total: "counter",
     /// Rejects sent: too many connections (code 6).

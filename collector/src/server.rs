@@ -77,6 +77,10 @@ pub struct Shared {
     pub cfg: Config,
     /// Agent tokens.
     pub auth: Auth,
+    /// TLS on the agent port, if configured.
+    pub tls: Option<Arc<crate::tls::Tls>>,
+    /// TLS on the HTTP API, if configured.
+    pub api_tls: Option<Arc<crate::tls::Tls>>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Where records go: the commit thread or the JetStream writers.
@@ -277,6 +281,8 @@ impl Collector {
     /// Starts a collector; see the module docs.
     pub async fn start(cfg: Config) -> Result<Collector, StartError> {
         let auth = Auth::load(cfg.agent_token.as_deref(), cfg.token_file.as_deref()).map_err(StartError::Config)?;
+        let tls = cfg.tls.clone().map(crate::tls::Tls::load).transpose().map_err(StartError::Config)?.map(Arc::new);
+        let api_tls = cfg.api_tls.clone().map(crate::tls::Tls::load).transpose().map_err(StartError::Config)?.map(Arc::new);
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| crate::recovery::at(&cfg.data_dir, e))?;
         let metrics = Arc::new(Metrics::default());
         let registry_path = cfg.data_dir.join(REGISTRY);
@@ -326,6 +332,11 @@ impl Collector {
         let (stop, shutdown) = watch::channel(false);
         let conns = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
         warn_about_trust(&auth, &cfg);
+        // Registered now, so a SIGHUP right after the ready line is not fatal.
+        let hangup = match tls.is_some() || api_tls.is_some() {
+            true => Some(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?),
+            false => None,
+        };
         let admission = AdmissionConfig {
             rate_per_sec: cfg.admission_rate,
             burst: cfg.admission_burst,
@@ -338,6 +349,8 @@ impl Collector {
         let shared = Arc::new(Shared {
             cfg,
             auth,
+            tls,
+            api_tls,
             metrics,
             commit,
             registry,
@@ -356,6 +369,9 @@ impl Collector {
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(shared.clone(), listener));
         tasks.spawn(registry_flusher(shared.clone()));
+        if let Some(h) = hangup {
+            tasks.spawn(reload_on_hangup(shared.clone(), h));
+        }
         if let Some(l) = api {
             tasks.spawn(crate::api::serve(shared.clone(), l));
         }
@@ -420,8 +436,22 @@ fn bind_agents(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Says loudly, at start, who can write under any agent id: everyone with
 /// the port when no token is set, every holder of the shared token, and
-/// (with a token file) nobody but each listed agent.
+/// (with a token file, or mutual TLS) nobody but each agent; and that a
+/// plain port beyond loopback is readable on the path.
 fn warn_about_trust(auth: &Auth, cfg: &Config) {
+    match &cfg.tls {
+        None if !cfg.listen.ip().is_loopback() => {
+            tracing::warn!(listen = %cfg.listen, "the agent port is PLAIN TCP beyond loopback: tokens and records cross the network in clear text, and anyone on the path can read or change them; use --tls-cert, --tls-key and --tls-client-ca");
+        }
+        Some(t) if t.client_ca.is_none() => {
+            tracing::warn!("TLS without --tls-client-ca: the path is protected, but agents prove their ids only by token");
+        }
+        Some(_) => {
+            tracing::info!("mutual TLS: every agent proves its id with its client certificate");
+            return;
+        }
+        None => {}
+    }
     if auth.is_open() {
         tracing::warn!(listen = %cfg.listen, "the agent port accepts ANYONE: no --agent-token or --token-file; any client can write records under any agent id it names (ids it has not seen are limited by --new-agents-per-sec and --max-agents)");
     } else if auth.admits_unproven() {
@@ -458,6 +488,31 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             crate::conn::serve(shared.clone(), stream, peer, conn_id, waiting).await;
             shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
         });
+    }
+}
+
+/// Reloads the TLS certificates (agent port and API) on every SIGHUP;
+/// sessions already established keep theirs.
+async fn reload_on_hangup(shared: Arc<Shared>, mut hangup: tokio::signal::unix::Signal) {
+    let mut stop = shared.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            r = hangup.recv() => if r.is_none() { return },
+        }
+        for (what, tls) in [("agent port", &shared.tls), ("API", &shared.api_tls)] {
+            let Some(tls) = tls else { continue };
+            match tls.reload() {
+                Ok(()) => {
+                    Metrics::inc(&shared.metrics.tls_reloads_total);
+                    tracing::info!(what, "SIGHUP: TLS certificates reloaded");
+                }
+                Err(e) => {
+                    Metrics::inc(&shared.metrics.tls_reload_failures_total);
+                    tracing::error!(what, error = %e, "SIGHUP: TLS certificates NOT reloaded; the old ones stay in use");
+                }
+            }
+        }
     }
 }
 

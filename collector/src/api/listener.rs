@@ -12,7 +12,9 @@
 //!   connection);
 //! * a response write that makes no progress for `l.request_timeout` ends
 //!   the connection (a client that stops reading);
-//! * head bytes are bounded by [`MAX_HEAD_BYTES`] (hyper answers 431).
+//! * head bytes are bounded by [`MAX_HEAD_BYTES`] (hyper answers 431);
+//! * with `--api-tls-cert`, the TLS handshake must finish within
+//!   `l.header_timeout` of the connect (inside the connection's slot).
 //!
 //! Request bodies and handling time are bounded in the router
 //! (`super::router`).
@@ -31,7 +33,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Sleep;
@@ -51,7 +53,7 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\nr
 
 /// Serves `app` on `listener` within `limits` until `stop` fires, then
 /// lets requests in flight finish (bounded) and returns.
-pub async fn run(listener: TcpListener, app: Router, limits: ApiLimits, counters: Arc<ApiCounters>, mut stop: watch::Receiver<bool>) {
+pub async fn run(listener: TcpListener, app: Router, limits: ApiLimits, counters: Arc<ApiCounters>, mut stop: watch::Receiver<bool>, tls: Option<Arc<crate::tls::Tls>>) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut conns = JoinSet::new();
     let mut warned: Option<std::time::Instant> = None;
@@ -81,10 +83,18 @@ pub async fn run(listener: TcpListener, app: Router, limits: ApiLimits, counters
             drop(stream);
             continue;
         };
-        let (app, counters, stop) = (app.clone(), counters.clone(), stop.clone());
+        let (app, counters, stop, tls) = (app.clone(), counters.clone(), stop.clone(), tls.clone());
         conns.spawn(async move {
             counters.connections_open.fetch_add(1, Ordering::Relaxed);
-            serve_one(stream, app, limits, stop).await;
+            let _ = stream.set_nodelay(true);
+            match tls {
+                None => serve_one(stream, app, limits, stop).await,
+                Some(tls) => match tokio::time::timeout(limits.header_timeout, tls.acceptor().accept(stream)).await {
+                    Ok(Ok(s)) => serve_one(s, app, limits, stop).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "API TLS handshake failed"),
+                    Err(_) => tracing::debug!("API TLS handshake not finished within --api-header-timeout"),
+                },
+            }
             counters.connections_open.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
@@ -93,8 +103,7 @@ pub async fn run(listener: TcpListener, app: Router, limits: ApiLimits, counters
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async { while conns.join_next().await.is_some() {} }).await;
 }
 
-async fn serve_one(stream: TcpStream, app: Router, limits: ApiLimits, mut stop: watch::Receiver<bool>) {
-    let _ = stream.set_nodelay(true);
+async fn serve_one<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S, app: Router, limits: ApiLimits, mut stop: watch::Receiver<bool>) {
     let io = TokioIo::new(WriteStallGuard::new(stream, limits.request_timeout));
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_header_size(MAX_HEAD_BYTES).max_buf_size(MAX_HEAD_BYTES).keep_alive(true);
