@@ -288,7 +288,10 @@ impl Collector {
         let registry_path = cfg.data_dir.join(REGISTRY);
         // Looked at before the sink may create files.
         let registry_missing = registry_is_missing(&registry_path)?;
-        let (local, fresh): (Option<(Box<dyn Sink>, ResumePoints)>, bool) = match cfg.sink {
+        // The local sink and its resume points (none with JetStream), and
+        // whether the data directory held no sink files.
+        type Local = Option<(Box<dyn Sink>, ResumePoints)>;
+        let (local, fresh): (Local, bool) = match cfg.sink {
             SinkKind::File => {
                 let (s, rec) = FileSink::open(&cfg.data_dir, cfg.rotate_bytes)?;
                 tracing::info!(agents = rec.resume.len(), files = rec.files, lines = rec.lines, truncated_bytes = rec.truncated_bytes, quarantined = rec.quarantined, "sink opened; resume points rebuilt");
