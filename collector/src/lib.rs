@@ -60,6 +60,7 @@ pub mod config;
 pub mod conn;
 #[cfg(feature = "server")]
 pub mod handshakes;
+#[cfg(feature = "server")]
 pub mod jetstream;
 #[cfg(feature = "server")]
 pub mod metrics;
@@ -73,6 +74,7 @@ pub mod server;
 pub mod sink;
 #[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
 pub mod tls;
 
 #[cfg(feature = "server")]
