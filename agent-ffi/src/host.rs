@@ -133,6 +133,7 @@ impl From<HostError> for ea_result {
             HostError::AlreadyStarted => ea_result::EA_HOST_ALREADY_STARTED,
             HostError::NotStarted => ea_result::EA_HOST_NOT_STARTED,
             HostError::SignalsTaken => ea_result::EA_HOST_SIGNALS_TAKEN,
+            HostError::Tls(_) => ea_result::EA_INVALID_ARGUMENT,
         }
     }
 }

@@ -34,6 +34,7 @@
 //! | `engine` | one turn of the loop: connect, read, timers, write, events |
 //! | [`connect`] | resolve `host:port`, non-blocking connect, errno to transport error |
 //! | [`outbuf`] | the bounded out buffer (partial writes, EAGAIN) |
+//! | [`tls`] | the optional rustls client: CA file, client certificate, failures counted apart |
 //! | [`wake`], [`signal`] | the wake-up eventfd; opt-in SIGTERM/SIGINT |
 //! | [`clock`] | CLOCK_MONOTONIC, the wall-clock offset, the jitter seed |
 //! | [`stats`], [`netinfo`] | host stats from /proc; hostname and addresses |
@@ -52,6 +53,7 @@ pub mod netinfo;
 pub mod outbuf;
 pub mod signal;
 pub mod stats;
+pub mod tls;
 pub mod wake;
 
 pub use agent_core;
@@ -59,3 +61,4 @@ pub use config::{HostConfig, HostError};
 pub use engine::{LoopStats, StopReport};
 pub use event::HostEvent;
 pub use host::{Handler, Host, Progress};
+pub use tls::{TlsConfig, TlsConfigError, TlsFailure};
