@@ -286,7 +286,7 @@ unsafe fn host_config(c: &ea_host_config) -> Res<HostConfig> {
                 ca_file: ca.into(),
                 cert_file: cert.map(Into::into),
                 key_file: key.map(Into::into),
-                server_name: name.map(Into::into),
+                server_name: name,
             })
         }
         // A certificate, key or name without a CA file.
