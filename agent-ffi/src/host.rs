@@ -627,6 +627,17 @@ mod tests {
             cfg.agent.unlock = Some(lock);
             assert_eq!(ea_host_new(&cfg, &mut out), EA_INVALID_ARGUMENT, "the host locks itself");
             (cfg.agent.lock, cfg.agent.unlock) = (None, None);
+            let missing = b"/nonexistent/ca.pem";
+            (cfg.tls_cert_file, cfg.tls_cert_file_len) = (missing.as_ptr(), missing.len());
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_HOST_TLS_CONFIG, "a certificate without a CA file");
+            (cfg.tls_cert_file, cfg.tls_cert_file_len) = (core::ptr::null(), 0);
+            (cfg.tls_ca_file, cfg.tls_ca_file_len) = (missing.as_ptr(), missing.len());
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_HOST_TLS_CONFIG, "an unreadable CA file");
+            (cfg.tls_ca_file, cfg.tls_ca_file_len) = (core::ptr::null(), 3);
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_NULL_PARAMETER);
+            (cfg.tls_ca_file, cfg.tls_ca_file_len) = (b"\xff".as_ptr(), 1);
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_INVALID_UTF8);
+            (cfg.tls_ca_file, cfg.tls_ca_file_len) = (core::ptr::null(), 0);
             assert!(out.is_null(), "outputs written only on success");
             assert_eq!(ea_host_new(&cfg, &mut out), EA_OK);
             assert!(!out.is_null());
