@@ -1,7 +1,8 @@
 //! One turn of the loop, under the engine's lock: complete a connect, read
 //! what arrived, fire due timers, move frames from the agent into the out
 //! buffer and from there to the socket, act on the agent's events, and say
-//! when to wake next. No allocation after init; no waiting inside.
+//! when to wake next. No allocation after init (but rustls' own, over TLS);
+//! no waiting inside.
 
 use crate::clock;
 use crate::config::{HostConfig, HostError};

@@ -6,7 +6,8 @@
 //! buffer, one epoll set watches the socket and a wake-up eventfd, time is
 //! `CLOCK_MONOTONIC`, heartbeats carry host stats from `/proc`, and the
 //! Hello carries the hostname and interface addresses. All buffers are
-//! sized at init; nothing is allocated per record or per loop turn.
+//! sized at init; nothing is allocated per record or per loop turn (over
+//! the optional TLS, rustls allocates for its own TLS records).
 //!
 //! Two shapes: its own thread ([`Host::start`] / [`Host::stop`]) or the
 //! caller's loop ([`Host::fd`], [`Host::next_timeout`], [`Host::process`]).
