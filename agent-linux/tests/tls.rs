@@ -2,7 +2,8 @@
 //! (the dev PKI of `scripts/dev-pki.sh`): records exactly once across a
 //! `kill -9` and a restart; a collector certificate from another CA, and a
 //! client certificate for another agent id, refused and counted as TLS or
-//! auth failures, never as network failures; unusable files refused at init.
+//! auth failures, never as network failures; unusable files refused at init;
+//! a TLS session whose peer stops reading waits instead of spinning.
 
 mod common;
 
@@ -166,4 +167,85 @@ fn unusable_tls_files_are_refused_at_init() {
     c.tls.as_mut().unwrap().server_name = Some("bad name!".into());
     assert_eq!(refused(c), Some(HostError::Tls(TlsConfigError::ServerName)));
     assert!(refused(ok).is_none());
+}
+
+/// utime + stime of this process, in ms.
+fn cpu_ms() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = &s[s.rfind(')').unwrap() + 1..];
+    let f: Vec<u64> = rest.split_whitespace().skip(11).take(2).map(|v| v.parse().unwrap()).collect();
+    // SAFETY: sysconf only reads a value.
+    let tck = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } as u64;
+    (f[0] + f[1]) * 1000 / tck
+}
+
+/// A TLS peer (rustls, the dev PKI's collector certificate) that completes
+/// the handshake, accepts the Hello and then never reads: the host's
+/// rustls buffer and socket fill up, and the loop must wait, not spin.
+#[test]
+#[allow(deprecated)]
+fn a_blocked_tls_session_does_not_spin() {
+    use agent_core::message::{Accept, Message};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::{Read, Write};
+    let pki = TempDir::new("tls-pki-blocked");
+    if !dev_pki(pki.path(), &["agent-1"]) {
+        return;
+    }
+    let p = pki.path().to_path_buf();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(p.join("collector.pem")).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(p.join("collector.key")).unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let _ = nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::RcvBuf, &4096);
+    let addr = listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        let conn = rustls::ServerConnection::new(Arc::new(server)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, s);
+        let mut hello = [0u8; 4096];
+        let _ = tls.read(&mut hello).unwrap();
+        let mut wire = [0u8; 64];
+        let n = Message::Accept(Accept { next_seq: 0, max_frame: 65536, retry_window_ms: 0 }).encode(0, &mut wire).unwrap();
+        tls.write_all(&wire[..n]).unwrap();
+        tls.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(8));
+    });
+    let mut cfg = HostConfig::new("agent-1", [addr.to_string()]);
+    cfg.agent.backoff.base = Duration::from_millis(50);
+    cfg.agent.window_bytes = 4 << 20;
+    cfg.ring_bytes = 8 << 20;
+    cfg.socket_send_buffer = Some(4096);
+    cfg.host_stats = false;
+    cfg.tls = Some(TlsConfig { ca_file: p.join("ca.pem"), ..TlsConfig::default() });
+    let host = Host::new(cfg, |_: &Host, _: &HostEvent<'_>| {}).unwrap();
+    host.start().unwrap();
+    wait_for(std::time::Duration::from_secs(10), || (host.stats().connections > 0).then_some(())).expect("handshake");
+    let payload = [b'x'; 1000];
+    for _ in 0..3000 {
+        host.push(2001, &payload).unwrap();
+    }
+    wait_for(std::time::Duration::from_secs(10), || (host.loop_stats().blocked_writes > 0).then_some(())).expect("the socket fills up");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (l0, c0) = (host.loop_stats(), cpu_ms());
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (l1, c1) = (host.loop_stats(), cpu_ms());
+    let wakeups = l1.wakeups - l0.wakeups;
+    let cpu = c1 - c0;
+    eprintln!("TLS blocked 3 s: {wakeups} wake-ups, {cpu} ms CPU");
+    // As the plain test: a spinning loop makes ~1e5 turns and burns the
+    // 3 s; a waiting one wakes about once per flush interval and for timers.
+    assert!(wakeups <= 3000 / 100 * 2 + 10, "{wakeups} wake-ups in 3 s while blocked");
+    assert!(cpu < 600, "{cpu} ms of CPU in 3 s while blocked");
+    assert!(host.stats().ring_used_bytes > 0, "records wait in the ring, not lost");
+    assert_eq!((l1.tls_failures, l1.network_failures), (0, 0));
+    let report = host.stop(Duration::from_millis(200)).unwrap();
+    assert!(!report.drained && report.unacked > 0, "what stayed unacked is reported: {report:?}");
+    peer.join().unwrap();
 }
