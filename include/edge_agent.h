@@ -491,6 +491,13 @@ enum ea_result
    */
   EA_HOST_SIGNALS_TAKEN = 205,
   /**
+   * `ea_host_new`: a TLS file (CA, certificate, key) unreadable or not
+   * PEM, a key that does not fit its certificate, a certificate without a
+   * key (or a key, certificate or server name without a CA file), or a
+   * server name that is not a DNS name or IP address.
+   */
+  EA_HOST_TLS_CONFIG = 206,
+  /**
    * `window_bytes` is smaller than `batch_max_bytes`.
    */
   EA_CONFIG_WINDOW_TOO_SMALL = 101,
@@ -1285,6 +1292,44 @@ typedef struct ea_host_config {
    * SO_SNDBUF for the socket; 0 (default) = the kernel's.
    */
   size_t socket_send_buffer;
+  /**
+   * TLS to the collector: path (UTF-8, not NUL-terminated) of a PEM file
+   * with the CA certificates trusted for it (or the collector's own
+   * certificate, pinned). Length 0 (default): plain TCP. rustls with the
+   * ring provider; the handshake runs under `connect_timeout_ms`. An
+   * unusable file: EA_HOST_TLS_CONFIG at `ea_host_new`.
+   */
+  const uint8_t *tls_ca_file;
+  /**
+   * Bytes at `tls_ca_file`.
+   */
+  size_t tls_ca_file_len;
+  /**
+   * Path of the PEM client certificate chain (mutual TLS; its CN is the
+   * agent id the collector expects); length 0: none. Needs `tls_key_file`.
+   */
+  const uint8_t *tls_cert_file;
+  /**
+   * Bytes at `tls_cert_file`.
+   */
+  size_t tls_cert_file_len;
+  /**
+   * Path of the PEM private key of `tls_cert_file`; length 0: none.
+   */
+  const uint8_t *tls_key_file;
+  /**
+   * Bytes at `tls_key_file`.
+   */
+  size_t tls_key_file_len;
+  /**
+   * The name the collector's certificate must hold; length 0 (default):
+   * each endpoint's host (a DNS name or an IP address).
+   */
+  const uint8_t *tls_server_name;
+  /**
+   * Bytes at `tls_server_name`.
+   */
+  size_t tls_server_name_len;
   /**
    * Called for events (may be NULL).
    */

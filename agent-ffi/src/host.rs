@@ -79,6 +79,28 @@ pub struct ea_host_config {
     pub drain_timeout_ms: u64,
     /// SO_SNDBUF for the socket; 0 (default) = the kernel's.
     pub socket_send_buffer: usize,
+    /// TLS to the collector: path (UTF-8, not NUL-terminated) of a PEM file
+    /// with the CA certificates trusted for it (or the collector's own
+    /// certificate, pinned). Length 0 (default): plain TCP. rustls with the
+    /// ring provider; the handshake runs under `connect_timeout_ms`. An
+    /// unusable file: EA_HOST_TLS_CONFIG at `ea_host_new`.
+    pub tls_ca_file: *const u8,
+    /// Bytes at `tls_ca_file`.
+    pub tls_ca_file_len: usize,
+    /// Path of the PEM client certificate chain (mutual TLS; its CN is the
+    /// agent id the collector expects); length 0: none. Needs `tls_key_file`.
+    pub tls_cert_file: *const u8,
+    /// Bytes at `tls_cert_file`.
+    pub tls_cert_file_len: usize,
+    /// Path of the PEM private key of `tls_cert_file`; length 0: none.
+    pub tls_key_file: *const u8,
+    /// Bytes at `tls_key_file`.
+    pub tls_key_file_len: usize,
+    /// The name the collector's certificate must hold; length 0 (default):
+    /// each endpoint's host (a DNS name or an IP address).
+    pub tls_server_name: *const u8,
+    /// Bytes at `tls_server_name`.
+    pub tls_server_name_len: usize,
     /// Called for events (may be NULL).
     pub on_event: ea_host_event_fn,
     /// Passed to `on_event`.
@@ -133,6 +155,7 @@ impl From<HostError> for ea_result {
             HostError::AlreadyStarted => ea_result::EA_HOST_ALREADY_STARTED,
             HostError::NotStarted => ea_result::EA_HOST_NOT_STARTED,
             HostError::SignalsTaken => ea_result::EA_HOST_SIGNALS_TAKEN,
+            HostError::Tls(_) => ea_result::EA_HOST_TLS_CONFIG,
         }
     }
 }
@@ -156,6 +179,14 @@ pub extern "C" fn ea_host_config_default() -> ea_host_config {
         out_bytes: d.out_bytes,
         drain_timeout_ms: d.drain_timeout.as_millis(),
         socket_send_buffer: 0,
+        tls_ca_file: core::ptr::null(),
+        tls_ca_file_len: 0,
+        tls_cert_file: core::ptr::null(),
+        tls_cert_file_len: 0,
+        tls_key_file: core::ptr::null(),
+        tls_key_file_len: 0,
+        tls_server_name: core::ptr::null(),
+        tls_server_name_len: 0,
         on_event: None,
         userdata: core::ptr::null_mut(),
     }
@@ -239,7 +270,45 @@ unsafe fn host_config(c: &ea_host_config) -> Res<HostConfig> {
     h.out_bytes = c.out_bytes;
     h.drain_timeout = Duration::from_millis(c.drain_timeout_ms);
     h.socket_send_buffer = (c.socket_send_buffer > 0).then_some(c.socket_send_buffer);
+    // SAFETY: the caller's contract for the four TLS pointer + length pairs.
+    let tls = unsafe {
+        [
+            text(c.tls_ca_file, c.tls_ca_file_len)?,
+            text(c.tls_cert_file, c.tls_cert_file_len)?,
+            text(c.tls_key_file, c.tls_key_file_len)?,
+            text(c.tls_server_name, c.tls_server_name_len)?,
+        ]
+    };
+    match tls {
+        [None, None, None, None] => {}
+        [Some(ca), cert, key, name] => {
+            h.tls = Some(edge_agent_linux::TlsConfig {
+                ca_file: ca.into(),
+                cert_file: cert.map(Into::into),
+                key_file: key.map(Into::into),
+                server_name: name,
+            })
+        }
+        // A certificate, key or name without a CA file.
+        [None, ..] => return Err(ea_result::EA_HOST_TLS_CONFIG),
+    }
     Ok(h)
+}
+
+/// A pointer + length pair as text; `None` for length 0.
+///
+/// # Safety
+/// `p` is valid for `len` bytes when `len` > 0.
+unsafe fn text(p: *const u8, len: usize) -> Res<Option<String>> {
+    if len == 0 {
+        return Ok(None);
+    }
+    if p.is_null() {
+        return Err(ea_result::EA_NULL_PARAMETER);
+    }
+    // SAFETY: the caller's contract.
+    let bytes = unsafe { core::slice::from_raw_parts(p, len) };
+    core::str::from_utf8(bytes).map(|s| Some(String::from(s))).map_err(|_| ea_result::EA_INVALID_UTF8)
 }
 
 /// Makes a host from `config` (every buffer allocated now, every
@@ -558,6 +627,17 @@ mod tests {
             cfg.agent.unlock = Some(lock);
             assert_eq!(ea_host_new(&cfg, &mut out), EA_INVALID_ARGUMENT, "the host locks itself");
             (cfg.agent.lock, cfg.agent.unlock) = (None, None);
+            let missing = b"/nonexistent/ca.pem";
+            (cfg.tls_cert_file, cfg.tls_cert_file_len) = (missing.as_ptr(), missing.len());
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_HOST_TLS_CONFIG, "a certificate without a CA file");
+            (cfg.tls_cert_file, cfg.tls_cert_file_len) = (core::ptr::null(), 0);
+            (cfg.tls_ca_file, cfg.tls_ca_file_len) = (missing.as_ptr(), missing.len());
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_HOST_TLS_CONFIG, "an unreadable CA file");
+            (cfg.tls_ca_file, cfg.tls_ca_file_len) = (core::ptr::null(), 3);
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_NULL_PARAMETER);
+            (cfg.tls_ca_file, cfg.tls_ca_file_len) = (b"\xff".as_ptr(), 1);
+            assert_eq!(ea_host_new(&cfg, &mut out), EA_INVALID_UTF8);
+            (cfg.tls_ca_file, cfg.tls_ca_file_len) = (core::ptr::null(), 0);
             assert!(out.is_null(), "outputs written only on success");
             assert_eq!(ea_host_new(&cfg, &mut out), EA_OK);
             assert!(!out.is_null());

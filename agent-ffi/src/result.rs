@@ -73,6 +73,11 @@ pub enum ea_result {
     /// `handle_signals` is set but another host of this process owns
     /// SIGTERM / SIGINT.
     EA_HOST_SIGNALS_TAKEN = 205,
+    /// `ea_host_new`: a TLS file (CA, certificate, key) unreadable or not
+    /// PEM, a key that does not fit its certificate, a certificate without a
+    /// key (or a key, certificate or server name without a CA file), or a
+    /// server name that is not a DNS name or IP address.
+    EA_HOST_TLS_CONFIG = 206,
     /// `window_bytes` is smaller than `batch_max_bytes`.
     EA_CONFIG_WINDOW_TOO_SMALL = 101,
     /// The receive buffer is smaller than the minimum frame size.
@@ -130,6 +135,7 @@ impl ea_result {
             ea_result::EA_HOST_ALREADY_STARTED => c"the host's thread was started already",
             ea_result::EA_HOST_NOT_STARTED => c"the host has no thread of its own",
             ea_result::EA_HOST_SIGNALS_TAKEN => c"another host handles SIGTERM and SIGINT",
+            ea_result::EA_HOST_TLS_CONFIG => c"TLS configuration refused (a file, the key or the server name)",
             ea_result::EA_CONFIG_WINDOW_TOO_SMALL => c"window_bytes is smaller than batch_max_bytes",
             ea_result::EA_CONFIG_RX_BUFFER_TOO_SMALL => c"receive buffer smaller than the minimum frame size",
             ea_result::EA_CONFIG_HEARTBEAT_TOO_FREQUENT => c"heartbeat_interval below 1 s",
@@ -146,7 +152,7 @@ impl ea_result {
     }
 
     /// Every result, in number order (for tests and `ea_result_message`).
-    pub(crate) const ALL: [ea_result; 36] = [
+    pub(crate) const ALL: [ea_result; 37] = [
         ea_result::EA_OK,
         ea_result::EA_NULL_PARAMETER,
         ea_result::EA_STORAGE_TOO_SMALL,
@@ -183,6 +189,7 @@ impl ea_result {
         ea_result::EA_HOST_ALREADY_STARTED,
         ea_result::EA_HOST_NOT_STARTED,
         ea_result::EA_HOST_SIGNALS_TAKEN,
+        ea_result::EA_HOST_TLS_CONFIG,
     ];
 
     /// The result of this number, if it is one.

@@ -405,6 +405,7 @@ fn result_numbers_are_pinned_and_every_one_has_a_message() {
         (EA_HOST_ALREADY_STARTED, 203),
         (EA_HOST_NOT_STARTED, 204),
         (EA_HOST_SIGNALS_TAKEN, 205),
+        (EA_HOST_TLS_CONFIG, 206),
     ];
     let mut messages = std::collections::HashSet::new();
     for (r, n) in pinned {

@@ -174,8 +174,22 @@ fn all_once(dir: &Path, agent: &str, records: usize) -> bool {
 
 /// Runs the daemon scenario with `wrap` (e.g. valgrind) around it.
 fn scenario(exe: &Path, wrap: &[&str], env: &[(&str, &str)], records: usize, kills: usize, limit: Duration) -> (String, Vec<String>) {
+    scenario_with(exe, wrap, env, &[], records, kills, limit)
+}
+
+/// As [`scenario`], the collector started with `collector_args` (e.g. its
+/// mTLS files).
+fn scenario_with(
+    exe: &Path,
+    wrap: &[&str],
+    env: &[(&str, &str)],
+    collector_args: &[String],
+    records: usize,
+    kills: usize,
+    limit: Duration,
+) -> (String, Vec<String>) {
     let dir = TempDir::new("daemon");
-    let mut col = CollectorProc::start(dir.path(), "127.0.0.1:0");
+    let mut col = CollectorProc::start_with(dir.path(), "127.0.0.1:0", collector_args);
     let (s, _) = http(col.api, "PUT", "/configs/sampling", Some(r#"{"version": "v1", "payload": "every=250ms"}"#));
     assert_eq!(s, 200);
     let agent = "c-daemon";
@@ -211,7 +225,7 @@ fn scenario(exe: &Path, wrap: &[&str], env: &[(&str, &str)], records: usize, kil
         let agents = col.agents;
         col.kill9();
         std::thread::sleep(Duration::from_millis(300));
-        col = CollectorProc::restart(dir.path(), agents);
+        col = CollectorProc::restart_with(dir.path(), agents, collector_args);
     }
     assert!(wait_for(limit, || daemon.has("pushed")).is_some(), "both workers finished");
     assert!(wait_for(limit, || all_once(dir.path(), agent, records).then_some(())).is_some(), "every record at the collector once");
@@ -228,6 +242,25 @@ fn daemon_against_the_real_collector() {
     let lib = lib("ffi-plain", None, None).expect("cargo build -p agent-ffi");
     let exe = build_daemon(&cc, "daemon", &[], &lib);
     let (err, _) = scenario(&exe, &[], &[], 2000, 2, Duration::from_secs(60));
+    assert!(!err.contains("push:"), "no push was refused: {err}");
+}
+
+/// The same daemon over mutual TLS (the dev PKI): the three TLS fields of
+/// `ea_host_config` set from the environment, every record once across
+/// two `kill -9` restarts of a collector that accepts only TLS.
+#[test]
+fn daemon_over_mtls_against_the_real_collector() {
+    let Some(cc) = cc() else { return };
+    let pki = TempDir::new("daemon-pki");
+    if !dev_pki(pki.path(), &["c-daemon"]) {
+        return;
+    }
+    let p = pki.path();
+    let lib = lib("ffi-plain", None, None).expect("cargo build -p agent-ffi");
+    let exe = build_daemon(&cc, "daemon", &[], &lib);
+    let files = [p.join("ca.pem"), p.join("c-daemon.pem"), p.join("c-daemon.key")].map(|f| f.to_str().unwrap().to_string());
+    let env = [("DAEMON_TLS_CA", files[0].as_str()), ("DAEMON_TLS_CERT", files[1].as_str()), ("DAEMON_TLS_KEY", files[2].as_str())];
+    let (err, _) = scenario_with(&exe, &[], &env, &tls_args(p), 2000, 2, Duration::from_secs(60));
     assert!(!err.contains("push:"), "no push was refused: {err}");
 }
 

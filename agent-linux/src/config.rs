@@ -52,6 +52,10 @@ pub struct HostConfig {
     pub handle_signals: bool,
     /// `SO_SNDBUF` for the socket (default `None`: the kernel's).
     pub socket_send_buffer: Option<usize>,
+    /// TLS to the collector (default `None`: plain TCP). The handshake runs
+    /// under the agent's `connect_timeout`; rustls' outgoing buffers are
+    /// bounded by the out buffer's size.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl HostConfig {
@@ -76,6 +80,7 @@ impl HostConfig {
             drain_timeout: Duration::from_secs(5),
             handle_signals: false,
             socket_send_buffer: None,
+            tls: None,
         }
     }
 }
@@ -105,6 +110,8 @@ pub enum HostError {
     NotStarted,
     /// `handle_signals` is set but another host owns the signals.
     SignalsTaken,
+    /// The TLS configuration was refused (see [`TlsConfigError`](crate::tls::TlsConfigError)).
+    Tls(crate::tls::TlsConfigError),
 }
 
 impl From<PushError> for HostError {
@@ -136,6 +143,7 @@ impl fmt::Display for HostError {
             HostError::AlreadyStarted => f.write_str("the host's thread was started already"),
             HostError::NotStarted => f.write_str("the host has no thread running"),
             HostError::SignalsTaken => f.write_str("another host handles SIGTERM/SIGINT"),
+            HostError::Tls(e) => write!(f, "TLS configuration refused: {e}"),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! One turn of the loop, under the engine's lock: complete a connect, read
 //! what arrived, fire due timers, move frames from the agent into the out
 //! buffer and from there to the socket, act on the agent's events, and say
-//! when to wake next. No allocation after init; no waiting inside.
+//! when to wake next. No allocation after init (but rustls' own, over TLS);
+//! no waiting inside.
 
 use crate::clock;
 use crate::config::{HostConfig, HostError};
@@ -11,9 +12,11 @@ use crate::memory::Memory;
 use crate::netinfo;
 use crate::outbuf::{Flush, OutBuf};
 use crate::stats::StatsReader;
+use crate::tls::{self, TlsClient, TlsFailure, TlsSink};
 use agent_core::agent::Timer;
 use agent_core::{Agent, AgentStats, AgentStorage, Duration, Event, Identity, Instant, TransportError};
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
+use rustls::ClientConnection;
 use std::io::{ErrorKind, Read};
 use std::os::fd::AsFd;
 
@@ -41,6 +44,15 @@ pub struct LoopStats {
     pub connects: u64,
     /// Host stats readings taken.
     pub stats_readings: u64,
+    /// Connections lost, or attempts failed, for a network reason (resolve,
+    /// connect, read or write errors, end of stream). The agent's own
+    /// timeouts are in its stats.
+    pub network_failures: u64,
+    /// TLS sessions that failed: a refused certificate (either side), an
+    /// alert, a protocol error. Never counted in `network_failures`.
+    pub tls_failures: u64,
+    /// What the last of `tls_failures` was.
+    pub last_tls_failure: Option<TlsFailure>,
 }
 
 /// What happened to the records of a stopped host.
@@ -62,6 +74,13 @@ pub(crate) struct Engine {
     _memory: Memory,
     endpoints: Vec<String>,
     conn: Option<Conn>,
+    /// The TLS client (when configured) and the session on `conn`.
+    tls_client: Option<TlsClient>,
+    tls: Option<ClientConnection>,
+    /// The endpoint index of `conn`.
+    current_endpoint: usize,
+    /// `handle_connected` was called for `conn` (after the TLS handshake).
+    session_up: bool,
     want_write: bool,
     out: OutBuf,
     tx_len: usize,
@@ -129,6 +148,10 @@ impl Engine {
             rx: mem.buffer(cfg.rx_bytes),
             events: mem.buffer(cfg.event_bytes),
         };
+        let tls_client = match &cfg.tls {
+            Some(t) => Some(TlsClient::new(t, &cfg.endpoints, out_bytes).map_err(HostError::Tls)?),
+            None => None,
+        };
         let mut agent = Agent::new(acfg, id, storage)?;
         agent.set_clock_offset(clock::wall_offset_ms());
         Ok(Engine {
@@ -136,6 +159,10 @@ impl Engine {
             _memory: mem,
             endpoints: cfg.endpoints.clone(),
             conn: None,
+            tls_client,
+            tls: None,
+            current_endpoint: 0,
+            session_up: false,
             want_write: false,
             out: OutBuf::new(out_bytes),
             tx_len,
@@ -196,8 +223,8 @@ impl Engine {
                             let _ = epoll.add(conn.stream.as_fd(), interest(true));
                             self.want_write = true;
                         } else {
-                            self.agent.handle_connected(now);
                             self.set_write_interest(epoll, false);
+                            self.tcp_connected(epoll, now);
                         }
                     }
                     Err(e) => self.lost(now, e),
@@ -206,6 +233,9 @@ impl Engine {
             return;
         }
         if ready.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR) {
+            if self.tls.is_some() {
+                return self.read_tls(epoll, now);
+            }
             for _ in 0..READS_PER_TURN {
                 let Some(conn) = self.conn.as_mut() else { return };
                 match conn.stream.read(&mut self.read_chunk) {
@@ -222,6 +252,68 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// TCP is connected: start the TLS handshake, or tell the agent.
+    fn tcp_connected(&mut self, epoll: &Epoll, now: Instant) {
+        let Some(client) = self.tls_client.as_ref() else {
+            self.session_up = true;
+            return self.agent.handle_connected(now);
+        };
+        let index = self.current_endpoint;
+        match client.session(index) {
+            Ok(session) => {
+                self.tls = Some(session);
+                self.write_out(epoll, now);
+            }
+            Err(f) => self.tls_lost(now, f),
+        }
+    }
+
+    /// Readable on a TLS session: ciphertext into rustls, records decrypted,
+    /// plaintext to the agent; the handshake's end tells the agent it is
+    /// connected. A rustls error is a TLS failure, not a network one.
+    fn read_tls(&mut self, epoll: &Epoll, now: Instant) {
+        for _ in 0..READS_PER_TURN {
+            let (Some(conn), Some(tls)) = (self.conn.as_mut(), self.tls.as_mut()) else { return };
+            let eof = match tls.read_tls(&mut conn.stream) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return self.lost(now, connect::from_io(&e)),
+            };
+            let state = match tls.process_new_packets() {
+                Ok(state) => state,
+                Err(e) => {
+                    // Best effort: send our alert, if any.
+                    let _ = tls::push_ciphertext(tls, &conn.stream);
+                    return self.tls_lost(now, TlsFailure::from(&e));
+                }
+            };
+            let mut left = state.plaintext_bytes_to_read();
+            let peer_closed = state.peer_has_closed();
+            if !self.session_up && !tls.is_handshaking() {
+                self.session_up = true;
+                self.agent.handle_connected(now);
+            }
+            while left > 0 {
+                let Some(tls) = self.tls.as_mut() else { return };
+                match tls.reader().read(&mut self.read_chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        left = left.saturating_sub(n);
+                        self.agent.handle_received(now, &self.read_chunk[..n]);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if eof || peer_closed {
+                return self.lost(now, TransportError::Closed);
+            }
+        }
+        // Handshake messages or alerts to send, or written plaintext.
+        self.write_out(epoll, now);
     }
 
     /// Fires the agent's due timers; reads host stats first when a
@@ -256,7 +348,7 @@ impl Engine {
         if conn.connecting {
             return;
         }
-        while let Some(room) = self.out.room(self.tx_len) {
+        while let Some(room) = self.out.room(self.tx_len).filter(|_| self.session_up) {
             let n = self.agent.poll_transmit(now, room);
             if n == 0 {
                 break;
@@ -267,11 +359,13 @@ impl Engine {
     }
 
     fn write_out(&mut self, epoll: &Epoll, now: Instant) {
-        let Some(conn) = self.conn.as_ref() else { return };
-        if self.out.is_empty() {
+        if self.conn.is_none() {
+            return;
+        }
+        if self.out.is_empty() && !self.tls.as_ref().is_some_and(|t| t.wants_write()) {
             return self.set_write_interest(epoll, false);
         }
-        match self.out.flush_to(&conn.stream) {
+        match self.flush() {
             Ok(Flush::Empty) => self.set_write_interest(epoll, false),
             Ok(Flush::Blocked) => {
                 self.loop_stats.blocked_writes += 1;
@@ -279,6 +373,34 @@ impl Engine {
             }
             Err(e) => self.lost(now, connect::from_io(&e)),
         }
+    }
+
+    /// Writes the out buffer (through rustls on a TLS session) as far as
+    /// the socket takes it.
+    fn flush(&mut self) -> std::io::Result<Flush> {
+        let Some(conn) = self.conn.as_ref() else { return Ok(Flush::Empty) };
+        let Some(tls) = self.tls.as_mut() else { return self.out.flush_to(&conn.stream) };
+        let r = self.out.flush_to(TlsSink { tls: &mut *tls, sock: &conn.stream })?;
+        if r == Flush::Empty && !tls::push_ciphertext(tls, &conn.stream)? {
+            return Ok(Flush::Blocked);
+        }
+        Ok(r)
+    }
+
+    /// A TLS session failed: counted apart from network failures.
+    fn tls_lost(&mut self, now: Instant, f: TlsFailure) {
+        self.loop_stats.tls_failures += 1;
+        self.loop_stats.last_tls_failure = Some(f);
+        self.drop_conn();
+        self.agent.handle_disconnected(now, TransportError::Other);
+    }
+
+    fn drop_conn(&mut self) {
+        self.conn = None;
+        self.tls = None;
+        self.session_up = false;
+        self.out.clear();
+        self.want_write = false;
     }
 
     fn set_write_interest(&mut self, epoll: &Epoll, on: bool) {
@@ -293,9 +415,8 @@ impl Engine {
 
     /// The transport failed: tell the agent, drop the socket.
     fn lost(&mut self, now: Instant, e: TransportError) {
-        self.conn = None;
-        self.out.clear();
-        self.want_write = false;
+        self.loop_stats.network_failures += 1;
+        self.drop_conn();
         self.agent.handle_disconnected(now, e);
     }
 
@@ -309,12 +430,11 @@ impl Engine {
             Event::Disconnect { .. } => {
                 let copied = copy.set(&ev);
                 // Send what is queued (the Close), best effort, then drop.
-                if let Some(c) = self.conn.as_ref() {
-                    let _ = self.out.flush_to(&c.stream);
+                if let Some(tls) = self.tls.as_mut() {
+                    tls.send_close_notify();
                 }
-                self.conn = None;
-                self.out.clear();
-                self.want_write = false;
+                let _ = self.flush();
+                self.drop_conn();
                 if copied { Pump::Copied } else { Pump::Acted }
             }
             ev => {
@@ -328,9 +448,8 @@ impl Engine {
     }
 
     fn open(&mut self, epoll: &Epoll, now: Instant, endpoint: u8) {
-        self.conn = None;
-        self.out.clear();
-        self.want_write = false;
+        self.drop_conn();
+        self.current_endpoint = usize::from(endpoint);
         self.loop_stats.connects += 1;
         let name = self.endpoints.get(usize::from(endpoint)).map(String::as_str).unwrap_or("");
         match connect::resolve(name).and_then(|a| Conn::open(a, self.send_buffer)) {
@@ -342,10 +461,13 @@ impl Engine {
                 self.want_write = connecting;
                 self.conn = Some(conn);
                 if !connecting {
-                    self.agent.handle_connected(now);
+                    self.tcp_connected(epoll, now);
                 }
             }
-            Err(e) => self.agent.handle_disconnected(now, e),
+            Err(e) => {
+                self.loop_stats.network_failures += 1;
+                self.agent.handle_disconnected(now, e)
+            }
         }
     }
 
@@ -378,31 +500,31 @@ impl Engine {
         let drained = self.agent.is_drained();
         let unacked = self.agent.ring().len();
         self.agent.close(now);
-        if let Some(c) = self.conn.as_ref() {
-            if !c.connecting {
-                while let Some(room) = self.out.room(self.tx_len) {
-                    let n = self.agent.poll_transmit(now, room);
-                    if n == 0 {
-                        break;
-                    }
-                    self.out.commit(n);
+        if self.session_up {
+            while let Some(room) = self.out.room(self.tx_len) {
+                let n = self.agent.poll_transmit(now, room);
+                if n == 0 {
+                    break;
                 }
-                for _ in 0..20 {
-                    match self.out.flush_to(&c.stream) {
-                        Ok(Flush::Blocked) => {
-                            let mut fds = [nix::poll::PollFd::new(c.stream.as_fd(), nix::poll::PollFlags::POLLOUT)];
-                            let _ = nix::poll::poll(&mut fds, 10u16);
-                        }
-                        _ => break,
-                    }
+                self.out.commit(n);
+            }
+            if let Some(tls) = self.tls.as_mut() {
+                tls.send_close_notify();
+            }
+            for _ in 0..20 {
+                if !matches!(self.flush(), Ok(Flush::Blocked)) {
+                    break;
                 }
+                let Some(c) = self.conn.as_ref() else { break };
+                let mut fds = [nix::poll::PollFd::new(c.stream.as_fd(), nix::poll::PollFlags::POLLOUT)];
+                let _ = nix::poll::poll(&mut fds, 10u16);
             }
         }
         while self.agent.poll_event().is_some() {}
-        if let Some(c) = self.conn.take() {
+        if let Some(c) = self.conn.as_ref() {
             let _ = epoll.delete(c.stream.as_fd());
         }
-        self.out.clear();
+        self.drop_conn();
         self.report = Some(StopReport { drained, unacked, stats: self.agent.stats() });
     }
 }

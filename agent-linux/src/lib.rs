@@ -6,7 +6,8 @@
 //! buffer, one epoll set watches the socket and a wake-up eventfd, time is
 //! `CLOCK_MONOTONIC`, heartbeats carry host stats from `/proc`, and the
 //! Hello carries the hostname and interface addresses. All buffers are
-//! sized at init; nothing is allocated per record or per loop turn.
+//! sized at init; nothing is allocated per record or per loop turn (over
+//! the optional TLS, rustls allocates for its own TLS records).
 //!
 //! Two shapes: its own thread ([`Host::start`] / [`Host::stop`]) or the
 //! caller's loop ([`Host::fd`], [`Host::next_timeout`], [`Host::process`]).
@@ -34,6 +35,7 @@
 //! | `engine` | one turn of the loop: connect, read, timers, write, events |
 //! | [`connect`] | resolve `host:port`, non-blocking connect, errno to transport error |
 //! | [`outbuf`] | the bounded out buffer (partial writes, EAGAIN) |
+//! | [`tls`] | the optional rustls client: CA file, client certificate, failures counted apart |
 //! | [`wake`], [`signal`] | the wake-up eventfd; opt-in SIGTERM/SIGINT |
 //! | [`clock`] | CLOCK_MONOTONIC, the wall-clock offset, the jitter seed |
 //! | [`stats`], [`netinfo`] | host stats from /proc; hostname and addresses |
@@ -52,6 +54,7 @@ pub mod netinfo;
 pub mod outbuf;
 pub mod signal;
 pub mod stats;
+pub mod tls;
 pub mod wake;
 
 pub use agent_core;
@@ -59,3 +62,4 @@ pub use config::{HostConfig, HostError};
 pub use engine::{LoopStats, StopReport};
 pub use event::HostEvent;
 pub use host::{Handler, Host, Progress};
+pub use tls::{TlsConfig, TlsConfigError, TlsFailure};

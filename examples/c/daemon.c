@@ -8,8 +8,10 @@
  *
  * Each worker pushes DAEMON_RECORDS records (default 1000) "w<id>-<n>" of
  * type 2001, then the daemon runs until SIGTERM / SIGINT, drains, and exits
- * 0 if every record was acked. Lines marked "agent" are the agent-related
- * code (the rest is the daemon's own logic).
+ * 0 if every record was acked. With DAEMON_TLS_CA set (a PEM file) it
+ * speaks TLS, presenting DAEMON_TLS_CERT / DAEMON_TLS_KEY if set (mutual
+ * TLS). Lines marked "agent" are the agent-related code (the rest is the
+ * daemon's own logic).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -84,6 +86,19 @@ int main(int argc, char **argv) {
     cfg.agent.backoff_cap_ms = 2000;                                                  /* agent */
     cfg.on_event = on_event;                                                          /* agent */
     cfg.handle_signals = true;                                                        /* agent */
+    const char *ca = getenv("DAEMON_TLS_CA");
+    const char *cert = getenv("DAEMON_TLS_CERT");
+    const char *key = getenv("DAEMON_TLS_KEY");
+    if (ca) {
+        cfg.tls_ca_file = (const uint8_t *)ca;                                        /* agent */
+        cfg.tls_ca_file_len = strlen(ca);                                             /* agent */
+    }
+    if (cert && key) {
+        cfg.tls_cert_file = (const uint8_t *)cert;                                    /* agent */
+        cfg.tls_cert_file_len = strlen(cert);                                         /* agent */
+        cfg.tls_key_file = (const uint8_t *)key;                                      /* agent */
+        cfg.tls_key_file_len = strlen(key);                                           /* agent */
+    }
     ea_host *host;                                                                    /* agent */
     ea_result r = ea_host_new(&cfg, &host);                                           /* agent */
     if (r != EA_OK || (r = ea_host_start(host)) != EA_OK) {                           /* agent */

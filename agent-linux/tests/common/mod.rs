@@ -79,8 +79,14 @@ impl CollectorProc {
     /// Starts the collector on `listen` (e.g. "127.0.0.1:0") with its API on
     /// a free port, and waits for its ready line.
     pub fn start(dir: &Path, listen: &str) -> CollectorProc {
+        CollectorProc::start_with(dir, listen, &[])
+    }
+
+    /// As [`CollectorProc::start`], with `extra` arguments (e.g. `--tls-cert`).
+    pub fn start_with(dir: &Path, listen: &str, extra: &[String]) -> CollectorProc {
         let mut cmd = Command::new(collector_bin());
         cmd.arg("--data-dir").arg(dir).args(["--listen", listen, "--api-token", KEY, "--api-listen", "127.0.0.1:0"]);
+        cmd.args(extra);
         cmd.args(["--registry-flush", "0.1"]);
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).env("RUST_LOG", "warn");
         let mut child = cmd.spawn().expect("start edge-collector");
@@ -98,11 +104,16 @@ impl CollectorProc {
     /// Starts again on the same agent port (after `kill9`), retrying while
     /// the port is still held.
     pub fn restart(dir: &Path, agents: SocketAddr) -> CollectorProc {
+        CollectorProc::restart_with(dir, agents, &[])
+    }
+
+    /// As [`CollectorProc::restart`], with `extra` arguments.
+    pub fn restart_with(dir: &Path, agents: SocketAddr, extra: &[String]) -> CollectorProc {
         for _ in 0..100 {
             let probe = std::net::TcpListener::bind(agents);
             if probe.is_ok() {
                 drop(probe);
-                return CollectorProc::start(dir, &agents.to_string());
+                return CollectorProc::start_with(dir, &agents.to_string(), extra);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -199,4 +210,24 @@ pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<
 /// A port nobody listens on (bound, learned, released).
 pub fn dead_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The dev PKI (`scripts/dev-pki.sh`) for `agents` in `dir`; false (with a
+/// notice) when openssl is missing outside CI; under CI a missing openssl fails.
+pub fn dev_pki(dir: &Path, agents: &[&str]) -> bool {
+    if Command::new("openssl").arg("version").output().is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "openssl is missing (apt-get install openssl)");
+        eprintln!("NOTICE: openssl not found; TLS test skipped");
+        return false;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/dev-pki.sh");
+    let out = Command::new("sh").arg(script).arg(dir).args(agents).output().expect("run dev-pki.sh");
+    assert!(out.status.success(), "dev-pki.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    true
+}
+
+/// The collector's mTLS arguments for the dev PKI in `pki`.
+pub fn tls_args(pki: &Path) -> Vec<String> {
+    let f = |n: &str| pki.join(n).to_str().unwrap().to_string();
+    vec!["--tls-cert".into(), f("collector.pem"), "--tls-key".into(), f("collector.key"), "--tls-client-ca".into(), f("ca.pem")]
 }
