@@ -591,6 +591,37 @@ typedef uint32_t ea_state;
 #endif // __cplusplus
 
 /**
+ * What the last TLS failure was (`ea_host_loop_stats.last_tls_failure`).
+ */
+enum ea_tls_failure
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * No TLS failure yet (or no TLS configured).
+   */
+  EA_TLS_FAILURE_NONE = 0,
+  /**
+   * This host refused the collector's certificate (unknown issuer,
+   * wrong name, expired, ...).
+   */
+  EA_TLS_FAILURE_SERVER_CERTIFICATE = 1,
+  /**
+   * The collector sent an alert: it refused this host's certificate
+   * (missing, unknown, expired, not the agent id) or the handshake.
+   */
+  EA_TLS_FAILURE_PEER_ALERT = 2,
+  /**
+   * Anything else TLS refused (malformed records, a peer that is not TLS).
+   */
+  EA_TLS_FAILURE_PROTOCOL = 3,
+};
+#ifndef __cplusplus
+typedef uint32_t ea_tls_failure;
+#endif // __cplusplus
+
+/**
  * What happened to the transport, given to `ea_agent_handle_disconnected`.
  */
 enum ea_transport_error
@@ -1375,6 +1406,40 @@ typedef struct ea_host_report {
 } ea_host_report;
 
 /**
+ * The host loop's own counters (`ea_host_loop_counters`): what the agent's
+ * `ea_stats` cannot tell, such as a refused certificate apart from a
+ * flaky network.
+ */
+typedef struct ea_host_loop_stats {
+  /**
+   * Times the loop returned from waiting or `ea_host_process` ran.
+   */
+  uint64_t wakeups;
+  /**
+   * Connection attempts started.
+   */
+  uint64_t connects;
+  /**
+   * Connections lost or attempts failed for a network reason (resolve,
+   * connect, read or write errors, end of stream).
+   */
+  uint64_t network_failures;
+  /**
+   * TLS sessions that failed (a refused certificate on either side, an
+   * alert, a protocol error); never counted in `network_failures`.
+   */
+  uint64_t tls_failures;
+  /**
+   * What the last of `tls_failures` was.
+   */
+  ea_tls_failure last_tls_failure;
+  /**
+   * Writes that left bytes in the out buffer (socket full).
+   */
+  uint64_t blocked_writes;
+} ea_host_loop_stats;
+
+/**
  * Counters of an intake queue (32-bit, wrapping).
  */
 typedef struct ea_intake_counters {
@@ -1972,6 +2037,15 @@ ea_result ea_host_process(struct ea_host *host, bool *out_stopped, struct ea_hos
  * `host` NULL or live; `out` NULL or writable.
  */
 ea_result ea_host_agent_stats(const struct ea_host *host, struct ea_stats *out);
+
+/**
+ * The host loop's counters (`ea_host_loop_stats`), from any thread
+ * (named apart from the struct: C has one namespace for both).
+ *
+ * # Safety
+ * `host` NULL or live; `out` NULL or writable.
+ */
+ea_result ea_host_loop_counters(const struct ea_host *host, struct ea_host_loop_stats *out);
 
 /**
  * Frees the host. A running own thread is stopped first without draining

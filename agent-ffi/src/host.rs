@@ -18,7 +18,7 @@ use crate::result::{ea_result, Res};
 use crate::stats::ea_stats;
 use agent_core::Duration;
 use core::ffi::{c_char, c_void, CStr};
-use edge_agent_linux::{Host, HostConfig, HostError, HostEvent, Progress, StopReport};
+use edge_agent_linux::{Host, HostConfig, HostError, HostEvent, LoopStats, Progress, StopReport, TlsFailure};
 use std::boxed::Box;
 use std::string::String;
 use std::vec::Vec;
@@ -105,6 +105,65 @@ pub struct ea_host_config {
     pub on_event: ea_host_event_fn,
     /// Passed to `on_event`.
     pub userdata: *mut c_void,
+}
+
+/// What the last TLS failure was (`ea_host_loop_stats.last_tls_failure`).
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ea_tls_failure {
+    /// No TLS failure yet (or no TLS configured).
+    #[default]
+    EA_TLS_FAILURE_NONE = 0,
+    /// This host refused the collector's certificate (unknown issuer,
+    /// wrong name, expired, ...).
+    EA_TLS_FAILURE_SERVER_CERTIFICATE = 1,
+    /// The collector sent an alert: it refused this host's certificate
+    /// (missing, unknown, expired, not the agent id) or the handshake.
+    EA_TLS_FAILURE_PEER_ALERT = 2,
+    /// Anything else TLS refused (malformed records, a peer that is not TLS).
+    EA_TLS_FAILURE_PROTOCOL = 3,
+}
+
+/// The host loop's own counters (`ea_host_loop_counters`): what the agent's
+/// `ea_stats` cannot tell, such as a refused certificate apart from a
+/// flaky network.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct ea_host_loop_stats {
+    /// Times the loop returned from waiting or `ea_host_process` ran.
+    pub wakeups: u64,
+    /// Connection attempts started.
+    pub connects: u64,
+    /// Connections lost or attempts failed for a network reason (resolve,
+    /// connect, read or write errors, end of stream).
+    pub network_failures: u64,
+    /// TLS sessions that failed (a refused certificate on either side, an
+    /// alert, a protocol error); never counted in `network_failures`.
+    pub tls_failures: u64,
+    /// What the last of `tls_failures` was.
+    pub last_tls_failure: ea_tls_failure,
+    /// Writes that left bytes in the out buffer (socket full).
+    pub blocked_writes: u64,
+}
+
+impl From<LoopStats> for ea_host_loop_stats {
+    fn from(s: LoopStats) -> Self {
+        ea_host_loop_stats {
+            wakeups: s.wakeups,
+            connects: s.connects,
+            network_failures: s.network_failures,
+            tls_failures: s.tls_failures,
+            last_tls_failure: match s.last_tls_failure {
+                None => ea_tls_failure::EA_TLS_FAILURE_NONE,
+                Some(TlsFailure::ServerCertificate) => ea_tls_failure::EA_TLS_FAILURE_SERVER_CERTIFICATE,
+                Some(TlsFailure::PeerAlert) => ea_tls_failure::EA_TLS_FAILURE_PEER_ALERT,
+                Some(TlsFailure::Protocol) => ea_tls_failure::EA_TLS_FAILURE_PROTOCOL,
+            },
+            blocked_writes: s.blocked_writes,
+        }
+    }
 }
 
 /// What a clean stop left behind.
@@ -570,6 +629,23 @@ pub unsafe extern "C" fn ea_host_agent_stats(host: *const ea_host, out: *mut ea_
     }
 }
 
+/// The host loop's counters (`ea_host_loop_stats`), from any thread
+/// (named apart from the struct: C has one namespace for both).
+///
+/// # Safety
+/// `host` NULL or live; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ea_host_loop_counters(host: *const ea_host, out: *mut ea_host_loop_stats) -> ea_result {
+    // SAFETY: the caller's contract.
+    unsafe {
+        with(host, |h| {
+            let out = args::out(out)?;
+            args::write(out, h.loop_stats().into());
+            Ok(())
+        })
+    }
+}
+
 /// Frees the host. A running own thread is stopped first without draining
 /// (use `ea_host_stop` for a clean stop). NULL is a no-op.
 ///
@@ -655,6 +731,11 @@ mod tests {
             let mut stats = ea_stats::default();
             assert_eq!(ea_host_agent_stats(out, &mut stats), EA_OK);
             assert_eq!(stats.pushed, 2);
+            let mut ls = ea_host_loop_stats::default();
+            assert_eq!(ea_host_loop_counters(out, core::ptr::null_mut()), EA_NULL_PARAMETER);
+            assert_eq!(ea_host_loop_counters(core::ptr::null(), &mut ls), EA_NULL_PARAMETER);
+            assert_eq!(ea_host_loop_counters(out, &mut ls), EA_OK);
+            assert_eq!((ls.tls_failures, ls.last_tls_failure), (0, ea_tls_failure::EA_TLS_FAILURE_NONE));
             assert_eq!(ea_host_free(out), EA_OK);
             assert_eq!(ea_host_free(core::ptr::null_mut()), EA_OK);
         }
