@@ -18,19 +18,7 @@ fn install_then_build_the_examples_with_pkg_config() {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("install");
     let _ = std::fs::remove_dir_all(&tmp);
     let prefix = tmp.join("prefix");
-    // Its own target directory: this test's cargo holds the lock on ours.
-    let target = root.join("target").join("install");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let o = Command::new("make")
-        .args(["-C", "agent-ffi", "install", "PROFILE=dev"])
-        .arg(format!("PREFIX={}", prefix.display()))
-        .arg(format!("TARGET_DIR={}", target.display()))
-        .arg(format!("CARGO={cargo}"))
-        .current_dir(root)
-        .env_remove("CARGO_TARGET_DIR")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "make install:\n{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    make_install(root, &prefix);
     for f in ["lib/libedge_agent.a", "lib/libedge_agent.so", "include/edge_agent.h", "lib/pkgconfig/edge_agent.pc", "lib/pkgconfig/edge_agent-static.pc"] {
         assert!(prefix.join(f).exists(), "{f} not installed");
     }
@@ -87,18 +75,7 @@ fn static_and_shared_link_recipes_and_the_soname() {
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap();
     let prefix = tmp.join("prefix");
-    let target = root.join("target").join("install");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let o = Command::new("make")
-        .args(["-C", "agent-ffi", "install", "PROFILE=dev"])
-        .arg(format!("PREFIX={}", prefix.display()))
-        .arg(format!("TARGET_DIR={}", target.display()))
-        .arg(format!("CARGO={cargo}"))
-        .current_dir(root)
-        .env_remove("CARGO_TARGET_DIR")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "make install:\n{}", String::from_utf8_lossy(&o.stderr));
+    make_install(root, &prefix);
     let lib = prefix.join("lib");
     let so = lib.join(format!("libedge_agent.so.{abi}"));
     assert_eq!(dynamic(&so, "SONAME"), vec![format!("libedge_agent.so.{abi}")]);
@@ -141,4 +118,22 @@ fn static_and_shared_link_recipes_and_the_soname() {
     // The old recipe: --static on the plain .pc still picks the .so.
     let old = link("app-old-recipe", &["--cflags", "--libs", "--static", "edge_agent"], &[]);
     assert_eq!(ours(&old), vec![format!("libedge_agent.so.{abi}")], "the pitfall edge_agent-static.pc avoids");
+}
+
+/// `make -C agent-ffi install PROFILE=dev` into `prefix`, from the clone at
+/// `root`, with a target directory of its own (this test's cargo holds the
+/// lock on ours); fails the test if make fails.
+fn make_install(root: &Path, prefix: &Path) {
+    let target = root.join("target").join("install");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let o = Command::new("make")
+        .args(["-C", "agent-ffi", "install", "PROFILE=dev"])
+        .arg(format!("PREFIX={}", prefix.display()))
+        .arg(format!("TARGET_DIR={}", target.display()))
+        .arg(format!("CARGO={cargo}"))
+        .current_dir(root)
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "make install:\n{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
 }
