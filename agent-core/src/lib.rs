@@ -96,9 +96,12 @@ pub mod backoff;
 pub mod body;
 pub mod decoder;
 pub mod driver;
+mod error_impls;
 pub mod events;
 pub mod frame;
 pub mod heartbeat;
+#[cfg(feature = "defmt")]
+mod defmt_impls;
 mod mem;
 pub mod message;
 pub mod plugin;
