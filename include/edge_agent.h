@@ -11,6 +11,26 @@
  * points to) and to ea_agent_register_plugin (names) must stay valid, and
  * must not be touched by the caller, until ea_agent_deinit.
  *
+ * CONTENTS, in this order: results; setup (sizes, ea_config, ea_agent_init);
+ * the loop (ea_agent_handle_* inputs, ea_agent_poll_* outputs); commands
+ * (push, intake, task results, plugins, close); getters (state, stats);
+ * the Linux host layer (ea_host_*). Each type sits by the first function
+ * that uses it.
+ *
+ * THE LOOP, in outline (error checks left out; examples/c/ has it whole):
+ *   ea_agent_init(&agent, sizeof agent, &cfg, &id, ring, sizeof ring,
+ *                 rx, sizeof rx, events, sizeof events);
+ *   for (;;) {
+ *       ea_agent_timeout_delay(&agent, now(), &delay_ms);
+ *       if (wait_readable(sock, delay_ms) && (n = read(sock, buf, sizeof buf)) > 0)
+ *           ea_agent_handle_received(&agent, now(), buf, n);
+ *       ea_agent_handle_timeout(&agent, now());
+ *       while (ea_agent_poll_transmit(&agent, now(), tx, sizeof tx, &n) == EA_OK && n > 0)
+ *           send_all(sock, tx, n);
+ *       while (ea_agent_poll_event(&agent, &ev) == EA_OK && ev.kind != EA_EVENT_NONE)
+ *           act_on(&ev); // Connect: open, then ea_agent_handle_connected; Task: run it
+ *   }
+ *
  * CALL ORDER (sans-IO: the caller owns the transport and the clock).
  *   inputs:  ea_agent_handle_connected / _received / _disconnected / _timeout
  *            and commands (ea_agent_push, ea_agent_task_result, ...)
@@ -34,6 +54,16 @@
  * number that is never reused; ea_result_message() names it. NULL pointers
  * and bad lengths return a result, never crash. Outputs are written only on
  * EA_OK.
+ *
+ * POINTERS. Each function's "Pointers:" note says what every pointer
+ * argument must point to and for how long (during the call, unless it says
+ * otherwise). A NULL pointer returns EA_NULL_PARAMETER and changes nothing,
+ * except where a note says "or NULL" (that output is then skipped) or
+ * "NULL only with length 0" (an empty buffer). An ea_agent that
+ * ea_agent_init never set up returns EA_NOT_INITIALIZED if its memory is
+ * zeroed (static storage is), and so does one after ea_agent_deinit. A
+ * pointer to the wrong thing or to too few bytes is undefined behaviour,
+ * as in any C API: the library cannot see it.
  *
  * THREADS AND INTERRUPTS.
  *   - Without lock hooks, an agent is single-threaded: every ea_agent_* call
@@ -91,289 +121,14 @@
 #define EA_TARGET_32BIT 1
 #endif
 
-/**
- * `ea_agent_poll_timeout`'s deadline when no timer runs (closed agent).
- */
-#define EA_NEVER UINT64_MAX
-
-/**
- * `ea_agent_timeout_delay`'s delay when no timer runs.
- */
-#define EA_NEVER_DELAY UINT32_MAX
-
-/**
- * `ea_event.plugin` for a task addressed to the agent itself.
- */
-#define EA_PLUGIN_NONE 255
-
-#if defined(EA_TARGET_32BIT)
-/**
- * Bytes of an `ea_agent` on 32-bit targets (Cortex-M, RISC-V 32): what
- * the agent needs there, within its 1.5 KiB budget
- * (`ea_agent_storage_size()` says how much of it is used).
- */
-#define EA_AGENT_STORAGE_SIZE 1536
-#endif
-
-#if !defined(EA_TARGET_32BIT)
-/**
- * Bytes of an `ea_agent` on 64-bit targets.
- */
-#define EA_AGENT_STORAGE_SIZE 2048
-#endif
-
-/**
- * `EA_AGENT_STORAGE_SIZE` in 8-byte words.
- */
-#define EA_AGENT_STORAGE_WORDS (EA_AGENT_STORAGE_SIZE / 8)
-
-/**
- * Alignment an `ea_agent` needs (that of `uint64_t` on the supported
- * targets; `ea_agent` itself has it).
- */
-#define EA_AGENT_STORAGE_ALIGN 8
-
-/**
- * Bytes of an `ea_intake`.
- */
-#define EA_INTAKE_STORAGE_SIZE 64
-
-/**
- * `EA_INTAKE_STORAGE_SIZE` in 8-byte words.
- */
-#define EA_INTAKE_STORAGE_WORDS (EA_INTAKE_STORAGE_SIZE / 8)
-
-/**
- * Bytes of slot header beside each record's payload in the intake buffer.
- */
-#define EA_INTAKE_SLOT_OVERHEAD 16
-
-/**
- * The ABI version of this header and library. Bumped whenever a function
- * signature, a struct layout or an enum number changes incompatibly;
- * compare it with `ea_abi_version()` at run time.
- */
-#define EA_ABI_VERSION 3
-
-/**
- * Smallest event queue `ea_agent_init` accepts, bytes. A queue this small
- * holds connection events only; tasks and configs need room for their
- * payloads (a few hundred bytes is typical).
- */
-#define EA_MIN_EVENT_QUEUE 24
-
-/**
- * Why the agent ended a connection (`ea_event.reason`). Numbers are fixed.
- */
-enum ea_disconnect_reason
 #ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
-  /**
-   * Not a disconnect event.
-   */
-  EA_DISCONNECT_NONE = 0,
-  /**
-   * The caller reported the transport failed or closed.
-   */
-  EA_DISCONNECT_TRANSPORT = 1,
-  /**
-   * The caller did not report the transport up within `connect_timeout_ms`.
-   */
-  EA_DISCONNECT_CONNECT_TIMEOUT = 2,
-  /**
-   * No Accept within `handshake_timeout_ms`.
-   */
-  EA_DISCONNECT_HANDSHAKE_TIMEOUT = 3,
-  /**
-   * No frame within `pong_timeout_ms` after a Ping.
-   */
-  EA_DISCONNECT_PONG_TIMEOUT = 4,
-  /**
-   * The server refused the handshake.
-   */
-  EA_DISCONNECT_REJECTED = 5,
-  /**
-   * The server sent Close.
-   */
-  EA_DISCONNECT_PEER_CLOSED = 6,
-  /**
-   * The server's version or frame size cannot carry this agent's records.
-   */
-  EA_DISCONNECT_INCOMPATIBLE = 7,
-  /**
-   * The caller closed the agent (`ea_agent_close`).
-   */
-  EA_DISCONNECT_SHUTDOWN = 8,
-  /**
-   * Records stayed in flight for `ack_timeout_ms` without ack progress.
-   */
-  EA_DISCONNECT_ACK_TIMEOUT = 9,
-  /**
-   * The server broke the protocol (an unreadable or unexpected message,
-   * an ack of records never sent); the agent sent Close.
-   */
-  EA_DISCONNECT_PROTOCOL_ERROR = 10,
-  /**
-   * The server's resume point is one this agent cannot have produced
-   * (e.g. two devices sharing one agent id); records stay in the ring.
-   */
-  EA_DISCONNECT_BAD_RESUME = 11,
-};
-#ifndef __cplusplus
-typedef uint32_t ea_disconnect_reason;
+extern "C" {
 #endif // __cplusplus
 
-/**
- * What an `ea_event` is. Numbers are fixed and never reused.
- */
-enum ea_event_kind
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
-  /**
-   * No event: the queue is empty. Nothing else in the struct is set.
-   */
-  EA_EVENT_NONE = 0,
-  /**
-   * Open a transport to endpoint `endpoint`, then call
-   * `ea_agent_handle_connected` or `ea_agent_handle_disconnected`.
-   */
-  EA_EVENT_CONNECT = 1,
-  /**
-   * Close the transport (after writing what `ea_agent_poll_transmit`
-   * still gives). `reason` says why. Every end of a connection or of an
-   * attempt raises one, also one the caller reported itself: a failed
-   * connect or a dead socket passed to `ea_agent_handle_disconnected`
-   * comes back as this event (`EA_DISCONNECT_TRANSPORT`), with nothing
-   * left to close then; a loop can treat every end in one place here.
-   */
-  EA_EVENT_DISCONNECT = 2,
-  /**
-   * The handshake with endpoint `endpoint` completed; records flow.
-   */
-  EA_EVENT_CONNECTED = 3,
-  /**
-   * A task for the agent (`plugin == EA_PLUGIN_NONE`) or a plugin: fields
-   * `plugin`, `object_name`, `data_type`, `payload`, `token`. Answer with
-   * `ea_agent_task_result`.
-   */
-  EA_EVENT_TASK = 4,
-  /**
-   * The server asked the agent to shut down: field `token`. The library
-   * does not stop by itself. Answer it like a task, with
-   * `ea_agent_task_result` (status 0: shutting down, 1: refused), so the
-   * server learns the outcome: a collector that sees no result resends
-   * the task (at least on every new connection). To shut down cleanly,
-   * answer, stop pushing, keep driving the agent until `ea_stats.drained`
-   * (the answer is a record too), then `ea_agent_close`.
-   */
-  EA_EVENT_SHUTDOWN = 5,
-  /**
-   * A configuration whose version differs from the one held: fields
-   * `name`, `version`, `payload`.
-   */
-  EA_EVENT_CONFIG = 6,
-  /**
-   * Records were acked since the last such event: fields `acked_total`,
-   * `first_unacked_seq`.
-   */
-  EA_EVENT_DELIVERED = 7,
-  /**
-   * The give-up limit was reached; nothing more happens until
-   * `ea_agent_reconnect_now`.
-   */
-  EA_EVENT_GAVE_UP = 8,
-};
-#ifndef __cplusplus
-typedef uint32_t ea_event_kind;
-#endif // __cplusplus
-
-/**
- * The kind of link the agent speaks over (PROTOCOL.md, "Links without
- * carrier"). Numbers are fixed.
- */
-enum ea_link
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
-  /**
-   * A transport that is opened and closed (a TCP socket): the default.
-   */
-  EA_LINK_CARRIER = 0,
-  /**
-   * A byte stream with no connect or disconnect signal (a UART to a
-   * serial-to-TCP gateway, a modem, a BLE bridge). The agent writes no
-   * parting Close after a failure (it would lead the gateway's next
-   * connection) and skips frames of any kind but Accept, Reject and
-   * Close between its Hello and the Accept (leftovers of the previous
-   * stream). Answer `EA_EVENT_CONNECT` with `ea_agent_handle_connected`
-   * at once and ignore `EA_EVENT_DISCONNECT`: there is nothing to open
-   * or close.
-   */
-  EA_LINK_CARRIERLESS = 1,
-};
-#ifndef __cplusplus
-typedef uint32_t ea_link;
-#endif // __cplusplus
-
-/**
- * What the ring does when a record does not fit.
- */
-enum ea_overflow_policy
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
-  /**
-   * Refuse the new record (`EA_RING_FULL`, counted in `dropped_full`).
-   */
-  EA_OVERFLOW_REJECT_NEW = 0,
-  /**
-   * Evict the oldest never-sent records to make room (counted in
-   * `dropped_evicted`); records already sent are never evicted.
-   */
-  EA_OVERFLOW_DROP_OLDEST = 1,
-};
-#ifndef __cplusplus
-typedef uint32_t ea_overflow_policy;
-#endif // __cplusplus
-
-/**
- * A plugin's status, for `ea_agent_set_plugin_status`. Numbers are fixed.
- */
-enum ea_plugin_status
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
-  /**
-   * Being started.
-   */
-  EA_PLUGIN_STARTING = 0,
-  /**
-   * Up.
-   */
-  EA_PLUGIN_RUNNING = 1,
-  /**
-   * Being stopped.
-   */
-  EA_PLUGIN_STOPPING = 2,
-  /**
-   * Not running.
-   */
-  EA_PLUGIN_STOPPED = 3,
-  /**
-   * Failed.
-   */
-  EA_PLUGIN_ERROR = 4,
-};
-#ifndef __cplusplus
-typedef uint32_t ea_plugin_status;
-#endif // __cplusplus
+/* ========================================================================
+ * RESULTS
+ * Every fallible call returns one of these; ea_result_message names it.
+ * ======================================================================== */
 
 /**
  * The outcome of an `ea_*` call. `EA_OK` is 0; everything else says what
@@ -554,114 +309,61 @@ typedef uint32_t ea_result;
 #endif // __cplusplus
 
 /**
- * Where the session is. Numbers are fixed.
+ * The static, NUL-terminated message of `result`; "unknown result" for a
+ * number that is not an `ea_result`. Never NULL.
  */
-enum ea_state
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
-  /**
-   * Waiting before the next attempt.
-   */
-  EA_STATE_BACKOFF = 0,
-  /**
-   * Waiting for the caller to open the transport.
-   */
-  EA_STATE_CONNECTING = 1,
-  /**
-   * Hello sent, waiting for Accept.
-   */
-  EA_STATE_HANDSHAKING = 2,
-  /**
-   * Records flow.
-   */
-  EA_STATE_CONNECTED = 3,
-  /**
-   * The give-up limit was reached.
-   */
-  EA_STATE_GAVE_UP = 4,
-  /**
-   * Closed by the caller.
-   */
-  EA_STATE_CLOSED = 5,
-};
-#ifndef __cplusplus
-typedef uint32_t ea_state;
-#endif // __cplusplus
+const char *ea_result_message(uint32_t result);
+
+/* ========================================================================
+ * SETUP: storage, config, identity, init
+ * Declare an ea_agent, fill an ea_config (from ea_config_default) and an
+ * ea_identity, size the buffers, then ea_agent_init. ea_agent_deinit ends it.
+ * ======================================================================== */
 
 /**
- * What the last TLS failure was (`ea_host_loop_stats.last_tls_failure`).
+ * The ABI version of this header and library. Bumped whenever a function
+ * signature, a struct layout or an enum number changes incompatibly;
+ * compare it with `ea_abi_version()` at run time.
  */
-enum ea_tls_failure
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
-  /**
-   * No TLS failure yet (or no TLS configured).
-   */
-  EA_TLS_FAILURE_NONE = 0,
-  /**
-   * This host refused the collector's certificate (unknown issuer,
-   * wrong name, expired, ...).
-   */
-  EA_TLS_FAILURE_SERVER_CERTIFICATE = 1,
-  /**
-   * The collector sent an alert: it refused this host's certificate
-   * (missing, unknown, expired, not the agent id) or the handshake.
-   */
-  EA_TLS_FAILURE_PEER_ALERT = 2,
-  /**
-   * Anything else TLS refused (malformed records, a peer that is not TLS).
-   */
-  EA_TLS_FAILURE_PROTOCOL = 3,
-};
-#ifndef __cplusplus
-typedef uint32_t ea_tls_failure;
-#endif // __cplusplus
+#define EA_ABI_VERSION 3
 
 /**
- * What happened to the transport, given to `ea_agent_handle_disconnected`.
+ * The library's `EA_ABI_VERSION`: refuse to run if it differs from the
+ * header's.
  */
-enum ea_transport_error
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
-  /**
-   * The peer closed the stream in order.
-   */
-  EA_TRANSPORT_CLOSED = 0,
-  /**
-   * The connection attempt was refused.
-   */
-  EA_TRANSPORT_REFUSED = 1,
-  /**
-   * Reset, aborted, or a broken pipe.
-   */
-  EA_TRANSPORT_RESET = 2,
-  /**
-   * The transport's own timeout expired.
-   */
-  EA_TRANSPORT_TIMED_OUT = 3,
-  /**
-   * No route, address unavailable, network down.
-   */
-  EA_TRANSPORT_UNREACHABLE = 4,
-  /**
-   * Anything else.
-   */
-  EA_TRANSPORT_OTHER = 5,
-};
-#ifndef __cplusplus
-typedef uint32_t ea_transport_error;
-#endif // __cplusplus
+uint32_t ea_abi_version(void);
 
 /**
- * A running agent with its own I/O. Opaque; made by `ea_host_new`.
+ * The library's version, e.g. "0.1.0" (static, NUL-terminated).
  */
-typedef struct ea_host ea_host;
+const char *ea_version(void);
+
+#if defined(EA_TARGET_32BIT)
+/**
+ * Bytes of an `ea_agent` on 32-bit targets (Cortex-M, RISC-V 32): what
+ * the agent needs there, within its 1.5 KiB budget
+ * (`ea_agent_storage_size()` says how much of it is used).
+ */
+#define EA_AGENT_STORAGE_SIZE 1536
+#endif
+
+#if !defined(EA_TARGET_32BIT)
+/**
+ * Bytes of an `ea_agent` on 64-bit targets.
+ */
+#define EA_AGENT_STORAGE_SIZE 2048
+#endif
+
+/**
+ * `EA_AGENT_STORAGE_SIZE` in 8-byte words.
+ */
+#define EA_AGENT_STORAGE_WORDS (EA_AGENT_STORAGE_SIZE / 8)
+
+/**
+ * Alignment an `ea_agent` needs (that of `uint64_t` on the supported
+ * targets; `ea_agent` itself has it).
+ */
+#define EA_AGENT_STORAGE_ALIGN 8
 
 /**
  * Storage for one agent, in caller memory: declare it static, on the stack
@@ -676,6 +378,46 @@ typedef struct ea_agent {
    */
   uint64_t _opaque[EA_AGENT_STORAGE_WORDS];
 } ea_agent;
+
+/**
+ * Bytes the agent needs in its storage (`<= sizeof(ea_agent)`), for
+ * callers that carve storage out of a pool.
+ */
+size_t ea_agent_storage_size(void);
+
+/**
+ * Alignment the agent's storage needs (`EA_AGENT_STORAGE_ALIGN`).
+ */
+size_t ea_agent_storage_align(void);
+
+/**
+ * Smallest event queue `ea_agent_init` accepts, bytes. A queue this small
+ * holds connection events only; tasks and configs need room for their
+ * payloads (a few hundred bytes is typical).
+ */
+#define EA_MIN_EVENT_QUEUE 24
+
+/**
+ * What the ring does when a record does not fit.
+ */
+enum ea_overflow_policy
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * Refuse the new record (`EA_RING_FULL`, counted in `dropped_full`).
+   */
+  EA_OVERFLOW_REJECT_NEW = 0,
+  /**
+   * Evict the oldest never-sent records to make room (counted in
+   * `dropped_evicted`); records already sent are never evicted.
+   */
+  EA_OVERFLOW_DROP_OLDEST = 1,
+};
+#ifndef __cplusplus
+typedef uint32_t ea_overflow_policy;
+#endif // __cplusplus
 
 /**
  * A lock or unlock hook: called with the config's `lock_userdata`.
@@ -804,6 +546,12 @@ typedef struct ea_config {
 } ea_config;
 
 /**
+ * The documented defaults: every bound and interval as listed on each
+ * field of `ea_config`, no lock hooks.
+ */
+struct ea_config ea_config_default(void);
+
+/**
  * Who the agent is, sent in every Hello. Strings are UTF-8, not
  * NUL-terminated, given as pointer + length; a NULL pointer is allowed with
  * length 0. **Every pointed-to byte must stay valid and unchanged until
@@ -888,6 +636,613 @@ typedef struct ea_identity {
 } ea_identity;
 
 /**
+ * Checks `config` and `identity` as `ea_agent_init` would, for a ring of
+ * `ring_len`, a receive buffer of `rx_len` and an event queue of
+ * `events_len` bytes, without creating anything: `EA_OK` or the result
+ * init would return.
+ *
+ * Pointers: `config` and `identity` point to readable structs, the
+ * identity's bytes valid during the call (NULL: `EA_NULL_PARAMETER`).
+ */
+ea_result ea_config_validate(const struct ea_config *config, const struct ea_identity *identity, size_t ring_len, size_t rx_len, size_t events_len);
+
+/**
+ * Writes to `*len` the smallest transmit buffer `ea_agent_poll_transmit`
+ * accepts for this config and identity: every frame (a full batch, the
+ * Hello) fits it.
+ *
+ * Pointers: `config` and `identity` point to readable structs, the
+ * identity's bytes valid during the call; `len` to a writable `size_t`
+ * (NULL: `EA_NULL_PARAMETER`).
+ */
+ea_result ea_min_transmit_len(const struct ea_config *config, const struct ea_identity *identity, size_t *len);
+
+/**
+ * Initializes an agent in `agent` (`agent_size` bytes, normally
+ * `sizeof(ea_agent)`; at least `ea_agent_storage_size()`, aligned to
+ * `EA_AGENT_STORAGE_ALIGN`). `config` and `identity` are copied; the
+ * identity's bytes, and `ring`, `rx` and `events` (the send ring, the
+ * receive buffer and the event queue) **must stay valid, and must not be
+ * touched by the caller, until `ea_agent_deinit`**. The four memory areas
+ * must not overlap. `rx_len` is the largest frame accepted (announced to
+ * the server); `events_len` at least `EA_MIN_EVENT_QUEUE`.
+ *
+ * Returns `EA_OK`, or: `EA_NULL_PARAMETER`, `EA_STORAGE_MISALIGNED`,
+ * `EA_STORAGE_TOO_SMALL`, `EA_ALREADY_INITIALIZED` (deinit first),
+ * `EA_INVALID_ARGUMENT` (overlapping buffers, bad policy, half lock hooks),
+ * `EA_INVALID_UTF8` (identity strings), or an `EA_CONFIG_*` result. On
+ * failure the storage is left as it was.
+ *
+ * The first `ea_agent_handle_timeout` (due at once) asks for a connection
+ * to endpoint 0.
+ *
+ * Pointers: `agent` points to `agent_size` writable bytes aligned to
+ * `EA_AGENT_STORAGE_ALIGN`; `config` and `identity` to readable structs
+ * (copied; the identity's bytes are kept); `ring`, `rx`, `events` to
+ * `ring_len`, `rx_len`, `events_len` writable bytes. The identity's bytes
+ * and the three buffers stay valid and untouched by the caller until
+ * `ea_agent_deinit`. NULL anywhere: `EA_NULL_PARAMETER`, storage
+ * unchanged.
+ */
+ea_result ea_agent_init(struct ea_agent *agent, size_t agent_size, const struct ea_config *config, const struct ea_identity *identity, uint8_t *ring, size_t ring_len, uint8_t *rx, size_t rx_len, uint8_t *events, size_t events_len);
+
+/**
+ * Ends the agent (also a poisoned one): its storage, ring, buffers and
+ * identity bytes may be reused afterwards. Records still in the ring are abandoned (check
+ * `ea_stats.drained` first for a clean shutdown). No other call on this
+ * agent may run concurrently or follow (except a new `ea_agent_init`).
+ *
+ * Pointers: `agent` points to an `ea_agent` (NULL: `EA_NULL_PARAMETER`).
+ * No other call on it may run at the same time.
+ */
+ea_result ea_agent_deinit(struct ea_agent *agent);
+
+/**
+ * The kind of link the agent speaks over (PROTOCOL.md, "Links without
+ * carrier"). Numbers are fixed.
+ */
+enum ea_link
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * A transport that is opened and closed (a TCP socket): the default.
+   */
+  EA_LINK_CARRIER = 0,
+  /**
+   * A byte stream with no connect or disconnect signal (a UART to a
+   * serial-to-TCP gateway, a modem, a BLE bridge). The agent writes no
+   * parting Close after a failure (it would lead the gateway's next
+   * connection) and skips frames of any kind but Accept, Reject and
+   * Close between its Hello and the Accept (leftovers of the previous
+   * stream). Answer `EA_EVENT_CONNECT` with `ea_agent_handle_connected`
+   * at once and ignore `EA_EVENT_DISCONNECT`: there is nothing to open
+   * or close.
+   */
+  EA_LINK_CARRIERLESS = 1,
+};
+#ifndef __cplusplus
+typedef uint32_t ea_link;
+#endif // __cplusplus
+
+/**
+ * Sets the kind of link (`ea_link`), once, right after `ea_agent_init`;
+ * `EA_INVALID_ARGUMENT` for a number that is not an `ea_link`.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_set_link(struct ea_agent *agent, uint32_t link);
+
+/**
+ * Replaces the credential sent in Hello (a rotating token, a JWT), from
+ * the next Hello on: the connection up now and every record in the ring
+ * are untouched. The token's bytes **must stay valid until the next
+ * `ea_agent_set_auth_token` or `ea_agent_deinit`** (the agent keeps the
+ * pointer). `EA_CONFIG_HELLO_TOO_LARGE` when the Hello would no longer fit
+ * the transmit buffer prescribed at init (the old token stays).
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`); `token` to `token_len` readable bytes that stay
+ * valid and unchanged until `ea_agent_deinit` or the next
+ * `ea_agent_set_auth_token` (NULL only with length 0).
+ */
+ea_result ea_agent_set_auth_token(struct ea_agent *agent, const uint8_t *token, size_t token_len);
+
+/**
+ * Sets the offset added to the caller's clock to timestamp the agent's own
+ * records (heartbeats, task results): pass `wall_clock_ms - now_ms` for
+ * Unix-time timestamps. Default 0.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_set_clock_offset(struct ea_agent *agent, int64_t offset_ms);
+
+/* ========================================================================
+ * THE LOOP: inputs (ea_agent_handle_*), then outputs (ea_agent_poll_*)
+ * Report what the transport did, then poll transmits, events and the next
+ * deadline, as in the loop at the top of this file.
+ * ======================================================================== */
+
+/**
+ * The transport asked for by the last `EA_EVENT_CONNECT` is up. Ignored in
+ * any state but CONNECTING.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_handle_connected(struct ea_agent *agent, uint64_t now_ms);
+
+/**
+ * `ea_agent_handle_connected` with a 32-bit tick.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_handle_connected_tick(struct ea_agent *agent, uint32_t tick);
+
+/**
+ * Bytes arrived on the transport (any chunking; the bytes are consumed
+ * before the call returns). Garbage is skipped and counted, never an
+ * error.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`); `bytes` to `len` readable bytes, consumed before
+ * the call returns (NULL only with length 0).
+ */
+ea_result ea_agent_handle_received(struct ea_agent *agent, uint64_t now_ms, const uint8_t *bytes, size_t len);
+
+/**
+ * `ea_agent_handle_received` with a 32-bit tick.
+ *
+ * Pointers: as for `ea_agent_handle_received`.
+ */
+ea_result ea_agent_handle_received_tick(struct ea_agent *agent, uint32_t tick, const uint8_t *bytes, size_t len);
+
+/**
+ * What happened to the transport, given to `ea_agent_handle_disconnected`.
+ */
+enum ea_transport_error
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * The peer closed the stream in order.
+   */
+  EA_TRANSPORT_CLOSED = 0,
+  /**
+   * The connection attempt was refused.
+   */
+  EA_TRANSPORT_REFUSED = 1,
+  /**
+   * Reset, aborted, or a broken pipe.
+   */
+  EA_TRANSPORT_RESET = 2,
+  /**
+   * The transport's own timeout expired.
+   */
+  EA_TRANSPORT_TIMED_OUT = 3,
+  /**
+   * No route, address unavailable, network down.
+   */
+  EA_TRANSPORT_UNREACHABLE = 4,
+  /**
+   * Anything else.
+   */
+  EA_TRANSPORT_OTHER = 5,
+};
+#ifndef __cplusplus
+typedef uint32_t ea_transport_error;
+#endif // __cplusplus
+
+/**
+ * The transport failed, could not be opened, or was closed by the peer;
+ * `error` is an `ea_transport_error` value (`EA_INVALID_ARGUMENT`
+ * otherwise). Records in flight will be resent on the next connection.
+ * The agent answers with an `EA_EVENT_DISCONNECT` (reason
+ * `EA_DISCONNECT_TRANSPORT`) like for any end of a connection, also for a
+ * connect that failed: the transport is already gone, nothing to close.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_handle_disconnected(struct ea_agent *agent, uint64_t now_ms, uint32_t error);
+
+/**
+ * `ea_agent_handle_disconnected` with a 32-bit tick.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_handle_disconnected_tick(struct ea_agent *agent, uint32_t tick, uint32_t error);
+
+/**
+ * The transport will not take more bytes now (`blocked` true: a write
+ * returned EAGAIN / EWOULDBLOCK and the caller holds the unwritten rest of
+ * a frame), or takes them again (false: the rest is written). While
+ * blocked, `ea_agent_poll_transmit` writes nothing and the deadlines that
+ * only a transmit serves stop (the flush of pending records; the idle
+ * Ping becomes a liveness check: no frame received for `idle_timeout_ms +
+ * pong_timeout_ms` ends the connection with `EA_DISCONNECT_PONG_TIMEOUT`),
+ * so `ea_agent_timeout_delay` never says 0 for ever while the socket is
+ * full. A loop then waits for "writable, readable or the timeout".
+ *
+ * The rule that bounds the caller's buffer to one frame
+ * (`ea_min_transmit_len()` bytes): call `ea_agent_poll_transmit` only once
+ * the previous frame is fully written; when a write falls short, keep the
+ * rest and call this with true; when the rest is out, call it with false
+ * and go on. Ignored (true) unless a connection is up; every new
+ * connection starts unblocked. Takes no time and cannot fail but for the
+ * handle checks.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_handle_blocked(struct ea_agent *agent, bool blocked);
+
+/**
+ * Time has passed: fires every timer due at `now_ms`.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_handle_timeout(struct ea_agent *agent, uint64_t now_ms);
+
+/**
+ * `ea_agent_handle_timeout` with a 32-bit tick.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_handle_timeout_tick(struct ea_agent *agent, uint32_t tick);
+
+/**
+ * Writes the next frame to send into `out` and its length to `*written`;
+ * 0 when there is nothing to send now. Call until it writes 0 after every
+ * input, and write each frame to the transport. `out_len` must be at least
+ * `ea_min_transmit_len()` for this agent's config and identity
+ * (`EA_BUFFER_TOO_SMALL` otherwise): then every frame fits.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`); `out` to `out_len` writable bytes; `written` to a
+ * writable `size_t`.
+ */
+ea_result ea_agent_poll_transmit(struct ea_agent *agent, uint64_t now_ms, uint8_t *out, size_t out_len, size_t *written);
+
+/**
+ * `ea_agent_poll_transmit` with a 32-bit tick.
+ *
+ * Pointers: as for `ea_agent_poll_transmit`.
+ */
+ea_result ea_agent_poll_transmit_tick(struct ea_agent *agent, uint32_t tick, uint8_t *out, size_t out_len, size_t *written);
+
+/**
+ * What an `ea_event` is. Numbers are fixed and never reused.
+ */
+enum ea_event_kind
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * No event: the queue is empty. Nothing else in the struct is set.
+   */
+  EA_EVENT_NONE = 0,
+  /**
+   * Open a transport to endpoint `endpoint`, then call
+   * `ea_agent_handle_connected` or `ea_agent_handle_disconnected`.
+   */
+  EA_EVENT_CONNECT = 1,
+  /**
+   * Close the transport (after writing what `ea_agent_poll_transmit`
+   * still gives). `reason` says why. Every end of a connection or of an
+   * attempt raises one, also one the caller reported itself: a failed
+   * connect or a dead socket passed to `ea_agent_handle_disconnected`
+   * comes back as this event (`EA_DISCONNECT_TRANSPORT`), with nothing
+   * left to close then; a loop can treat every end in one place here.
+   */
+  EA_EVENT_DISCONNECT = 2,
+  /**
+   * The handshake with endpoint `endpoint` completed; records flow.
+   */
+  EA_EVENT_CONNECTED = 3,
+  /**
+   * A task for the agent (`plugin == EA_PLUGIN_NONE`) or a plugin: fields
+   * `plugin`, `object_name`, `data_type`, `payload`, `token`. Answer with
+   * `ea_agent_task_result`.
+   */
+  EA_EVENT_TASK = 4,
+  /**
+   * The server asked the agent to shut down: field `token`. The library
+   * does not stop by itself. Answer it like a task, with
+   * `ea_agent_task_result` (status 0: shutting down, 1: refused), so the
+   * server learns the outcome: a collector that sees no result resends
+   * the task (at least on every new connection). To shut down cleanly,
+   * answer, stop pushing, keep driving the agent until `ea_stats.drained`
+   * (the answer is a record too), then `ea_agent_close`.
+   */
+  EA_EVENT_SHUTDOWN = 5,
+  /**
+   * A configuration whose version differs from the one held: fields
+   * `name`, `version`, `payload`.
+   */
+  EA_EVENT_CONFIG = 6,
+  /**
+   * Records were acked since the last such event: fields `acked_total`,
+   * `first_unacked_seq`.
+   */
+  EA_EVENT_DELIVERED = 7,
+  /**
+   * The give-up limit was reached; nothing more happens until
+   * `ea_agent_reconnect_now`.
+   */
+  EA_EVENT_GAVE_UP = 8,
+};
+#ifndef __cplusplus
+typedef uint32_t ea_event_kind;
+#endif // __cplusplus
+
+/**
+ * Why the agent ended a connection (`ea_event.reason`). Numbers are fixed.
+ */
+enum ea_disconnect_reason
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * Not a disconnect event.
+   */
+  EA_DISCONNECT_NONE = 0,
+  /**
+   * The caller reported the transport failed or closed.
+   */
+  EA_DISCONNECT_TRANSPORT = 1,
+  /**
+   * The caller did not report the transport up within `connect_timeout_ms`.
+   */
+  EA_DISCONNECT_CONNECT_TIMEOUT = 2,
+  /**
+   * No Accept within `handshake_timeout_ms`.
+   */
+  EA_DISCONNECT_HANDSHAKE_TIMEOUT = 3,
+  /**
+   * No frame within `pong_timeout_ms` after a Ping.
+   */
+  EA_DISCONNECT_PONG_TIMEOUT = 4,
+  /**
+   * The server refused the handshake.
+   */
+  EA_DISCONNECT_REJECTED = 5,
+  /**
+   * The server sent Close.
+   */
+  EA_DISCONNECT_PEER_CLOSED = 6,
+  /**
+   * The server's version or frame size cannot carry this agent's records.
+   */
+  EA_DISCONNECT_INCOMPATIBLE = 7,
+  /**
+   * The caller closed the agent (`ea_agent_close`).
+   */
+  EA_DISCONNECT_SHUTDOWN = 8,
+  /**
+   * Records stayed in flight for `ack_timeout_ms` without ack progress.
+   */
+  EA_DISCONNECT_ACK_TIMEOUT = 9,
+  /**
+   * The server broke the protocol (an unreadable or unexpected message,
+   * an ack of records never sent); the agent sent Close.
+   */
+  EA_DISCONNECT_PROTOCOL_ERROR = 10,
+  /**
+   * The server's resume point is one this agent cannot have produced
+   * (e.g. two devices sharing one agent id); records stay in the ring.
+   */
+  EA_DISCONNECT_BAD_RESUME = 11,
+};
+#ifndef __cplusplus
+typedef uint32_t ea_disconnect_reason;
+#endif // __cplusplus
+
+/**
+ * `ea_event.plugin` for a task addressed to the agent itself.
+ */
+#define EA_PLUGIN_NONE 255
+
+/**
+ * One event. `kind` says which fields are set; the others are zero / NULL.
+ * Byte fields are pointer + length, not NUL-terminated, and point into the
+ * agent's event queue: **valid until the next `ea_agent_handle_*`,
+ * `ea_agent_poll_event`, `ea_agent_close`, `ea_agent_reconnect_now` or
+ * `ea_agent_deinit` call on this agent** (pushes, task results, stats and
+ * other getters leave them valid). Copy what you need to keep.
+ */
+typedef struct ea_event {
+  /**
+   * `ea_event_kind` value.
+   */
+  uint32_t kind;
+  /**
+   * CONNECT, CONNECTED: the endpoint index.
+   */
+  uint8_t endpoint;
+  /**
+   * TASK: the plugin id the task is for, or `EA_PLUGIN_NONE` for the
+   * agent itself.
+   */
+  uint8_t plugin;
+  /**
+   * DISCONNECT: `ea_disconnect_reason` value.
+   */
+  uint32_t reason;
+  /**
+   * TASK: what the task is (e.g. 1060 = shutdown).
+   */
+  uint32_t data_type;
+  /**
+   * TASK: the object name as sent by the server (UTF-8).
+   */
+  const uint8_t *object_name;
+  /**
+   * Bytes at `object_name`.
+   */
+  size_t object_name_len;
+  /**
+   * CONFIG: which configuration (UTF-8).
+   */
+  const uint8_t *name;
+  /**
+   * Bytes at `name`.
+   */
+  size_t name_len;
+  /**
+   * CONFIG: its new version (UTF-8).
+   */
+  const uint8_t *version;
+  /**
+   * Bytes at `version`.
+   */
+  size_t version_len;
+  /**
+   * TASK: arguments; CONFIG: the configuration.
+   */
+  const uint8_t *payload;
+  /**
+   * Bytes at `payload`.
+   */
+  size_t payload_len;
+  /**
+   * TASK, SHUTDOWN: the token to echo in `ea_agent_task_result` (UTF-8).
+   */
+  const uint8_t *token;
+  /**
+   * Bytes at `token`.
+   */
+  size_t token_len;
+  /**
+   * DELIVERED: records acked so far, in total.
+   */
+  uint64_t acked_total;
+  /**
+   * DELIVERED: the oldest sequence number still unacked.
+   */
+  uint64_t first_unacked_seq;
+} ea_event;
+
+/**
+ * Takes the next event into `*event`; `kind == EA_EVENT_NONE` when there
+ * is none. Call until NONE after every input (after the transmits). Byte
+ * fields borrow the agent's event queue: see `ea_event`.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`); `event` to a writable `ea_event`.
+ */
+ea_result ea_agent_poll_event(struct ea_agent *agent, struct ea_event *event);
+
+/**
+ * `ea_agent_poll_timeout`'s deadline when no timer runs (closed agent).
+ */
+#define EA_NEVER UINT64_MAX
+
+/**
+ * Writes to `*deadline_ms` the instant (on the caller's `now_ms` clock) by
+ * which `ea_agent_handle_timeout` must be called next, or `EA_NEVER` when
+ * no timer runs (CLOSED). Does not take a time argument; `_tick` users
+ * want `ea_agent_timeout_delay_tick`.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`); `deadline_ms` to a writable `uint64_t`.
+ */
+ea_result ea_agent_poll_timeout(const struct ea_agent *agent, uint64_t *deadline_ms);
+
+/**
+ * `ea_agent_timeout_delay`'s delay when no timer runs.
+ */
+#define EA_NEVER_DELAY UINT32_MAX
+
+/**
+ * Writes to `*delay_ms` how long from `now_ms` until
+ * `ea_agent_handle_timeout` is due: 0 when due already, `EA_NEVER_DELAY`
+ * when no timer runs, else at most `EA_NEVER_DELAY - 1`. What an RTOS
+ * wait wants.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`); `delay_ms` to a writable `uint32_t`.
+ */
+ea_result ea_agent_timeout_delay(const struct ea_agent *agent, uint64_t now_ms, uint32_t *delay_ms);
+
+/**
+ * `ea_agent_timeout_delay` with a 32-bit tick.
+ *
+ * Pointers: as for `ea_agent_timeout_delay`.
+ */
+ea_result ea_agent_timeout_delay_tick(struct ea_agent *agent, uint32_t tick, uint32_t *delay_ms);
+
+/**
+ * Writes to `*wake` whether the thread that runs the agent's loop must be
+ * woken: true when the agent's next deadline is now earlier than the one
+ * the loop last read with `ea_agent_poll_timeout` or
+ * `ea_agent_timeout_delay` (or the loop has read none yet). Call it after
+ * a command from another thread (`ea_agent_push`, `ea_agent_task_result`,
+ * `ea_agent_flush_now`, `ea_agent_heartbeat_now`, ...): a push can move
+ * the deadline the loop sleeps on from a heartbeat a minute away to the
+ * flush `flush_interval_ms` from now (full batches wait for that flush
+ * too, unless the loop runs earlier).
+ * When true, wake the loop (eventfd, pipe, semaphore, task
+ * notification); it reads the new deadline itself. Each move is reported
+ * once: the call records the new deadline as the one the loop will read.
+ * Pushes into an `ea_intake` do not touch the agent: the loop drains the
+ * intake on its own schedule (or its producer wakes it). Needs no time.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`); `wake` to a writable `bool`.
+ */
+ea_result ea_agent_wake_needed(const struct ea_agent *agent, bool *wake);
+
+/* ========================================================================
+ * COMMANDS: records, tasks, plugins, close
+ * Calls the application makes between turns of the loop. After one, poll
+ * transmits (and, from another thread, check ea_agent_wake_needed).
+ * ======================================================================== */
+
+/**
+ * Queues a record (copied into the ring) for delivery; works in every
+ * state. `EA_RING_FULL` / `EA_RECORD_TOO_LARGE` when refused (counted in
+ * the stats). Types 1000-1999 are reserved for the library.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`); `payload` to `payload_len` readable bytes, copied
+ * before the call returns (NULL only with length 0).
+ */
+ea_result ea_agent_push(struct ea_agent *agent, uint64_t now_ms, uint32_t data_type, uint64_t timestamp_ms, const uint8_t *payload, size_t payload_len);
+
+/**
+ * `ea_agent_push` with a 32-bit tick.
+ *
+ * Pointers: as for `ea_agent_push`.
+ */
+ea_result ea_agent_push_tick(struct ea_agent *agent, uint32_t tick, uint32_t data_type, uint64_t timestamp_ms, const uint8_t *payload, size_t payload_len);
+
+/**
+ * Bytes of an `ea_intake`.
+ */
+#define EA_INTAKE_STORAGE_SIZE 64
+
+/**
+ * `EA_INTAKE_STORAGE_SIZE` in 8-byte words.
+ */
+#define EA_INTAKE_STORAGE_WORDS (EA_INTAKE_STORAGE_SIZE / 8)
+
+/**
+ * Bytes of slot header beside each record's payload in the intake buffer.
+ */
+#define EA_INTAKE_SLOT_OVERHEAD 16
+
+/**
  * Storage for one intake queue (the queue's records live in the buffer
  * given to `ea_intake_init`). Contents private; do not move or copy while
  * initialized.
@@ -898,6 +1253,156 @@ typedef struct ea_intake {
    */
   uint64_t _opaque[EA_INTAKE_STORAGE_WORDS];
 } ea_intake;
+
+/**
+ * Initializes an intake queue over `buf[0..buf_len]` holding records of at
+ * most `max_payload` bytes: `buf_len / (EA_INTAKE_SLOT_OVERHEAD +
+ * max_payload)` slots (at least one, else `EA_BUFFER_TOO_SMALL`). `buf`
+ * must stay valid until `ea_intake_deinit`. `intake_size` is the bytes at
+ * `intake` (`sizeof(ea_intake)`).
+ *
+ * Pointers: `intake` points to `intake_size` writable bytes (an
+ * `ea_intake`); `buf` to `buf_len` writable bytes used by nothing else
+ * until `ea_intake_deinit`. NULL: `EA_NULL_PARAMETER`.
+ */
+ea_result ea_intake_init(struct ea_intake *intake, size_t intake_size, uint8_t *buf, size_t buf_len, size_t max_payload);
+
+/**
+ * Ends an intake; records still queued are discarded (they show in
+ * `ea_intake_stats` as `queued` until then). Its storage and buffer may
+ * then be reused. No push or drain may run concurrently.
+ *
+ * Pointers: `intake` points to an `ea_intake` set up by `ea_intake_init`
+ * (NULL: `EA_NULL_PARAMETER`).
+ */
+ea_result ea_intake_deinit(struct ea_intake *intake);
+
+/**
+ * Queues one record (copied). Wait-free, lock-free, interrupt-safe; for one
+ * producer per intake. `EA_INTAKE_FULL` or `EA_RECORD_TOO_LARGE` when
+ * refused (and counted).
+ *
+ * Pointers: `intake` points to an `ea_intake` set up by `ea_intake_init`
+ * (NULL: `EA_NULL_PARAMETER`); `payload` to `payload_len` readable bytes,
+ * copied (NULL only with length 0).
+ */
+ea_result ea_intake_push(const struct ea_intake *intake, uint32_t data_type, uint64_t timestamp_ms, const uint8_t *payload, size_t payload_len);
+
+/**
+ * Counters of an intake queue (32-bit, wrapping).
+ */
+typedef struct ea_intake_counters {
+  /**
+   * Records accepted by `ea_intake_push`.
+   */
+  uint32_t pushed;
+  /**
+   * Records moved into the agent's ring by `ea_agent_drain_intake`. A
+   * record the ring has no room for stays queued (with
+   * `EA_OVERFLOW_REJECT_NEW`; `EA_OVERFLOW_DROP_OLDEST` evicts as for any
+   * push); one larger than `max_record` is counted in the agent's
+   * `dropped_too_large`.
+   */
+  uint32_t drained;
+  /**
+   * Records refused because every slot was taken.
+   */
+  uint32_t dropped_full;
+  /**
+   * Records refused as larger than the intake's `max_payload`.
+   */
+  uint32_t dropped_too_large;
+  /**
+   * Records waiting in the queue now (`pushed - drained`).
+   */
+  uint32_t queued;
+  /**
+   * Slots in the queue.
+   */
+  uint32_t slots;
+} ea_intake_counters;
+
+/**
+ * The intake's counters. Callable from any context.
+ *
+ * Pointers: `intake` points to an `ea_intake` set up by `ea_intake_init`
+ * (NULL: `EA_NULL_PARAMETER`); `out` to a writable `ea_intake_counters`.
+ */
+ea_result ea_intake_stats(const struct ea_intake *intake, struct ea_intake_counters *out);
+
+/**
+ * Moves the records waiting in `intake` into the ring (at most one pass
+ * over its slots, so a busy producer cannot hold the caller here), in
+ * order. With `EA_OVERFLOW_REJECT_NEW` it stops at the first record the
+ * ring has no room for, which stays queued for a later drain; a record
+ * larger than `max_record` is counted in `dropped_too_large`. Writes
+ * the number moved to `*drained` unless it is NULL. Call it from the main
+ * loop, e.g. before `ea_agent_handle_timeout`.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`); `intake` to an `ea_intake` set up by
+ * `ea_intake_init`; `drained` to a writable `uint32_t`, or NULL.
+ */
+ea_result ea_agent_drain_intake(struct ea_agent *agent, uint64_t now_ms, const struct ea_intake *intake, uint32_t *drained);
+
+/**
+ * `ea_agent_drain_intake` with a 32-bit tick.
+ *
+ * Pointers: as for `ea_agent_drain_intake`.
+ */
+ea_result ea_agent_drain_intake_tick(struct ea_agent *agent, uint32_t tick, const struct ea_intake *intake, uint32_t *drained);
+
+/**
+ * Answers a task: queues a task-result record carrying the task's token
+ * (copied from the event), `status` (0 ok, 1 failed) and a UTF-8 message
+ * (truncated to 256 bytes at a character boundary).
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`); `token` and `message` to `token_len` and
+ * `message_len` readable bytes, copied (NULL only with length 0).
+ */
+ea_result ea_agent_task_result(struct ea_agent *agent, uint64_t now_ms, const uint8_t *token, size_t token_len, uint32_t status, const uint8_t *message, size_t message_len);
+
+/**
+ * `ea_agent_task_result` with a 32-bit tick.
+ *
+ * Pointers: as for `ea_agent_task_result`.
+ */
+ea_result ea_agent_task_result_tick(struct ea_agent *agent, uint32_t tick, const uint8_t *token, size_t token_len, uint32_t status, const uint8_t *message, size_t message_len);
+
+/**
+ * Sends what is pending without waiting for `flush_interval_ms` (within
+ * the unacked window): the next `ea_agent_poll_transmit` gives the batch.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_flush_now(struct ea_agent *agent, uint64_t now_ms);
+
+/**
+ * `ea_agent_flush_now` with a 32-bit tick.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_flush_now_tick(struct ea_agent *agent, uint32_t tick);
+
+/**
+ * Pushes a heartbeat record (and the plugin heartbeats) now; the next one
+ * follows `heartbeat_interval_ms` later. Nothing happens while CLOSED.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_heartbeat_now(struct ea_agent *agent, uint64_t now_ms);
+
+/**
+ * `ea_agent_heartbeat_now` with a 32-bit tick.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_heartbeat_now_tick(struct ea_agent *agent, uint32_t tick);
 
 /**
  * Host statistics for the following heartbeats. Each value counts only
@@ -991,84 +1496,169 @@ typedef struct ea_host_stats {
 } ea_host_stats;
 
 /**
- * One event. `kind` says which fields are set; the others are zero / NULL.
- * Byte fields are pointer + length, not NUL-terminated, and point into the
- * agent's event queue: **valid until the next `ea_agent_handle_*`,
- * `ea_agent_poll_event`, `ea_agent_close`, `ea_agent_reconnect_now` or
- * `ea_agent_deinit` call on this agent** (pushes, task results, stats and
- * other getters leave them valid). Copy what you need to keep.
+ * Sets the host stats carried by the following heartbeats (copied).
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`); `stats` to a readable `ea_host_stats` (copied).
  */
-typedef struct ea_event {
+ea_result ea_agent_set_host_stats(struct ea_agent *agent, const struct ea_host_stats *stats);
+
+/**
+ * A plugin's status, for `ea_agent_set_plugin_status`. Numbers are fixed.
+ */
+enum ea_plugin_status
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
   /**
-   * `ea_event_kind` value.
+   * Being started.
    */
-  uint32_t kind;
+  EA_PLUGIN_STARTING = 0,
   /**
-   * CONNECT, CONNECTED: the endpoint index.
+   * Up.
    */
-  uint8_t endpoint;
+  EA_PLUGIN_RUNNING = 1,
   /**
-   * TASK: the plugin id the task is for, or `EA_PLUGIN_NONE` for the
-   * agent itself.
+   * Being stopped.
    */
-  uint8_t plugin;
+  EA_PLUGIN_STOPPING = 2,
   /**
-   * DISCONNECT: `ea_disconnect_reason` value.
+   * Not running.
    */
-  uint32_t reason;
+  EA_PLUGIN_STOPPED = 3,
   /**
-   * TASK: what the task is (e.g. 1060 = shutdown).
+   * Failed.
    */
-  uint32_t data_type;
+  EA_PLUGIN_ERROR = 4,
+};
+#ifndef __cplusplus
+typedef uint32_t ea_plugin_status;
+#endif // __cplusplus
+
+/**
+ * Registers a plugin: tasks whose object name is `name` are delivered with
+ * `plugin` = its id, and it gets a heartbeat record at every heartbeat.
+ * `name` and `version` (UTF-8) **must stay valid until `ea_agent_deinit`**
+ * (the agent keeps the pointers). Writes the id to `*id`.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`); `name` and `version` to `name_len` and
+ * `version_len` readable bytes that stay valid until the plugin is
+ * unregistered or the agent deinitialized; `id` to a writable `uint8_t`.
+ */
+ea_result ea_agent_register_plugin(struct ea_agent *agent, const uint8_t *name, size_t name_len, const uint8_t *version, size_t version_len, uint8_t *id);
+
+/**
+ * Updates a plugin's process id and `ea_plugin_status` for its next
+ * heartbeats.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_set_plugin_status(struct ea_agent *agent, uint8_t id, uint32_t pid, uint32_t status);
+
+/**
+ * Removes a plugin; its name and version may be freed afterwards.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_unregister_plugin(struct ea_agent *agent, uint8_t id);
+
+/**
+ * Closes for good: a Close frame is queued (if a transport is up), an
+ * `EA_EVENT_DISCONNECT` (SHUTDOWN) follows, and nothing reconnects until
+ * `ea_agent_reconnect_now`. Records stay in the ring.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_close(struct ea_agent *agent, uint64_t now_ms);
+
+/**
+ * `ea_agent_close` with a 32-bit tick.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_close_tick(struct ea_agent *agent, uint32_t tick);
+
+/**
+ * Leaves GAVE_UP, CLOSED or BACKOFF: the next attempt is due now, with the
+ * failure count reset.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_reconnect_now(struct ea_agent *agent, uint64_t now_ms);
+
+/**
+ * `ea_agent_reconnect_now` with a 32-bit tick.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_agent_reconnect_now_tick(struct ea_agent *agent, uint32_t tick);
+
+/* ========================================================================
+ * GETTERS: state and counters
+ * Read-only; each takes the lock (if any) for a consistent snapshot.
+ * ======================================================================== */
+
+/**
+ * Where the session is. Numbers are fixed.
+ */
+enum ea_state
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
   /**
-   * TASK: the object name as sent by the server (UTF-8).
+   * Waiting before the next attempt.
    */
-  const uint8_t *object_name;
+  EA_STATE_BACKOFF = 0,
   /**
-   * Bytes at `object_name`.
+   * Waiting for the caller to open the transport.
    */
-  size_t object_name_len;
+  EA_STATE_CONNECTING = 1,
   /**
-   * CONFIG: which configuration (UTF-8).
+   * Hello sent, waiting for Accept.
    */
-  const uint8_t *name;
+  EA_STATE_HANDSHAKING = 2,
   /**
-   * Bytes at `name`.
+   * Records flow.
    */
-  size_t name_len;
+  EA_STATE_CONNECTED = 3,
   /**
-   * CONFIG: its new version (UTF-8).
+   * The give-up limit was reached.
    */
-  const uint8_t *version;
+  EA_STATE_GAVE_UP = 4,
   /**
-   * Bytes at `version`.
+   * Closed by the caller.
    */
-  size_t version_len;
-  /**
-   * TASK: arguments; CONFIG: the configuration.
-   */
-  const uint8_t *payload;
-  /**
-   * Bytes at `payload`.
-   */
-  size_t payload_len;
-  /**
-   * TASK, SHUTDOWN: the token to echo in `ea_agent_task_result` (UTF-8).
-   */
-  const uint8_t *token;
-  /**
-   * Bytes at `token`.
-   */
-  size_t token_len;
-  /**
-   * DELIVERED: records acked so far, in total.
-   */
-  uint64_t acked_total;
-  /**
-   * DELIVERED: the oldest sequence number still unacked.
-   */
-  uint64_t first_unacked_seq;
-} ea_event;
+  EA_STATE_CLOSED = 5,
+};
+#ifndef __cplusplus
+typedef uint32_t ea_state;
+#endif // __cplusplus
+
+/**
+ * Writes the session's state to `*state`.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`); `state` to a writable `ea_state`.
+ */
+ea_result ea_agent_state(const struct ea_agent *agent, ea_state *state);
+
+/**
+ * Writes to `*drained` whether every pushed record is acked or dropped
+ * (the moment to close for a clean shutdown).
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`); `drained` to a writable `bool`.
+ */
+ea_result ea_agent_is_drained(const struct ea_agent *agent, bool *drained);
 
 /**
  * A snapshot of the agent: state, ring occupancy and every counter. All
@@ -1246,6 +1836,56 @@ typedef struct ea_stats {
 } ea_stats;
 
 /**
+ * Writes a snapshot of the state, ring and counters to `*stats`.
+ *
+ * Pointers: `agent` points to an initialized `ea_agent` (NULL:
+ * `EA_NULL_PARAMETER`); `stats` to a writable `ea_stats`.
+ */
+ea_result ea_agent_stats(const struct ea_agent *agent, struct ea_stats *stats);
+
+/* ========================================================================
+ * LINUX HOST LAYER (ea_host_*): the library runs the socket, loop and clock
+ * Linux builds with the "host" feature only (on by default); bare-metal
+ * builds have none of these symbols.
+ * ======================================================================== */
+
+/**
+ * A running agent with its own I/O. Opaque; made by `ea_host_new`.
+ */
+typedef struct ea_host ea_host;
+
+/**
+ * What the last TLS failure was (`ea_host_loop_stats.last_tls_failure`).
+ */
+enum ea_tls_failure
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * No TLS failure yet (or no TLS configured).
+   */
+  EA_TLS_FAILURE_NONE = 0,
+  /**
+   * This host refused the collector's certificate (unknown issuer,
+   * wrong name, expired, ...).
+   */
+  EA_TLS_FAILURE_SERVER_CERTIFICATE = 1,
+  /**
+   * The collector sent an alert: it refused this host's certificate
+   * (missing, unknown, expired, not the agent id) or the handshake.
+   */
+  EA_TLS_FAILURE_PEER_ALERT = 2,
+  /**
+   * Anything else TLS refused (malformed records, a peer that is not TLS).
+   */
+  EA_TLS_FAILURE_PROTOCOL = 3,
+};
+#ifndef __cplusplus
+typedef uint32_t ea_tls_failure;
+#endif // __cplusplus
+
+/**
  * The callback for a host's events, on the loop's thread, with no lock
  * held: it may call `ea_host_push`, `ea_host_task_result` and
  * `ea_host_begin_stop` (not `ea_host_process`, `ea_host_stop`,
@@ -1372,6 +2012,62 @@ typedef struct ea_host_config {
 } ea_host_config;
 
 /**
+ * The defaults of `ea_host_config` (no endpoints, no callback).
+ */
+struct ea_host_config ea_host_config_default(void);
+
+/**
+ * Makes a host from `config` (every buffer allocated now, every
+ * unworkable setting refused with its `EA_CONFIG_*` / `EA_HOST_*` result)
+ * and writes it to `*out`. Nothing connects until `ea_host_start` (its own
+ * thread) or the first `ea_host_process` (the caller's loop).
+ *
+ * Pointers: `config` points to a readable `ea_host_config`, whose strings
+ * and arrays need be valid only during this call (everything is copied);
+ * `out` to a writable `ea_host *`. NULL: `EA_NULL_PARAMETER`.
+ */
+ea_result ea_host_new(const struct ea_host_config *config, struct ea_host **out);
+
+/**
+ * Runs the host's loop on a thread of its own until the stop completes.
+ * `EA_HOST_ALREADY_STARTED` when it runs (or ran) already.
+ *
+ * Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_host_start(struct ea_host *host);
+
+/**
+ * Queues a record timestamped with the wall clock (Unix ms); from any
+ * thread. The loop is woken when the record makes its next deadline
+ * earlier, so it leaves within `flush_interval_ms`. `EA_RING_FULL` /
+ * `EA_RECORD_TOO_LARGE` (counted), `EA_HOST_STOPPING` once a stop began.
+ *
+ * Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+ * `EA_NULL_PARAMETER`); `payload` to `payload_len` readable bytes, copied
+ * (NULL only with length 0).
+ */
+ea_result ea_host_push(struct ea_host *host, uint32_t data_type, const uint8_t *payload, size_t payload_len);
+
+/**
+ * As `ea_host_push`, with the caller's timestamp.
+ *
+ * Pointers: as for `ea_host_push`.
+ */
+ea_result ea_host_push_at(struct ea_host *host, uint32_t data_type, uint64_t timestamp_ms, const uint8_t *payload, size_t payload_len);
+
+/**
+ * Answers a task (the `token` of a TASK or SHUTDOWN event), from any
+ * thread, also while stopping. A message longer than 256 bytes is cut at
+ * a character boundary.
+ *
+ * Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+ * `EA_NULL_PARAMETER`); `token` and `message` to `token_len` and
+ * `message_len` readable bytes, copied (NULL only with length 0).
+ */
+ea_result ea_host_task_result(struct ea_host *host, const uint8_t *token, size_t token_len, uint32_t status, const uint8_t *message, size_t message_len);
+
+/**
  * What a clean stop left behind.
  */
 typedef struct ea_host_report {
@@ -1404,6 +2100,75 @@ typedef struct ea_host_report {
    */
   uint64_t dropped_evicted;
 } ea_host_report;
+
+/**
+ * Starts the clean stop and returns at once: pushes are refused
+ * (`EA_HOST_STOPPING`), pending records go now, and Close follows when
+ * everything is acked or `drain_ms` passed. Callable from the callback.
+ *
+ * Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+ * `EA_NULL_PARAMETER`).
+ */
+ea_result ea_host_begin_stop(struct ea_host *host, uint64_t drain_ms);
+
+/**
+ * Stops the host's own thread cleanly (`ea_host_begin_stop` with
+ * `drain_ms`, then waits for Close) and writes what stayed unacked to
+ * `*report` (may be NULL). `EA_HOST_NOT_STARTED` (and nothing begun)
+ * without a thread of its own: in the caller's loop, use
+ * `ea_host_begin_stop` and keep calling `ea_host_process`.
+ *
+ * Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+ * `EA_NULL_PARAMETER`); `report` to a writable `ea_host_report`, or NULL.
+ */
+ea_result ea_host_stop(struct ea_host *host, uint64_t drain_ms, struct ea_host_report *report);
+
+/**
+ * Waits until the host's own thread ends: after a stop another thread or
+ * a signal (`handle_signals`) began. Writes the report (may be NULL).
+ *
+ * Pointers: as for `ea_host_stop`.
+ */
+ea_result ea_host_wait(struct ea_host *host, struct ea_host_report *report);
+
+/**
+ * The caller's loop: the fd to watch for readable (`*out_fd`); when it
+ * is, call `ea_host_process`. Valid until `ea_host_free`.
+ *
+ * Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+ * `EA_NULL_PARAMETER`); `out_fd` to a writable `int32_t`.
+ */
+ea_result ea_host_fd(const struct ea_host *host, int32_t *out_fd);
+
+/**
+ * The caller's loop: milliseconds until `ea_host_process` must run even
+ * if the fd stays quiet (`*out_ms`; -1 = no timer), ready for `poll()` /
+ * `epoll_wait()`.
+ *
+ * Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+ * `EA_NULL_PARAMETER`); `out_ms` to a writable `int32_t`.
+ */
+ea_result ea_host_timeout_ms(struct ea_host *host, int32_t *out_ms);
+
+/**
+ * The caller's loop: does everything due now (reads, timers, writes,
+ * callbacks) without waiting. `*out_stopped` (may be NULL) becomes true
+ * once a stop completed; then `*report` (may be NULL) is written.
+ *
+ * Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+ * `EA_NULL_PARAMETER`), and its own thread (`ea_host_start`) is not
+ * running; `out_stopped` to a writable `bool`, or NULL; `report` to a
+ * writable `ea_host_report`, or NULL.
+ */
+ea_result ea_host_process(struct ea_host *host, bool *out_stopped, struct ea_host_report *report);
+
+/**
+ * The agent's counters (`ea_stats`), from any thread.
+ *
+ * Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+ * `EA_NULL_PARAMETER`); `out` to a writable `ea_stats`.
+ */
+ea_result ea_host_agent_stats(const struct ea_host *host, struct ea_stats *out);
 
 /**
  * The host loop's own counters (`ea_host_loop_counters`): what the agent's
@@ -1440,610 +2205,11 @@ typedef struct ea_host_loop_stats {
 } ea_host_loop_stats;
 
 /**
- * Counters of an intake queue (32-bit, wrapping).
- */
-typedef struct ea_intake_counters {
-  /**
-   * Records accepted by `ea_intake_push`.
-   */
-  uint32_t pushed;
-  /**
-   * Records moved into the agent's ring by `ea_agent_drain_intake`. A
-   * record the ring has no room for stays queued (with
-   * `EA_OVERFLOW_REJECT_NEW`; `EA_OVERFLOW_DROP_OLDEST` evicts as for any
-   * push); one larger than `max_record` is counted in the agent's
-   * `dropped_too_large`.
-   */
-  uint32_t drained;
-  /**
-   * Records refused because every slot was taken.
-   */
-  uint32_t dropped_full;
-  /**
-   * Records refused as larger than the intake's `max_payload`.
-   */
-  uint32_t dropped_too_large;
-  /**
-   * Records waiting in the queue now (`pushed - drained`).
-   */
-  uint32_t queued;
-  /**
-   * Slots in the queue.
-   */
-  uint32_t slots;
-} ea_intake_counters;
-
-#ifdef __cplusplus
-extern "C" {
-#endif // __cplusplus
-
-/**
- * Initializes an agent in `agent` (`agent_size` bytes, normally
- * `sizeof(ea_agent)`; at least `ea_agent_storage_size()`, aligned to
- * `EA_AGENT_STORAGE_ALIGN`). `config` and `identity` are copied; the
- * identity's bytes, and `ring`, `rx` and `events` (the send ring, the
- * receive buffer and the event queue) **must stay valid, and must not be
- * touched by the caller, until `ea_agent_deinit`**. The four memory areas
- * must not overlap. `rx_len` is the largest frame accepted (announced to
- * the server); `events_len` at least `EA_MIN_EVENT_QUEUE`.
- *
- * Returns `EA_OK`, or: `EA_NULL_PARAMETER`, `EA_STORAGE_MISALIGNED`,
- * `EA_STORAGE_TOO_SMALL`, `EA_ALREADY_INITIALIZED` (deinit first),
- * `EA_INVALID_ARGUMENT` (overlapping buffers, bad policy, half lock hooks),
- * `EA_INVALID_UTF8` (identity strings), or an `EA_CONFIG_*` result. On
- * failure the storage is left as it was.
- *
- * The first `ea_agent_handle_timeout` (due at once) asks for a connection
- * to endpoint 0.
- *
- * # Safety
- * Every pointer is NULL or valid as described, for the agent's lifetime.
- */
-ea_result ea_agent_init(struct ea_agent *agent, size_t agent_size, const struct ea_config *config, const struct ea_identity *identity, uint8_t *ring, size_t ring_len, uint8_t *rx, size_t rx_len, uint8_t *events, size_t events_len);
-
-/**
- * Ends the agent (also a poisoned one): its storage, ring, buffers and
- * identity bytes may be reused afterwards. Records still in the ring are abandoned (check
- * `ea_stats.drained` first for a clean shutdown). No other call on this
- * agent may run concurrently or follow (except a new `ea_agent_init`).
- *
- * # Safety
- * `agent` is NULL or points to an `ea_agent`.
- */
-ea_result ea_agent_deinit(struct ea_agent *agent);
-
-/**
- * Queues a record (copied into the ring) for delivery; works in every
- * state. `EA_RING_FULL` / `EA_RECORD_TOO_LARGE` when refused (counted in
- * the stats). Types 1000-1999 are reserved for the library.
- *
- * # Safety
- * `agent` is NULL or an `ea_agent`; `payload` NULL (with length 0) or
- * `payload_len` readable bytes.
- */
-ea_result ea_agent_push(struct ea_agent *agent, uint64_t now_ms, uint32_t data_type, uint64_t timestamp_ms, const uint8_t *payload, size_t payload_len);
-
-/**
- * `ea_agent_push` with a 32-bit tick.
- *
- * # Safety
- * As for `ea_agent_push`.
- */
-ea_result ea_agent_push_tick(struct ea_agent *agent, uint32_t tick, uint32_t data_type, uint64_t timestamp_ms, const uint8_t *payload, size_t payload_len);
-
-/**
- * Moves the records waiting in `intake` into the ring (at most one pass
- * over its slots, so a busy producer cannot hold the caller here), in
- * order. With `EA_OVERFLOW_REJECT_NEW` it stops at the first record the
- * ring has no room for, which stays queued for a later drain; a record
- * larger than `max_record` is counted in `dropped_too_large`. Writes
- * the number moved to `*drained` unless it is NULL. Call it from the main
- * loop, e.g. before `ea_agent_handle_timeout`.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`; `intake` NULL or an `ea_intake`;
- * `drained` NULL or writable.
- */
-ea_result ea_agent_drain_intake(struct ea_agent *agent, uint64_t now_ms, const struct ea_intake *intake, uint32_t *drained);
-
-/**
- * `ea_agent_drain_intake` with a 32-bit tick.
- *
- * # Safety
- * As for `ea_agent_drain_intake`.
- */
-ea_result ea_agent_drain_intake_tick(struct ea_agent *agent, uint32_t tick, const struct ea_intake *intake, uint32_t *drained);
-
-/**
- * Answers a task: queues a task-result record carrying the task's token
- * (copied from the event), `status` (0 ok, 1 failed) and a UTF-8 message
- * (truncated to 256 bytes at a character boundary).
- *
- * # Safety
- * `agent` NULL or an `ea_agent`; `token` / `message` NULL (length 0) or
- * readable for their lengths.
- */
-ea_result ea_agent_task_result(struct ea_agent *agent, uint64_t now_ms, const uint8_t *token, size_t token_len, uint32_t status, const uint8_t *message, size_t message_len);
-
-/**
- * `ea_agent_task_result` with a 32-bit tick.
- *
- * # Safety
- * As for `ea_agent_task_result`.
- */
-ea_result ea_agent_task_result_tick(struct ea_agent *agent, uint32_t tick, const uint8_t *token, size_t token_len, uint32_t status, const uint8_t *message, size_t message_len);
-
-/**
- * Replaces the credential sent in Hello (a rotating token, a JWT), from
- * the next Hello on: the connection up now and every record in the ring
- * are untouched. The token's bytes **must stay valid until the next
- * `ea_agent_set_auth_token` or `ea_agent_deinit`** (the agent keeps the
- * pointer). `EA_CONFIG_HELLO_TOO_LARGE` when the Hello would no longer fit
- * the transmit buffer prescribed at init (the old token stays).
- *
- * # Safety
- * `agent` NULL or an `ea_agent`; `token` NULL (length 0) or `token_len`
- * readable bytes, valid as described.
- */
-ea_result ea_agent_set_auth_token(struct ea_agent *agent, const uint8_t *token, size_t token_len);
-
-/**
- * Sends what is pending without waiting for `flush_interval_ms` (within
- * the unacked window): the next `ea_agent_poll_transmit` gives the batch.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_flush_now(struct ea_agent *agent, uint64_t now_ms);
-
-/**
- * `ea_agent_flush_now` with a 32-bit tick.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_flush_now_tick(struct ea_agent *agent, uint32_t tick);
-
-/**
- * Pushes a heartbeat record (and the plugin heartbeats) now; the next one
- * follows `heartbeat_interval_ms` later. Nothing happens while CLOSED.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_heartbeat_now(struct ea_agent *agent, uint64_t now_ms);
-
-/**
- * `ea_agent_heartbeat_now` with a 32-bit tick.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_heartbeat_now_tick(struct ea_agent *agent, uint32_t tick);
-
-/**
- * Sets the host stats carried by the following heartbeats (copied).
- *
- * # Safety
- * `agent` NULL or an `ea_agent`; `stats` NULL or readable.
- */
-ea_result ea_agent_set_host_stats(struct ea_agent *agent, const struct ea_host_stats *stats);
-
-/**
- * Sets the offset added to the caller's clock to timestamp the agent's own
- * records (heartbeats, task results): pass `wall_clock_ms - now_ms` for
- * Unix-time timestamps. Default 0.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_set_clock_offset(struct ea_agent *agent, int64_t offset_ms);
-
-/**
- * Registers a plugin: tasks whose object name is `name` are delivered with
- * `plugin` = its id, and it gets a heartbeat record at every heartbeat.
- * `name` and `version` (UTF-8) **must stay valid until `ea_agent_deinit`**
- * (the agent keeps the pointers). Writes the id to `*id`.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`; `name`, `version` as described; `id` NULL
- * or writable.
- */
-ea_result ea_agent_register_plugin(struct ea_agent *agent, const uint8_t *name, size_t name_len, const uint8_t *version, size_t version_len, uint8_t *id);
-
-/**
- * Updates a plugin's process id and `ea_plugin_status` for its next
- * heartbeats.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_set_plugin_status(struct ea_agent *agent, uint8_t id, uint32_t pid, uint32_t status);
-
-/**
- * Removes a plugin; its name and version may be freed afterwards.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_unregister_plugin(struct ea_agent *agent, uint8_t id);
-
-/**
- * Closes for good: a Close frame is queued (if a transport is up), an
- * `EA_EVENT_DISCONNECT` (SHUTDOWN) follows, and nothing reconnects until
- * `ea_agent_reconnect_now`. Records stay in the ring.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_close(struct ea_agent *agent, uint64_t now_ms);
-
-/**
- * `ea_agent_close` with a 32-bit tick.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_close_tick(struct ea_agent *agent, uint32_t tick);
-
-/**
- * Leaves GAVE_UP, CLOSED or BACKOFF: the next attempt is due now, with the
- * failure count reset.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_reconnect_now(struct ea_agent *agent, uint64_t now_ms);
-
-/**
- * `ea_agent_reconnect_now` with a 32-bit tick.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_reconnect_now_tick(struct ea_agent *agent, uint32_t tick);
-
-/**
- * The transport asked for by the last `EA_EVENT_CONNECT` is up. Ignored in
- * any state but CONNECTING.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_handle_connected(struct ea_agent *agent, uint64_t now_ms);
-
-/**
- * `ea_agent_handle_connected` with a 32-bit tick.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_handle_connected_tick(struct ea_agent *agent, uint32_t tick);
-
-/**
- * Bytes arrived on the transport (any chunking; the bytes are consumed
- * before the call returns). Garbage is skipped and counted, never an
- * error.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`; `bytes` NULL (length 0) or readable.
- */
-ea_result ea_agent_handle_received(struct ea_agent *agent, uint64_t now_ms, const uint8_t *bytes, size_t len);
-
-/**
- * `ea_agent_handle_received` with a 32-bit tick.
- *
- * # Safety
- * As for `ea_agent_handle_received`.
- */
-ea_result ea_agent_handle_received_tick(struct ea_agent *agent, uint32_t tick, const uint8_t *bytes, size_t len);
-
-/**
- * The transport failed, could not be opened, or was closed by the peer;
- * `error` is an `ea_transport_error` value (`EA_INVALID_ARGUMENT`
- * otherwise). Records in flight will be resent on the next connection.
- * The agent answers with an `EA_EVENT_DISCONNECT` (reason
- * `EA_DISCONNECT_TRANSPORT`) like for any end of a connection, also for a
- * connect that failed: the transport is already gone, nothing to close.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_handle_disconnected(struct ea_agent *agent, uint64_t now_ms, uint32_t error);
-
-/**
- * `ea_agent_handle_disconnected` with a 32-bit tick.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_handle_disconnected_tick(struct ea_agent *agent, uint32_t tick, uint32_t error);
-
-/**
- * The transport will not take more bytes now (`blocked` true: a write
- * returned EAGAIN / EWOULDBLOCK and the caller holds the unwritten rest of
- * a frame), or takes them again (false: the rest is written). While
- * blocked, `ea_agent_poll_transmit` writes nothing and the deadlines that
- * only a transmit serves stop (the flush of pending records; the idle
- * Ping becomes a liveness check: no frame received for `idle_timeout_ms +
- * pong_timeout_ms` ends the connection with `EA_DISCONNECT_PONG_TIMEOUT`),
- * so `ea_agent_timeout_delay` never says 0 for ever while the socket is
- * full. A loop then waits for "writable, readable or the timeout".
- *
- * The rule that bounds the caller's buffer to one frame
- * (`ea_min_transmit_len()` bytes): call `ea_agent_poll_transmit` only once
- * the previous frame is fully written; when a write falls short, keep the
- * rest and call this with true; when the rest is out, call it with false
- * and go on. Ignored (true) unless a connection is up; every new
- * connection starts unblocked. Takes no time and cannot fail but for the
- * handle checks.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_handle_blocked(struct ea_agent *agent, bool blocked);
-
-/**
- * Time has passed: fires every timer due at `now_ms`.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_handle_timeout(struct ea_agent *agent, uint64_t now_ms);
-
-/**
- * `ea_agent_handle_timeout` with a 32-bit tick.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_handle_timeout_tick(struct ea_agent *agent, uint32_t tick);
-
-/**
- * Writes the next frame to send into `out` and its length to `*written`;
- * 0 when there is nothing to send now. Call until it writes 0 after every
- * input, and write each frame to the transport. `out_len` must be at least
- * `ea_min_transmit_len()` for this agent's config and identity
- * (`EA_BUFFER_TOO_SMALL` otherwise): then every frame fits.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`; `out` NULL or `out_len` writable bytes;
- * `written` NULL or writable.
- */
-ea_result ea_agent_poll_transmit(struct ea_agent *agent, uint64_t now_ms, uint8_t *out, size_t out_len, size_t *written);
-
-/**
- * `ea_agent_poll_transmit` with a 32-bit tick.
- *
- * # Safety
- * As for `ea_agent_poll_transmit`.
- */
-ea_result ea_agent_poll_transmit_tick(struct ea_agent *agent, uint32_t tick, uint8_t *out, size_t out_len, size_t *written);
-
-/**
- * Takes the next event into `*event`; `kind == EA_EVENT_NONE` when there
- * is none. Call until NONE after every input (after the transmits). Byte
- * fields borrow the agent's event queue: see `ea_event`.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`; `event` NULL or writable.
- */
-ea_result ea_agent_poll_event(struct ea_agent *agent, struct ea_event *event);
-
-/**
- * Writes to `*deadline_ms` the instant (on the caller's `now_ms` clock) by
- * which `ea_agent_handle_timeout` must be called next, or `EA_NEVER` when
- * no timer runs (CLOSED). Does not take a time argument; `_tick` users
- * want `ea_agent_timeout_delay_tick`.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`; `deadline_ms` NULL or writable.
- */
-ea_result ea_agent_poll_timeout(const struct ea_agent *agent, uint64_t *deadline_ms);
-
-/**
- * Writes to `*delay_ms` how long from `now_ms` until
- * `ea_agent_handle_timeout` is due: 0 when due already, `EA_NEVER_DELAY`
- * when no timer runs, else at most `EA_NEVER_DELAY - 1`. What an RTOS
- * wait wants.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`; `delay_ms` NULL or writable.
- */
-ea_result ea_agent_timeout_delay(const struct ea_agent *agent, uint64_t now_ms, uint32_t *delay_ms);
-
-/**
- * `ea_agent_timeout_delay` with a 32-bit tick.
- *
- * # Safety
- * As for `ea_agent_timeout_delay`.
- */
-ea_result ea_agent_timeout_delay_tick(struct ea_agent *agent, uint32_t tick, uint32_t *delay_ms);
-
-/**
- * Writes to `*wake` whether the thread that runs the agent's loop must be
- * woken: true when the agent's next deadline is now earlier than the one
- * the loop last read with `ea_agent_poll_timeout` or
- * `ea_agent_timeout_delay` (or the loop has read none yet). Call it after
- * a command from another thread (`ea_agent_push`, `ea_agent_task_result`,
- * `ea_agent_flush_now`, `ea_agent_heartbeat_now`, ...): a push can move
- * the deadline the loop sleeps on from a heartbeat a minute away to the
- * flush `flush_interval_ms` from now (full batches wait for that flush
- * too, unless the loop runs earlier).
- * When true, wake the loop (eventfd, pipe, semaphore, task
- * notification); it reads the new deadline itself. Each move is reported
- * once: the call records the new deadline as the one the loop will read.
- * Pushes into an `ea_intake` do not touch the agent: the loop drains the
- * intake on its own schedule (or its producer wakes it). Needs no time.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`; `wake` NULL or writable.
- */
-ea_result ea_agent_wake_needed(const struct ea_agent *agent, bool *wake);
-
-/**
- * Writes the session's state to `*state`.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`; `state` NULL or writable.
- */
-ea_result ea_agent_state(const struct ea_agent *agent, ea_state *state);
-
-/**
- * Writes to `*drained` whether every pushed record is acked or dropped
- * (the moment to close for a clean shutdown).
- *
- * # Safety
- * `agent` NULL or an `ea_agent`; `drained` NULL or writable.
- */
-ea_result ea_agent_is_drained(const struct ea_agent *agent, bool *drained);
-
-/**
- * Writes a snapshot of the state, ring and counters to `*stats`.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`; `stats` NULL or writable.
- */
-ea_result ea_agent_stats(const struct ea_agent *agent, struct ea_stats *stats);
-
-/**
- * The documented defaults: every bound and interval as listed on each
- * field of `ea_config`, no lock hooks.
- */
-struct ea_config ea_config_default(void);
-
-/**
- * The defaults of `ea_host_config` (no endpoints, no callback).
- */
-struct ea_host_config ea_host_config_default(void);
-
-/**
- * Makes a host from `config` (every buffer allocated now, every
- * unworkable setting refused with its `EA_CONFIG_*` / `EA_HOST_*` result)
- * and writes it to `*out`. Nothing connects until `ea_host_start` (its own
- * thread) or the first `ea_host_process` (the caller's loop).
- *
- * # Safety
- * `config` and `out` are NULL or valid; the pointers inside `config` are
- * valid for this call (everything is copied).
- */
-ea_result ea_host_new(const struct ea_host_config *config, struct ea_host **out);
-
-/**
- * Runs the host's loop on a thread of its own until the stop completes.
- * `EA_HOST_ALREADY_STARTED` when it runs (or ran) already.
- *
- * # Safety
- * `host` is NULL or from `ea_host_new`, not yet freed.
- */
-ea_result ea_host_start(struct ea_host *host);
-
-/**
- * Queues a record timestamped with the wall clock (Unix ms); from any
- * thread. The loop is woken when the record makes its next deadline
- * earlier, so it leaves within `flush_interval_ms`. `EA_RING_FULL` /
- * `EA_RECORD_TOO_LARGE` (counted), `EA_HOST_STOPPING` once a stop began.
- *
- * # Safety
- * `host` is NULL or a live `ea_host`; `payload` NULL (length 0) or
- * `payload_len` readable bytes.
- */
-ea_result ea_host_push(struct ea_host *host, uint32_t data_type, const uint8_t *payload, size_t payload_len);
-
-/**
- * As `ea_host_push`, with the caller's timestamp.
- *
- * # Safety
- * As for `ea_host_push`.
- */
-ea_result ea_host_push_at(struct ea_host *host, uint32_t data_type, uint64_t timestamp_ms, const uint8_t *payload, size_t payload_len);
-
-/**
- * Answers a task (the `token` of a TASK or SHUTDOWN event), from any
- * thread, also while stopping. A message longer than 256 bytes is cut at
- * a character boundary.
- *
- * # Safety
- * `host` is NULL or a live `ea_host`; the strings NULL (length 0) or
- * readable.
- */
-ea_result ea_host_task_result(struct ea_host *host, const uint8_t *token, size_t token_len, uint32_t status, const uint8_t *message, size_t message_len);
-
-/**
- * Starts the clean stop and returns at once: pushes are refused
- * (`EA_HOST_STOPPING`), pending records go now, and Close follows when
- * everything is acked or `drain_ms` passed. Callable from the callback.
- *
- * # Safety
- * `host` is NULL or a live `ea_host`.
- */
-ea_result ea_host_begin_stop(struct ea_host *host, uint64_t drain_ms);
-
-/**
- * Stops the host's own thread cleanly (`ea_host_begin_stop` with
- * `drain_ms`, then waits for Close) and writes what stayed unacked to
- * `*report` (may be NULL). `EA_HOST_NOT_STARTED` (and nothing begun)
- * without a thread of its own: in the caller's loop, use
- * `ea_host_begin_stop` and keep calling `ea_host_process`.
- *
- * # Safety
- * `host` is NULL or a live `ea_host`; `report` NULL or writable.
- */
-ea_result ea_host_stop(struct ea_host *host, uint64_t drain_ms, struct ea_host_report *report);
-
-/**
- * Waits until the host's own thread ends: after a stop another thread or
- * a signal (`handle_signals`) began. Writes the report (may be NULL).
- *
- * # Safety
- * As for `ea_host_stop`.
- */
-ea_result ea_host_wait(struct ea_host *host, struct ea_host_report *report);
-
-/**
- * The caller's loop: the fd to watch for readable (`*out_fd`); when it
- * is, call `ea_host_process`. Valid until `ea_host_free`.
- *
- * # Safety
- * `host` NULL or live; `out_fd` NULL or writable.
- */
-ea_result ea_host_fd(const struct ea_host *host, int32_t *out_fd);
-
-/**
- * The caller's loop: milliseconds until `ea_host_process` must run even
- * if the fd stays quiet (`*out_ms`; -1 = no timer), ready for `poll()` /
- * `epoll_wait()`.
- *
- * # Safety
- * `host` NULL or live; `out_ms` NULL or writable.
- */
-ea_result ea_host_timeout_ms(struct ea_host *host, int32_t *out_ms);
-
-/**
- * The caller's loop: does everything due now (reads, timers, writes,
- * callbacks) without waiting. `*out_stopped` (may be NULL) becomes true
- * once a stop completed; then `*report` (may be NULL) is written.
- *
- * # Safety
- * `host` NULL or live, and not run by its own thread; outputs NULL or
- * writable.
- */
-ea_result ea_host_process(struct ea_host *host, bool *out_stopped, struct ea_host_report *report);
-
-/**
- * The agent's counters (`ea_stats`), from any thread.
- *
- * # Safety
- * `host` NULL or live; `out` NULL or writable.
- */
-ea_result ea_host_agent_stats(const struct ea_host *host, struct ea_stats *out);
-
-/**
  * The host loop's counters (`ea_host_loop_stats`), from any thread
  * (named apart from the struct: C has one namespace for both).
  *
- * # Safety
- * `host` NULL or live; `out` NULL or writable.
+ * Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+ * `EA_NULL_PARAMETER`); `out` to a writable `ea_host_loop_stats`.
  */
 ea_result ea_host_loop_counters(const struct ea_host *host, struct ea_host_loop_stats *out);
 
@@ -2051,112 +2217,10 @@ ea_result ea_host_loop_counters(const struct ea_host *host, struct ea_host_loop_
  * Frees the host. A running own thread is stopped first without draining
  * (use `ea_host_stop` for a clean stop). NULL is a no-op.
  *
- * # Safety
- * `host` NULL or from `ea_host_new`, freed once, and no other call on it
- * running or following.
+ * Pointers: `host` comes from `ea_host_new`, is freed once, and no other
+ * call on it runs at the same time or follows (NULL: `EA_NULL_PARAMETER`).
  */
 ea_result ea_host_free(struct ea_host *host);
-
-/**
- * Initializes an intake queue over `buf[0..buf_len]` holding records of at
- * most `max_payload` bytes: `buf_len / (EA_INTAKE_SLOT_OVERHEAD +
- * max_payload)` slots (at least one, else `EA_BUFFER_TOO_SMALL`). `buf`
- * must stay valid until `ea_intake_deinit`. `intake_size` is the bytes at
- * `intake` (`sizeof(ea_intake)`).
- *
- * # Safety
- * `intake` is NULL or points to `intake_size` writable bytes; `buf` is NULL
- * or points to `buf_len` writable bytes used by nothing else.
- */
-ea_result ea_intake_init(struct ea_intake *intake, size_t intake_size, uint8_t *buf, size_t buf_len, size_t max_payload);
-
-/**
- * Ends an intake; records still queued are discarded (they show in
- * `ea_intake_stats` as `queued` until then). Its storage and buffer may
- * then be reused. No push or drain may run concurrently.
- *
- * # Safety
- * `intake` is NULL or points to an `ea_intake`.
- */
-ea_result ea_intake_deinit(struct ea_intake *intake);
-
-/**
- * Queues one record (copied). Wait-free, lock-free, interrupt-safe; for one
- * producer per intake. `EA_INTAKE_FULL` or `EA_RECORD_TOO_LARGE` when
- * refused (and counted).
- *
- * # Safety
- * `intake` is NULL or points to an `ea_intake`; `payload` is NULL (with
- * `payload_len` 0) or points to `payload_len` readable bytes.
- */
-ea_result ea_intake_push(const struct ea_intake *intake, uint32_t data_type, uint64_t timestamp_ms, const uint8_t *payload, size_t payload_len);
-
-/**
- * The intake's counters. Callable from any context.
- *
- * # Safety
- * `intake` is NULL or points to an `ea_intake`; `out` is NULL or writable.
- */
-ea_result ea_intake_stats(const struct ea_intake *intake, struct ea_intake_counters *out);
-
-/**
- * Sets the kind of link (`ea_link`), once, right after `ea_agent_init`;
- * `EA_INVALID_ARGUMENT` for a number that is not an `ea_link`.
- *
- * # Safety
- * `agent` NULL or an `ea_agent`.
- */
-ea_result ea_agent_set_link(struct ea_agent *agent, uint32_t link);
-
-/**
- * The static, NUL-terminated message of `result`; "unknown result" for a
- * number that is not an `ea_result`. Never NULL.
- */
-const char *ea_result_message(uint32_t result);
-
-/**
- * The library's version, e.g. "0.1.0" (static, NUL-terminated).
- */
-const char *ea_version(void);
-
-/**
- * The library's `EA_ABI_VERSION`: refuse to run if it differs from the
- * header's.
- */
-uint32_t ea_abi_version(void);
-
-/**
- * Bytes the agent needs in its storage (`<= sizeof(ea_agent)`), for
- * callers that carve storage out of a pool.
- */
-size_t ea_agent_storage_size(void);
-
-/**
- * Alignment the agent's storage needs (`EA_AGENT_STORAGE_ALIGN`).
- */
-size_t ea_agent_storage_align(void);
-
-/**
- * Checks `config` and `identity` as `ea_agent_init` would, for a ring of
- * `ring_len`, a receive buffer of `rx_len` and an event queue of
- * `events_len` bytes, without creating anything: `EA_OK` or the result
- * init would return.
- *
- * # Safety
- * `config`, `identity` NULL or readable, with the identity's pointers
- * valid for the call.
- */
-ea_result ea_config_validate(const struct ea_config *config, const struct ea_identity *identity, size_t ring_len, size_t rx_len, size_t events_len);
-
-/**
- * Writes to `*len` the smallest transmit buffer `ea_agent_poll_transmit`
- * accepts for this config and identity: every frame (a full batch, the
- * Hello) fits it.
- *
- * # Safety
- * `config`, `identity` NULL or readable; `len` NULL or writable.
- */
-ea_result ea_min_transmit_len(const struct ea_config *config, const struct ea_identity *identity, size_t *len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -79,8 +79,13 @@ fn overlap(a: *const u8, alen: usize, b: *const u8, blen: usize) -> bool {
 /// The first `ea_agent_handle_timeout` (due at once) asks for a connection
 /// to endpoint 0.
 ///
-/// # Safety
-/// Every pointer is NULL or valid as described, for the agent's lifetime.
+/// Pointers: `agent` points to `agent_size` writable bytes aligned to
+/// `EA_AGENT_STORAGE_ALIGN`; `config` and `identity` to readable structs
+/// (copied; the identity's bytes are kept); `ring`, `rx`, `events` to
+/// `ring_len`, `rx_len`, `events_len` writable bytes. The identity's bytes
+/// and the three buffers stay valid and untouched by the caller until
+/// `ea_agent_deinit`. NULL anywhere: `EA_NULL_PARAMETER`, storage
+/// unchanged.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn ea_agent_init(
@@ -132,8 +137,8 @@ pub unsafe extern "C" fn ea_agent_init(
 /// `ea_stats.drained` first for a clean shutdown). No other call on this
 /// agent may run concurrently or follow (except a new `ea_agent_init`).
 ///
-/// # Safety
-/// `agent` is NULL or points to an `ea_agent`.
+/// Pointers: `agent` points to an `ea_agent` (NULL: `EA_NULL_PARAMETER`).
+/// No other call on it may run at the same time.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_deinit(agent: *mut ea_agent) -> ea_result {
     // SAFETY: the caller's contract.
@@ -158,9 +163,9 @@ unsafe fn push(agent: *mut ea_agent, now: Now, data_type: u32, timestamp_ms: u64
 /// state. `EA_RING_FULL` / `EA_RECORD_TOO_LARGE` when refused (counted in
 /// the stats). Types 1000-1999 are reserved for the library.
 ///
-/// # Safety
-/// `agent` is NULL or an `ea_agent`; `payload` NULL (with length 0) or
-/// `payload_len` readable bytes.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`); `payload` to `payload_len` readable bytes, copied
+/// before the call returns (NULL only with length 0).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_push(
     agent: *mut ea_agent,
@@ -176,8 +181,7 @@ pub unsafe extern "C" fn ea_agent_push(
 
 /// `ea_agent_push` with a 32-bit tick.
 ///
-/// # Safety
-/// As for `ea_agent_push`.
+/// Pointers: as for `ea_agent_push`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_push_tick(
     agent: *mut ea_agent,
@@ -215,9 +219,9 @@ unsafe fn drain(agent: *mut ea_agent, now: Now, intake: *const ea_intake, draine
 /// the number moved to `*drained` unless it is NULL. Call it from the main
 /// loop, e.g. before `ea_agent_handle_timeout`.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`; `intake` NULL or an `ea_intake`;
-/// `drained` NULL or writable.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`); `intake` to an `ea_intake` set up by
+/// `ea_intake_init`; `drained` to a writable `uint32_t`, or NULL.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_drain_intake(agent: *mut ea_agent, now_ms: u64, intake: *const ea_intake, drained: *mut u32) -> ea_result {
     // SAFETY: forwarded.
@@ -226,8 +230,7 @@ pub unsafe extern "C" fn ea_agent_drain_intake(agent: *mut ea_agent, now_ms: u64
 
 /// `ea_agent_drain_intake` with a 32-bit tick.
 ///
-/// # Safety
-/// As for `ea_agent_drain_intake`.
+/// Pointers: as for `ea_agent_drain_intake`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_drain_intake_tick(agent: *mut ea_agent, tick: u32, intake: *const ea_intake, drained: *mut u32) -> ea_result {
     // SAFETY: forwarded.
@@ -259,9 +262,9 @@ unsafe fn task_result(
 /// (copied from the event), `status` (0 ok, 1 failed) and a UTF-8 message
 /// (truncated to 256 bytes at a character boundary).
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`; `token` / `message` NULL (length 0) or
-/// readable for their lengths.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`); `token` and `message` to `token_len` and
+/// `message_len` readable bytes, copied (NULL only with length 0).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_task_result(
     agent: *mut ea_agent,
@@ -278,8 +281,7 @@ pub unsafe extern "C" fn ea_agent_task_result(
 
 /// `ea_agent_task_result` with a 32-bit tick.
 ///
-/// # Safety
-/// As for `ea_agent_task_result`.
+/// Pointers: as for `ea_agent_task_result`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_task_result_tick(
     agent: *mut ea_agent,
@@ -301,9 +303,10 @@ pub unsafe extern "C" fn ea_agent_task_result_tick(
 /// pointer). `EA_CONFIG_HELLO_TOO_LARGE` when the Hello would no longer fit
 /// the transmit buffer prescribed at init (the old token stays).
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`; `token` NULL (length 0) or `token_len`
-/// readable bytes, valid as described.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`); `token` to `token_len` readable bytes that stay
+/// valid and unchanged until `ea_agent_deinit` or the next
+/// `ea_agent_set_auth_token` (NULL only with length 0).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_set_auth_token(agent: *mut ea_agent, token: *const u8, token_len: usize) -> ea_result {
     // SAFETY: the caller's contract; the token is 'static by it.
@@ -319,8 +322,8 @@ pub unsafe extern "C" fn ea_agent_set_auth_token(agent: *mut ea_agent, token: *c
 /// Sends what is pending without waiting for `flush_interval_ms` (within
 /// the unacked window): the next `ea_agent_poll_transmit` gives the batch.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_flush_now(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
@@ -329,8 +332,8 @@ pub unsafe extern "C" fn ea_agent_flush_now(agent: *mut ea_agent, now_ms: u64) -
 
 /// `ea_agent_flush_now` with a 32-bit tick.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_flush_now_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
@@ -340,8 +343,8 @@ pub unsafe extern "C" fn ea_agent_flush_now_tick(agent: *mut ea_agent, tick: u32
 /// Pushes a heartbeat record (and the plugin heartbeats) now; the next one
 /// follows `heartbeat_interval_ms` later. Nothing happens while CLOSED.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_heartbeat_now(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
@@ -350,8 +353,8 @@ pub unsafe extern "C" fn ea_agent_heartbeat_now(agent: *mut ea_agent, now_ms: u6
 
 /// `ea_agent_heartbeat_now` with a 32-bit tick.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_heartbeat_now_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
@@ -360,8 +363,8 @@ pub unsafe extern "C" fn ea_agent_heartbeat_now_tick(agent: *mut ea_agent, tick:
 
 /// Sets the host stats carried by the following heartbeats (copied).
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`; `stats` NULL or readable.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`); `stats` to a readable `ea_host_stats` (copied).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_set_host_stats(agent: *mut ea_agent, stats: *const ea_host_stats) -> ea_result {
     // SAFETY: the caller's contract.
@@ -379,8 +382,8 @@ pub unsafe extern "C" fn ea_agent_set_host_stats(agent: *mut ea_agent, stats: *c
 /// records (heartbeats, task results): pass `wall_clock_ms - now_ms` for
 /// Unix-time timestamps. Default 0.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_set_clock_offset(agent: *mut ea_agent, offset_ms: i64) -> ea_result {
     // SAFETY: the caller's contract.
@@ -397,9 +400,10 @@ pub unsafe extern "C" fn ea_agent_set_clock_offset(agent: *mut ea_agent, offset_
 /// `name` and `version` (UTF-8) **must stay valid until `ea_agent_deinit`**
 /// (the agent keeps the pointers). Writes the id to `*id`.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`; `name`, `version` as described; `id` NULL
-/// or writable.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`); `name` and `version` to `name_len` and
+/// `version_len` readable bytes that stay valid until the plugin is
+/// unregistered or the agent deinitialized; `id` to a writable `uint8_t`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_register_plugin(
     agent: *mut ea_agent,
@@ -426,8 +430,8 @@ pub unsafe extern "C" fn ea_agent_register_plugin(
 /// Updates a plugin's process id and `ea_plugin_status` for its next
 /// heartbeats.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_set_plugin_status(agent: *mut ea_agent, id: u8, pid: u32, status: u32) -> ea_result {
     let status = match status {
@@ -444,8 +448,8 @@ pub unsafe extern "C" fn ea_agent_set_plugin_status(agent: *mut ea_agent, id: u8
 
 /// Removes a plugin; its name and version may be freed afterwards.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_unregister_plugin(agent: *mut ea_agent, id: u8) -> ea_result {
     // SAFETY: the caller's contract.
@@ -456,8 +460,8 @@ pub unsafe extern "C" fn ea_agent_unregister_plugin(agent: *mut ea_agent, id: u8
 /// `EA_EVENT_DISCONNECT` (SHUTDOWN) follows, and nothing reconnects until
 /// `ea_agent_reconnect_now`. Records stay in the ring.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_close(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
@@ -466,8 +470,8 @@ pub unsafe extern "C" fn ea_agent_close(agent: *mut ea_agent, now_ms: u64) -> ea
 
 /// `ea_agent_close` with a 32-bit tick.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_close_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
@@ -477,8 +481,8 @@ pub unsafe extern "C" fn ea_agent_close_tick(agent: *mut ea_agent, tick: u32) ->
 /// Leaves GAVE_UP, CLOSED or BACKOFF: the next attempt is due now, with the
 /// failure count reset.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_reconnect_now(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
@@ -487,8 +491,8 @@ pub unsafe extern "C" fn ea_agent_reconnect_now(agent: *mut ea_agent, now_ms: u6
 
 /// `ea_agent_reconnect_now` with a 32-bit tick.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_reconnect_now_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
@@ -512,8 +516,8 @@ unsafe fn simple(agent: *mut ea_agent, now: Now, f: impl FnOnce(&mut Agent<'stat
 /// The transport asked for by the last `EA_EVENT_CONNECT` is up. Ignored in
 /// any state but CONNECTING.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_connected(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
@@ -522,8 +526,8 @@ pub unsafe extern "C" fn ea_agent_handle_connected(agent: *mut ea_agent, now_ms:
 
 /// `ea_agent_handle_connected` with a 32-bit tick.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_connected_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
@@ -547,8 +551,9 @@ unsafe fn received(agent: *mut ea_agent, now: Now, bytes: *const u8, len: usize)
 /// before the call returns). Garbage is skipped and counted, never an
 /// error.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`; `bytes` NULL (length 0) or readable.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`); `bytes` to `len` readable bytes, consumed before
+/// the call returns (NULL only with length 0).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_received(agent: *mut ea_agent, now_ms: u64, bytes: *const u8, len: usize) -> ea_result {
     // SAFETY: forwarded.
@@ -557,8 +562,7 @@ pub unsafe extern "C" fn ea_agent_handle_received(agent: *mut ea_agent, now_ms: 
 
 /// `ea_agent_handle_received` with a 32-bit tick.
 ///
-/// # Safety
-/// As for `ea_agent_handle_received`.
+/// Pointers: as for `ea_agent_handle_received`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_received_tick(agent: *mut ea_agent, tick: u32, bytes: *const u8, len: usize) -> ea_result {
     // SAFETY: forwarded.
@@ -578,8 +582,8 @@ unsafe fn disconnected(agent: *mut ea_agent, now: Now, error: u32) -> ea_result 
 /// `EA_DISCONNECT_TRANSPORT`) like for any end of a connection, also for a
 /// connect that failed: the transport is already gone, nothing to close.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_disconnected(agent: *mut ea_agent, now_ms: u64, error: u32) -> ea_result {
     // SAFETY: forwarded.
@@ -588,8 +592,8 @@ pub unsafe extern "C" fn ea_agent_handle_disconnected(agent: *mut ea_agent, now_
 
 /// `ea_agent_handle_disconnected` with a 32-bit tick.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_disconnected_tick(agent: *mut ea_agent, tick: u32, error: u32) -> ea_result {
     // SAFETY: forwarded.
@@ -614,8 +618,8 @@ pub unsafe extern "C" fn ea_agent_handle_disconnected_tick(agent: *mut ea_agent,
 /// connection starts unblocked. Takes no time and cannot fail but for the
 /// handle checks.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_blocked(agent: *mut ea_agent, blocked: bool) -> ea_result {
     // SAFETY: the caller's contract.
@@ -629,8 +633,8 @@ pub unsafe extern "C" fn ea_agent_handle_blocked(agent: *mut ea_agent, blocked: 
 
 /// Time has passed: fires every timer due at `now_ms`.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_timeout(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
@@ -639,8 +643,8 @@ pub unsafe extern "C" fn ea_agent_handle_timeout(agent: *mut ea_agent, now_ms: u
 
 /// `ea_agent_handle_timeout` with a 32-bit tick.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_timeout_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
@@ -673,9 +677,9 @@ unsafe fn transmit(agent: *mut ea_agent, now: Now, out: *mut u8, out_len: usize,
 /// `ea_min_transmit_len()` for this agent's config and identity
 /// (`EA_BUFFER_TOO_SMALL` otherwise): then every frame fits.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`; `out` NULL or `out_len` writable bytes;
-/// `written` NULL or writable.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`); `out` to `out_len` writable bytes; `written` to a
+/// writable `size_t`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_poll_transmit(agent: *mut ea_agent, now_ms: u64, out: *mut u8, out_len: usize, written: *mut usize) -> ea_result {
     // SAFETY: forwarded.
@@ -684,8 +688,7 @@ pub unsafe extern "C" fn ea_agent_poll_transmit(agent: *mut ea_agent, now_ms: u6
 
 /// `ea_agent_poll_transmit` with a 32-bit tick.
 ///
-/// # Safety
-/// As for `ea_agent_poll_transmit`.
+/// Pointers: as for `ea_agent_poll_transmit`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_poll_transmit_tick(agent: *mut ea_agent, tick: u32, out: *mut u8, out_len: usize, written: *mut usize) -> ea_result {
     // SAFETY: forwarded.
@@ -696,8 +699,8 @@ pub unsafe extern "C" fn ea_agent_poll_transmit_tick(agent: *mut ea_agent, tick:
 /// is none. Call until NONE after every input (after the transmits). Byte
 /// fields borrow the agent's event queue: see `ea_event`.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`; `event` NULL or writable.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`); `event` to a writable `ea_event`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_poll_event(agent: *mut ea_agent, event: *mut ea_event) -> ea_result {
     // SAFETY: the caller's contract.
@@ -717,8 +720,8 @@ pub unsafe extern "C" fn ea_agent_poll_event(agent: *mut ea_agent, event: *mut e
 /// no timer runs (CLOSED). Does not take a time argument; `_tick` users
 /// want `ea_agent_timeout_delay_tick`.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`; `deadline_ms` NULL or writable.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`); `deadline_ms` to a writable `uint64_t`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_poll_timeout(agent: *const ea_agent, deadline_ms: *mut u64) -> ea_result {
     // SAFETY: the caller's contract.
@@ -758,8 +761,8 @@ unsafe fn delay(agent: *const ea_agent, now: Now, delay_ms: *mut u32) -> ea_resu
 /// when no timer runs, else at most `EA_NEVER_DELAY - 1`. What an RTOS
 /// wait wants.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`; `delay_ms` NULL or writable.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`); `delay_ms` to a writable `uint32_t`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_timeout_delay(agent: *const ea_agent, now_ms: u64, delay_ms: *mut u32) -> ea_result {
     // SAFETY: forwarded.
@@ -768,8 +771,7 @@ pub unsafe extern "C" fn ea_agent_timeout_delay(agent: *const ea_agent, now_ms: 
 
 /// `ea_agent_timeout_delay` with a 32-bit tick.
 ///
-/// # Safety
-/// As for `ea_agent_timeout_delay`.
+/// Pointers: as for `ea_agent_timeout_delay`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_timeout_delay_tick(agent: *mut ea_agent, tick: u32, delay_ms: *mut u32) -> ea_result {
     // SAFETY: forwarded.
@@ -791,8 +793,8 @@ pub unsafe extern "C" fn ea_agent_timeout_delay_tick(agent: *mut ea_agent, tick:
 /// Pushes into an `ea_intake` do not touch the agent: the loop drains the
 /// intake on its own schedule (or its producer wakes it). Needs no time.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`; `wake` NULL or writable.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`); `wake` to a writable `bool`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_wake_needed(agent: *const ea_agent, wake: *mut bool) -> ea_result {
     // SAFETY: the caller's contract.
@@ -819,8 +821,8 @@ pub unsafe extern "C" fn ea_agent_wake_needed(agent: *const ea_agent, wake: *mut
 
 /// Writes the session's state to `*state`.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`; `state` NULL or writable.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`); `state` to a writable `ea_state`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_state(agent: *const ea_agent, state: *mut ea_state) -> ea_result {
     // SAFETY: the caller's contract.
@@ -837,8 +839,8 @@ pub unsafe extern "C" fn ea_agent_state(agent: *const ea_agent, state: *mut ea_s
 /// Writes to `*drained` whether every pushed record is acked or dropped
 /// (the moment to close for a clean shutdown).
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`; `drained` NULL or writable.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`); `drained` to a writable `bool`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_is_drained(agent: *const ea_agent, drained: *mut bool) -> ea_result {
     // SAFETY: the caller's contract.
@@ -854,8 +856,8 @@ pub unsafe extern "C" fn ea_agent_is_drained(agent: *const ea_agent, drained: *m
 
 /// Writes a snapshot of the state, ring and counters to `*stats`.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`; `stats` NULL or writable.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`); `stats` to a writable `ea_stats`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_stats(agent: *const ea_agent, stats: *mut ea_stats) -> ea_result {
     // SAFETY: the caller's contract.

@@ -375,9 +375,9 @@ unsafe fn text(p: *const u8, len: usize) -> Res<Option<String>> {
 /// and writes it to `*out`. Nothing connects until `ea_host_start` (its own
 /// thread) or the first `ea_host_process` (the caller's loop).
 ///
-/// # Safety
-/// `config` and `out` are NULL or valid; the pointers inside `config` are
-/// valid for this call (everything is copied).
+/// Pointers: `config` points to a readable `ea_host_config`, whose strings
+/// and arrays need be valid only during this call (everything is copied);
+/// `out` to a writable `ea_host *`. NULL: `EA_NULL_PARAMETER`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_host_new(config: *const ea_host_config, out: *mut *mut ea_host) -> ea_result {
     crate::result::code(panic::catch(|| {
@@ -418,8 +418,8 @@ unsafe fn with(host: *const ea_host, f: impl FnOnce(&Host) -> Res) -> ea_result 
 /// Runs the host's loop on a thread of its own until the stop completes.
 /// `EA_HOST_ALREADY_STARTED` when it runs (or ran) already.
 ///
-/// # Safety
-/// `host` is NULL or from `ea_host_new`, not yet freed.
+/// Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_host_start(host: *mut ea_host) -> ea_result {
     // SAFETY: the caller's contract.
@@ -431,9 +431,9 @@ pub unsafe extern "C" fn ea_host_start(host: *mut ea_host) -> ea_result {
 /// earlier, so it leaves within `flush_interval_ms`. `EA_RING_FULL` /
 /// `EA_RECORD_TOO_LARGE` (counted), `EA_HOST_STOPPING` once a stop began.
 ///
-/// # Safety
-/// `host` is NULL or a live `ea_host`; `payload` NULL (length 0) or
-/// `payload_len` readable bytes.
+/// Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+/// `EA_NULL_PARAMETER`); `payload` to `payload_len` readable bytes, copied
+/// (NULL only with length 0).
 #[no_mangle]
 pub unsafe extern "C" fn ea_host_push(host: *mut ea_host, data_type: u32, payload: *const u8, payload_len: usize) -> ea_result {
     // SAFETY: the caller's contract.
@@ -447,8 +447,7 @@ pub unsafe extern "C" fn ea_host_push(host: *mut ea_host, data_type: u32, payloa
 
 /// As `ea_host_push`, with the caller's timestamp.
 ///
-/// # Safety
-/// As for `ea_host_push`.
+/// Pointers: as for `ea_host_push`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_host_push_at(
     host: *mut ea_host,
@@ -470,9 +469,9 @@ pub unsafe extern "C" fn ea_host_push_at(
 /// thread, also while stopping. A message longer than 256 bytes is cut at
 /// a character boundary.
 ///
-/// # Safety
-/// `host` is NULL or a live `ea_host`; the strings NULL (length 0) or
-/// readable.
+/// Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+/// `EA_NULL_PARAMETER`); `token` and `message` to `token_len` and
+/// `message_len` readable bytes, copied (NULL only with length 0).
 #[no_mangle]
 pub unsafe extern "C" fn ea_host_task_result(
     host: *mut ea_host,
@@ -496,8 +495,8 @@ pub unsafe extern "C" fn ea_host_task_result(
 /// (`EA_HOST_STOPPING`), pending records go now, and Close follows when
 /// everything is acked or `drain_ms` passed. Callable from the callback.
 ///
-/// # Safety
-/// `host` is NULL or a live `ea_host`.
+/// Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_host_begin_stop(host: *mut ea_host, drain_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
@@ -515,8 +514,8 @@ pub unsafe extern "C" fn ea_host_begin_stop(host: *mut ea_host, drain_ms: u64) -
 /// without a thread of its own: in the caller's loop, use
 /// `ea_host_begin_stop` and keep calling `ea_host_process`.
 ///
-/// # Safety
-/// `host` is NULL or a live `ea_host`; `report` NULL or writable.
+/// Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+/// `EA_NULL_PARAMETER`); `report` to a writable `ea_host_report`, or NULL.
 #[no_mangle]
 pub unsafe extern "C" fn ea_host_stop(host: *mut ea_host, drain_ms: u64, report: *mut ea_host_report) -> ea_result {
     // SAFETY: the caller's contract.
@@ -534,8 +533,7 @@ pub unsafe extern "C" fn ea_host_stop(host: *mut ea_host, drain_ms: u64, report:
 /// Waits until the host's own thread ends: after a stop another thread or
 /// a signal (`handle_signals`) began. Writes the report (may be NULL).
 ///
-/// # Safety
-/// As for `ea_host_stop`.
+/// Pointers: as for `ea_host_stop`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_host_wait(host: *mut ea_host, report: *mut ea_host_report) -> ea_result {
     // SAFETY: the caller's contract.
@@ -553,8 +551,8 @@ pub unsafe extern "C" fn ea_host_wait(host: *mut ea_host, report: *mut ea_host_r
 /// The caller's loop: the fd to watch for readable (`*out_fd`); when it
 /// is, call `ea_host_process`. Valid until `ea_host_free`.
 ///
-/// # Safety
-/// `host` NULL or live; `out_fd` NULL or writable.
+/// Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+/// `EA_NULL_PARAMETER`); `out_fd` to a writable `int32_t`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_host_fd(host: *const ea_host, out_fd: *mut i32) -> ea_result {
     // SAFETY: the caller's contract.
@@ -571,8 +569,8 @@ pub unsafe extern "C" fn ea_host_fd(host: *const ea_host, out_fd: *mut i32) -> e
 /// if the fd stays quiet (`*out_ms`; -1 = no timer), ready for `poll()` /
 /// `epoll_wait()`.
 ///
-/// # Safety
-/// `host` NULL or live; `out_ms` NULL or writable.
+/// Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+/// `EA_NULL_PARAMETER`); `out_ms` to a writable `int32_t`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_host_timeout_ms(host: *mut ea_host, out_ms: *mut i32) -> ea_result {
     // SAFETY: the caller's contract.
@@ -589,9 +587,10 @@ pub unsafe extern "C" fn ea_host_timeout_ms(host: *mut ea_host, out_ms: *mut i32
 /// callbacks) without waiting. `*out_stopped` (may be NULL) becomes true
 /// once a stop completed; then `*report` (may be NULL) is written.
 ///
-/// # Safety
-/// `host` NULL or live, and not run by its own thread; outputs NULL or
-/// writable.
+/// Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+/// `EA_NULL_PARAMETER`), and its own thread (`ea_host_start`) is not
+/// running; `out_stopped` to a writable `bool`, or NULL; `report` to a
+/// writable `ea_host_report`, or NULL.
 #[no_mangle]
 pub unsafe extern "C" fn ea_host_process(host: *mut ea_host, out_stopped: *mut bool, report: *mut ea_host_report) -> ea_result {
     // SAFETY: the caller's contract.
@@ -614,8 +613,8 @@ pub unsafe extern "C" fn ea_host_process(host: *mut ea_host, out_stopped: *mut b
 
 /// The agent's counters (`ea_stats`), from any thread.
 ///
-/// # Safety
-/// `host` NULL or live; `out` NULL or writable.
+/// Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+/// `EA_NULL_PARAMETER`); `out` to a writable `ea_stats`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_host_agent_stats(host: *const ea_host, out: *mut ea_stats) -> ea_result {
     // SAFETY: the caller's contract.
@@ -632,8 +631,8 @@ pub unsafe extern "C" fn ea_host_agent_stats(host: *const ea_host, out: *mut ea_
 /// The host loop's counters (`ea_host_loop_stats`), from any thread
 /// (named apart from the struct: C has one namespace for both).
 ///
-/// # Safety
-/// `host` NULL or live; `out` NULL or writable.
+/// Pointers: `host` comes from `ea_host_new` and is not yet freed (NULL:
+/// `EA_NULL_PARAMETER`); `out` to a writable `ea_host_loop_stats`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_host_loop_counters(host: *const ea_host, out: *mut ea_host_loop_stats) -> ea_result {
     // SAFETY: the caller's contract.
@@ -649,9 +648,8 @@ pub unsafe extern "C" fn ea_host_loop_counters(host: *const ea_host, out: *mut e
 /// Frees the host. A running own thread is stopped first without draining
 /// (use `ea_host_stop` for a clean stop). NULL is a no-op.
 ///
-/// # Safety
-/// `host` NULL or from `ea_host_new`, freed once, and no other call on it
-/// running or following.
+/// Pointers: `host` comes from `ea_host_new`, is freed once, and no other
+/// call on it runs at the same time or follows (NULL: `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_host_free(host: *mut ea_host) -> ea_result {
     if host.is_null() {

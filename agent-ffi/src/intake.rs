@@ -210,9 +210,9 @@ pub(crate) fn check(intake: *const ea_intake) -> Res {
 /// must stay valid until `ea_intake_deinit`. `intake_size` is the bytes at
 /// `intake` (`sizeof(ea_intake)`).
 ///
-/// # Safety
-/// `intake` is NULL or points to `intake_size` writable bytes; `buf` is NULL
-/// or points to `buf_len` writable bytes used by nothing else.
+/// Pointers: `intake` points to `intake_size` writable bytes (an
+/// `ea_intake`); `buf` to `buf_len` writable bytes used by nothing else
+/// until `ea_intake_deinit`. NULL: `EA_NULL_PARAMETER`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_intake_init(
     intake: *mut ea_intake,
@@ -268,8 +268,8 @@ pub unsafe extern "C" fn ea_intake_init(
 /// `ea_intake_stats` as `queued` until then). Its storage and buffer may
 /// then be reused. No push or drain may run concurrently.
 ///
-/// # Safety
-/// `intake` is NULL or points to an `ea_intake`.
+/// Pointers: `intake` points to an `ea_intake` set up by `ea_intake_init`
+/// (NULL: `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_intake_deinit(intake: *mut ea_intake) -> ea_result {
     match inner(intake) {
@@ -286,9 +286,9 @@ pub unsafe extern "C" fn ea_intake_deinit(intake: *mut ea_intake) -> ea_result {
 /// producer per intake. `EA_INTAKE_FULL` or `EA_RECORD_TOO_LARGE` when
 /// refused (and counted).
 ///
-/// # Safety
-/// `intake` is NULL or points to an `ea_intake`; `payload` is NULL (with
-/// `payload_len` 0) or points to `payload_len` readable bytes.
+/// Pointers: `intake` points to an `ea_intake` set up by `ea_intake_init`
+/// (NULL: `EA_NULL_PARAMETER`); `payload` to `payload_len` readable bytes,
+/// copied (NULL only with length 0).
 #[no_mangle]
 pub unsafe extern "C" fn ea_intake_push(
     intake: *const ea_intake,
@@ -308,8 +308,8 @@ pub unsafe extern "C" fn ea_intake_push(
 
 /// The intake's counters. Callable from any context.
 ///
-/// # Safety
-/// `intake` is NULL or points to an `ea_intake`; `out` is NULL or writable.
+/// Pointers: `intake` points to an `ea_intake` set up by `ea_intake_init`
+/// (NULL: `EA_NULL_PARAMETER`); `out` to a writable `ea_intake_counters`.
 #[no_mangle]
 pub unsafe extern "C" fn ea_intake_stats(intake: *const ea_intake, out: *mut ea_intake_counters) -> ea_result {
     let r = crate::panic::guard(|| {

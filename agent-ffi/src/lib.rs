@@ -12,7 +12,9 @@
 //! first, every buffer pointer followed by its length, one
 //! [`result::ea_result`] for every fallible call with fixed numbers, outputs
 //! written only on success, NULL checked everywhere, a panic never crosses
-//! the boundary ([`panic`](mod@panic)).
+//! the boundary ([`panic`](mod@panic)). Each function's contract is its
+//! "Pointers:" paragraph, in C terms (what each pointer must point to, for
+//! how long; NULL returns `EA_NULL_PARAMETER`): the header shows it as is.
 //!
 //! | module | one idea |
 //! |---|---|
@@ -56,6 +58,12 @@
 // C names: `ea_agent`, `ea_result`, `EA_OK`.
 #![allow(non_camel_case_types)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+// Every `unsafe extern "C" fn` states its contract in a "Pointers:"
+// paragraph written for C readers (cbindgen copies doc comments into the
+// header verbatim, where a Rust `# Safety` heading reads oddly);
+// tests/header.rs checks each one names every pointer parameter, in place
+// of clippy's check for the heading.
+#![allow(clippy::missing_safety_doc)]
 
 #[cfg(feature = "std")]
 extern crate std;

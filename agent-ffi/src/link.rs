@@ -26,8 +26,8 @@ pub enum ea_link {
 /// Sets the kind of link (`ea_link`), once, right after `ea_agent_init`;
 /// `EA_INVALID_ARGUMENT` for a number that is not an `ea_link`.
 ///
-/// # Safety
-/// `agent` NULL or an `ea_agent`.
+/// Pointers: `agent` points to an initialized `ea_agent` (NULL:
+/// `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_set_link(agent: *mut ea_agent, link: u32) -> ea_result {
     let link = match link {

@@ -51,9 +51,8 @@ pub extern "C" fn ea_agent_storage_align() -> usize {
 /// `events_len` bytes, without creating anything: `EA_OK` or the result
 /// init would return.
 ///
-/// # Safety
-/// `config`, `identity` NULL or readable, with the identity's pointers
-/// valid for the call.
+/// Pointers: `config` and `identity` point to readable structs, the
+/// identity's bytes valid during the call (NULL: `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_config_validate(
     config: *const ea_config,
@@ -75,8 +74,9 @@ pub unsafe extern "C" fn ea_config_validate(
 /// accepts for this config and identity: every frame (a full batch, the
 /// Hello) fits it.
 ///
-/// # Safety
-/// `config`, `identity` NULL or readable; `len` NULL or writable.
+/// Pointers: `config` and `identity` point to readable structs, the
+/// identity's bytes valid during the call; `len` to a writable `size_t`
+/// (NULL: `EA_NULL_PARAMETER`).
 #[no_mangle]
 pub unsafe extern "C" fn ea_min_transmit_len(config: *const ea_config, identity: *const ea_identity, len: *mut usize) -> ea_result {
     let r = crate::panic::guard(|| {

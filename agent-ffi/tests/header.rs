@@ -1,6 +1,8 @@
 //! The checked-in `include/edge_agent.h` is exactly what the pinned cbindgen
 //! (a dev-dependency, `=0.29.0`) generates from this crate with
-//! `agent-ffi/cbindgen.toml`. When this fails, regenerate the header with
+//! `agent-ffi/cbindgen.toml`, laid out in reading order by
+//! `tests/header/layout.rs` (cbindgen itself puts every type before every
+//! function). When this fails, regenerate the header with
 //!
 //! ```text
 //! EDGE_REGENERATE_HEADER=1 cargo test -p agent-ffi --test header
@@ -8,19 +10,25 @@
 
 use std::path::Path;
 
+#[path = "header/layout.rs"]
+mod layout;
+
 #[test]
 fn header_matches_a_fresh_generation() {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let root = crate_dir.parent().unwrap();
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("agent-ffi/cbindgen.toml");
+    assert!(config.after_includes.is_some(), "cbindgen.toml's after_includes marks where the declarations start");
     let bindings = cbindgen::Builder::new()
         .with_config(config)
         .with_crate(crate_dir)
         .generate()
         .expect("cbindgen generates the header");
-    let fresh_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("edge_agent.h");
-    bindings.write_to_file(&fresh_path);
-    let fresh = std::fs::read_to_string(&fresh_path).unwrap();
+    let mut generated = Vec::new();
+    bindings.write(&mut generated);
+    let generated = String::from_utf8(generated).expect("cbindgen writes UTF-8");
+    let after_includes = config_after_includes(crate_dir);
+    let fresh = layout::lay_out(&generated, &after_includes).unwrap_or_else(|e| panic!("laying out the header: {e}"));
     let header = root.join("include/edge_agent.h");
     if std::env::var_os("EDGE_REGENERATE_HEADER").is_some() {
         std::fs::write(&header, &fresh).unwrap();
@@ -59,4 +67,102 @@ fn every_function_type_and_field_is_documented() {
     }
     assert!(checked > 200, "the checker found only {checked} declarations");
     assert!(undocumented.is_empty(), "undocumented declarations:\n{}", undocumented.join("\n"));
+}
+
+/// cbindgen.toml's `after_includes`: the line after which the declarations
+/// begin (the layout step keeps everything up to it as it is).
+fn config_after_includes(crate_dir: &Path) -> String {
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("agent-ffi/cbindgen.toml");
+    config.after_includes.expect("after_includes in cbindgen.toml")
+}
+
+/// The functions' doc comments with their declarations: `(doc, declaration)`.
+fn functions(h: &str) -> Vec<(String, String)> {
+    let lines: Vec<&str> = h.lines().collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let is_fn = !l.starts_with(' ') && !l.starts_with('#') && !l.starts_with("typedef") && !l.starts_with('/') && !l.starts_with(" *")
+            && l.contains(" ea_") && l.contains('(') && l.ends_with(");");
+        if !is_fn {
+            continue;
+        }
+        let start = (0..i).rev().find(|&j| lines[j].starts_with("/**")).expect("a doc comment above every function");
+        out.push((lines[start..i].join("\n"), l.to_string()));
+    }
+    out
+}
+
+/// Every function that takes a pointer says, in C terms, what each pointer
+/// must point to: a "Pointers:" note naming every pointer parameter (this
+/// stands in for clippy's `missing_safety_doc`, allowed in src/lib.rs, whose
+/// `# Safety` heading read as Rust in the C header).
+#[test]
+fn every_pointer_parameter_has_a_c_style_note() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let h = std::fs::read_to_string(root.join("include/edge_agent.h")).unwrap();
+    assert!(!h.contains("# Safety"), "a Rust `# Safety` heading is left in the header");
+    let fns = functions(&h);
+    assert!(fns.len() > 60, "found only {} functions", fns.len());
+    let mut missing = Vec::new();
+    for (doc, decl) in &fns {
+        let params = &decl[decl.find('(').unwrap() + 1..decl.rfind(')').unwrap()];
+        let pointers: Vec<&str> = params
+            .split(',')
+            .filter(|p| p.contains('*'))
+            .map(|p| p.trim().rsplit(|c: char| c == ' ' || c == '*').next().unwrap())
+            .collect();
+        if pointers.is_empty() {
+            continue;
+        }
+        let Some(note) = doc.find("Pointers:").map(|i| &doc[i..]) else {
+            missing.push(format!("{decl}: no \"Pointers:\" note"));
+            continue;
+        };
+        if note.contains("Pointers: as for `") {
+            continue;
+        }
+        for p in pointers {
+            if !note.contains(&format!("`{p}`")) {
+                missing.push(format!("{decl}: `{p}` not named in its Pointers note"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "functions whose pointer rules are not stated:\n{}", missing.join("\n"));
+}
+
+/// The header reads top-down: the overview, then the results, setup, the
+/// loop, commands, getters and the host layer, with the first function
+/// near the top, not after every type.
+#[test]
+fn header_is_in_reading_order() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let h = std::fs::read_to_string(root.join("include/edge_agent.h")).unwrap();
+    // The first line declaring `needle` (not the overview's mention of it).
+    let line_of = |needle: &str| {
+        h.lines().position(|l| l.contains(needle) && !l.starts_with(" *") && !l.starts_with("/*")).unwrap_or_else(|| panic!("{needle} not declared in the header")) + 1
+    };
+    let order = [
+        "ea_result_message(",
+        "ea_agent_init(",
+        "ea_agent_handle_received(",
+        "ea_agent_poll_transmit(",
+        "ea_agent_poll_event(",
+        "ea_agent_push(",
+        "ea_agent_task_result(",
+        "ea_agent_stats(",
+        "ea_host_new(",
+    ];
+    let lines: Vec<usize> = order.iter().map(|n| line_of(n)).collect();
+    assert!(lines.windows(2).all(|w| w[0] < w[1]), "sections out of order: {:?}", order.iter().zip(&lines).collect::<Vec<_>>());
+    let first_fn = functions(&h).iter().map(|(_, d)| line_of(d)).min().unwrap();
+    let types_before: usize = h.lines().take(first_fn).filter(|l| l.starts_with("typedef struct")).count();
+    assert!(types_before <= 1, "{types_before} structs come before the first function (line {first_fn})");
+    // Each struct comes before the first function that takes it.
+    for (_, decl) in functions(&h) {
+        for word in decl.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("ea_")) {
+            if let Some(def) = h.lines().position(|l| l.starts_with(&format!("typedef struct {word} "))) {
+                assert!(def < line_of(&decl), "{word} is defined after {decl}");
+            }
+        }
+    }
 }
