@@ -61,9 +61,9 @@ pub const COMMAND_QUEUE: usize = 64;
 pub const FLEET_HORIZON: Duration = Duration::from_secs(24 * 3600);
 
 /// How often the registry flusher recounts that fleet: a scan of the
-/// agents table (about 35 ms for 100,000 agents of 1 KB rows, SQLite 3.40),
-/// while the fleet of a day changes slowly and the open connections are
-/// counted live anyway.
+/// agents table (its cost is measured in NOTES.md, "Issue 10: collector
+/// admission"), while the fleet of a day changes slowly and the open
+/// connections are counted live anyway.
 pub const FLEET_REFRESH: Duration = Duration::from_secs(10);
 
 struct Live {

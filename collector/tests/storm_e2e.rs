@@ -478,11 +478,9 @@ fn a_storm_of_real_agents_is_paced() {
 /// (`--admission-rate 0`: no Busy slots, no advice), so that the agents'
 /// own exponential backoff decides when they come back: for the printed
 /// numbers, held only to "all back" within a generous bound. Ignored by
-/// default because that backoff makes it long: all back 8-19 s after the
-/// restart in 17 runs here, and by a model of the backoff (full jitter over
-/// windows doubling from 0.5 s: 4-16 s by the end of the outage) about 1
-/// run in 12 beyond 20 s and 1 in 80 beyond 30 s, which would take the
-/// file past its 40-s budget.
+/// default because that backoff makes it long, and by chance longer than
+/// the file's 40-s budget (BENCHMARKS.md, "On the real collector", has the
+/// times measured and modelled).
 #[test]
 #[ignore = "the control takes 10-60 s: run with --include-ignored"]
 fn control_the_same_storm_unpaced() {

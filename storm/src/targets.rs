@@ -17,12 +17,8 @@
 //! `R·(t + τ + 1 s) + 2`, about twice that; the target asks for the first.
 //!
 //! The second restart's tolerance is 10 % (and 1 s on the time): the two
-//! restarts draw different jitter. Measured for ours over seeds 1-6 of the
-//! whole matrix, the restarts of one scenario differ by at most 4.6 % in
-//! attempts and 3.6 % (20 ms) in `back_100` (measured before the agent's
-//! time-grown window got its 5-minute grace; the runs where that window
-//! mattered, N = 1000 after 60-120 s outages, differed by up to 29 %, and
-//! are now like the others). A storm that repeats worse (a re-armed
+//! restarts draw different jitter (BENCHMARKS.md, "Reconnect storm", has
+//! how far apart they measured). A storm that repeats worse (a re-armed
 //! exponential backoff) costs several times more.
 
 use crate::report::Report;
