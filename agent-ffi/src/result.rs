@@ -204,6 +204,9 @@ impl fmt::Display for ea_result {
     }
 }
 
+/// The Rust side carries failures as `Err(ea_result)` (never `EA_OK`).
+impl core::error::Error for ea_result {}
+
 impl From<ConfigError> for ea_result {
     /// Exhaustive on purpose: a new `ConfigError` must get its own number.
     fn from(e: ConfigError) -> Self {

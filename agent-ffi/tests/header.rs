@@ -109,7 +109,7 @@ fn every_pointer_parameter_has_a_c_style_note() {
         let pointers: Vec<&str> = params
             .split(',')
             .filter(|p| p.contains('*'))
-            .map(|p| p.trim().rsplit(|c: char| c == ' ' || c == '*').next().unwrap())
+            .map(|p| p.trim().rsplit([' ', '*']).next().unwrap())
             .collect();
         if pointers.is_empty() {
             continue;

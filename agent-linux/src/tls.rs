@@ -63,6 +63,8 @@ impl core::fmt::Display for TlsConfigError {
     }
 }
 
+impl std::error::Error for TlsConfigError {}
+
 /// Why an established or handshaking TLS session failed; kept apart from
 /// network failures so a wrong certificate does not look like a flaky
 /// network. The agent is told [`agent_core::TransportError::Other`].
@@ -88,6 +90,8 @@ impl core::fmt::Display for TlsFailure {
         })
     }
 }
+
+impl std::error::Error for TlsFailure {}
 
 impl From<&rustls::Error> for TlsFailure {
     fn from(e: &rustls::Error) -> Self {

@@ -153,6 +153,8 @@ impl std::fmt::Display for HandshakeFailure {
     }
 }
 
+impl std::error::Error for HandshakeFailure {}
+
 impl HandshakeFailure {
     /// Classifies the error of a failed accept.
     pub fn of(e: &io::Error) -> HandshakeFailure {
