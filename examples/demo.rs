@@ -6,7 +6,7 @@
 //! cargo run --release --example demo | jq -c .    # and the stored records, as JSON lines
 //! ```
 //!
-//! What happens, in about eight seconds:
+//! What happens, in about five seconds:
 //!
 //! 1. **edge-collector** starts in this process on free loopback ports, with
 //!    a temporary data directory: the JSON-lines file sink (fsync'd, group
