@@ -13,12 +13,12 @@ use std::path::Path;
 #[path = "header/layout.rs"]
 mod layout;
 
-#[test]
-fn header_matches_a_fresh_generation() {
+/// cbindgen's own output for this crate (every type before every function)
+/// and cbindgen.toml's `after_includes`.
+fn cbindgen_output() -> (String, String) {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = crate_dir.parent().unwrap();
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("agent-ffi/cbindgen.toml");
-    assert!(config.after_includes.is_some(), "cbindgen.toml's after_includes marks where the declarations start");
+    let after_includes = config.after_includes.clone().expect("after_includes in cbindgen.toml marks where the declarations start");
     let bindings = cbindgen::Builder::new()
         .with_config(config)
         .with_crate(crate_dir)
@@ -26,8 +26,13 @@ fn header_matches_a_fresh_generation() {
         .expect("cbindgen generates the header");
     let mut generated = Vec::new();
     bindings.write(&mut generated);
-    let generated = String::from_utf8(generated).expect("cbindgen writes UTF-8");
-    let after_includes = config_after_includes(crate_dir);
+    (String::from_utf8(generated).expect("cbindgen writes UTF-8"), after_includes)
+}
+
+#[test]
+fn header_matches_a_fresh_generation() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let (generated, after_includes) = cbindgen_output();
     let fresh = layout::lay_out(&generated, &after_includes).unwrap_or_else(|e| panic!("laying out the header: {e}"));
     let header = root.join("include/edge_agent.h");
     if std::env::var_os("EDGE_REGENERATE_HEADER").is_some() {
@@ -69,11 +74,22 @@ fn every_function_type_and_field_is_documented() {
     assert!(undocumented.is_empty(), "undocumented declarations:\n{}", undocumented.join("\n"));
 }
 
-/// cbindgen.toml's `after_includes`: the line after which the declarations
-/// begin (the layout step keeps everything up to it as it is).
-fn config_after_includes(crate_dir: &Path) -> String {
-    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("agent-ffi/cbindgen.toml");
-    config.after_includes.expect("after_includes in cbindgen.toml")
+/// The layout step loses nothing and invents nothing: a declaration that
+/// no section names, or a name that cbindgen did not generate, is an error
+/// that names it.
+#[test]
+fn layout_refuses_an_unplaced_or_missing_declaration() {
+    let (generated, after_includes) = cbindgen_output();
+    let close = generated.rfind("#ifdef __cplusplus\n}").expect("cbindgen's closing extern \"C\"");
+    let extra = format!("{}/**\n * New.\n */\nea_result ea_agent_new_thing(struct ea_agent *agent);\n\n{}", &generated[..close], &generated[close..]);
+    let err = layout::lay_out(&extra, &after_includes).unwrap_err();
+    assert!(err.contains("ea_agent_new_thing"), "{err}");
+    let poll_event = generated.find("ea_result ea_agent_poll_event(").unwrap();
+    let doc_start = generated[..poll_event].rfind("/**").unwrap();
+    let end = poll_event + generated[poll_event..].find("\n\n").unwrap();
+    let missing = format!("{}{}", &generated[..doc_start], &generated[end + 2..]);
+    let err = layout::lay_out(&missing, &after_includes).unwrap_err();
+    assert!(err.contains("ea_agent_poll_event") && err.contains("did not generate"), "{err}");
 }
 
 /// The functions' doc comments with their declarations: `(doc, declaration)`.
