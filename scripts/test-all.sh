@@ -29,6 +29,12 @@ for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
     skip_or_fail "agent-core bare-metal build ($target)" "target not installed (rustup target add $target)"
   fi
 done
+echo "== agent-core's optional defmt feature builds and lints for Cortex-M4 (firmware logs)"
+if rustup target list --installed 2>/dev/null | grep -qx thumbv7em-none-eabihf; then
+  cargo clippy -p agent-core --target thumbv7em-none-eabihf --features defmt -- -D warnings
+else
+  skip_or_fail "agent-core defmt build" "target not installed (rustup target add thumbv7em-none-eabihf)"
+fi
 
 # ---- agent-ffi: the no_std C library for bare metal. Its C tests (strict
 # compiles, ASan/UBSan, TSan, valgrind, no heap calls, pkg-config install)
