@@ -47,7 +47,7 @@ use edge_collector::admission::{Admission, AdmissionConfig, Decision};
 use edge_collector::ledger::{plan, raise, ResumePoints, StoreOutcome};
 use edge_collector::session::{first_frame, Refusal as SessionRefusal, Session, Step};
 
-use super::peer::{AgentLog, Answer, BatchOutcome, Dup, Note, Peer, Push, Refusal, Stored, Violation};
+use crate::peer::{AgentLog, Answer, BatchOutcome, Dup, Note, Peer, Push, Refusal, Stored, Violation};
 
 /// How the simulation configures the real collector.
 #[derive(Clone, Debug)]
