@@ -21,6 +21,7 @@
 //! | `faults` | fault generation and how each fault acts |
 //! | `server` | the collector side: frames checked, tasks and configs sent |
 //! | [`collector`] | the real collector's sans-IO core behind the peer's interface |
+//! | [`backend`] | either collector |
 //! | `invariants` | the checks after every round, per stored record, drain, end |
 //! | `final_phase` | task resends at the end of a run |
 //! | `world` | the clock and the event-driven main loop |
@@ -238,6 +239,7 @@
 
 mod agent;
 mod app;
+pub mod backend;
 mod backoff_model;
 pub mod collector;
 mod faults;

@@ -12,7 +12,8 @@ use edge_collector::admission::AdmissionConfig;
 
 use crate::agent::Sim;
 use crate::app::{PLUGIN_NAMES, PRODUCT};
-use crate::collector::{Backend, Collector, CollectorConfig};
+use crate::backend::Backend;
+use crate::collector::{Collector, CollectorConfig};
 use crate::faults::{gen_faults, RETRY_AFTER_MAX};
 use crate::peer::{Peer, PeerConfig};
 use crate::plan::Plan;

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::app::{PLUGIN_NAMES, PRODUCT};
-use crate::collector::Backend;
+use crate::backend::Backend;
 use crate::faults::Dir;
 use crate::peer::{Answer, BatchOutcome, Note, Push};
 use crate::world::World;
