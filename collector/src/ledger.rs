@@ -134,4 +134,136 @@ mod tests {
         assert_eq!(claim(&mut r, "a", 9, Claim::Raise), Some(9));
         assert_eq!(claim(&mut r, "a", 2, Claim::Raise), Some(9), "never lowered");
     }
+
+    // ---- one test per rule (PROTOCOL.md row numbers: its conformance checklist) ----
+
+    /// The lines of a batch of `count` records from `first_seq`: line `seq` is "<seq>\n".
+    fn lines(agent: &str, first_seq: u64, count: u64) -> Lines {
+        let mut l = Lines { agent: agent.into(), first_seq, bytes: Vec::new(), ends: Vec::new() };
+        for seq in first_seq..first_seq + count {
+            l.bytes.extend_from_slice(format!("{seq}\n").as_bytes());
+            l.ends.push(l.bytes.len());
+        }
+        l
+    }
+
+    fn written(buf: &[u8]) -> Vec<u64> {
+        std::str::from_utf8(buf).unwrap().lines().map(|l| l.parse().unwrap()).collect()
+    }
+
+    // Row 6; Sequence numbers (resume point): an agent the ledger does not know starts at
+    // the Hello's first_unacked_seq; a known one answers its own point, raised by a higher
+    // floor and never lowered.
+    #[test]
+    fn an_unknown_agent_starts_at_its_floor_and_a_known_point_is_never_lowered() {
+        let mut r = ResumePoints::new();
+        assert_eq!(raise(&mut r, "a", 7), 7);
+        assert_eq!(raise(&mut r, "a", 3), 7, "a lower floor leaves the point");
+        assert_eq!(raise(&mut r, "a", 12), 12, "a higher floor (acked by another collector) raises it");
+        assert_eq!(raise(&mut r, "b", 0), 0, "points are per agent");
+        assert_eq!(r.get("a"), Some(&12));
+    }
+
+    // Row 22: an unproven Hello (Lookup) only reads the point and creates none; one allowed
+    // a new id (Create) starts it at its floor while the table has room, and never moves a
+    // known point; only a proven one (Raise) moves it up.
+    #[test]
+    fn an_unproven_claim_never_moves_a_known_point() {
+        let mut r = ResumePoints::new();
+        raise(&mut r, "victim", 10);
+        for c in [Claim::Lookup, Claim::Create { max_agents: 100 }] {
+            assert_eq!(claim(&mut r, "victim", 1_000, c), Some(10), "{c:?}");
+            assert_eq!(claim(&mut r, "victim", 0, c), Some(10), "{c:?}");
+        }
+        assert_eq!(claim(&mut r, "victim", 1_000, Claim::Raise), Some(1_000));
+        assert_eq!(claim(&mut r, "new", 4, Claim::Lookup), None);
+        assert_eq!(claim(&mut r, "new", 4, Claim::Create { max_agents: 1 }), None, "the table is full");
+        assert_eq!(r.len(), 1, "no point was created for `new`");
+        assert_eq!(claim(&mut r, "new", 4, Claim::Create { max_agents: 2 }), Some(4), "room for one more");
+    }
+
+    // Rows 7 and 10: a batch at the resume point is written whole, the point moves to its
+    // end and the Ack names its last record.
+    #[test]
+    fn a_batch_at_the_point_is_written_whole_and_advances_it() {
+        let mut r = ResumePoints::new();
+        raise(&mut r, "a", 5);
+        let mut buf = Vec::new();
+        assert_eq!(plan(&mut r, &lines("a", 5, 3), &mut buf), StoreOutcome::Stored { up_to: 7, written: 3 });
+        assert_eq!(written(&buf), [5, 6, 7]);
+        assert_eq!(r["a"], 8);
+    }
+
+    // Row 8: a batch wholly below the point writes nothing and is acked again (its last
+    // record is durable already); the point stays.
+    #[test]
+    fn a_wholly_duplicate_batch_writes_nothing_and_is_acked_again() {
+        let mut r = ResumePoints::new();
+        raise(&mut r, "a", 10);
+        let mut buf = Vec::new();
+        assert_eq!(plan(&mut r, &lines("a", 4, 3), &mut buf), StoreOutcome::Stored { up_to: 6, written: 0 });
+        assert_eq!(plan(&mut r, &lines("a", 7, 3), &mut buf), StoreOutcome::Stored { up_to: 9, written: 0 }, "ends just below the point");
+        assert!(buf.is_empty());
+        assert_eq!(r["a"], 10);
+    }
+
+    // Row 8: a batch straddling the point writes only its records from the point on, each
+    // once, and is acked whole.
+    #[test]
+    fn a_batch_straddling_the_point_writes_only_its_new_records() {
+        let mut r = ResumePoints::new();
+        raise(&mut r, "a", 10);
+        let mut buf = Vec::new();
+        assert_eq!(plan(&mut r, &lines("a", 8, 5), &mut buf), StoreOutcome::Stored { up_to: 12, written: 3 });
+        assert_eq!(written(&buf), [10, 11, 12]);
+        assert_eq!(r["a"], 13);
+    }
+
+    // Row 9: a batch starting above the point is a gap: nothing written, nothing acked, the
+    // point unchanged (the session closes; the agent resends from the point).
+    #[test]
+    fn a_batch_above_the_point_is_a_gap_and_writes_nothing() {
+        let mut r = ResumePoints::new();
+        raise(&mut r, "a", 10);
+        let mut buf = Vec::new();
+        assert_eq!(plan(&mut r, &lines("a", 11, 2), &mut buf), StoreOutcome::Gap { expected: 10 });
+        assert!(buf.is_empty());
+        assert_eq!(r["a"], 10);
+    }
+
+    // Rows 6 and 10: the ledger never guesses a point: a batch of an agent that was handed
+    // none, or a batch without records, is refused like a gap and writes nothing.
+    #[test]
+    fn a_batch_without_a_handed_out_point_or_records_writes_nothing() {
+        let mut r = ResumePoints::new();
+        let mut buf = Vec::new();
+        assert_eq!(plan(&mut r, &lines("stranger", 0, 2), &mut buf), StoreOutcome::Gap { expected: 0 });
+        assert!(r.is_empty(), "no point was made up");
+        raise(&mut r, "a", 3);
+        assert_eq!(plan(&mut r, &lines("a", 3, 0), &mut buf), StoreOutcome::Gap { expected: 3 });
+        assert!(buf.is_empty());
+        assert_eq!(r["a"], 3);
+    }
+
+    // Rows 8 and 10 together, over a stream with resends, overlaps and a gap: every record
+    // is written exactly once and in order, and every Stored ack names only records written.
+    #[test]
+    fn every_ack_covers_only_records_written_and_each_is_written_once() {
+        let mut r = ResumePoints::new();
+        raise(&mut r, "a", 0);
+        let mut buf = Vec::new();
+        let mut acked = None;
+        for (first, count) in [(0, 3), (0, 3), (2, 4), (9, 1), (6, 2), (3, 2), (7, 5), (12, 1)] {
+            match plan(&mut r, &lines("a", first, count), &mut buf) {
+                StoreOutcome::Stored { up_to, .. } => {
+                    assert!(up_to < r["a"], "ack {up_to} beyond what is written (point {})", r["a"]);
+                    acked = acked.max(Some(up_to));
+                }
+                StoreOutcome::Gap { expected } => assert_eq!((first, expected), (9, 6)),
+                o => panic!("{o:?}"),
+            }
+        }
+        assert_eq!(written(&buf), (0..13).collect::<Vec<_>>());
+        assert_eq!((acked, r["a"]), (Some(12), 13));
+    }
 }

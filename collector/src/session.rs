@@ -410,4 +410,291 @@ mod tests {
         let Step::Store { lines, .. } = s.on_frame(&f, 7) else { panic!() };
         assert_eq!(lines.bytes.capacity(), lines.bytes.len(), "no spare capacity waits for the sink");
     }
+
+    // ---- one test per rule (PROTOCOL.md row numbers: its conformance checklist) ----
+
+    use agent_core::message::{encode_task_result, Accept, Ack, Close, Config, Pong, Reject, Task};
+
+    /// A Batch frame's body: `first_seq`, `count`, `records` (entries of `entries`).
+    fn batch_body(first_seq: u64, count: u32, records: &[u8], buf: &mut [u8]) -> usize {
+        let n = Message::Batch(Batch { first_seq, base_ts: 100, count, records }).encode(0, buf).unwrap();
+        n - 4
+    }
+
+    fn on_batch(s: &mut Session, first_seq: u64, count: u32, records: &[u8], now_ms: u64) -> Step {
+        let mut buf = vec![0u8; records.len() + 64];
+        let end = batch_body(first_seq, count, records, &mut buf);
+        s.on_frame(&Frame { version: 1, kind: Kind::Batch as u8, flags: 0, seq: 0, body: &buf[13..end] }, now_ms)
+    }
+
+    fn app_records(n: usize) -> Vec<u8> {
+        let recs: Vec<(u32, u64, &[u8])> = (0..n).map(|i| (2001, 100 + i as u64, &b"rec"[..])).collect();
+        entries(&recs, 100)
+    }
+
+    fn is_close(step: &Step, want: CloseCode) -> bool {
+        matches!(step, Step::Refuse(Refusal::Close { code, .. }) if *code == want)
+    }
+
+    fn json_lines(lines: &Lines) -> Vec<serde_json::Value> {
+        let mut from = 0;
+        lines
+            .ends
+            .iter()
+            .map(|&end| {
+                let v = serde_json::from_slice(&lines.bytes[from..end]).unwrap();
+                from = end;
+                v
+            })
+            .collect()
+    }
+
+    // Row 3; Forward compatibility: a Hello of another version gets a version-1 Reject(5), retry 0.
+    #[test]
+    fn a_hello_of_another_version_is_rejected_with_code_5() {
+        let mut buf = [0u8; 256];
+        let mut f = frame_of(Message::Hello(hello(512)), &mut buf);
+        f.version = 7;
+        let r = first_frame(&f, 4096);
+        assert!(matches!(r, Err(Refusal::Reject { code: CloseCode::Incompatible, retry_after_ms: 0, .. })), "{r:?}");
+    }
+
+    // Row 4: Reject(5), not Accept, when max_frame < Hello.min_frame; equal is enough.
+    #[test]
+    fn a_min_frame_above_the_collectors_max_frame_is_rejected_with_code_5() {
+        let mut buf = [0u8; 256];
+        let f = frame_of(Message::Hello(hello(4097)), &mut buf);
+        assert!(matches!(first_frame(&f, 4096), Err(Refusal::Reject { code: CloseCode::Incompatible, retry_after_ms: 0, .. })));
+        let f = frame_of(Message::Hello(hello(4096)), &mut buf);
+        assert_eq!(first_frame(&f, 4096).unwrap().min_frame, 4096);
+    }
+
+    // Lifecycle 1 and row 12: the first frame judged here must be a Hello; anything else,
+    // or a Hello whose body does not decode, is Close(1).
+    #[test]
+    fn a_first_frame_other_than_a_well_formed_hello_is_closed_with_code_1() {
+        let mut buf = [0u8; 256];
+        for msg in [Message::Ping(Ping { nonce: 1 }), Message::Close(Close { code: 0, reason: "" })] {
+            let r = first_frame(&frame_of(msg, &mut buf), 4096);
+            assert!(matches!(r, Err(Refusal::Close { code: CloseCode::ProtocolError, .. })), "{msg:?}: {r:?}");
+        }
+        let f = frame_of(Message::Hello(hello(512)), &mut buf);
+        let truncated = Frame { body: &f.body[..5], ..f };
+        let Err(Refusal::Close { code: CloseCode::ProtocolError, reason }) = first_frame(&truncated, 4096) else { panic!() };
+        assert_eq!(reason, "malformed Hello");
+    }
+
+    // Identity: what the Hello tells is kept whole; addresses as text, IPv4 before IPv6.
+    #[test]
+    fn a_hello_is_kept_with_every_address_as_text() {
+        let mut buf = [0u8; 256];
+        let v6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let h = Hello { extranet_ipv4: &[192, 0, 2, 1], intranet_ipv6: &v6, ..hello(512) };
+        let info = first_frame(&frame_of(Message::Hello(h), &mut buf), 4096).unwrap();
+        assert_eq!(info.addresses, ["10.0.0.9", "192.0.2.1", "2001:db8::1"]);
+        assert_eq!((info.first_unacked_seq, info.next_seq, info.max_frame, info.min_frame), (3, 9, 4096, 512));
+        assert_eq!((info.hostname.as_str(), info.product.as_str(), info.version.as_str()), ("h", "p", "1"));
+    }
+
+    // Row 7: the first Batch is expected at the session's start (the Accept's point), then
+    // each where the last one ended.
+    #[test]
+    fn a_batch_at_the_expected_point_is_stored_and_moves_the_point_to_its_end() {
+        let mut s = Session::new("a1".into(), "h".into(), 4);
+        assert_eq!(s.expected(), 4);
+        let Step::Store { lines, .. } = on_batch(&mut s, 4, 3, &app_records(3), 7) else { panic!() };
+        assert_eq!((lines.first_seq, lines.ends.len()), (4, 3));
+        assert_eq!(s.expected(), 7);
+        assert!(matches!(on_batch(&mut s, 7, 1, &app_records(1), 7), Step::Store { .. }));
+        assert_eq!(s.expected(), 8);
+    }
+
+    // Row 8: a Batch starting below the point carries duplicates; the session hands it to the
+    // ledger whole (which writes only the new records, ledger tests) so all of it is acked,
+    // and the point never moves back.
+    #[test]
+    fn a_batch_below_the_expected_point_is_passed_on_for_dedupe_and_never_lowers_the_point() {
+        let mut s = Session::new("a1".into(), "h".into(), 10);
+        let Step::Store { lines, .. } = on_batch(&mut s, 5, 3, &app_records(3), 7) else { panic!() };
+        assert_eq!((lines.first_seq, lines.ends.len()), (5, 3));
+        assert_eq!(s.expected(), 10, "wholly duplicate: the point stays");
+        let Step::Store { lines, .. } = on_batch(&mut s, 9, 3, &app_records(3), 7) else { panic!() };
+        assert_eq!((lines.first_seq, lines.ends.len()), (9, 3));
+        assert_eq!(s.expected(), 12, "straddling: the point moves to its end");
+    }
+
+    // Row 9; Sequence numbers: a Batch above the expected point is a gap: nothing of it is
+    // stored or acked, Close(1), and the point stays (nothing after it is acked either).
+    #[test]
+    fn a_batch_above_the_expected_point_is_a_gap_closed_with_code_1() {
+        let mut s = Session::new("a1".into(), "h".into(), 10);
+        let step = on_batch(&mut s, 11, 2, &app_records(2), 7);
+        let Step::Refuse(Refusal::Close { code: CloseCode::ProtocolError, reason }) = step else { panic!("{step:?}") };
+        assert!(reason.starts_with("gap:"), "{reason}");
+        assert_eq!(s.expected(), 10);
+    }
+
+    // Row 11: a malformed Batch (count 0, entries not matching count, a broken entry, count
+    // above the bound, numbers past u64) is refused whole with Close(1); the point stays.
+    #[test]
+    fn a_malformed_batch_is_refused_whole_with_code_1() {
+        let three = app_records(3);
+        let mut s = Session::new("a1".into(), "h".into(), 0).with_max_records(8);
+        for (count, records) in [(0, &three[..0]), (0, &three[..]), (2, &three[..]), (4, &three[..]), (3, &three[..three.len() - 1])] {
+            let step = on_batch(&mut s, 0, count, records, 7);
+            assert!(is_close(&step, CloseCode::ProtocolError), "count {count}, {} bytes: {step:?}", records.len());
+        }
+        assert!(is_close(&on_batch(&mut s, 0, 9, &app_records(9), 7), CloseCode::ProtocolError), "above max_records");
+        assert_eq!(s.expected(), 0);
+        let mut s = Session::new("a1".into(), "h".into(), u64::MAX - 1);
+        let step = on_batch(&mut s, u64::MAX - 1, 3, &three, 7);
+        let Step::Refuse(Refusal::Close { code: CloseCode::ProtocolError, reason }) = step else { panic!("{step:?}") };
+        assert_eq!(reason, "Batch sequence numbers overflow");
+        assert_eq!(s.expected(), u64::MAX - 1);
+    }
+
+    // Sequence numbers (dense) and the sink's line format: one line per record, numbered
+    // first_seq, first_seq + 1, ..., with the agent, host, type, timestamp and receive time.
+    #[test]
+    fn each_record_becomes_one_line_with_its_sequence_number() {
+        let mut s = Session::new("a1".into(), "host-1".into(), 20);
+        let recs = entries(&[(2001, 150, b"one"), (2002, 140, b"two")], 100);
+        let Step::Store { lines, .. } = on_batch(&mut s, 20, 2, &recs, 1234) else { panic!() };
+        let v = json_lines(&lines);
+        assert_eq!(v.len(), 2);
+        for (i, (line, (ty, ts, text))) in v.iter().zip([(2001, 150, "one"), (2002, 140, "two")]).enumerate() {
+            assert_eq!(line["agent"], "a1");
+            assert_eq!(line["host"], "host-1");
+            assert_eq!(line["seq"], 20 + i as u64);
+            assert_eq!(line["type"], ty);
+            assert_eq!(line["ts"], ts, "a timestamp going backwards is kept as sent");
+            assert_eq!(line["recv"], 1234);
+            assert_eq!(line["text"], text);
+        }
+    }
+
+    // Row 21; Forward compatibility: records of any data type are passed on unchanged (an
+    // unknown type, or a known type whose payload does not decode, is still one line).
+    #[test]
+    fn records_of_unknown_types_or_undecodable_payloads_are_passed_on() {
+        let mut s = Session::new("a1".into(), "h".into(), 0);
+        let bad_result: &[u8] = &[0xff, 0xff];
+        let recs = entries(&[(54_321, 100, &[0, 159, 146, 150]), (data_type::TASK_RESULT, 100, bad_result)], 100);
+        let Step::Store { lines, news } = on_batch(&mut s, 0, 2, &recs, 7) else { panic!() };
+        let v = json_lines(&lines);
+        assert_eq!((v[0]["type"].as_u64(), v[0]["b64"].as_str()), (Some(54_321), Some("AJ+Slg==")));
+        assert_eq!((v[1]["type"].as_u64(), v[1]["b64"].as_str()), (Some(u64::from(data_type::TASK_RESULT)), Some("//8=")));
+        assert_eq!(news, BatchNews::default(), "nothing for the registry in either");
+    }
+
+    // Row 17: task results come from TASK_RESULT records and from bare TaskResult frames,
+    // each with its token, status and message.
+    #[test]
+    fn task_results_come_from_records_and_from_bare_frames() {
+        let mut s = Session::new("a1".into(), "h".into(), 0);
+        let mut payload = [0u8; 64];
+        let n = encode_task_result(&TaskResult { token: "tok-1", status: 1, message: "disk full" }, &mut payload).unwrap();
+        let recs = entries(&[(data_type::TASK_RESULT, 100, &payload[..n])], 100);
+        let Step::Store { news, .. } = on_batch(&mut s, 0, 1, &recs, 7) else { panic!() };
+        assert_eq!(news.results, [ResultInfo { token: "tok-1".into(), status: 1, message: "disk full".into() }]);
+        let mut buf = [0u8; 128];
+        let f = frame_of(Message::TaskResult(TaskResult { token: "tok-2", status: 0, message: "" }), &mut buf);
+        let Step::TaskResult(r) = s.on_frame(&f, 7) else { panic!() };
+        assert_eq!(r, ResultInfo { token: "tok-2".into(), status: 0, message: String::new() });
+    }
+
+    // Heartbeats; row 20: the registry gets the latest agent heartbeat of a batch and every
+    // plugin heartbeat; a heartbeat that does not decode is stored but tells it nothing.
+    #[test]
+    fn the_latest_agent_heartbeat_and_every_plugin_heartbeat_reach_the_registry() {
+        let mut s = Session::new("a1".into(), "h".into(), 0);
+        let (mut hb1, mut hb2) = ([0u8; 256], [0u8; 256]);
+        let first = AgentHeartbeat { lib: agent_core::AgentStats { pushed: 1, ..Default::default() }, ..Default::default() };
+        let latest = AgentHeartbeat { lib: agent_core::AgentStats { pushed: 2, ..Default::default() }, ..Default::default() };
+        let hb1: &[u8] = first.encode(&mut hb1).unwrap();
+        let hb2: &[u8] = latest.encode(&mut hb2).unwrap();
+        // A plugin heartbeat: name, version, pid 7, status 1 (running).
+        let plugin: &[u8] = &[7, b's', b'c', b'a', b'n', b'n', b'e', b'r', 3, b'1', b'.', b'0', 7, 1];
+        let broken: &[u8] = &[0x80];
+        let recs = entries(
+            &[
+                (data_type::AGENT_HEARTBEAT, 100, hb1),
+                (data_type::PLUGIN_HEARTBEAT, 100, plugin),
+                (data_type::AGENT_HEARTBEAT, 101, hb2),
+                (data_type::AGENT_HEARTBEAT, 102, broken),
+            ],
+            100,
+        );
+        let Step::Store { lines, news } = on_batch(&mut s, 0, 4, &recs, 7) else { panic!() };
+        assert_eq!(lines.ends.len(), 4);
+        assert_eq!(news.heartbeat.map(|h| h.lib.pushed), Some(2), "the latest one that decodes");
+        assert_eq!(news.plugins.len(), 1);
+        assert_eq!((news.plugins[0].name.as_str(), news.plugins[0].version.as_str(), news.plugins[0].pid), ("scanner", "1.0", 7));
+        assert!(news.results.is_empty());
+    }
+
+    // Row 14: every Ping is answered with a Pong of the same nonce; a Pong answers ours.
+    #[test]
+    fn a_ping_is_answered_with_its_nonce_and_a_pong_is_reported() {
+        let mut s = Session::new("a1".into(), "h".into(), 0);
+        let mut buf = [0u8; 64];
+        assert!(matches!(s.on_frame(&frame_of(Message::Ping(Ping { nonce: u64::MAX }), &mut buf), 7), Step::Pong(u64::MAX)));
+        assert!(matches!(s.on_frame(&frame_of(Message::Pong(Pong { nonce: 42 }), &mut buf), 7), Step::PongReceived(42)));
+    }
+
+    // Lifecycle 4: an agent's Close ends the session; the collector closes without answering.
+    #[test]
+    fn a_close_from_the_agent_is_reported_with_its_code_and_reason() {
+        let mut s = Session::new("a1".into(), "h".into(), 0);
+        let mut buf = [0u8; 64];
+        let step = s.on_frame(&frame_of(Message::Close(Close { code: 2, reason: "bye" }), &mut buf), 7);
+        let Step::PeerClosed { code, reason } = step else { panic!("{step:?}") };
+        assert_eq!((code, reason.as_str()), (2, "bye"));
+    }
+
+    // Row 12: a second Hello and every kind only a collector sends are Close(1).
+    #[test]
+    fn a_second_hello_and_kinds_only_a_collector_sends_are_closed_with_code_1() {
+        let mut s = Session::new("a1".into(), "h".into(), 0);
+        let mut buf = [0u8; 256];
+        let msgs = [
+            Message::Hello(hello(512)),
+            Message::Accept(Accept { next_seq: 0, max_frame: 4096, retry_window_ms: 0 }),
+            Message::Reject(Reject { code: 6, reason: "", retry_after_ms: 0 }),
+            Message::Ack(Ack { up_to: 0 }),
+            Message::Task(Task { object_name: "", data_type: 6000, payload: b"", token: "t" }),
+            Message::Config(Config { name: "c", version: "1", payload: b"" }),
+        ];
+        for msg in msgs {
+            let step = s.on_frame(&frame_of(msg, &mut buf), 7);
+            assert!(is_close(&step, CloseCode::ProtocolError), "{msg:?}: {step:?}");
+        }
+        assert_eq!(s.expected(), 0);
+    }
+
+    // Row 12: a body that does not decode is Close(1); a frame of another version after the
+    // Accept is Close(5), whatever its kind.
+    #[test]
+    fn a_malformed_body_is_closed_with_code_1_and_another_version_with_code_5() {
+        let mut s = Session::new("a1".into(), "h".into(), 0);
+        let truncated_varint = Frame { version: 1, kind: Kind::Ping as u8, flags: 0, seq: 0, body: &[0x80] };
+        assert!(is_close(&s.on_frame(&truncated_varint, 7), CloseCode::ProtocolError));
+        for kind in [Kind::Batch as u8, Kind::Ping as u8, 200] {
+            let f = Frame { version: 2, kind, flags: 0, seq: 0, body: &[] };
+            assert!(is_close(&s.on_frame(&f, 7), CloseCode::Incompatible), "kind {kind}");
+        }
+    }
+
+    // Forward compatibility: unknown kinds are skipped (the connection goes on), trailing
+    // body bytes and unknown flag bits are ignored.
+    #[test]
+    fn unknown_kinds_are_skipped_and_trailing_bytes_and_flags_ignored() {
+        let mut s = Session::new("a1".into(), "h".into(), 0);
+        for kind in [0, 12, 63, 255] {
+            assert!(matches!(s.on_frame(&Frame { version: 1, kind, flags: 0, seq: 0, body: &[1, 2] }, 7), Step::Skip), "kind {kind}");
+        }
+        let ping_with_more = Frame { version: 1, kind: Kind::Ping as u8, flags: 0xff, seq: 9, body: &[5, 1, 2, 3] };
+        assert!(matches!(s.on_frame(&ping_with_more, 7), Step::Pong(5)));
+        assert!(matches!(on_batch(&mut s, 0, 1, &app_records(1), 7), Step::Store { .. }), "the connection went on");
+    }
 }
