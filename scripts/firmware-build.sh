@@ -24,7 +24,7 @@ for tool in arm-none-eabi-gcc python3 make; do
     exit 2
   fi
 done
-cmd=(cargo rustc -p agent-ffi --profile firmware --no-default-features --features crc-table1
+cmd=(cargo rustc -p agent-ffi --profile firmware --no-default-features --features crc-notable
      --target "$target" --crate-type staticlib --target-dir "$libdir")
 cd "$root"
 if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
