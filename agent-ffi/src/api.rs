@@ -496,7 +496,7 @@ pub unsafe extern "C" fn ea_agent_reconnect_now_tick(agent: *mut ea_agent, tick:
 }
 
 /// Runs a time-taking call that cannot fail.
-unsafe fn simple(agent: *mut ea_agent, now: Now, f: impl FnOnce(&mut Agent<'static>, Instant)) -> Res {
+unsafe fn simple(agent: *mut ea_agent, now: Now, mut f: impl FnMut(&mut Agent<'static>, Instant)) -> Res {
     // SAFETY: forwarded.
     unsafe {
         handle::with(agent, |s| {
@@ -704,13 +704,12 @@ pub unsafe extern "C" fn ea_agent_poll_event(agent: *mut ea_agent, event: *mut e
     let r = unsafe {
         handle::with(agent, |s| {
             let out = args::out(event)?;
-            // SAFETY: the caller's contract; `NONE` is a valid ea_event,
-            // so the reference made after the write is to a valid value.
-            unsafe {
-                args::write(out, ea_event::NONE);
-                if let Some(ev) = s.agent.poll_event() {
-                    (*out).fill(&ev);
-                }
+            // In place (the outer SAFETY: the caller's contract); `NONE` is
+            // a valid ea_event, so the reference made after the write is to
+            // a valid value.
+            args::write(out, ea_event::NONE);
+            if let Some(ev) = s.agent.poll_event() {
+                (*out).fill(&ev);
             }
             Ok(())
         })
@@ -868,12 +867,11 @@ pub unsafe extern "C" fn ea_agent_stats(agent: *const ea_agent, stats: *mut ea_s
     let r = unsafe {
         handle::with(agent, |s| {
             let out = args::out(stats)?;
-            // SAFETY: the caller's contract; all-zero is a valid ea_stats,
-            // so the reference made after the write is to a valid value.
-            unsafe {
-                args::write(out, ea_stats::default());
-                (*out).fill(&s.agent);
-            }
+            // In place (the outer SAFETY: the caller's contract); all-zero
+            // is a valid ea_stats, so the reference made after the write is
+            // to a valid value.
+            args::write(out, ea_stats::default());
+            (*out).fill(&s.agent);
             Ok(())
         })
     };

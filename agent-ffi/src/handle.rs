@@ -157,7 +157,16 @@ pub(crate) unsafe fn end(handle: *mut ea_agent) -> Res {
 /// # Safety
 /// `handle` is NULL or points to `EA_AGENT_STORAGE_SIZE` bytes of memory
 /// that is an `ea_agent` (initialized or not) for the call's duration.
-pub(crate) unsafe fn with<R>(handle: *const ea_agent, f: impl FnOnce(&mut State) -> Res<R>) -> Res<R> {
+pub(crate) unsafe fn with(handle: *const ea_agent, mut f: impl FnMut(&mut State) -> Res) -> Res {
+    // SAFETY: forwarded.
+    unsafe { enter(handle, &mut f) }
+}
+
+/// `with`'s body, once for all entry points: through `dyn`, the checks,
+/// the lock and the panic boundary are not copied into each of them
+/// (flash on a microcontroller). Calls `f` at most once.
+#[inline(never)]
+unsafe fn enter(handle: *const ea_agent, f: &mut dyn FnMut(&mut State) -> Res) -> Res {
     let p = check_addr(handle)?;
     // SAFETY: `p` is non-NULL and aligned; the memory is the caller's.
     if !unsafe { is_live(p) } {
