@@ -496,7 +496,7 @@ pub unsafe extern "C" fn ea_agent_reconnect_now_tick(agent: *mut ea_agent, tick:
 }
 
 /// Runs a time-taking call that cannot fail.
-unsafe fn simple(agent: *mut ea_agent, now: Now, mut f: impl FnMut(&mut Agent<'static>, Instant)) -> Res {
+unsafe fn simple(agent: *mut ea_agent, now: Now, f: impl FnOnce(&mut Agent<'static>, Instant)) -> Res {
     // SAFETY: forwarded.
     unsafe {
         handle::with(agent, |s| {

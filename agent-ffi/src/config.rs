@@ -197,6 +197,7 @@ impl LockHooks {
 pub(crate) struct LockGuard(LockHooks);
 
 impl Drop for LockGuard {
+    #[inline(never)] // one copy, not one in every entry point (flash)
     fn drop(&mut self) {
         if let Some(unlock) = self.0.unlock {
             // SAFETY: as in `LockHooks::take`.

@@ -2,7 +2,7 @@
 //! which every entry point reaches the agent inside it (checks, lock, panic
 //! boundary).
 
-use crate::config::LockHooks;
+use crate::config::{LockGuard, LockHooks};
 use crate::panic;
 use crate::result::{ea_result, Res};
 use agent_core::time::Tick32;
@@ -157,31 +157,13 @@ pub(crate) unsafe fn end(handle: *mut ea_agent) -> Res {
 /// # Safety
 /// `handle` is NULL or points to `EA_AGENT_STORAGE_SIZE` bytes of memory
 /// that is an `ea_agent` (initialized or not) for the call's duration.
-pub(crate) unsafe fn with(handle: *const ea_agent, mut f: impl FnMut(&mut State) -> Res) -> Res {
+pub(crate) unsafe fn with(handle: *const ea_agent, f: impl FnOnce(&mut State) -> Res) -> Res {
     // SAFETY: forwarded.
-    unsafe { enter(handle, &mut f) }
-}
-
-/// `with`'s body, once for all entry points: through `dyn`, the checks,
-/// the lock and the panic boundary are not copied into each of them
-/// (flash on a microcontroller). Calls `f` at most once.
-#[inline(never)]
-unsafe fn enter(handle: *const ea_agent, f: &mut dyn FnMut(&mut State) -> Res) -> Res {
-    let p = check_addr(handle)?;
-    // SAFETY: `p` is non-NULL and aligned; the memory is the caller's.
-    if !unsafe { is_live(p) } {
-        return Err(ea_result::EA_NOT_INITIALIZED);
-    }
-    // SAFETY: a live handle: the header is initialized and immutable.
-    let inner: &Inner = unsafe { &*p };
-    let _guard = inner.hooks.take();
+    let (inner, _guard) = unsafe { enter(handle) }?;
     // SAFETY: the state is only reached under the lock (or from one thread,
     // by the contract in the header when there are no hooks), so this is
     // the only reference to it.
     let state = unsafe { &mut *inner.state.get() };
-    if state.poisoned {
-        return Err(ea_result::EA_PANICKED);
-    }
     match panic::catch(|| f(state)) {
         Ok(r) => r,
         Err(()) => {
@@ -190,6 +172,30 @@ unsafe fn enter(handle: *const ea_agent, f: &mut dyn FnMut(&mut State) -> Res) -
             Err(ea_result::EA_PANICKED)
         }
     }
+}
+
+/// `with`'s checks and lock, once for all entry points rather than inlined
+/// into each (flash on a microcontroller; a direct call, so the static
+/// stack bound follows it): the live header, its lock taken, and the
+/// state checked not poisoned (the lock released again if it is).
+///
+/// # Safety
+/// As for `with`.
+#[inline(never)]
+unsafe fn enter<'h>(handle: *const ea_agent) -> Res<(&'h Inner, LockGuard)> {
+    let p = check_addr(handle)?;
+    // SAFETY: `p` is non-NULL and aligned; the memory is the caller's.
+    if !unsafe { is_live(p) } {
+        return Err(ea_result::EA_NOT_INITIALIZED);
+    }
+    // SAFETY: a live handle: the header is initialized and immutable.
+    let inner: &Inner = unsafe { &*p };
+    let guard = inner.hooks.take();
+    // SAFETY: under the lock; the reference ends here.
+    if unsafe { (*inner.state.get()).poisoned } {
+        return Err(ea_result::EA_PANICKED);
+    }
+    Ok((inner, guard))
 }
 
 #[cfg(all(test, feature = "std"))]
