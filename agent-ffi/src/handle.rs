@@ -2,7 +2,7 @@
 //! which every entry point reaches the agent inside it (checks, lock, panic
 //! boundary).
 
-use crate::config::{LockGuard, LockHooks};
+use crate::config::LockHooks;
 use crate::panic;
 use crate::result::{ea_result, Res};
 use agent_core::time::Tick32;
@@ -159,7 +159,8 @@ pub(crate) unsafe fn end(handle: *mut ea_agent) -> Res {
 /// that is an `ea_agent` (initialized or not) for the call's duration.
 pub(crate) unsafe fn with(handle: *const ea_agent, f: impl FnOnce(&mut State) -> Res) -> Res {
     // SAFETY: forwarded.
-    let (inner, _guard) = unsafe { enter(handle) }?;
+    let inner = unsafe { enter(handle) }?;
+    let _guard = inner.hooks.held();
     // SAFETY: the state is only reached under the lock (or from one thread,
     // by the contract in the header when there are no hooks), so this is
     // the only reference to it.
@@ -177,12 +178,14 @@ pub(crate) unsafe fn with(handle: *const ea_agent, f: impl FnOnce(&mut State) ->
 /// `with`'s checks and lock, once for all entry points rather than inlined
 /// into each (flash on a microcontroller; a direct call, so the static
 /// stack bound follows it): the live header, its lock taken, and the
-/// state checked not poisoned (the lock released again if it is).
+/// state checked not poisoned (the lock released again if it is). On
+/// success the lock stays taken: the caller releases it with a guard from
+/// `LockHooks::held` (returning the guard itself costs more code).
 ///
 /// # Safety
 /// As for `with`.
 #[inline(never)]
-unsafe fn enter<'h>(handle: *const ea_agent) -> Res<(&'h Inner, LockGuard)> {
+unsafe fn enter<'h>(handle: *const ea_agent) -> Res<&'h Inner> {
     let p = check_addr(handle)?;
     // SAFETY: `p` is non-NULL and aligned; the memory is the caller's.
     if !unsafe { is_live(p) } {
@@ -195,7 +198,8 @@ unsafe fn enter<'h>(handle: *const ea_agent) -> Res<(&'h Inner, LockGuard)> {
     if unsafe { (*inner.state.get()).poisoned } {
         return Err(ea_result::EA_PANICKED);
     }
-    Ok((inner, guard))
+    core::mem::forget(guard);
+    Ok(inner)
 }
 
 #[cfg(all(test, feature = "std"))]
