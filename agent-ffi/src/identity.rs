@@ -59,7 +59,7 @@ impl ea_identity {
     ///
     /// # Safety
     /// Every non-NULL pointer must satisfy the struct's contract for `'a`.
-    pub(crate) unsafe fn to_core<'a>(self) -> Res<Identity<'a>> {
+    pub(crate) unsafe fn to_core<'a>(&self) -> Res<Identity<'a>> {
         // SAFETY: forwarded contract, field by field.
         unsafe {
             Ok(Identity {
