@@ -46,11 +46,13 @@ else
   echo "firmware-build: no $target (rustup target add $target, or apt-get install rustc-web cargo-web rust-web-src); skipped"
   exit 2
 fi
-build_lib() { # target-dir [extra RUSTFLAGS]
+build_lib() { # target-dir [extra RUSTFLAGS, which need RUSTC_BOOTSTRAP]
+  local env=()
+  if [ -n "${2:-}" ]; then env=(RUSTFLAGS="$2" RUSTC_BOOTSTRAP=1); fi
   if [ "$toolchain" = rustup ]; then
-    RUSTFLAGS="${2:-}" RUSTC_BOOTSTRAP=${2:+1} "${cmd[@]}" --target-dir "$1"
+    env "${env[@]}" "${cmd[@]}" --target-dir "$1"
   else
-    RUSTFLAGS="${2:-}" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo "${cmd[@]:1}" --target-dir "$1" \
+    env "${env[@]}" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo "${cmd[@]:1}" --target-dir "$1" \
       -Z build-std=core,compiler_builtins -Z build-std-features=compiler-builtins-mem
   fi
 }
@@ -74,7 +76,13 @@ echo
 echo "firmware-build: the static stack bound (library with -Z emit-stack-sizes, C with -fstack-usage)"
 # RUSTC_BOOTSTRAP: -Z emit-stack-sizes is unstable; it adds a section and
 # changes no code, which the comparison below checks.
-build_lib "$root/target/firmware-lib-stack" "-Z emit-stack-sizes" 2>&1 | grep -v '^ *\(Compiling\|Finished\)' || true
+slog=$(mktemp)
+trap 'rm -f "$slog"' EXIT
+if ! build_lib "$root/target/firmware-lib-stack" "-Z emit-stack-sizes" >"$slog" 2>&1; then
+  cat "$slog"
+  echo "firmware-build: FAILED: the library with -Z emit-stack-sizes"
+  exit 1
+fi
 slib=$root/target/firmware-lib-stack/$target/firmware/libedge_agent.a
 make -s -C examples/firmware LIB="$slib" OUT="$out/stack" EXTRA_CFLAGS=-fstack-usage
 # Function sizes, as a sorted list (names differ: RUSTC_BOOTSTRAP makes
