@@ -18,7 +18,15 @@ a register are printed too. With none of them, the numbers are upper bounds
 for the code as linked (not counting interrupts, which stack on top of
 whatever runs).
 
-Usage: stack-report.py --objdump PATH [--painted FILE] [--root NAME]... ELF
+A C image (scripts/firmware-build.sh) adds --su: gcc's `-fstack-usage`
+files, whose frames are taken for the C functions (they have no
+.stack_sizes entry; each is checked against the sp decrements in its code),
+and --hook-free NAME: the calls through a register in NAME are the agent's
+lock hooks, which the image does not set (printed as such, not as
+unresolved). --bounds FILE writes `name bytes` per root.
+
+Usage: stack-report.py --objdump PATH [--painted FILE] [--su FILE]... [--hook-free NAME]...
+                       [--bounds FILE] [--triple T] [--root NAME]... ELF
 With no --root, every global symbol named stack_* is a root.
 """
 import argparse
@@ -106,8 +114,9 @@ NO_DEST = ("str", "strb", "strh", "strd", "stm", "stmia", "stmdb", "push", "cmp"
 CALLER_SAVED = ("r0", "r1", "r2", "r3", "r12", "lr")
 
 
-def disassemble(objdump, elf):
-    text = subprocess.run([objdump, "-d", "-C", "--no-show-raw-insn", elf], check=True,
+def disassemble(objdump, elf, triple=None):
+    extra = [f"--triple={triple}"] if triple else []
+    text = subprocess.run([objdump, "-d", "-C", "--no-show-raw-insn", *extra, elf], check=True,
                           capture_output=True, text=True).stdout
     funcs = {}  # start -> {"name", "insns": [(addr, mnem, ops)], "data": [addr]}
     cur = None
@@ -201,6 +210,8 @@ def decode(f):
             kind = "ret"
         elif base == "ldr" and ops.startswith("pc, [sp]"):
             kind = "ret"
+        elif base == "ldr" and re.match(r"^pc, \[r\d+, r\d+, lsl #2\]", ops):
+            kind = "ldrtab"  # gcc's switch: a table of addresses follows
         elif base in ("ldr", "mov") and ops.startswith("pc"):
             kind, target = "itail", "pc"
         elif base in ("tbb", "tbh"):
@@ -249,6 +260,18 @@ class Image:
         vals = raw[:n] if step == 1 else struct.unpack_from(f"<{n}H", raw)
         return sorted({start + 2 * v for v in vals if start + 2 * v >= end})
 
+    def word_table(self, a, addr):
+        """Targets of gcc's `ldr pc, [rX, rY, lsl #2]` at addr: the words from
+        the next word boundary to the next instruction, each a Thumb address
+        in the function (anything else makes the table unreadable: none)."""
+        start = (addr + 4 + 3) & ~3
+        after = [x[0] for x in self.code[a] if x[0] > addr + 2]
+        end = min(after) if after else self.ends[a]
+        raw = self.bytes_at(start, end - start) or b""
+        words = struct.unpack_from(f"<{len(raw) // 4}I", raw)
+        targets = sorted({w & ~1 for w in words})
+        return targets if words and all(w & 1 and a <= w & ~1 < self.ends[a] for w in words) else []
+
     def succ(self, a, i, returns):
         """Successor indices of instruction i of function a, and whether it falls out."""
         code = self.code[a]
@@ -265,6 +288,8 @@ class Image:
             return nxt if callee is None or returns.get(callee, True) else []
         if kind in ("tbb", "tbh"):
             return [index[t] for t in self.table(a, addr, base) if t in index]
+        if kind == "ldrtab":
+            return [index[t] for t in self.word_table(a, addr) if t in index]
         return nxt
 
     def analyze(self):
@@ -503,6 +528,11 @@ def main():
     ap.add_argument("--root", action="append", default=[])
     ap.add_argument("--painted", help="lines 'name bytes' from a painted-stack run")
     ap.add_argument("--top", type=int, default=10)
+    ap.add_argument("--su", action="append", default=[], help="a gcc -fstack-usage file")
+    ap.add_argument("--hook-free", action="append", default=[],
+                    help="a function whose register calls are lock hooks the image does not set")
+    ap.add_argument("--triple", help="for llvm-objdump, when the ELF has no .ARM.attributes")
+    ap.add_argument("--bounds", help="write 'name bytes' (the worst case) per root here")
     args = ap.parse_args()
 
     data, secs = read_elf(args.elf)
@@ -510,11 +540,17 @@ def main():
     sizes = stack_sizes(data, secs)
     if not sizes:
         sys.exit(f"{args.elf}: no .stack_sizes section (build with -Z emit-stack-sizes)")
-    img = Image(data, secs, syms, sizes, disassemble(args.objdump, args.elf))
+    img = Image(data, secs, syms, sizes, disassemble(args.objdump, args.elf, args.triple))
     img.analyze()
     frame, src, calls, tails, indirect, unresolved = img.graph()
     name = img.name
     by_name = {f["name"]: a for a, f in img.funcs.items()}
+    su_bad = apply_su(args.su, by_name, frame, src, img)
+    hook_free = set()
+    for n in args.hook_free:
+        if n not in by_name:
+            sys.exit(f"no function {n} (--hook-free)")
+        hook_free.add(by_name[n])
     names = args.root or sorted(n for a, (n, _s, g) in syms.items() if g and n.startswith("stack_"))
     roots = []
     for n in names:
@@ -553,14 +589,21 @@ def main():
     for a in sorted(live, key=lambda a: -frame[a])[:args.top]:
         print(f"    {frame[a]:>6}  {short(name(a), 100)}")
     print()
-    nosize = sorted(name(a) for a in live if src[a] != "stack_sizes")
+    nosize = sorted(name(a) for a in live if src[a] == "disassembly")
     print(f"frames read from the code (no .stack_sizes entry): {', '.join(nosize) or 'none'}")
+    if args.su:
+        fromsu = sorted(name(a) for a in live if src[a] == "su")
+        print(f"frames from gcc -fstack-usage: {len(fromsu)} ({', '.join(fromsu)})")
     mismatched = sum(n.startswith("frame of ") for n in img.notes)
     print(f"frames counted in the code too (sp decrements): {img.checked}, "
           f"{img.checked - mismatched} equal to .stack_sizes")
     print(f"never return (the panic paths): {', '.join(sorted(name(a) for a in noreturn)) or 'none'}")
     live_ind = [x for x in indirect if x[0] in live]
-    bad = [u for u in unresolved if img.owner(int(u.split(" at ")[1].split(":")[0], 16)) in live]
+    at = lambda u: img.owner(int(u.split(" at ")[1].split(":")[0], 16))
+    hooks = [u for u in unresolved if at(u) in live and at(u) in hook_free]
+    bad = [u for u in unresolved if at(u) in live and at(u) not in hook_free]
+    for u in hooks:
+        print(f"    lock hook (none set in this image, so never called): {u}")
     print(f"calls through a register: {len(live_ind)}, "
           + ("all to function addresses loaded from literal pools" if not bad else f"{len(bad)} unresolved"))
     for u in bad:
@@ -575,7 +618,38 @@ def main():
     over = [name(r) for r in roots if painted.get(name(r), 0) > worst[r][0]]
     for n in over:
         print(f"    PAINTED ABOVE THE STATIC BOUND (the graph misses something): {n}")
-    return 1 if bad or cycles or over else 0
+    if args.bounds:
+        with open(args.bounds, "w") as f:
+            for r in roots:
+                f.write(f"{name(r)} {worst[r][0]}\n")
+    return 1 if bad or cycles or over or su_bad else 0
+
+
+def apply_su(paths, by_name, frame, src, img):
+    """Frames of gcc -fstack-usage (`file:line:col:name<TAB>bytes<TAB>qualifier`)
+    for the functions without a .stack_sizes entry. A dynamic frame, or one
+    that differs from the sp decrements counted in the code, is printed and
+    counted as a failure."""
+    bad = 0
+    for path in paths:
+        for line in open(path):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 3:
+                continue
+            fn = parts[0].rsplit(":", 1)[-1]
+            a = by_name.get(fn)
+            if a is None:  # gcc's clones: `f.constprop` is the symbol `f.constprop.0`
+                clones = [n for n in by_name if n.startswith(fn + ".") and n[len(fn) + 1:].isdigit()]
+                a = by_name[clones[0]] if len(clones) == 1 else None
+            if a is None:
+                continue  # inlined everywhere or dropped by --gc-sections
+            if parts[2] != "static":
+                print(f"    FRAME NOT STATIC (gcc -fstack-usage: {parts[2]}): {fn}")
+                bad += 1
+            if src[a] == "disassembly" and int(parts[1]) != frame[a]:
+                img.notes.append(f"frame of {fn}: -fstack-usage {parts[1]}, sp decrements in its code {frame[a]}")
+            frame[a], src[a] = int(parts[1]), "su"
+    return bad
 
 
 if __name__ == "__main__":

@@ -707,8 +707,13 @@ pub unsafe extern "C" fn ea_agent_poll_event(agent: *mut ea_agent, event: *mut e
     let r = unsafe {
         handle::with(agent, |s| {
             let out = args::out(event)?;
-            let ev = s.agent.poll_event().map(|e| ea_event::from_core(&e)).unwrap_or(ea_event::NONE);
-            args::write(out, ev);
+            // In place (the outer SAFETY: the caller's contract); `NONE` is
+            // a valid ea_event, so the reference made after the write is to
+            // a valid value.
+            args::write(out, ea_event::NONE);
+            if let Some(ev) = s.agent.poll_event() {
+                (*out).fill(&ev);
+            }
             Ok(())
         })
     };
@@ -864,7 +869,11 @@ pub unsafe extern "C" fn ea_agent_stats(agent: *const ea_agent, stats: *mut ea_s
     let r = unsafe {
         handle::with(agent, |s| {
             let out = args::out(stats)?;
-            args::write(out, ea_stats::of(&s.agent));
+            // In place (the outer SAFETY: the caller's contract); all-zero
+            // is a valid ea_stats, so the reference made after the write is
+            // to a valid value.
+            args::write(out, ea_stats::default());
+            (*out).fill(&s.agent);
             Ok(())
         })
     };

@@ -9,6 +9,7 @@ use crate::result::{ea_result, Res};
 /// # Safety
 /// Unless NULL, `ptr` must point to `len` readable bytes that stay valid and
 /// unmodified for `'a`.
+#[inline(never)] // one copy for every argument: flash
 pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Res<&'a [u8]> {
     if len == 0 {
         return Ok(&[]);
@@ -28,6 +29,7 @@ pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Res<&'a [u8]> {
 /// # Safety
 /// Unless NULL, `ptr` must point to `len` writable bytes, valid and not
 /// accessed by anyone else for `'a`.
+#[inline(never)] // one copy for every argument: flash
 pub(crate) unsafe fn bytes_mut<'a>(ptr: *mut u8, len: usize) -> Res<&'a mut [u8]> {
     if len == 0 {
         return Ok(&mut []);
@@ -46,6 +48,7 @@ pub(crate) unsafe fn bytes_mut<'a>(ptr: *mut u8, len: usize) -> Res<&'a mut [u8]
 ///
 /// # Safety
 /// As for [`bytes`].
+#[inline(never)] // one copy for every argument: flash
 pub(crate) unsafe fn str<'a>(ptr: *const u8, len: usize) -> Res<&'a str> {
     // SAFETY: forwarded contract.
     let b = unsafe { bytes(ptr, len) }?;

@@ -184,19 +184,26 @@ pub(crate) struct LockHooks {
 impl LockHooks {
     /// Takes the lock; released when the guard drops (also on a caught
     /// panic).
-    pub(crate) fn take(self) -> LockGuard {
+    pub(crate) fn take(&self) -> LockGuard<'_> {
         if let Some(lock) = self.lock {
             // SAFETY: the caller's hook, called as documented in ea_config.
             unsafe { lock(self.userdata) };
         }
         LockGuard(self)
     }
+
+    /// The guard of a lock already taken with `take` (whose guard was
+    /// forgotten): released when it drops.
+    pub(crate) fn held(&self) -> LockGuard<'_> {
+        LockGuard(self)
+    }
 }
 
 /// Holds the agent's lock (if it has hooks) until dropped.
-pub(crate) struct LockGuard(LockHooks);
+pub(crate) struct LockGuard<'a>(&'a LockHooks);
 
-impl Drop for LockGuard {
+impl Drop for LockGuard<'_> {
+    #[inline(never)] // one copy, not one in every entry point (flash)
     fn drop(&mut self) {
         if let Some(unlock) = self.0.unlock {
             // SAFETY: as in `LockHooks::take`.

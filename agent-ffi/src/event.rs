@@ -170,8 +170,17 @@ impl ea_event {
 
     /// The C form of `ev`, borrowing its bytes.
     pub fn from_core(ev: &Event<'_>) -> ea_event {
-        use ea_event_kind::*;
         let mut e = ea_event::NONE;
+        e.fill(ev);
+        e
+    }
+
+    /// Writes `ev` into `self`, which holds `NONE` (the fields `ev` does
+    /// not carry keep their zeros). In place: `ea_agent_poll_event` fills
+    /// the caller's struct without building one aside and copying it.
+    pub(crate) fn fill(&mut self, ev: &Event<'_>) {
+        use ea_event_kind::*;
+        let e = self;
         match *ev {
             Event::Connect { endpoint } => {
                 e.kind = EA_EVENT_CONNECT as u32;
@@ -213,7 +222,6 @@ impl ea_event {
             }
             Event::GaveUp => e.kind = EA_EVENT_GAVE_UP as u32,
         }
-        e
     }
 }
 

@@ -157,22 +157,14 @@ pub(crate) unsafe fn end(handle: *mut ea_agent) -> Res {
 /// # Safety
 /// `handle` is NULL or points to `EA_AGENT_STORAGE_SIZE` bytes of memory
 /// that is an `ea_agent` (initialized or not) for the call's duration.
-pub(crate) unsafe fn with<R>(handle: *const ea_agent, f: impl FnOnce(&mut State) -> Res<R>) -> Res<R> {
-    let p = check_addr(handle)?;
-    // SAFETY: `p` is non-NULL and aligned; the memory is the caller's.
-    if !unsafe { is_live(p) } {
-        return Err(ea_result::EA_NOT_INITIALIZED);
-    }
-    // SAFETY: a live handle: the header is initialized and immutable.
-    let inner: &Inner = unsafe { &*p };
-    let _guard = inner.hooks.take();
+pub(crate) unsafe fn with(handle: *const ea_agent, f: impl FnOnce(&mut State) -> Res) -> Res {
+    // SAFETY: forwarded.
+    let inner = unsafe { enter(handle) }?;
+    let _guard = inner.hooks.held();
     // SAFETY: the state is only reached under the lock (or from one thread,
     // by the contract in the header when there are no hooks), so this is
     // the only reference to it.
     let state = unsafe { &mut *inner.state.get() };
-    if state.poisoned {
-        return Err(ea_result::EA_PANICKED);
-    }
     match panic::catch(|| f(state)) {
         Ok(r) => r,
         Err(()) => {
@@ -181,6 +173,33 @@ pub(crate) unsafe fn with<R>(handle: *const ea_agent, f: impl FnOnce(&mut State)
             Err(ea_result::EA_PANICKED)
         }
     }
+}
+
+/// `with`'s checks and lock, once for all entry points rather than inlined
+/// into each (flash on a microcontroller; a direct call, so the static
+/// stack bound follows it): the live header, its lock taken, and the
+/// state checked not poisoned (the lock released again if it is). On
+/// success the lock stays taken: the caller releases it with a guard from
+/// `LockHooks::held` (returning the guard itself costs more code).
+///
+/// # Safety
+/// As for `with`.
+#[inline(never)]
+unsafe fn enter<'h>(handle: *const ea_agent) -> Res<&'h Inner> {
+    let p = check_addr(handle)?;
+    // SAFETY: `p` is non-NULL and aligned; the memory is the caller's.
+    if !unsafe { is_live(p) } {
+        return Err(ea_result::EA_NOT_INITIALIZED);
+    }
+    // SAFETY: a live handle: the header is initialized and immutable.
+    let inner: &Inner = unsafe { &*p };
+    let guard = inner.hooks.take();
+    // SAFETY: under the lock; the reference ends here.
+    if unsafe { (*inner.state.get()).poisoned } {
+        return Err(ea_result::EA_PANICKED);
+    }
+    core::mem::forget(guard);
+    Ok(inner)
 }
 
 #[cfg(all(test, feature = "std"))]

@@ -59,7 +59,9 @@ impl ea_identity {
     ///
     /// # Safety
     /// Every non-NULL pointer must satisfy the struct's contract for `'a`.
-    pub(crate) unsafe fn to_core<'a>(self) -> Res<Identity<'a>> {
+    // By reference, though `Copy`: by value it is a 72-B copy (flash).
+    #[allow(clippy::wrong_self_convention)]
+    pub(crate) unsafe fn to_core<'a>(&self) -> Res<Identity<'a>> {
         // SAFETY: forwarded contract, field by field.
         unsafe {
             Ok(Identity {

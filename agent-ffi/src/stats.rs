@@ -134,6 +134,17 @@ pub struct ea_stats {
 impl ea_stats {
     /// The snapshot of `agent`.
     pub fn of(agent: &Agent<'_>) -> ea_stats {
+        let mut o = ea_stats::default();
+        o.fill(agent);
+        o
+    }
+
+    /// Writes the snapshot of `agent` into `self`, field by field: one
+    /// struct literal loads every value before storing any, which spills
+    /// most of them on a 32-bit MCU (as in `Core::stats_with`), and a value
+    /// built aside is copied once more; `ea_agent_stats` fills the caller's
+    /// struct in place.
+    pub fn fill(&mut self, agent: &Agent<'_>) {
         // Destructured without `..`: a counter added to AgentStats fails to
         // compile here until it has its field in ea_stats.
         let AgentStats {
@@ -163,52 +174,51 @@ impl ea_stats {
             clock_anomalies,
             peer_incompatible,
             ack_timeouts,
-        } = agent.stats();
+        } = &agent.stats();
         let ring = agent.ring();
         let hb = agent.heartbeat_records();
         let endpoint = agent.endpoint();
-        ea_stats {
-            state: ea_state::from(agent.state()) as u32,
-            has_endpoint: u8::from(endpoint.is_some()),
-            endpoint: endpoint.unwrap_or(0),
-            drained: u8::from(agent.is_drained()),
-            has_last_rtt: u8::from(last_rtt_ms.is_some()),
-            last_rtt_ms: last_rtt_ms.unwrap_or(0),
-            ring_records: ring.len(),
-            ring_pending_records: ring.pending_records(),
-            ring_inflight_records: ring.inflight_records(),
-            ring_inflight_bytes: ring.inflight_bytes() as u64,
-            first_unacked_seq: ring.first_unacked_seq(),
-            next_seq: ring.next_seq(),
-            ring_used_bytes,
-            ring_capacity,
-            pushed,
-            acked,
-            dropped_full,
-            dropped_too_large,
-            dropped_evicted,
-            bytes_sent,
-            bytes_received,
-            frames_sent,
-            frames_received,
-            connections,
-            connect_failures,
-            decoder_skipped_bytes,
-            decoder_bad_crc,
-            unknown_kinds,
-            malformed,
-            events_dropped,
-            tasks_unroutable,
-            protocol_errors,
-            tasks_duplicate,
-            decoder_oversized,
-            clock_anomalies,
-            peer_incompatible,
-            ack_timeouts,
-            heartbeats_pushed: hb.pushed,
-            heartbeats_dropped_full: hb.dropped_full,
-            heartbeats_dropped_evicted: hb.dropped_evicted,
-        }
+        let o = self;
+        o.state = ea_state::from(agent.state()) as u32;
+        o.has_endpoint = u8::from(endpoint.is_some());
+        o.endpoint = endpoint.unwrap_or(0);
+        o.drained = u8::from(agent.is_drained());
+        o.has_last_rtt = u8::from(last_rtt_ms.is_some());
+        o.last_rtt_ms = last_rtt_ms.unwrap_or(0);
+        o.ring_records = ring.len();
+        o.ring_pending_records = ring.pending_records();
+        o.ring_inflight_records = ring.inflight_records();
+        o.ring_inflight_bytes = ring.inflight_bytes() as u64;
+        o.first_unacked_seq = ring.first_unacked_seq();
+        o.next_seq = ring.next_seq();
+        o.ring_used_bytes = *ring_used_bytes;
+        o.ring_capacity = *ring_capacity;
+        o.pushed = *pushed;
+        o.acked = *acked;
+        o.dropped_full = *dropped_full;
+        o.dropped_too_large = *dropped_too_large;
+        o.dropped_evicted = *dropped_evicted;
+        o.bytes_sent = *bytes_sent;
+        o.bytes_received = *bytes_received;
+        o.frames_sent = *frames_sent;
+        o.frames_received = *frames_received;
+        o.connections = *connections;
+        o.connect_failures = *connect_failures;
+        o.decoder_skipped_bytes = *decoder_skipped_bytes;
+        o.decoder_bad_crc = *decoder_bad_crc;
+        o.unknown_kinds = *unknown_kinds;
+        o.malformed = *malformed;
+        o.events_dropped = *events_dropped;
+        o.tasks_unroutable = *tasks_unroutable;
+        o.protocol_errors = *protocol_errors;
+        o.tasks_duplicate = *tasks_duplicate;
+        o.decoder_oversized = *decoder_oversized;
+        o.clock_anomalies = *clock_anomalies;
+        o.peer_incompatible = *peer_incompatible;
+        o.ack_timeouts = *ack_timeouts;
+        o.heartbeats_pushed = hb.pushed;
+        o.heartbeats_dropped_full = hb.dropped_full;
+        o.heartbeats_dropped_evicted = hb.dropped_evicted;
     }
 }
 

@@ -176,6 +176,46 @@ fn a_fault_in_the_firmware_ends_qemu_with_status_3() {
     assert!(log.contains("fw: HARDFAULT"), "{log}");
 }
 
+/// Each call's painted stack (interrupts that landed during it included)
+/// against its static bound from the build script (`stack-bound.txt`: the
+/// call's worst path plus one interrupt with its exception frame;
+/// `ea_agent_init` runs before interrupts are enabled, so against its own).
+/// A painted figure above the bound means the static analysis missed a
+/// path. Without the file (no llvm-objdump outside CI: the build script
+/// printed why) there is nothing to compare.
+fn painted_within_static_bound(out: &Path, init_stack: u32, stack_line: &str) {
+    let Ok(text) = std::fs::read_to_string(out.join("stack-bound.txt")) else {
+        eprintln!("firmware test: no stack-bound.txt (see the build script's notice); painted figures not compared");
+        return;
+    };
+    let bound: BTreeMap<&str, u32> = text.lines().filter_map(|l| l.split_once(' ')).map(|(n, b)| (n, b.parse().unwrap())).collect();
+    let irq = bound["interrupt"];
+    let init = bound["ea_agent_init"];
+    eprintln!("stack of ea_agent_init: painted {init_stack} B, static bound {init} B");
+    assert!(init_stack <= init, "ea_agent_init: painted {init_stack} B above the static bound {init} B");
+    let function = |call: &str| match call {
+        "push" => "ea_agent_push_tick",
+        "drain" => "ea_agent_drain_intake_tick",
+        "received" => "ea_agent_handle_received_tick",
+        "delay" => "ea_agent_timeout_delay_tick",
+        "timeout" => "ea_agent_handle_timeout_tick",
+        "transmit" => "ea_agent_poll_transmit_tick",
+        "poll_event" => "ea_agent_poll_event",
+        "connected" => "ea_agent_handle_connected_tick",
+        "task_result" => "ea_agent_task_result_tick",
+        "host_stats" => "ea_agent_set_host_stats",
+        other => panic!("a painted call the test does not know: {other}"),
+    };
+    for kv in stack_line.split(' ').skip(2) {
+        let (call, painted) = kv.split_once('=').unwrap();
+        let painted: u32 = painted.parse().unwrap();
+        let f = function(call);
+        let limit = bound[f] + irq;
+        eprintln!("stack of {f}: painted {painted} B, static bound {} B + interrupt {irq} B", bound[f]);
+        assert!(painted <= limit, "{f}: painted {painted} B above its static bound {limit} B");
+    }
+}
+
 /// The library the build script linked (the path it prints).
 fn report_lib(out: &Path) -> String {
     let map = std::fs::read_to_string(out.join("firmware.map")).unwrap();
@@ -257,6 +297,7 @@ fn firmware_on_qemu_delivers_every_record_once_across_collector_restarts() {
         let bytes: u32 = bytes.parse().unwrap();
         assert!(bytes > 0 && bytes < 3072, "{call}: {bytes} B (0: never called; 3072: beyond the painted window)");
     }
+    painted_within_static_bound(&out, init_stack, stack);
     let (s, b) = http(api, "GET", &format!("/tasks/{task}"), Some(TOKEN), None);
     assert_eq!(s, 200);
     assert_eq!(json(&b)["state"], "done", "{b}");
