@@ -23,9 +23,10 @@ pub fn subject(prefix: &str, agent: &str) -> String {
     format!("{prefix}.{}", token(agent))
 }
 
-/// `Nats-Msg-Id` of record `seq` of `agent`: `<token>:<seq>`.
-pub fn msg_id(agent: &str, seq: u64) -> String {
-    format!("{}:{seq}", token(agent))
+/// `Nats-Msg-Id` of the message holding records `first..=last` of
+/// `agent`: `<token>:<first>-<last>`.
+pub fn msg_id(agent: &str, first: u64, last: u64) -> String {
+    format!("{}:{first}-{last}", token(agent))
 }
 
 /// True if `prefix` is a usable subject prefix: dot-separated tokens, none
@@ -45,7 +46,7 @@ mod tests {
         assert_eq!(token(""), "~");
         assert_ne!(token("~61"), "~61", "an id that looks encoded is encoded itself");
         assert_eq!(subject("edge.records", "a b"), "edge.records.~612062");
-        assert_eq!(msg_id("a", 7), "a:7");
+        assert_eq!(msg_id("a", 7, 9), "a:7-9");
         for id in ["x>", "x*", "é", "a\r\nb"] {
             let t = token(id);
             assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'~'), "{t}");
