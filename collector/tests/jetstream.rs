@@ -5,7 +5,11 @@
 //! nats-server restarted, two collectors racing for one agent, and a
 //! three-node cluster with replicas 3 losing a node. Each test ends by
 //! reading the whole stream back and checking: per agent, every record
-//! the agent's ring took is there exactly once, in sequence order.
+//! the agent's ring took is there exactly once, in sequence order; and
+//! the messages themselves keep the layout (one message per writer round:
+//! the file sink's lines, `Edge-First-Seq`/`Edge-Last-Seq`, `Nats-Msg-Id`
+//! `<token>:<first>-<last>`, contiguous ranges per subject, within
+//! `--nats-max-message-bytes`).
 
 mod common;
 #[path = "common/nats.rs"]
@@ -19,6 +23,7 @@ use common::agent::{text_of, StdClock};
 use common::raw::{hello, Got, Raw};
 use common::tcp_transport::TcpTransport;
 use common::{CollectorProc, Rng, TempDir};
+use edge_collector::config::DEFAULT_NATS_MAX_MESSAGE_BYTES;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +45,86 @@ fn read_stream(url: &str, stream: &str) -> Vec<serde_json::Value> {
         out
     });
     String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line ({e}): {l}"))).collect()
+}
+
+/// One message of the stream, as stored.
+#[derive(Debug)]
+struct StreamMsg {
+    subject: String,
+    first: u64,
+    last: u64,
+    msg_id: String,
+    payload: Vec<u8>,
+}
+
+/// Reads every message of `stream` raw (a fresh durable consumer), in
+/// stream order.
+fn read_messages(url: &str, stream: &str) -> Vec<StreamMsg> {
+    use edge_collector::jetstream::message::{FIRST_SEQ_HEADER, LAST_SEQ_HEADER};
+    use futures_util::StreamExt as _;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let ctx = async_nats::jetstream::new(async_nats::connect(url).await.expect("connect to NATS"));
+        let s = ctx.get_stream(stream).await.expect("stream");
+        let durable = format!("raw{}", common::Rng(std::process::id() as u64 ^ 0x5eed).next() % 1_000_000);
+        let config = async_nats::jetstream::consumer::pull::Config { durable_name: Some(durable.clone()), ..Default::default() };
+        let consumer = s.get_or_create_consumer(&durable, config).await.expect("consumer");
+        let mut out = Vec::new();
+        loop {
+            let mut batch = consumer.fetch().max_messages(1000).expires(Duration::from_secs(2)).messages().await.expect("fetch");
+            let before = out.len();
+            while let Some(m) = batch.next().await {
+                let m = m.expect("message");
+                let h = m.headers.clone().unwrap_or_default();
+                let num = |name: &str| h.get(name).unwrap_or_else(|| panic!("{name} missing on {}", m.subject)).as_str().parse::<u64>().unwrap();
+                out.push(StreamMsg {
+                    subject: m.subject.to_string(),
+                    first: num(FIRST_SEQ_HEADER),
+                    last: num(LAST_SEQ_HEADER),
+                    msg_id: h.get("Nats-Msg-Id").map(|v| v.as_str().to_string()).unwrap_or_default(),
+                    payload: m.payload.to_vec(),
+                });
+                m.ack().await.unwrap();
+            }
+            if out.len() == before {
+                return out;
+            }
+        }
+    })
+}
+
+/// Checks the layout of every message: per subject the ranges run 0, 1,
+/// 2, ... without gap or overlap; `Nats-Msg-Id` is `<token>:<first>-<last>`;
+/// the payload is `last - first + 1` lines, each ending with `\n`, each a
+/// sound line (its CRC matches) of that agent with the sequence number its
+/// position says; no payload exceeds `max_bytes`. Returns (messages,
+/// records).
+fn check_layout(msgs: &[StreamMsg], prefix: &str, max_bytes: usize) -> (usize, u64) {
+    use edge_collector::line::{check, Checked};
+    let mut next: HashMap<&str, u64> = HashMap::new();
+    let mut records = 0;
+    for m in msgs {
+        let token = m.subject.strip_prefix(prefix).and_then(|t| t.strip_prefix('.')).unwrap_or_else(|| panic!("subject {}", m.subject));
+        let want = next.entry(&m.subject).or_insert(0);
+        assert_eq!((m.first, m.last >= m.first), (*want, true), "{}: ranges not contiguous at {}..={}", m.subject, m.first, m.last);
+        *want = m.last + 1;
+        assert_eq!(m.msg_id, format!("{token}:{}-{}", m.first, m.last));
+        assert!(m.payload.len() <= max_bytes, "{} bytes, above the bound {max_bytes}", m.payload.len());
+        assert_eq!(m.payload.last(), Some(&b'\n'));
+        let lines: Vec<&[u8]> = m.payload.split_inclusive(|&b| b == b'\n').collect();
+        assert_eq!(lines.len() as u64, m.last - m.first + 1, "{}: line count against the headers", m.msg_id);
+        for (i, l) in lines.iter().enumerate() {
+            match check(l) {
+                Checked::Sound(k) => {
+                    assert_eq!(k.seq, m.first + i as u64, "{}: line {i}", m.msg_id);
+                    assert_eq!(edge_collector::jetstream::subject::token(&k.agent), token);
+                }
+                _ => panic!("{}: line {i} is not a sound line: {}", m.msg_id, String::from_utf8_lossy(l)),
+            }
+        }
+        records += m.last - m.first + 1;
+    }
+    (msgs.len(), records)
 }
 
 /// Checks exactly once in order: per agent, the sequence numbers in stream
@@ -254,6 +339,9 @@ fn three_collectors_kill9_failover_and_a_server_restart_keep_exactly_once() {
     assert!(connects as usize > AGENTS, "agents failed over");
     let lines = read_stream(&server.url(), "FLEET");
     check_exactly_once(&lines, &accepted, PAYLOAD);
+    let (messages, records) = check_layout(&read_messages(&server.url(), "FLEET"), "t.rec", DEFAULT_NATS_MAX_MESSAGE_BYTES);
+    assert_eq!(records, lines.len() as u64);
+    eprintln!("{records} records in {messages} messages");
     drop(slots);
 }
 
@@ -300,6 +388,10 @@ fn two_collectors_racing_for_one_agent_never_write_twice_or_out_of_order() {
     assert_eq!(seqs, (0..25).collect::<Vec<_>>(), "exactly once, in order");
     let texts: Vec<&str> = lines.iter().map(|l| l["text"].as_str().unwrap()).collect();
     assert_eq!(texts[12], "r12");
+    // One message per round, the overlapping one trimmed to its new tail.
+    let msgs = read_messages(&url, "RACE");
+    check_layout(&msgs, "t.rec", DEFAULT_NATS_MAX_MESSAGE_BYTES);
+    assert_eq!(msgs.iter().map(|m| (m.first, m.last)).collect::<Vec<_>>(), [(0, 9), (10, 19), (20, 24)]);
 }
 
 #[test]
@@ -340,6 +432,8 @@ fn a_three_node_cluster_with_replicas_3_loses_a_node_mid_stream() {
     let alive = nodes.iter().position(|n| n.name != nodes[victim].name).unwrap();
     let lines = read_stream(&urls[alive], "CLUSTER");
     check_exactly_once(&lines, &accepted, PAYLOAD);
+    let (_, records) = check_layout(&read_messages(&urls[alive], "CLUSTER"), "t.rec", DEFAULT_NATS_MAX_MESSAGE_BYTES);
+    assert_eq!(records, lines.len() as u64);
     drop(slots);
 }
 
@@ -361,4 +455,57 @@ impl IntoTuple for (Raw, Got, u32) {
     fn into_tuple(self) -> (Raw, Got) {
         (self.0, self.1)
     }
+}
+
+#[test]
+fn a_round_longer_than_the_message_bound_is_split_and_the_bound_is_checked_at_start() {
+    let Some(server) = nats::single() else { return };
+    let url = server.url();
+    // Refused at start: a bound the server's max_payload (1 MiB) cannot
+    // take with the headers, and one below the longest record line.
+    let dir = TempDir::new("js-bound");
+    for (bound, why) in [("1048576", "max_payload"), ("1000", "--nats-max-message-bytes must be within")] {
+        let args = sink_args(&url, "BOUND", &["--nats-max-message-bytes", bound]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = CollectorProc::command(dir.path(), &args).output().expect("run edge-collector");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(why), "{bound}: {:?} {err}", out.status);
+    }
+    // Small frames and identities make the longest line, and so the
+    // smallest bound, small; records of 2,000 bytes: 12 lines a message.
+    let bound = edge_collector::bounds::line_max(4096, 16, 16);
+    let bound_arg = bound.to_string();
+    let args = sink_args(&url, "SPLIT", &["--max-frame", "4096", "--max-agent-id-bytes", "16", "--max-identity-bytes", "16", "--max-inflight", "64", "--nats-max-message-bytes", &bound_arg]);
+    let c = Slot::new("js-split", args);
+    let (mut r, acc) = Raw::connect_admitted(c.addr(), &hello("splitter", b"", 0, 0), T, 0).into_tuple();
+    assert!(matches!(acc, Got::Accept { next_seq: 0, .. }), "{acc:?}");
+    let text = "x".repeat(2000);
+    r.batch(&text, 0, 1);
+    assert_eq!(r.recv_skipping(T), Got::Ack(0));
+    // The server stopped: the next round waits for its ack while 39
+    // batches queue behind it, so the round after is about 86 KB.
+    const BATCHES: u64 = 40;
+    let pid = server.pid().expect("running").to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    for seq in 1..BATCHES {
+        r.batch(&text, seq, 1);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    let end = Instant::now() + T;
+    loop {
+        match r.recv_skipping(end.saturating_duration_since(Instant::now())) {
+            Got::Ack(s) if s == BATCHES - 1 => break,
+            Got::Ack(_) => {}
+            g => panic!("waiting for the last ack: {g:?}"),
+        }
+    }
+    let msgs = read_messages(&url, "SPLIT");
+    let (messages, records) = check_layout(&msgs, "t.rec", bound);
+    assert_eq!(records, BATCHES);
+    let widest = msgs.iter().map(|m| m.last - m.first + 1).max().unwrap();
+    eprintln!("split: {records} records in {messages} messages of at most {bound} bytes, at most {widest} records each");
+    assert!(widest >= 2 && messages >= 4 && (messages as u64) < BATCHES, "{messages} messages, at most {widest} records each");
+    let seqs: Vec<u64> = read_stream(&url, "SPLIT").iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..BATCHES).collect::<Vec<_>>());
 }
