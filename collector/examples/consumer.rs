@@ -1,6 +1,11 @@
 //! Reads the JetStream sink's stream with a durable consumer and writes the
 //! same JSON lines as the file sink (one record a line, see
-//! `edge_collector::line`), to standard output or appended to a file.
+//! `edge_collector::line`), to standard output or appended to a file. Each
+//! stream message is one writer round of one agent (headers
+//! `Edge-First-Seq`, `Edge-Last-Seq`; payload the round's lines): it is
+//! split into its lines, their count checked against the headers
+//! (`edge_collector::jetstream::message`); a message that does not fit
+//! stops the consumer with exit status 1 and its stream sequence.
 //!
 //! ```text
 //! cargo run --release -p edge-collector --example consumer -- \
