@@ -509,3 +509,36 @@ fn a_round_longer_than_the_message_bound_is_split_and_the_bound_is_checked_at_st
     let seqs: Vec<u64> = read_stream(&url, "SPLIT").iter().map(|l| l["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (0..BATCHES).collect::<Vec<_>>());
 }
+
+#[test]
+fn max_agents_bounds_the_streams_subjects_for_new_unproven_ids() {
+    let Some(server) = nats::single() else { return };
+    let url = server.url();
+    let c = Slot::new("js-max-agents", sink_args(&url, "MAXAG", &["--max-agents", "2"]));
+    // A new id without records is admitted (nothing in the stream yet)...
+    let (idle, acc) = Raw::connect_admitted(c.addr(), &hello("idle", b"", 0, 0), T, 0).into_tuple();
+    assert!(matches!(acc, Got::Accept { next_seq: 0, .. }), "{acc:?}");
+    drop(idle);
+    // ... two that write fill the stream's two places ...
+    for id in ["one", "two"] {
+        let (mut r, acc) = Raw::connect_admitted(c.addr(), &hello(id, b"", 0, 0), T, 0).into_tuple();
+        assert!(matches!(acc, Got::Accept { next_seq: 0, .. }), "{acc:?}");
+        r.batch(id, 0, 3);
+        assert_eq!(r.recv_skipping(T), Got::Ack(2));
+    }
+    // ... and a third new id is refused, Busy, as with the local table.
+    let mut third = Raw::connect(c.addr());
+    third.send(&agent_core::message::Message::Hello(hello("three", b"", 0, 0)));
+    match third.recv_skipping(T) {
+        Got::Reject { code: 6, reason, .. } => assert!(reason.contains("agent table full"), "{reason}"),
+        g => panic!("a new id beyond --max-agents must be refused with Reject 6, got {g:?}"),
+    }
+    // A known agent (its subject has records) is still taken.
+    let (mut r, acc) = Raw::connect_admitted(c.addr(), &hello("one", b"", 0, 0), T, 0).into_tuple();
+    assert!(matches!(acc, Got::Accept { next_seq: 3, .. }), "{acc:?}");
+    r.batch("one", 3, 2);
+    assert_eq!(r.recv_skipping(T), Got::Ack(4));
+    let seqs: Vec<(String, u64)> = read_stream(&url, "MAXAG").iter().map(|l| (l["agent"].as_str().unwrap().to_string(), l["seq"].as_u64().unwrap())).collect();
+    assert_eq!(seqs.iter().filter(|(a, _)| a == "one").count(), 5);
+    assert!(seqs.iter().all(|(a, _)| a == "one" || a == "two"), "{seqs:?}");
+}

@@ -157,6 +157,19 @@ impl JetStream {
         rx.await.ok().flatten()
     }
 
+    /// The number of subjects in the stream (agents with records there),
+    /// from the stream leader; `None` if it could not be read.
+    pub async fn agents(&self) -> Option<u64> {
+        match self.inner.stream.get_info().await {
+            Ok(info) => Some(info.state.subjects_count),
+            Err(e) => {
+                Metrics::inc(&self.inner.metrics.jetstream_errors_total);
+                tracing::warn!(error = %e, "reading the stream's subject count failed");
+                None
+            }
+        }
+    }
+
     /// Queues a batch's lines with the agent's writer; the answer comes once
     /// JetStream acked them (or refused).
     pub async fn store(&self, lines: Lines) -> oneshot::Receiver<StoreOutcome> {
