@@ -94,6 +94,9 @@ pub struct Args {
     /// Most payload bytes of one JetStream message (one agent's round of records as JSON lines; a longer round is split over several messages). Must hold one record line at its longest (from --max-frame and the identity bounds) and stay below the servers' max_payload, checked at start [default: 786432].
     #[arg(long, value_name = "BYTES")]
     pub nats_max_message_bytes: Option<usize>,
+    /// Streams the agents are spread over (1..=64): 1 is the stream --nats-stream with subjects `<prefix>.<agent>`; N > 1 are streams `<name>_0` .. `<name>_<N-1>`, agent `a` in stream `crc32c(a) mod N` on subject `<prefix>.<i>.<a>`. Fixed for the streams' life (recorded in them; another count is refused at start) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub nats_partitions: Option<usize>,
     /// Rotate the JSON-lines file when it grows past this many bytes [default: 256 MiB].
     #[arg(long, value_name = "BYTES")]
     pub rotate_bytes: Option<u64>,
@@ -244,6 +247,8 @@ pub struct NatsSettings {
     pub ack_timeout: Duration,
     /// Most payload bytes of one message.
     pub max_message_bytes: usize,
+    /// Streams the agents are spread over.
+    pub partitions: usize,
 }
 
 impl NatsSettings {
@@ -438,7 +443,11 @@ impl Args {
             duplicate_window,
             ack_timeout: secs("nats-ack-timeout", self.nats_ack_timeout.unwrap_or(10.0))?,
             max_message_bytes: self.nats_max_message_bytes.unwrap_or(DEFAULT_NATS_MAX_MESSAGE_BYTES),
+            partitions: self.nats_partitions.unwrap_or(1),
         };
+        if !(1..=64).contains(&n.partitions) {
+            return Err(ConfigError(format!("--nats-partitions must be within 1..=64, got {}", n.partitions)));
+        }
         if !n.durable() {
             return Err(ConfigError(
                 "--nats-sync interval with --nats-replicas 1: a publish ack would not be durable, and the collector acks only durable records; use --nats-replicas 3 or servers with sync_interval: always".into(),
@@ -451,7 +460,7 @@ impl Args {
     pub fn or(self, file: Args) -> Args {
         macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, allow_new_registry: self.allow_new_registry || file.allow_new_registry, $($f: self.$f.or(file.$f)),* } } }
         pick!(listen, tls_cert, tls_key, tls_client_ca, api_tls_cert, api_tls_key, api_listen, api_token, data_dir, sink, nats_stream, nats_subject_prefix, nats_replicas, nats_sync,
-            nats_max_age, nats_duplicate_window, nats_ack_timeout, nats_max_message_bytes, rotate_bytes, agent_token, token_file,
+            nats_max_age, nats_duplicate_window, nats_ack_timeout, nats_max_message_bytes, nats_partitions, rotate_bytes, agent_token, token_file,
             max_connections, max_frame, max_inflight, max_inflight_bytes, max_batch_records, handshake_timeout, idle_timeout,
             ping_after, retry_after_ms, admission_rate, admission_burst_ms, max_reservations, max_handshakes, prehello_bytes,
             new_agents_per_sec, new_agents_burst, max_agents, liveness_probe_ms, max_agent_id_bytes, max_identity_bytes,
@@ -770,7 +779,7 @@ mod tests {
         let n = c.nats.unwrap();
         assert_eq!(n.urls, ["nats://a:4222", "nats://b:4222"]);
         assert_eq!((n.stream.as_str(), n.subject_prefix.as_str(), n.replicas, n.sync), ("EDGE_RECORDS", "edge.records", 1, NatsSync::Always));
-        assert_eq!((n.duplicate_window, n.max_age, n.max_message_bytes), (Duration::from_secs(120), Duration::ZERO, 786_432));
+        assert_eq!((n.duplicate_window, n.max_age, n.max_message_bytes, n.partitions), (Duration::from_secs(120), Duration::ZERO, 786_432, 1));
         let r3 = Args::try_parse_from(["edge-collector", "--sink", "nats://a:1", "--nats-replicas", "3", "--nats-sync", "interval"]).unwrap().resolve().unwrap();
         assert!(r3.nats.unwrap().durable(), "R3 with the default sync: a quorum holds every ack");
         assert_eq!(Args::default().resolve().unwrap().sink, SinkKind::File);
@@ -793,6 +802,8 @@ mod tests {
             base(&["--nats-duplicate-window", "0"]),
             base(&["--nats-max-age", "60", "--nats-duplicate-window", "120"]),
             base(&["--nats-max-message-bytes", "0"]),
+            base(&["--nats-partitions", "0"]),
+            base(&["--nats-partitions", "65"]),
             base(&["--nats-max-message-bytes", "397561"]),
             base(&["--max-frame", "1048576"]),
 

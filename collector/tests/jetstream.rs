@@ -32,16 +32,17 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
 
-/// Reads every record of `stream` (through a fresh durable consumer) as
-/// parsed JSON lines, in stream order.
-fn read_stream(url: &str, stream: &str) -> Vec<serde_json::Value> {
+/// Reads every record of `stream` (its `partitions` streams; through fresh
+/// durable consumers) as parsed JSON lines, in stream order.
+fn read_stream(url: &str, stream: &str, partitions: usize) -> Vec<serde_json::Value> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let out = rt.block_on(async {
         let client = async_nats::connect(url).await.expect("connect to NATS");
         let ctx = async_nats::jetstream::new(client);
         let mut out = Vec::new();
         let durable = format!("check{}", common::Rng(std::process::id() as u64).next() % 1_000_000);
-        edge_collector::jetstream::consume::consume(&ctx, stream, &durable, &mut out, Duration::from_secs(2), false).await.expect("consume");
+        let streams: Vec<String> = (0..partitions).map(|i| edge_collector::jetstream::subject::stream_name(stream, partitions, i)).collect();
+        edge_collector::jetstream::consume::consume_all(&ctx, &streams, &durable, &mut out, Duration::from_secs(2), false).await.expect("consume");
         out
     });
     String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line ({e}): {l}"))).collect()
@@ -57,19 +58,20 @@ struct StreamMsg {
     payload: Vec<u8>,
 }
 
-/// Reads every message of `stream` raw (a fresh durable consumer), in
-/// stream order.
-fn read_messages(url: &str, stream: &str) -> Vec<StreamMsg> {
+/// Reads every message of `stream` (its `partitions` streams, one after
+/// the other) raw through fresh durable consumers, in stream order.
+fn read_messages(url: &str, stream: &str, partitions: usize) -> Vec<StreamMsg> {
     use edge_collector::jetstream::message::{FIRST_SEQ_HEADER, LAST_SEQ_HEADER};
     use futures_util::StreamExt as _;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let ctx = async_nats::jetstream::new(async_nats::connect(url).await.expect("connect to NATS"));
-        let s = ctx.get_stream(stream).await.expect("stream");
+        let mut out = Vec::new();
+        for i in 0..partitions {
+        let s = ctx.get_stream(edge_collector::jetstream::subject::stream_name(stream, partitions, i)).await.expect("stream");
         let durable = format!("raw{}", common::Rng(std::process::id() as u64 ^ 0x5eed).next() % 1_000_000);
         let config = async_nats::jetstream::consumer::pull::Config { durable_name: Some(durable.clone()), ..Default::default() };
         let consumer = s.get_or_create_consumer(&durable, config).await.expect("consumer");
-        let mut out = Vec::new();
         loop {
             let mut batch = consumer.fetch().max_messages(1000).expires(Duration::from_secs(2)).messages().await.expect("fetch");
             let before = out.len();
@@ -87,9 +89,11 @@ fn read_messages(url: &str, stream: &str) -> Vec<StreamMsg> {
                 m.ack().await.unwrap();
             }
             if out.len() == before {
-                return out;
+                break;
             }
         }
+        }
+        out
     })
 }
 
@@ -99,12 +103,13 @@ fn read_messages(url: &str, stream: &str) -> Vec<StreamMsg> {
 /// sound line (its CRC matches) of that agent with the sequence number its
 /// position says; no payload exceeds `max_bytes`. Returns (messages,
 /// records).
-fn check_layout(msgs: &[StreamMsg], prefix: &str, max_bytes: usize) -> (usize, u64) {
+fn check_layout(msgs: &[StreamMsg], prefix: &str, partitions: usize, max_bytes: usize) -> (usize, u64) {
     use edge_collector::line::{check, Checked};
     let mut next: HashMap<&str, u64> = HashMap::new();
     let mut records = 0;
     for m in msgs {
-        let token = m.subject.strip_prefix(prefix).and_then(|t| t.strip_prefix('.')).unwrap_or_else(|| panic!("subject {}", m.subject));
+        let rest = m.subject.strip_prefix(prefix).and_then(|t| t.strip_prefix('.')).unwrap_or_else(|| panic!("subject {}", m.subject));
+        let token = if partitions == 1 { rest } else { rest.split_once('.').unwrap_or_else(|| panic!("subject {}", m.subject)).1 };
         let want = next.entry(&m.subject).or_insert(0);
         assert_eq!((m.first, m.last >= m.first), (*want, true), "{}: ranges not contiguous at {}..={}", m.subject, m.first, m.last);
         *want = m.last + 1;
@@ -118,6 +123,7 @@ fn check_layout(msgs: &[StreamMsg], prefix: &str, max_bytes: usize) -> (usize, u
                 Checked::Sound(k) => {
                     assert_eq!(k.seq, m.first + i as u64, "{}: line {i}", m.msg_id);
                     assert_eq!(edge_collector::jetstream::subject::token(&k.agent), token);
+                    assert_eq!(edge_collector::jetstream::subject::subject(prefix, partitions, &k.agent), m.subject, "the agent's partition");
                 }
                 _ => panic!("{}: line {i} is not a sound line: {}", m.msg_id, String::from_utf8_lossy(l)),
             }
@@ -266,7 +272,8 @@ fn three_collectors_kill9_failover_and_a_server_restart_keep_exactly_once() {
     let Some(mut server) = nats::single() else { return };
     let seed = common::seed();
     let url = server.url();
-    let args = sink_args(&url, "FLEET", &[]);
+    // The agents spread over three streams (`--nats-partitions 3`).
+    let args = sink_args(&url, "FLEET", &["--nats-partitions", "3"]);
     let slots: Vec<Arc<Mutex<Slot>>> = (0..3).map(|i| Arc::new(Mutex::new(Slot::new(&format!("js-c{i}"), args.clone())))).collect();
     let endpoints: Vec<SocketAddr> = slots.iter().map(|s| s.lock().unwrap().addr()).collect();
     const AGENTS: usize = 6;
@@ -337,9 +344,12 @@ fn three_collectors_kill9_failover_and_a_server_restart_keep_exactly_once() {
     assert!(undrained.is_empty(), "agents with records never acked: {undrained:?}");
     assert!(server_restarted && kills >= 3, "the faults ran ({kills} kills)");
     assert!(connects as usize > AGENTS, "agents failed over");
-    let lines = read_stream(&server.url(), "FLEET");
+    let lines = read_stream(&server.url(), "FLEET", 3);
     check_exactly_once(&lines, &accepted, PAYLOAD);
-    let (messages, records) = check_layout(&read_messages(&server.url(), "FLEET"), "t.rec", DEFAULT_NATS_MAX_MESSAGE_BYTES);
+    let msgs = read_messages(&server.url(), "FLEET", 3);
+    let (messages, records) = check_layout(&msgs, "t.rec", 3, DEFAULT_NATS_MAX_MESSAGE_BYTES);
+    let used: std::collections::HashSet<&str> = msgs.iter().map(|m| m.subject.split('.').nth(2).unwrap()).collect();
+    assert!(used.len() >= 2, "the agents landed in one partition only: {used:?}");
     assert_eq!(records, lines.len() as u64);
     eprintln!("{records} records in {messages} messages");
     drop(slots);
@@ -383,14 +393,14 @@ fn two_collectors_racing_for_one_agent_never_write_twice_or_out_of_order() {
     assert!(matches!(acc, Got::Accept { next_seq: 20, .. }), "{acc:?}");
     rc.batch("r", 5, 20);
     assert_eq!(rc.recv_skipping(T), Got::Ack(24));
-    let lines = read_stream(&url, "RACE");
+    let lines = read_stream(&url, "RACE", 1);
     let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (0..25).collect::<Vec<_>>(), "exactly once, in order");
     let texts: Vec<&str> = lines.iter().map(|l| l["text"].as_str().unwrap()).collect();
     assert_eq!(texts[12], "r12");
     // One message per round, the overlapping one trimmed to its new tail.
-    let msgs = read_messages(&url, "RACE");
-    check_layout(&msgs, "t.rec", DEFAULT_NATS_MAX_MESSAGE_BYTES);
+    let msgs = read_messages(&url, "RACE", 1);
+    check_layout(&msgs, "t.rec", 1, DEFAULT_NATS_MAX_MESSAGE_BYTES);
     assert_eq!(msgs.iter().map(|m| (m.first, m.last)).collect::<Vec<_>>(), [(0, 9), (10, 19), (20, 24)]);
 }
 
@@ -430,9 +440,9 @@ fn a_three_node_cluster_with_replicas_3_loses_a_node_mid_stream() {
         accepted.insert(id, p.accepted);
     }
     let alive = nodes.iter().position(|n| n.name != nodes[victim].name).unwrap();
-    let lines = read_stream(&urls[alive], "CLUSTER");
+    let lines = read_stream(&urls[alive], "CLUSTER", 1);
     check_exactly_once(&lines, &accepted, PAYLOAD);
-    let (_, records) = check_layout(&read_messages(&urls[alive], "CLUSTER"), "t.rec", DEFAULT_NATS_MAX_MESSAGE_BYTES);
+    let (_, records) = check_layout(&read_messages(&urls[alive], "CLUSTER", 1), "t.rec", 1, DEFAULT_NATS_MAX_MESSAGE_BYTES);
     assert_eq!(records, lines.len() as u64);
     drop(slots);
 }
@@ -458,7 +468,7 @@ impl IntoTuple for (Raw, Got, u32) {
 }
 
 #[test]
-fn a_round_longer_than_the_message_bound_is_split_and_the_bound_is_checked_at_start() {
+fn a_round_longer_than_the_message_bound_is_split_and_the_bound_and_partitions_are_checked_at_start() {
     let Some(server) = nats::single() else { return };
     let url = server.url();
     // Refused at start: a bound the server's max_payload (1 MiB) cannot
@@ -471,6 +481,15 @@ fn a_round_longer_than_the_message_bound_is_split_and_the_bound_is_checked_at_st
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(why), "{bound}: {:?} {err}", out.status);
     }
+    // Another partition count than the streams were made for.
+    // (Its own subject prefix: its streams' subjects must not overlap SPLIT's.)
+    let part_args = |n: &str| sink_args(&url, "PART", &["--nats-partitions", n]).into_iter().map(|a| if a == "t.rec" { "t.part".to_string() } else { a }).collect::<Vec<_>>();
+    drop(Slot::new("js-part2", part_args("2")));
+    let args = part_args("3");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = CollectorProc::command(dir.path(), &args).output().expect("run edge-collector");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("was made for --nats-partitions 2"), "{:?} {err}", out.status);
     // Small frames and identities make the longest line, and so the
     // smallest bound, small; records of 2,000 bytes: 12 lines a message.
     let bound = edge_collector::bounds::line_max(4096, 16, 16);
@@ -500,13 +519,13 @@ fn a_round_longer_than_the_message_bound_is_split_and_the_bound_is_checked_at_st
             g => panic!("waiting for the last ack: {g:?}"),
         }
     }
-    let msgs = read_messages(&url, "SPLIT");
-    let (messages, records) = check_layout(&msgs, "t.rec", bound);
+    let msgs = read_messages(&url, "SPLIT", 1);
+    let (messages, records) = check_layout(&msgs, "t.rec", 1, bound);
     assert_eq!(records, BATCHES);
     let widest = msgs.iter().map(|m| m.last - m.first + 1).max().unwrap();
     eprintln!("split: {records} records in {messages} messages of at most {bound} bytes, at most {widest} records each");
     assert!(widest >= 2 && messages >= 4 && (messages as u64) < BATCHES, "{messages} messages, at most {widest} records each");
-    let seqs: Vec<u64> = read_stream(&url, "SPLIT").iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = read_stream(&url, "SPLIT", 1).iter().map(|l| l["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (0..BATCHES).collect::<Vec<_>>());
 }
 
@@ -538,7 +557,7 @@ fn max_agents_bounds_the_streams_subjects_for_new_unproven_ids() {
     assert!(matches!(acc, Got::Accept { next_seq: 3, .. }), "{acc:?}");
     r.batch("one", 3, 2);
     assert_eq!(r.recv_skipping(T), Got::Ack(4));
-    let seqs: Vec<(String, u64)> = read_stream(&url, "MAXAG").iter().map(|l| (l["agent"].as_str().unwrap().to_string(), l["seq"].as_u64().unwrap())).collect();
+    let seqs: Vec<(String, u64)> = read_stream(&url, "MAXAG", 1).iter().map(|l| (l["agent"].as_str().unwrap().to_string(), l["seq"].as_u64().unwrap())).collect();
     assert_eq!(seqs.iter().filter(|(a, _)| a == "one").count(), 5);
     assert!(seqs.iter().all(|(a, _)| a == "one" || a == "two"), "{seqs:?}");
 }

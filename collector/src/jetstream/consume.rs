@@ -68,3 +68,22 @@ pub async fn consume<W: Write>(ctx: &Context, stream: &str, durable: &str, out: 
         }
     }
 }
+
+/// [`consume`] over every stream of a partitioned sink
+/// (`--nats-partitions`; [`super::subject::stream_name`] gives the names),
+/// each through its own durable consumer `durable`. Each agent is in one
+/// stream, so per agent the lines keep their order; across streams they
+/// interleave by fetch. Without `follow` it drains each stream in turn
+/// and returns; with `follow` it keeps visiting them, waiting up to `idle`
+/// on each.
+pub async fn consume_all<W: Write>(ctx: &Context, streams: &[String], durable: &str, out: &mut W, idle: Duration, follow: bool) -> io::Result<u64> {
+    let mut lines = 0;
+    loop {
+        for s in streams {
+            lines += consume(ctx, s, durable, out, idle, follow && streams.len() == 1).await?;
+        }
+        if !follow {
+            return Ok(lines);
+        }
+    }
+}

@@ -42,7 +42,9 @@ struct Entry {
 
 struct Inner {
     ctx: Context,
-    stream: Stream,
+    /// The streams, one per partition ([`subject::partition`]).
+    streams: Vec<Stream>,
+    partitions: usize,
     prefix: String,
     metrics: Arc<Metrics>,
     writers: Mutex<HashMap<Arc<str>, Entry>>,
@@ -95,30 +97,15 @@ impl JetStream {
             ));
         }
         let ctx = jetstream::ContextBuilder::new().timeout(s.ack_timeout).ack_timeout(s.ack_timeout).build(client);
-        let wanted = format!("{}.>", s.subject_prefix);
-        let config = jetstream::stream::Config {
-            name: s.stream.clone(),
-            subjects: vec![wanted.clone()],
-            num_replicas: s.replicas,
-            max_age: s.max_age,
-            duplicate_window: s.duplicate_window,
-            storage: jetstream::stream::StorageType::File,
-            description: Some("edge-agent records, one subject per agent (edge-collector)".into()),
-            ..Default::default()
-        };
-        let mut stream = ctx.get_or_create_stream(config).await.map_err(|e| io_err("getting or creating the stream", e))?;
-        let info = stream.info().await.map_err(|e| io_err("stream info", e))?;
-        if !info.config.subjects.iter().any(|x| *x == wanted || x == ">") {
-            return Err(io_err("stream", format!("{} exists with subjects {:?}, not {wanted}", s.stream, info.config.subjects)));
+        let mut streams = Vec::with_capacity(s.partitions);
+        for i in 0..s.partitions {
+            streams.push(open_stream(&ctx, s, i).await?);
         }
-        if info.config.num_replicas < s.replicas {
-            return Err(io_err("stream", format!("{} exists with {} replicas, fewer than --nats-replicas {}", s.stream, info.config.num_replicas, s.replicas)));
-        }
-        tracing::info!(stream = %s.stream, subjects = %wanted, replicas = info.config.num_replicas, messages = info.state.messages, "JetStream sink ready");
         Ok(JetStream {
             inner: Arc::new(Inner {
                 ctx,
-                stream,
+                streams,
+                partitions: s.partitions,
                 prefix: s.subject_prefix.clone(),
                 metrics,
                 writers: Mutex::new(HashMap::new()),
@@ -157,17 +144,21 @@ impl JetStream {
         rx.await.ok().flatten()
     }
 
-    /// The number of subjects in the stream (agents with records there),
-    /// from the stream leader; `None` if it could not be read.
+    /// The number of subjects in the streams (agents with records there),
+    /// from the streams' leaders; `None` if one could not be read.
     pub async fn agents(&self) -> Option<u64> {
-        match self.inner.stream.get_info().await {
-            Ok(info) => Some(info.state.subjects_count),
-            Err(e) => {
-                Metrics::inc(&self.inner.metrics.jetstream_errors_total);
-                tracing::warn!(error = %e, "reading the stream's subject count failed");
-                None
+        let mut sum = 0;
+        for stream in &self.inner.streams {
+            match stream.get_info().await {
+                Ok(info) => sum += info.state.subjects_count,
+                Err(e) => {
+                    Metrics::inc(&self.inner.metrics.jetstream_errors_total);
+                    tracing::warn!(error = %e, "reading the stream's subject count failed");
+                    return None;
+                }
             }
         }
+        Some(sum)
     }
 
     /// Queues a batch's lines with the agent's writer; the answer comes once
@@ -185,6 +176,43 @@ impl JetStream {
         }
         rx
     }
+}
+
+/// Metadata key recording the partition count in every stream.
+const PARTITIONS_KEY: &str = "edge.partitions";
+
+/// Gets (or creates) stream `i` of `s.partitions`. Refuses one that does
+/// not take its subjects, has fewer replicas than `--nats-replicas`, or
+/// records another partition count.
+async fn open_stream(ctx: &Context, s: &NatsSettings, i: usize) -> io::Result<Stream> {
+    let name = subject::stream_name(&s.stream, s.partitions, i);
+    let wanted = subject::stream_subjects(&s.subject_prefix, s.partitions, i);
+    let config = jetstream::stream::Config {
+        name: name.clone(),
+        subjects: vec![wanted.clone()],
+        num_replicas: s.replicas,
+        max_age: s.max_age,
+        duplicate_window: s.duplicate_window,
+        storage: jetstream::stream::StorageType::File,
+        description: Some("edge-agent records, one subject per agent (edge-collector)".into()),
+        metadata: HashMap::from([(PARTITIONS_KEY.to_string(), s.partitions.to_string())]),
+        ..Default::default()
+    };
+    let mut stream = ctx.get_or_create_stream(config).await.map_err(|e| io_err("getting or creating the stream", e))?;
+    let info = stream.info().await.map_err(|e| io_err("stream info", e))?;
+    if !info.config.subjects.iter().any(|x| *x == wanted || x == ">") {
+        return Err(io_err("stream", format!("{name} exists with subjects {:?}, not {wanted}", info.config.subjects)));
+    }
+    if info.config.num_replicas < s.replicas {
+        return Err(io_err("stream", format!("{name} exists with {} replicas, fewer than --nats-replicas {}", info.config.num_replicas, s.replicas)));
+    }
+    // A stream from before partitions has no count: it is a single stream.
+    let recorded = info.config.metadata.get(PARTITIONS_KEY).map_or("1", String::as_str);
+    if recorded != s.partitions.to_string() {
+        return Err(io_err("stream", format!("{name} was made for --nats-partitions {recorded}, not {}: agents would change streams", s.partitions)));
+    }
+    tracing::info!(stream = %name, subjects = %wanted, replicas = info.config.num_replicas, messages = info.state.messages, "JetStream sink ready");
+    Ok(stream)
 }
 
 /// What a writer knows of its agent's subject.
@@ -268,8 +296,9 @@ impl Writer {
     /// Reads the agent's last message from the stream leader into `state`.
     async fn lookup(&mut self) -> Option<()> {
         Metrics::inc(&self.inner.metrics.jetstream_lookups_total);
-        let subj = subject::subject(&self.inner.prefix, &self.agent);
-        let (last_sseq, next) = match self.inner.stream.get_last_raw_message_by_subject(&subj).await {
+        let subj = subject::subject(&self.inner.prefix, self.inner.partitions, &self.agent);
+        let stream = &self.inner.streams[subject::partition(&self.agent, self.inner.partitions)];
+        let (last_sseq, next) = match stream.get_last_raw_message_by_subject(&subj).await {
             Ok(m) => match message::range(|name| m.headers.get(name).map(|v| v.as_str())) {
                 Ok((_, last)) => (m.sequence, last + 1),
                 Err(e) => {
@@ -353,7 +382,7 @@ impl Writer {
     /// (read from the stream) starts after them.
     async fn publish(&self, state: &mut State, messages: Vec<Packed>, records: u64) -> Result<(), StoreOutcome> {
         let m = &self.inner.metrics;
-        let subj: async_nats::Subject = subject::subject(&self.inner.prefix, &self.agent).into();
+        let subj: async_nats::Subject = subject::subject(&self.inner.prefix, self.inner.partitions, &self.agent).into();
         let t = Instant::now();
         let mut stored = 0u64;
         let mut result = Ok(());
