@@ -14,7 +14,11 @@
 //! default `max_payload` of 1 MiB) is split over several such messages.
 //! The stream (`--nats-stream`, subjects `<prefix>.>`) is created if
 //! missing, with `--nats-replicas`, `--nats-max-age` and
-//! `--nats-duplicate-window`.
+//! `--nats-duplicate-window`. With `--nats-partitions N` above 1 the
+//! agents are spread over N streams `<stream>_<i>` (subjects
+//! `<prefix>.<i>.>`, agent subject `<prefix>.<i>.<token>`,
+//! `i` = [`subject::partition`]), so that the servers' per-stream fsyncs
+//! run in parallel; N is recorded in each stream and another N refused.
 //!
 //! # Exactly once, in order, across collectors
 //!
