@@ -77,7 +77,7 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> io::Error {
 impl JetStream {
     /// Connects to the servers and gets (or creates) the stream. Refuses
     /// servers whose `max_payload` cannot take a message of
-    /// `--nats-max-message-bytes` plus [`HEADER_ROOM`], and an existing
+    /// `--nats-max-message-bytes` plus 16 KiB for the headers, and an existing
     /// stream that does not take `<prefix>.>` or has fewer replicas than
     /// `--nats-replicas`.
     pub async fn connect(s: &NatsSettings, metrics: Arc<Metrics>) -> io::Result<JetStream> {
