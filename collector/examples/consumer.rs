@@ -1,11 +1,20 @@
 //! Reads the JetStream sink's stream with a durable consumer and writes the
 //! same JSON lines as the file sink (one record a line, see
-//! `edge_collector::line`), to standard output or appended to a file.
+//! `edge_collector::line`), to standard output or appended to a file. Each
+//! stream message is one writer round of one agent (headers
+//! `Edge-First-Seq`, `Edge-Last-Seq`; payload the round's lines): it is
+//! split into its lines, their count checked against the headers
+//! (`edge_collector::jetstream::message`); a message that does not fit
+//! stops the consumer with exit status 1 and its stream sequence.
 //!
 //! ```text
 //! cargo run --release -p edge-collector --example consumer -- \
-//!     --url nats://127.0.0.1:4222 --stream EDGE_RECORDS --durable archive --out records.jsonl [--follow]
+//!     --url nats://127.0.0.1:4222 --stream EDGE_RECORDS --durable archive --out records.jsonl [--follow] [--partitions N]
 //! ```
+//!
+//! `--partitions N`: the collectors ran with `--nats-partitions N`; the
+//! streams `<stream>_0` .. `<stream>_<N-1>` are read, each through its own
+//! durable consumer of the same name.
 //!
 //! The durable consumer remembers where it stopped: run it again and it
 //! continues. Each fetch is acked only after the output was flushed, so
@@ -24,6 +33,7 @@ fn main() {
     let mut out: Option<String> = None;
     let mut idle = 2.0f64;
     let mut follow = false;
+    let mut partitions = 1usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage(&format!("{a} needs a value")));
@@ -34,6 +44,7 @@ fn main() {
             "--out" => out = Some(value()),
             "--idle" => idle = value().parse().unwrap_or_else(|_| usage("--idle takes seconds")),
             "--follow" => follow = true,
+            "--partitions" => partitions = value().parse().ok().filter(|n| (1..=64).contains(n)).unwrap_or_else(|| usage("--partitions takes 1..=64")),
             _ => usage(&format!("unknown argument {a}")),
         }
     }
@@ -48,7 +59,8 @@ fn main() {
             Some(p) => Box::new(std::io::BufWriter::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?)),
             None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
         };
-        edge_collector::jetstream::consume::consume(&ctx, &stream, &durable, &mut w, Duration::from_secs_f64(idle), follow).await
+        let streams: Vec<String> = (0..partitions).map(|i| edge_collector::jetstream::subject::stream_name(&stream, partitions, i)).collect();
+        edge_collector::jetstream::consume::consume_all(&ctx, &streams, &durable, &mut w, Duration::from_secs_f64(idle), follow).await
     });
     match r {
         Ok(n) => eprintln!("consumer: {n} lines written"),
@@ -60,6 +72,6 @@ fn main() {
 }
 
 fn usage(why: &str) -> ! {
-    eprintln!("consumer: {why}\nusage: consumer [--url nats://HOST:PORT] [--stream NAME] [--durable NAME] [--out FILE] [--idle SECS] [--follow]");
+    eprintln!("consumer: {why}\nusage: consumer [--url nats://HOST:PORT] [--stream NAME] [--durable NAME] [--out FILE] [--idle SECS] [--follow] [--partitions N]");
     std::process::exit(2);
 }

@@ -116,7 +116,7 @@ fn main() {
                 let sub = dir.join(format!("c{k}"));
                 spawn(
                     Command::new(&o.bin)
-                        .args(["--listen", "127.0.0.1:0", "--log", "warn", "--max-connections", "20000", "--admission-rate", "0"])
+                        .args(["--listen", "127.0.0.1:0", "--log", "warn", "--max-connections", &max_connections(), "--admission-rate", "0"])
                         .args(["--api-token", "load-generator-api-token", "--api-listen", "127.0.0.1:0"])
                         .args(o.collector_args.replace("{run}", &run_name).split_whitespace())
                         .arg("--data-dir")
@@ -384,6 +384,14 @@ fn trivial_reader(path: &str) {
     });
 }
 
+/// `--max-connections` of the collectors started here: 20,000, or what
+/// the open-file limit leaves after the collector's reserve (the API's 64
+/// connections and 256 for files and refusals, which it checks at start).
+fn max_connections() -> String {
+    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(20_000, |(soft, _)| soft);
+    limit.saturating_sub(64 + 256).min(20_000).to_string()
+}
+
 fn raise_fd_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
@@ -401,7 +409,7 @@ async fn storm(n: usize, bin: &str, admission_rate: Option<&str>) {
     std::fs::create_dir_all(&dir).unwrap();
     let args = |listen: &str| {
         let mut c = Command::new(bin);
-        c.args(["--listen", listen, "--log", "error", "--max-connections", "20000", "--api-token", "load-generator-api-token", "--api-listen", "127.0.0.1:0"]).arg("--data-dir").arg(&dir);
+        c.args(["--listen", listen, "--log", "error", "--max-connections", &max_connections(), "--api-token", "load-generator-api-token", "--api-listen", "127.0.0.1:0"]).arg("--data-dir").arg(&dir);
         if let Some(r) = admission_rate {
             c.args(["--admission-rate", r]);
         }

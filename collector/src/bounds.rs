@@ -23,6 +23,13 @@ pub const LINE_FIXED: usize = 2048;
 /// one read, the task, its command queue and session state.
 pub const CONNECTION_FIXED: usize = 128 * 1024;
 
+/// Most bytes of one record's line (its newline included): [`LINE_FIXED`],
+/// the escaped identity and the payload escaped, which is at most the
+/// frame (`max_frame`). The JetStream sink's messages must hold one.
+pub fn line_max(max_frame: u32, id_max: usize, host_max: usize) -> usize {
+    LINE_FIXED + ESCAPE * (id_max + host_max) + ESCAPE * max_frame as usize
+}
+
 /// Most bytes of the lines of one Batch: each of at most
 /// `--max-batch-records` lines has [`LINE_FIXED`] plus the escaped
 /// identity, and the payloads, escaped, are at most [`ESCAPE`] times the

@@ -24,6 +24,12 @@ pub const API_BODY_RANGE: std::ops::RangeInclusive<usize> = 1024..=64 << 20;
 
 /// Largest `--max-batch-records`.
 pub const MAX_BATCH_RECORDS: u32 = 65536;
+/// Default of `--nats-max-message-bytes`: 768 KiB, below nats-server's
+/// default `max_payload` of 1 MiB with room for the headers.
+pub const DEFAULT_NATS_MAX_MESSAGE_BYTES: usize = 768 << 10;
+/// Largest `--nats-max-message-bytes`: nats-server refuses a `max_payload`
+/// above 64 MiB.
+pub const MAX_NATS_MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// Command-line flags (`edge-collector --help`).
 #[derive(Debug, Clone, Default, Parser, Deserialize)]
@@ -85,9 +91,12 @@ pub struct Args {
     /// Seconds to wait for JetStream's publish ack before the session is closed [default: 10].
     #[arg(long, value_name = "SECS")]
     pub nats_ack_timeout: Option<f64>,
-    /// Atomic batches this collector keeps open at once, over all agents (1..=50; a stream takes at most 50 from all its collectors together) [default: 16].
+    /// Most payload bytes of one JetStream message (one agent's round of records as JSON lines; a longer round is split over several messages). Must hold one record line at its longest (from --max-frame and the identity bounds) and stay below the servers' max_payload, checked at start [default: 786432].
+    #[arg(long, value_name = "BYTES")]
+    pub nats_max_message_bytes: Option<usize>,
+    /// Streams the agents are spread over (1..=64): 1 is the stream --nats-stream with subjects `<prefix>.<agent>`; N > 1 are streams `<name>_0` .. `<name>_<N-1>`, agent `a` in stream `crc32c(a) mod N` on subject `<prefix>.<i>.<a>`. Fixed for the streams' life (recorded in them; another count is refused at start) [default: 1].
     #[arg(long, value_name = "N")]
-    pub nats_max_batches: Option<usize>,
+    pub nats_partitions: Option<usize>,
     /// Rotate the JSON-lines file when it grows past this many bytes [default: 256 MiB].
     #[arg(long, value_name = "BYTES")]
     pub rotate_bytes: Option<u64>,
@@ -236,8 +245,10 @@ pub struct NatsSettings {
     pub duplicate_window: Duration,
     /// Longest wait for a publish ack.
     pub ack_timeout: Duration,
-    /// Most atomic batches open at once.
-    pub max_batches: usize,
+    /// Most payload bytes of one message.
+    pub max_message_bytes: usize,
+    /// Streams the agents are spread over.
+    pub partitions: usize,
 }
 
 impl NatsSettings {
@@ -422,10 +433,6 @@ impl Args {
         if !max_age.is_zero() && duplicate_window > max_age {
             return Err(ConfigError("--nats-duplicate-window must not exceed --nats-max-age".into()));
         }
-        let max_batches = self.nats_max_batches.unwrap_or(16);
-        if !(1..=50).contains(&max_batches) {
-            return Err(ConfigError(format!("--nats-max-batches must be within 1..=50 (the server's limit per stream), got {max_batches}")));
-        }
         let n = NatsSettings {
             urls,
             stream,
@@ -435,8 +442,12 @@ impl Args {
             max_age,
             duplicate_window,
             ack_timeout: secs("nats-ack-timeout", self.nats_ack_timeout.unwrap_or(10.0))?,
-            max_batches,
+            max_message_bytes: self.nats_max_message_bytes.unwrap_or(DEFAULT_NATS_MAX_MESSAGE_BYTES),
+            partitions: self.nats_partitions.unwrap_or(1),
         };
+        if !(1..=64).contains(&n.partitions) {
+            return Err(ConfigError(format!("--nats-partitions must be within 1..=64, got {}", n.partitions)));
+        }
         if !n.durable() {
             return Err(ConfigError(
                 "--nats-sync interval with --nats-replicas 1: a publish ack would not be durable, and the collector acks only durable records; use --nats-replicas 3 or servers with sync_interval: always".into(),
@@ -449,7 +460,7 @@ impl Args {
     pub fn or(self, file: Args) -> Args {
         macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, allow_new_registry: self.allow_new_registry || file.allow_new_registry, $($f: self.$f.or(file.$f)),* } } }
         pick!(listen, tls_cert, tls_key, tls_client_ca, api_tls_cert, api_tls_key, api_listen, api_token, data_dir, sink, nats_stream, nats_subject_prefix, nats_replicas, nats_sync,
-            nats_max_age, nats_duplicate_window, nats_ack_timeout, nats_max_batches, rotate_bytes, agent_token, token_file,
+            nats_max_age, nats_duplicate_window, nats_ack_timeout, nats_max_message_bytes, nats_partitions, rotate_bytes, agent_token, token_file,
             max_connections, max_frame, max_inflight, max_inflight_bytes, max_batch_records, handshake_timeout, idle_timeout,
             ping_after, retry_after_ms, admission_rate, admission_burst_ms, max_reservations, max_handshakes, prehello_bytes,
             new_agents_per_sec, new_agents_burst, max_agents, liveness_probe_ms, max_agent_id_bytes, max_identity_bytes,
@@ -542,6 +553,15 @@ impl Args {
         }
         if hello_bounds.identity > 4096 || hello_bounds.token > 4096 {
             return Err(ConfigError("--max-identity-bytes and --max-token-bytes must be at most 4096".into()));
+        }
+        if let Some(n) = &nats {
+            let line = crate::bounds::line_max(max_frame, hello_bounds.agent_id, hello_bounds.identity);
+            if n.max_message_bytes < line || n.max_message_bytes > MAX_NATS_MAX_MESSAGE_BYTES {
+                return Err(ConfigError(format!(
+                    "--nats-max-message-bytes must be within {line}..={MAX_NATS_MAX_MESSAGE_BYTES} (one record line at its longest with --max-frame {max_frame}, --max-agent-id-bytes {} and --max-identity-bytes {} is {line} bytes), got {}",
+                    hello_bounds.agent_id, hello_bounds.identity, n.max_message_bytes
+                )));
+            }
         }
         let api_limits = self.api_limits()?;
         let api = match (self.api_token, self.api_listen) {
@@ -759,7 +779,7 @@ mod tests {
         let n = c.nats.unwrap();
         assert_eq!(n.urls, ["nats://a:4222", "nats://b:4222"]);
         assert_eq!((n.stream.as_str(), n.subject_prefix.as_str(), n.replicas, n.sync), ("EDGE_RECORDS", "edge.records", 1, NatsSync::Always));
-        assert_eq!((n.duplicate_window, n.max_age, n.max_batches), (Duration::from_secs(120), Duration::ZERO, 16));
+        assert_eq!((n.duplicate_window, n.max_age, n.max_message_bytes, n.partitions), (Duration::from_secs(120), Duration::ZERO, 786_432, 1));
         let r3 = Args::try_parse_from(["edge-collector", "--sink", "nats://a:1", "--nats-replicas", "3", "--nats-sync", "interval"]).unwrap().resolve().unwrap();
         assert!(r3.nats.unwrap().durable(), "R3 with the default sync: a quorum holds every ack");
         assert_eq!(Args::default().resolve().unwrap().sink, SinkKind::File);
@@ -781,8 +801,12 @@ mod tests {
             base(&["--nats-subject-prefix", "a.>"]),
             base(&["--nats-duplicate-window", "0"]),
             base(&["--nats-max-age", "60", "--nats-duplicate-window", "120"]),
-            base(&["--nats-max-batches", "51"]),
-            base(&["--nats-max-batches", "0"]),
+            base(&["--nats-max-message-bytes", "0"]),
+            base(&["--nats-partitions", "0"]),
+            base(&["--nats-partitions", "65"]),
+            base(&["--nats-max-message-bytes", "397561"]),
+            base(&["--max-frame", "1048576"]),
+
             Args { sink: Some("nats://a:1,tcp://b:2".into()), ..Args::default() },
             Args { sink: Some("kafka".into()), ..Args::default() },
         ];

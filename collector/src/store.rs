@@ -45,8 +45,13 @@ impl Store {
     /// store cannot answer. In JetStream an agent has a point once its
     /// subject holds a record; a lookup of one without records answers
     /// `Some(None)`, so a new unproven id goes through the new-id budget
-    /// as with the local store (the stream bounds no agent table, so
-    /// `Claim::Create`'s `max_agents` does not apply there).
+    /// as with the local store, and `Claim::Create`'s `max_agents` bounds
+    /// the stream's subjects (agents with records in the stream, counted by
+    /// the stream leader): a new id is refused (`Some(None)`) once the
+    /// stream holds `max_agents` of them. Collectors admitting new ids at
+    /// the same moment each see the count before the others' first
+    /// records, so the stream can pass the bound by the new ids admitted
+    /// meanwhile (each collector's `--new-agents-per-sec` bounds those).
     pub async fn claim(&self, agent: Arc<str>, floor: u64, claim: Claim) -> Option<Option<u64>> {
         match self {
             Store::Local(c) => c.claim(agent, floor, claim).await,
@@ -54,7 +59,14 @@ impl Store {
             Store::JetStream(j) => match claim {
                 Claim::Raise => j.resume(agent, floor).await.map(Some),
                 Claim::Lookup => j.resume(agent, 0).await.map(|p| (p > 0).then_some(p)),
-                Claim::Create { .. } => j.resume(agent, 0).await.map(Some),
+                Claim::Create { max_agents } => {
+                    let known = j.resume(agent, 0).await?;
+                    if known > 0 {
+                        return Some(Some(known));
+                    }
+                    let agents = j.agents().await?;
+                    Some((agents < max_agents as u64).then_some(known))
+                }
             },
         }
     }

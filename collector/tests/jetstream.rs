@@ -5,7 +5,11 @@
 //! nats-server restarted, two collectors racing for one agent, and a
 //! three-node cluster with replicas 3 losing a node. Each test ends by
 //! reading the whole stream back and checking: per agent, every record
-//! the agent's ring took is there exactly once, in sequence order.
+//! the agent's ring took is there exactly once, in sequence order; and
+//! the messages themselves keep the layout (one message per writer round:
+//! the file sink's lines, `Edge-First-Seq`/`Edge-Last-Seq`, `Nats-Msg-Id`
+//! `<token>:<first>-<last>`, contiguous ranges per subject, within
+//! `--nats-max-message-bytes`).
 
 mod common;
 #[path = "common/nats.rs"]
@@ -19,6 +23,7 @@ use common::agent::{text_of, StdClock};
 use common::raw::{hello, Got, Raw};
 use common::tcp_transport::TcpTransport;
 use common::{CollectorProc, Rng, TempDir};
+use edge_collector::config::DEFAULT_NATS_MAX_MESSAGE_BYTES;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,19 +32,105 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
 
-/// Reads every record of `stream` (through a fresh durable consumer) as
-/// parsed JSON lines, in stream order.
-fn read_stream(url: &str, stream: &str) -> Vec<serde_json::Value> {
+/// Reads every record of `stream` (its `partitions` streams; through fresh
+/// durable consumers) as parsed JSON lines, in stream order.
+fn read_stream(url: &str, stream: &str, partitions: usize) -> Vec<serde_json::Value> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let out = rt.block_on(async {
         let client = async_nats::connect(url).await.expect("connect to NATS");
         let ctx = async_nats::jetstream::new(client);
         let mut out = Vec::new();
         let durable = format!("check{}", common::Rng(std::process::id() as u64).next() % 1_000_000);
-        edge_collector::jetstream::consume::consume(&ctx, stream, &durable, &mut out, Duration::from_secs(2), false).await.expect("consume");
+        let streams: Vec<String> = (0..partitions).map(|i| edge_collector::jetstream::subject::stream_name(stream, partitions, i)).collect();
+        edge_collector::jetstream::consume::consume_all(&ctx, &streams, &durable, &mut out, Duration::from_secs(2), false).await.expect("consume");
         out
     });
     String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line ({e}): {l}"))).collect()
+}
+
+/// One message of the stream, as stored.
+#[derive(Debug)]
+struct StreamMsg {
+    subject: String,
+    first: u64,
+    last: u64,
+    msg_id: String,
+    payload: Vec<u8>,
+}
+
+/// Reads every message of `stream` (its `partitions` streams, one after
+/// the other) raw through fresh durable consumers, in stream order.
+fn read_messages(url: &str, stream: &str, partitions: usize) -> Vec<StreamMsg> {
+    use edge_collector::jetstream::message::{FIRST_SEQ_HEADER, LAST_SEQ_HEADER};
+    use futures_util::StreamExt as _;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let ctx = async_nats::jetstream::new(async_nats::connect(url).await.expect("connect to NATS"));
+        let mut out = Vec::new();
+        for i in 0..partitions {
+        let s = ctx.get_stream(edge_collector::jetstream::subject::stream_name(stream, partitions, i)).await.expect("stream");
+        let durable = format!("raw{}", common::Rng(std::process::id() as u64 ^ 0x5eed).next() % 1_000_000);
+        let config = async_nats::jetstream::consumer::pull::Config { durable_name: Some(durable.clone()), ..Default::default() };
+        let consumer = s.get_or_create_consumer(&durable, config).await.expect("consumer");
+        loop {
+            let mut batch = consumer.fetch().max_messages(1000).expires(Duration::from_secs(2)).messages().await.expect("fetch");
+            let before = out.len();
+            while let Some(m) = batch.next().await {
+                let m = m.expect("message");
+                let h = m.headers.clone().unwrap_or_default();
+                let num = |name: &str| h.get(name).unwrap_or_else(|| panic!("{name} missing on {}", m.subject)).as_str().parse::<u64>().unwrap();
+                out.push(StreamMsg {
+                    subject: m.subject.to_string(),
+                    first: num(FIRST_SEQ_HEADER),
+                    last: num(LAST_SEQ_HEADER),
+                    msg_id: h.get("Nats-Msg-Id").map(|v| v.as_str().to_string()).unwrap_or_default(),
+                    payload: m.payload.to_vec(),
+                });
+                m.ack().await.unwrap();
+            }
+            if out.len() == before {
+                break;
+            }
+        }
+        }
+        out
+    })
+}
+
+/// Checks the layout of every message: per subject the ranges run 0, 1,
+/// 2, ... without gap or overlap; `Nats-Msg-Id` is `<token>:<first>-<last>`;
+/// the payload is `last - first + 1` lines, each ending with `\n`, each a
+/// sound line (its CRC matches) of that agent with the sequence number its
+/// position says; no payload exceeds `max_bytes`. Returns (messages,
+/// records).
+fn check_layout(msgs: &[StreamMsg], prefix: &str, partitions: usize, max_bytes: usize) -> (usize, u64) {
+    use edge_collector::line::{check, Checked};
+    let mut next: HashMap<&str, u64> = HashMap::new();
+    let mut records = 0;
+    for m in msgs {
+        let rest = m.subject.strip_prefix(prefix).and_then(|t| t.strip_prefix('.')).unwrap_or_else(|| panic!("subject {}", m.subject));
+        let token = if partitions == 1 { rest } else { rest.split_once('.').unwrap_or_else(|| panic!("subject {}", m.subject)).1 };
+        let want = next.entry(&m.subject).or_insert(0);
+        assert_eq!((m.first, m.last >= m.first), (*want, true), "{}: ranges not contiguous at {}..={}", m.subject, m.first, m.last);
+        *want = m.last + 1;
+        assert_eq!(m.msg_id, format!("{token}:{}-{}", m.first, m.last));
+        assert!(m.payload.len() <= max_bytes, "{} bytes, above the bound {max_bytes}", m.payload.len());
+        assert_eq!(m.payload.last(), Some(&b'\n'));
+        let lines: Vec<&[u8]> = m.payload.split_inclusive(|&b| b == b'\n').collect();
+        assert_eq!(lines.len() as u64, m.last - m.first + 1, "{}: line count against the headers", m.msg_id);
+        for (i, l) in lines.iter().enumerate() {
+            match check(l) {
+                Checked::Sound(k) => {
+                    assert_eq!(k.seq, m.first + i as u64, "{}: line {i}", m.msg_id);
+                    assert_eq!(edge_collector::jetstream::subject::token(&k.agent), token);
+                    assert_eq!(edge_collector::jetstream::subject::subject(prefix, partitions, &k.agent), m.subject, "the agent's partition");
+                }
+                _ => panic!("{}: line {i} is not a sound line: {}", m.msg_id, String::from_utf8_lossy(l)),
+            }
+        }
+        records += m.last - m.first + 1;
+    }
+    (msgs.len(), records)
 }
 
 /// Checks exactly once in order: per agent, the sequence numbers in stream
@@ -181,7 +272,8 @@ fn three_collectors_kill9_failover_and_a_server_restart_keep_exactly_once() {
     let Some(mut server) = nats::single() else { return };
     let seed = common::seed();
     let url = server.url();
-    let args = sink_args(&url, "FLEET", &[]);
+    // The agents spread over three streams (`--nats-partitions 3`).
+    let args = sink_args(&url, "FLEET", &["--nats-partitions", "3"]);
     let slots: Vec<Arc<Mutex<Slot>>> = (0..3).map(|i| Arc::new(Mutex::new(Slot::new(&format!("js-c{i}"), args.clone())))).collect();
     let endpoints: Vec<SocketAddr> = slots.iter().map(|s| s.lock().unwrap().addr()).collect();
     const AGENTS: usize = 6;
@@ -252,8 +344,14 @@ fn three_collectors_kill9_failover_and_a_server_restart_keep_exactly_once() {
     assert!(undrained.is_empty(), "agents with records never acked: {undrained:?}");
     assert!(server_restarted && kills >= 3, "the faults ran ({kills} kills)");
     assert!(connects as usize > AGENTS, "agents failed over");
-    let lines = read_stream(&server.url(), "FLEET");
+    let lines = read_stream(&server.url(), "FLEET", 3);
     check_exactly_once(&lines, &accepted, PAYLOAD);
+    let msgs = read_messages(&server.url(), "FLEET", 3);
+    let (messages, records) = check_layout(&msgs, "t.rec", 3, DEFAULT_NATS_MAX_MESSAGE_BYTES);
+    let used: std::collections::HashSet<&str> = msgs.iter().map(|m| m.subject.split('.').nth(2).unwrap()).collect();
+    assert!(used.len() >= 2, "the agents landed in one partition only: {used:?}");
+    assert_eq!(records, lines.len() as u64);
+    eprintln!("{records} records in {messages} messages");
     drop(slots);
 }
 
@@ -295,11 +393,15 @@ fn two_collectors_racing_for_one_agent_never_write_twice_or_out_of_order() {
     assert!(matches!(acc, Got::Accept { next_seq: 20, .. }), "{acc:?}");
     rc.batch("r", 5, 20);
     assert_eq!(rc.recv_skipping(T), Got::Ack(24));
-    let lines = read_stream(&url, "RACE");
+    let lines = read_stream(&url, "RACE", 1);
     let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (0..25).collect::<Vec<_>>(), "exactly once, in order");
     let texts: Vec<&str> = lines.iter().map(|l| l["text"].as_str().unwrap()).collect();
     assert_eq!(texts[12], "r12");
+    // One message per round, the overlapping one trimmed to its new tail.
+    let msgs = read_messages(&url, "RACE", 1);
+    check_layout(&msgs, "t.rec", 1, DEFAULT_NATS_MAX_MESSAGE_BYTES);
+    assert_eq!(msgs.iter().map(|m| (m.first, m.last)).collect::<Vec<_>>(), [(0, 9), (10, 19), (20, 24)]);
 }
 
 #[test]
@@ -338,8 +440,10 @@ fn a_three_node_cluster_with_replicas_3_loses_a_node_mid_stream() {
         accepted.insert(id, p.accepted);
     }
     let alive = nodes.iter().position(|n| n.name != nodes[victim].name).unwrap();
-    let lines = read_stream(&urls[alive], "CLUSTER");
+    let lines = read_stream(&urls[alive], "CLUSTER", 1);
     check_exactly_once(&lines, &accepted, PAYLOAD);
+    let (_, records) = check_layout(&read_messages(&urls[alive], "CLUSTER", 1), "t.rec", 1, DEFAULT_NATS_MAX_MESSAGE_BYTES);
+    assert_eq!(records, lines.len() as u64);
     drop(slots);
 }
 
@@ -361,4 +465,99 @@ impl IntoTuple for (Raw, Got, u32) {
     fn into_tuple(self) -> (Raw, Got) {
         (self.0, self.1)
     }
+}
+
+#[test]
+fn a_round_longer_than_the_message_bound_is_split_and_the_bound_and_partitions_are_checked_at_start() {
+    let Some(server) = nats::single() else { return };
+    let url = server.url();
+    // Refused at start: a bound the server's max_payload (1 MiB) cannot
+    // take with the headers, and one below the longest record line.
+    let dir = TempDir::new("js-bound");
+    for (bound, why) in [("1048576", "max_payload"), ("1000", "--nats-max-message-bytes must be within")] {
+        let args = sink_args(&url, "BOUND", &["--nats-max-message-bytes", bound]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = CollectorProc::command(dir.path(), &args).output().expect("run edge-collector");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(why), "{bound}: {:?} {err}", out.status);
+    }
+    // Another partition count than the streams were made for.
+    // (Its own subject prefix: its streams' subjects must not overlap SPLIT's.)
+    let part_args = |n: &str| sink_args(&url, "PART", &["--nats-partitions", n]).into_iter().map(|a| if a == "t.rec" { "t.part".to_string() } else { a }).collect::<Vec<_>>();
+    drop(Slot::new("js-part2", part_args("2")));
+    let args = part_args("3");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = CollectorProc::command(dir.path(), &args).output().expect("run edge-collector");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("was made for --nats-partitions 2"), "{:?} {err}", out.status);
+    // Small frames and identities make the longest line, and so the
+    // smallest bound, small; records of 2,000 bytes: 12 lines a message.
+    let bound = edge_collector::bounds::line_max(4096, 16, 16);
+    let bound_arg = bound.to_string();
+    let args = sink_args(&url, "SPLIT", &["--max-frame", "4096", "--max-agent-id-bytes", "16", "--max-identity-bytes", "16", "--max-inflight", "64", "--nats-max-message-bytes", &bound_arg]);
+    let c = Slot::new("js-split", args);
+    let (mut r, acc) = Raw::connect_admitted(c.addr(), &hello("splitter", b"", 0, 0), T, 0).into_tuple();
+    assert!(matches!(acc, Got::Accept { next_seq: 0, .. }), "{acc:?}");
+    let text = "x".repeat(2000);
+    r.batch(&text, 0, 1);
+    assert_eq!(r.recv_skipping(T), Got::Ack(0));
+    // The server stopped: the next round waits for its ack while 39
+    // batches queue behind it, so the round after is about 86 KB.
+    const BATCHES: u64 = 40;
+    let pid = server.pid().expect("running").to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    for seq in 1..BATCHES {
+        r.batch(&text, seq, 1);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    let end = Instant::now() + T;
+    loop {
+        match r.recv_skipping(end.saturating_duration_since(Instant::now())) {
+            Got::Ack(s) if s == BATCHES - 1 => break,
+            Got::Ack(_) => {}
+            g => panic!("waiting for the last ack: {g:?}"),
+        }
+    }
+    let msgs = read_messages(&url, "SPLIT", 1);
+    let (messages, records) = check_layout(&msgs, "t.rec", 1, bound);
+    assert_eq!(records, BATCHES);
+    let widest = msgs.iter().map(|m| m.last - m.first + 1).max().unwrap();
+    eprintln!("split: {records} records in {messages} messages of at most {bound} bytes, at most {widest} records each");
+    assert!(widest >= 2 && messages >= 4 && (messages as u64) < BATCHES, "{messages} messages, at most {widest} records each");
+    let seqs: Vec<u64> = read_stream(&url, "SPLIT", 1).iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..BATCHES).collect::<Vec<_>>());
+}
+
+#[test]
+fn max_agents_bounds_the_streams_subjects_for_new_unproven_ids() {
+    let Some(server) = nats::single() else { return };
+    let url = server.url();
+    let c = Slot::new("js-max-agents", sink_args(&url, "MAXAG", &["--max-agents", "2"]));
+    // A new id without records is admitted (nothing in the stream yet)...
+    let (idle, acc) = Raw::connect_admitted(c.addr(), &hello("idle", b"", 0, 0), T, 0).into_tuple();
+    assert!(matches!(acc, Got::Accept { next_seq: 0, .. }), "{acc:?}");
+    drop(idle);
+    // ... two that write fill the stream's two places ...
+    for id in ["one", "two"] {
+        let (mut r, acc) = Raw::connect_admitted(c.addr(), &hello(id, b"", 0, 0), T, 0).into_tuple();
+        assert!(matches!(acc, Got::Accept { next_seq: 0, .. }), "{acc:?}");
+        r.batch(id, 0, 3);
+        assert_eq!(r.recv_skipping(T), Got::Ack(2));
+    }
+    // ... and a third new id is refused, Busy, as with the local table.
+    let mut third = Raw::connect(c.addr());
+    third.send(&agent_core::message::Message::Hello(hello("three", b"", 0, 0)));
+    match third.recv_skipping(T) {
+        Got::Reject { code: 6, reason, .. } => assert!(reason.contains("agent table full"), "{reason}"),
+        g => panic!("a new id beyond --max-agents must be refused with Reject 6, got {g:?}"),
+    }
+    // A known agent (its subject has records) is still taken.
+    let (mut r, acc) = Raw::connect_admitted(c.addr(), &hello("one", b"", 0, 0), T, 0).into_tuple();
+    assert!(matches!(acc, Got::Accept { next_seq: 3, .. }), "{acc:?}");
+    r.batch("one", 3, 2);
+    assert_eq!(r.recv_skipping(T), Got::Ack(4));
+    let seqs: Vec<(String, u64)> = read_stream(&url, "MAXAG", 1).iter().map(|l| (l["agent"].as_str().unwrap().to_string(), l["seq"].as_u64().unwrap())).collect();
+    assert_eq!(seqs.iter().filter(|(a, _)| a == "one").count(), 5);
+    assert!(seqs.iter().all(|(a, _)| a == "one" || a == "two"), "{seqs:?}");
 }

@@ -18,14 +18,50 @@ pub fn token(agent: &str) -> String {
     out
 }
 
-/// The subject of `agent`'s records: `<prefix>.<token>`.
-pub fn subject(prefix: &str, agent: &str) -> String {
-    format!("{prefix}.{}", token(agent))
+/// The partition (stream index) of `agent` among `partitions` streams:
+/// the CRC-32C (Castagnoli, as the frames') of the id's bytes modulo
+/// `partitions`; 0 with one stream.
+pub fn partition(agent: &str, partitions: usize) -> usize {
+    if partitions <= 1 {
+        return 0;
+    }
+    agent_core::frame::crc32c(agent.as_bytes()) as usize % partitions
 }
 
-/// `Nats-Msg-Id` of record `seq` of `agent`: `<token>:<seq>`.
-pub fn msg_id(agent: &str, seq: u64) -> String {
-    format!("{}:{seq}", token(agent))
+/// The subject of `agent`'s records: `<prefix>.<token>` with one stream,
+/// `<prefix>.<partition>.<token>` with more.
+pub fn subject(prefix: &str, partitions: usize, agent: &str) -> String {
+    if partitions <= 1 {
+        format!("{prefix}.{}", token(agent))
+    } else {
+        format!("{prefix}.{}.{}", partition(agent, partitions), token(agent))
+    }
+}
+
+/// The name of stream `i` of `partitions` named `stream`: `stream` itself
+/// with one, `<stream>_<i>` with more.
+pub fn stream_name(stream: &str, partitions: usize, i: usize) -> String {
+    if partitions <= 1 {
+        stream.to_string()
+    } else {
+        format!("{stream}_{i}")
+    }
+}
+
+/// The subjects stream `i` of `partitions` takes: `<prefix>.>` with one
+/// stream, `<prefix>.<i>.>` with more.
+pub fn stream_subjects(prefix: &str, partitions: usize, i: usize) -> String {
+    if partitions <= 1 {
+        format!("{prefix}.>")
+    } else {
+        format!("{prefix}.{i}.>")
+    }
+}
+
+/// `Nats-Msg-Id` of the message holding records `first..=last` of
+/// `agent`: `<token>:<first>-<last>`.
+pub fn msg_id(agent: &str, first: u64, last: u64) -> String {
+    format!("{}:{first}-{last}", token(agent))
 }
 
 /// True if `prefix` is a usable subject prefix: dot-separated tokens, none
@@ -44,8 +80,15 @@ mod tests {
         assert_eq!(token("a.b"), "~612e62");
         assert_eq!(token(""), "~");
         assert_ne!(token("~61"), "~61", "an id that looks encoded is encoded itself");
-        assert_eq!(subject("edge.records", "a b"), "edge.records.~612062");
-        assert_eq!(msg_id("a", 7), "a:7");
+        assert_eq!(subject("edge.records", 1, "a b"), "edge.records.~612062");
+        let p = partition("gw-7", 4);
+        assert!(p < 4);
+        assert_eq!(p, agent_core::frame::crc32c(b"gw-7") as usize % 4, "the documented hash");
+        assert_eq!(subject("e", 4, "gw-7"), format!("e.{p}.gw-7"));
+        assert_eq!((stream_name("S", 1, 0), stream_name("S", 4, 3)), ("S".to_string(), "S_3".to_string()));
+        assert_eq!((stream_subjects("e", 1, 0), stream_subjects("e", 4, 3)), ("e.>".to_string(), "e.3.>".to_string()));
+        assert_eq!((0..64).map(|i| partition(&format!("agent-{i}"), 1)).max(), Some(0));
+        assert_eq!(msg_id("a", 7, 9), "a:7-9");
         for id in ["x>", "x*", "é", "a\r\nb"] {
             let t = token(id);
             assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'~'), "{t}");

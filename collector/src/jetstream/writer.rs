@@ -2,15 +2,15 @@
 //! records in rounds, and the handle the connections use. See the module
 //! docs of [`crate::jetstream`] for the rules.
 
-use super::{subject, SEQ_HEADER};
+use super::message::{self, Packed, Packer, FIRST_SEQ_HEADER, LAST_SEQ_HEADER};
+use super::subject;
 use crate::config::NatsSettings;
 use crate::ledger::{plan, raise, Lines, ResumePoints, StoreOutcome};
 use crate::metrics::Metrics;
-use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
 use async_nats::jetstream::{self, Context};
-use bytes::Bytes;
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,11 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 const AGENT_QUEUE: usize = 64;
 /// Requests merged into one publishing round.
 const MAX_ROUND: usize = 64;
-/// Most records in one atomic batch (the server's limit is 1,000).
-pub const MAX_BATCH: usize = 1000;
-/// JetStream's error code for an atomic batch holding a message id already
-/// in the duplicate window: another writer stored these very records.
-const BATCH_DUPLICATE_MSG_ID: u64 = 10201;
+/// Bytes of a message's headers beyond `--nats-max-message-bytes` that
+/// the servers' `max_payload` must leave room for: the four headers with a
+/// hex-encoded 4,096-byte agent id in `Nats-Msg-Id`.
+pub const HEADER_ROOM: usize = 16 << 10;
 /// A writer with nothing to do for this long ends (the next request of its
 /// agent starts a fresh one, which re-reads the stream).
 const WRITER_IDLE: Duration = Duration::from_secs(60);
@@ -43,7 +42,9 @@ struct Entry {
 
 struct Inner {
     ctx: Context,
-    stream: Stream,
+    /// The streams, one per partition ([`subject::partition`]).
+    streams: Vec<Stream>,
+    partitions: usize,
     prefix: String,
     metrics: Arc<Metrics>,
     writers: Mutex<HashMap<Arc<str>, Entry>>,
@@ -52,12 +53,8 @@ struct Inner {
     /// one's round landed.
     gates: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
     next_id: AtomicU64,
-    /// Atomic batches this collector has open at once (`--nats-max-batches`;
-    /// a stream takes at most 50 from all collectors).
-    batches: tokio::sync::Semaphore,
-    /// Makes batch ids unique across collectors and restarts.
-    nonce: String,
-    next_batch: AtomicU64,
+    /// Most payload bytes of one message (`--nats-max-message-bytes`).
+    max_message: usize,
 }
 
 /// The JetStream sink: a connection to NATS and the per-agent writers
@@ -78,9 +75,11 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> io::Error {
 }
 
 impl JetStream {
-    /// Connects to the servers and gets (or creates) the stream. Refuses an
-    /// existing stream that does not take `<prefix>.>` or has fewer
-    /// replicas than `--nats-replicas`.
+    /// Connects to the servers and gets (or creates) the stream. Refuses
+    /// servers whose `max_payload` cannot take a message of
+    /// `--nats-max-message-bytes` plus 16 KiB for the headers, and an existing
+    /// stream that does not take `<prefix>.>` or has fewer replicas than
+    /// `--nats-replicas`.
     pub async fn connect(s: &NatsSettings, metrics: Arc<Metrics>) -> io::Result<JetStream> {
         let addrs = s.urls.iter().map(|u| u.parse::<async_nats::ServerAddr>().map_err(|e| io_err(u, e))).collect::<io::Result<Vec<_>>>()?;
         let client = async_nats::ConnectOptions::new()
@@ -90,43 +89,29 @@ impl JetStream {
             .connect(addrs)
             .await
             .map_err(|e| io_err("connecting to NATS", e))?;
+        let max_payload = client.max_payload();
+        if max_payload < s.max_message_bytes + HEADER_ROOM {
+            return Err(io_err(
+                "NATS",
+                format!("the server's max_payload is {max_payload} bytes, below --nats-max-message-bytes {} plus {HEADER_ROOM} for the headers; lower the flag or raise max_payload", s.max_message_bytes),
+            ));
+        }
         let ctx = jetstream::ContextBuilder::new().timeout(s.ack_timeout).ack_timeout(s.ack_timeout).build(client);
-        let wanted = format!("{}.>", s.subject_prefix);
-        let config = jetstream::stream::Config {
-            name: s.stream.clone(),
-            subjects: vec![wanted.clone()],
-            num_replicas: s.replicas,
-            max_age: s.max_age,
-            duplicate_window: s.duplicate_window,
-            storage: jetstream::stream::StorageType::File,
-            allow_atomic_publish: true,
-            description: Some("edge-agent records, one subject per agent (edge-collector)".into()),
-            ..Default::default()
-        };
-        let mut stream = ctx.get_or_create_stream(config).await.map_err(|e| io_err("getting or creating the stream", e))?;
-        let info = stream.info().await.map_err(|e| io_err("stream info", e))?;
-        if !info.config.subjects.iter().any(|x| *x == wanted || x == ">") {
-            return Err(io_err("stream", format!("{} exists with subjects {:?}, not {wanted}", s.stream, info.config.subjects)));
+        let mut streams = Vec::with_capacity(s.partitions);
+        for i in 0..s.partitions {
+            streams.push(open_stream(&ctx, s, i).await?);
         }
-        if !info.config.allow_atomic_publish {
-            return Err(io_err("stream", format!("{} exists without allow_atomic (atomic batch publish); update it or name another stream", s.stream)));
-        }
-        if info.config.num_replicas < s.replicas {
-            return Err(io_err("stream", format!("{} exists with {} replicas, fewer than --nats-replicas {}", s.stream, info.config.num_replicas, s.replicas)));
-        }
-        tracing::info!(stream = %s.stream, subjects = %wanted, replicas = info.config.num_replicas, messages = info.state.messages, "JetStream sink ready");
         Ok(JetStream {
             inner: Arc::new(Inner {
                 ctx,
-                stream,
+                streams,
+                partitions: s.partitions,
                 prefix: s.subject_prefix.clone(),
                 metrics,
                 writers: Mutex::new(HashMap::new()),
                 gates: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
-                batches: tokio::sync::Semaphore::new(s.max_batches),
-                nonce: format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()) ^ u128::from(std::process::id())),
-                next_batch: AtomicU64::new(1),
+                max_message: s.max_message_bytes,
             }),
         })
     }
@@ -159,6 +144,23 @@ impl JetStream {
         rx.await.ok().flatten()
     }
 
+    /// The number of subjects in the streams (agents with records there),
+    /// from the streams' leaders; `None` if one could not be read.
+    pub async fn agents(&self) -> Option<u64> {
+        let mut sum = 0;
+        for stream in &self.inner.streams {
+            match stream.get_info().await {
+                Ok(info) => sum += info.state.subjects_count,
+                Err(e) => {
+                    Metrics::inc(&self.inner.metrics.jetstream_errors_total);
+                    tracing::warn!(error = %e, "reading the stream's subject count failed");
+                    return None;
+                }
+            }
+        }
+        Some(sum)
+    }
+
     /// Queues a batch's lines with the agent's writer; the answer comes once
     /// JetStream acked them (or refused).
     pub async fn store(&self, lines: Lines) -> oneshot::Receiver<StoreOutcome> {
@@ -174,6 +176,43 @@ impl JetStream {
         }
         rx
     }
+}
+
+/// Metadata key recording the partition count in every stream.
+const PARTITIONS_KEY: &str = "edge.partitions";
+
+/// Gets (or creates) stream `i` of `s.partitions`. Refuses one that does
+/// not take its subjects, has fewer replicas than `--nats-replicas`, or
+/// records another partition count.
+async fn open_stream(ctx: &Context, s: &NatsSettings, i: usize) -> io::Result<Stream> {
+    let name = subject::stream_name(&s.stream, s.partitions, i);
+    let wanted = subject::stream_subjects(&s.subject_prefix, s.partitions, i);
+    let config = jetstream::stream::Config {
+        name: name.clone(),
+        subjects: vec![wanted.clone()],
+        num_replicas: s.replicas,
+        max_age: s.max_age,
+        duplicate_window: s.duplicate_window,
+        storage: jetstream::stream::StorageType::File,
+        description: Some("edge-agent records, one subject per agent (edge-collector)".into()),
+        metadata: HashMap::from([(PARTITIONS_KEY.to_string(), s.partitions.to_string())]),
+        ..Default::default()
+    };
+    let mut stream = ctx.get_or_create_stream(config).await.map_err(|e| io_err("getting or creating the stream", e))?;
+    let info = stream.info().await.map_err(|e| io_err("stream info", e))?;
+    if !info.config.subjects.iter().any(|x| *x == wanted || x == ">") {
+        return Err(io_err("stream", format!("{name} exists with subjects {:?}, not {wanted}", info.config.subjects)));
+    }
+    if info.config.num_replicas < s.replicas {
+        return Err(io_err("stream", format!("{name} exists with {} replicas, fewer than --nats-replicas {}", info.config.num_replicas, s.replicas)));
+    }
+    // A stream from before partitions has no count: it is a single stream.
+    let recorded = info.config.metadata.get(PARTITIONS_KEY).map_or("1", String::as_str);
+    if recorded != s.partitions.to_string() {
+        return Err(io_err("stream", format!("{name} was made for --nats-partitions {recorded}, not {}: agents would change streams", s.partitions)));
+    }
+    tracing::info!(stream = %name, subjects = %wanted, replicas = info.config.num_replicas, messages = info.state.messages, "JetStream sink ready");
+    Ok(stream)
 }
 
 /// What a writer knows of its agent's subject.
@@ -257,16 +296,16 @@ impl Writer {
     /// Reads the agent's last message from the stream leader into `state`.
     async fn lookup(&mut self) -> Option<()> {
         Metrics::inc(&self.inner.metrics.jetstream_lookups_total);
-        let subj = subject::subject(&self.inner.prefix, &self.agent);
-        let (last_sseq, next) = match self.inner.stream.get_last_raw_message_by_subject(&subj).await {
-            Ok(m) => {
-                let seq = m.headers.get(SEQ_HEADER).and_then(|v| v.as_str().parse::<u64>().ok());
-                let Some(seq) = seq else {
-                    tracing::error!(agent = %self.agent, stream_seq = m.sequence, "last message on the agent's subject has no {SEQ_HEADER} header");
+        let subj = subject::subject(&self.inner.prefix, self.inner.partitions, &self.agent);
+        let stream = &self.inner.streams[subject::partition(&self.agent, self.inner.partitions)];
+        let (last_sseq, next) = match stream.get_last_raw_message_by_subject(&subj).await {
+            Ok(m) => match message::range(|name| m.headers.get(name).map(|v| v.as_str())) {
+                Ok((_, last)) => (m.sequence, last + 1),
+                Err(e) => {
+                    tracing::error!(agent = %self.agent, stream_seq = m.sequence, error = %e, "the last message on the agent's subject is not the sink's");
                     return None;
-                };
-                (m.sequence, seq + 1)
-            }
+                }
+            },
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => (0, 0),
             Err(e) => {
                 Metrics::inc(&self.inner.metrics.jetstream_errors_total);
@@ -297,9 +336,12 @@ impl Writer {
             return;
         }
         let (mut state, mut resume) = self.state.take().expect("looked up");
-        // Plan every request: what is new, in order.
+        // Plan every request: what is new, in order (contiguous: each store
+        // planned starts at or below the resume point and moves it to its
+        // end; a store overlapping it is trimmed to its new tail).
         let mut outcomes = Vec::with_capacity(stores.len());
-        let mut records: Vec<(u64, Bytes)> = Vec::new();
+        let mut packer = Packer::new(self.inner.max_message);
+        let mut records = 0u64;
         let mut scratch = Vec::new();
         for (l, _) in &stores {
             scratch.clear();
@@ -308,16 +350,16 @@ impl Writer {
                 let count = l.ends.len();
                 let skip = count - written as usize;
                 Metrics::add(&m.records_duplicate_total, skip as u64);
-                let bytes = Bytes::copy_from_slice(&l.bytes);
                 for i in skip..count {
                     let from = if i == 0 { 0 } else { l.ends[i - 1] };
-                    let to = l.ends[i] - usize::from(l.bytes[l.ends[i] - 1] == b'\n');
-                    records.push((l.first_seq + i as u64, bytes.slice(from..to)));
+                    packer.push(l.first_seq + i as u64, &l.bytes[from..l.ends[i]]);
                 }
+                records += u64::from(written);
             }
             outcomes.push(o);
         }
-        let result = if records.is_empty() { Ok(()) } else { self.publish(&mut state, records).await };
+        let messages = packer.finish();
+        let result = if messages.is_empty() { Ok(()) } else { self.publish(&mut state, messages, records).await };
         if let Err(why) = result {
             self.broken = Some(why);
             for (_, done) in stores {
@@ -331,26 +373,25 @@ impl Writer {
         }
     }
 
-    /// Publishes `records` (in sequence order) as atomic batches of at
-    /// most [`MAX_BATCH`] messages, the first message of each fenced by the
-    /// subject's last stream sequence, and waits for each batch's ack
-    /// before the next (its fence is the previous batch's last sequence).
-    async fn publish(&self, state: &mut State, records: Vec<(u64, Bytes)>) -> Result<(), StoreOutcome> {
+    /// Publishes a round's `messages` (in sequence order, `records` records
+    /// in all) one after the other, each fenced by the subject's last stream
+    /// sequence (the previous message's, from its ack): one message and one
+    /// ack per round unless the round is longer than
+    /// `--nats-max-message-bytes`. A failure stops the round; the messages
+    /// before it stay in the stream, and the next session's resume point
+    /// (read from the stream) starts after them.
+    async fn publish(&self, state: &mut State, messages: Vec<Packed>, records: u64) -> Result<(), StoreOutcome> {
         let m = &self.inner.metrics;
-        let subj: async_nats::Subject = subject::subject(&self.inner.prefix, &self.agent).into();
+        let subj: async_nats::Subject = subject::subject(&self.inner.prefix, self.inner.partitions, &self.agent).into();
         let t = Instant::now();
         let mut stored = 0u64;
-        let mut records = records.into_iter().peekable();
         let mut result = Ok(());
-        while records.peek().is_some() {
-            let chunk: Vec<(u64, Bytes)> = records.by_ref().take(MAX_BATCH).collect();
-            let n = chunk.len() as u64;
-            Metrics::add(&m.jetstream_acks_pending, n);
-            let r = self.publish_batch(&subj, state.last_sseq, chunk).await;
-            m.jetstream_acks_pending.fetch_sub(n, Ordering::Relaxed);
-            match r {
-                Ok(last) => {
-                    state.last_sseq = last;
+        Metrics::add(&m.jetstream_acks_pending, records);
+        for msg in messages {
+            let n = msg.last - msg.first + 1;
+            match self.publish_one(&subj, state.last_sseq, msg).await {
+                Ok(sseq) => {
+                    state.last_sseq = sseq;
                     stored += n;
                 }
                 Err(o) => {
@@ -359,6 +400,7 @@ impl Writer {
                 }
             }
         }
+        m.jetstream_acks_pending.fetch_sub(records, Ordering::Relaxed);
         let micros = t.elapsed().as_micros() as u64;
         Metrics::inc(&m.jetstream_rounds_total);
         Metrics::add(&m.jetstream_publish_micros_total, micros);
@@ -375,48 +417,33 @@ impl Writer {
         result
     }
 
-    /// One atomic batch: every message but the last published without a
-    /// reply, the last (`Nats-Batch-Commit`) as a request whose ack says
-    /// whether the whole batch was stored. Returns the stream sequence of
-    /// its last message.
-    async fn publish_batch(&self, subj: &async_nats::Subject, fence: u64, chunk: Vec<(u64, Bytes)>) -> Result<u64, StoreOutcome> {
-        let _permit = self.inner.batches.acquire().await.map_err(|_| StoreOutcome::Failed)?;
-        let batch_id = format!("{}-{}", self.inner.nonce, self.inner.next_batch.fetch_add(1, Ordering::Relaxed));
-        let last = chunk.len();
-        let mut ack: Option<PublishAckFuture> = None;
-        for (i, (seq, payload)) in chunk.into_iter().enumerate() {
-            let mut h = async_nats::HeaderMap::new();
-            h.insert(SEQ_HEADER, seq.to_string().as_str());
-            h.insert(async_nats::header::NATS_MESSAGE_ID, subject::msg_id(&self.agent, seq).as_str());
-            h.insert("Nats-Batch-Id", batch_id.as_str());
-            h.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
-            if i == 0 {
-                h.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, fence.to_string().as_str());
-            }
-            if i + 1 == last {
-                h.insert("Nats-Batch-Commit", "1");
-                let msg = PublishMessage::build().payload(payload).headers(h);
-                let f = self.inner.ctx.send_publish(subj.clone(), msg).await.map_err(|e| {
-                    tracing::warn!(agent = %self.agent, seq, error = %e, "publish failed");
-                    StoreOutcome::Failed
-                })?;
-                ack = Some(f);
-            } else {
-                self.inner.ctx.client().publish_with_headers(subj.clone(), h, payload).await.map_err(|e| {
-                    tracing::warn!(agent = %self.agent, seq, error = %e, "publish failed");
-                    StoreOutcome::Failed
-                })?;
-            }
-        }
-        let ack = ack.expect("a batch has a last message").await.map_err(|e| {
-            let code = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>()).map(|j| j.error_code().0);
-            if e.kind() == PublishErrorKind::WrongLastSequence || code == Some(BATCH_DUPLICATE_MSG_ID) {
+    /// One message, fenced by `fence` (the subject's last stream sequence
+    /// as this writer knows it); returns its stream sequence. A wrong last
+    /// sequence, or a duplicate `Nats-Msg-Id` (another writer stored this
+    /// very range), is [`StoreOutcome::Fenced`]; anything else that keeps
+    /// it from being acked is [`StoreOutcome::Failed`].
+    async fn publish_one(&self, subj: &async_nats::Subject, fence: u64, msg: Packed) -> Result<u64, StoreOutcome> {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(FIRST_SEQ_HEADER, msg.first.to_string().as_str());
+        h.insert(LAST_SEQ_HEADER, msg.last.to_string().as_str());
+        h.insert(async_nats::header::NATS_MESSAGE_ID, subject::msg_id(&self.agent, msg.first, msg.last).as_str());
+        h.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, fence.to_string().as_str());
+        let publish = PublishMessage::build().payload(msg.payload.into()).headers(h);
+        let ack = self.inner.ctx.send_publish(subj.clone(), publish).await.map_err(|e| {
+            tracing::warn!(agent = %self.agent, first = msg.first, error = %e, "publish failed");
+            StoreOutcome::Failed
+        })?;
+        let ack = ack.await.map_err(|e| {
+            if e.kind() == PublishErrorKind::WrongLastSequence {
                 StoreOutcome::Fenced
             } else {
-                tracing::warn!(agent = %self.agent, error = %e, "batch not stored");
+                tracing::warn!(agent = %self.agent, first = msg.first, error = %e, "message not stored");
                 StoreOutcome::Failed
             }
         })?;
+        if ack.duplicate {
+            return Err(StoreOutcome::Fenced);
+        }
         Ok(ack.sequence)
     }
 }
