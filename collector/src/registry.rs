@@ -188,7 +188,24 @@ impl Registry {
     /// agents not seen since `stale_before_ms` as stale. Returns how many
     /// queued writes were applied.
     pub fn flush(&self, stale_before_ms: u64) -> Result<usize, String> {
+        self.flush_noting(stale_before_ms, &mut std::collections::HashSet::new())
+    }
+
+    /// [`Registry::flush`], adding to `touched` the id of every agent whose
+    /// row the queued writes changed (Hello, offline, traffic, heartbeat,
+    /// plugin): what the shared registry in JetStream KV must be told.
+    pub fn flush_noting(&self, stale_before_ms: u64, touched: &mut std::collections::HashSet<String>) -> Result<usize, String> {
         let p = std::mem::take(&mut *self.pending.lock().unwrap());
+        for op in &p.ops {
+            match op {
+                Op::Hello(h, ..) => touched.insert(h.agent_id.clone()),
+                Op::Offline(a, _) => touched.insert(a.clone()),
+                Op::TaskSent(..) | Op::Result(..) => false,
+            };
+        }
+        touched.extend(p.seen.keys().cloned());
+        touched.extend(p.heartbeats.keys().cloned());
+        touched.extend(p.plugins.keys().map(|(a, _)| a.clone()));
         let mut db = self.db.lock().unwrap();
         let tx = db.transaction().map_err(sql_err)?;
         let n = p.ops.len() + p.seen.len() + p.heartbeats.len() + p.plugins.len();
