@@ -339,7 +339,9 @@ impl Kv {
 
     /// The latest value of every key of `store` (tombstones left out).
     async fn last_values(&self, store: &Store) -> Result<Vec<(String, Bytes)>, String> {
-        let messages = within(store.status()).await?.values();
+        // Fresh stream info (`Store::status` answers from a cached copy).
+        let mut stream = store.stream.clone();
+        let messages = within(stream.info()).await?.state.messages;
         if messages == 0 {
             return Ok(Vec::new());
         }
