@@ -91,7 +91,7 @@ pub struct Args {
     /// Prefix of the JetStream KV buckets holding the registry, tasks and configs shared by every collector: `<prefix>_AGENTS`, `<prefix>_TASKS`, `<prefix>_OPEN`, `<prefix>_CONFIGS` (created if missing, with --nats-replicas) [default: EDGE].
     #[arg(long, value_name = "NAME")]
     pub nats_kv_prefix: Option<String>,
-    /// This collector's name in the shared registry (which collector holds an agent's session) [default: <hostname>:<agent port>].
+    /// This collector's name in the shared registry (which collector holds an agent's session) [default: HOSTNAME:AGENT_PORT, the host name and the agent port].
     #[arg(long, value_name = "NAME")]
     pub nats_collector_name: Option<String>,
     /// Tasks without a result one agent may have waiting in the shared registry; a task beyond it is refused with 429 (1..=10000) [default: 1000].

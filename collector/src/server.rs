@@ -408,12 +408,12 @@ impl Collector {
             started_ms: unix_ms(),
         });
         let mut tasks = JoinSet::new();
-        tasks.spawn(accept_loop(shared.clone(), listener));
-        tasks.spawn(registry_flusher(shared.clone()));
         #[cfg(feature = "jetstream")]
         if let Some(kv) = &shared.kv {
-            kv.spawn(shared.clone(), &mut tasks);
+            kv.spawn(shared.clone(), &mut tasks).await?;
         }
+        tasks.spawn(accept_loop(shared.clone(), listener));
+        tasks.spawn(registry_flusher(shared.clone()));
         if let Some(h) = hangup {
             tasks.spawn(reload_on_hangup(shared.clone(), h));
         }

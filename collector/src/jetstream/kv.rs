@@ -45,8 +45,9 @@
 //!
 //! The watchers read through ordered push consumers on a NATS connection of
 //! their own whose subscriptions hold at most [`SUBSCRIPTION_CAPACITY`]
-//! messages; a watcher that falls behind loses messages there and its
-//! consumer restarts from the last one it saw (no task is skipped). Task
+//! messages (each at most the server's `max_payload`); a watcher that falls
+//! behind loses messages there and its consumer restarts from the last one
+//! it saw (no task is skipped). Task
 //! updates from the connections wait in a queue of [`OP_QUEUE`]; one that
 //! does not fit is dropped and counted in the log (the task stays open, so
 //! it is resent at the next Hello and its result comes again). The open
@@ -69,11 +70,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Messages a watcher's subscription holds before NATS drops for it.
-pub const SUBSCRIPTION_CAPACITY: usize = 256;
+pub const SUBSCRIPTION_CAPACITY: usize = 64;
 /// Task updates ("sent", results) waiting to be written.
 pub const OP_QUEUE: usize = 4096;
 /// Conflicting updates retried before a write gives up.
 const RETRIES: usize = 8;
+/// Longest a shutdown waits for the queued task updates.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
 /// Longest wait for a KV answer or a listing.
 const KV_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -260,11 +263,16 @@ impl Kv {
     }
 
     /// Starts the watchers and the task-update writer; they end at shutdown.
-    pub fn spawn(self: &Arc<Self>, shared: Arc<Shared>, tasks: &mut tokio::task::JoinSet<()>) {
+    /// Returns once the tasks watcher is in place, so that a task created
+    /// after a Hello read the open list is seen by the watcher (the
+    /// collector accepts agents only after this).
+    pub async fn spawn(self: &Arc<Self>, shared: Arc<Shared>, tasks: &mut tokio::task::JoinSet<()>) -> io::Result<()> {
+        let first = self.tasks.watch_all().await.map_err(|e| io_err("watching the tasks bucket", e))?;
         let rx = self.ops_rx.lock().unwrap().take().expect("spawned once");
         tasks.spawn(self.clone().write_ops(rx, shared.clone()));
-        tasks.spawn(self.clone().watch_tasks(shared.clone()));
+        tasks.spawn(self.clone().watch_tasks(shared.clone(), first));
         tasks.spawn(self.clone().watch_configs(shared));
+        Ok(())
     }
 
     // ---- agents ----
@@ -482,10 +490,15 @@ impl Kv {
             let op = tokio::select! {
                 op = rx.recv() => match op { Some(op) => op, None => return },
                 _ = stop.changed() => {
-                    // What is queued still goes out, within the KV timeout each.
+                    // What is queued still goes out, within SHUTDOWN_DRAIN.
                     rx.close();
-                    while let Some(op) = rx.recv().await {
-                        self.apply(op).await;
+                    let drain = async {
+                        while let Some(op) = rx.recv().await {
+                            self.apply(op).await;
+                        }
+                    };
+                    if tokio::time::timeout(SHUTDOWN_DRAIN, drain).await.is_err() {
+                        tracing::warn!("JetStream KV: task updates not written at shutdown (those tasks stay open and are resent)");
                     }
                     return;
                 }
@@ -553,13 +566,15 @@ impl Kv {
 
     /// Hands every new task (state queued, never sent) to the agent if this
     /// collector holds its session; resumes after the last revision seen.
-    async fn watch_tasks(self: Arc<Self>, shared: Arc<Shared>) {
+    async fn watch_tasks(self: Arc<Self>, shared: Arc<Shared>, first: kv::Watch) {
         let mut stop = shared.shutdown.clone();
         let mut next: Option<u64> = None;
+        let mut first = Some(first);
         loop {
-            let w = match next {
-                None => self.tasks.watch_all().await,
-                Some(rev) => self.tasks.watch_all_from_revision(rev).await,
+            let w = match (first.take(), next) {
+                (Some(w), _) => Ok(w),
+                (None, None) => self.tasks.watch_all().await,
+                (None, Some(rev)) => self.tasks.watch_all_from_revision(rev).await,
             };
             let mut w = match w {
                 Ok(w) => w,
