@@ -12,6 +12,13 @@
 //! | `PUT /configs/{name}` | body `{"version", "payload" \| "payload_base64"}`: 200; sent to every live agent now and to every agent on connect |
 //! | `GET /metrics` | Prometheus text |
 //!
+//! With the JetStream sink every route reads and writes the registry
+//! shared through JetStream KV ([`crate::jetstream::kv`]), so every
+//! collector answers the same; `POST /agents/{id}/tasks` may then also
+//! answer 429 (the agent has `--nats-max-open-tasks` tasks without a
+//! result), 413 (the stored task would not fit the NATS server's
+//! `max_payload`) or 503 (NATS did not answer).
+//!
 //! Bad input gets a 400 `{"error": "...", "field": "<name>"}`; a missing or
 //! wrong token a 401 (checked before any body is read); a body above
 //! `--api-max-body` a 413; a request not answered within
