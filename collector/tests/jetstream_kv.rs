@@ -14,6 +14,7 @@ use agent_core::message::{Batch, Message, Pong, TaskResult};
 use common::raw::{entries, hello, Got, Raw};
 use common::{http, json, wait_for, CollectorProc, TempDir};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
@@ -270,4 +271,117 @@ fn an_agent_s_open_tasks_are_bounded_and_unknown_tasks_are_404() {
     })
     .expect("a place freed by the result");
     assert!(matches!(next_command(&mut raw, T), Got::Task { token, .. } if token == t));
+}
+
+/// Endpoint `i` of the agent's list is `addrs[i]`.
+struct ListConnector(Vec<SocketAddr>);
+
+impl agent_core::driver::Connector for ListConnector {
+    type Transport = common::tcp_transport::TcpTransport;
+    type Error = std::io::Error;
+    fn connect(&mut self, endpoint: u8) -> Result<Self::Transport, std::io::Error> {
+        let addr = self.0[endpoint as usize % self.0.len()];
+        let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+        s.set_nodelay(true)?;
+        Ok(common::tcp_transport::TcpTransport::new(s))
+    }
+}
+
+/// A real agent (`agent_core`'s driver) with `endpoints` in its list: a
+/// record every 20 ms whose text names the version of config `sampling`
+/// it holds (`cfg=<version>`), every task answered `done:<payload>`,
+/// until `stop`; then it waits (bounded) for every record to be acked.
+/// The number of records pushed, and whether all were acked.
+fn config_following_agent(id: &'static str, endpoints: Vec<SocketAddr>, stop: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<(u64, bool)> {
+    use agent_core::driver::Driver;
+    use agent_core::{Agent, AgentConfig, AgentStorage, Duration as AgentDuration, Event, Identity, Instant as AgentInstant, Record};
+    std::thread::spawn(move || {
+        let mut ring = vec![0u8; 256 * 1024];
+        let mut rx = vec![0u8; 8192];
+        let mut events = vec![0u8; 4096];
+        let mut buf = vec![0u8; 8192 + 64];
+        let identity = Identity { agent_id: id, hostname: "kv-host", product: "edge-test", version: "1.0", intranet_ipv4: &[127, 0, 0, 1], ..Identity::default() };
+        let cfg = AgentConfig {
+            heartbeat_interval: AgentDuration::from_secs(1),
+            flush_interval: AgentDuration::from_millis(20),
+            backoff: agent_core::backoff::BackoffConfig { base: AgentDuration::from_millis(50), cap: AgentDuration::from_millis(400), endpoints: endpoints.len() as u8, ..Default::default() },
+            ack_timeout: AgentDuration::from_secs(5),
+            rng_seed: 7,
+            ..AgentConfig::default()
+        };
+        let agent = Agent::new(cfg, identity, AgentStorage { ring: &mut ring, rx: &mut rx, events: &mut events }).expect("valid agent config");
+        let mut driver = Driver::new(agent, common::agent::StdClock(Instant::now()), ListConnector(endpoints), &mut buf).expect("buffer");
+        let version = std::cell::RefCell::new(String::from("none"));
+        let mut on_event = |ev: Event<'_>, agent: &mut Agent<'_>, now: AgentInstant| match ev {
+            Event::Config { name: "sampling", version: v, .. } => *version.borrow_mut() = v.to_string(),
+            Event::Task { token, payload, .. } => {
+                let _ = agent.task_result(now, token, 0, &format!("done:{}", String::from_utf8_lossy(payload)));
+            }
+            _ => {}
+        };
+        let mut pushed = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let text = format!("cfg={}", version.borrow());
+            if driver.push(&Record::new(2001, 1_700_000_000_000 + pushed, text.as_bytes())).is_ok() {
+                pushed += 1;
+            }
+            let next = driver.now() + AgentDuration::from_millis(20);
+            driver.run_until(next, |_| false, &mut on_event);
+        }
+        let deadline = driver.now() + AgentDuration::from_secs(20);
+        driver.run_until(deadline, |a| a.is_drained(), &mut on_event);
+        let drained = driver.agent().is_drained();
+        driver.close();
+        (pushed, drained)
+    })
+}
+
+/// Every record of `stream`, parsed, in stream order.
+fn read_stream(url: &str, stream: &str) -> Vec<serde_json::Value> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let out = rt.block_on(async {
+        let ctx = async_nats::jetstream::new(async_nats::connect(url).await.expect("connect to NATS"));
+        let mut out = Vec::new();
+        edge_collector::jetstream::consume::consume(&ctx, stream, "kvcheck", &mut out, Duration::from_secs(2), false).await.expect("consume");
+        out
+    });
+    String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn a_real_agent_applies_a_config_put_on_another_collector_and_answers_tasks_across_a_failover() {
+    let Some(server) = nats::single() else { return };
+    let url = server.url();
+    let a = collector("kv-ra", &url);
+    let mut b = collector("kv-rb", &url);
+    let c = collector("kv-rc", &url);
+    let id = "kv-real-1";
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let agent = config_following_agent(id, vec![b.agents, a.agents], stop.clone());
+    held_by(a.api, id, b.agents.port());
+
+    // A config put on C, a task posted to A: both reach the agent on B.
+    let (s, body) = http(c.api, "PUT", "/configs/sampling", Some(TOKEN), Some(r#"{"version":"v2","payload":"rate=2"}"#));
+    assert_eq!(s, 200, "{body}");
+    let t1 = post_task(a.api, id, "one");
+    assert_eq!(done_on(c.api, &t1)["result"], serde_json::json!({"status": 0, "message": "done:one"}));
+
+    // B is kill -9'd: the agent fails over to A; a task posted to C reaches it there.
+    b.proc.take().unwrap().kill9();
+    held_by(c.api, id, a.agents.port());
+    let t2 = post_task(c.api, id, "two");
+    assert_eq!(done_on(a.api, &t2)["result"], serde_json::json!({"status": 0, "message": "done:two"}));
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (pushed, drained) = agent.join().unwrap();
+    assert!(drained, "every record acked");
+
+    // The stream: every record once in order; the config applied in every
+    // record after the first that names it.
+    let lines: Vec<_> = read_stream(&url, "KVFLEET").into_iter().filter(|l| l["agent"] == id && l["type"] == 2001).collect();
+    assert_eq!(lines.len() as u64, pushed, "every pushed record in the stream once");
+    let texts: Vec<&str> = lines.iter().map(|l| l["text"].as_str().unwrap()).collect();
+    let first = texts.iter().position(|t| *t == "cfg=v2").expect("records after the config carry its version");
+    assert!(first > 0 && texts[..first].iter().all(|t| *t == "cfg=none"), "before: {:?}", &texts[..first]);
+    assert!(texts[first..].iter().all(|t| *t == "cfg=v2"), "after the config: {:?}", &texts[first..]);
 }
