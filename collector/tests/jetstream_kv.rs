@@ -385,3 +385,103 @@ fn a_real_agent_applies_a_config_put_on_another_collector_and_answers_tasks_acro
     assert!(first > 0 && texts[..first].iter().all(|t| *t == "cfg=none"), "before: {:?}", &texts[..first]);
     assert!(texts[first..].iter().all(|t| *t == "cfg=v2"), "after the config: {:?}", &texts[first..]);
 }
+
+fn kv_settings(url: &str, prefix: &str, name: &str, max_open_tasks: usize) -> edge_collector::config::NatsSettings {
+    edge_collector::config::NatsSettings {
+        urls: vec![url.to_string()],
+        stream: "UNUSED".into(),
+        subject_prefix: "unused".into(),
+        replicas: 1,
+        sync: edge_collector::config::NatsSync::Always,
+        max_age: Duration::ZERO,
+        duplicate_window: Duration::from_secs(120),
+        ack_timeout: Duration::from_secs(2),
+        max_batches: 16,
+        kv_prefix: prefix.into(),
+        collector_name: Some(name.into()),
+        max_open_tasks,
+    }
+}
+
+fn snapshot(id: &str, status: &str, connected_since: Option<u64>, last_seen: u64) -> serde_json::Value {
+    serde_json::json!({
+        "id": id, "hostname": "h", "product": "p", "version": "1", "addresses": [], "status": status,
+        "first_seen": last_seen, "last_seen": last_seen, "connected_since": connected_since, "endpoint": "127.0.0.1:1",
+        "last_heartbeat": {"at": null, "host": null, "lib": null}, "plugins": [],
+    })
+}
+
+/// Two collectors writing one agent's entry, and many posting tasks for
+/// one agent at once, straight through the KV layer against a real server.
+#[test]
+fn races_on_the_buckets_resolve_by_the_documented_rules() {
+    use edge_collector::jetstream::kv::{Kv, TaskRefused};
+    use edge_collector::registry::TaskRow;
+    let Some(server) = nats::single() else { return };
+    let url = server.url();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let x = Kv::connect(&kv_settings(&url, "RACE", "x", 5), 1).await.unwrap();
+        let y = Kv::connect(&kv_settings(&url, "RACE", "y", 5), 2).await.unwrap();
+        let now = 1_000_000u64;
+
+        // X held the agent since 100; Y's session since 200 is newer.
+        x.publish_agent("ag", snapshot("ag", "online", Some(100), 150), true).await.unwrap();
+        y.publish_agent("ag", snapshot("ag", "online", Some(200), 250), true).await.unwrap();
+        // X's stale session writes again, then ends: neither covers Y's.
+        x.publish_agent("ag", snapshot("ag", "online", Some(100), 300), true).await.unwrap();
+        x.publish_agent("ag", snapshot("ag", "offline", None, 310), false).await.unwrap();
+        let e = y.agent("ag", 0).await.unwrap().unwrap();
+        assert_eq!((e["collector"].as_str(), e["status"].as_str(), e["connected_since"].as_u64()), (Some("y"), Some("online"), Some(200)), "{e}");
+        assert_eq!(e["first_seen"], 150, "the earliest any collector saw");
+        assert_eq!(x.agent("ag", 260).await.unwrap().unwrap()["status"], "stale", "silent since 250 < 260 reads stale");
+        // Y's own disconnect is written.
+        y.publish_agent("ag", snapshot("ag", "offline", None, 400), false).await.unwrap();
+        assert_eq!(x.agent("ag", 0).await.unwrap().unwrap()["status"], "offline");
+        assert_eq!(x.agents(0).await.unwrap().len(), 1);
+
+        // Twelve tasks for one agent posted at once through both: exactly
+        // the bound (5) is taken, the rest refused as Full, and the open
+        // list holds exactly the taken ones.
+        let mut posts = tokio::task::JoinSet::new();
+        for i in 0..12 {
+            let kv = if i % 2 == 0 { x.clone() } else { y.clone() };
+            posts.spawn(async move {
+                let t = TaskRow {
+                    token: format!("race-{i}"), agent_id: "ag".into(), object_name: String::new(), data_type: 1, payload: vec![i as u8],
+                    state: "queued".into(), sends: 0, result_status: None, result_message: None,
+                };
+                (t.token.clone(), kv.create_task(&t, now).await)
+            });
+        }
+        let mut taken = Vec::new();
+        let mut full = 0;
+        while let Some(r) = posts.join_next().await {
+            match r.unwrap() {
+                (token, Ok(())) => taken.push(token),
+                (_, Err(TaskRefused::Full)) => full += 1,
+                (_, Err(e)) => panic!("{e}"),
+            }
+        }
+        assert_eq!((taken.len(), full), (5, 7));
+        let mut open: Vec<String> = x.open_tasks("ag").await.unwrap().into_iter().map(|t| t.token).collect();
+        open.sort();
+        taken.sort();
+        assert_eq!(open, taken);
+        // Two results for one task from two collectors at once: one is
+        // written, the other finds it done and is dropped.
+        let r = |m: &str, s| edge_collector::session::ResultInfo { token: taken[0].clone(), status: s, message: m.into() };
+        tokio::join!(x.write_result("ag", r("from-x", 0)), y.write_result("ag", r("from-y", 1)));
+        let t = y.task(&taken[0]).await.unwrap().unwrap();
+        let first = (t.result_status, t.result_message.clone());
+        assert!(first == (Some(0), Some("from-x".into())) || first == (Some(1), Some("from-y".into())), "{t:?}");
+        x.write_result("ag", r("later", 2)).await;
+        y.write_result("other-agent", edge_collector::session::ResultInfo { token: taken[1].clone(), status: 2, message: "not its task".into() }).await;
+        y.write_result("ag", edge_collector::session::ResultInfo { token: "race-unknown".into(), status: 1, message: "no such task".into() }).await;
+        let t = x.task(&taken[0]).await.unwrap().unwrap();
+        assert_eq!((t.state.as_str(), t.sends, (t.result_status, t.result_message)), ("done", 0, first), "the first result stays");
+        assert_eq!(x.task(&taken[1]).await.unwrap().unwrap().state, "queued", "another agent's result is not taken");
+        assert_eq!(y.open_tasks("ag").await.unwrap().len(), 4, "the answered task left the open list");
+        assert!(y.task("race-unknown").await.unwrap().is_none());
+    });
+}

@@ -478,6 +478,13 @@ impl Kv {
         self.queue(Op::Result(agent.to_string(), r));
     }
 
+    /// Writes a task result of `agent` now (what the queue of
+    /// [`Kv::task_result`] does): the first result is kept, and the token
+    /// then leaves the agent's open list.
+    pub async fn write_result(&self, agent: &str, r: ResultInfo) {
+        self.apply(Op::Result(agent.to_string(), r)).await;
+    }
+
     fn queue(&self, op: Op) {
         if self.ops.try_send(op).is_err() {
             tracing::warn!("JetStream KV: task update queue full; dropped (the task stays open and is resent at the next Hello)");
@@ -661,7 +668,7 @@ impl Kv {
 /// True if `s` can be a KV key (task tokens from the API path are checked
 /// before they are looked up).
 fn kv_key_ok(s: &str) -> bool {
-    !s.is_empty() && !s.starts_with('.') && !s.ends_with('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-/_=.".contains(&b))
+    !s.split('.').any(str::is_empty) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-/_=.".contains(&b))
 }
 
 #[cfg(test)]
@@ -677,7 +684,8 @@ mod tests {
         for s in ["x>", "x*", "é", "a\r\nb", "a b", "~"] {
             assert!(kv_key_ok(&key(s)), "{s}");
         }
-        assert!(!kv_key_ok("a b") && !kv_key_ok("") && !kv_key_ok(".a") && !kv_key_ok("a*"));
+        assert!(!kv_key_ok("a b") && !kv_key_ok("") && !kv_key_ok(".a") && !kv_key_ok("a.") && !kv_key_ok("a..b") && !kv_key_ok("a*"));
+        assert!(kv_key_ok("t18f-2") && kv_key_ok("a.b/c=d"));
     }
 
     #[test]
