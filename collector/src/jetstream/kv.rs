@@ -43,11 +43,14 @@
 //!
 //! # Bounds
 //!
-//! The watchers read through ordered push consumers on a NATS connection of
-//! their own whose subscriptions hold at most [`SUBSCRIPTION_CAPACITY`]
-//! messages (each at most the server's `max_payload`); a watcher that falls
-//! behind loses messages there and its consumer restarts from the last one
-//! it saw (no task is skipped). Task
+//! The watchers and listings read through ephemeral pull consumers (no
+//! acks, in memory, gone 30 s after their last fetch), at most
+//! [`LIST_FETCH`] messages per fetch, on a NATS connection of their own
+//! whose subscriptions hold at most [`SUBSCRIPTION_CAPACITY`] messages
+//! (each at most the server's `max_payload`): a fetch never brings more than
+//! is read, so nothing is dropped on the way. A watcher whose consumer is
+//! gone (NATS restarted) follows again from the revision after the last one
+//! it handled (no task is skipped). Task
 //! updates from the connections wait in a queue of [`OP_QUEUE`]; one that
 //! does not fit is dropped and counted in the log (the task stays open, so
 //! it is resent at the next Hello and its result comes again). The open
@@ -59,6 +62,7 @@ use crate::config::NatsSettings;
 use crate::registry::{ConfigRow, TaskRow};
 use crate::server::{Command, Shared};
 use crate::session::ResultInfo;
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::kv::{self, Operation, Store};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -75,6 +79,12 @@ pub const SUBSCRIPTION_CAPACITY: usize = 64;
 pub const OP_QUEUE: usize = 4096;
 /// Conflicting updates retried before a write gives up.
 const RETRIES: usize = 8;
+/// Messages fetched at a time by a listing (below the subscription's capacity).
+pub const LIST_FETCH: usize = 50;
+/// Longest a follower's fetch waits for news before it asks again.
+const FOLLOW_WAIT: Duration = Duration::from_secs(5);
+/// Longest a listing (`GET /agents`) may take.
+const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a shutdown waits for the queued task updates.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
 /// Longest wait for a KV answer or a listing.
@@ -267,11 +277,12 @@ impl Kv {
     /// after a Hello read the open list is seen by the watcher (the
     /// collector accepts agents only after this).
     pub async fn spawn(self: &Arc<Self>, shared: Arc<Shared>, tasks: &mut tokio::task::JoinSet<()>) -> io::Result<()> {
-        let first = self.tasks.watch_all().await.map_err(|e| io_err("watching the tasks bucket", e))?;
+        let first = Self::follow(&self.tasks, DeliverPolicy::New).await.map_err(|e| io_err("following the tasks bucket", e))?;
+        let configs = Self::follow(&self.configs, DeliverPolicy::LastPerSubject).await.map_err(|e| io_err("following the configs bucket", e))?;
         let rx = self.ops_rx.lock().unwrap().take().expect("spawned once");
         tasks.spawn(self.clone().write_ops(rx, shared.clone()));
         tasks.spawn(self.clone().watch_tasks(shared.clone(), first));
-        tasks.spawn(self.clone().watch_configs(shared));
+        tasks.spawn(self.clone().watch_configs(shared, configs));
         Ok(())
     }
 
@@ -345,31 +356,46 @@ impl Kv {
         Ok(out)
     }
 
-    /// The latest value of every key of `store` (tombstones left out).
+    /// The latest value of every key of `store` (tombstones left out),
+    /// through an ephemeral pull consumer (last per subject, no acks) read
+    /// in fetches of [`LIST_FETCH`]: a pull is never more than the
+    /// subscription holds, so nothing is dropped on the way (an ordered
+    /// push consumer falling behind would stall until its heartbeat).
     async fn last_values(&self, store: &Store) -> Result<Vec<(String, Bytes)>, String> {
-        // Fresh stream info (`Store::status` answers from a cached copy).
-        let mut stream = store.stream.clone();
-        let messages = within(stream.info()).await?.state.messages;
-        if messages == 0 {
-            return Ok(Vec::new());
-        }
-        let mut w = within(store.watch_with_history(">")).await?;
+        let consumer = Self::follow(store, DeliverPolicy::LastPerSubject).await?;
         let mut out = Vec::new();
         let read = async {
-            while let Some(e) = w.next().await {
-                let e = e.map_err(|e| e.to_string())?;
-                let last = e.delta == 0;
-                if e.operation == Operation::Put {
-                    out.push((e.key, e.value));
+            if consumer.cached_info().num_pending == 0 {
+                return Ok(());
+            }
+            loop {
+                let mut batch = consumer.fetch().max_messages(LIST_FETCH).expires(KV_TIMEOUT).messages().await.map_err(|e| e.to_string())?;
+                let mut got = 0;
+                while let Some(m) = batch.next().await {
+                    let m = m.map_err(|e| e.to_string())?;
+                    got += 1;
+                    let pending = m.info().map_err(|e| e.to_string())?.pending;
+                    let op = m.headers.as_ref().and_then(|h| h.get("KV-Operation")).map(|v| v.as_str().to_string());
+                    if op.is_none() {
+                        if let Some(k) = m.subject.strip_prefix(store.prefix.as_str()) {
+                            out.push((k.to_string(), m.payload.clone()));
+                        }
+                    }
+                    if pending == 0 {
+                        return Ok(());
+                    }
                 }
-                if last {
-                    break;
+                if got == 0 {
+                    return Err("a KV listing stalled".to_string());
                 }
             }
-            Ok::<(), String>(())
         };
-        match tokio::time::timeout(KV_TIMEOUT, read).await {
-            Ok(r) => r.map(|()| out),
+        let r = tokio::time::timeout(LIST_TIMEOUT, read).await;
+        let name = consumer.cached_info().name.clone();
+        let _ = within(store.stream.delete_consumer(&name)).await;
+        match r {
+            Ok(Ok(())) => Ok(out),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err("listing a KV bucket took too long".into()),
         }
     }
@@ -571,75 +597,108 @@ impl Kv {
         Err(format!("more than {RETRIES} conflicting updates"))
     }
 
-    /// Hands every new task (state queued, never sent) to the agent if this
-    /// collector holds its session; resumes after the last revision seen.
-    async fn watch_tasks(self: Arc<Self>, shared: Arc<Shared>, first: kv::Watch) {
+    /// An ephemeral pull consumer over every key of `store` from `policy`
+    /// on (no acks; gone 30 s after its last fetch).
+    async fn follow(store: &Store, policy: DeliverPolicy) -> Result<PullConsumer, String> {
+        within(store.stream.create_consumer(pull::Config {
+            deliver_policy: policy,
+            filter_subject: format!("{}>", store.prefix),
+            ack_policy: AckPolicy::None,
+            inactive_threshold: Duration::from_secs(30),
+            memory_storage: true,
+            ..Default::default()
+        }))
+        .await
+    }
+
+    /// Follows `store` from `first` (or `policy` after a failure, where the
+    /// revision to resume at is given) and calls `each` with every
+    /// (revision, key, value) of a put, in order, at most [`LIST_FETCH`]
+    /// fetched at a time; ends at shutdown. After a failure (NATS restarted:
+    /// the consumer is gone) it follows again from the revision after the
+    /// last one handled.
+    async fn follow_forever(&self, store: &Store, first: PullConsumer, resume: impl Fn(Option<u64>) -> DeliverPolicy, shared: &Shared, mut each: impl FnMut(&str, Bytes)) {
         let mut stop = shared.shutdown.clone();
+        let mut consumer = Some(first);
         let mut next: Option<u64> = None;
-        let mut first = Some(first);
         loop {
-            let w = match (first.take(), next) {
-                (Some(w), _) => Ok(w),
-                (None, None) => self.tasks.watch_all().await,
-                (None, Some(rev)) => self.tasks.watch_all_from_revision(rev).await,
-            };
-            let mut w = match w {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::warn!(error = %e, "JetStream KV: watching the tasks bucket failed; retrying");
-                    tokio::select! { _ = tokio::time::sleep(Duration::from_secs(1)) => continue, _ = stop.changed() => return }
-                }
+            let c = match consumer.take() {
+                Some(c) => c,
+                None => match Self::follow(store, resume(next)).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(bucket = %store.name, error = %e, "JetStream KV: following the bucket failed; retrying");
+                        tokio::select! { _ = tokio::time::sleep(Duration::from_secs(1)) => continue, _ = stop.changed() => return }
+                    }
+                },
             };
             loop {
-                let e = tokio::select! { e = w.next() => e, _ = stop.changed() => return };
-                let Some(Ok(e)) = e else { break };
-                next = Some(e.revision + 1);
-                if e.operation != Operation::Put {
-                    continue;
-                }
-                if let Some((t, _)) = task_from(&e.value) {
-                    if t.state == "queued" && t.sends == 0 {
-                        let agent = t.agent_id.clone();
-                        shared.send_to(&agent, Command::Task(t));
+                let fetch = c.fetch().max_messages(LIST_FETCH).expires(FOLLOW_WAIT).messages();
+                let mut batch = match tokio::select! { b = fetch => b, _ = stop.changed() => return } {
+                    Ok(b) => b,
+                    Err(_) => break,
+                };
+                let mut failed = false;
+                loop {
+                    let m = tokio::select! { m = batch.next() => m, _ = stop.changed() => return };
+                    let Some(m) = m else { break };
+                    let Ok(m) = m else {
+                        failed = true;
+                        break;
+                    };
+                    let Ok(info) = m.info() else { continue };
+                    next = Some(info.stream_sequence + 1);
+                    let deleted = m.headers.as_ref().and_then(|h| h.get("KV-Operation")).is_some();
+                    if !deleted {
+                        if let Some(k) = m.subject.strip_prefix(store.prefix.as_str()) {
+                            each(k, m.payload.clone());
+                        }
                     }
                 }
+                if failed {
+                    break;
+                }
             }
+            tracing::debug!(bucket = %store.name, "JetStream KV: following the bucket again");
             tokio::select! { _ = tokio::time::sleep(Duration::from_millis(200)) => {}, _ = stop.changed() => return }
         }
     }
 
-    /// Keeps the configs copy and hands a changed config to every live agent.
-    async fn watch_configs(self: Arc<Self>, shared: Arc<Shared>) {
-        let mut stop = shared.shutdown.clone();
-        loop {
-            let mut w = match self.configs.watch_with_history(">").await {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::warn!(error = %e, "JetStream KV: watching the configs bucket failed; retrying");
-                    tokio::select! { _ = tokio::time::sleep(Duration::from_secs(1)) => continue, _ = stop.changed() => return }
-                }
-            };
-            loop {
-                let e = tokio::select! { e = w.next() => e, _ = stop.changed() => return };
-                let Some(Ok(e)) = e else { break };
-                if e.operation != Operation::Put {
-                    continue;
-                }
-                let Some(c) = config_from(&e.value) else { continue };
-                let changed = {
-                    let mut copy = self.config_copy.lock().unwrap();
-                    let same = copy.get(&c.name).is_some_and(|o| o.version == c.version && o.payload == c.payload);
-                    if !same {
-                        copy.insert(c.name.clone(), c.clone());
-                    }
-                    !same
-                };
-                if changed {
-                    shared.broadcast(Command::Config(c));
+    /// Hands every new task (state queued, never sent) to the agent if this
+    /// collector holds its session.
+    async fn watch_tasks(self: Arc<Self>, shared: Arc<Shared>, first: PullConsumer) {
+        let resume = |next: Option<u64>| next.map_or(DeliverPolicy::New, |start_sequence| DeliverPolicy::ByStartSequence { start_sequence });
+        let s = shared.clone();
+        self.follow_forever(&self.tasks, first, resume, &shared, |_, value| {
+            if let Some((t, _)) = task_from(&value) {
+                if t.state == "queued" && t.sends == 0 {
+                    let agent = t.agent_id.clone();
+                    s.send_to(&agent, Command::Task(t));
                 }
             }
-            tokio::select! { _ = tokio::time::sleep(Duration::from_millis(200)) => {}, _ = stop.changed() => return }
-        }
+        })
+        .await;
+    }
+
+    /// Keeps the configs copy and hands a changed config to every live agent.
+    async fn watch_configs(self: Arc<Self>, shared: Arc<Shared>, first: PullConsumer) {
+        let s = shared.clone();
+        let me = self.clone();
+        self.follow_forever(&self.configs, first, |_| DeliverPolicy::LastPerSubject, &shared, move |_, value| {
+            let Some(c) = config_from(&value) else { return };
+            let changed = {
+                let mut copy = me.config_copy.lock().unwrap();
+                let same = copy.get(&c.name).is_some_and(|o| o.version == c.version && o.payload == c.payload);
+                if !same {
+                    copy.insert(c.name.clone(), c.clone());
+                }
+                !same
+            };
+            if changed {
+                s.broadcast(Command::Config(c));
+            }
+        })
+        .await;
     }
 
     // ---- configs ----
