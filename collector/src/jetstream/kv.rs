@@ -82,7 +82,7 @@ const RETRIES: usize = 8;
 /// Messages fetched at a time by a listing (below the subscription's capacity).
 pub const LIST_FETCH: usize = 50;
 /// Longest a follower's fetch waits for news before it asks again.
-const FOLLOW_WAIT: Duration = Duration::from_secs(5);
+const FOLLOW_WAIT: Duration = Duration::from_secs(2);
 /// Longest a listing (`GET /agents`) may take.
 const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a shutdown waits for the queued task updates.
