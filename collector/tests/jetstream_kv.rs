@@ -485,3 +485,28 @@ fn races_on_the_buckets_resolve_by_the_documented_rules() {
         assert!(y.task("race-unknown").await.unwrap().is_none());
     });
 }
+
+/// More tasks than a fetch (50) and a subscription (64) hold, posted one
+/// after another to a live agent: every one reaches it through the
+/// follower, none twice.
+#[test]
+fn a_run_of_tasks_beyond_the_fetch_size_all_reach_a_live_agent() {
+    let Some(server) = nats::single() else { return };
+    let url = server.url();
+    let c = collector("kv-run", &url);
+    let id = "kv-run-1";
+    let (mut raw, _, _) = Raw::connect_admitted(c.agents, &hello(id, b"", 0, 0), T, 10);
+    raw.batch("r", 0, 1);
+    assert_eq!(raw.recv_answering(T), Got::Ack(0));
+    let tokens: Vec<String> = (0..150).map(|i| post_task(c.api, id, &format!("p{i}"))).collect();
+    let mut got = Vec::new();
+    let end = Instant::now() + T;
+    while got.len() < tokens.len() {
+        assert!(Instant::now() < end, "{} of {} tasks arrived", got.len(), tokens.len());
+        match next_command(&mut raw, end.saturating_duration_since(Instant::now())) {
+            Got::Task { token, .. } => got.push(token),
+            g => panic!("{g:?}"),
+        }
+    }
+    assert_eq!(got, tokens, "every task once, in the order posted");
+}
