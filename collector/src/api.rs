@@ -12,6 +12,13 @@
 //! | `PUT /configs/{name}` | body `{"version", "payload" \| "payload_base64"}`: 200; sent to every live agent now and to every agent on connect |
 //! | `GET /metrics` | Prometheus text |
 //!
+//! With the JetStream sink every route reads and writes the registry
+//! shared through JetStream KV ([`crate::jetstream::kv`]), so every
+//! collector answers the same; `POST /agents/{id}/tasks` may then also
+//! answer 429 (the agent has `--nats-max-open-tasks` tasks without a
+//! result), 413 (the stored task would not fit the NATS server's
+//! `max_payload`) or 503 (NATS did not answer).
+//!
 //! Bad input gets a 400 `{"error": "...", "field": "<name>"}`; a missing or
 //! wrong token a 401 (checked before any body is read); a body above
 //! `--api-max-body` a 413; a request not answered within
@@ -204,16 +211,50 @@ async fn bearer(State(s): State<Arc<Shared>>, headers: HeaderMap, req: Request, 
 }
 
 async fn list_agents(State(s): State<Arc<Shared>>) -> Answer {
+    #[cfg(feature = "jetstream")]
+    if let Some(kv) = &s.kv {
+        let agents = kv.agents(s.stale_before_ms()).await.map_err(internal)?;
+        return Ok(Json(json!({ "agents": agents })).into_response());
+    }
     let reg = s.registry.clone();
     let agents = blocking(move || reg.agents()).await?;
     Ok(Json(json!({ "agents": agents })).into_response())
 }
 
 async fn get_agent(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Answer {
-    let reg = s.registry.clone();
-    match blocking(move || reg.agent(&id)).await? {
+    let found = match () {
+        #[cfg(feature = "jetstream")]
+        () if s.kv.is_some() => s.kv.as_ref().expect("checked").agent(&id, s.stale_before_ms()).await.map_err(internal)?,
+        () => {
+            let reg = s.registry.clone();
+            blocking(move || reg.agent(&id)).await?
+        }
+    };
+    match found {
         Some(a) => Ok(Json(a).into_response()),
         None => Err(error(StatusCode::NOT_FOUND, "unknown agent", None)),
+    }
+}
+
+/// True if the registry (shared, with the JetStream sink) has the agent.
+async fn knows(s: &Arc<Shared>, id: &str) -> Result<bool, ApiError> {
+    #[cfg(feature = "jetstream")]
+    if let Some(kv) = &s.kv {
+        return kv.knows(id).await.map_err(internal);
+    }
+    let reg = s.registry.clone();
+    let agent = id.to_string();
+    blocking(move || reg.knows(&agent)).await
+}
+
+/// The answer to a task or config the shared registry did not take.
+#[cfg(feature = "jetstream")]
+fn refused(r: crate::jetstream::kv::TaskRefused) -> ApiError {
+    use crate::jetstream::kv::TaskRefused;
+    match r {
+        TaskRefused::Full => error(StatusCode::TOO_MANY_REQUESTS, &r.to_string(), None),
+        TaskRefused::TooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, &r.to_string(), Some("payload")),
+        TaskRefused::Unavailable => error(StatusCode::SERVICE_UNAVAILABLE, &r.to_string(), None),
     }
 }
 
@@ -260,10 +301,7 @@ async fn post_task(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: B
         None => return Err(bad("data_type", "data_type is required")),
     };
     let payload = payload_of(&m)?;
-    let reg = s.registry.clone();
-    let live = s.is_live(&id);
-    let agent = id.clone();
-    if !live && !blocking(move || reg.knows(&agent)).await? {
+    if !s.is_live(&id) && !knows(&s, &id).await? {
         return Err(error(StatusCode::NOT_FOUND, "unknown agent", None));
     }
     let task = TaskRow {
@@ -277,18 +315,32 @@ async fn post_task(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: B
         result_status: None,
         result_message: None,
     };
+    let token = task.token.clone();
+    #[cfg(feature = "jetstream")]
+    if let Some(kv) = &s.kv {
+        // Every collector's watcher (this one's too) hands it to the agent
+        // wherever it is connected; else it goes out at the agent's next Hello.
+        kv.create_task(&task, unix_ms()).await.map_err(refused)?;
+        return Ok((StatusCode::CREATED, Json(json!({ "token": token }))).into_response());
+    }
     let reg = s.registry.clone();
     let t = task.clone();
     blocking(move || reg.create_task(&t, unix_ms())).await?;
-    let token = task.token.clone();
     // Not live, or its queue full: it goes out on the next connect.
     s.send_to(&id, Command::Task(task));
     Ok((StatusCode::CREATED, Json(json!({ "token": token }))).into_response())
 }
 
 async fn get_task(State(s): State<Arc<Shared>>, Path(token): Path<String>) -> Answer {
-    let reg = s.registry.clone();
-    let Some(t) = blocking(move || reg.task(&token)).await? else {
+    let found = match () {
+        #[cfg(feature = "jetstream")]
+        () if s.kv.is_some() => s.kv.as_ref().expect("checked").task(&token).await.map_err(internal)?,
+        () => {
+            let reg = s.registry.clone();
+            blocking(move || reg.task(&token)).await?
+        }
+    };
+    let Some(t) = found else {
         return Err(error(StatusCode::NOT_FOUND, "unknown task", None));
     };
     let result = match (t.result_status, &t.result_message) {
@@ -310,6 +362,12 @@ async fn put_config(State(s): State<Arc<Shared>>, Path(name): Path<String>, body
         return Err(bad("name", "name longer than 255 bytes"));
     }
     let c = ConfigRow { name, version, payload };
+    #[cfg(feature = "jetstream")]
+    if let Some(kv) = &s.kv {
+        // Every collector's watcher (this one's too) hands it to its live agents.
+        kv.put_config(&c).await.map_err(refused)?;
+        return Ok(Json(json!({ "name": c.name, "version": c.version })).into_response());
+    }
     let reg = s.registry.clone();
     let row = c.clone();
     blocking(move || reg.put_config(&row, unix_ms())).await?;

@@ -97,6 +97,15 @@ pub struct Args {
     /// Streams the agents are spread over (1..=64): 1 is the stream --nats-stream with subjects `<prefix>.<agent>`; N > 1 are streams `<name>_0` .. `<name>_<N-1>`, agent `a` in stream `crc32c(a) mod N` on subject `<prefix>.<i>.<a>`. Fixed for the streams' life (recorded in them; another count is refused at start) [default: 1].
     #[arg(long, value_name = "N")]
     pub nats_partitions: Option<usize>,
+    /// Prefix of the JetStream KV buckets holding the registry, tasks and configs shared by every collector: `<prefix>_AGENTS`, `<prefix>_TASKS`, `<prefix>_OPEN`, `<prefix>_CONFIGS` (created if missing, with --nats-replicas) [default: EDGE].
+    #[arg(long, value_name = "NAME")]
+    pub nats_kv_prefix: Option<String>,
+    /// This collector's name in the shared registry (which collector holds an agent's session) [default: HOSTNAME:AGENT_PORT, the host name and the agent port].
+    #[arg(long, value_name = "NAME")]
+    pub nats_collector_name: Option<String>,
+    /// Tasks without a result one agent may have waiting in the shared registry; a task beyond it is refused with 429 (1..=10000) [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub nats_max_open_tasks: Option<usize>,
     /// Rotate the JSON-lines file when it grows past this many bytes [default: 256 MiB].
     #[arg(long, value_name = "BYTES")]
     pub rotate_bytes: Option<u64>,
@@ -249,6 +258,13 @@ pub struct NatsSettings {
     pub max_message_bytes: usize,
     /// Streams the agents are spread over.
     pub partitions: usize,
+    /// Prefix of the KV buckets ([`crate::jetstream::kv`]).
+    pub kv_prefix: String,
+    /// This collector's name in the shared registry; `None`: hostname and
+    /// agent port, found at start.
+    pub collector_name: Option<String>,
+    /// Most tasks without a result per agent in the shared registry.
+    pub max_open_tasks: usize,
 }
 
 impl NatsSettings {
@@ -433,6 +449,19 @@ impl Args {
         if !max_age.is_zero() && duplicate_window > max_age {
             return Err(ConfigError("--nats-duplicate-window must not exceed --nats-max-age".into()));
         }
+        let kv_prefix = self.nats_kv_prefix.clone().unwrap_or_else(|| "EDGE".into());
+        if kv_prefix.is_empty() || kv_prefix.len() > 64 || !kv_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            return Err(ConfigError(format!("--nats-kv-prefix must be 1 to 64 of A-Z a-z 0-9 _ -, got {kv_prefix:?}")));
+        }
+        if let Some(name) = &self.nats_collector_name {
+            if name.is_empty() || name.len() > 255 {
+                return Err(ConfigError("--nats-collector-name must be 1 to 255 bytes".into()));
+            }
+        }
+        let max_open_tasks = self.nats_max_open_tasks.unwrap_or(1000);
+        if !(1..=10_000).contains(&max_open_tasks) {
+            return Err(ConfigError(format!("--nats-max-open-tasks must be within 1..=10000, got {max_open_tasks}")));
+        }
         let n = NatsSettings {
             urls,
             stream,
@@ -444,6 +473,9 @@ impl Args {
             ack_timeout: secs("nats-ack-timeout", self.nats_ack_timeout.unwrap_or(10.0))?,
             max_message_bytes: self.nats_max_message_bytes.unwrap_or(DEFAULT_NATS_MAX_MESSAGE_BYTES),
             partitions: self.nats_partitions.unwrap_or(1),
+            kv_prefix,
+            collector_name: self.nats_collector_name.clone(),
+            max_open_tasks,
         };
         if !(1..=64).contains(&n.partitions) {
             return Err(ConfigError(format!("--nats-partitions must be within 1..=64, got {}", n.partitions)));
@@ -460,7 +492,7 @@ impl Args {
     pub fn or(self, file: Args) -> Args {
         macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, allow_new_registry: self.allow_new_registry || file.allow_new_registry, $($f: self.$f.or(file.$f)),* } } }
         pick!(listen, tls_cert, tls_key, tls_client_ca, api_tls_cert, api_tls_key, api_listen, api_token, data_dir, sink, nats_stream, nats_subject_prefix, nats_replicas, nats_sync,
-            nats_max_age, nats_duplicate_window, nats_ack_timeout, nats_max_message_bytes, nats_partitions, rotate_bytes, agent_token, token_file,
+            nats_max_age, nats_duplicate_window, nats_ack_timeout, nats_max_message_bytes, nats_partitions, nats_kv_prefix, nats_collector_name, nats_max_open_tasks, rotate_bytes, agent_token, token_file,
             max_connections, max_frame, max_inflight, max_inflight_bytes, max_batch_records, handshake_timeout, idle_timeout,
             ping_after, retry_after_ms, admission_rate, admission_burst_ms, max_reservations, max_handshakes, prehello_bytes,
             new_agents_per_sec, new_agents_burst, max_agents, liveness_probe_ms, max_agent_id_bytes, max_identity_bytes,
@@ -780,6 +812,7 @@ mod tests {
         assert_eq!(n.urls, ["nats://a:4222", "nats://b:4222"]);
         assert_eq!((n.stream.as_str(), n.subject_prefix.as_str(), n.replicas, n.sync), ("EDGE_RECORDS", "edge.records", 1, NatsSync::Always));
         assert_eq!((n.duplicate_window, n.max_age, n.max_message_bytes, n.partitions), (Duration::from_secs(120), Duration::ZERO, 786_432, 1));
+        assert_eq!((n.kv_prefix.as_str(), n.collector_name.as_deref(), n.max_open_tasks), ("EDGE", None, 1000));
         let r3 = Args::try_parse_from(["edge-collector", "--sink", "nats://a:1", "--nats-replicas", "3", "--nats-sync", "interval"]).unwrap().resolve().unwrap();
         assert!(r3.nats.unwrap().durable(), "R3 with the default sync: a quorum holds every ack");
         assert_eq!(Args::default().resolve().unwrap().sink, SinkKind::File);
@@ -806,7 +839,11 @@ mod tests {
             base(&["--nats-partitions", "65"]),
             base(&["--nats-max-message-bytes", "397561"]),
             base(&["--max-frame", "1048576"]),
-
+            base(&["--nats-kv-prefix", "a.b"]),
+            base(&["--nats-kv-prefix", ""]),
+            base(&["--nats-collector-name", ""]),
+            base(&["--nats-max-open-tasks", "0"]),
+            base(&["--nats-max-open-tasks", "10001"]),
             Args { sink: Some("nats://a:1,tcp://b:2".into()), ..Args::default() },
             Args { sink: Some("kafka".into()), ..Args::default() },
         ];

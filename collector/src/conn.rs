@@ -547,11 +547,11 @@ impl Conn {
             self.tx_seq = self.tx_seq.wrapping_sub(1);
             tracing::warn!(token = %t.token, "task larger than the agent's max_frame; failed");
             let r = crate::session::ResultInfo { token: t.token.clone(), status: 1, message: "task frame larger than the agent's max_frame".into() };
-            self.shared.registry.task_result(&t.agent_id, r, unix_ms());
+            self.shared.task_result(&t.agent_id, r, unix_ms());
             return;
         }
         Metrics::inc(&self.shared.metrics.tasks_sent_total);
-        self.shared.registry.task_sent(&t.token, unix_ms());
+        self.shared.task_sent(&t.token, unix_ms());
     }
 
     fn push_config(&mut self, c: &ConfigRow, agent_max_frame: u32) {
@@ -566,6 +566,23 @@ impl Conn {
         Metrics::inc(&self.shared.metrics.configs_sent_total);
     }
 
+    /// What a Hello is sent: every config, and the agent's tasks without a
+    /// result (from the shared registry with the JetStream sink, else from
+    /// SQLite).
+    async fn open_tasks_and_configs(shared: Arc<Shared>, agent: &str) -> (Result<Vec<TaskRow>, String>, Result<Vec<ConfigRow>, String>) {
+        #[cfg(feature = "jetstream")]
+        if let Some(kv) = &shared.kv {
+            let tasks = kv.open_tasks(agent).await;
+            if let Err(e) = &tasks {
+                tracing::warn!(%agent, error = %e, "JetStream KV: the agent's open tasks not read; they go out at its next Hello");
+            }
+            return (tasks, Ok(kv.configs()));
+        }
+        let reg = shared.registry.clone();
+        let a = agent.to_string();
+        tokio::task::spawn_blocking(move || (reg.open_tasks(&a), reg.configs())).await.unwrap_or((Ok(vec![]), Ok(vec![])))
+    }
+
     /// The accepted part of the connection.
     async fn session(&mut self, decoder: &mut FrameDecoder<'_>, hello: &HelloInfo, agent: Arc<str>, resume: u64, cmds: &mut mpsc::Receiver<Command>) -> End {
         let m = self.shared.metrics.clone();
@@ -574,9 +591,7 @@ impl Conn {
         tracing::debug!(%agent, peer = %self.peer, resume, "accepted");
         let retry_window_ms = self.shared.retry_window_ms();
         self.push(&Message::Accept(Accept { next_seq: resume, max_frame: cfg.max_frame, retry_window_ms }));
-        let reg = self.shared.registry.clone();
-        let a = agent.to_string();
-        let (tasks, configs) = tokio::task::spawn_blocking(move || (reg.open_tasks(&a), reg.configs())).await.unwrap_or((Ok(vec![]), Ok(vec![])));
+        let (tasks, configs) = Self::open_tasks_and_configs(self.shared.clone(), &agent).await;
         for c in configs.unwrap_or_default() {
             self.push_config(&c, hello.max_frame);
         }
@@ -625,7 +640,7 @@ impl Conn {
                         }
                         for r in news.results {
                             Metrics::inc(&m.task_results_total);
-                            self.shared.registry.task_result(&agent, r, now);
+                            self.shared.task_result(&agent, r, now);
                         }
                         let bytes = lines_bytes(&lines);
                         pending.push(self.shared.commit.store(lines).await, bytes);
@@ -645,7 +660,7 @@ impl Conn {
                     Step::Skip => Metrics::inc(&m.unknown_kinds_total),
                     Step::TaskResult(r) => {
                         Metrics::inc(&m.task_results_total);
-                        self.shared.registry.task_result(&agent, r, unix_ms());
+                        self.shared.task_result(&agent, r, unix_ms());
                     }
                     Step::PeerClosed { code, reason } => {
                         tracing::debug!(%agent, code, %reason, "agent closed");

@@ -188,7 +188,25 @@ impl Registry {
     /// agents not seen since `stale_before_ms` as stale. Returns how many
     /// queued writes were applied.
     pub fn flush(&self, stale_before_ms: u64) -> Result<usize, String> {
+        self.flush_noting(stale_before_ms, &mut std::collections::HashSet::new())
+    }
+
+    /// [`Registry::flush`], adding to `touched` the id of every agent with
+    /// a Hello, a disconnect, a heartbeat or a plugin heartbeat queued:
+    /// what the shared registry in JetStream KV is told. Traffic alone
+    /// ("last seen") is not: it would cost a KV write per busy agent per
+    /// flush, and the next heartbeat carries the time.
+    pub fn flush_noting(&self, stale_before_ms: u64, touched: &mut std::collections::HashSet<String>) -> Result<usize, String> {
         let p = std::mem::take(&mut *self.pending.lock().unwrap());
+        for op in &p.ops {
+            match op {
+                Op::Hello(h, ..) => touched.insert(h.agent_id.clone()),
+                Op::Offline(a, _) => touched.insert(a.clone()),
+                Op::TaskSent(..) | Op::Result(..) => false,
+            };
+        }
+        touched.extend(p.heartbeats.keys().cloned());
+        touched.extend(p.plugins.keys().map(|(a, _)| a.clone()));
         let mut db = self.db.lock().unwrap();
         let tx = db.transaction().map_err(sql_err)?;
         let n = p.ops.len() + p.seen.len() + p.heartbeats.len() + p.plugins.len();
@@ -475,6 +493,24 @@ mod tests {
         let done = r.task("t1").unwrap().unwrap();
         assert_eq!((done.state.as_str(), done.result_status, done.result_message.as_deref()), ("done", Some(1), Some("failed")));
         assert!(r.open_tasks("a").unwrap().is_empty());
+    }
+
+    #[test]
+    fn flush_notes_the_agents_the_shared_registry_is_told_of() {
+        let r = Registry::open(Path::new(":memory:")).unwrap();
+        r.hello(&hello("a"), "127.0.0.1:5".into(), 1);
+        r.hello(&hello("b"), "127.0.0.1:6".into(), 1);
+        r.hello(&hello("c"), "127.0.0.1:7".into(), 1);
+        r.flush(0).unwrap();
+        r.seen("a", 2);
+        r.heartbeat("b", AgentHeartbeat::default(), 2);
+        r.offline("c", 2);
+        r.task_sent("t", 2);
+        let mut touched = std::collections::HashSet::new();
+        r.flush_noting(0, &mut touched).unwrap();
+        let mut t: Vec<_> = touched.into_iter().collect();
+        t.sort();
+        assert_eq!(t, ["b", "c"], "traffic alone and task updates are not agent news");
     }
 
     #[test]

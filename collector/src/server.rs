@@ -87,6 +87,11 @@ pub struct Shared {
     pub commit: crate::store::Store,
     /// The registry.
     pub registry: Arc<Registry>,
+    /// The registry, tasks and configs shared through JetStream KV, with
+    /// the JetStream sink ([`crate::jetstream::kv`]): then the API reads
+    /// and writes there, and tasks and configs reach agents from there.
+    #[cfg(feature = "jetstream")]
+    pub kv: Option<Arc<crate::jetstream::kv::Kv>>,
     /// Fires once, at shutdown.
     pub shutdown: watch::Receiver<bool>,
     /// The handshake rate ([`crate::admission`]); held for microseconds.
@@ -207,6 +212,32 @@ impl Shared {
     /// Hands `cmd` to `agent`'s live session, if any and if its queue has room.
     pub fn send_to(&self, agent: &str, cmd: Command) -> bool {
         self.sessions.lock().unwrap().get(agent).is_some_and(|l| l.tx.try_send(cmd).is_ok())
+    }
+
+    /// "Task sent", to the local registry and (with the JetStream sink) the
+    /// shared one.
+    pub fn task_sent(&self, token: &str, now_ms: u64) {
+        self.registry.task_sent(token, now_ms);
+        #[cfg(feature = "jetstream")]
+        if let Some(kv) = &self.kv {
+            kv.task_sent(token);
+        }
+    }
+
+    /// A task result of `agent`, to the local registry and (with the
+    /// JetStream sink) the shared one.
+    pub fn task_result(&self, agent: &str, r: crate::session::ResultInfo, now_ms: u64) {
+        #[cfg(feature = "jetstream")]
+        if let Some(kv) = &self.kv {
+            kv.task_result(agent, r.clone());
+        }
+        self.registry.task_result(agent, r, now_ms);
+    }
+
+    /// Agents online but silent since before this time read as `stale`.
+    pub fn stale_before_ms(&self) -> u64 {
+        let stale = self.cfg.heartbeat_interval * self.cfg.stale_after;
+        unix_ms().saturating_sub(stale.as_millis() as u64)
     }
 
     /// Hands `cmd` to every live session.
@@ -332,6 +363,11 @@ impl Collector {
             None => None,
         };
         let api_addr = api.as_ref().map(|l| l.local_addr()).transpose()?;
+        #[cfg(feature = "jetstream")]
+        let kv = match (&cfg.sink, &cfg.nats) {
+            (SinkKind::Nats, Some(n)) => Some(crate::jetstream::kv::Kv::connect(n, agent_addr.port()).await?),
+            _ => None,
+        };
         let (stop, shutdown) = watch::channel(false);
         let conns = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
         warn_about_trust(&auth, &cfg);
@@ -357,6 +393,8 @@ impl Collector {
             metrics,
             commit,
             registry,
+            #[cfg(feature = "jetstream")]
+            kv,
             shutdown,
             admission: Mutex::new(Admission::new(admission, seed)),
             started: Instant::now(),
@@ -370,6 +408,10 @@ impl Collector {
             started_ms: unix_ms(),
         });
         let mut tasks = JoinSet::new();
+        #[cfg(feature = "jetstream")]
+        if let Some(kv) = &shared.kv {
+            kv.spawn(shared.clone(), &mut tasks).await?;
+        }
         tasks.spawn(accept_loop(shared.clone(), listener));
         tasks.spawn(registry_flusher(shared.clone()));
         if let Some(h) = hangup {
@@ -519,6 +561,39 @@ async fn reload_on_hangup(shared: Arc<Shared>, mut hangup: tokio::signal::unix::
     }
 }
 
+/// Most agents written into the shared registry at once.
+#[cfg(feature = "jetstream")]
+const PUBLISH_CONCURRENCY: usize = 32;
+
+/// Writes the agents whose local rows changed into the shared registry
+/// (JetStream KV), [`PUBLISH_CONCURRENCY`] at a time.
+#[cfg(feature = "jetstream")]
+async fn publish_agents(shared: &Arc<Shared>, touched: std::collections::HashSet<String>) {
+    let Some(kv) = shared.kv.clone() else { return };
+    let mut ids = touched.into_iter();
+    let mut running = JoinSet::new();
+    loop {
+        while running.len() < PUBLISH_CONCURRENCY {
+            let Some(id) = ids.next() else { break };
+            let (kv, s) = (kv.clone(), shared.clone());
+            running.spawn(async move {
+                let reg = s.registry.clone();
+                let who = id.clone();
+                let snapshot = match tokio::task::spawn_blocking(move || reg.agent(&who)).await {
+                    Ok(Ok(Some(a))) => a,
+                    _ => return,
+                };
+                if let Err(e) = kv.publish_agent(&id, snapshot, s.is_live(&id)).await {
+                    tracing::warn!(agent = %id, error = %e, "JetStream KV: the agent's entry not written");
+                }
+            });
+        }
+        if running.join_next().await.is_none() {
+            return;
+        }
+    }
+}
+
 /// The start of [`FLEET_HORIZON`], Unix ms.
 fn fleet_since() -> u64 {
     unix_ms().saturating_sub(FLEET_HORIZON.as_millis() as u64)
@@ -539,12 +614,16 @@ async fn registry_flusher(shared: Arc<Shared>) {
         let cutoff = unix_ms().saturating_sub(stale.as_millis() as u64);
         let count = counted.elapsed() >= FLEET_REFRESH;
         let r = tokio::task::spawn_blocking(move || {
-            s.registry.flush(cutoff)?;
-            count.then(|| s.registry.recent_agents(fleet_since())).transpose()
+            let mut touched = std::collections::HashSet::new();
+            s.registry.flush_noting(cutoff, &mut touched)?;
+            let fleet = count.then(|| s.registry.recent_agents(fleet_since())).transpose()?;
+            Ok::<_, String>((fleet, touched))
         })
         .await;
         match r {
-            Ok(Ok(fleet)) => {
+            Ok(Ok((fleet, _touched))) => {
+                #[cfg(feature = "jetstream")]
+                publish_agents(&shared, _touched).await;
                 Metrics::inc(&shared.metrics.registry_flushes_total);
                 if let Some(n) = fleet {
                     shared.fleet_recent.store(n as u64, Ordering::Relaxed);

@@ -57,12 +57,18 @@
 //! `--nats-sync always`, the default), or the stream has 3 or more
 //! replicas (an ack then means a quorum holds it). `--nats-sync interval`
 //! with `--nats-replicas 1` is refused at start.
+//!
+//! # The registry, tasks and configs
+//!
+//! Shared by every collector through JetStream KV buckets: [`kv`].
 
 pub mod message;
 pub mod subject;
 
 #[cfg(feature = "jetstream")]
 pub mod consume;
+#[cfg(feature = "jetstream")]
+pub mod kv;
 #[cfg(feature = "jetstream")]
 mod writer;
 
