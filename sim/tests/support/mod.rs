@@ -1,12 +1,11 @@
 //! The simulation's collectors.
 //!
-//! * [`peer`]: agent-core's test peer (`agent-core/tests/support/peer.rs`,
-//!   included, not copied: the agent unit tests and the driver tests use
-//!   the same one), with its optional recovery habits;
+//! * [`peer`]: the workspace's test peer (`edge_testkit::peer`, the one the
+//!   agent unit tests and the driver tests use too), with its optional
+//!   recovery habits;
 //! * [`collector`]: the real collector's sans-IO core behind the same
 //!   interface, and [`collector::Backend`], either of the two.
 
-#[path = "../../../agent-core/tests/support/peer.rs"]
-pub mod peer;
+pub use edge_testkit::peer;
 
 pub mod collector;
