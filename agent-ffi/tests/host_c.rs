@@ -16,10 +16,7 @@
 //! A missing tool (C compiler, valgrind, a toolchain that cannot build
 //! sanitized Rust) skips with a notice, and fails under CI (`CI=true`).
 
-#[path = "../../agent-linux/tests/common/mod.rs"]
-mod common;
-
-use common::*;
+use edge_testkit::collector::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -189,8 +186,8 @@ fn scenario_with(
     limit: Duration,
 ) -> (String, Vec<String>) {
     let dir = TempDir::new("daemon");
-    let mut col = CollectorProc::start_with(dir.path(), "127.0.0.1:0", collector_args);
-    let (s, _) = http(col.api, "PUT", "/configs/sampling", Some(r#"{"version": "v1", "payload": "every=250ms"}"#));
+    let mut col = host::start_with(dir.path(), "127.0.0.1:0", collector_args);
+    let (s, _) = host::http(&col, "PUT", "/configs/sampling", Some(r#"{"version": "v1", "payload": "every=250ms"}"#));
     assert_eq!(s, 200);
     let agent = "c-daemon";
     let mut cmd = Command::new(wrap.first().copied().unwrap_or(exe.to_str().unwrap()));
@@ -202,17 +199,17 @@ fn scenario_with(
     let mut daemon = Daemon::spawn(cmd);
 
     let online = wait_for(limit, || {
-        let (s, a) = http(col.api, "GET", &format!("/agents/{agent}"), None);
+        let (s, a) = host::http(&col, "GET", &format!("/agents/{agent}"), None);
         (s == 200 && json(&a)["status"] == "online").then_some(())
     });
     if online.is_none() {
         panic!("the daemon did not connect (past the dead endpoint): {}", daemon.dump());
     }
-    let (s, b) = http(col.api, "POST", &format!("/agents/{agent}/tasks"), Some(r#"{"data_type": 6001, "payload": "uptime"}"#));
+    let (s, b) = host::http(&col, "POST", &format!("/agents/{agent}/tasks"), Some(r#"{"data_type": 6001, "payload": "uptime"}"#));
     assert_eq!(s, 201, "{b}");
     let token = json(&b)["token"].as_str().unwrap().to_string();
     let done = wait_for(limit, || {
-        let (_, t) = http(col.api, "GET", &format!("/tasks/{token}"), None);
+        let (_, t) = host::http(&col, "GET", &format!("/tasks/{token}"), None);
         let t = json(&t);
         (t["state"] == "done").then_some(t)
     })
@@ -225,7 +222,7 @@ fn scenario_with(
         let agents = col.agents;
         col.kill9();
         std::thread::sleep(Duration::from_millis(300));
-        col = CollectorProc::restart_with(dir.path(), agents, collector_args);
+        col = host::restart_with(dir.path(), agents, collector_args);
     }
     assert!(wait_for(limit, || daemon.has("pushed")).is_some(), "both workers finished");
     assert!(wait_for(limit, || all_once(dir.path(), agent, records).then_some(())).is_some(), "every record at the collector once");
@@ -252,7 +249,7 @@ fn daemon_against_the_real_collector() {
 fn daemon_over_mtls_against_the_real_collector() {
     let Some(cc) = cc() else { return };
     let pki = TempDir::new("daemon-pki");
-    if !dev_pki(pki.path(), &["c-daemon"]) {
+    if !dev_pki("daemon_over_mtls_against_the_real_collector", pki.path(), &["c-daemon"]) {
         return;
     }
     let p = pki.path();
@@ -392,7 +389,7 @@ fn mosquitto_plugin_forwards_messages_across_a_broker_restart() {
     assert!(o.status.success(), "plugin compile failed:\n{}", String::from_utf8_lossy(&o.stderr));
 
     let dir = TempDir::new("mosquitto");
-    let col = CollectorProc::start(dir.path(), "127.0.0.1:0");
+    let col = host::start(dir.path(), "127.0.0.1:0");
     let port = dead_port();
     let conf = dir.path().join("mosquitto.conf");
     std::fs::write(
@@ -421,15 +418,15 @@ fn mosquitto_plugin_forwards_messages_across_a_broker_restart() {
 
     // A task answered with the broker's statistics.
     let online = wait_for(Duration::from_secs(20), || {
-        let (s, a) = http(col.api, "GET", "/agents/mqtt-1", None);
+        let (s, a) = host::http(&col, "GET", "/agents/mqtt-1", None);
         (s == 200 && json(&a)["status"] == "online").then_some(())
     });
     assert!(online.is_some(), "the plugin's agent is online");
-    let (s, b) = http(col.api, "POST", "/agents/mqtt-1/tasks", Some(r#"{"object_name": "mosquitto", "data_type": 7001}"#));
+    let (s, b) = host::http(&col, "POST", "/agents/mqtt-1/tasks", Some(r#"{"object_name": "mosquitto", "data_type": 7001}"#));
     assert_eq!(s, 201, "{b}");
     let token = json(&b)["token"].as_str().unwrap().to_string();
     let done = wait_for(Duration::from_secs(20), || {
-        let (_, t) = http(col.api, "GET", &format!("/tasks/{token}"), None);
+        let (_, t) = host::http(&col, "GET", &format!("/tasks/{token}"), None);
         let t = json(&t);
         (t["state"] == "done").then_some(t)
     })
@@ -468,7 +465,7 @@ fn the_callers_loop_shape_in_c() {
         .unwrap();
     assert!(o.status.success(), "host_loop.c: {}", String::from_utf8_lossy(&o.stderr));
     let dir = TempDir::new("c-loop");
-    let col = CollectorProc::start(dir.path(), "127.0.0.1:0");
+    let col = host::start(dir.path(), "127.0.0.1:0");
     let o = Command::new(&exe).args(["c-loop", &col.agents.to_string(), "500"]).output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}\n{}", String::from_utf8_lossy(&o.stderr));

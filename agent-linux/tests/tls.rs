@@ -5,10 +5,9 @@
 //! auth failures, never as network failures; unusable files refused at init;
 //! a TLS session whose peer stops reading waits instead of spinning.
 
-mod common;
 
 use agent_core::{DisconnectReason, Duration};
-use common::*;
+use edge_testkit::collector::*;
 use edge_agent_linux::{Host, HostConfig, HostError, HostEvent, TlsConfig, TlsConfigError, TlsFailure};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -52,13 +51,13 @@ fn start(cfg: HostConfig) -> (Host, Arc<Mutex<Seen>>) {
 #[test]
 fn records_over_mtls_exactly_once_across_a_kill9_restart() {
     let pki = TempDir::new("tls-pki");
-    if !dev_pki(pki.path(), &["agent-1"]) {
+    if !dev_pki("records_over_mtls_exactly_once_across_a_kill9_restart", pki.path(), &["agent-1"]) {
         return;
     }
     let p = pki.path();
     let dir = TempDir::new("tls-e2e");
     let args = tls_args(p);
-    let mut col = CollectorProc::start_with(dir.path(), "127.0.0.1:0", &args);
+    let mut col = host::start_with(dir.path(), "127.0.0.1:0", &args);
     let cfg = config("agent-1", col.agents.port(), &p.join("ca.pem"), &p.join("agent-1.pem"), &p.join("agent-1.key"));
     let (host, seen) = start(cfg);
 
@@ -79,7 +78,7 @@ fn records_over_mtls_exactly_once_across_a_kill9_restart() {
     let agents = col.agents;
     col.kill9();
     std::thread::sleep(std::time::Duration::from_millis(200));
-    col = CollectorProc::restart_with(dir.path(), agents, &args);
+    col = host::restart_with(dir.path(), agents, &args);
     wait_for(std::time::Duration::from_secs(20), || (seen.lock().unwrap().connected >= 2).then_some(())).expect("reconnected over mTLS");
     pusher.join().unwrap();
     let report = host.stop(Duration::from_secs(30)).unwrap();
@@ -99,12 +98,12 @@ fn records_over_mtls_exactly_once_across_a_kill9_restart() {
 #[test]
 fn a_wrong_ca_and_another_agents_certificate_are_tls_and_auth_failures() {
     let pki = TempDir::new("tls-pki-bad");
-    if !dev_pki(pki.path(), &["agent-1", "agent-2"]) {
+    if !dev_pki("a_wrong_ca_and_another_agents_certificate_are_tls_and_auth_failures", pki.path(), &["agent-1", "agent-2"]) {
         return;
     }
     let p = pki.path();
     let dir = TempDir::new("tls-bad");
-    let col = CollectorProc::start_with(dir.path(), "127.0.0.1:0", &tls_args(p));
+    let col = host::start_with(dir.path(), "127.0.0.1:0", &tls_args(p));
     let port = col.agents.port();
 
     // Trusting another CA: this client refuses the collector's certificate.
@@ -136,7 +135,7 @@ fn a_wrong_ca_and_another_agents_certificate_are_tls_and_auth_failures() {
     let ls = host.loop_stats();
     assert_eq!(ls.tls_failures, 0, "{ls:?}");
     assert_eq!(seen.lock().unwrap().connected, 0, "never accepted");
-    let (_, m) = http(col.api, "GET", "/metrics", None);
+    let (_, m) = host::http(&col, "GET", "/metrics", None);
     let mismatch: u64 = m.lines().find_map(|l| l.strip_prefix("edge_collector_rejects_cert_mismatch_total ")).unwrap().parse().unwrap();
     assert!(mismatch >= 2, "the collector counted the mismatch: {mismatch}");
     assert!(texts(dir.path(), "agent-1", 2001).is_empty());
@@ -145,7 +144,7 @@ fn a_wrong_ca_and_another_agents_certificate_are_tls_and_auth_failures() {
 #[test]
 fn unusable_tls_files_are_refused_at_init() {
     let pki = TempDir::new("tls-pki-init");
-    if !dev_pki(pki.path(), &["agent-1"]) {
+    if !dev_pki("unusable_tls_files_are_refused_at_init", pki.path(), &["agent-1"]) {
         return;
     }
     let p = pki.path();
@@ -190,7 +189,7 @@ fn a_blocked_tls_session_does_not_spin() {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use std::io::{Read, Write};
     let pki = TempDir::new("tls-pki-blocked");
-    if !dev_pki(pki.path(), &["agent-1"]) {
+    if !dev_pki("a_blocked_tls_session_does_not_spin", pki.path(), &["agent-1"]) {
         return;
     }
     let p = pki.path().to_path_buf();

@@ -12,7 +12,7 @@ mod common;
 #[path = "common/tls.rs"]
 mod tls_util;
 
-use common::{sink_view, CollectorProc, TempDir};
+use common::{collector, sink_view, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -88,7 +88,7 @@ fn mbedtls_template_delivers_exactly_once_over_mtls_under_asan() {
     let mut args = tls_util::collector_args(pki.path());
     args.extend(["--admission-rate", "0"].map(String::from));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let c = CollectorProc::start(dir.path(), &refs);
+    let c = collector().start(dir.path(), &refs);
     let p = |n: &str| pki.path().join(n).to_str().unwrap().to_string();
     let records = 500;
     let run = Command::new(&out)
