@@ -30,9 +30,6 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().to_path_buf()
-}
 
 /// Skips with a notice, or fails under CI.
 fn missing(what: &str) {
@@ -51,28 +48,10 @@ fn cc() -> Option<String> {
     ok.then_some(c)
 }
 
-/// `cargo build -p agent-ffi` in a target directory of its own (the outer
-/// cargo holds the main one), with `rustflags` and an optional target.
+/// `cargo build -p agent-ffi` in a target directory of its own
+/// (`edge_testkit::build`), with `rustflags` and an optional target.
 fn lib(dir: &str, rustflags: Option<&str>, triple: Option<&str>) -> Option<PathBuf> {
-    let dir = target_dir().join(dir);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root()).env_remove("CARGO_TARGET_DIR").args(["build", "-p", "agent-ffi", "--target-dir"]).arg(&dir);
-    if let Some(f) = rustflags {
-        cmd.env("RUSTC_BOOTSTRAP", "1").env("RUSTFLAGS", f);
-    }
-    if let Some(t) = triple {
-        cmd.args(["--target", t]);
-    }
-    let o = cmd.output().unwrap();
-    if !o.status.success() {
-        println!("cargo build -p agent-ffi failed:\n{}", String::from_utf8_lossy(&o.stderr));
-        return None;
-    }
-    Some(match triple {
-        Some(t) => dir.join(t).join("debug/libedge_agent.a"),
-        None => dir.join("debug/libedge_agent.a"),
-    })
+    edge_testkit::build::agent_ffi_staticlib(dir, rustflags, triple).map_err(|e| println!("{e}")).ok()
 }
 
 fn build_daemon(cc: &str, name: &str, extra: &[&str], lib: &Path) -> PathBuf {

@@ -27,22 +27,10 @@ fn missing(what: &str) {
     eprintln!("NOTICE: {what} missing; mbedTLS template test skipped");
 }
 
-/// `libedge_agent.a`, built in a target directory of its own (the outer
-/// cargo holds the main one); the same one agent-ffi's C tests use.
+/// `libedge_agent.a`, built in a target directory of its own
+/// (`edge_testkit::build`); the same one agent-ffi's C tests use.
 fn staticlib() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.parent().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
-    let dir = target.join("ffi-plain");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let o = Command::new(cargo)
-        .current_dir(root())
-        .env_remove("CARGO_TARGET_DIR")
-        .args(["build", "-p", "agent-ffi", "--target-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "cargo build -p agent-ffi failed:\n{}", String::from_utf8_lossy(&o.stderr));
-    dir.join("debug/libedge_agent.a")
+    edge_testkit::build::agent_ffi_staticlib("ffi-plain", None, None).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The static archive `name` as the C compiler finds it.

@@ -23,10 +23,7 @@ use std::time::Duration;
 /// The environment variable that overrides the collector binary.
 pub const BIN_VAR: &str = "EDGE_COLLECTOR_BIN";
 
-/// The workspace root (this crate lives in `<root>/testkit`).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("testkit sits in the workspace root").to_path_buf()
-}
+pub use crate::build::workspace_root;
 
 /// Which `edge-collector` binary to run.
 #[derive(Clone, Debug)]
@@ -50,24 +47,12 @@ impl CollectorBin {
             if let Some(p) = std::env::var_os(BIN_VAR) {
                 return PathBuf::from(p);
             }
-            // <target>/debug/deps/<test> -> <target>/debug
-            let exe = std::env::current_exe().expect("the test's own path");
-            let profile_dir = exe.parent().and_then(Path::parent).expect("a test runs from <target>/<profile>/deps");
-            let p = profile_dir.join("edge-collector");
-            if p.exists() {
-                return p;
+            let built = crate::build::target_dir().join("debug/edge-collector");
+            if built.exists() {
+                return built;
             }
-            let dir = profile_dir.parent().expect("<target>").join("host-collector");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let o = Command::new(cargo)
-                .current_dir(workspace_root())
-                .env_remove("CARGO_TARGET_DIR")
-                .args(["build", "-p", "edge-collector", "--bin", "edge-collector", "--target-dir"])
-                .arg(&dir)
-                .output()
-                .expect("run cargo build");
-            assert!(o.status.success(), "building edge-collector failed:\n{}", String::from_utf8_lossy(&o.stderr));
-            dir.join("debug/edge-collector")
+            let dir = crate::build::cargo_build("edge-collector", &["--bin", "edge-collector"], "host-collector", None, None);
+            dir.unwrap_or_else(|e| panic!("{e}")).join("edge-collector")
         });
         CollectorBin(path.clone())
     }

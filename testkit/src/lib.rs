@@ -1,6 +1,8 @@
 //! Test helpers shared by the workspace's crates (a dev-dependency only).
 //!
-//! Without features: the outside-tool rule below. Behind features, so that
+//! Without features: the outside-tool rule below and [`build`] (a workspace
+//! package built for a test in a target directory of its own). Behind
+//! features, so that
 //! a crate that needs only [`require`] builds nothing more:
 //!
 //! * `peer`: [`peer`], the test collector (PROTOCOL.md's collector side,
@@ -47,6 +49,7 @@
 #[cfg(any(feature = "peer", feature = "ring-model"))]
 pub use agent_core;
 
+pub mod build;
 #[cfg(feature = "collector")]
 pub mod collector;
 #[cfg(feature = "peer")]
