@@ -62,9 +62,9 @@ impl CollectorBin {
         &self.0
     }
 
-    /// The command [`CollectorBin::start`] runs: `edge-collector --data-dir
-    /// <dir> <args>`, with `--listen 127.0.0.1:0` unless `args` has a
-    /// `--listen`.
+    /// The command [`CollectorBin::start`] runs:
+    /// `edge-collector --data-dir <dir> <args>`, with
+    /// `--listen 127.0.0.1:0` unless `args` has a `--listen`.
     pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.0);
         cmd.arg("--data-dir").arg(dir).args(args);

@@ -1,19 +1,20 @@
 //! Test helpers shared by the workspace's crates (a dev-dependency only).
 //!
 //! Without features: the outside-tool rule below and [`build`] (a workspace
-//! package built for a test in a target directory of its own). Behind
-//! features, so that
-//! a crate that needs only [`require`] builds nothing more:
+//! package built for a test in a target directory of its own). The rest is
+//! behind features (modules named after them), so that a crate that needs
+//! only [`require`] builds nothing more:
 //!
-//! * `peer`: [`peer`], the test collector (PROTOCOL.md's collector side,
-//!   sans-IO); [`pair`], an agent and the peer on one simulated clock
-//!   ([`pair::Pair::drive`]); [`events`], agent events owned and compared
-//!   by value. [`agent_core`] is re-exported: agent-core's own unit tests
-//!   build a second copy of the crate and name the peer's through it.
-//! * `ring-model`: [`ring_model`], the send ring's reference model and
-//!   harness (agent-core's proptest and the `ring_ops` fuzz target).
-//! * `collector`: [`collector`], the `edge-collector` binary as a child
-//!   process, its HTTP API and its sink read back.
+//! * feature `peer`: module `peer`, the test collector (PROTOCOL.md's
+//!   collector side, sans-IO); `pair`, an agent and the peer on one
+//!   simulated clock (`pair::Pair::drive`); `events`, agent events owned and
+//!   compared by value. `agent_core` is re-exported: agent-core's own unit
+//!   tests build a second copy of the crate and name the peer's through it.
+//! * feature `ring-model`: module `ring_model`, the send ring's reference
+//!   model and harness (agent-core's proptest and the `ring_ops` fuzz
+//!   target).
+//! * feature `collector`: module `collector`, the `edge-collector` binary
+//!   as a child process, its HTTP API and its sink read back.
 //!
 //! # Outside tools: green means tested
 //!

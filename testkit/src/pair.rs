@@ -14,8 +14,8 @@
 //!
 //! Time never comes from the machine: the same test gives the same steps.
 //!
-//! The agent is anything that is a [`Side`]: agent-core's
-//! [`Agent`](agent_core::Agent) is one; agent-core's own unit tests, built
+//! The agent is anything that is a [`Side`]:
+//! [`agent_core::Agent`] is one; agent-core's own unit tests, built
 //! against their own copy of the crate, implement it for theirs.
 
 use crate::events::Ev;
