@@ -86,11 +86,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-// The agent's unit tests include the shared test peer
-// (`tests/support/peer.rs`), which names this crate `agent_core`.
-#[cfg(test)]
-extern crate self as agent_core;
-
 pub mod agent;
 pub mod backoff;
 pub mod body;

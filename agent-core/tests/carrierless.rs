@@ -1,6 +1,6 @@
 //! Links without carrier (PROTOCOL.md, "Links without carrier"): the agent
 //! on a UART behind a serial-to-TCP gateway that reconnects after a gap,
-//! talking to the test collector (`support/peer.rs`), which closes a
+//! talking to the test collector (`edge_testkit::peer`), which closes a
 //! connection whose first frame is not a Hello, as the real collector did.
 //!
 //! The gateway model: while its TCP connection is up it forwards bytes both
@@ -16,11 +16,9 @@
 //! * With `Link::Carrierless` the session is back within 5 s of a collector
 //!   restart, and every record is stored exactly once.
 
-mod support;
-
 use agent_core::backoff::BackoffConfig;
 use agent_core::{Agent, AgentConfig, AgentStorage, Duration, Event, Identity, Instant, Link, Record};
-use support::peer::{Peer, PeerConfig};
+use edge_testkit::peer::{Peer, PeerConfig};
 
 const ID: Identity<'static> = Identity {
     agent_id: "uart-1",
@@ -159,7 +157,7 @@ fn run(link: Link, peer: &mut Peer<'_>, records: u64, restarts: &[u64], total_ms
 
 #[test]
 fn with_parting_frames_a_gateway_gap_locks_the_session_up() {
-    let mut store = support::peer::storage(4, 4096);
+    let mut store = edge_testkit::peer::storage(4, 4096);
     let mut peer = Peer::new(PeerConfig::default(), &mut store);
     let r = run(Link::Carrier, &mut peer, 300, &[3000], 60_000);
     let after: Vec<_> = r.sessions.iter().filter(|&&t| t > 3000).collect();
@@ -173,7 +171,7 @@ fn with_parting_frames_a_gateway_gap_locks_the_session_up() {
 
 #[test]
 fn carrierless_the_session_is_back_within_5_s_of_each_restart_and_every_record_arrives_once() {
-    let mut store = support::peer::storage(4, 4096);
+    let mut store = edge_testkit::peer::storage(4, 4096);
     let mut peer = Peer::new(PeerConfig::default(), &mut store);
     let restarts = [3000, 9000, 15_000];
     let records = 1000; // 20 s of records: restarts while records flow

@@ -1,20 +1,19 @@
 //! The driver ([`agent_core::driver`]) against an in-memory transport, the
-//! shared test peer (`support/peer.rs`) as collector and a simulated clock:
+//! shared test peer (`edge_testkit::peer`) as collector and a simulated clock:
 //! time moves only when the driver sleeps, and the collector answers
 //! whatever was written each time it does.
-
-mod support;
 
 use agent_core::driver::{min_buffer_len, BufferTooSmall, DriverStats, RunEnd, TransportLoss};
 use agent_core::message::{task_status, CloseCode, TaskResult};
 use agent_core::{
-    data_type, Agent, AgentConfig, AgentStorage, Clock, Connector, Driver, Duration, Event, Identity, Instant, Record,
+    data_type, Agent, AgentConfig, DisconnectReason, AgentStorage, Clock, Connector, Driver, Duration, Event, Identity, Instant, Record,
     RingConfig, StateKind, TaskTarget,
 };
 use embedded_io::{ErrorKind, ErrorType, Read, ReadReady, Write};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use support::peer::{self, BatchOutcome, Note, Peer, PeerConfig, Push};
+use edge_testkit::events::Ev;
+use edge_testkit::peer::{self, BatchOutcome, Note, Peer, PeerConfig, Push};
 
 const ID: Identity<'static> = Identity {
     agent_id: "agent-1",
@@ -237,8 +236,8 @@ fn driver<'m>(m: &'m mut Mem, w: &Shared<World>, cfg: AgentConfig) -> Driver<'m,
     Driver::new(agent, SimClock(w.clone()), SimConnector(w.clone()), &mut m.buf).unwrap()
 }
 
-fn count(seen: &[String], prefix: &str) -> usize {
-    seen.iter().filter(|e| e.starts_with(prefix)).count()
+fn count(seen: &[Ev], which: impl Fn(&Ev) -> bool) -> usize {
+    seen.iter().filter(|e| which(e)).count()
 }
 
 #[test]
@@ -250,7 +249,7 @@ fn connects_handshakes_and_delivers_in_order() {
         d.push(&Record::new(2001, u64::from(i), &[i])).unwrap();
     }
     let mut seen = Vec::new();
-    let end = d.run_until(Instant(5_000), |a| a.is_drained(), |ev, _, _| seen.push(format!("{ev:?}")));
+    let end = d.run_until(Instant(5_000), |a| a.is_drained(), |ev, _, _| seen.push(Ev::from(ev)));
     assert_eq!(end, RunEnd::Done);
     let wr = w.borrow();
     let c = &wr.collector;
@@ -258,9 +257,9 @@ fn connects_handshakes_and_delivers_in_order() {
     let stored = &c.peer.agent(ID.agent_id).records;
     assert!(stored.values().enumerate().all(|(i, r)| r.seq == i as u64), "dense from 0");
     assert_eq!(c.hellos_dups(), (1, 0));
-    assert_eq!(seen[0], "Connect { endpoint: 0 }");
-    assert_eq!(seen[1], "Connected { endpoint: 0 }");
-    assert!(seen.iter().any(|e| e.starts_with("Delivered { acked_total: 21")), "{seen:?}");
+    assert_eq!(seen[0], Ev::Connect { endpoint: 0 });
+    assert_eq!(seen[1], Ev::Connected { endpoint: 0 });
+    assert!(seen.iter().any(|e| matches!(e, Ev::Delivered { acked_total: 21, .. })), "{seen:?}");
     let s = d.stats();
     assert_eq!((s.connects, s.connect_errors, s.last_loss), (1, 0, None));
     assert!(s.bytes_written > 0 && s.bytes_read > 0);
@@ -282,16 +281,24 @@ fn task_and_config_reach_the_callback_which_answers() {
     let plugin = d.agent_mut().register_plugin("scanner", "1.0").unwrap();
     let mut got = Vec::new();
     let answered = |_: &Agent<'_>| !w.borrow().collector.records(data_type::TASK_RESULT).is_empty();
-    let end = d.run_until(Instant(5_000), answered, |ev, agent, now| match ev {
-        Event::Task { target, payload, token, .. } => {
-            got.push(format!("task {target:?} {}", String::from_utf8_lossy(payload)));
+    let end = d.run_until(Instant(5_000), answered, |ev, agent, now| {
+        if let Event::Task { token, .. } = ev {
             agent.task_result(now, token, task_status::OK, "scanned").unwrap();
         }
-        Event::Config { name, version, payload } => got.push(format!("config {name} {version} {payload:?}")),
-        _ => {}
+        if matches!(ev, Event::Task { .. } | Event::Config { .. }) {
+            got.push(Ev::from(ev));
+        }
     });
     assert_eq!(end, RunEnd::Done);
-    assert_eq!(got, vec![format!("task {:?} scan", TaskTarget::Plugin(plugin)), "config rules 3 [123, 125]".into()]);
+    let task = Ev::Task {
+        target: TaskTarget::Plugin(plugin),
+        object_name: "scanner".into(),
+        data_type: 6000,
+        payload: b"scan".to_vec(),
+        token: "t-1".into(),
+    };
+    let config = Ev::Config { name: "rules".into(), version: "3".into(), payload: b"{}".to_vec() };
+    assert_eq!(got, vec![task, config]);
     let results = w.borrow().collector.records(data_type::TASK_RESULT);
     let r: TaskResult<'_> = postcard::from_bytes(&results[0]).unwrap();
     assert_eq!((r.token, r.status, r.message), ("t-1", task_status::OK, "scanned"));
@@ -309,7 +316,7 @@ fn fault_reconnects_and_resends(fault: fn(&mut Pipe), loss: TransportLoss) -> Dr
         d.push(&Record::new(2001, 0, &[i])).unwrap();
     }
     let mut seen = Vec::new();
-    d.run_until(Instant(500), |_| false, |ev, _, _| seen.push(format!("{ev:?}")));
+    d.run_until(Instant(500), |_| false, |ev, _, _| seen.push(Ev::from(ev)));
     assert_eq!(d.agent().ring().inflight_records(), 6, "heartbeat + 5 sent, unacked");
     let first = w.borrow().collector.pipe().unwrap();
     {
@@ -318,14 +325,14 @@ fn fault_reconnects_and_resends(fault: fn(&mut Pipe), loss: TransportLoss) -> Dr
         fault(&mut first.borrow_mut());
     }
     d.push(&Record::new(2001, 0, &[5])).unwrap();
-    let end = d.run_until(Instant(10_000), |a| a.is_drained(), |ev, _, _| seen.push(format!("{ev:?}")));
+    let end = d.run_until(Instant(10_000), |a| a.is_drained(), |ev, _, _| seen.push(Ev::from(ev)));
     assert_eq!(end, RunEnd::Done);
     let c = &w.borrow().collector;
     assert_eq!(c.records(2001), (0..6u8).map(|i| vec![i]).collect::<Vec<_>>());
     assert_eq!(c.hellos_dups(), (2, 0));
     assert!(first.borrow().dropped, "the failed transport was dropped");
-    assert_eq!(count(&seen, "Disconnect { reason: Transport }"), 1, "{seen:?}");
-    assert_eq!(count(&seen, "Connected"), 2, "{seen:?}");
+    assert_eq!(count(&seen, |e| *e == Ev::disconnect(DisconnectReason::Transport)), 1, "{seen:?}");
+    assert_eq!(count(&seen, |e| matches!(e, Ev::Connected { .. })), 2, "{seen:?}");
     let s = d.stats();
     assert_eq!((s.connects, s.last_loss), (2, Some(loss)));
     s
@@ -357,13 +364,13 @@ fn connect_errors_back_off_then_connect() {
     let mut d = driver(&mut m, &w, cfg());
     d.push(&Record::new(2001, 0, b"x")).unwrap();
     let mut seen = Vec::new();
-    let end = d.run_until(Instant(30_000), |a| a.is_drained(), |ev, _, _| seen.push(format!("{ev:?}")));
+    let end = d.run_until(Instant(30_000), |a| a.is_drained(), |ev, _, _| seen.push(Ev::from(ev)));
     assert_eq!(end, RunEnd::Done);
     let s = d.stats();
     assert_eq!((s.connect_errors, s.connects), (3, 1));
     assert_eq!(s.last_loss, Some(TransportLoss::Connect(ErrorKind::ConnectionRefused)));
-    assert_eq!(count(&seen, "Connect {"), 4, "{seen:?}");
-    assert_eq!(count(&seen, "Disconnect { reason: Transport }"), 3, "{seen:?}");
+    assert_eq!(count(&seen, |e| matches!(e, Ev::Connect { .. })), 4, "{seen:?}");
+    assert_eq!(count(&seen, |e| *e == Ev::disconnect(DisconnectReason::Transport)), 3, "{seen:?}");
     let wr = w.borrow();
     // Full-jitter backoff: at most 0.5 + 1 + 2 s of waiting.
     assert!(wr.now <= 3_700, "took until {}", wr.now);
@@ -440,9 +447,9 @@ fn shutdown_task_then_close_sends_close_and_drops_transport() {
     let pipe = w.borrow().collector.pipe().unwrap();
     d.close();
     let mut seen = Vec::new();
-    let end = d.run_until(Instant(0), |a| a.state() == StateKind::Closed, |ev, _, _| seen.push(format!("{ev:?}")));
+    let end = d.run_until(Instant(0), |a| a.state() == StateKind::Closed, |ev, _, _| seen.push(Ev::from(ev)));
     assert_eq!(end, RunEnd::Done, "polls once even with a past deadline");
-    assert_eq!(seen, vec!["Disconnect { reason: Shutdown }"]);
+    assert_eq!(seen, vec![Ev::disconnect(DisconnectReason::Shutdown)]);
     assert!(!d.is_open() && pipe.borrow().dropped);
     w.borrow_mut().collector.step();
     let closes: Vec<u16> = w.borrow().collector.peer.closes_received.iter().map(|c| c.1).collect();

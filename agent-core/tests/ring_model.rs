@@ -8,14 +8,11 @@
 //! drained and every push attempt must have exactly one fate: acked (after
 //! being delivered in order), evicted, or refused.
 //!
-//! The model, the checks and the harness are in `support/ring_model.rs`,
+//! The model, the checks and the harness are in `edge_testkit::ring_model`,
 //! shared with the `ring_ops` fuzz target; this file only generates the
 //! operations. A mismatch panics, and proptest shrinks the case.
 //!
 //! `PROPTEST_CASES` overrides the number of cases.
-
-#[path = "support/ring_model.rs"]
-mod model;
 
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
@@ -23,6 +20,7 @@ use std::sync::Once;
 
 use agent_core::record::{data_type, EntryIter, Record};
 use agent_core::ring::{OverflowPolicy, PushError, Ring, RingConfig};
+use edge_testkit::ring_model as model;
 use model::Harness;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;

@@ -23,34 +23,12 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// target/ of this build (the test binary is target/<profile>/deps/c-*).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
-}
-
 /// The static library, as `cargo build -p agent-ffi` makes it. `cargo test`
 /// builds only the rlib its tests link, so the staticlib is built here, in
-/// a target directory of its own (the outer cargo holds the main one).
+/// a target directory of its own (`edge_testkit::build`).
 fn plain_lib() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let dir = target_dir().join("ffi-plain");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let o = Command::new(cargo)
-                .current_dir(root())
-                .env_remove("CARGO_TARGET_DIR")
-                .args(["build", "-p", "agent-ffi", "--target-dir"])
-                .arg(&dir)
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "cargo build -p agent-ffi failed:\n{}", String::from_utf8_lossy(&o.stderr));
-            let lib = dir.join("debug/libedge_agent.a");
-            assert!(lib.exists(), "{} missing after cargo build", lib.display());
-            lib
-        })
-        .clone()
+    BUILT.get_or_init(|| edge_testkit::build::agent_ffi_staticlib("ffi-plain", None, None).unwrap_or_else(|e| panic!("{e}"))).clone()
 }
 
 fn out_dir() -> PathBuf {
@@ -228,23 +206,12 @@ fn sanitized_lib(test: &str, which: &str) -> Option<PathBuf> {
         edge_testkit::missing(test, &format!("sanitizer builds need a {triple} host"));
         return None;
     }
-    let dir = target_dir().join(format!("sanitize-{which}"));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut flags = format!("-Zsanitizer={which}");
     if which != "address" {
         flags.push_str(" -Cunsafe-allow-abi-mismatch=sanitizer");
     }
-    let o = Command::new(cargo)
-        .current_dir(root())
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env("RUSTFLAGS", flags)
-        .env_remove("CARGO_TARGET_DIR")
-        .args(["build", "-p", "agent-ffi", "--target", triple, "--target-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "building agent-ffi with -Zsanitizer={which} failed:\n{}", String::from_utf8_lossy(&o.stderr));
-    Some(dir.join(triple).join("debug/libedge_agent.a"))
+    let lib = edge_testkit::build::agent_ffi_staticlib(&format!("sanitize-{which}"), Some(&flags), Some(triple));
+    Some(lib.unwrap_or_else(|e| panic!("building agent-ffi with -Zsanitizer={which}: {e}")))
 }
 
 #[test]

@@ -16,10 +16,7 @@
 //! A missing tool (C compiler, valgrind, a toolchain that cannot build
 //! sanitized Rust) skips with a notice, and fails under CI (`CI=true`).
 
-#[path = "../../agent-linux/tests/common/mod.rs"]
-mod common;
-
-use common::*;
+use edge_testkit::collector::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,16 +30,13 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().to_path_buf()
-}
 
-/// Skips with a notice, or fails under CI.
+/// Skips with a notice (logged to `EDGE_SKIP_LOG`), or fails under CI:
+/// `edge_testkit::missing` for the running test (libtest names each test's
+/// thread after it).
 fn missing(what: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what} is missing, and CI=true: a test whose tool is missing fails under CI");
-    }
-    println!("notice: {what} missing; test skipped");
+    let test = std::thread::current().name().unwrap_or("host_c").to_string();
+    edge_testkit::missing(&test, &format!("{what} missing"));
 }
 
 fn cc() -> Option<String> {
@@ -54,28 +48,10 @@ fn cc() -> Option<String> {
     ok.then_some(c)
 }
 
-/// `cargo build -p agent-ffi` in a target directory of its own (the outer
-/// cargo holds the main one), with `rustflags` and an optional target.
+/// `cargo build -p agent-ffi` in a target directory of its own
+/// (`edge_testkit::build`), with `rustflags` and an optional target.
 fn lib(dir: &str, rustflags: Option<&str>, triple: Option<&str>) -> Option<PathBuf> {
-    let dir = target_dir().join(dir);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root()).env_remove("CARGO_TARGET_DIR").args(["build", "-p", "agent-ffi", "--target-dir"]).arg(&dir);
-    if let Some(f) = rustflags {
-        cmd.env("RUSTC_BOOTSTRAP", "1").env("RUSTFLAGS", f);
-    }
-    if let Some(t) = triple {
-        cmd.args(["--target", t]);
-    }
-    let o = cmd.output().unwrap();
-    if !o.status.success() {
-        println!("cargo build -p agent-ffi failed:\n{}", String::from_utf8_lossy(&o.stderr));
-        return None;
-    }
-    Some(match triple {
-        Some(t) => dir.join(t).join("debug/libedge_agent.a"),
-        None => dir.join("debug/libedge_agent.a"),
-    })
+    edge_testkit::build::agent_ffi_staticlib(dir, rustflags, triple).map_err(|e| println!("{e}")).ok()
 }
 
 fn build_daemon(cc: &str, name: &str, extra: &[&str], lib: &Path) -> PathBuf {
@@ -189,8 +165,8 @@ fn scenario_with(
     limit: Duration,
 ) -> (String, Vec<String>) {
     let dir = TempDir::new("daemon");
-    let mut col = CollectorProc::start_with(dir.path(), "127.0.0.1:0", collector_args);
-    let (s, _) = http(col.api, "PUT", "/configs/sampling", Some(r#"{"version": "v1", "payload": "every=250ms"}"#));
+    let mut col = host::start_with(dir.path(), "127.0.0.1:0", collector_args);
+    let (s, _) = host::http(&col, "PUT", "/configs/sampling", Some(r#"{"version": "v1", "payload": "every=250ms"}"#));
     assert_eq!(s, 200);
     let agent = "c-daemon";
     let mut cmd = Command::new(wrap.first().copied().unwrap_or(exe.to_str().unwrap()));
@@ -202,17 +178,17 @@ fn scenario_with(
     let mut daemon = Daemon::spawn(cmd);
 
     let online = wait_for(limit, || {
-        let (s, a) = http(col.api, "GET", &format!("/agents/{agent}"), None);
+        let (s, a) = host::http(&col, "GET", &format!("/agents/{agent}"), None);
         (s == 200 && json(&a)["status"] == "online").then_some(())
     });
     if online.is_none() {
         panic!("the daemon did not connect (past the dead endpoint): {}", daemon.dump());
     }
-    let (s, b) = http(col.api, "POST", &format!("/agents/{agent}/tasks"), Some(r#"{"data_type": 6001, "payload": "uptime"}"#));
+    let (s, b) = host::http(&col, "POST", &format!("/agents/{agent}/tasks"), Some(r#"{"data_type": 6001, "payload": "uptime"}"#));
     assert_eq!(s, 201, "{b}");
     let token = json(&b)["token"].as_str().unwrap().to_string();
     let done = wait_for(limit, || {
-        let (_, t) = http(col.api, "GET", &format!("/tasks/{token}"), None);
+        let (_, t) = host::http(&col, "GET", &format!("/tasks/{token}"), None);
         let t = json(&t);
         (t["state"] == "done").then_some(t)
     })
@@ -225,7 +201,7 @@ fn scenario_with(
         let agents = col.agents;
         col.kill9();
         std::thread::sleep(Duration::from_millis(300));
-        col = CollectorProc::restart_with(dir.path(), agents, collector_args);
+        col = host::restart_with(dir.path(), agents, collector_args);
     }
     assert!(wait_for(limit, || daemon.has("pushed")).is_some(), "both workers finished");
     assert!(wait_for(limit, || all_once(dir.path(), agent, records).then_some(())).is_some(), "every record at the collector once");
@@ -252,7 +228,7 @@ fn daemon_against_the_real_collector() {
 fn daemon_over_mtls_against_the_real_collector() {
     let Some(cc) = cc() else { return };
     let pki = TempDir::new("daemon-pki");
-    if !dev_pki(pki.path(), &["c-daemon"]) {
+    if !dev_pki("daemon_over_mtls_against_the_real_collector", pki.path(), &["c-daemon"]) {
         return;
     }
     let p = pki.path();
@@ -392,7 +368,7 @@ fn mosquitto_plugin_forwards_messages_across_a_broker_restart() {
     assert!(o.status.success(), "plugin compile failed:\n{}", String::from_utf8_lossy(&o.stderr));
 
     let dir = TempDir::new("mosquitto");
-    let col = CollectorProc::start(dir.path(), "127.0.0.1:0");
+    let col = host::start(dir.path(), "127.0.0.1:0");
     let port = dead_port();
     let conf = dir.path().join("mosquitto.conf");
     std::fs::write(
@@ -421,15 +397,15 @@ fn mosquitto_plugin_forwards_messages_across_a_broker_restart() {
 
     // A task answered with the broker's statistics.
     let online = wait_for(Duration::from_secs(20), || {
-        let (s, a) = http(col.api, "GET", "/agents/mqtt-1", None);
+        let (s, a) = host::http(&col, "GET", "/agents/mqtt-1", None);
         (s == 200 && json(&a)["status"] == "online").then_some(())
     });
     assert!(online.is_some(), "the plugin's agent is online");
-    let (s, b) = http(col.api, "POST", "/agents/mqtt-1/tasks", Some(r#"{"object_name": "mosquitto", "data_type": 7001}"#));
+    let (s, b) = host::http(&col, "POST", "/agents/mqtt-1/tasks", Some(r#"{"object_name": "mosquitto", "data_type": 7001}"#));
     assert_eq!(s, 201, "{b}");
     let token = json(&b)["token"].as_str().unwrap().to_string();
     let done = wait_for(Duration::from_secs(20), || {
-        let (_, t) = http(col.api, "GET", &format!("/tasks/{token}"), None);
+        let (_, t) = host::http(&col, "GET", &format!("/tasks/{token}"), None);
         let t = json(&t);
         (t["state"] == "done").then_some(t)
     })
@@ -468,7 +444,7 @@ fn the_callers_loop_shape_in_c() {
         .unwrap();
     assert!(o.status.success(), "host_loop.c: {}", String::from_utf8_lossy(&o.stderr));
     let dir = TempDir::new("c-loop");
-    let col = CollectorProc::start(dir.path(), "127.0.0.1:0");
+    let col = host::start(dir.path(), "127.0.0.1:0");
     let o = Command::new(&exe).args(["c-loop", &col.agents.to_string(), "500"]).output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}\n{}", String::from_utf8_lossy(&o.stderr));

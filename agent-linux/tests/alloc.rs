@@ -3,10 +3,9 @@
 //! from another thread and idle turns counted. Over TLS, rustls' own
 //! allocations per frame, bounded.
 
-mod common;
 
 use agent_core::Duration;
-use common::*;
+use edge_testkit::collector::*;
 use edge_agent_linux::{Host, HostConfig, HostEvent};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -104,7 +103,7 @@ fn counted_run(cfg: HostConfig) -> Counted {
 fn no_allocation_per_record_or_per_turn_after_start() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("alloc");
-    let col = CollectorProc::start(dir.path(), "127.0.0.1:0");
+    let col = host::start(dir.path(), "127.0.0.1:0");
     let mut cfg = HostConfig::new("host-alloc", [col.agents.to_string()]);
     cfg.agent.heartbeat_interval = Duration::from_secs(1);
     cfg.ring_bytes = 8 << 20;
@@ -120,12 +119,12 @@ fn no_allocation_per_record_or_per_turn_after_start() {
 fn over_tls_rustls_allocates_per_frame_not_per_record() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let pki = TempDir::new("alloc-pki");
-    if !dev_pki(pki.path(), &["host-alloc-tls"]) {
+    if !dev_pki("over_tls_rustls_allocates_per_frame_not_per_record", pki.path(), &["host-alloc-tls"]) {
         return;
     }
     let p = pki.path();
     let dir = TempDir::new("alloc-tls");
-    let col = CollectorProc::start_with(dir.path(), "127.0.0.1:0", &tls_args(p));
+    let col = host::start_with(dir.path(), "127.0.0.1:0", &tls_args(p));
     let mut cfg = HostConfig::new("host-alloc-tls", [col.agents.to_string()]);
     cfg.agent.heartbeat_interval = Duration::from_secs(1);
     cfg.ring_bytes = 8 << 20;

@@ -5,11 +5,12 @@
 //! identity in the registry, the clean stop; the caller's-loop shape; the
 //! idle wake-ups counted; a blocked socket that does not spin.
 
-mod common;
+
+mod blocked;
 
 use agent_core::message::{Accept, Message};
 use agent_core::Duration;
-use common::*;
+use edge_testkit::collector::*;
 use edge_agent_linux::{Host, HostConfig, HostEvent, Progress};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -50,8 +51,8 @@ fn handler(seen: Arc<Mutex<Seen>>) -> impl FnMut(&Host, &HostEvent<'_>) + Send {
 #[test]
 fn two_threads_a_task_a_config_and_two_kill9_restarts_exactly_once() {
     let dir = TempDir::new("e2e");
-    let mut col = CollectorProc::start(dir.path(), "127.0.0.1:0");
-    let (s, b) = http(col.api, "PUT", "/configs/sampling", Some(r#"{"version": "v3", "payload": "every=50ms"}"#));
+    let mut col = host::start(dir.path(), "127.0.0.1:0");
+    let (s, b) = host::http(&col, "PUT", "/configs/sampling", Some(r#"{"version": "v3", "payload": "every=50ms"}"#));
     assert_eq!(s, 200, "{b}");
 
     // A dead endpoint first; the live one by name (localhost may resolve to
@@ -80,11 +81,11 @@ fn two_threads_a_task_a_config_and_two_kill9_restarts_exactly_once() {
 
     // The task round trip, while records flow.
     wait_for(std::time::Duration::from_secs(20), || (seen.lock().unwrap().connected > 0).then_some(())).expect("connected");
-    let (s, b) = http(col.api, "POST", "/agents/host-e2e/tasks", Some(r#"{"data_type": 6001, "payload": "ping-7"}"#));
+    let (s, b) = host::http(&col, "POST", "/agents/host-e2e/tasks", Some(r#"{"data_type": 6001, "payload": "ping-7"}"#));
     assert_eq!(s, 201, "{b}");
     let token = json(&b)["token"].as_str().unwrap().to_string();
     let done = wait_for(std::time::Duration::from_secs(20), || {
-        let (_, t) = http(col.api, "GET", &format!("/tasks/{token}"), None);
+        let (_, t) = host::http(&col, "GET", &format!("/tasks/{token}"), None);
         let t = json(&t);
         (t["state"] == "done").then_some(t)
     })
@@ -97,7 +98,7 @@ fn two_threads_a_task_a_config_and_two_kill9_restarts_exactly_once() {
         let agents = col.agents;
         col.kill9();
         std::thread::sleep(std::time::Duration::from_millis(200));
-        col = CollectorProc::restart(dir.path(), agents);
+        col = host::restart(dir.path(), agents);
         wait_for(std::time::Duration::from_secs(20), || (seen.lock().unwrap().connected >= round).then_some(()))
             .unwrap_or_else(|| panic!("reconnected to collector {round}"));
     }
@@ -126,7 +127,7 @@ fn two_threads_a_task_a_config_and_two_kill9_restarts_exactly_once() {
 
     // The registry has the identity and the host stats of a heartbeat.
     let a = wait_for(std::time::Duration::from_secs(5), || {
-        let (_, a) = http(col.api, "GET", "/agents/host-e2e", None);
+        let (_, a) = host::http(&col, "GET", "/agents/host-e2e", None);
         let a = json(&a);
         a["last_heartbeat"]["host"]["rss_bytes"].as_u64().is_some().then_some(a)
     })
@@ -148,7 +149,7 @@ fn two_threads_a_task_a_config_and_two_kill9_restarts_exactly_once() {
 #[test]
 fn the_callers_loop_shape_delivers_and_stops() {
     let dir = TempDir::new("loop");
-    let col = CollectorProc::start(dir.path(), "127.0.0.1:0");
+    let col = host::start(dir.path(), "127.0.0.1:0");
     let mut cfg = HostConfig::new("host-loop", [col.agents.to_string()]);
     quick(&mut cfg);
     let host = Host::new(cfg, |_: &Host, _: &HostEvent<'_>| {}).unwrap();
@@ -180,7 +181,7 @@ fn the_callers_loop_shape_delivers_and_stops() {
 #[test]
 fn an_idle_agent_wakes_only_for_its_timers() {
     let dir = TempDir::new("idle");
-    let col = CollectorProc::start(dir.path(), "127.0.0.1:0");
+    let col = host::start(dir.path(), "127.0.0.1:0");
     let mut cfg = HostConfig::new("host-idle", [col.agents.to_string()]);
     quick(&mut cfg);
     cfg.agent.idle_timeout = Duration::from_secs(120);
@@ -200,16 +201,6 @@ fn an_idle_agent_wakes_only_for_its_timers() {
     assert!(wakeups <= 3 * heartbeats + 2, "{wakeups} wake-ups for {heartbeats} heartbeats: more than the timers");
     assert_eq!(after.woken_by_push, before.woken_by_push, "nobody pushed");
     host.stop(Duration::from_secs(5)).unwrap();
-}
-
-/// utime + stime of this process, in ms.
-fn cpu_ms() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let rest = &s[s.rfind(')').unwrap() + 1..];
-    let f: Vec<u64> = rest.split_whitespace().skip(11).take(2).map(|v| v.parse().unwrap()).collect();
-    // SAFETY: sysconf only reads a value.
-    let tck = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } as u64;
-    (f[0] + f[1]) * 1000 / tck
 }
 
 #[test]
@@ -236,24 +227,7 @@ fn a_blocked_socket_does_not_spin() {
     cfg.host_stats = false;
     let host = Host::new(cfg, |_: &Host, _: &HostEvent<'_>| {}).unwrap();
     host.start().unwrap();
-    wait_for(std::time::Duration::from_secs(10), || (host.stats().connections > 0).then_some(())).expect("handshake");
-    let payload = [b'x'; 1000];
-    for _ in 0..3000 {
-        host.push(2001, &payload).unwrap();
-    }
-    wait_for(std::time::Duration::from_secs(10), || (host.loop_stats().blocked_writes > 0).then_some(())).expect("the socket fills up");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let (l0, c0) = (host.loop_stats(), cpu_ms());
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    let (l1, c1) = (host.loop_stats(), cpu_ms());
-    let wakeups = l1.wakeups - l0.wakeups;
-    let cpu = c1 - c0;
-    eprintln!("blocked 3 s: {wakeups} wake-ups, {cpu} ms CPU, {} deferred timeouts", l1.deferred_timeouts - l0.deferred_timeouts);
-    // A spinning loop makes ~1e5 turns and burns the 3 s; a waiting one
-    // wakes about once per flush interval (100 ms) and for its timers.
-    assert!(wakeups <= 3000 / 100 * 2 + 10, "{wakeups} wake-ups in 3 s while blocked");
-    assert!(cpu < 600, "{cpu} ms of CPU in 3 s while blocked");
-    assert!(host.stats().ring_used_bytes > 0, "records wait in the ring, not lost");
+    blocked::assert_a_blocked_host_waits(&host, "plain");
     let report = host.stop(Duration::from_millis(200)).unwrap();
     assert!(!report.drained && report.unacked > 0, "what stayed unacked is reported: {report:?}");
     peer.join().unwrap();

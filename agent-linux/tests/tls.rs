@@ -5,10 +5,11 @@
 //! auth failures, never as network failures; unusable files refused at init;
 //! a TLS session whose peer stops reading waits instead of spinning.
 
-mod common;
+
+mod blocked;
 
 use agent_core::{DisconnectReason, Duration};
-use common::*;
+use edge_testkit::collector::*;
 use edge_agent_linux::{Host, HostConfig, HostError, HostEvent, TlsConfig, TlsConfigError, TlsFailure};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -52,13 +53,13 @@ fn start(cfg: HostConfig) -> (Host, Arc<Mutex<Seen>>) {
 #[test]
 fn records_over_mtls_exactly_once_across_a_kill9_restart() {
     let pki = TempDir::new("tls-pki");
-    if !dev_pki(pki.path(), &["agent-1"]) {
+    if !dev_pki("records_over_mtls_exactly_once_across_a_kill9_restart", pki.path(), &["agent-1"]) {
         return;
     }
     let p = pki.path();
     let dir = TempDir::new("tls-e2e");
     let args = tls_args(p);
-    let mut col = CollectorProc::start_with(dir.path(), "127.0.0.1:0", &args);
+    let mut col = host::start_with(dir.path(), "127.0.0.1:0", &args);
     let cfg = config("agent-1", col.agents.port(), &p.join("ca.pem"), &p.join("agent-1.pem"), &p.join("agent-1.key"));
     let (host, seen) = start(cfg);
 
@@ -79,7 +80,7 @@ fn records_over_mtls_exactly_once_across_a_kill9_restart() {
     let agents = col.agents;
     col.kill9();
     std::thread::sleep(std::time::Duration::from_millis(200));
-    col = CollectorProc::restart_with(dir.path(), agents, &args);
+    col = host::restart_with(dir.path(), agents, &args);
     wait_for(std::time::Duration::from_secs(20), || (seen.lock().unwrap().connected >= 2).then_some(())).expect("reconnected over mTLS");
     pusher.join().unwrap();
     let report = host.stop(Duration::from_secs(30)).unwrap();
@@ -99,12 +100,12 @@ fn records_over_mtls_exactly_once_across_a_kill9_restart() {
 #[test]
 fn a_wrong_ca_and_another_agents_certificate_are_tls_and_auth_failures() {
     let pki = TempDir::new("tls-pki-bad");
-    if !dev_pki(pki.path(), &["agent-1", "agent-2"]) {
+    if !dev_pki("a_wrong_ca_and_another_agents_certificate_are_tls_and_auth_failures", pki.path(), &["agent-1", "agent-2"]) {
         return;
     }
     let p = pki.path();
     let dir = TempDir::new("tls-bad");
-    let col = CollectorProc::start_with(dir.path(), "127.0.0.1:0", &tls_args(p));
+    let col = host::start_with(dir.path(), "127.0.0.1:0", &tls_args(p));
     let port = col.agents.port();
 
     // Trusting another CA: this client refuses the collector's certificate.
@@ -136,7 +137,7 @@ fn a_wrong_ca_and_another_agents_certificate_are_tls_and_auth_failures() {
     let ls = host.loop_stats();
     assert_eq!(ls.tls_failures, 0, "{ls:?}");
     assert_eq!(seen.lock().unwrap().connected, 0, "never accepted");
-    let (_, m) = http(col.api, "GET", "/metrics", None);
+    let (_, m) = host::http(&col, "GET", "/metrics", None);
     let mismatch: u64 = m.lines().find_map(|l| l.strip_prefix("edge_collector_rejects_cert_mismatch_total ")).unwrap().parse().unwrap();
     assert!(mismatch >= 2, "the collector counted the mismatch: {mismatch}");
     assert!(texts(dir.path(), "agent-1", 2001).is_empty());
@@ -145,7 +146,7 @@ fn a_wrong_ca_and_another_agents_certificate_are_tls_and_auth_failures() {
 #[test]
 fn unusable_tls_files_are_refused_at_init() {
     let pki = TempDir::new("tls-pki-init");
-    if !dev_pki(pki.path(), &["agent-1"]) {
+    if !dev_pki("unusable_tls_files_are_refused_at_init", pki.path(), &["agent-1"]) {
         return;
     }
     let p = pki.path();
@@ -169,16 +170,6 @@ fn unusable_tls_files_are_refused_at_init() {
     assert!(refused(ok).is_none());
 }
 
-/// utime + stime of this process, in ms.
-fn cpu_ms() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let rest = &s[s.rfind(')').unwrap() + 1..];
-    let f: Vec<u64> = rest.split_whitespace().skip(11).take(2).map(|v| v.parse().unwrap()).collect();
-    // SAFETY: sysconf only reads a value.
-    let tck = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } as u64;
-    (f[0] + f[1]) * 1000 / tck
-}
-
 /// A TLS peer (rustls, the dev PKI's collector certificate) that completes
 /// the handshake, accepts the Hello and then never reads: the host's
 /// rustls buffer and socket fill up, and the loop must wait, not spin.
@@ -190,7 +181,7 @@ fn a_blocked_tls_session_does_not_spin() {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use std::io::{Read, Write};
     let pki = TempDir::new("tls-pki-blocked");
-    if !dev_pki(pki.path(), &["agent-1"]) {
+    if !dev_pki("a_blocked_tls_session_does_not_spin", pki.path(), &["agent-1"]) {
         return;
     }
     let p = pki.path().to_path_buf();
@@ -226,24 +217,7 @@ fn a_blocked_tls_session_does_not_spin() {
     cfg.tls = Some(TlsConfig { ca_file: p.join("ca.pem"), ..TlsConfig::default() });
     let host = Host::new(cfg, |_: &Host, _: &HostEvent<'_>| {}).unwrap();
     host.start().unwrap();
-    wait_for(std::time::Duration::from_secs(10), || (host.stats().connections > 0).then_some(())).expect("handshake");
-    let payload = [b'x'; 1000];
-    for _ in 0..3000 {
-        host.push(2001, &payload).unwrap();
-    }
-    wait_for(std::time::Duration::from_secs(10), || (host.loop_stats().blocked_writes > 0).then_some(())).expect("the socket fills up");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let (l0, c0) = (host.loop_stats(), cpu_ms());
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    let (l1, c1) = (host.loop_stats(), cpu_ms());
-    let wakeups = l1.wakeups - l0.wakeups;
-    let cpu = c1 - c0;
-    eprintln!("TLS blocked 3 s: {wakeups} wake-ups, {cpu} ms CPU");
-    // As the plain test: a spinning loop makes ~1e5 turns and burns the
-    // 3 s; a waiting one wakes about once per flush interval and for timers.
-    assert!(wakeups <= 3000 / 100 * 2 + 10, "{wakeups} wake-ups in 3 s while blocked");
-    assert!(cpu < 600, "{cpu} ms of CPU in 3 s while blocked");
-    assert!(host.stats().ring_used_bytes > 0, "records wait in the ring, not lost");
+    let l1 = blocked::assert_a_blocked_host_waits(&host, "TLS");
     assert_eq!((l1.tls_failures, l1.network_failures), (0, 0));
     let report = host.stop(Duration::from_millis(200)).unwrap();
     assert!(!report.drained && report.unacked > 0, "what stayed unacked is reported: {report:?}");

@@ -8,7 +8,7 @@ mod common;
 
 use agent_core::message::Message;
 use common::raw::{hello, Got, Raw};
-use common::{http, CollectorProc, TempDir};
+use common::{collector, http, TempDir};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ fn densest(times: &[f64], len: f64) -> usize {
 #[test]
 fn a_storm_is_paced_into_slots() {
     let dir = TempDir::new("admission");
-    let col = CollectorProc::start(
+    let col = collector().start(
         dir.path(),
         &["--admission-rate", "50", "--admission-burst-ms", "20", "--registry-flush", "0.2", "--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0"],
     );
@@ -187,7 +187,7 @@ fn a_storm_is_paced_into_slots() {
 fn after_a_restart_the_advice_counts_the_registry() {
     let dir = TempDir::new("advice");
     let args = ["--admission-rate", "50", "--registry-flush", "0.2"];
-    let mut col = CollectorProc::start(dir.path(), &args);
+    let mut col = collector().start(dir.path(), &args);
     for i in 0..5 {
         let id = format!("known-{i}");
         let (_, accept, _) = Raw::connect_admitted(col.agents, &hello(&id, b"", 0, 0), T, 3);
@@ -196,7 +196,7 @@ fn after_a_restart_the_advice_counts_the_registry() {
     // Five Hellos in the registry (flushed every 0.2 s), then a crash.
     std::thread::sleep(Duration::from_millis(800));
     col.kill9();
-    let col = CollectorProc::start(dir.path(), &args);
+    let col = collector().start(dir.path(), &args);
     let (_, accept, busy) = Raw::connect_admitted(col.agents, &hello("newcomer", b"", 0, 0), T, 0);
     assert_eq!(busy, 0);
     // One connection open, five agents seen within 24 h: ceil(1000 * 5 / 50).

@@ -7,14 +7,14 @@ mod common;
 use agent_core::message::{Message, TaskResult};
 use common::agent::{run_agent, AgentSpec};
 use common::raw::{hello, Got, Raw};
-use common::{http, json, wait_for, CollectorProc, TempDir};
+use common::{collector, http, json, wait_for, CollectorProc, TempDir};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 const KEY: &str = "api-key-for-the-tests";
 
 fn start(dir: &TempDir) -> (CollectorProc, SocketAddr) {
-    let col = CollectorProc::start(
+    let col = collector().start(
         dir.path(),
         &["--api-token", KEY, "--api-listen", "127.0.0.1:0", "--registry-flush", "0.1", "--heartbeat-interval", "1", "--stale-after", "2"],
     );

@@ -7,7 +7,7 @@ mod common;
 use agent_core::OverflowPolicy;
 use common::agent::{run_agent, text_of, AgentReport, AgentSpec};
 use common::proxy::{self, Chaos};
-use common::{sink_view, CollectorProc, Rng, SinkView, TempDir};
+use common::{collector, sink_view, Rng, SinkView, TempDir};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,7 +38,7 @@ fn run_fleet(specs: Vec<AgentSpec>, addr: SocketAddr) -> Vec<AgentReport> {
 fn chaos_proxy_cuts_stalls_flips_and_refusals() {
     let seed = common::seed();
     let dir = TempDir::new("chaos");
-    let col = CollectorProc::start(dir.path(), &[]);
+    let col = collector().start(dir.path(), &[]);
     let chaos = Chaos {
         cut_below: Some(6_000),
         flip_up: 15,
@@ -68,7 +68,7 @@ fn kill_9_at_random_moments_then_exactly_once() {
     let seed = common::seed();
     let mut rng = Rng(seed);
     let dir = TempDir::new("kill9");
-    let mut col = CollectorProc::start(dir.path(), &["--rotate-bytes", "16384"]);
+    let mut col = collector().start(dir.path(), &["--rotate-bytes", "16384"]);
     let addr = col.agents;
     let listen = addr.to_string();
     let specs: Vec<AgentSpec> = (0..4)
@@ -80,7 +80,7 @@ fn kill_9_at_random_moments_then_exactly_once() {
         col.kill9();
         eprintln!("kill -9 #{round}");
         std::thread::sleep(Duration::from_millis(rng.below(300)));
-        col = CollectorProc::start(dir.path(), &["--listen", &listen, "--rotate-bytes", "16384"]);
+        col = collector().start(dir.path(), &["--listen", &listen, "--rotate-bytes", "16384"]);
     }
     let reports = fleet.join().unwrap();
     drop(col);
@@ -105,7 +105,7 @@ fn burst_bigger_than_the_ring_under_each_policy() {
     ];
     let fleet = std::thread::spawn(move || run_fleet(specs, addr));
     std::thread::sleep(Duration::from_millis(1000));
-    let col = CollectorProc::start(dir.path(), &["--listen", &listen]);
+    let col = collector().start(dir.path(), &["--listen", &listen]);
     let reports = fleet.join().unwrap();
     drop(col);
     let v = sink_view(dir.path());

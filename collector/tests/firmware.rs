@@ -21,7 +21,7 @@
 
 mod common;
 
-use common::{http, json, sink_view, wait_for, CollectorProc, TempDir};
+use common::{collector, http, json, sink_view, wait_for, CollectorProc, TempDir};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -123,7 +123,7 @@ fn report_recovery(dir: &Path, what: &str) {
 }
 
 fn start(dir: &Path, listen: &str) -> (CollectorProc, SocketAddr) {
-    let c = CollectorProc::start(dir, &["--listen", listen, "--api-listen", "127.0.0.1:0", "--api-token", TOKEN]);
+    let c = collector().start(dir, &["--listen", listen, "--api-listen", "127.0.0.1:0", "--api-token", TOKEN]);
     let api = c.api.expect("API address");
     (c, api)
 }

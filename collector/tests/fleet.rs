@@ -4,7 +4,7 @@
 mod common;
 
 use common::raw::{hello, Got, Raw};
-use common::{http, json, sink_view, wait_for, CollectorProc, TempDir};
+use common::{collector, http, json, sink_view, wait_for, TempDir};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -21,7 +21,7 @@ fn a_thousand_concurrent_agents() {
     }
     assert!(hard >= 2 * AGENTS as u64, "the open-file limit {hard} is too low for this test");
     let dir = TempDir::new("fleet");
-    let col = CollectorProc::start(dir.path(), &["--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0", "--registry-flush", "0.2"]);
+    let col = collector().start(dir.path(), &["--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0", "--registry-flush", "0.2"]);
     let addr = col.agents;
     let all_connected = Arc::new(Barrier::new(AGENTS));
     let all_acked = Arc::new(Barrier::new(AGENTS));

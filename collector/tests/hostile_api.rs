@@ -13,7 +13,7 @@ mod common;
 
 use common::probe::{within, Probe};
 use common::raw::{hello, Got, Raw};
-use common::{http, sink_view, CollectorProc, TempDir};
+use common::{collector, http, sink_view, CollectorProc, TempDir};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -258,7 +258,7 @@ fn exchange(api: SocketAddr, head: &str, body: &[u8], limit: Duration) -> (u16, 
 #[test]
 fn big_bodies_slow_bodies_and_stalled_readers_are_cut_off() {
     let dir = TempDir::new("hostile-bodies");
-    let col = CollectorProc::start(
+    let col = collector().start(
         dir.path(),
         &["--api-token", TOKEN, "--api-listen", "127.0.0.1:0", "--api-max-body", "65536", "--api-request-timeout", "2", "--api-header-timeout", "2"],
     );
@@ -332,7 +332,7 @@ fn big_bodies_slow_bodies_and_stalled_readers_are_cut_off() {
 #[test]
 fn idle_keep_alive_connections_and_huge_heads_are_closed() {
     let dir = TempDir::new("hostile-idle");
-    let col = CollectorProc::start(dir.path(), &["--api-token", TOKEN, "--api-listen", "127.0.0.1:0", "--api-header-timeout", "1"]);
+    let col = collector().start(dir.path(), &["--api-token", TOKEN, "--api-listen", "127.0.0.1:0", "--api-header-timeout", "1"]);
     let api = col.api.unwrap();
     let mut s = TcpStream::connect_timeout(&api, Duration::from_secs(5)).unwrap();
     write!(s, "GET /agents HTTP/1.1\r\nHost: edge\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").unwrap();
@@ -376,7 +376,7 @@ fn short_api_token_refused_at_start() {
     }
     // 16 bytes start (and are not printed either).
     let ok = "Q7-sixteen-bytes";
-    let mut col = CollectorProc::start(dir.path(), &["--api-token", ok, "--api-listen", "127.0.0.1:0"]);
+    let mut col = collector().start(dir.path(), &["--api-token", ok, "--api-listen", "127.0.0.1:0"]);
     assert!(col.api.is_some());
     assert_eq!(col.child.try_wait().unwrap(), None);
 }

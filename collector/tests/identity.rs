@@ -11,7 +11,7 @@ mod common;
 use agent_core::message::{Message, Pong};
 use common::raw::{hello, Got, Raw};
 use common::probe::under_attack;
-use common::{sink_view, CollectorProc, TempDir};
+use common::{collector, sink_view, CollectorProc, TempDir};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ fn api_args(extra: &[&str]) -> Vec<String> {
 fn start(dir: &TempDir, extra: &[&str]) -> CollectorProc {
     let args = api_args(extra);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    CollectorProc::start(dir.path(), &refs)
+    collector().start(dir.path(), &refs)
 }
 
 fn accepted(c: &mut Raw) -> u64 {

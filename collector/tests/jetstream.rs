@@ -22,7 +22,7 @@ use agent_core::{Agent, AgentConfig, AgentStorage, Duration as AgentDuration, Id
 use common::agent::{text_of, StdClock};
 use common::raw::{hello, Got, Raw};
 use common::tcp_transport::TcpTransport;
-use common::{CollectorProc, Rng, TempDir};
+use common::{collector, CollectorProc, Rng, TempDir};
 use edge_collector::config::DEFAULT_NATS_MAX_MESSAGE_BYTES;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
@@ -249,7 +249,7 @@ impl Slot {
         let listen = format!("127.0.0.1:{}", self.port);
         let mut args: Vec<&str> = vec!["--listen", &listen];
         args.extend(self.args.iter().map(String::as_str));
-        self.proc = Some(CollectorProc::start(self.dir.path(), &args));
+        self.proc = Some(collector().start(self.dir.path(), &args));
     }
     fn kill9(&mut self) {
         if let Some(mut p) = self.proc.take() {

@@ -15,7 +15,7 @@ use agent_core::message::{Batch, Hello, Message};
 use agent_core::record::EntryHeader;
 use clap::Parser as _;
 use common::raw::{Got, Raw};
-use common::{http, CollectorProc, TempDir};
+use common::{collector, http, TempDir};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +68,7 @@ fn rss_stays_within_the_documented_bound_under_the_worst_inputs() {
     let cfg = edge_collector::config::Args::try_parse_from(std::iter::once("edge-collector").chain(args.iter().copied())).unwrap().resolve().unwrap();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let bound = edge_collector::bounds::connections_max(&cfg, ID_LEN, HOST_LEN, workers) as u64;
-    let c = CollectorProc::start(tmp.path(), &args);
+    let c = collector().start(tmp.path(), &args);
     let pid = c.child.id();
     std::thread::sleep(Duration::from_millis(500));
     let rest = rss_bytes(pid);

@@ -11,7 +11,7 @@ use agent_core::frame::crc32c;
 use agent_core::message::{Close, Message, Ping, Pong};
 use common::raw::{hello, Got, Raw};
 use common::probe::under_attack;
-use common::{sink_view, CollectorProc, TempDir};
+use common::{collector, sink_view, CollectorProc, TempDir};
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ fn metric(api: SocketAddr, name: &str) -> u64 {
 fn start(dir: &TempDir, extra: &[&str]) -> CollectorProc {
     let mut args = vec!["--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    CollectorProc::start(dir.path(), &args)
+    collector().start(dir.path(), &args)
 }
 
 /// A frame of kind 64 (unknown to version 1) with a good CRC.

@@ -7,7 +7,7 @@ mod common;
 use agent_core::frame::crc32c;
 use agent_core::message::{Ack, Batch, Message, Ping};
 use common::raw::{entries, hello, Got, Raw};
-use common::{sink_view, CollectorProc, TempDir};
+use common::{collector, sink_view, TempDir};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(5);
@@ -40,7 +40,7 @@ fn resume_points_duplicates_and_acks() {
     // resume point; identity.rs has what unproven connections may do.
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, "a1 tok-a1\n").unwrap();
-    let col = CollectorProc::start(dir.path(), &["--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0", "--token-file", tokens.to_str().unwrap()]);
+    let col = collector().start(dir.path(), &["--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0", "--token-file", tokens.to_str().unwrap()]);
     let mut c = Raw::connect(col.agents);
     c.send(&Message::Hello(hello("a1", b"tok-a1", 0, 0)));
     assert_eq!(accept(&mut c), 0, "an unknown agent resumes at its first_unacked_seq");
@@ -133,7 +133,7 @@ fn stdout_sink_writes_lines_and_acks_after_the_flush() {
 #[test]
 fn gap_bad_crc_and_malformed_close_with_protocol_error() {
     let dir = TempDir::new("gap");
-    let col = CollectorProc::start(dir.path(), &[]);
+    let col = collector().start(dir.path(), &[]);
 
     // A gap inside the connection.
     let mut c = Raw::connect(col.agents);
@@ -213,7 +213,7 @@ fn tokens_versions_and_frame_sizes_get_rejects() {
     let dir = TempDir::new("reject");
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, "special s3cret\n").unwrap();
-    let col = CollectorProc::start(dir.path(), &["--agent-token", "fleet", "--token-file", tokens.to_str().unwrap(), "--retry-after-ms", "7000"]);
+    let col = collector().start(dir.path(), &["--agent-token", "fleet", "--token-file", tokens.to_str().unwrap(), "--retry-after-ms", "7000"]);
     let cases: [(&str, &[u8], Option<u16>); 5] = [
         ("any", b"fleet", None),
         ("any", b"fleeT", Some(4)),
@@ -244,7 +244,7 @@ fn tokens_versions_and_frame_sizes_get_rejects() {
     assert!(matches!(c.recv(T), Got::Reject { code: 5, .. }));
     // An agent that needs bigger frames than the collector's --max-frame.
     drop(col);
-    let col = CollectorProc::start(dir.path(), &["--max-frame", "4096"]);
+    let col = collector().start(dir.path(), &["--max-frame", "4096"]);
     let mut c = Raw::connect(col.agents);
     let mut h = hello("any", b"", 0, 0);
     h.min_frame = 5000;
@@ -258,7 +258,7 @@ fn tokens_versions_and_frame_sizes_get_rejects() {
 #[test]
 fn busy_replacement_pings_and_timeouts() {
     let dir = TempDir::new("busy");
-    let col = CollectorProc::start(
+    let col = collector().start(
         dir.path(),
         &["--max-connections", "2", "--idle-timeout", "1.5", "--ping-after", "0.5", "--handshake-timeout", "1", "--api-token", "api-token-for-tests", "--api-listen", "127.0.0.1:0"],
     );
@@ -308,7 +308,7 @@ fn busy_replacement_pings_and_timeouts() {
 #[test]
 fn garbage_and_slowloris_clients_do_not_hurt_others() {
     let dir = TempDir::new("garbage");
-    let col = CollectorProc::start(dir.path(), &["--idle-timeout", "1.5", "--ping-after", "0.5", "--handshake-timeout", "1"]);
+    let col = collector().start(dir.path(), &["--idle-timeout", "1.5", "--ping-after", "0.5", "--handshake-timeout", "1"]);
     let mut rng = common::Rng(common::seed());
     // Garbage: random bytes, sometimes with the magic in them.
     let mut g = Raw::connect(col.agents);

@@ -10,7 +10,7 @@ mod common;
 use agent_core::message::{Batch, Message};
 use agent_core::record::{ts_delta, EntryHeader};
 use common::raw::{hello, Got, Raw};
-use common::{http, sink_view, CollectorProc, TempDir};
+use common::{collector, http, sink_view, TempDir};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -94,7 +94,7 @@ fn a_flipped_byte_mid_file_loses_only_its_line_loudly() {
         let tmp = TempDir::new("flip");
         let dir = tmp.path().join("data");
         let args = ["--api-token", TOKEN, "--api-listen", "127.0.0.1:0", "--rotate-bytes", rotate];
-        let mut c = CollectorProc::start(&dir, &args);
+        let mut c = collector().start(&dir, &args);
         assert_eq!(push(c.agents, "flip", 0, 0, 0, 900, 30), 899);
         c.kill9();
         let rotated = sink_files(&dir).len() > 1;
@@ -108,7 +108,7 @@ fn a_flipped_byte_mid_file_loses_only_its_line_loudly() {
         std::fs::write(&current, &torn).unwrap();
 
         let log = tmp.path().join("restart.log");
-        let c = CollectorProc::start_logged(&dir, &args, &log);
+        let c = collector().start_logged(&dir, &args, &log);
         let view = sink_view(&dir);
         assert_eq!(view.lines, 899, "rotate {rotate}: every intact line kept");
         let mut expected: Vec<u64> = (0..900).collect();
@@ -136,7 +136,7 @@ fn a_deleted_or_emptied_checkpoint_writes_nothing_twice() {
         let tmp = TempDir::new("ckpt");
         let dir = tmp.path().join("data");
         let args = ["--rotate-bytes", "4096"];
-        let mut c = CollectorProc::start(&dir, &args);
+        let mut c = collector().start(&dir, &args);
         assert_eq!(push(c.agents, "ck", 0, 0, 0, 100, 50), 99);
         c.kill9();
         assert_eq!(std::fs::metadata(dir.join("records.jsonl")).unwrap().len(), 0);
@@ -145,7 +145,7 @@ fn a_deleted_or_emptied_checkpoint_writes_nothing_twice() {
             _ => std::fs::write(dir.join("checkpoint.json"), "{}").unwrap(),
         }
         let log = tmp.path().join("restart.log");
-        let c = CollectorProc::start_logged(&dir, &args, &log);
+        let c = collector().start_logged(&dir, &args, &log);
         // The agent lost the acks of its last 5 records and sends them again.
         assert_eq!(push(c.agents, "ck", 95, 100, 95, 100, 5), 99, "{how}");
         assert_eq!(push(c.agents, "ck", 100, 100, 100, 110, 10), 109);
@@ -165,7 +165,7 @@ fn a_deleted_or_emptied_checkpoint_writes_nothing_twice() {
 
 /// Runs the binary expecting it not to start: its exit status and log.
 fn start_fails(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = CollectorProc::command(dir, args).stdin(Stdio::null()).env("RUST_LOG", "info").output().unwrap();
+    let out = collector().command(dir, args).stdin(Stdio::null()).env("RUST_LOG", "info").output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"), "it started");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
@@ -175,7 +175,7 @@ fn a_missing_or_emptied_registry_is_refused_by_name() {
     for how in ["deleted", "emptied"] {
         let tmp = TempDir::new("reg");
         let dir = tmp.path().join("data");
-        let mut c = CollectorProc::start(&dir, &["--registry-flush", "0.05"]);
+        let mut c = collector().start(&dir, &["--registry-flush", "0.05"]);
         assert_eq!(push(c.agents, "rg", 0, 0, 0, 10, 10), 9);
         std::thread::sleep(Duration::from_millis(300));
         c.kill9();
@@ -191,7 +191,7 @@ fn a_missing_or_emptied_registry_is_refused_by_name() {
         assert_eq!(code, 1, "{err}");
         assert!(err.contains(&reg.display().to_string()) && err.contains("--allow-new-registry"), "{how}: {err}");
         // The operator's explicit choice starts it, and the records are still resumed.
-        let c = CollectorProc::start(&dir, &["--allow-new-registry"]);
+        let c = collector().start(&dir, &["--allow-new-registry"]);
         assert_eq!(push(c.agents, "rg", 0, 10, 10, 12, 2), 11);
     }
 }
@@ -235,7 +235,7 @@ fn a_full_disk_stops_acks_exits_3_and_a_freed_one_resumes_exactly_once() {
     };
     let dir = mount.0.join("data");
     let log = tmp.path().join("full.log");
-    let mut c = CollectorProc::start_logged(&dir, &[], &log);
+    let mut c = collector().start_logged(&dir, &[], &log);
     // Most of the disk taken by something else.
     std::fs::write(mount.0.join("filler"), vec![1u8; 3 << 20]).unwrap();
     let (mut raw, accept, _) = Raw::connect_admitted(c.agents, &hello("full", b"", 0, 0), T, 10);
@@ -262,7 +262,7 @@ fn a_full_disk_stops_acks_exits_3_and_a_freed_one_resumes_exactly_once() {
     // Space returns; the supervisor's restart resumes where the files end.
     std::fs::remove_file(mount.0.join("filler")).unwrap();
     let sent = s;
-    let c = CollectorProc::start(&dir, &[]);
+    let c = collector().start(&dir, &[]);
     let (mut raw, accept, _) = Raw::connect_admitted(c.agents, &hello("full", b"", acked + 1, sent), T, 10);
     let Got::Accept { next_seq: resume, .. } = accept else { panic!("{accept:?}") };
     assert!(resume > acked, "every acked record is in the files: resume {resume}, acked {acked}");

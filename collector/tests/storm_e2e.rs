@@ -19,7 +19,7 @@ mod common;
 use agent_core::driver::Driver;
 use agent_core::{Agent, AgentConfig, AgentStats, AgentStorage, Duration as AgentDuration, Event, Identity, PushError, Record};
 use common::agent::{text_of, StdClock, TcpConnector};
-use common::{http, json, sink_view, wait_for, CollectorProc, Rng, TempDir};
+use common::{collector, http, json, sink_view, wait_for, Rng, TempDir};
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -333,7 +333,7 @@ fn storm(label: &str, rate: u64, restarts: usize, limit: Duration) -> Vec<Restar
     let listen = format!("127.0.0.1:{}", port_below_ephemeral(&mut Rng(seed)));
     let rate_arg = rate.to_string();
     let args = ["--admission-rate", &rate_arg, "--registry-flush", "0.2", "--api-token", TOKEN, "--api-listen", "127.0.0.1:0", "--listen", &listen];
-    let mut col = CollectorProc::start(dir.path(), &args);
+    let mut col = collector().start(dir.path(), &args);
     let t0 = Instant::now();
     let fleet = Fleet::start(col.agents, seed);
     let api = col.api.unwrap();
@@ -357,7 +357,7 @@ fn storm(label: &str, rate: u64, restarts: usize, limit: Duration) -> Vec<Restar
         col.kill9();
         let down = Instant::now();
         std::thread::sleep(OUTAGE);
-        col = CollectorProc::start(dir.path(), &args);
+        col = collector().start(dir.path(), &args);
         let up = Instant::now();
         let api = col.api.unwrap();
         // Back: the collector has sent N Accepts (each agent is accepted

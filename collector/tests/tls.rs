@@ -12,7 +12,7 @@ mod tls_util;
 use common::agent::{run_agent, AgentSpec};
 use common::raw::{hello, Got, Raw};
 use common::probe::under_attack;
-use common::{sink_view, wait_for, CollectorProc, TempDir};
+use common::{collector, sink_view, wait_for, CollectorProc, TempDir};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tls_util::{agent_config, client_config, collector_args, dev_pki, handshake, Bridge};
@@ -34,7 +34,7 @@ fn start(dir: &TempDir, pki: Option<&TempDir>, extra: &[&str]) -> CollectorProc 
     }
     args.extend(extra.iter().map(|s| s.to_string()));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    CollectorProc::start(dir.path(), &refs)
+    collector().start(dir.path(), &refs)
 }
 
 #[test]

@@ -12,7 +12,7 @@ mod common;
 #[path = "common/tls.rs"]
 mod tls_util;
 
-use common::{sink_view, CollectorProc, TempDir};
+use common::{collector, sink_view, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,27 +22,15 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
+/// Skips with a notice (logged to `EDGE_SKIP_LOG`), or fails under CI.
 fn missing(what: &str) {
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{what} is missing");
-    eprintln!("NOTICE: {what} missing; mbedTLS template test skipped");
+    edge_testkit::missing("mbedtls_template_delivers_exactly_once_over_mtls_under_asan", &format!("{what} missing"));
 }
 
-/// `libedge_agent.a`, built in a target directory of its own (the outer
-/// cargo holds the main one); the same one agent-ffi's C tests use.
+/// `libedge_agent.a`, built in a target directory of its own
+/// (`edge_testkit::build`); the same one agent-ffi's C tests use.
 fn staticlib() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.parent().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
-    let dir = target.join("ffi-plain");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let o = Command::new(cargo)
-        .current_dir(root())
-        .env_remove("CARGO_TARGET_DIR")
-        .args(["build", "-p", "agent-ffi", "--target-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "cargo build -p agent-ffi failed:\n{}", String::from_utf8_lossy(&o.stderr));
-    dir.join("debug/libedge_agent.a")
+    edge_testkit::build::agent_ffi_staticlib("ffi-plain", None, None).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The static archive `name` as the C compiler finds it.
@@ -88,7 +76,7 @@ fn mbedtls_template_delivers_exactly_once_over_mtls_under_asan() {
     let mut args = tls_util::collector_args(pki.path());
     args.extend(["--admission-rate", "0"].map(String::from));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let c = CollectorProc::start(dir.path(), &refs);
+    let c = collector().start(dir.path(), &refs);
     let p = |n: &str| pki.path().join(n).to_str().unwrap().to_string();
     let records = 500;
     let run = Command::new(&out)

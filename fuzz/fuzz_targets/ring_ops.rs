@@ -13,7 +13,7 @@
 //! numbers.
 //!
 //! The model, the checks and the harness are
-//! `agent-core/tests/support/ring_model.rs`, shared with the proptest model
+//! `edge_testkit::ring_model`, shared with the proptest model
 //! test; this target only decodes the operations from the fuzzer's input.
 
 #![no_main]

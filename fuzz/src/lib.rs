@@ -5,8 +5,7 @@
 //! * [`ArbMessage`]: an owned, `Arbitrary` [`Message`] of any kind.
 //! * [`check_entries`]: decodes a batch body and checks its structure.
 //! * [`ring_model`]: the reference model of the send ring and its harness,
-//!   the very file the proptest model test uses
-//!   (`agent-core/tests/support/ring_model.rs`).
+//!   the very one the proptest model test uses (`edge_testkit::ring_model`).
 
 use agent_core::frame::{crc32c, MAGIC, OVERHEAD};
 use agent_core::message::{Accept, Ack, Batch, Close, Config, Hello, Message, Ping, Pong, Reject, Task, TaskResult};
@@ -14,8 +13,7 @@ use agent_core::record::{apply_delta, EntryHeader, EntryIter, Record};
 use arbitrary::Arbitrary;
 
 /// Shared with `agent-core/tests/ring_model.rs`: one model for both.
-#[path = "../../agent-core/tests/support/ring_model.rs"]
-pub mod ring_model;
+pub use edge_testkit::ring_model;
 
 /// A whole frame: header with the given fields, `body`, and the CRC-32C of
 /// header and body. Unlike `frame::encode_with` the version and kind bytes

@@ -2,7 +2,7 @@
 //! collector's sans-IO code (`edge_collector::{session, ledger, admission}`
 //! and its line writer, wired as `conn.rs` wires them: [`collector`]) or,
 //! with `EDGE_SIM_COLLECTOR=peer`, against the shared test collector
-//! (agent-core's `tests/support/peer.rs`, the same peer the agent and
+//! (`edge_testkit::peer`, the same peer the agent and
 //! driver tests use: [`peer`]), over a faulty simulated network, on one
 //! simulated clock. It is a crate of its own because it depends on both
 //! agent-core and edge-collector; its tests (`tests/simulation.rs`,
@@ -255,10 +255,9 @@ mod server;
 mod summary;
 mod world;
 
-// agent-core's test peer, included (not copied) so the agent unit tests,
-// the driver tests and this simulation share one collector.
-#[path = "../../agent-core/tests/support/peer.rs"]
-pub mod peer;
+// The test peer from the test kit, the same collector the agent's unit,
+// driver and pair tests use.
+pub use edge_testkit::peer;
 
 pub use fleet::{run_fleet, FleetOutcome};
 pub use options::{env_u64, CollectorKind, Options};

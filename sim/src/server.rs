@@ -38,7 +38,7 @@ pub(crate) struct Checks {
 pub(crate) struct Server<'a> {
     /// The collector itself: the real collector's sans-IO core
     /// ([`crate::collector`]), or with `EDGE_SIM_COLLECTOR=peer` the
-    /// shared test peer (`agent-core/tests/support/peer.rs`).
+    /// shared test peer (`edge_testkit::peer`).
     pub(crate) collector: Backend<'a>,
     pub(crate) max_frame: usize,
     pub(crate) checks: Vec<Checks>,

@@ -1,5 +1,21 @@
 //! Test helpers shared by the workspace's crates (a dev-dependency only).
 //!
+//! Without features: the outside-tool rule below and [`build`] (a workspace
+//! package built for a test in a target directory of its own). The rest is
+//! behind features (modules named after them), so that a crate that needs
+//! only [`require`] builds nothing more:
+//!
+//! * feature `peer`: module `peer`, the test collector (PROTOCOL.md's
+//!   collector side, sans-IO); `pair`, an agent and the peer on one
+//!   simulated clock (`pair::Pair::drive`); `events`, agent events owned and
+//!   compared by value. `agent_core` is re-exported: agent-core's own unit
+//!   tests build a second copy of the crate and name the peer's through it.
+//! * feature `ring-model`: module `ring_model`, the send ring's reference
+//!   model and harness (agent-core's proptest and the `ring_ops` fuzz
+//!   target).
+//! * feature `collector`: module `collector`, the `edge-collector` binary
+//!   as a child process, its HTTP API and its sink read back.
+//!
 //! # Outside tools: green means tested
 //!
 //! A test that needs a tool from outside Rust (a C compiler, valgrind,
@@ -30,6 +46,23 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+#[cfg(any(feature = "peer", feature = "ring-model"))]
+pub use agent_core;
+
+pub mod build;
+#[cfg(feature = "collector")]
+pub mod collector;
+#[cfg(feature = "peer")]
+pub mod events;
+#[cfg(feature = "peer")]
+pub mod pair;
+#[cfg(feature = "peer")]
+pub mod peer;
+// The model's fields and steps mirror the ring's own, documented there.
+#[cfg(feature = "ring-model")]
+#[allow(missing_docs)]
+pub mod ring_model;
 
 use std::io::Write as _;
 use std::process::Command;

@@ -1,6 +1,7 @@
 //! Unit tests of the session. Where a test needs a server it talks to the
-//! shared test peer (`tests/support/peer.rs`, the collector of the driver
-//! tests and the fleet simulation too) through a [`Pair`]; frames a test
+//! shared test peer (`edge_testkit::peer`, the collector of the driver
+//! tests and the fleet simulation too) through the kit's clockless link
+//! ([`Pair`]); events are compared as values ([`Ev`]); frames a test
 //! injects on purpose (a wrong resume point, a Reject, an Ack beyond what was
 //! sent) are scripted with [`deliver`].
 
@@ -9,10 +10,13 @@ use crate::message::{Accept, Ack, Message};
 use crate::time::Tick32;
 use std::vec::Vec;
 
-#[path = "../../tests/support/peer.rs"]
-mod peer;
-
-use peer::{Note, Peer, PeerConfig};
+// The kit's peer and events speak agent-core's library build, a second
+// copy of this crate: its types are named through `kit_core`.
+use edge_testkit::agent_core as kit_core;
+use edge_testkit::events::Ev;
+use edge_testkit::pair::{Link as Pair, Side};
+use edge_testkit::peer::{self, Note, PeerConfig};
+use kit_core::DisconnectReason as Reason;
 
 mod backpressure;
 mod heartbeat_records;
@@ -97,10 +101,11 @@ fn decode_sent(bytes: &[u8]) -> Sent {
     }
 }
 
-fn events(a: &mut Agent<'_>) -> Vec<std::string::String> {
+/// The agent's queued events, owned and comparable by value.
+fn events(a: &mut Agent<'_>) -> Vec<Ev> {
     let mut v = Vec::new();
-    while let Some(e) = a.poll_event() {
-        v.push(std::format!("{e:?}"));
+    while let Some(e) = Side::poll_event(a) {
+        v.push(e);
     }
     v
 }
@@ -111,89 +116,45 @@ fn deliver(a: &mut Agent<'_>, now: u64, msg: Message<'_>) {
     a.handle_received(Instant(now), &buf[..n]);
 }
 
-/// The test peer on an instant, lossless link to one agent (quinn-proto's
-/// `Pair`, without a clock: the test passes the instant).
-struct Pair {
-    peer: Peer<'static>,
-    conn: Option<u64>,
-    conns: u64,
+/// `code` as the kit's agent-core names it.
+fn kit_close_code(code: CloseCode) -> kit_core::message::CloseCode {
+    kit_core::message::CloseCode::from_u16(code as u16).expect("the same codes in both copies")
 }
 
-impl Pair {
-    fn new() -> Pair {
-        Pair::with(PeerConfig::default())
+/// This build's agent as a [`Side`] of the kit's [`Pair`] (the test peer on
+/// an instant, lossless link; no clock: each call passes the instant).
+///
+/// The kit is built against agent-core's library, a second copy of this
+/// crate: its events are converted through their serde form, which both
+/// copies share.
+impl Side for Agent<'_> {
+    fn transmit_len(&self) -> usize {
+        Agent::transmit_len(self)
     }
-
-    fn with(cfg: PeerConfig) -> Pair {
-        Pair { peer: peer::leaked(cfg, 1), conn: None, conns: 0 }
+    fn poll_transmit(&mut self, now: u64, out: &mut [u8]) -> usize {
+        Agent::poll_transmit(self, Instant(now), out)
     }
-
-    /// A new connection (the previous one, if any, is gone).
-    fn open(&mut self) -> u64 {
-        self.close();
-        let id = self.conns;
-        self.conns += 1;
-        assert!(self.peer.open(id));
-        self.conn = Some(id);
-        id
+    fn handle_received(&mut self, now: u64, bytes: &[u8]) {
+        Agent::handle_received(self, Instant(now), bytes)
     }
-
-    fn close(&mut self) {
-        if let Some(id) = self.conn.take() {
-            self.peer.release(id);
-        }
+    fn handle_connected(&mut self, now: u64) {
+        Agent::handle_connected(self, Instant(now))
     }
-
-    /// Every frame the agent has at `now`, each handed to the peer (dropped
-    /// when no connection is open); what the peer did with them.
-    fn uplink(&mut self, a: &mut Agent<'_>, now: u64) -> Vec<Note> {
-        let mut out = vec![0u8; a.transmit_len()];
-        let mut notes = Vec::new();
-        loop {
-            let n = a.poll_transmit(Instant(now), &mut out);
-            if n == 0 {
-                return notes;
-            }
-            if let Some(id) = self.conn {
-                notes.extend(self.peer.handle_received(id, &out[..n]));
-            }
-        }
+    fn poll_event(&mut self) -> Option<Ev> {
+        let e = Agent::poll_event(self)?;
+        let mut buf = [0u8; 2048];
+        let bytes = postcard::to_slice(&e, &mut buf).expect("an event fits 2 KiB");
+        let theirs: kit_core::Event<'_> = postcard::from_bytes(bytes).expect("both copies share the event's serde form");
+        Some(Ev::from(theirs))
     }
-
-    /// What the peer wrote, handed to the agent at `now`; whether there was
-    /// anything.
-    fn downlink(&mut self, a: &mut Agent<'_>, now: u64) -> bool {
-        let Some(id) = self.conn else { return false };
-        let bytes = self.peer.transmit_all(id);
-        if !bytes.is_empty() {
-            a.handle_received(Instant(now), &bytes);
-        }
-        !bytes.is_empty()
+    fn poll_timeout(&self) -> Option<u64> {
+        Agent::poll_timeout(self).map(|t| t.0)
     }
-
-    /// Runs agent and peer at `now` until nothing moves: events first
-    /// (`Connect` opens a connection, `Disconnect` drops it), then frames
-    /// both ways. Returns the events seen.
-    fn serve(&mut self, a: &mut Agent<'_>, now: u64) -> Vec<std::string::String> {
-        let mut seen = Vec::new();
-        loop {
-            let mut progressed = false;
-            for e in events(a) {
-                if e.starts_with("Connect {") {
-                    self.open();
-                    a.handle_connected(Instant(now));
-                    progressed = true;
-                } else if e.starts_with("Disconnect") {
-                    self.close();
-                }
-                seen.push(e);
-            }
-            self.uplink(a, now);
-            progressed |= self.downlink(a, now);
-            if !progressed {
-                return seen;
-            }
-        }
+    fn handle_timeout(&mut self, now: u64) {
+        Agent::handle_timeout(self, Instant(now))
+    }
+    fn is_drained(&self) -> bool {
+        Agent::is_drained(self)
     }
 }
 
@@ -211,18 +172,18 @@ fn attempt(a: &mut Agent<'_>, p: &mut Pair, t: u64) {
 /// Drives an agent to Connected at `t`: the test peer answers its Hello,
 /// resuming at `next`. Returns the pair, for tests that go on with the peer.
 fn connect(a: &mut Agent<'_>, t: u64, next: u64) -> Pair {
-    let mut p = Pair::new();
+    let mut p = Pair::default();
     p.peer.set_next_accept(ID.agent_id, next);
     a.handle_timeout(Instant(t));
     let ev = events(a);
-    assert!(ev.iter().any(|e| e.starts_with("Connect {")), "{ev:?}");
+    assert!(ev.iter().any(|e| matches!(e, Ev::Connect { .. })), "{ev:?}");
     p.open();
     a.handle_connected(Instant(t));
     let notes = p.uplink(a, t);
     assert!(matches!(notes.first(), Some(Note::Hello { .. })), "{notes:?}");
     assert!(p.downlink(a, t));
     assert_eq!(a.state(), StateKind::Connected);
-    assert!(events(a).iter().any(|e| e.starts_with("Connected")));
+    assert!(events(a).iter().any(|e| matches!(e, Ev::Connected { .. })));
     p
 }
 
@@ -370,7 +331,7 @@ fn handshake_then_flush_by_time_and_ack() {
     assert_eq!(a.ring().inflight_records(), 2);
     deliver(&mut a, 120, Message::Ack(Ack { up_to: 1 }));
     assert!(a.is_drained());
-    assert!(events(&mut a).iter().any(|e| e.starts_with("Delivered { acked_total: 2")));
+    assert!(events(&mut a).iter().any(|e| matches!(e, Ev::Delivered { acked_total: 2, .. })));
 }
 
 #[test]
@@ -424,7 +385,7 @@ fn silent_server_is_detected_and_backoff_is_bounded() {
     a.handle_timeout(Instant(20_000));
     assert_eq!(a.state(), StateKind::Backoff);
     assert_eq!(transmit_all(&mut a, 20_000), vec![Sent::Close(CloseCode::Timeout as u16)]);
-    assert!(events(&mut a).iter().any(|e| e.contains("PongTimeout")));
+    assert!(events(&mut a).iter().any(|e| *e == Ev::disconnect(Reason::PongTimeout)));
     let r = a.last_retry().unwrap();
     assert_eq!(r.ceiling, Duration(500));
     assert!(r.delay <= r.ceiling);
@@ -438,14 +399,14 @@ fn rejects_grow_backoff_and_rotate_endpoints() {
     let mut m = Mem::new();
     let backoff = BackoffConfig { endpoints: 2, attempts_per_endpoint: 2, give_up_after: 5, ..Default::default() };
     let mut a = m.agent(AgentConfig { backoff, ..cfg() });
-    let busy = peer::Refusal { code: CloseCode::Busy, retry_after_ms: 0 };
-    let mut p = Pair::with(PeerConfig { reject: Some(busy), ..PeerConfig::default() });
+    let busy = peer::Refusal { code: kit_core::message::CloseCode::Busy, retry_after_ms: 0 };
+    let mut p = Pair::new(PeerConfig { reject: Some(busy), ..PeerConfig::default() });
     let mut t = 0;
     let mut endpoints = Vec::new();
     for attempt in 1..=5u32 {
         a.handle_timeout(Instant(t));
         let ev = events(&mut a);
-        assert!(ev[0].starts_with("Connect"), "{ev:?}");
+        assert!(matches!(ev[0], Ev::Connect { .. }), "{ev:?}");
         endpoints.push(a.endpoint().unwrap());
         let id = p.open();
         a.handle_connected(Instant(t));
@@ -453,10 +414,10 @@ fn rejects_grow_backoff_and_rotate_endpoints() {
         assert!(p.downlink(&mut a, t), "the peer rejects");
         assert!(!p.peer.is_open(id), "and closes");
         let ev = events(&mut a);
-        assert_eq!(ev[0], "Disconnect { reason: Rejected }");
+        assert_eq!(ev[0], Ev::disconnect(Reason::Rejected));
         if attempt == 5 {
             assert_eq!(a.state(), StateKind::GaveUp);
-            assert_eq!(ev[1], "GaveUp");
+            assert_eq!(ev[1], Ev::GaveUp);
             break;
         }
         let r = a.last_retry().unwrap();
@@ -507,7 +468,7 @@ fn healthy_connection_halves_the_failure_weight() {
 fn accept_advice_spreads_the_first_retry_over_the_fleet_window() {
     let mut m = Mem::new();
     let mut a = m.agent(cfg());
-    let mut p = Pair::with(PeerConfig { retry_window_ms: 20_000, ..PeerConfig::default() });
+    let mut p = Pair::new(PeerConfig { retry_window_ms: 20_000, ..PeerConfig::default() });
     attempt(&mut a, &mut p, 0);
     assert_eq!(a.state(), StateKind::Connected);
     a.handle_timeout(Instant(40_000));
@@ -549,7 +510,7 @@ fn busy_reject_is_a_slot_kept_exactly() {
     for (code, retry_after_ms, want, exact) in cases {
         let mut m = Mem::new();
         let mut a = m.agent(AgentConfig { backoff, ..cfg() });
-        let mut p = Pair::with(PeerConfig { reject: Some(peer::Refusal { code, retry_after_ms }), ..PeerConfig::default() });
+        let mut p = Pair::new(PeerConfig { reject: Some(peer::Refusal { code: kit_close_code(code), retry_after_ms }), ..PeerConfig::default() });
         attempt(&mut a, &mut p, 0);
         assert_eq!(a.state(), StateKind::Backoff);
         let at = a.poll_timeout().unwrap().as_millis();
@@ -583,7 +544,7 @@ fn resume_point_skips_what_the_server_has() {
     }
     let sent: Vec<Sent> = frames.iter().map(|f| decode_sent(f)).collect();
     assert_eq!(batches(&sent), vec![(0, 2), (2, 2)]);
-    let id = p.conn.unwrap();
+    let id = p.conn().unwrap();
     let notes = p.peer.handle_received(id, &frames[0]);
     assert!(matches!(notes[..], [Note::Batch { first_seq: 0, count: 2, .. }]), "{notes:?}");
     p.close();
@@ -616,18 +577,10 @@ fn tasks_route_to_agent_plugins_or_get_an_error_result() {
     deliver(&mut a, 1, task("scanner", 6000, "t1"));
     deliver(&mut a, 1, task("", data_type::SHUTDOWN_TASK, "t2"));
     deliver(&mut a, 1, task("nobody", 6000, "t3"));
-    let mut got = Vec::new();
-    while let Some(e) = a.poll_event() {
-        got.push(match e {
-            Event::Task { target, payload, token, .. } => {
-                assert_eq!((payload, token), (&b"args"[..], "t1"));
-                std::format!("task {target:?}")
-            }
-            Event::Shutdown { token } => std::format!("shutdown {token}"),
-            e => std::format!("{e:?}"),
-        });
-    }
-    assert_eq!(got, vec![std::format!("task {:?}", TaskTarget::Plugin(p)), "shutdown t2".into()]);
+    let scan = Event::Task { target: TaskTarget::Plugin(p), object_name: "scanner", data_type: 6000, payload: b"args", token: "t1" };
+    assert_eq!(a.poll_event(), Some(scan));
+    assert_eq!(a.poll_event(), Some(Event::Shutdown { token: "t2" }));
+    assert_eq!(a.poll_event(), None, "t3 is for nobody: answered, not handed out");
     assert_eq!(a.stats().tasks_unroutable, 1);
     // The server resends a task (it saw no result): not delivered twice.
     deliver(&mut a, 1, task("scanner", 6000, "t1"));
@@ -655,7 +608,7 @@ fn config_only_when_version_changes() {
     deliver(&mut a, 1, conf("1"));
     deliver(&mut a, 1, conf("2"));
     let ev = events(&mut a);
-    assert_eq!(ev.iter().filter(|e| e.starts_with("Config")).count(), 2, "{ev:?}");
+    assert_eq!(ev.iter().filter(|e| matches!(e, Ev::Config { .. })).count(), 2, "{ev:?}");
 }
 
 #[test]
@@ -698,7 +651,7 @@ fn garbage_and_unknown_kinds_are_counted_not_fatal() {
 struct Outcome {
     state: StateKind,
     close: Option<u16>,
-    reason: Option<std::string::String>,
+    reason: Option<Ev>,
     malformed: u64,
     unknown: u64,
     protocol_errors: u64,
@@ -727,7 +680,7 @@ fn outcome_of(connected: bool, frame: &[u8]) -> Outcome {
     events(&mut a);
     a.handle_received(Instant(1), frame);
     let close = transmit_all(&mut a, 1).into_iter().find_map(|s| if let Sent::Close(c) = s { Some(c) } else { None });
-    let reason = events(&mut a).into_iter().find(|e| e.starts_with("Disconnect"));
+    let reason = events(&mut a).into_iter().find(Ev::is_disconnect);
     let s = a.stats();
     Outcome {
         state: a.state(),
@@ -761,20 +714,20 @@ fn patched(mut frame: Vec<u8>, at: usize, value: u8) -> Vec<u8> {
 /// table the agent does what PROTOCOL.md says, one test row each.
 #[test]
 fn every_downlink_error_has_one_meaning() {
-    let ended = |close: u16, reason: &str, malformed: u64, protocol_errors: u64, incompatible: u64| Outcome {
+    let ended = |close: u16, reason: Reason, malformed: u64, protocol_errors: u64, incompatible: u64| Outcome {
         state: StateKind::Backoff,
         close: Some(close),
-        reason: Some(std::format!("Disconnect {{ reason: {reason} }}")),
+        reason: Some(Ev::disconnect(reason)),
         malformed,
         unknown: 0,
         protocol_errors,
         incompatible,
         acked: 0,
     };
-    let protocol_error = ended(1, "ProtocolError", 1, 1, 0);
+    let protocol_error = ended(1, Reason::ProtocolError, 1, 1, 0);
     // A frame of another version: Close(Incompatible).
     let v2 = patched(frame_of(Message::Ack(Ack { up_to: 0 })), 2, 2);
-    assert_eq!(outcome_of(true, &v2), ended(5, "Incompatible", 0, 0, 1), "version 2");
+    assert_eq!(outcome_of(true, &v2), ended(5, Reason::Incompatible, 0, 0, 1), "version 2");
     // A known kind whose body cannot be read: Close(ProtocolError).
     let mut buf = [0u8; 64];
     let n = frame::encode_with(Kind::Ack, 0, 0, &mut buf, |b| {
@@ -797,14 +750,14 @@ fn every_downlink_error_has_one_meaning() {
     assert_eq!(outcome_of(false, &frame_of(ack)), protocol_error, "Ack before Accept");
     // An Ack of records never sent: nothing freed, Close(ProtocolError).
     let beyond = Message::Ack(Ack { up_to: 4 }); // sent: a heartbeat and 3 records, 0..=3
-    assert_eq!(outcome_of(true, &frame_of(beyond)), ended(1, "ProtocolError", 0, 1, 0), "Ack beyond sent");
+    assert_eq!(outcome_of(true, &frame_of(beyond)), ended(1, Reason::ProtocolError, 0, 1, 0), "Ack beyond sent");
     // Resume points the agent cannot have produced.
     let resume = |next_seq| frame_of(Message::Accept(Accept { next_seq, max_frame: 4096, retry_window_ms: 0 }));
-    let bad_resume = ended(1, "BadResume", 0, 1, 0);
+    let bad_resume = ended(1, Reason::BadResume, 0, 1, 0);
     assert_eq!(outcome_of(false, &resume(1 << 63 | 1)), bad_resume, "resume above 2^63");
     // A frame limit too small for the agent's largest record.
     let small = frame_of(Message::Accept(Accept { next_seq: 0, max_frame: min_peer_frame(&cfg()) - 1, retry_window_ms: 0 }));
-    assert_eq!(outcome_of(false, &small), ended(5, "Incompatible", 0, 0, 1), "max_frame below min_frame");
+    assert_eq!(outcome_of(false, &small), ended(5, Reason::Incompatible, 0, 0, 1), "max_frame below min_frame");
     // Harmless: an Ack of what is already acked, a Pong for no Ping, an
     // unknown kind. The connection goes on.
     let fine = |unknown| Outcome {
@@ -849,7 +802,7 @@ fn resume_beyond_what_was_sent_is_refused_unless_fresh() {
     deliver(&mut a, t, Message::Accept(Accept { next_seq: 9000, max_frame: 4096, retry_window_ms: 0 }));
     assert_eq!(a.state(), StateKind::Backoff);
     assert_eq!(transmit_all(&mut a, t), vec![Sent::Close(1)]);
-    assert!(events(&mut a).iter().any(|e| e.contains("BadResume")));
+    assert!(events(&mut a).iter().any(|e| *e == Ev::disconnect(Reason::BadResume)));
     let s = a.stats();
     assert_eq!((s.protocol_errors, s.acked), (1, 0), "nothing freed on a bad resume point");
     assert_eq!(a.ring().len(), 2);
@@ -862,7 +815,7 @@ fn close_sends_close_frame_and_stays_closed() {
     connect(&mut a, 0, 0);
     a.close(Instant(5));
     assert_eq!(transmit_all(&mut a, 5), vec![Sent::Close(CloseCode::Shutdown as u16)]);
-    assert!(events(&mut a).iter().any(|e| e.contains("Shutdown")));
+    assert!(events(&mut a).iter().any(|e| *e == Ev::disconnect(Reason::Shutdown)));
     assert_eq!(a.poll_timeout(), None);
     a.handle_timeout(Instant(1_000_000));
     assert_eq!(a.state(), StateKind::Closed);
@@ -878,7 +831,7 @@ fn incompatible_server_frame_size() {
     let _ = transmit_all(&mut a, 0);
     deliver(&mut a, 0, Message::Accept(Accept { next_seq: 0, max_frame: 100, retry_window_ms: 0 }));
     assert_eq!(a.state(), StateKind::Backoff);
-    assert!(events(&mut a).iter().any(|e| e.contains("Incompatible")));
+    assert!(events(&mut a).iter().any(|e| *e == Ev::disconnect(Reason::Incompatible)));
 }
 
 #[test]
@@ -947,8 +900,8 @@ fn full_event_queue_keeps_room_for_disconnect() {
     a.handle_received(Instant(1), &wire);
     assert_eq!(a.state(), StateKind::Backoff);
     let ev = events(&mut a);
-    assert!(ev.iter().any(|e| e.starts_with("Task")), "{ev:?}");
-    assert_eq!(ev.last().map(String::as_str), Some("Disconnect { reason: PeerClosed }"), "{ev:?}");
+    assert!(ev.iter().any(|e| matches!(e, Ev::Task { .. })), "{ev:?}");
+    assert_eq!(ev.last(), Some(&Ev::disconnect(Reason::PeerClosed)), "{ev:?}");
     assert!(a.stats().events_dropped > 0);
 }
 
@@ -972,7 +925,7 @@ fn lost_ack_is_caught_by_the_ack_timeout() {
         p.downlink(&mut a, t);
     }
     assert_eq!(t, 100 + 30_000);
-    assert!(events(&mut a).iter().any(|e| e.contains("AckTimeout")));
+    assert!(events(&mut a).iter().any(|e| *e == Ev::disconnect(Reason::AckTimeout)));
     assert_eq!(a.ring().pending_records(), 2, "heartbeat and record go again");
 }
 
@@ -1020,7 +973,7 @@ fn serve_through(p: &mut Pair, a: &mut Agent<'_>, times: impl IntoIterator<Item 
         a.push(now, &Record::new(2001, now.as_millis(), b"tick")).unwrap();
         a.handle_timeout(now);
         let seen = p.serve(a, now.as_millis());
-        connects += seen.iter().filter(|e| e.starts_with("Connect {")).count();
+        connects += seen.iter().filter(|e| matches!(e, Ev::Connect { .. })).count();
     }
     connects
 }
@@ -1033,7 +986,7 @@ fn wrapping_tick32_keeps_the_agent_alive() {
     // From 100 s before the 32-bit wrap to 200 s after it, one call a second.
     let start = u32::MAX - 100_000;
     let times: Vec<Instant> = (0..300u32).map(|i| tick.instant(start.wrapping_add(i * 1000))).collect();
-    assert_eq!(serve_through(&mut Pair::new(), &mut a, times), 1, "one connection, never dropped");
+    assert_eq!(serve_through(&mut Pair::default(), &mut a, times), 1, "one connection, never dropped");
     let s = a.stats();
     assert_eq!((s.connections, s.connect_failures, s.clock_anomalies), (1, 0, 0));
     // 300 records plus a heartbeat a minute (the first at t = 0): 5 of them.
@@ -1050,7 +1003,7 @@ fn naive_u64_from_a_wrapping_tick_reanchors_instead_of_freezing() {
     // time seems to go back 49.7 days. The agent re-anchors and goes on.
     let start = u32::MAX - 100_000;
     let times: Vec<Instant> = (0..300u32).map(|i| Instant(u64::from(start.wrapping_add(i * 1000)))).collect();
-    assert_eq!(serve_through(&mut Pair::new(), &mut a, times), 1);
+    assert_eq!(serve_through(&mut Pair::default(), &mut a, times), 1);
     let s = a.stats();
     assert_eq!((s.connections, s.connect_failures, s.clock_anomalies), (1, 0, 1));
     assert_eq!(s.pushed, 305, "heartbeats kept their minute spacing across the wrap");
@@ -1062,7 +1015,7 @@ fn naive_u64_from_a_wrapping_tick_reanchors_instead_of_freezing() {
 fn one_bogus_far_future_instant_does_not_pin_the_agent() {
     let mut m = Mem::new();
     let mut a = m.agent(cfg());
-    let mut p = Pair::new();
+    let mut p = Pair::default();
     assert_eq!(serve_through(&mut p, &mut a, (0..10u64).map(|i| Instant(i * 1000))), 1);
     a.handle_timeout(Instant(u64::MAX));
     let after_bogus = a.stats();
@@ -1085,8 +1038,8 @@ fn reject_retry_after_is_bounded_and_does_not_block_failover() {
     let backoff = BackoffConfig { endpoints: 2, attempts_per_endpoint: 2, cap: Duration::from_secs(60), ..Default::default() };
     let mut m = Mem::new();
     let mut a = m.agent(AgentConfig { backoff, ..cfg() });
-    let busy = peer::Refusal { code: CloseCode::Busy, retry_after_ms: u32::MAX };
-    let mut p = Pair::with(PeerConfig { reject: Some(busy), ..PeerConfig::default() });
+    let busy = peer::Refusal { code: kit_core::message::CloseCode::Busy, retry_after_ms: u32::MAX };
+    let mut p = Pair::new(PeerConfig { reject: Some(busy), ..PeerConfig::default() });
     let mut reject = |a: &mut Agent<'_>, t: u64| {
         attempt(a, &mut p, t);
         assert_eq!(a.state(), StateKind::Backoff);
@@ -1164,7 +1117,7 @@ fn run_slow_link(cfg: AgentConfig, rate: u64, secs: u64, backlog: u32, push_ever
     // Frames in flight on the uplink: (arrival time, bytes).
     let mut link: std::collections::VecDeque<(u64, Vec<u8>)> = Default::default();
     let mut link_free_at = 0u64;
-    let mut p = Pair::with(PeerConfig { max_frame: 8192, ..PeerConfig::default() });
+    let mut p = Pair::new(PeerConfig { max_frame: 8192, ..PeerConfig::default() });
     let (mut t, end, mut next_push, mut seq) = (0u64, secs * 1000, 0u64, 0u32);
     for i in 0..backlog {
         let _ = a.push(Instant(0), &Record::new(2000 + i, 0, &[0; 64]));
@@ -1179,10 +1132,10 @@ fn run_slow_link(cfg: AgentConfig, rate: u64, secs: u64, backlog: u32, push_ever
         }
         a.handle_timeout(Instant(t));
         for ev in events(&mut a) {
-            if ev.starts_with("Connect {") {
+            if matches!(ev, Ev::Connect { .. }) {
                 p.open();
                 a.handle_connected(Instant(t));
-            } else if ev.starts_with("Disconnect") {
+            } else if ev.is_disconnect() {
                 p.close();
                 link.clear();
                 link_free_at = t;
@@ -1193,7 +1146,7 @@ fn run_slow_link(cfg: AgentConfig, rate: u64, secs: u64, backlog: u32, push_ever
             if n == 0 {
                 break;
             }
-            if p.conn.is_none() {
+            if p.conn().is_none() {
                 continue; // written after the Disconnect (a Close): dropped with the connection
             }
             link_free_at = link_free_at.max(t) + (n as u64 * 1000).div_ceil(rate);
@@ -1201,7 +1154,7 @@ fn run_slow_link(cfg: AgentConfig, rate: u64, secs: u64, backlog: u32, push_ever
         }
         while link.front().is_some_and(|(at, _)| *at <= t) {
             let (_, bytes) = link.pop_front().unwrap();
-            let id = p.conn.expect("bytes in flight belong to the open connection");
+            let id = p.conn().expect("bytes in flight belong to the open connection");
             p.peer.handle_received(id, &bytes);
             p.downlink(&mut a, t);
         }
@@ -1278,7 +1231,7 @@ fn task_whose_result_was_evicted_is_answered_when_resent() {
     let mut a = m.agent(c);
     let _p = connect(&mut a, 0, 0);
     let task = || Message::Task(message::Task { object_name: "", data_type: 6000, payload: b"args", token: "t-7" });
-    let task_events = |a: &mut Agent<'_>| events(a).iter().filter(|e| e.starts_with("Task {")).count();
+    let task_events = |a: &mut Agent<'_>| events(a).iter().filter(|e| matches!(e, Ev::Task { .. })).count();
     deliver(&mut a, 1, task());
     assert_eq!(task_events(&mut a), 1);
     // Resent while the app holds it: ignored.

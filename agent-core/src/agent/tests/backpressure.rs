@@ -8,7 +8,7 @@ use super::*;
 /// `poll_timeout`, fires timers, and (blocked) asks for no frame. Returns
 /// the wake-up instants and the events until the first `Disconnect`, or
 /// until `until`.
-fn sleep_blocked(a: &mut Agent<'_>, from: u64, until: u64) -> (Vec<u64>, Vec<std::string::String>) {
+fn sleep_blocked(a: &mut Agent<'_>, from: u64, until: u64) -> (Vec<u64>, Vec<Ev>) {
     let mut wakes = Vec::new();
     let mut seen = Vec::new();
     let mut last = from;
@@ -27,7 +27,7 @@ fn sleep_blocked(a: &mut Agent<'_>, from: u64, until: u64) -> (Vec<u64>, Vec<std
             assert!(transmit_all(a, t).is_empty(), "a blocked agent handed out a frame at {t}");
         }
         let ev = events(a);
-        let done = ev.iter().any(|e| e.starts_with("Disconnect"));
+        let done = ev.iter().any(|e| e.is_disconnect());
         seen.extend(ev);
         if done {
             break;
@@ -66,7 +66,7 @@ fn blocked_transport_never_makes_the_next_timeout_now() {
     // spin, one wake-up, and nothing handed out meanwhile.
     let (wakes, seen) = sleep_blocked(&mut a, 500, 120_000);
     assert_eq!(wakes, vec![20_000], "wake-ups while blocked");
-    assert!(seen.iter().any(|e| e.contains("PongTimeout")), "{seen:?}");
+    assert!(seen.iter().any(|e| *e == Ev::disconnect(Reason::PongTimeout)), "{seen:?}");
     // The connection is gone and so is the blocked state; the records are
     // pending again for the next connection, none lost.
     assert!(!a.is_blocked());
@@ -93,7 +93,7 @@ fn blocked_with_nothing_in_flight_ends_by_liveness() {
     assert_eq!(a.next_timer(), Some((Timer::Idle, Instant(2_000 + 15_000 + 5_000))));
     let (wakes, seen) = sleep_blocked(&mut a, 2_000, 120_000);
     assert_eq!(wakes, vec![22_000], "one wake-up, at the liveness deadline");
-    assert!(seen.iter().any(|e| e.contains("PongTimeout")), "{seen:?}");
+    assert!(seen.iter().any(|e| *e == Ev::disconnect(Reason::PongTimeout)), "{seen:?}");
     assert_eq!(a.state(), StateKind::Backoff);
 }
 
@@ -173,7 +173,7 @@ fn a_slow_socket_delivers_every_record_once_without_spinning() {
     let mut m = Mem::new();
     let mut a = m.agent(cfg());
     let mut p = connect(&mut a, 0, 0);
-    let id = p.conn.unwrap();
+    let id = p.conn().unwrap();
     let mut sock: Vec<u8> = Vec::new();
     let mut held: Vec<u8> = Vec::new();
     let mut out = vec![0u8; a.transmit_len()];
@@ -201,7 +201,7 @@ fn a_slow_socket_delivers_every_record_once_without_spinning() {
         }
         a.handle_timeout(Instant(t));
         let ev = events(&mut a);
-        assert!(!ev.iter().any(|e| e.starts_with("Disconnect")), "t={t}: {ev:?}");
+        assert!(!ev.iter().any(|e| e.is_disconnect()), "t={t}: {ev:?}");
         loop {
             if !held.is_empty() {
                 let n = (CAP - sock.len()).min(held.len());

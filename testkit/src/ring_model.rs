@@ -3,9 +3,9 @@
 //!
 //! One copy serves two drivers:
 //!
-//! * `agent-core/tests/ring_model.rs` (proptest), as `#[path] mod model`;
-//! * the `ring_ops` cargo-fuzz target, through `agent_core_fuzz::ring_model`
-//!   (`fuzz/src/lib.rs` includes this file with `#[path]`).
+//! * `agent-core/tests/ring_model.rs` (proptest);
+//! * the `ring_ops` cargo-fuzz target (`fuzz/` depends on this crate with
+//!   the `ring-model` feature).
 //!
 //! Every mismatch is a panic: libFuzzer reports it as a crash, proptest
 //! catches it and shrinks the case. The drivers only generate operations

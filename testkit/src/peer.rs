@@ -1,8 +1,10 @@
 //! The test peer: the collector side of PROTOCOL.md, written once over the
-//! public agent-core API and shared by the agent unit tests
-//! (`src/agent/tests.rs`), the driver tests (`tests/driver.rs`) and the fleet
-//! simulation (`sim/tests/simulation.rs`), after quinn-proto's `Pair`: every test
-//! talks to the same collector instead of a hand-written one of its own.
+//! public agent-core API and shared by agent-core's unit tests
+//! (`src/agent/tests.rs`), its driver and carrierless tests, and the fleet
+//! simulation (`sim/`), after quinn-proto's `Pair`: every test talks to the
+//! same collector instead of a hand-written one of its own. Its own tests
+//! are `agent-core/tests/against_peer.rs`; [`crate::pair`] puts it and an
+//! agent on one clock.
 //!
 //! Sans-IO like the agent. The caller owns the transport and the clock:
 //!
@@ -53,7 +55,6 @@
 //! Observable state for assertions: per agent ([`Peer::agent`]) the records
 //! stored in sequence order, the resume point, duplicates, gaps, hellos and
 //! damaged closes; per peer every Close sent and received.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -155,9 +156,17 @@ impl AgentLog {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Answer {
     /// Accept with this resume point.
-    Accept { next_seq: u64 },
+    Accept {
+        /// The Accept's resume point.
+        next_seq: u64,
+    },
     /// Reject with this code (the connection is closed).
-    Reject { code: u16, retry_after_ms: u32 },
+    Reject {
+        /// The Reject's code.
+        code: u16,
+        /// The Reject's `retry_after_ms`.
+        retry_after_ms: u32,
+    },
 }
 
 /// A record received again, below the expected point.
@@ -174,7 +183,14 @@ pub struct Dup {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BatchOutcome {
     /// Stored (`new`, possibly empty), duplicates dropped, then acked.
-    Stored { new: Range<u64>, dups: Vec<Dup>, up_to: u64 },
+    Stored {
+        /// The sequence numbers stored for the first time.
+        new: Range<u64>,
+        /// The records received again.
+        dups: Vec<Dup>,
+        /// The Ack sent: the last record stored contiguously.
+        up_to: u64,
+    },
     /// Above the expected point: Close(ProtocolError), connection closed.
     Gap,
     /// Dropped by [`PeerConfig::ignore_batches`].
@@ -203,19 +219,28 @@ pub enum Violation {
 pub enum Note {
     /// A Hello and the answer.
     Hello {
+        /// `Hello.agent_id`.
         agent_id: String,
+        /// `Hello.first_unacked_seq`.
         first_unacked_seq: u64,
+        /// `Hello.next_seq`.
         next_seq: u64,
+        /// `Hello.max_frame`.
         max_frame: u32,
+        /// `Hello.min_frame`.
         min_frame: u32,
+        /// `Hello.auth_token`.
         auth_token: Vec<u8>,
         /// The peer's resume point for the agent before the Hello.
         stored_next: u64,
+        /// How the peer answered.
         answer: Answer,
     },
     /// A Batch; the connection's points before it.
     Batch {
+        /// `Batch.first_seq`.
         first_seq: u64,
+        /// `Batch.count`.
         count: u32,
         /// Where the peer expected it (above: a gap).
         expected: u64,
@@ -225,6 +250,7 @@ pub enum Note {
         /// One past the latest Ack sent on this connection (at first: the
         /// Accept's resume point).
         ack_next: u64,
+        /// What the peer did with it.
         outcome: BatchOutcome,
     },
     /// A Ping, answered.
@@ -232,7 +258,12 @@ pub enum Note {
     /// A Pong.
     Pong(u64),
     /// A bare TaskResult frame.
-    TaskResult { token: String, status: u32 },
+    TaskResult {
+        /// The result's token.
+        token: String,
+        /// The result's status.
+        status: u32,
+    },
     /// A Close from the agent: the connection is closed.
     Close(u16),
     /// A frame of an unknown kind, skipped.
@@ -245,9 +276,25 @@ pub enum Note {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Push {
     /// A Task.
-    Task { object_name: String, data_type: u32, payload: Vec<u8>, token: String },
+    Task {
+        /// `Task.object_name`.
+        object_name: String,
+        /// `Task.data_type`.
+        data_type: u32,
+        /// `Task.payload`.
+        payload: Vec<u8>,
+        /// `Task.token`.
+        token: String,
+    },
     /// A Config.
-    Config { name: String, version: String, payload: Vec<u8> },
+    Config {
+        /// `Config.name`.
+        name: String,
+        /// `Config.version`.
+        version: String,
+        /// `Config.payload`.
+        payload: Vec<u8>,
+    },
 }
 
 impl Push {

@@ -1,12 +1,10 @@
-//! The test peer (`support/peer.rs`) against the collector rules of
+//! The test peer (`edge_testkit::peer`) against the collector rules of
 //! PROTOCOL.md, frame by frame: what the agent, driver and simulation tests
 //! rely on when they use it as their server.
 
-mod support;
-
 use agent_core::decoder::{Feed, FrameDecoder};
-use agent_core::message::{Ack, Batch, CloseCode, Hello, Message, Ping};
-use support::peer::{self, Answer, BatchOutcome, Note, Peer, PeerConfig, Push, Refusal, Violation};
+use agent_core::message::{Accept, Ack, Batch, Close, CloseCode, Config, Hello, Message, Ping, Pong, Reject, Task};
+use edge_testkit::peer::{self, Answer, BatchOutcome, Note, Peer, PeerConfig, Push, Refusal, Violation};
 
 fn hello(first_unacked_seq: u64, next_seq: u64, min_frame: u32) -> Vec<u8> {
     let h = Hello {
@@ -43,17 +41,24 @@ fn batch(first_seq: u64, count: u8, seq: u32) -> Vec<u8> {
     frame(Message::Batch(Batch { first_seq, base_ts: 7, count: u32::from(count), records: &records }), seq)
 }
 
-/// The frames the peer wrote on `id`, decoded to (kind, Debug of the message).
-fn replies(p: &mut Peer<'_>, id: u64) -> Vec<String> {
-    let mut out = Vec::new();
-    while let Some(f) = p.poll_transmit(id) {
+/// The frames the peer wrote on `id`, as written.
+fn replies(p: &mut Peer<'_>, id: u64) -> Vec<Vec<u8>> {
+    std::iter::from_fn(|| p.poll_transmit(id)).collect()
+}
+
+/// Asserts that the peer wrote exactly `want` on `id`, compared as decoded
+/// values.
+#[track_caller]
+fn expect_replies(p: &mut Peer<'_>, id: u64, want: &[Message<'_>]) {
+    let got = replies(p, id);
+    assert_eq!(got.len(), want.len(), "{} frames, want {want:?}", got.len());
+    for (f, w) in got.iter().zip(want) {
         let mut st = vec![0u8; 4096];
         let mut dec = FrameDecoder::new(&mut st);
-        let Feed::Frame { frame, remaining } = dec.feed(&f) else { panic!("peer wrote a partial frame") };
+        let Feed::Frame { frame, remaining } = dec.feed(f) else { panic!("peer wrote a partial frame") };
         assert!(remaining.is_empty());
-        out.push(format!("{:?}", Message::decode(&frame).unwrap()));
+        assert_eq!(Message::decode(&frame).unwrap(), *w);
     }
-    out
 }
 
 fn accepted(p: &mut Peer<'_>, first_unacked: u64) -> u64 {
@@ -71,7 +76,7 @@ fn accepts_stores_dedupes_and_closes_on_a_gap() {
     // Unknown agent: resume at its own first_unacked_seq.
     let notes = p.handle_received(1, &hello(5, 9, 200));
     assert!(matches!(notes[..], [Note::Hello { stored_next: 0, answer: Answer::Accept { next_seq: 5 }, .. }]), "{notes:?}");
-    assert_eq!(replies(&mut p, 1), ["Accept(Accept { next_seq: 5, max_frame: 4096, retry_window_ms: 0 })"]);
+    expect_replies(&mut p, 1, &[Message::Accept(Accept { next_seq: 5, max_frame: 4096, retry_window_ms: 0 })]);
     // Stored, split across two chunks, acked cumulatively.
     let b = batch(5, 2, 1);
     assert!(p.handle_received(1, &b[..10]).is_empty());
@@ -80,10 +85,10 @@ fn accepts_stores_dedupes_and_closes_on_a_gap() {
         panic!("{notes:?}")
     };
     assert_eq!((new.clone(), dups.len()), (5..7, 0));
-    assert_eq!(replies(&mut p, 1), ["Ack(Ack { up_to: 6 })"]);
+    expect_replies(&mut p, 1, &[Message::Ack(Ack { up_to: 6 })]);
     // Overlap: 5 and 6 are duplicates, 7 is new.
     p.handle_received(1, &batch(5, 3, 2));
-    assert_eq!(replies(&mut p, 1), ["Ack(Ack { up_to: 7 })"]);
+    expect_replies(&mut p, 1, &[Message::Ack(Ack { up_to: 7 })]);
     let log = p.agent("a1");
     assert_eq!((log.dups, log.dup_mismatches, log.next), (2, 0, 8));
     assert_eq!(log.records.keys().copied().collect::<Vec<_>>(), [5, 6, 7]);
@@ -91,7 +96,7 @@ fn accepts_stores_dedupes_and_closes_on_a_gap() {
     // Above the expected point (8): a gap, Close(ProtocolError), closed.
     let notes = p.handle_received(1, &batch(9, 1, 3));
     assert!(matches!(notes[..], [Note::Batch { expected: 8, outcome: BatchOutcome::Gap, .. }]), "{notes:?}");
-    assert_eq!(replies(&mut p, 1), ["Close(Close { code: 1, reason: \"gap\" })"]);
+    expect_replies(&mut p, 1, &[Message::Close(Close { code: 1, reason: "gap" })]);
     assert!(!p.is_open(1));
     assert_eq!(p.agent("a1").gaps, 1);
     // Nothing more is read on a closed connection; released, the slot is free.
@@ -125,10 +130,10 @@ fn ping_pong_and_the_repeated_ack_habit() {
     p.handle_received(id, &batch(0, 1, 1));
     replies(&mut p, id);
     assert_eq!(p.handle_received(id, &frame(Message::Ping(Ping { nonce: 9 }), 2)), [Note::Ping(9)]);
-    assert_eq!(replies(&mut p, id), ["Pong(Pong { nonce: 9 })"]);
+    expect_replies(&mut p, id, &[Message::Pong(Pong { nonce: 9 })]);
     p.cfg.repeat_ack_after_pong = true;
     p.handle_received(id, &frame(Message::Ping(Ping { nonce: 10 }), 3));
-    assert_eq!(replies(&mut p, id), ["Pong(Pong { nonce: 10 })", "Ack(Ack { up_to: 0 })"]);
+    expect_replies(&mut p, id, &[Message::Pong(Pong { nonce: 10 }), Message::Ack(Ack { up_to: 0 })]);
 }
 
 #[test]
@@ -138,7 +143,7 @@ fn rejects_busy_unauthorized_and_too_small_a_frame() {
     assert!(p.open(1));
     let notes = p.handle_received(1, &hello(0, 0, 200));
     assert!(matches!(notes[..], [Note::Hello { answer: Answer::Reject { code: 6, retry_after_ms: 1500 }, .. }]));
-    assert_eq!(replies(&mut p, 1), ["Reject(Reject { code: 6, reason: \"refused\", retry_after_ms: 1500 })"]);
+    expect_replies(&mut p, 1, &[Message::Reject(Reject { code: 6, reason: "refused", retry_after_ms: 1500 })]);
     assert!(!p.is_open(1));
     p.release(1);
 
@@ -171,7 +176,7 @@ fn protocol_errors_close_with_code_1() {
             assert!(p.open(1));
         }
         assert_eq!(p.handle_received(1, &bytes), [Note::ProtocolError(want)], "{what}");
-        assert_eq!(replies(&mut p, 1), ["Close(Close { code: 1, reason: \"protocol error\" })"], "{what}");
+        expect_replies(&mut p, 1, &[Message::Close(Close { code: 1, reason: "protocol error" })]);
         assert!(!p.is_open(1), "{what}");
     }
 }
@@ -182,17 +187,17 @@ fn close_on_damage_habit_and_pushed_tasks() {
     p.after_accept(Push::task("", 6000, b"x", "t1"));
     assert!(p.open(1));
     p.handle_received(1, &hello(0, 0, 200));
-    let r = replies(&mut p, 1);
-    assert_eq!(r.len(), 2, "{r:?}");
-    assert!(r[1].starts_with("Task(Task { object_name: \"\", data_type: 6000"), "{r:?}");
+    let accept = Message::Accept(Accept { next_seq: 0, max_frame: 4096, retry_window_ms: 0 });
+    let task = Message::Task(Task { object_name: "", data_type: 6000, payload: b"x", token: "t1" });
+    expect_replies(&mut p, 1, &[accept, task]);
     p.push(1, &Push::config("rules", "2", b"{}"));
-    assert!(replies(&mut p, 1)[0].starts_with("Config("));
+    expect_replies(&mut p, 1, &[Message::Config(Config { name: "rules", version: "2", payload: b"{}" })]);
     // Garbage is skipped and the connection goes on, unless the habit is on.
     p.handle_received(1, b"junk");
     assert!(p.is_open(1));
     p.cfg.close_on_damage = true;
     p.handle_received(1, b"more junk");
-    assert_eq!(replies(&mut p, 1), ["Close(Close { code: 1, reason: \"damaged\" })"]);
+    expect_replies(&mut p, 1, &[Message::Close(Close { code: 1, reason: "damaged" })]);
     assert_eq!(p.agent("a1").damaged_closes, 1);
     assert_eq!(p.tasks_sent, [(1, "t1".to_string())]);
 }
