@@ -93,20 +93,19 @@ extern crate self as agent_core;
 
 pub mod agent;
 pub mod backoff;
-pub mod body;
-pub mod decoder;
 pub mod driver;
 pub mod events;
-pub mod frame;
-pub mod heartbeat;
 mod mem;
-pub mod message;
 pub mod plugin;
 pub mod record;
 pub mod ring;
 pub mod rng;
+pub mod stats;
 pub mod time;
-pub mod varint;
+pub mod wire;
+
+pub use wire::{codec as body, decoder, frame, message, varint};
+pub use stats as heartbeat;
 
 pub use agent::{Agent, AgentConfig, AgentStorage, ConfigError, Identity, Link, StateKind};
 pub use driver::{Clock, Connector, Driver};
