@@ -104,7 +104,18 @@ pub mod stats;
 pub mod time;
 pub mod wire;
 
-pub use wire::{codec as body, decoder, frame, message, varint};
+pub use wire::{codec, decoder, frame, varint};
+
+/// The message types ([`wire::message`]) and, under the names they have
+/// always had here, the single-kind helpers of [`wire::codec`].
+pub mod message {
+    pub use crate::wire::codec::{encode_task_result, read_body as decode_body, write_frame as encode_body};
+    pub use crate::wire::message::*;
+}
+
+/// The earlier path of [`wire::codec`] (the hand-written bodies).
+pub use wire::codec as body;
+/// The earlier path of [`stats`] (heartbeat payloads).
 pub use stats as heartbeat;
 
 pub use agent::{Agent, AgentConfig, AgentStorage, ConfigError, Identity, Link, StateKind};

@@ -201,7 +201,7 @@ impl Core<'_> {
         let mut buf = [0u8; MAX_HEARTBEAT_LEN];
         let ts = self.wall();
         let records = self.ring.counters().heartbeats;
-        let parts = crate::body::HeartbeatParts { host: &self.host, lib, heartbeat_records: Some(&records) };
+        let parts = crate::wire::codec::HeartbeatParts { host: &self.host, lib, heartbeat_records: Some(&records) };
         if let Some(n) = write_body(&parts, &mut buf) {
             let _ = self.push(now, &Record::new(data_type::AGENT_HEARTBEAT, ts, &buf[..n]));
         }

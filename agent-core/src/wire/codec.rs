@@ -1,21 +1,31 @@
-//! Hand-written readers and writers of the bodies an agent handles.
+//! The wire codec: one hand-written reader and one writer per body, for
+//! every message kind ([`crate::wire::message`]) and for the payloads the
+//! agent puts in records (heartbeats of [`crate::stats`], plugin
+//! heartbeats, task results).
 //!
-//! [`crate::message`] encodes and decodes every kind through postcard's
-//! serde support; that generic code costs flash on a Cortex-M4. The agent
-//! reads the eight kinds it can receive with [`read_body`] and writes what
-//! it sends (Hello, Ping, Pong, Close, and the payloads of heartbeat and
-//! task-result records) with [`write_body`] instead: the same postcard
-//! encoding (varints, with postcard's byte limits when reading: 3 for `u16`,
-//! 5 for `u32`, 10 for `u64`, and for lengths 5 or 10 as `usize` is 32 or 64
-//! bits; strings checked as UTF-8; trailing
-//! bytes ignored; options as a 0/1 tag), written out by hand. Property tests
-//! check that both agree with postcard on every value and every body.
+//! The byte format is postcard's, written out by hand so that no generic
+//! serde code is linked into firmware: fields in declared order, unsigned
+//! integers as LEB128 varints, strings and byte strings as
+//! `varint(len) | bytes`, options as a one-byte tag (0 absent, 1 present)
+//! then the value, enums as their variant index (a `u32` varint). Readers
+//! keep postcard's limits: a varint is at most 3 bytes for a `u16`, 5 for a
+//! `u32`, 10 for a `u64`, and for a length 5 or 10 as `usize` is 32 or 64
+//! bits; strings must be UTF-8; bytes after the last field are ignored.
+//! The property tests (`tests/body_props.rs`, `tests/heartbeat_layout.rs`)
+//! and the `body_codec` fuzz target check every reader and writer against
+//! postcard itself on every value and every body.
+//!
+//! Appended fields: a field added to a kind after its first release is
+//! read only when bytes remain (older peers end before it). Adding a field
+//! is a change to the type and to its two impls here.
 
-use crate::frame::{self, EncodeError, Kind};
-use crate::heartbeat::{AgentHeartbeat, AgentStats, HeartbeatRecords, HostStats};
-use crate::message::{Accept, Ack, Close, Config, DecodeError, Hello, Ping, Pong, Reject, Task, TaskResult};
-use crate::plugin::PluginHeartbeat;
-use crate::varint;
+use crate::plugin::{PluginHeartbeat, PluginStatus};
+use crate::stats::{AgentHeartbeat, AgentStats, HeartbeatRecords, HostStats};
+use crate::wire::frame::{self, EncodeError, Frame, Kind, VERSION};
+use crate::wire::message::{
+    Accept, Ack, Batch, Close, Config, DecodeError, Hello, Message, Ping, Pong, Reject, Task, TaskResult,
+};
+use crate::wire::varint;
 
 /// A cursor over a body.
 pub struct BodyReader<'a> {
@@ -73,6 +83,27 @@ impl<'a> BodyReader<'a> {
     pub fn str(&mut self) -> Result<&'a str, DecodeError> {
         core::str::from_utf8(self.bytes()?).map_err(|_| DecodeError::Malformed)
     }
+
+    /// An option's tag: one byte, 0 (absent) or 1 (present).
+    pub fn tag(&mut self) -> Result<bool, DecodeError> {
+        let (&t, rest) = self.bytes.split_first().ok_or(DecodeError::Malformed)?;
+        self.bytes = rest;
+        match t {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::Malformed),
+        }
+    }
+
+    /// An optional `u32`.
+    pub fn option_u32(&mut self) -> Result<Option<u32>, DecodeError> {
+        if self.tag()? { self.u32().map(Some) } else { Ok(None) }
+    }
+
+    /// An optional `u64`.
+    pub fn option_u64(&mut self) -> Result<Option<u64>, DecodeError> {
+        if self.tag()? { self.u64().map(Some) } else { Ok(None) }
+    }
 }
 
 /// A body the agent can read by hand.
@@ -82,7 +113,7 @@ pub trait ReadBody<'a>: Sized {
 }
 
 /// Reads a body of type `T` (trailing bytes ignored, as in
-/// [`crate::message::decode_body`]).
+/// [`crate::wire::message::decode_body`]).
 pub fn read_body<'a, T: ReadBody<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
     T::read(&mut BodyReader::new(body))
 }
@@ -136,6 +167,122 @@ impl<'a> ReadBody<'a> for Task<'a> {
 impl<'a> ReadBody<'a> for Config<'a> {
     fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
         Ok(Config { name: r.str()?, version: r.str()?, payload: r.bytes()? })
+    }
+}
+
+impl<'a> ReadBody<'a> for Hello<'a> {
+    /// The fields only; [`Message::decode`] also checks the address lists.
+    fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
+        Ok(Hello {
+            agent_id: r.str()?,
+            hostname: r.str()?,
+            product: r.str()?,
+            version: r.str()?,
+            intranet_ipv4: r.bytes()?,
+            intranet_ipv6: r.bytes()?,
+            extranet_ipv4: r.bytes()?,
+            extranet_ipv6: r.bytes()?,
+            auth_token: r.bytes()?,
+            first_unacked_seq: r.u64()?,
+            next_seq: r.u64()?,
+            max_frame: r.u32()?,
+            min_frame: r.u32()?,
+        })
+    }
+}
+
+impl<'a> ReadBody<'a> for Batch<'a> {
+    fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
+        Ok(Batch { first_seq: r.u64()?, base_ts: r.u64()?, count: r.u32()?, records: r.bytes()? })
+    }
+}
+
+impl<'a> ReadBody<'a> for TaskResult<'a> {
+    fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
+        Ok(TaskResult { token: r.str()?, status: r.u32()?, message: r.str()? })
+    }
+}
+
+impl<'a> ReadBody<'a> for PluginHeartbeat<'a> {
+    fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
+        let (name, version, pid) = (r.str()?, r.str()?, r.u32()?);
+        // An enum is its variant index, a `u32` varint.
+        let status = match r.u32()? {
+            0 => PluginStatus::Starting,
+            1 => PluginStatus::Running,
+            2 => PluginStatus::Stopping,
+            3 => PluginStatus::Stopped,
+            4 => PluginStatus::Error,
+            _ => return Err(DecodeError::Malformed),
+        };
+        Ok(PluginHeartbeat { name, version, pid, status })
+    }
+}
+
+impl<'a> ReadBody<'a> for HostStats {
+    fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
+        Ok(HostStats {
+            cpu_permille: r.option_u32()?,
+            rss_bytes: r.option_u64()?,
+            open_fds: r.option_u32()?,
+            load1_centi: r.option_u32()?,
+            load5_centi: r.option_u32()?,
+            load15_centi: r.option_u32()?,
+            mem_used_bytes: r.option_u64()?,
+            mem_total_bytes: r.option_u64()?,
+            tx_bytes_per_sec: r.option_u64()?,
+            rx_bytes_per_sec: r.option_u64()?,
+        })
+    }
+}
+
+impl<'a> ReadBody<'a> for AgentStats {
+    fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
+        Ok(AgentStats {
+            pushed: r.u64()?,
+            acked: r.u64()?,
+            dropped_full: r.u64()?,
+            dropped_too_large: r.u64()?,
+            dropped_evicted: r.u64()?,
+            bytes_sent: r.u64()?,
+            bytes_received: r.u64()?,
+            frames_sent: r.u64()?,
+            frames_received: r.u64()?,
+            connections: r.u64()?,
+            connect_failures: r.u64()?,
+            last_rtt_ms: r.option_u32()?,
+            decoder_skipped_bytes: r.u64()?,
+            decoder_bad_crc: r.u64()?,
+            unknown_kinds: r.u64()?,
+            malformed: r.u64()?,
+            events_dropped: r.u64()?,
+            tasks_unroutable: r.u64()?,
+            protocol_errors: r.u64()?,
+            ring_used_bytes: r.u32()?,
+            ring_capacity: r.u32()?,
+            tasks_duplicate: r.u64()?,
+            decoder_oversized: r.u64()?,
+            clock_anomalies: r.u64()?,
+            peer_incompatible: r.u64()?,
+            ack_timeouts: r.u64()?,
+        })
+    }
+}
+
+impl<'a> ReadBody<'a> for HeartbeatRecords {
+    fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
+        Ok(HeartbeatRecords { pushed: r.u64()?, dropped_full: r.u64()?, dropped_evicted: r.u64()? })
+    }
+}
+
+impl<'a> ReadBody<'a> for AgentHeartbeat {
+    /// Revision 3's `heartbeat_records` is read as `None` when it cannot be
+    /// read at all (a revision-2 payload ends before it), as postcard's
+    /// decoder with a fallback to the revision-2 layout did.
+    fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
+        let (host, lib) = (HostStats::read(r)?, AgentStats::read(r)?);
+        let records = |r: &mut BodyReader<'a>| if r.tag()? { HeartbeatRecords::read(r).map(Some) } else { Ok(None) };
+        Ok(AgentHeartbeat { host, lib, heartbeat_records: records(r).unwrap_or(None) })
     }
 }
 
@@ -225,6 +372,54 @@ impl WriteBody for Hello<'_> {
         w.uint(self.next_seq)?;
         w.uint(u64::from(self.max_frame))?;
         w.uint(u64::from(self.min_frame))
+    }
+}
+
+impl WriteBody for Accept {
+    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
+        w.uint(self.next_seq)?;
+        w.uint(u64::from(self.max_frame))?;
+        w.uint(u64::from(self.retry_window_ms))
+    }
+}
+
+impl WriteBody for Reject<'_> {
+    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
+        w.uint(u64::from(self.code))?;
+        w.str(self.reason)?;
+        w.uint(u64::from(self.retry_after_ms))
+    }
+}
+
+impl WriteBody for Batch<'_> {
+    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
+        w.uint(self.first_seq)?;
+        w.uint(self.base_ts)?;
+        w.uint(u64::from(self.count))?;
+        w.bytes(self.records)
+    }
+}
+
+impl WriteBody for Ack {
+    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
+        w.uint(self.up_to)
+    }
+}
+
+impl WriteBody for Task<'_> {
+    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
+        w.str(self.object_name)?;
+        w.uint(u64::from(self.data_type))?;
+        w.bytes(self.payload)?;
+        w.str(self.token)
+    }
+}
+
+impl WriteBody for Config<'_> {
+    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
+        w.str(self.name)?;
+        w.str(self.version)?;
+        w.bytes(self.payload)
     }
 }
 
@@ -350,10 +545,100 @@ impl WriteBody for HeartbeatParts<'_> {
     }
 }
 
+
+impl WriteBody for HeartbeatRecords {
+    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
+        w.uint(self.pushed)?;
+        w.uint(self.dropped_full)?;
+        w.uint(self.dropped_evicted)
+    }
+}
+
+impl AgentHeartbeat {
+    /// Encodes into `out`, returning the used prefix (`None` if it does not
+    /// fit; [`crate::stats::MAX_HEARTBEAT_LEN`] bytes always do).
+    pub fn encode<'o>(&self, out: &'o mut [u8]) -> Option<&'o mut [u8]> {
+        let n = write_body(self, out)?;
+        Some(&mut out[..n])
+    }
+
+    /// Decodes a heartbeat payload (trailing bytes ignored). A revision-2
+    /// payload (ending after `lib`) decodes with `heartbeat_records: None`.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        read_body(bytes).ok()
+    }
+}
+
+/// Encodes a TaskResult body alone (the payload of a `TASK_RESULT` record).
+pub fn encode_task_result(r: &TaskResult<'_>, out: &mut [u8]) -> Option<usize> {
+    write_body(r, out)
+}
+
+fn check_addrs(list: &[u8], size: usize) -> Result<(), DecodeError> {
+    if list.len().is_multiple_of(size) { Ok(()) } else { Err(DecodeError::Malformed) }
+}
+
+impl<'a> Message<'a> {
+    /// Reads the message in `frame`. Code that expects only a few kinds
+    /// (the agent) calls [`read_body`] for those instead, so the other
+    /// kinds' readers are not linked.
+    pub fn decode(frame: &Frame<'a>) -> Result<Message<'a>, DecodeError> {
+        if frame.version != VERSION {
+            return Err(DecodeError::UnsupportedVersion);
+        }
+        let b = frame.body;
+        let kind = Kind::from_u8(frame.kind).ok_or(DecodeError::UnknownKind)?;
+        Ok(match kind {
+            Kind::Hello => {
+                let h: Hello<'a> = read_body(b)?;
+                check_addrs(h.intranet_ipv4, 4)?;
+                check_addrs(h.extranet_ipv4, 4)?;
+                check_addrs(h.intranet_ipv6, 16)?;
+                check_addrs(h.extranet_ipv6, 16)?;
+                Message::Hello(h)
+            }
+            Kind::Accept => Message::Accept(read_body(b)?),
+            Kind::Reject => Message::Reject(read_body(b)?),
+            Kind::Batch => Message::Batch(read_body(b)?),
+            Kind::Ack => Message::Ack(read_body(b)?),
+            Kind::Ping => Message::Ping(read_body(b)?),
+            Kind::Pong => Message::Pong(read_body(b)?),
+            Kind::Task => Message::Task(read_body(b)?),
+            Kind::Config => Message::Config(read_body(b)?),
+            Kind::TaskResult => Message::TaskResult(read_body(b)?),
+            Kind::Close => Message::Close(read_body(b)?),
+        })
+    }
+
+    /// Writes the message as one frame with frame counter `seq` into `out`;
+    /// returns the frame's length. Code that sends only a few kinds (the
+    /// agent) calls [`write_frame`] for those instead.
+    pub fn encode(&self, seq: u32, out: &mut [u8]) -> Result<usize, EncodeError> {
+        frame::encode_with(self.kind(), 0, seq, out, |b| match self {
+            Message::Hello(m) => write_body(m, b),
+            Message::Accept(m) => write_body(m, b),
+            Message::Reject(m) => write_body(m, b),
+            Message::Batch(m) => write_body(m, b),
+            Message::Ack(m) => write_body(m, b),
+            Message::Ping(m) => write_body(m, b),
+            Message::Pong(m) => write_body(m, b),
+            Message::Task(m) => write_body(m, b),
+            Message::Config(m) => write_body(m, b),
+            Message::TaskResult(m) => write_body(m, b),
+            Message::Close(m) => write_body(m, b),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::decode_body;
+    use crate::wire::decoder::{Feed, FrameDecoder};
+
+    /// Postcard's reading of a body of type `T` (trailing bytes ignored).
+    fn decode_body<'a, T: serde::Deserialize<'a>>(b: &'a [u8]) -> Result<T, DecodeError> {
+        postcard::take_from_bytes(b).map(|(v, _)| v).map_err(|_| DecodeError::Malformed)
+    }
 
     /// Accept by postcard: three fields, or exactly two (field 3 absent).
     fn postcard_accept(b: &[u8]) -> Option<Accept> {
@@ -391,5 +676,39 @@ mod tests {
             assert_eq!(read_body::<Close<'_>>(b).ok(), decode_body::<Close<'_>>(b).ok(), "{b:?}");
             assert_eq!(read_body::<Ack>(b).ok(), decode_body::<Ack>(b).ok(), "{b:?}");
         }
+    }
+
+    #[test]
+    fn round_trip_through_decoder() {
+        let msg = Message::Task(Task { object_name: "scanner", data_type: 6000, payload: b"\x01\x02", token: "t-1" });
+        let mut out = [0u8; 64];
+        let n = msg.encode(3, &mut out).unwrap();
+        let mut store = [0u8; 64];
+        let mut dec = FrameDecoder::new(&mut store);
+        let Feed::Frame { frame, .. } = dec.feed(&out[..n]) else { panic!("no frame") };
+        assert_eq!(frame.seq, 3);
+        assert_eq!(Message::decode(&frame), Ok(msg));
+    }
+
+    #[test]
+    fn rejects_bad_bodies() {
+        let f = Frame { version: 1, kind: Kind::Ack as u8, flags: 0, seq: 0, body: &[0x80] };
+        assert_eq!(Message::decode(&f), Err(DecodeError::Malformed));
+        let f = Frame { version: 2, ..f };
+        assert_eq!(Message::decode(&f), Err(DecodeError::UnsupportedVersion));
+        let f = Frame { version: 1, kind: 99, ..f };
+        assert_eq!(Message::decode(&f), Err(DecodeError::UnknownKind));
+        // Trailing bytes are ignored (forward compatibility).
+        let f = Frame { version: 1, kind: Kind::Ack as u8, flags: 0, seq: 0, body: &[5, 0xff] };
+        assert_eq!(Message::decode(&f), Ok(Message::Ack(Ack { up_to: 5 })));
+        let mut out = [0u8; 64];
+        let hello = Hello {
+            agent_id: "a", hostname: "h", product: "p", version: "1", intranet_ipv4: &[10, 0, 0],
+            intranet_ipv6: &[], extranet_ipv4: &[], extranet_ipv6: &[], auth_token: &[],
+            first_unacked_seq: 0, next_seq: 0, max_frame: 512, min_frame: 512,
+        };
+        let n = Message::Hello(hello).encode(0, &mut out).unwrap();
+        let f = Frame { version: 1, kind: 1, flags: 0, seq: 0, body: &out[13..n - 4] };
+        assert_eq!(Message::decode(&f), Err(DecodeError::Malformed));
     }
 }
