@@ -8,9 +8,7 @@
 
 use agent_core::decoder::{Feed, FrameDecoder};
 use agent_core::frame::{self, crc32c, EncodeError, Frame, Kind, HEADER_LEN, OVERHEAD, VERSION};
-use agent_core::message::{
-    self, Message, TaskResult,
-};
+use agent_core::message::{self, Message, TaskResult};
 use agent_core::record::{ts_delta, EntryError, EntryHeader, EntryIter, Record};
 use proptest::collection::vec;
 use proptest::prelude::*;

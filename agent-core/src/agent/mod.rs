@@ -121,7 +121,9 @@ use crate::wire::varint;
 use crate::Record;
 use core::fmt;
 
+mod batch;
 mod config;
+mod heartbeat;
 mod link;
 mod recv;
 mod send;
