@@ -112,8 +112,8 @@ pub trait ReadBody<'a>: Sized {
     fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError>;
 }
 
-/// Reads a body of type `T` (trailing bytes ignored, as in
-/// [`crate::wire::message::decode_body`]).
+/// Reads a body of type `T` (trailing bytes ignored); also
+/// [`crate::message::decode_body`].
 pub fn read_body<'a, T: ReadBody<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
     T::read(&mut BodyReader::new(body))
 }
