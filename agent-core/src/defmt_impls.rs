@@ -12,14 +12,14 @@ use defmt::{write, Format, Formatter};
 use crate::agent::{ConfigError, Link, StateKind};
 use crate::driver::{BufferTooSmall, TransportLoss};
 use crate::events::{DisconnectReason, Event, TaskTarget, TransportError};
-use crate::frame::EncodeError;
-use crate::heartbeat::{AgentStats, HeartbeatRecords};
-use crate::message::DecodeError;
+use crate::wire::frame::EncodeError;
+use crate::stats::{AgentStats, HeartbeatRecords};
+use crate::wire::message::DecodeError;
 use crate::plugin::{PluginError, PluginId, PluginStatus};
 use crate::record::EntryError;
 use crate::ring::{PushError, RingCounters};
 use crate::time::{Duration, Instant};
-use crate::varint::VarintError;
+use crate::wire::varint::VarintError;
 
 /// `Format` for a field-less enum: each variant prints as its name (sent as
 /// `{=str}`: defmt's macros need a literal to intern, and `stringify!` is

@@ -100,7 +100,7 @@
 
 use crate::agent::{Agent, StateKind, MAX_TASK_RESULT_LEN};
 use crate::events::{Event, TransportError};
-use crate::message::task_status;
+use crate::wire::message::task_status;
 use crate::record::Record;
 use crate::ring::PushError;
 use crate::time::{Duration, Instant};

@@ -9,12 +9,12 @@ use core::fmt;
 
 use crate::agent::ConfigError;
 use crate::driver::{BufferTooSmall, TransportLoss};
-use crate::frame::EncodeError;
-use crate::message::DecodeError;
+use crate::wire::frame::EncodeError;
+use crate::wire::message::DecodeError;
 use crate::plugin::PluginError;
 use crate::record::EntryError;
 use crate::ring::PushError;
-use crate::varint::VarintError;
+use crate::wire::varint::VarintError;
 
 impl fmt::Display for VarintError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -10,12 +10,25 @@
 //! | [`agent`] | the session: handshake, batching, acks, liveness, reconnect, tasks (start here) |
 //! | [`ring`] | the send ring: records in caller memory until acked |
 //! | [`record`] | records, data types, the entry encoding |
-//! | [`frame`], [`decoder`] | frame layout and CRC; the streaming decoder |
-//! | [`message`], [`body`] | message bodies: serde codec for every kind; the agent's hand-written one |
+//! | [`wire`] | the bytes on the wire: [`wire::frame`] (layout, CRC), [`wire::decoder`] (the streaming decoder), [`wire::message`] (the message types), [`wire::codec`] (the one codec, by hand in postcard's format), [`wire::varint`] |
+//! | [`stats`] | the host's stats, the library's counters, the heartbeat payload that carries them |
 //! | [`backoff`], [`rng`] | reconnect timing with full jitter; the caller-seeded PRNG |
-//! | [`heartbeat`], [`plugin`], [`events`] | heartbeat payloads; plugins; events for the caller |
+//! | [`plugin`], [`events`] | plugins; events for the caller |
 //! | [`driver`] | a blocking loop over `embedded-io` transports |
-//! | [`time`], [`varint`] | the caller's clock; LEB128 |
+//! | [`time`] | the caller's clock |
+//!
+//! Paths kept for users: [`frame`], [`decoder`], [`codec`] and [`varint`]
+//! are [`wire`]'s modules; [`message`] is [`wire::message`] plus the
+//! single-kind helpers `decode_body`, `encode_body` and
+//! `encode_task_result` (the codec's `read_body`, `write_frame`,
+//! `write_body`); [`body`] is [`wire::codec`] and [`heartbeat`] is
+//! [`stats`], under their earlier names.
+//!
+//! In [`agent`], by file: `timers.rs` every deadline (the heartbeat timer
+//! among them), `heartbeat.rs` the heartbeat records it pushes, `batch.rs`
+//! the batch builder with its batch and window sizing, `send.rs` which
+//! frame goes next, `recv.rs` what each received message does, `config.rs`
+//! every bound.
 //!
 //! The agent, from connect to an acked record (the server's side scripted):
 //!
@@ -88,23 +101,33 @@
 
 pub mod agent;
 pub mod backoff;
-pub mod body;
-pub mod decoder;
 pub mod driver;
 mod error_impls;
 pub mod events;
-pub mod frame;
-pub mod heartbeat;
 #[cfg(feature = "defmt")]
 mod defmt_impls;
 mod mem;
-pub mod message;
 pub mod plugin;
 pub mod record;
 pub mod ring;
 pub mod rng;
+pub mod stats;
 pub mod time;
-pub mod varint;
+pub mod wire;
+
+pub use wire::{codec, decoder, frame, varint};
+
+/// The message types ([`wire::message`]) and, under the names they have
+/// always had here, the single-kind helpers of [`wire::codec`].
+pub mod message {
+    pub use crate::wire::codec::{encode_task_result, read_body as decode_body, write_frame as encode_body};
+    pub use crate::wire::message::*;
+}
+
+/// The earlier path of [`wire::codec`] (the hand-written bodies).
+pub use wire::codec as body;
+/// The earlier path of [`stats`] (heartbeat payloads).
+pub use stats as heartbeat;
 
 pub use agent::{Agent, AgentConfig, AgentStorage, ConfigError, Identity, Link, StateKind};
 pub use driver::{Clock, Connector, Driver};

@@ -56,7 +56,7 @@ pub enum PluginError {
     /// A plugin of this name is registered already.
     Duplicate = 3,
     /// The name and version together are too long for a plugin heartbeat
-    /// (at most [`crate::heartbeat::MAX_HEARTBEAT_LEN`] bytes encoded), so
+    /// (at most [`crate::stats::MAX_HEARTBEAT_LEN`] bytes encoded), so
     /// its heartbeats could never be sent.
     TooLong = 4,
 }
@@ -75,7 +75,7 @@ impl core::fmt::Display for PluginError {
 impl PluginHeartbeat<'_> {
     /// The longest this heartbeat encodes to (pid at its longest varint).
     pub fn max_encoded_len(&self) -> usize {
-        let field = |n: usize| crate::varint::len_u64(n as u64) + n;
+        let field = |n: usize| crate::wire::varint::len_u64(n as u64) + n;
         field(self.name.len()) + field(self.version.len()) + 5 + 1
     }
 }
@@ -100,7 +100,7 @@ impl<'a> Plugins<'a> {
             return Err(PluginError::Duplicate);
         }
         let hb = PluginHeartbeat { name, version, pid: u32::MAX, status: PluginStatus::Error };
-        if hb.max_encoded_len() > crate::heartbeat::MAX_HEARTBEAT_LEN {
+        if hb.max_encoded_len() > crate::stats::MAX_HEARTBEAT_LEN {
             return Err(PluginError::TooLong);
         }
         let i = self.slots.iter().position(Option::is_none).ok_or(PluginError::Full)?;
@@ -166,8 +166,8 @@ mod tests {
         // The largest that fits: 2 + 200 + 2 + 174 + 5 + 1 = 384 bytes.
         let id = p.register(&long[..200], &long[..174]).unwrap();
         let hb = PluginHeartbeat { name: &long[..200], version: &long[..174], pid: u32::MAX, status: PluginStatus::Error };
-        let mut buf = [0u8; crate::heartbeat::MAX_HEARTBEAT_LEN];
-        assert_eq!(crate::body::write_body(&hb, &mut buf), Some(hb.max_encoded_len()));
+        let mut buf = [0u8; crate::stats::MAX_HEARTBEAT_LEN];
+        assert_eq!(crate::wire::codec::write_body(&hb, &mut buf), Some(hb.max_encoded_len()));
         assert_eq!(p.find(&long[..200]), Some(id));
     }
 }

@@ -14,7 +14,7 @@
 //! A 64-byte payload with a data type below 16 384 and records less than
 //! ~8 s apart costs 5 bytes of header: 92.7 % payload efficiency.
 
-use crate::varint::{self, VarintError};
+use crate::wire::varint::{self, VarintError};
 
 /// Well-known values of [`Record::data_type`].
 ///

@@ -51,7 +51,7 @@
 //! O(records) within a partly acked batch.
 
 use crate::record::{apply_delta, data_type, ts_delta, EntryHeader, Record, MAX_ENTRY_HEADER};
-use crate::heartbeat::HeartbeatRecords;
+use crate::stats::HeartbeatRecords;
 use core::fmt;
 use heapless::Deque;
 

@@ -1,10 +1,14 @@
-//! The agent's hand-written body readers (`agent_core::body`) must agree with
-//! postcard's serde decoder (`message::decode_body`) on every input: same
-//! value on success, failure on the same inputs (for Accept, whose field 3
-//! is optional, postcard's reading of three fields or of exactly two).
+//! The one codec (`agent_core::wire::codec`, written by hand) must agree
+//! with postcard's serde codec on every input, for every body it reads and
+//! writes: same value on success, failure on the same inputs (for Accept,
+//! whose field 3 is optional, postcard's reading of three fields or of
+//! exactly two; for a heartbeat, postcard's reading of revision 3 or of
+//! revision 2), and the writers produce postcard's bytes exactly.
 
-use agent_core::body::{read_body, ReadBody};
-use agent_core::message::{decode_body, Accept, Ack, Close, Config, Ping, Pong, Reject, Task};
+use agent_core::heartbeat::{AgentHeartbeat, AgentStats, HeartbeatRecords, HostStats};
+use agent_core::message::{Accept, Ack, Batch, Close, Config, Hello, Ping, Pong, Reject, Task, TaskResult};
+use agent_core::plugin::PluginHeartbeat;
+use agent_core::wire::codec::{read_body, ReadBody};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
@@ -13,7 +17,12 @@ fn agree<'a, T>(body: &'a [u8])
 where
     T: ReadBody<'a> + Deserialize<'a> + PartialEq + Debug,
 {
-    assert_eq!(read_body::<T>(body).ok(), decode_body::<T>(body).ok(), "body {body:02x?}");
+    assert_eq!(read_body::<T>(body).ok(), decode_body::<T>(body), "body {body:02x?}");
+}
+
+/// Postcard's reading of a body of type `T` (trailing bytes ignored).
+fn decode_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Option<T> {
+    postcard::take_from_bytes(body).ok().map(|(v, _rest)| v)
 }
 
 fn all_agree(body: &[u8]) {
@@ -25,11 +34,22 @@ fn all_agree(body: &[u8]) {
         Ok(((next_seq, max_frame), [])) => Some(Accept { next_seq, max_frame, retry_window_ms: 0 }),
         _ => None,
     };
-    assert_eq!(read_body::<Accept>(body).ok(), decode_body::<Accept>(body).ok().or(two), "body {body:02x?}");
+    assert_eq!(read_body::<Accept>(body).ok(), decode_body::<Accept>(body).or(two), "body {body:02x?}");
     agree::<Reject<'_>>(body);
     agree::<Close<'_>>(body);
     agree::<Task<'_>>(body);
     agree::<Config<'_>>(body);
+    agree::<Hello<'_>>(body);
+    agree::<Batch<'_>>(body);
+    agree::<TaskResult<'_>>(body);
+    agree::<PluginHeartbeat<'_>>(body);
+    agree::<HostStats>(body);
+    agree::<AgentStats>(body);
+    agree::<HeartbeatRecords>(body);
+    // A heartbeat: revision 3, else revision 2 with the new field unknown.
+    let rev2 = decode_body::<(HostStats, AgentStats)>(body)
+        .map(|(host, lib)| AgentHeartbeat { host, lib, heartbeat_records: None });
+    assert_eq!(AgentHeartbeat::decode(body), decode_body::<AgentHeartbeat>(body).or(rev2), "body {body:02x?}");
 }
 
 fn round_trip<'a, T>(msg: &T, buf: &'a mut [u8])
@@ -46,6 +66,8 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..40),
         proptest::collection::vec(prop_oneof![0u8..8, Just(0x80), Just(0xff), any::<u8>()], 0..24),
+        // Long runs of option tags and small varints: what stats look like.
+        proptest::collection::vec(prop_oneof![0u8..3, Just(0x80), Just(0x81), any::<u8>()], 20..120),
     ]
 }
 
@@ -72,18 +94,20 @@ proptest! {
         round_trip(&Close { code: c, reason: &s2 }, &mut buf);
         round_trip(&Task { object_name: &s1, data_type: m, payload: &p, token: &s3 }, &mut buf);
         round_trip(&Config { name: &s2, version: &s3, payload: &p }, &mut buf);
+        round_trip(&Batch { first_seq: n, base_ts: n ^ 0x5a5a, count: m, records: &p }, &mut buf);
+        round_trip(&TaskResult { token: &s3, status: m, message: &s1 }, &mut buf);
     }
 }
 
 /// The hand-written writer must produce postcard's bytes exactly.
-fn same_bytes<T: agent_core::body::WriteBody + Serialize + Debug>(v: &T) {
+fn same_bytes<T: agent_core::wire::codec::WriteBody + Serialize + Debug>(v: &T) {
     let mut mine = [0u8; 1024];
     let mut theirs = [0u8; 1024];
-    let n = agent_core::body::write_body(v, &mut mine).expect("fits");
+    let n = agent_core::wire::codec::write_body(v, &mut mine).expect("fits");
     let expect = postcard::to_slice(v, &mut theirs).unwrap();
     assert_eq!(&mine[..n], &expect[..], "{v:?}");
     // One byte short is refused, never truncated.
-    assert_eq!(agent_core::body::write_body(v, &mut mine[..n - 1]), None, "{v:?}");
+    assert_eq!(agent_core::wire::codec::write_body(v, &mut mine[..n - 1]), None, "{v:?}");
 }
 
 fn opt_u32() -> impl Strategy<Value = Option<u32>> {
@@ -107,11 +131,15 @@ proptest! {
         counters in proptest::array::uniform24(prop_oneof![any::<u64>(), 0u64..200]),
         rtt in opt_u32(),
     ) {
-        use agent_core::heartbeat::{AgentHeartbeat, AgentStats, HostStats};
-        use agent_core::message::{Hello, TaskResult};
-        use agent_core::plugin::{PluginHeartbeat, PluginStatus};
+        use agent_core::plugin::PluginStatus;
         same_bytes(&Ping { nonce: n });
         same_bytes(&Pong { nonce: n });
+        same_bytes(&Ack { up_to: n });
+        same_bytes(&Accept { next_seq: n, max_frame: m, retry_window_ms: m.rotate_left(7) });
+        same_bytes(&Reject { code: c, reason: &s1, retry_after_ms: m });
+        same_bytes(&Batch { first_seq: n, base_ts: n.rotate_left(5), count: m, records: &p });
+        same_bytes(&Task { object_name: &s1, data_type: m, payload: &p, token: &s3 });
+        same_bytes(&Config { name: &s2, version: &s3, payload: &p });
         same_bytes(&Close { code: c, reason: &s2 });
         same_bytes(&TaskResult { token: &s1, status: m, message: &s2 });
         let status = [PluginStatus::Starting, PluginStatus::Running, PluginStatus::Stopping, PluginStatus::Stopped, PluginStatus::Error][status as usize];
@@ -137,7 +165,14 @@ proptest! {
             ack_timeouts: k[23],
         };
         same_bytes(&AgentHeartbeat { host, lib, heartbeat_records: None });
-        let records = agent_core::heartbeat::HeartbeatRecords { pushed: k[0] / 3, dropped_full: k[2] / 2, dropped_evicted: k[4] };
+        let records = HeartbeatRecords { pushed: k[0] / 3, dropped_full: k[2] / 2, dropped_evicted: k[4] };
+        same_bytes(&records);
         same_bytes(&AgentHeartbeat { host, lib, heartbeat_records: Some(records) });
+        // And the readers take those bytes back.
+        let mut buf = [0u8; 1024];
+        let hb = AgentHeartbeat { host, lib, heartbeat_records: Some(records) };
+        let n = hb.encode(&mut buf).unwrap().len();
+        prop_assert_eq!(AgentHeartbeat::decode(&buf[..n]), Some(hb));
+        round_trip(&PluginHeartbeat { name: &s1, version: &s3, pid: m, status }, &mut buf);
     }
 }

@@ -8,9 +8,7 @@
 
 use agent_core::decoder::{Feed, FrameDecoder};
 use agent_core::frame::{self, crc32c, EncodeError, Frame, Kind, HEADER_LEN, OVERHEAD, VERSION};
-use agent_core::message::{
-    self, Accept, Ack, Batch, Close, Config, Hello, Message, Ping, Pong, Reject, Task, TaskResult,
-};
+use agent_core::message::{self, Message, TaskResult};
 use agent_core::record::{ts_delta, EntryError, EntryHeader, EntryIter, Record};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -24,95 +22,14 @@ const MAX_FRAME: usize = 1024;
 /// A record as generated: type, timestamp, payload.
 type OwnedRecord = (u32, u64, Vec<u8>);
 
-/// A message owning its strings and bytes; [`Owned::msg`] borrows it as a
-/// [`Message`].
-#[derive(Clone, Debug)]
-enum Owned {
-    Hello {
-        strs: [String; 4],
-        addrs: [Vec<u8>; 4],
-        token: Vec<u8>,
-        first_unacked_seq: u64,
-        next_seq: u64,
-        /// `max_frame`, `min_frame`.
-        frames: [u32; 2],
-    },
-    Accept(Accept),
-    Reject {
-        code: u16,
-        reason: String,
-        retry_after_ms: u32,
-    },
-    Batch {
-        first_seq: u64,
-        base_ts: u64,
-        count: u32,
-        records: Vec<u8>,
-    },
-    Ack(Ack),
-    Ping(Ping),
-    Pong(Pong),
-    Task {
-        object_name: String,
-        data_type: u32,
-        payload: Vec<u8>,
-        token: String,
-    },
-    Config {
-        name: String,
-        version: String,
-        payload: Vec<u8>,
-    },
-    TaskResult {
-        token: String,
-        status: u32,
-        message: String,
-    },
-    Close {
-        code: u16,
-        reason: String,
-    },
-}
+/// The owned mirror of every message, shared with the fuzz targets.
+#[path = "support/owned_message.rs"]
+#[macro_use]
+mod owned_message;
 
-impl Owned {
-    fn msg(&self) -> Message<'_> {
-        match self {
-            Owned::Hello { strs, addrs, token, first_unacked_seq, next_seq, frames } => Message::Hello(Hello {
-                agent_id: &strs[0],
-                hostname: &strs[1],
-                product: &strs[2],
-                version: &strs[3],
-                intranet_ipv4: &addrs[0],
-                intranet_ipv6: &addrs[1],
-                extranet_ipv4: &addrs[2],
-                extranet_ipv6: &addrs[3],
-                auth_token: token,
-                first_unacked_seq: *first_unacked_seq,
-                next_seq: *next_seq,
-                max_frame: frames[0],
-                min_frame: frames[1],
-            }),
-            Owned::Accept(a) => Message::Accept(*a),
-            Owned::Reject { code, reason, retry_after_ms } => {
-                Message::Reject(Reject { code: *code, reason, retry_after_ms: *retry_after_ms })
-            }
-            Owned::Batch { first_seq, base_ts, count, records } => {
-                Message::Batch(Batch { first_seq: *first_seq, base_ts: *base_ts, count: *count, records })
-            }
-            Owned::Ack(a) => Message::Ack(*a),
-            Owned::Ping(p) => Message::Ping(*p),
-            Owned::Pong(p) => Message::Pong(*p),
-            Owned::Task { object_name, data_type, payload, token } => {
-                Message::Task(Task { object_name, data_type: *data_type, payload, token })
-            }
-            Owned::Config { name, version, payload } => Message::Config(Config { name, version, payload }),
-            Owned::TaskResult { token, status, message } => {
-                Message::TaskResult(TaskResult { token, status: *status, message })
-            }
-            Owned::Close { code, reason } => Message::Close(Close { code: *code, reason }),
-        }
-    }
+owned_message!();
 
+impl OwnedMessage {
     /// The message as one frame with frame counter `seq`.
     fn frame(&self, seq: u32) -> Vec<u8> {
         let mut out = vec![0u8; MAX_FRAME];
@@ -130,11 +47,6 @@ fn arb_str() -> impl Strategy<Value = String> {
 
 fn arb_bytes() -> impl Strategy<Value = Vec<u8>> {
     vec(any::<u8>(), 0..48)
-}
-
-/// A packed address list: 0..4 addresses of `size` bytes.
-fn arb_addrs(size: usize) -> impl Strategy<Value = Vec<u8>> {
-    vec(vec(any::<u8>(), size), 0..4).prop_map(|a| a.concat())
 }
 
 /// Timestamp steps: mostly small (either sign), sometimes anything.
@@ -170,51 +82,67 @@ fn encode_entries(base_ts: u64, records: &[OwnedRecord]) -> Vec<u8> {
     out
 }
 
-fn arb_owned() -> impl Strategy<Value = Owned> {
+fn arb_owned() -> impl Strategy<Value = OwnedMessage> {
     prop_oneof![
         (
             [arb_str(), arb_str(), arb_str(), arb_str()],
-            [arb_addrs(4), arb_addrs(16), arb_addrs(4), arb_addrs(16)],
+            (vec(any::<[u8; 4]>(), 0..4), vec(any::<[u8; 16]>(), 0..4)),
+            (vec(any::<[u8; 4]>(), 0..4), vec(any::<[u8; 16]>(), 0..4)),
             arb_bytes(),
             (any::<u64>(), any::<u64>(), any::<[u32; 2]>()),
         )
-            .prop_map(|(strs, addrs, token, (first_unacked_seq, next_seq, frames))| Owned::Hello {
-                strs,
-                addrs,
-                token,
-                first_unacked_seq,
-                next_seq,
-                frames
-            }),
-        (any::<u64>(), any::<u32>()).prop_map(|(next_seq, max_frame)| Owned::Accept(Accept { next_seq, max_frame, retry_window_ms: max_frame.rotate_left(9) })),
-        (any::<u16>(), arb_str(), any::<u32>()).prop_map(|(code, reason, retry_after_ms)| Owned::Reject {
+            .prop_map(
+                |([agent_id, hostname, product, version], intranet, extranet, auth_token, (first_unacked_seq, next_seq, frames))| {
+                    OwnedMessage::Hello {
+                        agent_id,
+                        hostname,
+                        product,
+                        version,
+                        intranet_ipv4: intranet.0,
+                        intranet_ipv6: intranet.1,
+                        extranet_ipv4: extranet.0,
+                        extranet_ipv6: extranet.1,
+                        auth_token,
+                        first_unacked_seq,
+                        next_seq,
+                        max_frame: frames[0],
+                        min_frame: frames[1],
+                    }
+                }
+            ),
+        (any::<u64>(), any::<u32>()).prop_map(|(next_seq, max_frame)| OwnedMessage::Accept {
+            next_seq,
+            max_frame,
+            retry_window_ms: max_frame.rotate_left(9)
+        }),
+        (any::<u16>(), arb_str(), any::<u32>()).prop_map(|(code, reason, retry_after_ms)| OwnedMessage::Reject {
             code,
             reason,
             retry_after_ms
         }),
-        (any::<u64>(), arb_records(8)).prop_map(|(first_seq, (base_ts, recs))| Owned::Batch {
+        (any::<u64>(), arb_records(8)).prop_map(|(first_seq, (base_ts, recs))| OwnedMessage::Batch {
             first_seq,
             base_ts,
             count: recs.len() as u32,
             records: encode_entries(base_ts, &recs),
         }),
-        any::<u64>().prop_map(|up_to| Owned::Ack(Ack { up_to })),
-        any::<u64>().prop_map(|nonce| Owned::Ping(Ping { nonce })),
-        any::<u64>().prop_map(|nonce| Owned::Pong(Pong { nonce })),
+        any::<u64>().prop_map(|up_to| OwnedMessage::Ack { up_to }),
+        any::<u64>().prop_map(|nonce| OwnedMessage::Ping { nonce }),
+        any::<u64>().prop_map(|nonce| OwnedMessage::Pong { nonce }),
         (arb_str(), any::<u32>(), arb_bytes(), arb_str()).prop_map(|(object_name, data_type, payload, token)| {
-            Owned::Task { object_name, data_type, payload, token }
+            OwnedMessage::Task { object_name, data_type, payload, token }
         }),
-        (arb_str(), arb_str(), arb_bytes()).prop_map(|(name, version, payload)| Owned::Config {
+        (arb_str(), arb_str(), arb_bytes()).prop_map(|(name, version, payload)| OwnedMessage::Config {
             name,
             version,
             payload
         }),
-        (arb_str(), any::<u32>(), arb_str()).prop_map(|(token, status, message)| Owned::TaskResult {
+        (arb_str(), any::<u32>(), arb_str()).prop_map(|(token, status, message)| OwnedMessage::TaskResult {
             token,
             status,
             message
         }),
-        (any::<u16>(), arb_str()).prop_map(|(code, reason)| Owned::Close { code, reason }),
+        (any::<u16>(), arb_str()).prop_map(|(code, reason)| OwnedMessage::Close { code, reason }),
     ]
 }
 

@@ -24,8 +24,9 @@
 
 use agent_core::data_type;
 use agent_core::frame::crc32c;
-use agent_core::message::{decode_body, TaskResult};
+use agent_core::message::{decode_body, DecodeError, TaskResult};
 use agent_core::plugin::PluginStatus;
+use agent_core::wire::codec::{BodyReader, ReadBody};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -51,7 +52,7 @@ pub fn plugin_status_number(n: u32) -> &'static str {
 /// A plugin heartbeat payload with its status as a bare number, so that a
 /// status added by a later agent decodes (as `"unknown"`) instead of
 /// making the payload unreadable.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy)]
 pub struct PluginBeat<'a> {
     /// Plugin name.
     pub name: &'a str,
@@ -61,6 +62,14 @@ pub struct PluginBeat<'a> {
     pub pid: u32,
     /// Status number (the enum's variant index).
     pub status: u32,
+}
+
+/// The layout of agent-core's `PluginHeartbeat`, the status read as the
+/// bare variant index.
+impl<'a> ReadBody<'a> for PluginBeat<'a> {
+    fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
+        Ok(PluginBeat { name: r.str()?, version: r.str()?, pid: r.u32()?, status: r.u32()? })
+    }
 }
 
 impl<'a> PluginBeat<'a> {

@@ -70,7 +70,7 @@ use agent_core::{
     Agent, AgentConfig, AgentStats, AgentStorage, Duration, Event, Identity, Instant, OverflowPolicy, PluginId,
     PluginStatus, Record, RingConfig, StateKind, TaskTarget, TransportError,
 };
-use agent_core_fuzz::{check_entries, encode_message, raw_frame, ArbMessage};
+use agent_core_fuzz::{check_entries, encode_message, raw_frame, OwnedMessage};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
@@ -193,7 +193,7 @@ enum Down<'a> {
         code: u16,
         reason: &'a str,
     },
-    Any(ArbMessage),
+    Any(OwnedMessage),
     /// Any header values, valid CRC.
     Frame {
         version: u8,
@@ -1123,8 +1123,7 @@ fn down_bytes(h: &Harness<'_>, agent: &Agent<'_>, msg: &Down<'_>, seq: u32) -> (
         }
         Down::Close { code, reason } => (enc(Message::Close(Close { code, reason })), None, Known::Inert),
         Down::Any(ref m) => {
-            let addrs = m.addrs();
-            let msg = m.as_message(&addrs);
+            let msg = m.msg();
             let accept = match msg {
                 Message::Accept(a) => Some(a.max_frame as usize),
                 _ => None,

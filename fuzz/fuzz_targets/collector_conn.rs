@@ -20,7 +20,7 @@
 use agent_core::decoder::{Feed, FrameDecoder};
 use agent_core::message::{Batch, Hello, Message};
 use agent_core::record::{ts_delta, EntryHeader};
-use agent_core_fuzz::{encode_message, ArbMessage};
+use agent_core_fuzz::{encode_message, OwnedMessage};
 use arbitrary::Arbitrary;
 use edge_collector::ledger::{plan, raise, ResumePoints, StoreOutcome};
 use edge_collector::handshake::{pre_hello, HelloBounds, PreHello};
@@ -32,7 +32,7 @@ enum Chunk {
     /// Raw bytes.
     Raw(Vec<u8>),
     /// Any message, well framed.
-    Msg(ArbMessage),
+    Msg(OwnedMessage),
     /// A well-formed Hello.
     Hello { first_unacked_seq: u8, next_seq: u8, min_frame: u16 },
     /// A well-formed Batch starting `rel` from the expected point, with a
@@ -91,8 +91,7 @@ fuzz_target!(|input: Input| {
         let bytes = match chunk {
             Chunk::Raw(b) => b.clone(),
             Chunk::Msg(m) => {
-                let addrs = m.addrs();
-                encode_message(&m.as_message(&addrs), 0)
+                encode_message(&m.msg(), 0)
             }
             Chunk::Hello { first_unacked_seq, next_seq, min_frame } => {
                 let h = Hello {

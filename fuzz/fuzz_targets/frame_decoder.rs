@@ -24,7 +24,7 @@
 use agent_core::decoder::{Feed, FrameDecoder};
 use agent_core::frame::{HEADER_LEN, OVERHEAD, VERSION};
 use agent_core::message::Message;
-use agent_core_fuzz::{check_entries, encode_message, raw_frame, ArbMessage};
+use agent_core_fuzz::{check_entries, encode_message, raw_frame, OwnedMessage};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
@@ -59,7 +59,7 @@ enum Piece {
     },
     Message {
         seq: u32,
-        msg: ArbMessage,
+        msg: OwnedMessage,
         damage: Damage,
     },
     /// The caller resets the decoder (a connection ended).
@@ -108,8 +108,7 @@ fn run(input: &Input) {
                 damage(raw_frame(version.unwrap_or(VERSION), *kind, *flags, *seq, body), d)
             }
             Piece::Message { seq, msg, damage: d } => {
-                let addrs = msg.addrs();
-                damage(encode_message(&msg.as_message(&addrs), *seq), d)
+                damage(encode_message(&msg.msg(), *seq), d)
             }
             Piece::Reset => {
                 resets.push(stream.len());

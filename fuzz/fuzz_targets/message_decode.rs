@@ -16,14 +16,14 @@
 use agent_core::decoder::{Feed, FrameDecoder};
 use agent_core::frame::{EncodeError, Frame, OVERHEAD, VERSION};
 use agent_core::message::{DecodeError, Message};
-use agent_core_fuzz::{check_entries, encode_message, ArbMessage};
+use agent_core_fuzz::{check_entries, encode_message, OwnedMessage};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
 enum Input<'a> {
     Decode { version: Option<u8>, kind: u8, flags: u8, seq: u32, body: &'a [u8] },
-    Encode { seq: u32, msg: ArbMessage, small_out: u16 },
+    Encode { seq: u32, msg: OwnedMessage, small_out: u16 },
 }
 
 /// Runs `wire` (one whole frame) through a decoder of exactly its size.
@@ -74,8 +74,7 @@ fuzz_target!(|input: Input<'_>| match input {
         assert_eq!(&again[..], &out[..n]);
     }
     Input::Encode { seq, msg, small_out } => {
-        let addrs = msg.addrs();
-        let m = msg.as_message(&addrs);
+        let m = msg.msg();
         let wire = encode_message(&m, seq);
         decode_wire(&wire, |f| {
             assert_eq!(f.seq, seq);

@@ -2,13 +2,15 @@
 //!
 //! * [`raw_frame`]: frame bytes with any header values and a valid CRC, so
 //!   the fuzzer gets past the checksum without having to guess it.
-//! * [`ArbMessage`]: an owned, `Arbitrary` [`Message`] of any kind.
+//! * [`OwnedMessage`]: an owned, `Arbitrary` [`Message`] of any kind, the
+//!   very type the codec property tests use
+//!   (`agent-core/tests/support/owned_message.rs`).
 //! * [`check_entries`]: decodes a batch body and checks its structure.
 //! * [`ring_model`]: the reference model of the send ring and its harness,
 //!   the very one the proptest model test uses (`edge_testkit::ring_model`).
 
 use agent_core::frame::{crc32c, MAGIC, OVERHEAD};
-use agent_core::message::{Accept, Ack, Batch, Close, Config, Hello, Message, Ping, Pong, Reject, Task, TaskResult};
+use agent_core::message::Message;
 use agent_core::record::{apply_delta, EntryHeader, EntryIter, Record};
 use arbitrary::Arbitrary;
 
@@ -65,151 +67,13 @@ pub fn message_body_bound(msg: &Message<'_>) -> usize {
     }
 }
 
-/// An owned message of any kind, built from fuzzer input. Address lists are
-/// whole addresses, so every value encodes to something that decodes back.
-#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
-pub enum ArbMessage {
-    Hello {
-        agent_id: String,
-        hostname: String,
-        product: String,
-        version: String,
-        intranet_ipv4: Vec<[u8; 4]>,
-        intranet_ipv6: Vec<[u8; 16]>,
-        extranet_ipv4: Vec<[u8; 4]>,
-        extranet_ipv6: Vec<[u8; 16]>,
-        auth_token: Vec<u8>,
-        first_unacked_seq: u64,
-        next_seq: u64,
-        max_frame: u32,
-        min_frame: u32,
-    },
-    Accept {
-        next_seq: u64,
-        max_frame: u32,
-        retry_window_ms: u32,
-    },
-    Reject {
-        code: u16,
-        reason: String,
-        retry_after_ms: u32,
-    },
-    Batch {
-        first_seq: u64,
-        base_ts: u64,
-        count: u32,
-        records: Vec<u8>,
-    },
-    Ack {
-        up_to: u64,
-    },
-    Ping {
-        nonce: u64,
-    },
-    Pong {
-        nonce: u64,
-    },
-    Task {
-        object_name: String,
-        data_type: u32,
-        payload: Vec<u8>,
-        token: String,
-    },
-    Config {
-        name: String,
-        version: String,
-        payload: Vec<u8>,
-    },
-    TaskResult {
-        token: String,
-        status: u32,
-        message: String,
-    },
-    Close {
-        code: u16,
-        reason: String,
-    },
-}
+/// The one owned mirror of every message, shared with
+/// `agent-core/tests/codec_props.rs`; here built from fuzzer input.
+#[path = "../../agent-core/tests/support/owned_message.rs"]
+#[macro_use]
+mod owned_message;
 
-/// Owned, flattened address lists of an [`ArbMessage::Hello`].
-pub struct HelloAddrs {
-    pub intranet_ipv4: Vec<u8>,
-    pub intranet_ipv6: Vec<u8>,
-    pub extranet_ipv4: Vec<u8>,
-    pub extranet_ipv6: Vec<u8>,
-}
-
-impl ArbMessage {
-    /// The flattened address lists (empty for other kinds).
-    pub fn addrs(&self) -> HelloAddrs {
-        match self {
-            ArbMessage::Hello { intranet_ipv4, intranet_ipv6, extranet_ipv4, extranet_ipv6, .. } => HelloAddrs {
-                intranet_ipv4: intranet_ipv4.concat(),
-                intranet_ipv6: intranet_ipv6.concat(),
-                extranet_ipv4: extranet_ipv4.concat(),
-                extranet_ipv6: extranet_ipv6.concat(),
-            },
-            _ => HelloAddrs {
-                intranet_ipv4: Vec::new(),
-                intranet_ipv6: Vec::new(),
-                extranet_ipv4: Vec::new(),
-                extranet_ipv6: Vec::new(),
-            },
-        }
-    }
-
-    /// The borrowed message; `addrs` must come from [`ArbMessage::addrs`].
-    pub fn as_message<'a>(&'a self, addrs: &'a HelloAddrs) -> Message<'a> {
-        match self {
-            ArbMessage::Hello {
-                agent_id,
-                hostname,
-                product,
-                version,
-                auth_token,
-                first_unacked_seq,
-                next_seq,
-                max_frame,
-                min_frame,
-                ..
-            } => Message::Hello(Hello {
-                agent_id,
-                hostname,
-                product,
-                version,
-                intranet_ipv4: &addrs.intranet_ipv4,
-                intranet_ipv6: &addrs.intranet_ipv6,
-                extranet_ipv4: &addrs.extranet_ipv4,
-                extranet_ipv6: &addrs.extranet_ipv6,
-                auth_token,
-                first_unacked_seq: *first_unacked_seq,
-                next_seq: *next_seq,
-                max_frame: *max_frame,
-                min_frame: *min_frame,
-            }),
-            ArbMessage::Accept { next_seq, max_frame, retry_window_ms } => {
-                Message::Accept(Accept { next_seq: *next_seq, max_frame: *max_frame, retry_window_ms: *retry_window_ms })
-            }
-            ArbMessage::Reject { code, reason, retry_after_ms } => {
-                Message::Reject(Reject { code: *code, reason, retry_after_ms: *retry_after_ms })
-            }
-            ArbMessage::Batch { first_seq, base_ts, count, records } => {
-                Message::Batch(Batch { first_seq: *first_seq, base_ts: *base_ts, count: *count, records })
-            }
-            ArbMessage::Ack { up_to } => Message::Ack(Ack { up_to: *up_to }),
-            ArbMessage::Ping { nonce } => Message::Ping(Ping { nonce: *nonce }),
-            ArbMessage::Pong { nonce } => Message::Pong(Pong { nonce: *nonce }),
-            ArbMessage::Task { object_name, data_type, payload, token } => {
-                Message::Task(Task { object_name, data_type: *data_type, payload, token })
-            }
-            ArbMessage::Config { name, version, payload } => Message::Config(Config { name, version, payload }),
-            ArbMessage::TaskResult { token, status, message } => {
-                Message::TaskResult(TaskResult { token, status: *status, message })
-            }
-            ArbMessage::Close { code, reason } => Message::Close(Close { code: *code, reason }),
-        }
-    }
-}
+owned_message!(#[derive(Arbitrary)]);
 
 /// Decodes every entry of `bytes` (timestamps chained from `base_ts`) and
 /// checks what any entry list must satisfy: the iterator ends, stops right

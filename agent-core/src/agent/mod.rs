@@ -106,22 +106,24 @@
 
 
 use crate::backoff::{Backoff, BackoffConfig, Retry};
-use crate::decoder::{Feed, FrameDecoder};
+use crate::wire::decoder::{Feed, FrameDecoder};
 use crate::events::{DisconnectReason, Event, EventQueue, TaskTarget, TransportError};
-use crate::frame::{self, Frame, Kind, OVERHEAD};
-use crate::heartbeat::{AgentStats, HeartbeatRecords, HostStats, MAX_HEARTBEAT_LEN};
-use crate::body::{read_body, write_body, write_frame};
-use crate::message::{self, task_status, Close, CloseCode, DecodeError, Hello, Ping, Pong, TaskResult};
+use crate::wire::frame::{self, Frame, Kind, OVERHEAD};
+use crate::stats::{AgentStats, HeartbeatRecords, HostStats, MAX_HEARTBEAT_LEN};
+use crate::wire::codec::{read_body, write_body, write_frame};
+use crate::wire::message::{self, task_status, Close, CloseCode, DecodeError, Hello, Ping, Pong, TaskResult};
 use crate::plugin::{PluginError, PluginHeartbeat, PluginId, PluginStatus, Plugins};
 use crate::record::{data_type, MAX_ENTRY_HEADER};
 use crate::ring::{PushError, Ring, RingConfig};
 use crate::rng::Rng;
 use crate::time::{AgentClock, Duration, Instant};
-use crate::varint;
+use crate::wire::varint;
 use crate::Record;
 use core::fmt;
 
+mod batch;
 mod config;
+mod heartbeat;
 mod link;
 mod recv;
 mod send;

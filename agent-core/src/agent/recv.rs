@@ -44,7 +44,7 @@ impl Core<'_> {
     }
 
     /// Handles one downlink message. Only the kinds an agent can receive
-    /// are decoded here, by the hand-written readers of [`crate::body`]. An
+    /// are decoded here, by the hand-written readers of [`crate::wire::codec`]. An
     /// error (unreadable body, or a kind unexpected in the current state)
     /// is a protocol error, which the caller turns into a Close.
     pub(super) fn on_message(&mut self, now: Instant, kind: Kind, body: &[u8]) -> Result<(), DecodeError> {

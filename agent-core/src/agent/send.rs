@@ -1,4 +1,4 @@
-//! Transmit: which frame goes out next, and batches.
+//! Transmit: which frame goes out next (batches are built in `batch.rs`).
 
 use super::*;
 
@@ -65,47 +65,6 @@ impl Core<'_> {
             Ok(n) => self.sent(n),
             Err(_) => 0,
         }
-    }
-
-    pub(super) fn transmit_batch(&mut self, now: Instant, out: &mut [u8]) -> usize {
-        let pending = self.ring.pending_records();
-        if pending == 0 || !self.window_open() {
-            return 0;
-        }
-        let room = out.len().saturating_sub(OVERHEAD + BATCH_HEADER_MAX);
-        let window = self.window_limit().saturating_sub(self.ring.inflight_bytes());
-        let max_bytes = self.batch_limit().min(room).min(window.max(1));
-        // Decide before planning (planning walks the batch's records): a
-        // batch is full when the records pending would not fit one batch
-        // with room for one more record of the largest size.
-        let full = pending >= u64::from(self.cfg.batch_max_records)
-            || self.ring.pending_bytes() + max_entry(&self.cfg) > max_bytes;
-        let resend = self.ring.has_resends();
-        let due = self.flush_requested || self.pending_since.is_some_and(|s| now >= s + self.cfg.flush_interval);
-        if !(full || resend || due) {
-            return 0;
-        }
-        let Some(plan) = self.ring.plan_batch(max_bytes, self.cfg.batch_max_records) else { return 0 };
-        let seq = self.tx_seq;
-        let ring = &self.ring;
-        let written = frame::encode_with(Kind::Batch, 0, seq, out, |body| {
-            let mut n = 0;
-            for v in [plan.first_seq, plan.base_ts, u64::from(plan.count), plan.len as u64] {
-                n += varint::encode_u64(v, body.get_mut(n..)?)?;
-            }
-            let dst = body.get_mut(n..n + plan.len)?;
-            ring.copy_batch(&plan, dst).then_some(n + plan.len)
-        });
-        let Ok(n) = written else { return 0 };
-        if self.ring.inflight_records() == 0 {
-            self.ack_progress = now;
-        }
-        self.ring.commit_batch(&plan);
-        if self.ring.pending_records() == 0 {
-            self.pending_since = None;
-            self.flush_requested = false;
-        }
-        self.sent(n)
     }
 
     pub(super) fn sent(&mut self, n: usize) -> usize {

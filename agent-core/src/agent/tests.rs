@@ -6,7 +6,7 @@
 //! sent) are scripted with [`deliver`].
 
 use super::*;
-use crate::message::{Accept, Ack, Message};
+use crate::wire::message::{Accept, Ack, Message};
 use crate::time::Tick32;
 use std::vec::Vec;
 

@@ -1,7 +1,8 @@
 //! The timer table: every deadline of the session has a name ([`Timer`]),
 //! one place computes it (`Core::deadline`), `handle_timeout` fires the
-//! due ones and `poll_timeout` reports the earliest. Heartbeats, which the
-//! heartbeat timer pushes, live here too.
+//! due ones and `poll_timeout` reports the earliest. What a timer does when
+//! it fires lives with its subject: the heartbeat records in `heartbeat.rs`,
+//! the batch (and its window) in `batch.rs`.
 //!
 //! Invariant (tested after every step of the fleet simulation): after
 //! `handle_timeout(now)` and draining `poll_transmit(now)`, no timer is due
@@ -194,26 +195,6 @@ impl Core<'_> {
         }
     }
 
-    /// Pushes the agent's heartbeat record and one per registered plugin.
-    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
-    #[inline(never)]
-    pub(super) fn heartbeat(&mut self, now: Instant, lib: &AgentStats) {
-        let mut buf = [0u8; MAX_HEARTBEAT_LEN];
-        let ts = self.wall();
-        let records = self.ring.counters().heartbeats;
-        let parts = crate::body::HeartbeatParts { host: &self.host, lib, heartbeat_records: Some(&records) };
-        if let Some(n) = write_body(&parts, &mut buf) {
-            let _ = self.push(now, &Record::new(data_type::AGENT_HEARTBEAT, ts, &buf[..n]));
-        }
-        for i in 0..crate::plugin::MAX_PLUGINS {
-            let Some(p) = self.plugins.get(i) else { continue };
-            let phb = PluginHeartbeat { name: p.name, version: p.version, pid: p.pid, status: p.status };
-            if let Some(n) = write_body(&phb, &mut buf) {
-                let _ = self.push(now, &Record::new(data_type::PLUGIN_HEARTBEAT, ts, &buf[..n]));
-            }
-        }
-    }
-
     /// When pending records must be flushed, if the window lets a batch go.
     pub(super) fn flush_deadline(&self) -> Option<Instant> {
         let since = self.pending_since?;
@@ -225,27 +206,5 @@ impl Core<'_> {
             return Some(self.clock.now());
         }
         Some(since + self.cfg.flush_interval)
-    }
-
-    /// True when the next pending record fits the unacked window (and a
-    /// batch slot is free). Checked exactly, not just "window not full", so
-    /// a flush deadline is never reported while nothing can be sent: that
-    /// would make the caller's loop spin until the next ack.
-    pub(super) fn window_open(&self) -> bool {
-        let Some(next) = self.ring.next_pending_len() else { return false };
-        self.ring.inflight_batches() < crate::ring::MAX_INFLIGHT_BATCHES
-            && self.ring.inflight_bytes() + next <= self.window_limit()
-    }
-
-
-    /// The largest batch, in bytes of entries: `batch_max_bytes`, halved for
-    /// every step of `shrink`, never below one record of `max_record`.
-    pub(super) fn batch_limit(&self) -> usize {
-        (self.cfg.batch_max_bytes >> self.shrink).max(max_entry(&self.cfg))
-    }
-
-    /// The unacked window, halved like the batch, never below one batch.
-    pub(super) fn window_limit(&self) -> usize {
-        (self.cfg.window_bytes >> self.shrink).max(self.batch_limit())
     }
 }

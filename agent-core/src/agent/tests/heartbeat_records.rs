@@ -3,7 +3,7 @@
 //! heartbeats among them, and every heartbeat carries both upstream.
 
 use super::*;
-use crate::heartbeat::{AgentHeartbeat, HeartbeatRecords};
+use crate::stats::{AgentHeartbeat, HeartbeatRecords};
 use crate::ring::OverflowPolicy;
 
 const APP: u32 = 2001;

@@ -11,7 +11,7 @@
 //! [`DecoderStats::skipped_bytes`]. It buffers at most its storage's length
 //! (the largest frame it accepts) and never reads past it.
 
-use crate::frame::{crc32c, Frame, HEADER_LEN, MAGIC, TRAILER_LEN};
+use crate::wire::frame::{crc32c, Frame, HEADER_LEN, MAGIC, TRAILER_LEN};
 
 /// What the decoder has seen so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -197,7 +197,7 @@ impl<'b> FrameDecoder<'b> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{encode_with, Kind};
+    use crate::wire::frame::{encode_with, Kind};
 
     fn frame(kind: Kind, seq: u32, body: &[u8], out: &mut [u8]) -> usize {
         encode_with(kind, 0, seq, out, |b| {

@@ -1,9 +1,15 @@
-//! Heartbeat payloads: the host's stats and the library's own counters.
+//! Statistics: the host's ([`HostStats`]), the library's own counters
+//! ([`AgentStats`], [`HeartbeatRecords`]) and the payload that carries them
+//! upstream ([`AgentHeartbeat`]), with its layout bound.
 //!
 //! Every `heartbeat_interval` the agent pushes one record of type 1000
-//! ([`AgentHeartbeat`], postcard-encoded) and one of type 1001 per
-//! registered plugin. Heartbeats ride the ring like any record; under
-//! `DropOldest` the newest agent heartbeat is never evicted.
+//! ([`AgentHeartbeat`]) and one of type 1001 per registered plugin (the
+//! timer is `Timer::Heartbeat` in `agent/timers.rs`, the records are built
+//! in `agent/heartbeat.rs`). Heartbeats ride the ring like any record;
+//! under `DropOldest` the newest agent heartbeat is never evicted. Their
+//! byte layout (postcard's, field order as declared here) is written and
+//! read by [`crate::wire::codec`]: [`AgentHeartbeat::encode`],
+//! [`AgentHeartbeat::decode`].
 //!
 //! Host stats are supplied by the caller (`Agent::set_host_stats`), who
 //! knows how to read them on its platform; every field is optional.
@@ -131,24 +137,6 @@ pub struct AgentHeartbeat {
     /// Always present from this agent; `None` when decoding a revision-2
     /// payload (an older agent: unknown, not zero).
     pub heartbeat_records: Option<HeartbeatRecords>,
-}
-
-impl AgentHeartbeat {
-    /// Encodes into `out`, returning the used prefix.
-    pub fn encode<'o>(&self, out: &'o mut [u8]) -> Option<&'o mut [u8]> {
-        let n = crate::body::write_body(self, out)?;
-        Some(&mut out[..n])
-    }
-
-    /// Decodes a heartbeat payload (trailing bytes ignored). A revision-2
-    /// payload (ending after `lib`) decodes with `heartbeat_records: None`.
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        if let Ok((v, _)) = postcard::take_from_bytes(bytes) {
-            return Some(v);
-        }
-        let ((host, lib), _) = postcard::take_from_bytes::<(HostStats, AgentStats)>(bytes).ok()?;
-        Some(AgentHeartbeat { host, lib, heartbeat_records: None })
-    }
 }
 
 #[cfg(test)]

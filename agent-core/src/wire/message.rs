@@ -1,16 +1,24 @@
-//! The messages carried in frame bodies, and their codec.
+//! The messages carried in frame bodies: one body struct per [`Kind`], and
+//! [`Message`], any of them.
 //!
-//! Each [`Kind`] has one body struct, encoded with postcard (field order as
-//! declared, integers as varints, strings and byte strings as
-//! `varint(len) | bytes`). Receivers ignore bytes after the last field they
-//! know, so later minor versions may append fields. All borrowed fields point
-//! into the frame they were decoded from: decoding never copies or allocates.
+//! Their one codec is [`crate::wire::codec`] ([`Message::decode`],
+//! [`Message::encode`] and a reader and writer per body), in postcard's
+//! format (field order as declared, integers as varints, strings and byte
+//! strings as `varint(len) | bytes`). Receivers ignore bytes after the last
+//! field they know, so later minor versions may append fields. All borrowed
+//! fields point into the frame they were decoded from: decoding never copies
+//! or allocates. The serde derives describe the same layout for hosts that
+//! want it (the collector's JSON, the equality tests against postcard); the
+//! agent's code never calls them.
 //!
 //! Address lists are byte strings of packed addresses: 4 bytes per IPv4
 //! address, 16 per IPv6 address, network order. A list whose length is not a
 //! multiple of the address size is malformed.
 
-use crate::frame::{self, EncodeError, Frame, Kind, VERSION};
+use crate::wire::frame::Kind;
+// Named in `DecodeError`'s docs only.
+#[cfg(doc)]
+use crate::wire::frame::VERSION;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
@@ -264,25 +272,6 @@ impl fmt::Display for DecodeError {
     }
 }
 
-/// Reads one body of type `T` (trailing bytes ignored). [`Message::decode`]
-/// is this plus dispatch on the kind; code that expects only a few kinds
-/// (the agent) calls it directly so the other kinds' decoders are not linked.
-pub fn decode_body<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
-    postcard::take_from_bytes(bytes).map(|(v, _rest)| v).map_err(|_| DecodeError::Malformed)
-}
-
-/// Writes `body` as one frame of `kind`; the single-kind counterpart of
-/// [`Message::encode`], which links every kind's encoder.
-pub fn encode_body<T: Serialize>(kind: Kind, seq: u32, body: &T, out: &mut [u8]) -> Result<usize, EncodeError> {
-    frame::encode_with(kind, 0, seq, out, |b| postcard::to_slice(body, b).ok().map(|s| s.len()))
-}
-
-use decode_body as body;
-
-fn check_addrs(list: &[u8], size: usize) -> Result<(), DecodeError> {
-    if list.len().is_multiple_of(size) { Ok(()) } else { Err(DecodeError::Malformed) }
-}
-
 impl<'a> Message<'a> {
     /// The message's kind.
     pub const fn kind(&self) -> Kind {
@@ -299,101 +288,5 @@ impl<'a> Message<'a> {
             Message::TaskResult(_) => Kind::TaskResult,
             Message::Close(_) => Kind::Close,
         }
-    }
-
-    /// Reads the message in `frame`.
-    pub fn decode(frame: &Frame<'a>) -> Result<Message<'a>, DecodeError> {
-        if frame.version != VERSION {
-            return Err(DecodeError::UnsupportedVersion);
-        }
-        let b = frame.body;
-        let kind = Kind::from_u8(frame.kind).ok_or(DecodeError::UnknownKind)?;
-        Ok(match kind {
-            Kind::Hello => {
-                let h: Hello<'a> = body(b)?;
-                check_addrs(h.intranet_ipv4, 4)?;
-                check_addrs(h.extranet_ipv4, 4)?;
-                check_addrs(h.intranet_ipv6, 16)?;
-                check_addrs(h.extranet_ipv6, 16)?;
-                Message::Hello(h)
-            }
-            // Field 3 is optional (see `body`): read by hand, not postcard.
-            Kind::Accept => Message::Accept(crate::body::read_body(b)?),
-            Kind::Reject => Message::Reject(body(b)?),
-            Kind::Batch => Message::Batch(body(b)?),
-            Kind::Ack => Message::Ack(body(b)?),
-            Kind::Ping => Message::Ping(body(b)?),
-            Kind::Pong => Message::Pong(body(b)?),
-            Kind::Task => Message::Task(body(b)?),
-            Kind::Config => Message::Config(body(b)?),
-            Kind::TaskResult => Message::TaskResult(body(b)?),
-            Kind::Close => Message::Close(body(b)?),
-        })
-    }
-
-    /// Writes the message as one frame with frame counter `seq` into `out`;
-    /// returns the frame's length.
-    pub fn encode(&self, seq: u32, out: &mut [u8]) -> Result<usize, EncodeError> {
-        fn put<T: Serialize>(v: &T, b: &mut [u8]) -> Option<usize> {
-            postcard::to_slice(v, b).ok().map(|s| s.len())
-        }
-        frame::encode_with(self.kind(), 0, seq, out, |b| match self {
-            Message::Hello(m) => put(m, b),
-            Message::Accept(m) => put(m, b),
-            Message::Reject(m) => put(m, b),
-            Message::Batch(m) => put(m, b),
-            Message::Ack(m) => put(m, b),
-            Message::Ping(m) => put(m, b),
-            Message::Pong(m) => put(m, b),
-            Message::Task(m) => put(m, b),
-            Message::Config(m) => put(m, b),
-            Message::TaskResult(m) => put(m, b),
-            Message::Close(m) => put(m, b),
-        })
-    }
-}
-
-/// Encodes a TaskResult body alone (the payload of a `TASK_RESULT` record).
-pub fn encode_task_result(r: &TaskResult<'_>, out: &mut [u8]) -> Option<usize> {
-    postcard::to_slice(r, out).ok().map(|s| s.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::decoder::{Feed, FrameDecoder};
-
-    #[test]
-    fn round_trip_through_decoder() {
-        let msg = Message::Task(Task { object_name: "scanner", data_type: 6000, payload: b"\x01\x02", token: "t-1" });
-        let mut out = [0u8; 64];
-        let n = msg.encode(3, &mut out).unwrap();
-        let mut store = [0u8; 64];
-        let mut dec = FrameDecoder::new(&mut store);
-        let Feed::Frame { frame, .. } = dec.feed(&out[..n]) else { panic!("no frame") };
-        assert_eq!(frame.seq, 3);
-        assert_eq!(Message::decode(&frame), Ok(msg));
-    }
-
-    #[test]
-    fn rejects_bad_bodies() {
-        let f = Frame { version: 1, kind: Kind::Ack as u8, flags: 0, seq: 0, body: &[0x80] };
-        assert_eq!(Message::decode(&f), Err(DecodeError::Malformed));
-        let f = Frame { version: 2, ..f };
-        assert_eq!(Message::decode(&f), Err(DecodeError::UnsupportedVersion));
-        let f = Frame { version: 1, kind: 99, ..f };
-        assert_eq!(Message::decode(&f), Err(DecodeError::UnknownKind));
-        // Trailing bytes are ignored (forward compatibility).
-        let f = Frame { version: 1, kind: Kind::Ack as u8, flags: 0, seq: 0, body: &[5, 0xff] };
-        assert_eq!(Message::decode(&f), Ok(Message::Ack(Ack { up_to: 5 })));
-        let mut out = [0u8; 64];
-        let hello = Hello {
-            agent_id: "a", hostname: "h", product: "p", version: "1", intranet_ipv4: &[10, 0, 0],
-            intranet_ipv6: &[], extranet_ipv4: &[], extranet_ipv6: &[], auth_token: &[],
-            first_unacked_seq: 0, next_seq: 0, max_frame: 512, min_frame: 512,
-        };
-        let n = Message::Hello(hello).encode(0, &mut out).unwrap();
-        let f = Frame { version: 1, kind: 1, flags: 0, seq: 0, body: &out[13..n - 4] };
-        assert_eq!(Message::decode(&f), Err(DecodeError::Malformed));
     }
 }

@@ -1,0 +1,71 @@
+//! The batch builder and its sizing: when a batch goes (full, resend or
+//! flush due), how large it may be (`batch_max_bytes`, halved for every
+//! step of `shrink`) and the unacked window it must fit.
+
+use super::*;
+
+impl Core<'_> {
+    /// Writes one Batch frame into `out` if one is due and the window lets
+    /// it go; the frame's length, or 0.
+    pub(super) fn transmit_batch(&mut self, now: Instant, out: &mut [u8]) -> usize {
+        let pending = self.ring.pending_records();
+        if pending == 0 || !self.window_open() {
+            return 0;
+        }
+        let room = out.len().saturating_sub(OVERHEAD + BATCH_HEADER_MAX);
+        let window = self.window_limit().saturating_sub(self.ring.inflight_bytes());
+        let max_bytes = self.batch_limit().min(room).min(window.max(1));
+        // Decide before planning (planning walks the batch's records): a
+        // batch is full when the records pending would not fit one batch
+        // with room for one more record of the largest size.
+        let full = pending >= u64::from(self.cfg.batch_max_records)
+            || self.ring.pending_bytes() + max_entry(&self.cfg) > max_bytes;
+        let resend = self.ring.has_resends();
+        let due = self.flush_requested || self.pending_since.is_some_and(|s| now >= s + self.cfg.flush_interval);
+        if !(full || resend || due) {
+            return 0;
+        }
+        let Some(plan) = self.ring.plan_batch(max_bytes, self.cfg.batch_max_records) else { return 0 };
+        let seq = self.tx_seq;
+        let ring = &self.ring;
+        let written = frame::encode_with(Kind::Batch, 0, seq, out, |body| {
+            let mut n = 0;
+            for v in [plan.first_seq, plan.base_ts, u64::from(plan.count), plan.len as u64] {
+                n += varint::encode_u64(v, body.get_mut(n..)?)?;
+            }
+            let dst = body.get_mut(n..n + plan.len)?;
+            ring.copy_batch(&plan, dst).then_some(n + plan.len)
+        });
+        let Ok(n) = written else { return 0 };
+        if self.ring.inflight_records() == 0 {
+            self.ack_progress = now;
+        }
+        self.ring.commit_batch(&plan);
+        if self.ring.pending_records() == 0 {
+            self.pending_since = None;
+            self.flush_requested = false;
+        }
+        self.sent(n)
+    }
+
+    /// True when the next pending record fits the unacked window (and a
+    /// batch slot is free). Checked exactly, not just "window not full", so
+    /// a flush deadline is never reported while nothing can be sent: that
+    /// would make the caller's loop spin until the next ack.
+    pub(super) fn window_open(&self) -> bool {
+        let Some(next) = self.ring.next_pending_len() else { return false };
+        self.ring.inflight_batches() < crate::ring::MAX_INFLIGHT_BATCHES
+            && self.ring.inflight_bytes() + next <= self.window_limit()
+    }
+
+    /// The largest batch, in bytes of entries: `batch_max_bytes`, halved for
+    /// every step of `shrink`, never below one record of `max_record`.
+    pub(super) fn batch_limit(&self) -> usize {
+        (self.cfg.batch_max_bytes >> self.shrink).max(max_entry(&self.cfg))
+    }
+
+    /// The unacked window, halved like the batch, never below one batch.
+    pub(super) fn window_limit(&self) -> usize {
+        (self.cfg.window_bytes >> self.shrink).max(self.batch_limit())
+    }
+}

@@ -1,0 +1,28 @@
+//! Heartbeats: what the heartbeat timer (`Timer::Heartbeat` in
+//! `timers.rs`) pushes, the agent's heartbeat record (type 1000, the
+//! counters of [`crate::stats`]) and one record per registered plugin
+//! (type 1001).
+
+use super::*;
+
+impl Core<'_> {
+    /// Pushes the agent's heartbeat record and one per registered plugin.
+    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(never)]
+    pub(super) fn heartbeat(&mut self, now: Instant, lib: &AgentStats) {
+        let mut buf = [0u8; MAX_HEARTBEAT_LEN];
+        let ts = self.wall();
+        let records = self.ring.counters().heartbeats;
+        let parts = crate::wire::codec::HeartbeatParts { host: &self.host, lib, heartbeat_records: Some(&records) };
+        if let Some(n) = write_body(&parts, &mut buf) {
+            let _ = self.push(now, &Record::new(data_type::AGENT_HEARTBEAT, ts, &buf[..n]));
+        }
+        for i in 0..crate::plugin::MAX_PLUGINS {
+            let Some(p) = self.plugins.get(i) else { continue };
+            let phb = PluginHeartbeat { name: p.name, version: p.version, pid: p.pid, status: p.status };
+            if let Some(n) = write_body(&phb, &mut buf) {
+                let _ = self.push(now, &Record::new(data_type::PLUGIN_HEARTBEAT, ts, &buf[..n]));
+            }
+        }
+    }
+}
