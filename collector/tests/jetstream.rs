@@ -477,7 +477,7 @@ fn a_round_longer_than_the_message_bound_is_split_and_the_bound_and_partitions_a
     for (bound, why) in [("1048576", "max_payload"), ("1000", "--nats-max-message-bytes must be within")] {
         let args = sink_args(&url, "BOUND", &["--nats-max-message-bytes", bound]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = CollectorProc::command(dir.path(), &args).output().expect("run edge-collector");
+        let out = collector().command(dir.path(), &args).output().expect("run edge-collector");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(why), "{bound}: {:?} {err}", out.status);
     }
@@ -487,7 +487,7 @@ fn a_round_longer_than_the_message_bound_is_split_and_the_bound_and_partitions_a
     drop(Slot::new("js-part2", part_args("2")));
     let args = part_args("3");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = CollectorProc::command(dir.path(), &args).output().expect("run edge-collector");
+    let out = collector().command(dir.path(), &args).output().expect("run edge-collector");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("was made for --nats-partitions 2"), "{:?} {err}", out.status);
     // Small frames and identities make the longest line, and so the

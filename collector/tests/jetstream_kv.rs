@@ -33,7 +33,7 @@ fn collector(name: &str, url: &str) -> Node {
         "--sink", url, "--nats-stream", "KVFLEET", "--nats-subject-prefix", "kv.rec", "--nats-kv-prefix", "KVT", "--nats-ack-timeout", "2",
         "--idle-timeout", "6", "--admission-rate", "0", "--registry-flush", "0.2", "--api-listen", "127.0.0.1:0", "--api-token", TOKEN,
     ];
-    let proc = CollectorProc::start(dir.path(), &args);
+    let proc = common::collector().start(dir.path(), &args);
     let (agents, api) = (proc.agents, proc.api.expect("the API's address in the ready line"));
     Node { _dir: dir, proc: Some(proc), agents, api }
 }
@@ -242,7 +242,7 @@ fn an_agent_s_open_tasks_are_bounded_and_unknown_tasks_are_404() {
         "--sink", &url, "--nats-stream", "KVB", "--nats-subject-prefix", "kvb.rec", "--nats-kv-prefix", "KVB", "--nats-max-open-tasks", "3",
         "--admission-rate", "0", "--registry-flush", "0.2", "--api-listen", "127.0.0.1:0", "--api-token", TOKEN,
     ];
-    let c = CollectorProc::start(dir.path(), &args);
+    let c = common::collector().start(dir.path(), &args);
     let api = c.api.unwrap();
     let (mut raw, _, _) = Raw::connect_admitted(c.agents, &hello("bounded", b"", 0, 0), T, 10);
     raw.batch("r", 0, 1);
