@@ -28,7 +28,7 @@
 pub mod listener;
 
 use crate::registry::{ConfigRow, TaskRow};
-use crate::server::{unix_ms, Command, Shared};
+use crate::shared::{unix_ms, Command, Shared};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};

@@ -9,26 +9,14 @@
 //! (`\u0001`), which is the factor used for every client string.
 
 use crate::config::Config;
-
-/// JSON escaping's worst case: one input byte, six output bytes.
-pub const ESCAPE: usize = 6;
-
-/// Most bytes of one line apart from its identity strings and its payload's
-/// text: the field names, every number at its widest, the checksum, and a
-/// decoded heartbeat with every counter at its widest (pinned by a test).
-pub const LINE_FIXED: usize = 2048;
+// The line's own bounds live with the line format; named here too, where
+// the formulas use them.
+pub use crate::line::{line_max, ESCAPE, LINE_FIXED};
 
 /// Bytes per connection that do not depend on the flags: the read buffer
 /// (at most two [`crate::conn::READ_CHUNK`]s), Pongs queued for the Pings of
 /// one read, the task, its command queue and session state.
 pub const CONNECTION_FIXED: usize = 128 * 1024;
-
-/// Most bytes of one record's line (its newline included): [`LINE_FIXED`],
-/// the escaped identity and the payload escaped, which is at most the
-/// frame (`max_frame`). The JetStream sink's messages must hold one.
-pub fn line_max(max_frame: u32, id_max: usize, host_max: usize) -> usize {
-    LINE_FIXED + ESCAPE * (id_max + host_max) + ESCAPE * max_frame as usize
-}
 
 /// Most bytes of the lines of one Batch: each of at most
 /// `--max-batch-records` lines has [`LINE_FIXED`] plus the escaped

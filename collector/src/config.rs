@@ -22,6 +22,24 @@ pub const MIN_API_TOKEN_LEN: usize = 16;
 /// `--api-max-body` bounds (1 KiB ..= 64 MiB).
 pub const API_BODY_RANGE: std::ops::RangeInclusive<usize> = 1024..=64 << 20;
 
+/// Listen backlog of the agent port: a reconnect storm of thousands of
+/// agents should queue in the kernel, not time out (capped by somaxconn).
+/// `--max-handshakes` defaults to it: the connections the kernel queues may
+/// all be waiting for their Hello.
+pub const BACKLOG: u32 = 4096;
+
+/// The files of the agent port's TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// PEM private key of the leaf.
+    pub key: std::path::PathBuf,
+    /// PEM CA certificates for client certificates; `None`: no client
+    /// certificates asked for (TLS protects the path, tokens prove agents).
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
 /// Largest `--max-batch-records`.
 pub const MAX_BATCH_RECORDS: u32 = 65536;
 /// Default of `--nats-max-message-bytes`: 768 KiB, below nats-server's
@@ -284,9 +302,9 @@ pub struct Config {
     /// API listener and its token; `None`: no API.
     pub api: Option<(SocketAddr, Secret)>,
     /// TLS on the agent port; `None`: plain TCP.
-    pub tls: Option<crate::tls::TlsFiles>,
+    pub tls: Option<TlsFiles>,
     /// TLS on the HTTP API (no client certificates); `None`: plain HTTP.
-    pub api_tls: Option<crate::tls::TlsFiles>,
+    pub api_tls: Option<TlsFiles>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Sink.
@@ -556,7 +574,7 @@ impl Args {
         if admission_rate > 0 && max_reservations == 0 {
             return Err(ConfigError("--max-reservations must be at least 1 when --admission-rate is set (0 would answer every Hello beyond the burst without a slot)".into()));
         }
-        let max_handshakes = self.max_handshakes.unwrap_or(crate::server::BACKLOG as usize);
+        let max_handshakes = self.max_handshakes.unwrap_or(BACKLOG as usize);
         if max_handshakes == 0 {
             return Err(ConfigError("--max-handshakes must be at least 1".into()));
         }
@@ -587,7 +605,7 @@ impl Args {
             return Err(ConfigError("--max-identity-bytes and --max-token-bytes must be at most 4096".into()));
         }
         if let Some(n) = &nats {
-            let line = crate::bounds::line_max(max_frame, hello_bounds.agent_id, hello_bounds.identity);
+            let line = crate::line::line_max(max_frame, hello_bounds.agent_id, hello_bounds.identity);
             if n.max_message_bytes < line || n.max_message_bytes > MAX_NATS_MAX_MESSAGE_BYTES {
                 return Err(ConfigError(format!(
                     "--nats-max-message-bytes must be within {line}..={MAX_NATS_MAX_MESSAGE_BYTES} (one record line at its longest with --max-frame {max_frame}, --max-agent-id-bytes {} and --max-identity-bytes {} is {line} bytes), got {}",
@@ -606,13 +624,13 @@ impl Args {
             (None, None) => None,
         };
         let tls = match (self.tls_cert, self.tls_key, self.tls_client_ca) {
-            (Some(cert), Some(key), client_ca) => Some(crate::tls::TlsFiles { cert, key, client_ca }),
+            (Some(cert), Some(key), client_ca) => Some(TlsFiles { cert, key, client_ca }),
             (None, None, None) => None,
             (None, None, Some(_)) => return Err(ConfigError("--tls-client-ca needs --tls-cert and --tls-key".into())),
             _ => return Err(ConfigError("--tls-cert and --tls-key go together".into())),
         };
         let api_tls = match (self.api_tls_cert, self.api_tls_key) {
-            (Some(cert), Some(key)) if api.is_some() => Some(crate::tls::TlsFiles { cert, key, client_ca: None }),
+            (Some(cert), Some(key)) if api.is_some() => Some(TlsFiles { cert, key, client_ca: None }),
             (Some(_), Some(_)) => return Err(ConfigError("--api-tls-cert needs the API (--api-token)".into())),
             (None, None) => None,
             _ => return Err(ConfigError("--api-tls-cert and --api-tls-key go together".into())),

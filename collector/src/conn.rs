@@ -55,7 +55,7 @@ use crate::ledger::Claim;
 use crate::commit::StoreOutcome;
 use crate::metrics::Metrics;
 use crate::registry::{ConfigRow, TaskRow};
-use crate::server::{unix_ms, Command, Shared, COMMAND_QUEUE};
+use crate::shared::{unix_ms, Command, Shared, COMMAND_QUEUE};
 use crate::session::{HelloInfo, Refusal, Session, Step};
 use agent_core::decoder::{DecoderStats, Feed, FrameDecoder};
 use agent_core::message::{Accept, Ack, Close, CloseCode, Config, Message, Ping, Pong, Reject, Task};

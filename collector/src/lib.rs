@@ -32,7 +32,9 @@
 //! two a connection talks to), [`line`](mod@line) (the line format),
 //! [`registry`] (SQLite), [`api`] (HTTP), [`auth`] (agent tokens and proven identity),
 //! [`metrics`] (counters), [`bounds`] (memory and output bounds as formulas
-//! of the flags), [`server`] (all of it assembled).
+//! of the flags), [`shared`] (the state every task of a collector shares:
+//! live sessions, store, registry, admission), [`server`] (all of it
+//! assembled: listeners, background tasks, shutdown).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -71,6 +73,8 @@ pub mod registry;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]
+pub mod shared;
+#[cfg(feature = "server")]
 pub mod sink;
 #[cfg(feature = "server")]
 pub mod store;
@@ -78,4 +82,6 @@ pub mod store;
 pub mod tls;
 
 #[cfg(feature = "server")]
-pub use server::{Collector, Shared, StartError};
+pub use server::{Collector, StartError};
+#[cfg(feature = "server")]
+pub use shared::Shared;

@@ -286,6 +286,21 @@ pub struct LineKey<'a> {
     pub seq: u64,
 }
 
+/// JSON escaping's worst case: one input byte, six output bytes.
+pub const ESCAPE: usize = 6;
+
+/// Most bytes of one line apart from its identity strings and its payload's
+/// text: the field names, every number at its widest, the checksum, and a
+/// decoded heartbeat with every counter at its widest (pinned by a test).
+pub const LINE_FIXED: usize = 2048;
+
+/// Most bytes of one record's line (its newline included): [`LINE_FIXED`],
+/// the escaped identity and the payload escaped, which is at most the
+/// frame (`max_frame`). The JetStream sink's messages must hold one.
+pub fn line_max(max_frame: u32, id_max: usize, host_max: usize) -> usize {
+    LINE_FIXED + ESCAPE * (id_max + host_max) + ESCAPE * max_frame as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

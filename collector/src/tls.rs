@@ -17,21 +17,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{CertificateError, RootCertStore, ServerConfig};
 use std::io;
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use tokio_rustls::TlsAcceptor;
 
-/// The files of the agent port's TLS.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// PEM certificate chain, leaf first.
-    pub cert: PathBuf,
-    /// PEM private key of the leaf.
-    pub key: PathBuf,
-    /// PEM CA certificates for client certificates; `None`: no client
-    /// certificates asked for (TLS protects the path, tokens prove agents).
-    pub client_ca: Option<PathBuf>,
-}
+pub use crate::config::TlsFiles;
 
 /// The agent port's TLS: the files and the acceptor built from them.
 pub struct Tls {

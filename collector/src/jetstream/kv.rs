@@ -60,7 +60,6 @@
 
 use crate::config::NatsSettings;
 use crate::registry::{ConfigRow, TaskRow};
-use crate::server::{Command, Shared};
 use crate::session::ResultInfo;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::kv::{self, Operation, Store};
@@ -71,7 +70,7 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Messages a watcher's subscription holds before NATS drops for it.
 pub const SUBSCRIPTION_CAPACITY: usize = 64;
@@ -179,6 +178,16 @@ enum Op {
     Result(String, ResultInfo),
 }
 
+/// Where the followers hand what they read: the live sessions of this
+/// collector ([`crate::shared::Shared`] implements it). A trait, so that
+/// this module does not import the shared state that holds it.
+pub trait Sessions: Send + Sync + 'static {
+    /// Hands a new task to the agent's session, if this collector holds it.
+    fn task(&self, agent: &str, task: TaskRow);
+    /// Hands a changed config to every live session.
+    fn config(&self, config: ConfigRow);
+}
+
 /// The shared registry: four buckets, this collector's name, the configs
 /// copy and the queue of task updates.
 pub struct Kv {
@@ -276,13 +285,13 @@ impl Kv {
     /// Returns once the tasks watcher is in place, so that a task created
     /// after a Hello read the open list is seen by the watcher (the
     /// collector accepts agents only after this).
-    pub async fn spawn(self: &Arc<Self>, shared: Arc<Shared>, tasks: &mut tokio::task::JoinSet<()>) -> io::Result<()> {
+    pub async fn spawn(self: &Arc<Self>, sessions: Arc<dyn Sessions>, shutdown: watch::Receiver<bool>, tasks: &mut tokio::task::JoinSet<()>) -> io::Result<()> {
         let first = Self::follow(&self.tasks, DeliverPolicy::New).await.map_err(|e| io_err("following the tasks bucket", e))?;
         let configs = Self::follow(&self.configs, DeliverPolicy::LastPerSubject).await.map_err(|e| io_err("following the configs bucket", e))?;
         let rx = self.ops_rx.lock().unwrap().take().expect("spawned once");
-        tasks.spawn(self.clone().write_ops(rx, shared.clone()));
-        tasks.spawn(self.clone().watch_tasks(shared.clone(), first));
-        tasks.spawn(self.clone().watch_configs(shared, configs));
+        tasks.spawn(self.clone().write_ops(rx, shutdown.clone()));
+        tasks.spawn(self.clone().watch_tasks(sessions.clone(), shutdown.clone(), first));
+        tasks.spawn(self.clone().watch_configs(sessions, shutdown, configs));
         Ok(())
     }
 
@@ -517,8 +526,7 @@ impl Kv {
         }
     }
 
-    async fn write_ops(self: Arc<Self>, mut rx: mpsc::Receiver<Op>, shared: Arc<Shared>) {
-        let mut stop = shared.shutdown.clone();
+    async fn write_ops(self: Arc<Self>, mut rx: mpsc::Receiver<Op>, mut stop: watch::Receiver<bool>) {
         loop {
             let op = tokio::select! {
                 op = rx.recv() => match op { Some(op) => op, None => return },
@@ -617,8 +625,7 @@ impl Kv {
     /// fetched at a time; ends at shutdown. After a failure (NATS restarted:
     /// the consumer is gone) it follows again from the revision after the
     /// last one handled.
-    async fn follow_forever(&self, store: &Store, first: PullConsumer, resume: impl Fn(Option<u64>) -> DeliverPolicy, shared: &Shared, mut each: impl FnMut(&str, Bytes)) {
-        let mut stop = shared.shutdown.clone();
+    async fn follow_forever(&self, store: &Store, first: PullConsumer, resume: impl Fn(Option<u64>) -> DeliverPolicy, mut stop: watch::Receiver<bool>, mut each: impl FnMut(&str, Bytes)) {
         let mut consumer = Some(first);
         let mut next: Option<u64> = None;
         loop {
@@ -666,14 +673,13 @@ impl Kv {
 
     /// Hands every new task (state queued, never sent) to the agent if this
     /// collector holds its session.
-    async fn watch_tasks(self: Arc<Self>, shared: Arc<Shared>, first: PullConsumer) {
+    async fn watch_tasks(self: Arc<Self>, sessions: Arc<dyn Sessions>, stop: watch::Receiver<bool>, first: PullConsumer) {
         let resume = |next: Option<u64>| next.map_or(DeliverPolicy::New, |start_sequence| DeliverPolicy::ByStartSequence { start_sequence });
-        let s = shared.clone();
-        self.follow_forever(&self.tasks, first, resume, &shared, |_, value| {
+        self.follow_forever(&self.tasks, first, resume, stop, |_, value| {
             if let Some((t, _)) = task_from(&value) {
                 if t.state == "queued" && t.sends == 0 {
                     let agent = t.agent_id.clone();
-                    s.send_to(&agent, Command::Task(t));
+                    sessions.task(&agent, t);
                 }
             }
         })
@@ -681,10 +687,9 @@ impl Kv {
     }
 
     /// Keeps the configs copy and hands a changed config to every live agent.
-    async fn watch_configs(self: Arc<Self>, shared: Arc<Shared>, first: PullConsumer) {
-        let s = shared.clone();
+    async fn watch_configs(self: Arc<Self>, sessions: Arc<dyn Sessions>, stop: watch::Receiver<bool>, first: PullConsumer) {
         let me = self.clone();
-        self.follow_forever(&self.configs, first, |_| DeliverPolicy::LastPerSubject, &shared, move |_, value| {
+        self.follow_forever(&self.configs, first, |_| DeliverPolicy::LastPerSubject, stop, move |_, value| {
             let Some(c) = config_from(&value) else { return };
             let changed = {
                 let mut copy = me.config_copy.lock().unwrap();
@@ -695,7 +700,7 @@ impl Kv {
                 !same
             };
             if changed {
-                s.broadcast(Command::Config(c));
+                sessions.config(c);
             }
         })
         .await;
