@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # A fleet on one machine, for a trial: one nats-server (JetStream,
-# sync_interval: always) and three edge-collectors sharing one stream,
-# agents' ports 7070, 7072, 7074 (APIs 7071, 7073, 7075, token "trial").
+# sync_interval: always) and three edge-collectors sharing the streams
+# EDGE_RECORDS_0..7 (--nats-partitions 8: BENCHMARKS.md, "The JetStream sink
+# beside it") and the KV registry, agents' ports 7070, 7072, 7074 (APIs 7071,
+# 7073, 7075, token "trial-api-token-0001").
 # Point agents at all three (an endpoint list); read the records with
-#   target/release/examples/consumer --url nats://127.0.0.1:4222 --follow
+#   target/release/examples/consumer --url nats://127.0.0.1:4222 --partitions 8 --follow
 # Ctrl-C stops everything this script started.
 #
 # nats-server: $EDGE_NATS_SERVER, else /opt/nats-venv/bin/nats-server
@@ -27,8 +29,8 @@ trap 'exit 130' INT TERM
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1; done
 for i in 0 1 2; do
     port=$((7070 + 2 * i))
-    target/release/edge-collector --listen "127.0.0.1:$port" --api-listen "127.0.0.1:$((port + 1))" --api-token trial \
-        --data-dir "$DIR/collector-$i" --sink nats://127.0.0.1:4222 & pids+=($!)
+    target/release/edge-collector --listen "127.0.0.1:$port" --api-listen "127.0.0.1:$((port + 1))" --api-token trial-api-token-0001 \
+        --data-dir "$DIR/collector-$i" --sink nats://127.0.0.1:4222 --nats-partitions 8 & pids+=($!)
 done
-echo "fleet up: agents -> 127.0.0.1:7070,7072,7074; APIs 7071,7073,7075 (Bearer trial); stream EDGE_RECORDS on nats://127.0.0.1:4222"
+echo "fleet up: agents -> 127.0.0.1:7070,7072,7074; APIs 7071,7073,7075 (Bearer trial-api-token-0001); streams EDGE_RECORDS_0..7 on nats://127.0.0.1:4222"
 wait -n "${pids[@]}"
