@@ -37,9 +37,9 @@
 //! # Kept entry and counted class
 //!
 //! The ring knows no record types: what it keeps and what it counts apart is
-//! the caller's policy. [`Ring::push_as`] with [`EntryKind::Kept`] stores the
-//! kept entry (at most one: a newer kept push supersedes it), and
-//! [`Ring::counting`] names a class of data types counted apart in
+//! the caller's policy, given with each [`Ring::push_as`]: with
+//! [`EntryKind::Kept`] it stores the kept entry (at most one: a newer kept
+//! push supersedes it), and it names a class of data types counted apart in
 //! [`RingCounters::heartbeats`]. The agent keeps its newest heartbeat and
 //! counts agent and plugin heartbeats (`agent/heartbeat.rs`).
 //!
@@ -141,14 +141,10 @@ pub enum EntryKind {
 }
 
 /// A class of data types, counted apart in [`RingCounters::heartbeats`]
-/// (see [`Ring::counting`]).
+/// (see [`Ring::push_as`]).
 pub type CountedClass = fn(u32) -> bool;
 
-/// `Ring::protected` without a kept entry: a position never reached (it
-/// would take 2^64 bytes pushed).
-const NO_KEPT: u64 = u64::MAX;
-
-/// The class of no data type: what a ring counts apart until told otherwise.
+/// The class of no data type: what [`Ring::push`] counts apart.
 fn no_type(_: u32) -> bool {
     false
 }
@@ -169,7 +165,7 @@ pub struct RingCounters {
     /// Never-sent records evicted by `DropOldest`.
     pub dropped_evicted: u64,
     /// Of `pushed`, `dropped_full` and `dropped_evicted`: the records of
-    /// the counted class ([`Ring::counting`]; none by default). The agent
+    /// the class counted apart ([`Ring::push_as`]; none with [`Ring::push`]). The agent
     /// counts its heartbeats here (data types `AGENT_HEARTBEAT` and
     /// `PLUGIN_HEARTBEAT`), so the application's own are the difference.
     pub heartbeats: HeartbeatRecords,
@@ -254,11 +250,8 @@ pub struct Ring<'a> {
     head_base: u64,
     never_sent: u64,
     marks: Deque<BatchMark, MAX_INFLIGHT_BATCHES>,
-    /// Position of the kept entry ([`EntryKind::Kept`]), or [`NO_KEPT`]
-    /// (not an `Option`: the word it saves pays for `counted`, keeping the
-    /// agent's state within its budget).
-    protected: u64,
-    counted: CountedClass,
+    /// Position of the kept entry ([`EntryKind::Kept`]), if still stored.
+    protected: Option<u64>,
     counters: RingCounters,
 }
 
@@ -290,18 +283,9 @@ impl<'a> Ring<'a> {
             head_base: 0,
             never_sent: 0,
             marks: Deque::new(),
-            protected: NO_KEPT,
-            counted: no_type,
+            protected: None,
             counters: RingCounters::default(),
         }
-    }
-
-    /// The same ring, counting the records whose data type `class` accepts
-    /// apart in [`RingCounters::heartbeats`] (pushed, refused full, evicted).
-    /// Call at init, before the first push.
-    pub fn counting(mut self, class: CountedClass) -> Self {
-        self.counted = class;
-        self
     }
 
     // ---- getters -------------------------------------------------------
@@ -399,20 +383,20 @@ impl<'a> Ring<'a> {
 
     // ---- push ----------------------------------------------------------
 
-    /// Position of the kept entry, if one is stored.
-    fn kept(&self) -> Option<u64> {
-        (self.protected != NO_KEPT).then_some(self.protected)
-    }
-
-    /// Stores `rec` at the head as an ordinary entry: [`Ring::push_as`]
-    /// with [`EntryKind::Plain`].
+    /// Stores `rec` at the head as an ordinary entry, counting nothing
+    /// apart: [`Ring::push_as`] with [`EntryKind::Plain`] and no class.
     pub fn push(&mut self, rec: &Record<'_>) -> Result<(), PushError> {
-        self.push_as(rec, EntryKind::Plain)
+        self.push_as(rec, EntryKind::Plain, no_type)
     }
 
     /// Stores `rec` at the head as `kind`, applying the overflow policy if
     /// it does not fit. On error nothing stored is disturbed: `DropOldest`
     /// evicts only when the new record then fits.
+    ///
+    /// `counted` is the class of data types counted apart in
+    /// [`RingCounters::heartbeats`]: this record (stored or refused full)
+    /// and the records this push evicts. The ring stores no class, so a
+    /// caller that wants consistent counts passes the same one to every push.
     ///
     /// Under `DropOldest` one push evicts one *run*: the oldest never-sent
     /// records, skipping the kept entry unless `kind` is
@@ -429,7 +413,7 @@ impl<'a> Ring<'a> {
     ///   `capacity / (2 * EVICTION_MOVE_FACTOR + 1)` bytes plus one entry
     ///   (records that the next pushes would have evicted anyway under
     ///   sustained overflow; the chunk, `capacity / 64`, is below that).
-    pub fn push_as(&mut self, rec: &Record<'_>, kind: EntryKind) -> Result<(), PushError> {
+    pub fn push_as(&mut self, rec: &Record<'_>, kind: EntryKind, counted: CountedClass) -> Result<(), PushError> {
         let len = rec.payload.len();
         let mut hdr = EntryHeader::new(rec.data_type, ts_delta(self.head_base, rec.timestamp_ms), len);
         let mut need = hdr.entry_len();
@@ -438,17 +422,17 @@ impl<'a> Ring<'a> {
             return Err(PushError::TooLarge);
         }
         let kept = kind == EntryKind::Kept;
-        let counted = u64::from((self.counted)(rec.data_type));
+        let own = u64::from(counted(rec.data_type));
         if need > self.free_bytes() {
             // A new kept entry supersedes the old one.
-            let keep = if kept { None } else { self.kept().filter(|&p| p >= self.sent_end) };
+            let keep = if kept { None } else { self.protected.filter(|&p| p >= self.sent_end) };
             let run = match self.cfg.policy {
-                OverflowPolicy::DropOldest => self.plan_eviction(rec, keep),
+                OverflowPolicy::DropOldest => self.plan_eviction(rec, keep, counted),
                 OverflowPolicy::RejectNew => None,
             };
             let Some(run) = run else {
                 self.counters.dropped_full += 1;
-                self.counters.heartbeats.dropped_full += counted;
+                self.counters.heartbeats.dropped_full += own;
                 return Err(PushError::Full);
             };
             self.evict(&run);
@@ -465,9 +449,9 @@ impl<'a> Ring<'a> {
         self.head_base = rec.timestamp_ms;
         self.never_sent += 1;
         self.counters.pushed += 1;
-        self.counters.heartbeats.pushed += counted;
+        self.counters.heartbeats.pushed += own;
         if kept {
-            self.protected = at;
+            self.protected = Some(at);
         }
         Ok(())
     }
@@ -480,10 +464,11 @@ impl<'a> Ring<'a> {
     }
 
     /// Chooses the run of never-sent entries that [`Ring::push`] evicts to
-    /// make room for `rec` (see there), keeping the entry at `keep`.
+    /// make room for `rec` (see there), keeping the entry at `keep` and
+    /// counting the entries of the `counted` class.
     /// `None` if even evicting every never-sent entry but `keep` leaves no
     /// room. Reads only; sizes are exact, re-based headers included.
-    fn plan_eviction(&self, rec: &Record<'_>, keep: Option<u64>) -> Option<Run> {
+    fn plan_eviction(&self, rec: &Record<'_>, keep: Option<u64>, counted: CountedClass) -> Option<Run> {
         // Offsets from the tail: 32-bit arithmetic on 32-bit targets.
         let keep = keep.map(|p| self.off(p));
         let sent = self.off(self.sent_end);
@@ -541,7 +526,7 @@ impl<'a> Ring<'a> {
             if last_evicted {
                 run.records += 1;
                 run.bytes += size;
-                run.counted += usize::from((self.counted)(h.data_type));
+                run.counted += usize::from(counted(h.data_type));
             } else if run.end + size >= used {
                 // Nothing after the kept entry to evict.
                 return fits.then_some(run);
@@ -566,7 +551,7 @@ impl<'a> Ring<'a> {
         let mut p = self.off(self.sent_end);
         let q = run.end;
         let mut base = self.sent_end_base;
-        let mut prot = self.kept().map(|x| self.off(x));
+        let mut prot = self.protected.map(|x| self.off(x));
         if let Some((at, (k, khl))) = run.kept.and_then(|at| Some((at, self.header_at(at)?))) {
             let h = EntryHeader::new(k.data_type, ts_delta(base, run.kept_ts), k.payload_len);
             let hl = h.header_len();
@@ -615,7 +600,7 @@ impl<'a> Ring<'a> {
                 self.head_base = base;
             }
         }
-        self.protected = prot.map_or(NO_KEPT, |x| self.tail + x as u64);
+        self.protected = prot.map(|x| self.tail + x as u64);
         self.advance_tail(shift as u64);
         self.cursor += shift as u64;
         self.sent_end += shift as u64;
@@ -750,8 +735,8 @@ impl<'a> Ring<'a> {
             self.cursor_seq = self.tail_seq;
             self.cursor_base = self.tail_base;
         }
-        if self.protected < self.tail {
-            self.protected = NO_KEPT;
+        if matches!(self.protected, Some(p) if p < self.tail) {
+            self.protected = None;
         }
         self.counters.acked += out.acked;
         out
@@ -994,7 +979,7 @@ mod tests {
         ring.push(&Record::new(1, 10, &[1; 8])).unwrap(); // will be in flight
         let plan = drain(&mut ring, &mut out).unwrap();
         // Any type may be the kept entry: the ring knows no types.
-        ring.push_as(&Record::new(9, 20, &[9; 8]), EntryKind::Kept).unwrap();
+        ring.push_as(&Record::new(9, 20, &[9; 8]), EntryKind::Kept, no_type).unwrap();
         ring.push(&Record::new(2, 30, &[2; 8])).unwrap();
         ring.push(&Record::new(3, 40, &[3; 8])).unwrap();
         // Full (4 x 11 bytes). Next push evicts record 2, not the in-flight
@@ -1015,19 +1000,20 @@ mod tests {
     #[test]
     fn a_kept_push_supersedes_the_kept_entry_and_the_class_is_counted() {
         let mut mem = [0u8; 33];
-        let ring = Ring::new(&mut mem, RingConfig { max_record: 8, policy: OverflowPolicy::DropOldest });
-        let mut ring = ring.counting(|t| t >= 5);
-        ring.push_as(&Record::new(5, 0, &[5; 8]), EntryKind::Kept).unwrap();
-        ring.push(&Record::new(1, 0, &[1; 8])).unwrap();
-        ring.push(&Record::new(2, 0, &[2; 8])).unwrap();
+        let mut ring = Ring::new(&mut mem, RingConfig { max_record: 8, policy: OverflowPolicy::DropOldest });
+        let class: CountedClass = |t| t >= 5;
+        let push = |ring: &mut Ring<'_>, t: u32, kind| ring.push_as(&Record::new(t, 0, &[t as u8; 8]), kind, class);
+        push(&mut ring, 5, EntryKind::Kept).unwrap();
+        push(&mut ring, 1, EntryKind::Plain).unwrap();
+        push(&mut ring, 2, EntryKind::Plain).unwrap();
         // Full (3 x 11 bytes). A plain push evicts the oldest plain record.
-        ring.push(&Record::new(3, 0, &[3; 8])).unwrap();
+        push(&mut ring, 3, EntryKind::Plain).unwrap();
         // A kept push may evict the entry it supersedes: the oldest.
-        ring.push_as(&Record::new(6, 0, &[6; 8]), EntryKind::Kept).unwrap();
+        push(&mut ring, 6, EntryKind::Kept).unwrap();
         // Plain pushes evict around the new kept entry: 2, then 3, then 7
         // (the kept one moving to the front).
         for t in [7, 8, 9] {
-            ring.push(&Record::new(t, 0, &[t as u8; 8])).unwrap();
+            push(&mut ring, t, EntryKind::Plain).unwrap();
         }
         let mut out = [0u8; 64];
         let plan = drain(&mut ring, &mut out).unwrap();
@@ -1106,7 +1092,7 @@ mod tests {
             let mut push = |ring: &mut Ring<'_>, i: u64| {
                 ts += 1;
                 if i % 64 == 63 {
-                    ring.push_as(&Record::new(8, ts, &hb_payload), EntryKind::Kept).unwrap();
+                    ring.push_as(&Record::new(8, ts, &hb_payload), EntryKind::Kept, no_type).unwrap();
                 } else {
                     ring.push(&Record::new(7, ts, &payload)).unwrap();
                 }

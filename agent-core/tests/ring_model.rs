@@ -314,7 +314,7 @@ fn send_all(ring: &mut Ring<'_>) -> Vec<(u64, u32, u64, Vec<u8>)> {
 
 /// Pushes as the agent does: its newest heartbeat is the kept entry.
 fn agent_push(ring: &mut Ring<'_>, rec: &Record<'_>) -> Result<(), PushError> {
-    ring.push_as(rec, ring_entry_kind(rec.data_type))
+    ring.push_as(rec, ring_entry_kind(rec.data_type), is_heartbeat_record)
 }
 
 /// `DropOldest` used to estimate the room eviction makes from the current

@@ -75,8 +75,6 @@ pub struct Model {
     pub acked_ts: u64,
     /// Id of the kept entry ([`EntryKind::Kept`]), if still stored.
     pub protected: Option<usize>,
-    /// The data types counted apart in `counters.heartbeats`.
-    pub counted: CountedClass,
     pub counters: RingCounters,
     /// Per push attempt.
     pub fates: Vec<Fate>,
@@ -108,19 +106,12 @@ impl Model {
             next_seq: 0,
             acked_ts: 0,
             protected: None,
-            counted: |_| false,
             counters: RingCounters::default(),
             fates: Vec::new(),
             delivered: Vec::new(),
             seqs: Vec::new(),
             ack_log: Vec::new(),
         }
-    }
-
-    /// The same model, counting `class` apart (as [`Ring::counting`]).
-    pub fn counting(mut self, class: CountedClass) -> Self {
-        self.counted = class;
-        self
     }
 
     pub fn used(&self) -> usize {
@@ -153,8 +144,16 @@ impl Model {
         self.recs.range(self.inflight..).take(n).map(|r| r.id).collect()
     }
 
-    /// Pushes as `kind`; returns the outcome and the ids evicted.
-    pub fn push(&mut self, data_type: u32, ts: u64, payload: Vec<u8>, kind: EntryKind) -> (Result<(), PushError>, Vec<usize>) {
+    /// Pushes as `kind`, counting the `counted` class apart (as
+    /// [`Ring::push_as`]); returns the outcome and the ids evicted.
+    pub fn push(
+        &mut self,
+        data_type: u32,
+        ts: u64,
+        payload: Vec<u8>,
+        kind: EntryKind,
+        counted: CountedClass,
+    ) -> (Result<(), PushError>, Vec<usize>) {
         let id = self.fates.len();
         self.fates.push(Fate::Stored);
         self.delivered.push(0);
@@ -168,7 +167,7 @@ impl Model {
         }
         let kept = kind == EntryKind::Kept;
         // Counted apart: the caller's class.
-        let own = u64::from((self.counted)(data_type));
+        let own = u64::from(counted(data_type));
         // A new kept entry takes the protection from the previous one.
         let keep = if kept { None } else { self.protected };
         let mut evicted = Vec::new();
@@ -224,7 +223,7 @@ impl Model {
                 assert!(i >= self.sent, "model evicts only never-sent records");
                 self.fates[r.id] = Fate::Evicted;
                 self.counters.dropped_evicted += 1;
-                self.counters.heartbeats.dropped_evicted += u64::from((self.counted)(r.data_type));
+                self.counters.heartbeats.dropped_evicted += u64::from(counted(r.data_type));
                 if self.protected == Some(r.id) {
                     assert!(kept, "model evicts the kept entry only for a new kept entry");
                     self.protected = None;
@@ -425,15 +424,16 @@ pub struct Harness<'a> {
     slots: [Option<Planned>; SLOTS],
     /// Timestamp of the last push attempt (base of relative timestamps).
     pub last_ts: u64,
+    /// The class every push counts apart.
+    counted: CountedClass,
 }
 
 impl<'a> Harness<'a> {
-    /// A ring on `mem` (its whole length is the capacity) counting
-    /// `counted` apart, checked once.
+    /// A ring on `mem` (its whole length is the capacity) whose pushes
+    /// count `counted` apart, checked once.
     pub fn new(mem: &'a mut [u8], cfg: RingConfig, counted: CountedClass) -> Self {
         let cap = mem.len();
-        let (ring, m) = (Ring::new(mem, cfg).counting(counted), Model::new(cap, cfg).counting(counted));
-        let h = Harness { ring, m, slots: [None, None, None], last_ts: 0 };
+        let h = Harness { ring: Ring::new(mem, cfg), m: Model::new(cap, cfg), slots: [None, None, None], last_ts: 0, counted };
         h.check();
         h
     }
@@ -448,8 +448,8 @@ impl<'a> Harness<'a> {
     pub fn push(&mut self, data_type: u32, ts: u64, len: usize, fill: u8, kind: EntryKind) {
         self.last_ts = ts;
         let payload: Vec<u8> = (0..len).map(|i| fill.wrapping_add((i as u8).wrapping_mul(31))).collect();
-        let got = self.ring.push_as(&Record::new(data_type, ts, &payload), kind);
-        let (want, evicted) = self.m.push(data_type, ts, payload, kind);
+        let got = self.ring.push_as(&Record::new(data_type, ts, &payload), kind, self.counted);
+        let (want, evicted) = self.m.push(data_type, ts, payload, kind, self.counted);
         assert_eq!(got, want, "push outcome");
         if !evicted.is_empty() {
             for p in self.slots.iter_mut().flatten() {

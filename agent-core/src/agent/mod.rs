@@ -343,7 +343,7 @@ impl<'a> Agent<'a> {
             core: Core {
                 cfg,
                 id: identity,
-                ring: Ring::new(storage.ring, cfg.ring).counting(is_heartbeat_record),
+                ring: Ring::new(storage.ring, cfg.ring),
                 events: EventQueue::new(storage.events),
                 rng: Rng::new(cfg.rng_seed),
                 backoff: Backoff::new(),
@@ -829,7 +829,7 @@ impl<'a> Core<'a> {
 
     fn push(&mut self, now: Instant, rec: &Record<'_>) -> Result<(), PushError> {
         let was_idle = self.ring.pending_records() == 0;
-        self.ring.push_as(rec, ring_entry_kind(rec.data_type))?;
+        self.ring.push_as(rec, ring_entry_kind(rec.data_type), is_heartbeat_record)?;
         if was_idle || self.pending_since.is_none() {
             self.pending_since = Some(now);
         }
