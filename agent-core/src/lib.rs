@@ -135,5 +135,5 @@ pub use events::{DisconnectReason, Event, TaskTarget, TransportError};
 pub use heartbeat::{AgentStats, HostStats};
 pub use plugin::{PluginId, PluginStatus};
 pub use record::{data_type, Record};
-pub use ring::{OverflowPolicy, PushError, Ring, RingConfig, RingCounters};
+pub use ring::{EntryKind, OverflowPolicy, PushError, Ring, RingConfig, RingCounters};
 pub use time::{Duration, Instant};

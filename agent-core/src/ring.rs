@@ -29,10 +29,19 @@
 //! Chosen at init ([`OverflowPolicy`]): `RejectNew` refuses the new record
 //! with [`PushError::Full`]; `DropOldest` evicts the oldest *never-sent*
 //! records to make room (records that were sent are never evicted, and the
-//! newest agent heartbeat is never evicted), and refuses the new record only
-//! when even that cannot make room. Every refusal and eviction is counted in
-//! [`RingCounters`]; a pushed record is always either acked, counted dropped,
-//! or still in the ring.
+//! *kept* entry is never evicted for an ordinary record), and refuses the new
+//! record only when even that cannot make room. Every refusal and eviction is
+//! counted in [`RingCounters`]; a pushed record is always either acked,
+//! counted dropped, or still in the ring.
+//!
+//! # Kept entry and counted class
+//!
+//! The ring knows no record types: what it keeps and what it counts apart is
+//! the caller's policy, given with each [`Ring::push_as`]: with
+//! [`EntryKind::Kept`] it stores the kept entry (at most one: a newer kept
+//! push supersedes it), and it names a class of data types counted apart in
+//! [`RingCounters::heartbeats`]. The agent keeps its newest heartbeat and
+//! counts agent and plugin heartbeats (`agent/heartbeat.rs`).
 //!
 //! Evicting leaves a gap between the sent records and the rest, which is
 //! closed by moving bytes. To keep that cost independent of what is in
@@ -45,12 +54,12 @@
 //!
 //! Push is O(record) unless it overflows under `DropOldest`; then it is
 //! O(records evicted) to choose the run, and it moves at most
-//! [`EVICTION_MOVE_FACTOR`] bytes per byte evicted plus one heartbeat
+//! [`EVICTION_MOVE_FACTOR`] bytes per byte evicted plus the kept
 //! entry twice, with `memcpy` (in chunks, never `memmove`). Ack is O(1) per
 //! batch acked when the ack falls on a batch boundary (the normal case),
 //! O(records) within a partly acked batch.
 
-use crate::record::{apply_delta, data_type, ts_delta, EntryHeader, Record, MAX_ENTRY_HEADER};
+use crate::record::{apply_delta, ts_delta, EntryHeader, Record, MAX_ENTRY_HEADER};
 use crate::stats::HeartbeatRecords;
 use core::fmt;
 use heapless::Deque;
@@ -120,9 +129,24 @@ impl fmt::Display for PushError {
     }
 }
 
-/// A heartbeat record's type: counted apart in [`RingCounters::heartbeats`].
-fn is_heartbeat_type(t: u32) -> bool {
-    t == data_type::AGENT_HEARTBEAT || t == data_type::PLUGIN_HEARTBEAT
+/// How [`Ring::push_as`] stores a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// An ordinary entry: `DropOldest` evicts it oldest first.
+    Plain,
+    /// The kept entry: the ring holds at most one. `DropOldest` never evicts
+    /// it to make room for a `Plain` record; a newer `Kept` push supersedes
+    /// it (it becomes an ordinary entry, which that push may evict).
+    Kept,
+}
+
+/// A class of data types, counted apart in [`RingCounters::heartbeats`]
+/// (see [`Ring::push_as`]).
+pub type CountedClass = fn(u32) -> bool;
+
+/// The class of no data type: what [`Ring::push`] counts apart.
+fn no_type(_: u32) -> bool {
+    false
 }
 
 /// Counters of what happened to pushed records. Invariant:
@@ -140,9 +164,10 @@ pub struct RingCounters {
     pub dropped_too_large: u64,
     /// Never-sent records evicted by `DropOldest`.
     pub dropped_evicted: u64,
-    /// Of `pushed`, `dropped_full` and `dropped_evicted`: the heartbeat
-    /// records (data types `AGENT_HEARTBEAT` and `PLUGIN_HEARTBEAT`, which
-    /// the agent pushes itself). The application's own are the difference.
+    /// Of `pushed`, `dropped_full` and `dropped_evicted`: the records of
+    /// the class counted apart ([`Ring::push_as`]; none with [`Ring::push`]). The agent
+    /// counts its heartbeats here (data types `AGENT_HEARTBEAT` and
+    /// `PLUGIN_HEARTBEAT`), so the application's own are the difference.
     pub heartbeats: HeartbeatRecords,
 }
 
@@ -173,7 +198,7 @@ struct BatchMark {
 }
 
 /// A run of never-sent entries chosen for eviction: `[sent_end, end)`,
-/// every entry but the kept heartbeat at `kept`.
+/// every entry but the kept entry at `kept`.
 #[derive(Clone, Copy, Debug)]
 struct Run {
     /// Offsets from the tail, like `kept`.
@@ -185,10 +210,10 @@ struct Run {
     /// last sent record (0 without one).
     kept_ts: u64,
     kept_len: usize,
-    /// Entries and bytes evicted, and the heartbeats among the entries.
+    /// Entries and bytes evicted, and those of the counted class.
     records: usize,
     bytes: usize,
-    heartbeats: usize,
+    counted: usize,
     /// The header of the entry at `end` (`None` at the head) and its length.
     next: Option<(EntryHeader, usize)>,
 }
@@ -225,6 +250,7 @@ pub struct Ring<'a> {
     head_base: u64,
     never_sent: u64,
     marks: Deque<BatchMark, MAX_INFLIGHT_BATCHES>,
+    /// Position of the kept entry ([`EntryKind::Kept`]), if still stored.
     protected: Option<u64>,
     counters: RingCounters,
 }
@@ -357,25 +383,37 @@ impl<'a> Ring<'a> {
 
     // ---- push ----------------------------------------------------------
 
-    /// Stores `rec` at the head, applying the overflow policy if it does
-    /// not fit. On error nothing stored is disturbed: `DropOldest` evicts
-    /// only when the new record then fits.
+    /// Stores `rec` at the head as an ordinary entry, counting nothing
+    /// apart: [`Ring::push_as`] with [`EntryKind::Plain`] and no class.
+    pub fn push(&mut self, rec: &Record<'_>) -> Result<(), PushError> {
+        self.push_as(rec, EntryKind::Plain, no_type)
+    }
+
+    /// Stores `rec` at the head as `kind`, applying the overflow policy if
+    /// it does not fit. On error nothing stored is disturbed: `DropOldest`
+    /// evicts only when the new record then fits.
+    ///
+    /// `counted` is the class of data types counted apart in
+    /// [`RingCounters::heartbeats`]: this record (stored or refused full)
+    /// and the records this push evicts. The ring stores no class, so a
+    /// caller that wants consistent counts passes the same one to every push.
     ///
     /// Under `DropOldest` one push evicts one *run*: the oldest never-sent
-    /// records, skipping the newest agent heartbeat (which moves to the
-    /// front of what is left), until the new record fits; then one more
+    /// records, skipping the kept entry unless `kind` is
+    /// [`EntryKind::Kept`] (it then moves to the front of what is left),
+    /// until the new record fits; then one more
     /// record at a time while `min(sent bytes, bytes after the run) >`
     /// [`EVICTION_MOVE_FACTOR`] `* bytes evicted` or fewer than
     /// `capacity /` [`EVICTION_CHUNK_DIVISOR`] bytes are evicted, sizes as
     /// stored before the push. So, whatever is in flight:
     ///
     /// * a push moves at most `EVICTION_MOVE_FACTOR` bytes per byte it
-    ///   evicts, plus the kept heartbeat's entry twice;
+    ///   evicts, plus the kept entry twice;
     /// * a push evicts what it needs, or if more, fewer than
     ///   `capacity / (2 * EVICTION_MOVE_FACTOR + 1)` bytes plus one entry
     ///   (records that the next pushes would have evicted anyway under
     ///   sustained overflow; the chunk, `capacity / 64`, is below that).
-    pub fn push(&mut self, rec: &Record<'_>) -> Result<(), PushError> {
+    pub fn push_as(&mut self, rec: &Record<'_>, kind: EntryKind, counted: CountedClass) -> Result<(), PushError> {
         let len = rec.payload.len();
         let mut hdr = EntryHeader::new(rec.data_type, ts_delta(self.head_base, rec.timestamp_ms), len);
         let mut need = hdr.entry_len();
@@ -383,17 +421,18 @@ impl<'a> Ring<'a> {
             self.counters.dropped_too_large += 1;
             return Err(PushError::TooLarge);
         }
-        let is_heartbeat = rec.data_type == data_type::AGENT_HEARTBEAT;
+        let kept = kind == EntryKind::Kept;
+        let own = u64::from(counted(rec.data_type));
         if need > self.free_bytes() {
-            // A new heartbeat supersedes the protected one.
-            let keep = if is_heartbeat { None } else { self.protected.filter(|&p| p >= self.sent_end) };
+            // A new kept entry supersedes the old one.
+            let keep = if kept { None } else { self.protected.filter(|&p| p >= self.sent_end) };
             let run = match self.cfg.policy {
-                OverflowPolicy::DropOldest => self.plan_eviction(rec, keep),
+                OverflowPolicy::DropOldest => self.plan_eviction(rec, keep, counted),
                 OverflowPolicy::RejectNew => None,
             };
             let Some(run) = run else {
                 self.counters.dropped_full += 1;
-                self.counters.heartbeats.dropped_full += u64::from(is_heartbeat_type(rec.data_type));
+                self.counters.heartbeats.dropped_full += own;
                 return Err(PushError::Full);
             };
             self.evict(&run);
@@ -410,8 +449,8 @@ impl<'a> Ring<'a> {
         self.head_base = rec.timestamp_ms;
         self.never_sent += 1;
         self.counters.pushed += 1;
-        self.counters.heartbeats.pushed += u64::from(is_heartbeat_type(rec.data_type));
-        if is_heartbeat {
+        self.counters.heartbeats.pushed += own;
+        if kept {
             self.protected = Some(at);
         }
         Ok(())
@@ -425,10 +464,11 @@ impl<'a> Ring<'a> {
     }
 
     /// Chooses the run of never-sent entries that [`Ring::push`] evicts to
-    /// make room for `rec` (see there), keeping the entry at `keep`.
+    /// make room for `rec` (see there), keeping the entry at `keep` and
+    /// counting the entries of the `counted` class.
     /// `None` if even evicting every never-sent entry but `keep` leaves no
     /// room. Reads only; sizes are exact, re-based headers included.
-    fn plan_eviction(&self, rec: &Record<'_>, keep: Option<u64>) -> Option<Run> {
+    fn plan_eviction(&self, rec: &Record<'_>, keep: Option<u64>, counted: CountedClass) -> Option<Run> {
         // Offsets from the tail: 32-bit arithmetic on 32-bit targets.
         let keep = keep.map(|p| self.off(p));
         let sent = self.off(self.sent_end);
@@ -441,7 +481,7 @@ impl<'a> Ring<'a> {
             kept_len: 0,
             records: 0,
             bytes: 0,
-            heartbeats: 0,
+            counted: 0,
             next: None,
         };
         // Whether the run as it stands makes room; it is judged only when
@@ -486,7 +526,7 @@ impl<'a> Ring<'a> {
             if last_evicted {
                 run.records += 1;
                 run.bytes += size;
-                run.heartbeats += usize::from(is_heartbeat_type(h.data_type));
+                run.counted += usize::from(counted(h.data_type));
             } else if run.end + size >= used {
                 // Nothing after the kept entry to evict.
                 return fits.then_some(run);
@@ -500,9 +540,9 @@ impl<'a> Ring<'a> {
         }
     }
 
-    /// Evicts `run` (from [`Ring::plan_eviction`]). The kept heartbeat, if
+    /// Evicts `run` (from [`Ring::plan_eviction`]). The kept entry, if
     /// any, first moves to the front of the run; then the gap closes by
-    /// moving the smaller side: the sent entries (and the heartbeat) up, or
+    /// moving the smaller side: the sent entries (and the kept one) up, or
     /// what follows the run down. The entry after the run is re-based on
     /// its new predecessor, so every timestamp stays exact.
     fn evict(&mut self, run: &Run) {
@@ -521,7 +561,7 @@ impl<'a> Ring<'a> {
             p += hl + k.payload_len;
             base = run.kept_ts;
         } else if matches!(prot, Some(x) if x >= p && x < q) {
-            // The protected heartbeat is evicted only for a new heartbeat.
+            // The kept entry is evicted only for a new kept entry.
             prot = None;
         }
         let mut shift = 0;
@@ -566,7 +606,7 @@ impl<'a> Ring<'a> {
         self.sent_end += shift as u64;
         self.never_sent -= run.records as u64;
         self.counters.dropped_evicted += run.records as u64;
-        self.counters.heartbeats.dropped_evicted += run.heartbeats as u64;
+        self.counters.heartbeats.dropped_evicted += run.counted as u64;
     }
 
     // ---- batches -------------------------------------------------------
@@ -932,17 +972,18 @@ mod tests {
     }
 
     #[test]
-    fn drop_oldest_spares_inflight_and_heartbeat() {
+    fn drop_oldest_spares_inflight_and_kept() {
         let mut mem = [0u8; 48];
         let mut ring = Ring::new(&mut mem, RingConfig { max_record: 8, policy: OverflowPolicy::DropOldest });
         let mut out = [0u8; 64];
         ring.push(&Record::new(1, 10, &[1; 8])).unwrap(); // will be in flight
         let plan = drain(&mut ring, &mut out).unwrap();
-        ring.push(&Record::new(data_type::AGENT_HEARTBEAT, 20, &[9; 8])).unwrap();
+        // Any type may be the kept entry: the ring knows no types.
+        ring.push_as(&Record::new(9, 20, &[9; 8]), EntryKind::Kept, no_type).unwrap();
         ring.push(&Record::new(2, 30, &[2; 8])).unwrap();
         ring.push(&Record::new(3, 40, &[3; 8])).unwrap();
         // Full (4 x 11 bytes). Next push evicts record 2, not the in-flight
-        // one nor the heartbeat.
+        // one nor the kept one.
         ring.push(&Record::new(4, 50, &[4; 8])).unwrap();
         assert_eq!(ring.counters().dropped_evicted, 1);
         assert_eq!(ring.ack(plan.first_seq).acked, 1);
@@ -950,10 +991,38 @@ mod tests {
         let recs: heapless::Vec<_, 8> =
             EntryIter::new(&out[..plan.len], plan.base_ts).map(|r| r.unwrap()).collect();
         assert_eq!(recs.len(), 3);
-        assert_eq!(recs[0], Record::new(data_type::AGENT_HEARTBEAT, 20, &[9; 8]));
+        assert_eq!(recs[0], Record::new(9, 20, &[9; 8]));
         assert_eq!(recs[1], Record::new(3, 40, &[3; 8]));
         assert_eq!(recs[2], Record::new(4, 50, &[4; 8]));
         assert_eq!(plan.first_seq, 1);
+    }
+
+    #[test]
+    fn a_kept_push_supersedes_the_kept_entry_and_the_class_is_counted() {
+        let mut mem = [0u8; 33];
+        let mut ring = Ring::new(&mut mem, RingConfig { max_record: 8, policy: OverflowPolicy::DropOldest });
+        let class: CountedClass = |t| t >= 5;
+        let push = |ring: &mut Ring<'_>, t: u32, kind| ring.push_as(&Record::new(t, 0, &[t as u8; 8]), kind, class);
+        push(&mut ring, 5, EntryKind::Kept).unwrap();
+        push(&mut ring, 1, EntryKind::Plain).unwrap();
+        push(&mut ring, 2, EntryKind::Plain).unwrap();
+        // Full (3 x 11 bytes). A plain push evicts the oldest plain record.
+        push(&mut ring, 3, EntryKind::Plain).unwrap();
+        // A kept push may evict the entry it supersedes: the oldest.
+        push(&mut ring, 6, EntryKind::Kept).unwrap();
+        // Plain pushes evict around the new kept entry: 2, then 3, then 7
+        // (the kept one moving to the front).
+        for t in [7, 8, 9] {
+            push(&mut ring, t, EntryKind::Plain).unwrap();
+        }
+        let mut out = [0u8; 64];
+        let plan = drain(&mut ring, &mut out).unwrap();
+        let types: heapless::Vec<u32, 8> =
+            EntryIter::new(&out[..plan.len], plan.base_ts).map(|r| r.unwrap().data_type).collect();
+        assert_eq!(&types[..], &[6, 8, 9]);
+        let c = ring.counters();
+        assert_eq!((c.pushed, c.dropped_evicted), (8, 5));
+        assert_eq!((c.heartbeats.pushed, c.heartbeats.dropped_evicted, c.heartbeats.dropped_full), (5, 2, 0));
     }
 
     #[test]
@@ -1022,12 +1091,11 @@ mod tests {
             let mut ts = 1_000u64;
             let mut push = |ring: &mut Ring<'_>, i: u64| {
                 ts += 1;
-                let rec = if i % 64 == 63 {
-                    Record::new(data_type::AGENT_HEARTBEAT, ts, &hb_payload)
+                if i % 64 == 63 {
+                    ring.push_as(&Record::new(8, ts, &hb_payload), EntryKind::Kept, no_type).unwrap();
                 } else {
-                    Record::new(7, ts, &payload)
-                };
-                ring.push(&rec).unwrap();
+                    ring.push(&Record::new(7, ts, &payload)).unwrap();
+                }
             };
             let mut i = 0;
             while ring.free_bytes() >= 67 {
@@ -1056,7 +1124,7 @@ mod tests {
             assert_eq!(ring.inflight_bytes(), inflight);
             assert_eq!(ring.ack(sent.wrapping_sub(1)).acked, sent);
             // At most EVICTION_MOVE_FACTOR bytes moved per byte evicted, plus
-            // one heartbeat entry moved twice per push.
+            // the kept entry moved twice per push.
             let bound = EVICTION_MOVE_FACTOR as u64 * evicted * 67 + PUSHES * 2 * 35;
             let moved = MOVED.get();
             assert!(moved <= bound, "{batches} batches in flight: moved {moved} > {bound}");

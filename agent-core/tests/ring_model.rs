@@ -19,7 +19,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
 use agent_core::record::{data_type, EntryIter, Record};
-use agent_core::ring::{OverflowPolicy, PushError, Ring, RingConfig};
+use agent_core::agent::{is_heartbeat_record, ring_entry_kind};
+use agent_core::ring::{EntryKind, OverflowPolicy, PushError, Ring, RingConfig};
 use edge_testkit::ring_model as model;
 use model::Harness;
 use proptest::prelude::*;
@@ -29,6 +30,16 @@ const DEFAULT_CASES: u32 = 2000;
 const MAX_OPS: usize = 100;
 
 // ---- operations ----------------------------------------------------------
+
+/// How a push stores its record.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// As the agent stores it ([`ring_entry_kind`]).
+    Agent,
+    /// Whatever the type: the ring's mechanism knows no types.
+    Plain,
+    Kept,
+}
 
 /// A timestamp, relative to the previous push attempt or absolute.
 #[derive(Clone, Copy, Debug)]
@@ -67,7 +78,7 @@ enum ResumeTo {
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
-    Push { data_type: u32, ts: Ts, len: Len, fill: u8 },
+    Push { data_type: u32, ts: Ts, len: Len, fill: u8, kind: Kind },
     /// plan + copy + commit, back to back.
     Batch { max_bytes: usize, max_records: u32, short_buf: bool },
     /// Several small batches in a row, to reach `MAX_INFLIGHT_BATCHES`.
@@ -106,8 +117,9 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         ts_strategy(),
         prop_oneof![(0usize..8).prop_map(Len::Small), any::<u16>().prop_map(Len::Frac)],
         any::<u8>(),
+        prop_oneof![4 => Just(Kind::Agent), 1 => Just(Kind::Plain), 1 => Just(Kind::Kept)],
     )
-        .prop_map(|(data_type, ts, len, fill)| Op::Push { data_type, ts, len, fill });
+        .prop_map(|(data_type, ts, len, fill, kind)| Op::Push { data_type, ts, len, fill, kind });
     let batch = (max_bytes_strategy(), max_records_strategy(), prop::bool::weighted(0.1))
         .prop_map(|(max_bytes, max_records, short_buf)| Op::Batch { max_bytes, max_records, short_buf });
     let burst = (2u8..=10, 1u32..3).prop_map(|(batches, max_records)| Op::Burst { batches, max_records });
@@ -181,7 +193,7 @@ fn resolve_resume(h: &Harness<'_>, to: ResumeTo) -> u64 {
 /// Runs `op` on the ring and the model; panics on a mismatch.
 fn step(h: &mut Harness<'_>, op: Op) {
     match op {
-        Op::Push { data_type, ts, len, fill } => {
+        Op::Push { data_type, ts, len, fill, kind } => {
             let ts = match ts {
                 Ts::Rel(d) => h.last_ts.wrapping_add(d as u64),
                 Ts::Abs(t) => t,
@@ -190,7 +202,12 @@ fn step(h: &mut Harness<'_>, op: Op) {
                 Len::Small(n) => n,
                 Len::Frac(f) => f as usize % (h.m.cfg.max_record + 5),
             };
-            h.push(data_type, ts, len, fill);
+            let kind = match kind {
+                Kind::Agent => ring_entry_kind(data_type),
+                Kind::Plain => EntryKind::Plain,
+                Kind::Kept => EntryKind::Kept,
+            };
+            h.push(data_type, ts, len, fill, kind);
         }
         Op::Batch { max_bytes, max_records, short_buf } => {
             h.batch(max_bytes, max_records, short_buf);
@@ -243,7 +260,7 @@ fn caught(f: impl FnOnce()) -> Result<(), String> {
 
 fn run(cap: usize, max_record: usize, policy: OverflowPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut mem = vec![0xA5u8; cap];
-    let mut h = Harness::new(&mut mem, RingConfig { max_record, policy });
+    let mut h = Harness::new(&mut mem, RingConfig { max_record, policy }, is_heartbeat_record);
     for (i, &op) in ops.iter().enumerate() {
         caught(|| {
             step(&mut h, op);
@@ -295,6 +312,11 @@ fn send_all(ring: &mut Ring<'_>) -> Vec<(u64, u32, u64, Vec<u8>)> {
     recs
 }
 
+/// Pushes as the agent does: its newest heartbeat is the kept entry.
+fn agent_push(ring: &mut Ring<'_>, rec: &Record<'_>) -> Result<(), PushError> {
+    ring.push_as(rec, ring_entry_kind(rec.data_type), is_heartbeat_record)
+}
+
 /// `DropOldest` used to estimate the room eviction makes from the current
 /// entry sizes. Evicting re-bases timestamp deltas, so the estimate could be
 /// too optimistic: it evicted records and then refused the new one anyway.
@@ -302,10 +324,10 @@ fn send_all(ring: &mut Ring<'_>) -> Vec<(u64, u32, u64, Vec<u8>)> {
 fn drop_oldest_refusal_evicts_nothing() {
     let mut mem = [0u8; 17];
     let mut ring = Ring::new(&mut mem, RingConfig { max_record: 24, policy: OverflowPolicy::DropOldest });
-    ring.push(&Record::new(0, 8225, b"")).unwrap(); // 5 bytes (3-byte delta from 0)
+    agent_push(&mut ring, &Record::new(0, 8225, b"")).unwrap(); // 5 bytes (3-byte delta from 0)
     // 16 bytes after the record above, 18 once it is gone (delta from 0 again).
     let hb = Record::new(data_type::AGENT_HEARTBEAT, 8225, &[1; 12]);
-    assert_eq!(ring.push(&hb), Err(PushError::Full));
+    assert_eq!(agent_push(&mut ring, &hb), Err(PushError::Full));
     let c = ring.counters();
     assert_eq!((c.pushed, c.dropped_full, c.dropped_evicted), (1, 1, 0));
     assert_eq!(send_all(&mut ring), vec![(0, 0, 8225, vec![])]);
@@ -317,9 +339,9 @@ fn drop_oldest_refusal_evicts_nothing() {
 fn drop_oldest_counts_rebased_headers() {
     let mut mem = [0u8; 16];
     let mut ring = Ring::new(&mut mem, RingConfig { max_record: 16, policy: OverflowPolicy::DropOldest });
-    ring.push(&Record::new(0, 10_000, b"")).unwrap(); // 5 bytes
-    ring.push(&Record::new(data_type::AGENT_HEARTBEAT, 0, b"")).unwrap(); // 6 bytes, 4 once re-based to 0
-    ring.push(&Record::new(5, 0, &[7; 9])).unwrap(); // 12 bytes: fits only after the eviction
+    agent_push(&mut ring, &Record::new(0, 10_000, b"")).unwrap(); // 5 bytes
+    agent_push(&mut ring, &Record::new(data_type::AGENT_HEARTBEAT, 0, b"")).unwrap(); // 6 bytes, 4 once re-based to 0
+    agent_push(&mut ring, &Record::new(5, 0, &[7; 9])).unwrap(); // 12 bytes: fits only after the eviction
     assert_eq!(ring.counters().dropped_evicted, 1);
     assert_eq!(ring.used_bytes(), 16);
     assert_eq!(
@@ -337,14 +359,14 @@ fn drop_oldest_keeps_heartbeat_moved_by_eviction() {
     let mut mem = [0u8; 48];
     let mut ring = Ring::new(&mut mem, RingConfig { max_record: 16, policy: OverflowPolicy::DropOldest });
     let hb = data_type::AGENT_HEARTBEAT;
-    ring.push(&Record::new(hb, 0, b"")).unwrap(); // 4 bytes
-    ring.push(&Record::new(hb, 0, b"")).unwrap(); // 4
-    ring.push(&Record::new(hb, 0, b"abc")).unwrap(); // 7, the newest heartbeat
-    ring.push(&Record::new(1, 0, b"")).unwrap(); // 3
-    ring.push(&Record::new(2, 0, b"fghij")).unwrap(); // 8
-    ring.push(&Record::new(3, 8192, &[3; 15])).unwrap(); // 20: 46 of 48 bytes used
+    agent_push(&mut ring, &Record::new(hb, 0, b"")).unwrap(); // 4 bytes
+    agent_push(&mut ring, &Record::new(hb, 0, b"")).unwrap(); // 4
+    agent_push(&mut ring, &Record::new(hb, 0, b"abc")).unwrap(); // 7, the newest heartbeat
+    agent_push(&mut ring, &Record::new(1, 0, b"")).unwrap(); // 3
+    agent_push(&mut ring, &Record::new(2, 0, b"fghij")).unwrap(); // 8
+    agent_push(&mut ring, &Record::new(3, 8192, &[3; 15])).unwrap(); // 20: 46 of 48 bytes used
     // 14 bytes: evicts the two older heartbeats, then records 1 and 2.
-    ring.push(&Record::new(1 << 28, 8192, &[4; 7])).unwrap();
+    agent_push(&mut ring, &Record::new(1 << 28, 8192, &[4; 7])).unwrap();
     assert_eq!(ring.counters().dropped_evicted, 4);
     assert_eq!(ring.used_bytes(), 41);
     assert_eq!(
@@ -361,9 +383,9 @@ fn plan_is_stale_after_eviction() {
     let mut mem = [0u8; 16];
     let mut ring = Ring::new(&mut mem, RingConfig { max_record: 16, policy: OverflowPolicy::DropOldest });
     let hb = data_type::AGENT_HEARTBEAT;
-    ring.push(&Record::new(hb, 0, &[1; 10])).unwrap(); // 14 bytes
+    agent_push(&mut ring, &Record::new(hb, 0, &[1; 10])).unwrap(); // 14 bytes
     let plan = ring.plan_batch(64, 8).unwrap();
-    ring.push(&Record::new(hb, 0, &[2; 11])).unwrap(); // 15 bytes: evicts the first
+    agent_push(&mut ring, &Record::new(hb, 0, &[2; 11])).unwrap(); // 15 bytes: evicts the first
     assert_eq!(ring.counters().dropped_evicted, 1);
     let mut out = [0u8; 64];
     assert!(!ring.copy_batch(&plan, &mut out));
@@ -377,7 +399,7 @@ fn plan_is_stale_after_eviction() {
 fn plan_is_stale_after_resume_renumbers() {
     let mut mem = [0u8; 64];
     let mut ring = Ring::new(&mut mem, RingConfig::default());
-    ring.push(&Record::new(1, 5, b"x")).unwrap();
+    agent_push(&mut ring, &Record::new(1, 5, b"x")).unwrap();
     let plan = ring.plan_batch(64, 8).unwrap();
     assert_eq!(plan.first_seq, 0);
     assert_eq!(ring.resume(7), 0);
@@ -393,9 +415,9 @@ fn plan_is_stale_after_resume_renumbers() {
 fn plan_survives_appends() {
     let mut mem = [0u8; 64];
     let mut ring = Ring::new(&mut mem, RingConfig::default());
-    ring.push(&Record::new(1, 5, b"x")).unwrap();
+    agent_push(&mut ring, &Record::new(1, 5, b"x")).unwrap();
     let plan = ring.plan_batch(64, 8).unwrap();
-    ring.push(&Record::new(2, 6, b"y")).unwrap();
+    agent_push(&mut ring, &Record::new(2, 6, b"y")).unwrap();
     ring.rewind();
     let mut out = [0u8; 64];
     assert!(ring.copy_batch(&plan, &mut out));
@@ -408,7 +430,7 @@ fn plan_survives_appends() {
 #[test]
 fn model_regressions() {
     use Op::*;
-    let push = |data_type, ts, len| Push { data_type, ts, len: Len::Small(len), fill: 0 };
+    let push = |data_type, ts, len| Push { data_type, ts, len: Len::Small(len), fill: 0, kind: Kind::Agent };
     let hb = data_type::AGENT_HEARTBEAT;
     let cases: Vec<(usize, usize, OverflowPolicy, Vec<Op>)> = vec![
         (17, 24, OverflowPolicy::DropOldest, vec![push(0, Ts::Abs(8225), 0), push(hb, Ts::Rel(0), 12)]),

@@ -19,6 +19,7 @@
 #![no_main]
 
 use agent_core::record::data_type;
+use agent_core::agent::{is_heartbeat_record, ring_entry_kind};
 use agent_core::ring::{OverflowPolicy, RingConfig};
 use agent_core_fuzz::ring_model::{Harness, Model};
 use arbitrary::Arbitrary;
@@ -132,7 +133,8 @@ fn run(input: &Input) {
     let max_record = usize::from(input.max_record) % (cap + 9);
     let policy = if input.drop_oldest { OverflowPolicy::DropOldest } else { OverflowPolicy::RejectNew };
     let mut mem = vec![0xA5u8; cap];
-    let mut h = Harness::new(&mut mem, RingConfig { max_record, policy });
+    // The agent's session policy: its newest heartbeat kept, heartbeats counted.
+    let mut h = Harness::new(&mut mem, RingConfig { max_record, policy }, is_heartbeat_record);
     for op in input.ops.iter().take(400) {
         match *op {
             Op::Push { data_type: dt, ts, len, fill } => {
@@ -148,7 +150,7 @@ fn run(input: &Input) {
                     Ts::Abs(t) => t,
                 };
                 let len = usize::from(len) % (max_record + 6);
-                h.push(dt, ts, len, fill);
+                h.push(dt, ts, len, fill, ring_entry_kind(dt));
             }
             Op::Batch { max_bytes, max_records, short_buf } => {
                 h.batch(limit_bytes(max_bytes), limit_records(max_records), short_buf);

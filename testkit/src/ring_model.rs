@@ -22,9 +22,9 @@
 
 use std::collections::VecDeque;
 
-use agent_core::record::{data_type, EntryIter, Record};
+use agent_core::record::{EntryIter, Record};
 use agent_core::ring::{
-    AckOutcome, BatchPlan, OverflowPolicy, PushError, Ring, RingConfig, RingCounters, EVICTION_CHUNK_DIVISOR, EVICTION_MOVE_FACTOR,
+    AckOutcome, BatchPlan, CountedClass, EntryKind, OverflowPolicy, PushError, Ring, RingConfig, RingCounters, EVICTION_CHUNK_DIVISOR, EVICTION_MOVE_FACTOR,
     MAX_INFLIGHT_BATCHES, MAX_RESUME_SEQ,
 };
 
@@ -73,7 +73,7 @@ pub struct Model {
     pub next_seq: u64,
     /// Timestamp of the last acked record: what `recs[0]` is relative to.
     pub acked_ts: u64,
-    /// Id of the newest heartbeat still stored.
+    /// Id of the kept entry ([`EntryKind::Kept`]), if still stored.
     pub protected: Option<usize>,
     pub counters: RingCounters,
     /// Per push attempt.
@@ -144,8 +144,16 @@ impl Model {
         self.recs.range(self.inflight..).take(n).map(|r| r.id).collect()
     }
 
-    /// Returns the outcome and the ids evicted.
-    pub fn push(&mut self, data_type: u32, ts: u64, payload: Vec<u8>) -> (Result<(), PushError>, Vec<usize>) {
+    /// Pushes as `kind`, counting the `counted` class apart (as
+    /// [`Ring::push_as`]); returns the outcome and the ids evicted.
+    pub fn push(
+        &mut self,
+        data_type: u32,
+        ts: u64,
+        payload: Vec<u8>,
+        kind: EntryKind,
+        counted: CountedClass,
+    ) -> (Result<(), PushError>, Vec<usize>) {
         let id = self.fates.len();
         self.fates.push(Fate::Stored);
         self.delivered.push(0);
@@ -157,11 +165,11 @@ impl Model {
             self.counters.dropped_too_large += 1;
             return (Err(PushError::TooLarge), Vec::new());
         }
-        let heartbeat = data_type == data_type::AGENT_HEARTBEAT;
-        // Counted apart: agent and plugin heartbeats.
-        let own = u64::from(heartbeat || data_type == data_type::PLUGIN_HEARTBEAT);
-        // A new heartbeat takes the protection from the previous one.
-        let keep = if heartbeat { None } else { self.protected };
+        let kept = kind == EntryKind::Kept;
+        // Counted apart: the caller's class.
+        let own = u64::from(counted(data_type));
+        // A new kept entry takes the protection from the previous one.
+        let keep = if kept { None } else { self.protected };
         let mut evicted = Vec::new();
         if self.used() + need(self.head_base()) > self.cap {
             if self.cfg.policy == OverflowPolicy::RejectNew {
@@ -170,8 +178,8 @@ impl Model {
                 self.counters.heartbeats.dropped_full += own;
                 return (Err(PushError::Full), evicted);
             }
-            // Evict the oldest never-sent records other than the protected
-            // heartbeat until the new one fits, then more while the smaller
+            // Evict the oldest never-sent records other than the kept entry
+            // until the new one fits, then more while the smaller
             // of the sent bytes and the bytes after the last one evicted
             // exceeds EVICTION_MOVE_FACTOR times the bytes evicted, or fewer
             // than cap / EVICTION_CHUNK_DIVISOR bytes are evicted (sizes as
@@ -215,10 +223,9 @@ impl Model {
                 assert!(i >= self.sent, "model evicts only never-sent records");
                 self.fates[r.id] = Fate::Evicted;
                 self.counters.dropped_evicted += 1;
-                self.counters.heartbeats.dropped_evicted +=
-                    u64::from(r.data_type == data_type::AGENT_HEARTBEAT || r.data_type == data_type::PLUGIN_HEARTBEAT);
+                self.counters.heartbeats.dropped_evicted += u64::from(counted(r.data_type));
                 if self.protected == Some(r.id) {
-                    assert!(heartbeat, "model evicts the protected heartbeat only for a new heartbeat");
+                    assert!(kept, "model evicts the kept entry only for a new kept entry");
                     self.protected = None;
                 }
                 evicted.push(r.id);
@@ -228,7 +235,7 @@ impl Model {
         self.recs.push_back(rec);
         self.counters.pushed += 1;
         self.counters.heartbeats.pushed += own;
-        if heartbeat {
+        if kept {
             self.protected = Some(id);
         }
         (Ok(()), evicted)
@@ -417,13 +424,16 @@ pub struct Harness<'a> {
     slots: [Option<Planned>; SLOTS],
     /// Timestamp of the last push attempt (base of relative timestamps).
     pub last_ts: u64,
+    /// The class every push counts apart.
+    counted: CountedClass,
 }
 
 impl<'a> Harness<'a> {
-    /// A ring on `mem` (its whole length is the capacity), checked once.
-    pub fn new(mem: &'a mut [u8], cfg: RingConfig) -> Self {
+    /// A ring on `mem` (its whole length is the capacity) whose pushes
+    /// count `counted` apart, checked once.
+    pub fn new(mem: &'a mut [u8], cfg: RingConfig, counted: CountedClass) -> Self {
         let cap = mem.len();
-        let h = Harness { ring: Ring::new(mem, cfg), m: Model::new(cap, cfg), slots: [None, None, None], last_ts: 0 };
+        let h = Harness { ring: Ring::new(mem, cfg), m: Model::new(cap, cfg), slots: [None, None, None], last_ts: 0, counted };
         h.check();
         h
     }
@@ -434,12 +444,12 @@ impl<'a> Harness<'a> {
     }
 
     /// Pushes a record of `len` bytes (derived from `fill`) with timestamp
-    /// `ts`, which becomes `last_ts`.
-    pub fn push(&mut self, data_type: u32, ts: u64, len: usize, fill: u8) {
+    /// `ts`, which becomes `last_ts`, as `kind`.
+    pub fn push(&mut self, data_type: u32, ts: u64, len: usize, fill: u8, kind: EntryKind) {
         self.last_ts = ts;
         let payload: Vec<u8> = (0..len).map(|i| fill.wrapping_add((i as u8).wrapping_mul(31))).collect();
-        let got = self.ring.push(&Record::new(data_type, ts, &payload));
-        let (want, evicted) = self.m.push(data_type, ts, payload);
+        let got = self.ring.push_as(&Record::new(data_type, ts, &payload), kind, self.counted);
+        let (want, evicted) = self.m.push(data_type, ts, payload, kind, self.counted);
         assert_eq!(got, want, "push outcome");
         if !evicted.is_empty() {
             for p in self.slots.iter_mut().flatten() {

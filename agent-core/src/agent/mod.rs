@@ -134,6 +134,7 @@ pub use config::{
     MAX_HELLO_FRAME,
 };
 use config::max_entry;
+pub use heartbeat::{is_heartbeat_record, ring_entry_kind};
 pub use link::Link;
 pub use timers::Timer;
 
@@ -828,7 +829,7 @@ impl<'a> Core<'a> {
 
     fn push(&mut self, now: Instant, rec: &Record<'_>) -> Result<(), PushError> {
         let was_idle = self.ring.pending_records() == 0;
-        self.ring.push(rec)?;
+        self.ring.push_as(rec, ring_entry_kind(rec.data_type), is_heartbeat_record)?;
         if was_idle || self.pending_since.is_none() {
             self.pending_since = Some(now);
         }
