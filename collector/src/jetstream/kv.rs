@@ -94,16 +94,7 @@ const KV_TIMEOUT: Duration = Duration::from_secs(5);
 /// lowercase hex. Distinct strings give distinct keys (a plain key never
 /// starts with `=`), and every key is a valid single-token KV key.
 pub fn key(s: &str) -> String {
-    let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if plain {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(1 + 2 * s.len());
-    out.push('=');
-    for b in s.bytes() {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    super::subject::plain_or_hex(s, '=')
 }
 
 /// A task or config value: compact JSON (which holds no raw newline), a

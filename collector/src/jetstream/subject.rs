@@ -6,13 +6,20 @@
 /// Distinct ids give distinct tokens (a plain token never starts with `~`),
 /// and every token is a valid single NATS subject token.
 pub fn token(agent: &str) -> String {
-    let plain = !agent.is_empty() && agent.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    plain_or_hex(agent, '~')
+}
+
+/// `s` itself when it is non-empty and only `A-Z a-z 0-9 _ -`, else
+/// `marker` and its bytes in lowercase hex: one name for a subject token
+/// (marker `~`) or a KV key (marker `=`, since KV keys may not hold `~`).
+pub fn plain_or_hex(s: &str, marker: char) -> String {
+    let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if plain {
-        return agent.to_string();
+        return s.to_string();
     }
-    let mut out = String::with_capacity(1 + 2 * agent.len());
-    out.push('~');
-    for b in agent.bytes() {
+    let mut out = String::with_capacity(1 + 2 * s.len());
+    out.push(marker);
+    for b in s.bytes() {
         out.push_str(&format!("{b:02x}"));
     }
     out
