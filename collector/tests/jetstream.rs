@@ -72,24 +72,50 @@ fn read_messages(url: &str, stream: &str, partitions: usize) -> Vec<StreamMsg> {
         let durable = format!("raw{}", common::Rng(std::process::id() as u64 ^ 0x5eed).next() % 1_000_000);
         let config = async_nats::jetstream::consumer::pull::Config { durable_name: Some(durable.clone()), ..Default::default() };
         let consumer = s.get_or_create_consumer(&durable, config).await.expect("consumer");
+        // A fetch may fail for a while after a node loss (503 until the
+        // consumer has a leader): retried for up to 30 s. A message seen
+        // again (its ack lost with the failure) is skipped by its stream
+        // sequence.
+        let mut seen = std::collections::HashSet::new();
+        let mut failing_since: Option<std::time::Instant> = None;
         loop {
-            let mut batch = consumer.fetch().max_messages(1000).expires(Duration::from_secs(2)).messages().await.expect("fetch");
             let before = out.len();
-            while let Some(m) = batch.next().await {
-                let m = m.expect("message");
-                let h = m.headers.clone().unwrap_or_default();
-                let num = |name: &str| h.get(name).unwrap_or_else(|| panic!("{name} missing on {}", m.subject)).as_str().parse::<u64>().unwrap();
-                out.push(StreamMsg {
-                    subject: m.subject.to_string(),
-                    first: num(FIRST_SEQ_HEADER),
-                    last: num(LAST_SEQ_HEADER),
-                    msg_id: h.get("Nats-Msg-Id").map(|v| v.as_str().to_string()).unwrap_or_default(),
-                    payload: m.payload.to_vec(),
-                });
-                m.ack().await.unwrap();
+            let mut failed = None;
+            match consumer.fetch().max_messages(1000).expires(Duration::from_secs(2)).messages().await {
+                Err(e) => failed = Some(e.to_string()),
+                Ok(mut batch) => {
+                    while let Some(m) = batch.next().await {
+                        let m = match m {
+                            Ok(m) => m,
+                            Err(e) => {
+                                failed = Some(e.to_string());
+                                break;
+                            }
+                        };
+                        let at = m.info().expect("a JetStream message").stream_sequence;
+                        if seen.insert(at) {
+                            let h = m.headers.clone().unwrap_or_default();
+                            let num = |name: &str| h.get(name).unwrap_or_else(|| panic!("{name} missing on {}", m.subject)).as_str().parse::<u64>().unwrap();
+                            out.push(StreamMsg {
+                                subject: m.subject.to_string(),
+                                first: num(FIRST_SEQ_HEADER),
+                                last: num(LAST_SEQ_HEADER),
+                                msg_id: h.get("Nats-Msg-Id").map(|v| v.as_str().to_string()).unwrap_or_default(),
+                                payload: m.payload.to_vec(),
+                            });
+                        }
+                        let _ = m.ack().await;
+                    }
+                }
             }
-            if out.len() == before {
-                break;
+            match failed {
+                Some(e) => {
+                    let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                    assert!(since.elapsed() < Duration::from_secs(30), "fetch failing for 30 s: {e}");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                None if out.len() == before => break,
+                None => failing_since = None,
             }
         }
         }

@@ -14,6 +14,12 @@
 //! two writes that fetch's lines again: the output is at least once, and a
 //! reader that must not see a repeat drops lines whose `(agent, seq)` it
 //! has seen.
+//!
+//! A fetch that fails (a 503 while the stream's or the consumer's leader is
+//! being elected after a node loss, a dropped connection) is retried every
+//! [`RETRY_PAUSE`] for up to [`RETRY_FOR`] in a row, after the messages
+//! already written are acked; only a failure that lasts longer ends the copy
+//! with its error.
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use super::message;
@@ -28,6 +34,11 @@ pub const FETCH: usize = 1000;
 /// write (`--nats-max-message-bytes` at most 64 MiB) plus its headers.
 pub const FETCH_BYTES: usize = crate::config::MAX_NATS_MAX_MESSAGE_BYTES + (1 << 20);
 
+/// Longest run of failed fetches retried before the copy gives up.
+pub const RETRY_FOR: Duration = Duration::from_secs(30);
+/// Pause between two attempts of a failed fetch.
+pub const RETRY_PAUSE: Duration = Duration::from_millis(250);
+
 fn io_err(what: &str, e: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("{what}: {e}"))
 }
@@ -41,30 +52,55 @@ pub async fn consume<W: Write>(ctx: &Context, stream: &str, durable: &str, out: 
     let config = pull::Config { durable_name: Some(durable.to_string()), ack_policy: AckPolicy::All, deliver_policy: DeliverPolicy::All, ..Default::default() };
     let consumer = stream.get_or_create_consumer(durable, config).await.map_err(|e| io_err("consumer", e))?;
     let mut lines = 0u64;
+    let mut failing_since: Option<std::time::Instant> = None;
     loop {
-        let mut batch = consumer.fetch().max_messages(FETCH).max_bytes(FETCH_BYTES).expires(idle).messages().await.map_err(|e| io_err("fetch", e))?;
         let mut last = None;
-        while let Some(m) = batch.next().await {
-            let m = m.map_err(|e| io_err("fetch", e))?;
-            let bad = |e: message::LayoutError| {
-                let at = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-                io::Error::new(io::ErrorKind::InvalidData, format!("stream sequence {at} on {}: {e}", m.subject))
-            };
-            let (first, last_seq) = message::range(|name| m.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str())).map_err(bad)?;
-            lines += message::lines_in(first, last_seq, &m.payload).map_err(bad)?;
-            out.write_all(&m.payload)?;
-            if m.payload.last() != Some(&b'\n') {
-                out.write_all(b"\n")?;
+        let mut failed = None;
+        match consumer.fetch().max_messages(FETCH).max_bytes(FETCH_BYTES).expires(idle).messages().await {
+            Err(e) => failed = Some(io_err("fetch", e)),
+            Ok(mut batch) => {
+                while let Some(m) = batch.next().await {
+                    let m = match m {
+                        Ok(m) => m,
+                        Err(e) => {
+                            failed = Some(io_err("fetch", e));
+                            break;
+                        }
+                    };
+                    let bad = |e: message::LayoutError| {
+                        let at = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                        io::Error::new(io::ErrorKind::InvalidData, format!("stream sequence {at} on {}: {e}", m.subject))
+                    };
+                    let (first, last_seq) = message::range(|name| m.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str())).map_err(bad)?;
+                    lines += message::lines_in(first, last_seq, &m.payload).map_err(bad)?;
+                    out.write_all(&m.payload)?;
+                    if m.payload.last() != Some(&b'\n') {
+                        out.write_all(b"\n")?;
+                    }
+                    last = Some(m);
+                }
             }
-            last = Some(m);
         }
-        match last {
-            Some(m) => {
-                out.flush()?;
-                m.double_ack().await.map_err(|e| io_err("ack", e))?;
+        let got = last.is_some();
+        if let Some(m) = last {
+            out.flush()?;
+            m.double_ack().await.map_err(|e| io_err("ack", e))?;
+        }
+        match failed {
+            Some(e) => {
+                let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= RETRY_FOR {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, "fetch failed; retrying");
+                tokio::time::sleep(RETRY_PAUSE).await;
             }
-            None if follow => {}
-            None => return Ok(lines),
+            None => {
+                failing_since = None;
+                if !got && !follow {
+                    return Ok(lines);
+                }
+            }
         }
     }
 }
