@@ -19,10 +19,19 @@
 //!   counts into the resume points.
 //! * The quarantine file is fsync'd before any file is cut or rewritten, so
 //!   no byte leaves the data directory unrecorded.
+//! * Every good line of a task result (type 1050 with a decoded
+//!   `task_result`) is collected ([`FoundResult`]): the registry marks a
+//!   task done only on its flush, once a second, so a collector killed
+//!   between acking a result and that flush would otherwise send the task
+//!   again and have it run twice. The server applies them to the registry
+//!   before it serves.
 
 use crate::ledger::ResumePoints;
 use crate::line::{check, Checked};
+use crate::session::ResultInfo;
 use base64::Engine as _;
+use serde::Deserialize;
+use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -37,6 +46,48 @@ pub const QUARANTINE: &str = "quarantine.log";
 /// escaped at most 6x, plus the identity).
 pub const MAX_LINE: usize = 128 << 20;
 
+/// A task result found in a sink line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundResult {
+    /// The agent that answered.
+    pub agent: String,
+    /// The result, as the line holds it.
+    pub result: ResultInfo,
+    /// The collector's receive time of the record (Unix ms).
+    pub recv_ms: u64,
+}
+
+/// The fields of a task result's line that [`FoundResult`] keeps.
+#[derive(Deserialize)]
+struct ResultLine<'a> {
+    #[serde(borrow)]
+    agent: Cow<'a, str>,
+    recv: u64,
+    task_result: Option<ResultFields<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ResultFields<'a> {
+    #[serde(borrow)]
+    token: Cow<'a, str>,
+    status: u32,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+}
+
+/// How a task result's line names its type (pinned to
+/// `data_type::TASK_RESULT` by a test).
+const RESULT_TYPE: &[u8] = b"\"type\":1050,";
+
+/// The task result a good line holds, if it is one (a cheap look for its
+/// type first: every line has `"type":` right after its `seq`).
+fn result_in(line: &[u8]) -> Option<FoundResult> {
+    line.windows(RESULT_TYPE.len()).any(|w| w == RESULT_TYPE).then_some(())?;
+    let l: ResultLine<'_> = serde_json::from_slice(line.strip_suffix(b"\n").unwrap_or(line)).ok()?;
+    let r = l.task_result?;
+    Some(FoundResult { agent: l.agent.into_owned(), result: ResultInfo { token: r.token.into_owned(), status: r.status, message: r.message.into_owned() }, recv_ms: l.recv })
+}
+
 /// What one file held.
 #[derive(Debug, Default)]
 pub struct FileScan {
@@ -50,6 +101,8 @@ pub struct FileScan {
     pub len: u64,
     /// True if the bytes after `good_end` hold a whole line.
     pub tail_has_line: bool,
+    /// The task results among the good lines, in file order.
+    pub results: Vec<FoundResult>,
 }
 
 /// Reads one line (up to and with `\n`) into `buf`, holding at most
@@ -112,6 +165,7 @@ pub fn scan(path: &Path, resume: &mut ResumePoints) -> io::Result<FileScan> {
                     }
                 }
                 s.lines += 1;
+                s.results.extend(result_in(&line));
                 s.damaged.append(&mut bad);
                 s.good_end = offset + n;
                 s.tail_has_line = false;
@@ -252,6 +306,30 @@ mod tests {
             RecordLine { agent, host: "h", seq, data_type: 2001, ts: 0, recv: 0, payload: b"x" }.write(&mut out);
         }
         out
+    }
+
+    #[test]
+    fn task_results_are_found_in_good_lines_only() {
+        use agent_core::message::{encode_task_result, TaskResult};
+        assert_eq!(RESULT_TYPE, format!("\"type\":{},", agent_core::data_type::TASK_RESULT).as_bytes());
+        let mut body = [0u8; 64];
+        let n = encode_task_result(&TaskResult { token: "t-1", status: 2, message: "no \"disk\"" }, &mut body).unwrap();
+        let mut file = lines("a", 0..2);
+        RecordLine { agent: "a", host: "h", seq: 2, data_type: agent_core::data_type::TASK_RESULT, ts: 0, recv: 77, payload: &body[..n] }.write(&mut file);
+        // A type-1050 payload that does not decode is kept as b64: no result.
+        RecordLine { agent: "a", host: "h", seq: 3, data_type: agent_core::data_type::TASK_RESULT, ts: 0, recv: 78, payload: b"\xff" }.write(&mut file);
+        file.extend(lines("a", 4..5));
+        // A result line torn at the end is not read.
+        let mut torn = Vec::new();
+        RecordLine { agent: "b", host: "h", seq: 0, data_type: agent_core::data_type::TASK_RESULT, ts: 0, recv: 79, payload: &body[..n] }.write(&mut torn);
+        file.extend_from_slice(&torn[..torn.len() - 3]);
+        let dir = std::env::temp_dir().join(format!("edge-recovery-results-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("records.jsonl");
+        fs::write(&path, &file).unwrap();
+        let s = scan(&path, &mut ResumePoints::new()).unwrap();
+        assert_eq!(s.results, vec![FoundResult { agent: "a".into(), result: ResultInfo { token: "t-1".into(), status: 2, message: "no \"disk\"".into() }, recv_ms: 77 }]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

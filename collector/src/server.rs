@@ -106,9 +106,11 @@ impl Collector {
         // The local sink and its resume points (none with JetStream), and
         // whether the data directory held no sink files.
         type Local = Option<(Box<dyn Sink>, ResumePoints)>;
+        let mut found_results = Vec::new();
         let (local, fresh): (Local, bool) = match cfg.sink {
             SinkKind::File => {
-                let (s, rec) = FileSink::open(&cfg.data_dir, cfg.rotate_bytes)?;
+                let (s, mut rec) = FileSink::open(&cfg.data_dir, cfg.rotate_bytes)?;
+                found_results = std::mem::take(&mut rec.results);
                 tracing::info!(agents = rec.resume.len(), files = rec.files, lines = rec.lines, truncated_bytes = rec.truncated_bytes, quarantined = rec.quarantined, "sink opened; resume points rebuilt");
                 Metrics::add(&metrics.sink_quarantined_total, rec.quarantined);
                 Metrics::add(&metrics.sink_quarantined_bytes_total, rec.quarantined_bytes);
@@ -131,6 +133,16 @@ impl Collector {
             tracing::warn!(registry = %registry_path.display(), "the registry was missing or empty; starting a new one (--allow-new-registry)");
         }
         let registry = Arc::new(Registry::open(&registry_path).map_err(StartError::Registry)?);
+        // A result acked but not yet flushed to the registry when the last
+        // run ended would leave its task open, to be sent and run again.
+        if !found_results.is_empty() {
+            let n = found_results.len();
+            for f in found_results {
+                registry.task_result(&f.agent, f.result, f.recv_ms);
+            }
+            registry.flush(0).map_err(StartError::Registry)?;
+            tracing::info!(results = n, "task results in the sink files applied to the registry (tasks already done are left as they are)");
+        }
         // Known at once, so the first Accepts after a restart carry the advice.
         let fleet_recent = registry.recent_agents(fleet_since()).map_err(StartError::Registry)?;
         let (commit, commit_thread) = match local {

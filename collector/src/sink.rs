@@ -107,6 +107,9 @@ pub struct Recovery {
     pub checkpoint_rebuilt: bool,
     /// Nothing was found: no checkpoint, no sink file with a byte in it.
     pub fresh: bool,
+    /// Every task result in the good lines, oldest file first: the server
+    /// applies them to the registry before it serves.
+    pub results: Vec<recovery::FoundResult>,
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -219,15 +222,17 @@ impl FileSink {
         rec.resume = checkpoint.resume;
         let last_rotated = rotated.last().map_or(0, |(n, _)| *n).max(checkpoint.rotated);
         for (_, p) in &rotated {
-            let s = recovery::scan(p, &mut rec.resume).map_err(|e| at(p, e))?;
+            let mut s = recovery::scan(p, &mut rec.resume).map_err(|e| at(p, e))?;
             let r = recovery::repair(dir, p, &s, false)?;
             rec.note(&(s.lines, r));
+            rec.results.append(&mut s.results);
         }
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(|e| at(&path, e))?;
-        let s = recovery::scan(&path, &mut rec.resume).map_err(|e| at(&path, e))?;
+        let mut s = recovery::scan(&path, &mut rec.resume).map_err(|e| at(&path, e))?;
         let r = recovery::repair(dir, &path, &s, true)?;
         rec.truncated_bytes = r.tail_bytes;
         rec.note(&(s.lines, r));
+        rec.results.append(&mut s.results);
         if !s.damaged.is_empty() {
             // Rewritten: a new inode.
             file = OpenOptions::new().read(true).append(true).open(&path).map_err(|e| at(&path, e))?;

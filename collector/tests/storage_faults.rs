@@ -7,7 +7,7 @@
 
 mod common;
 
-use agent_core::message::{Batch, Message};
+use agent_core::message::{encode_task_result, Batch, Message, TaskResult};
 use agent_core::record::{ts_delta, EntryHeader};
 use common::raw::{hello, Got, Raw};
 use common::{collector, http, sink_view, TempDir};
@@ -279,4 +279,66 @@ fn a_full_disk_stops_acks_exits_3_and_a_freed_one_resumes_exactly_once() {
     let view = sink_view(&dir);
     assert_eq!(view.seqs["full"], (0..s).collect::<Vec<_>>(), "each record exactly once");
     drop(mount);
+}
+
+/// The record of a task result (type 1050) at `seq`.
+fn result_record(token: &str, status: u32, message: &str) -> Vec<u8> {
+    let mut body = [0u8; 256];
+    let n = encode_task_result(&TaskResult { token, status, message }, &mut body).unwrap();
+    let (h, hl) = EntryHeader::new(agent_core::data_type::TASK_RESULT, ts_delta(1000, 1000), n).encode();
+    [&h[..hl], &body[..n]].concat()
+}
+
+#[test]
+fn a_task_result_acked_just_before_a_kill_9_is_not_sent_again() {
+    let tmp = TempDir::new("result-kill");
+    let dir = tmp.path().join("data");
+    // The agent is known first (a task needs a known agent).
+    let mut c = collector().start(&dir, &["--api-token", TOKEN, "--api-listen", "127.0.0.1:0", "--registry-flush", "0.05"]);
+    let (raw, _, _) = Raw::connect_admitted(c.agents, &hello("tr", b"", 0, 0), T, 10);
+    let known = common::wait_for(T, || (http(c.api.unwrap(), "GET", "/agents/tr", Some(TOKEN), None).0 == 200).then_some(()));
+    assert!(known.is_some(), "the agent is registered");
+    drop(raw);
+    c.kill9();
+    // Now the registry is flushed once an hour: the result's mark can only
+    // come from the sink line when the collector starts again.
+    let args = ["--api-token", TOKEN, "--api-listen", "127.0.0.1:0", "--registry-flush", "3600"];
+    let mut c = collector().start(&dir, &args);
+    let api = c.api.unwrap();
+    let (s, b) = http(api, "POST", "/agents/tr/tasks", Some(TOKEN), Some(r#"{"data_type": 6001, "payload": "x"}"#));
+    assert_eq!(s, 201, "{b}");
+    let token = serde_json::from_str::<serde_json::Value>(&b).unwrap()["token"].as_str().unwrap().to_string();
+    let (mut raw, accept, _) = Raw::connect_admitted(c.agents, &hello("tr", b"", 0, 0), T, 10);
+    assert!(matches!(accept, Got::Accept { next_seq: 0, .. }), "{accept:?}");
+    let got = loop {
+        match raw.recv(T) {
+            Got::Task { token, .. } => break token,
+            Got::Config { .. } | Got::Ping(_) => continue,
+            g => panic!("expected the task, got {g:?}"),
+        }
+    };
+    assert_eq!(got, token);
+    let records = result_record(&token, 0, "ran once");
+    raw.send(&Message::Batch(Batch { first_seq: 0, base_ts: 1000, count: 1, records: &records }));
+    assert_eq!(raw.recv_skipping(T), Got::Ack(0), "the result is durable");
+    c.kill9();
+    drop(raw);
+
+    let c = collector().start(&dir, &args);
+    let api = c.api.unwrap();
+    let (_, t) = http(api, "GET", &format!("/tasks/{token}"), Some(TOKEN), None);
+    let t: serde_json::Value = serde_json::from_str(&t).unwrap();
+    assert_eq!((t["state"].as_str(), &t["result"]), (Some("done"), &serde_json::json!({"status": 0, "message": "ran once"})), "{t}");
+    // The agent comes back: the task is not sent again.
+    let (mut raw, accept, _) = Raw::connect_admitted(c.agents, &hello("tr", b"", 1, 1), T, 10);
+    assert!(matches!(accept, Got::Accept { next_seq: 1, .. }), "{accept:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match raw.recv(left) {
+            Got::Task { token: t, .. } => panic!("task {t} sent again after its result was acked"),
+            Got::Timeout => break,
+            Got::Config { .. } | Got::Ping(_) => continue,
+            g => panic!("{g:?}"),
+        }
+    }
 }
