@@ -10,6 +10,13 @@
 # painted figures against it).
 #
 #   bash scripts/firmware-build.sh [OUT_DIR]      # default target/firmware
+#   bash scripts/firmware-build.sh --target riscv32imac-unknown-none-elf [OUT_DIR]
+#
+# --target riscv32imac-unknown-none-elf builds the same main.c for QEMU's
+# RISC-V virt machine (examples/firmware/riscv, riscv64-unknown-elf-gcc;
+# default OUT_DIR target/firmware-riscv) and reports its size the same way;
+# the static stack bound is Arm-only (stack-report.py reads Thumb code), so
+# that target stops after the size report.
 #
 # The library is built with README's documented command (one LTO'd object:
 # `cargo rustc --crate-type staticlib`), with the rustup target
@@ -24,10 +31,15 @@
 # CI and is skipped elsewhere (scripts/skip.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${1:-$root/target/firmware}
 target=thumbv7em-none-eabihf
+if [ "${1:-}" = --target ]; then target=$2; shift 2; fi
+case $target in
+  thumbv7em-none-eabihf) cc=arm-none-eabi-gcc; board=examples/firmware; out=${1:-$root/target/firmware} ;;
+  riscv32imac-unknown-none-elf) cc=riscv64-unknown-elf-gcc; board=examples/firmware/riscv; out=${1:-$root/target/firmware-riscv} ;;
+  *) echo "firmware-build: no board for target $target"; exit 1 ;;
+esac
 libdir=$root/target/firmware-lib
-for tool in arm-none-eabi-gcc python3 make; do
+for tool in "$cc" python3 make; do
   if ! command -v "$tool" >/dev/null; then
     echo "firmware-build: $tool not found; skipped"
     exit 2
@@ -60,8 +72,12 @@ rm -f "$out/stack-bound.txt"
 echo "firmware-build: ${cmd[*]}"
 build_lib "$libdir"
 lib=$libdir/$target/firmware/libedge_agent.a
-make -s -C examples/firmware LIB="$lib" OUT="$out"
-python3 scripts/firmware-size.py "$out/firmware.map" "$out/firmware.elf"
+make -s -C "$board" LIB="$lib" OUT="$out"
+python3 scripts/firmware-size.py --target "$target" "$out/firmware.map" "$out/firmware.elf"
+if [ "$target" != thumbv7em-none-eabihf ]; then
+  echo "firmware-build: no static stack bound for $target (stack-report.py reads Thumb code only)"
+  exit 0
+fi
 
 # ---- the static stack bound ----------------------------------------------
 objdump=

@@ -1,8 +1,11 @@
 /*
- * board.h - the few drivers the example firmware needs on QEMU's mps2-an386
- * (Cortex-M4): SysTick as a millisecond clock, CMSDK UART0 with interrupt
- * receive into a small ring, Arm semihosting for the log and the exit code,
- * and stack painting. No libc, no heap.
+ * board.h - the few drivers the example firmware needs: a millisecond clock
+ * with its interrupt, UART0 with interrupt receive into a small ring,
+ * semihosting for the log, an exit code for QEMU, and stack painting. No
+ * libc, no heap. Two boards implement it: board.c for QEMU's mps2-an386
+ * (Cortex-M4: SysTick, the CMSDK UART, semihosting exit) and riscv/board.c
+ * for QEMU's RISC-V virt (riscv32imac: the CLINT timer, the 16550 UART
+ * through the PLIC, the SiFive test device's exit). main.c is the same.
  */
 #ifndef BOARD_H
 #define BOARD_H
@@ -41,6 +44,17 @@ void log_u32(const char *label, uint32_t v); /* " label=v" */
 void log_end(void);                          /* newline, flush the line */
 /* Ends QEMU with exit status `code` (0 success). */
 void board_exit(uint32_t code) __attribute__((noreturn));
+
+/* ---- the two instructions main.c needs inline -------------------------- */
+/* Reads the stack pointer into `p` (no call: main.c paints below it), and
+ * executes what a trapped panic does (the fault path's test). */
+#if defined(__riscv)
+#define BOARD_READ_SP(p) __asm__ volatile("mv %0, sp" : "=r"(p))
+#define BOARD_TRAP() __asm__ volatile("unimp")
+#else
+#define BOARD_READ_SP(p) __asm__ volatile("mov %0, sp" : "=r"(p))
+#define BOARD_TRAP() __asm__ volatile("udf #0")
+#endif
 
 /* ---- stack painting ---------------------------------------------------- */
 /* Fills the free stack below the caller's frame with a pattern. */

@@ -127,7 +127,7 @@ static uint32_t stack_max[S_COUNT];
     do {                                                                         \
         volatile uint32_t *sp_, *p_;                                             \
         uint32_t used_;                                                          \
-        __asm__ volatile("mov %0, sp" : "=r"(sp_));                              \
+        BOARD_READ_SP(sp_);                                                      \
         for (p_ = sp_ - STACK_WINDOW_WORDS; p_ < sp_; p_++) *p_ = STACK_PAINT;   \
         (r) = (call);                                                            \
         for (p_ = sp_ - STACK_WINDOW_WORDS; p_ < sp_ && *p_ == STACK_PAINT; p_++) { \
@@ -298,7 +298,7 @@ int main(void) {
     if (ea_abi_version() != EA_ABI_VERSION) board_exit(1);
 #ifdef FW_TRAP_AT_BOOT
     /* The test of the fault path: what a trapped panic executes. */
-    __asm__ volatile("udf #0");
+    BOARD_TRAP();
 #endif
     OK(ea_min_transmit_len(&cfg, &id, &min_tx));
     check(min_tx <= sizeof tx, "tx buffer holds the largest frame", EA_OK);
