@@ -14,7 +14,9 @@
 //!
 //! `--partitions N`: the collectors ran with `--nats-partitions N`; the
 //! streams `<stream>_0` .. `<stream>_<N-1>` are read, each through its own
-//! durable consumer of the same name.
+//! durable consumer of the same name; with `--follow` they take turns, one
+//! fetch (at most 1,000 messages) each, so a busy stream never holds up
+//! another for longer than one fetch.
 //!
 //! The durable consumer remembers where it stopped: run it again and it
 //! continues. Each fetch is acked only after the output was flushed, so

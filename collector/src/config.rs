@@ -45,6 +45,14 @@ pub const MAX_BATCH_RECORDS: u32 = 65536;
 /// Default of `--nats-max-message-bytes`: 768 KiB, below nats-server's
 /// default `max_payload` of 1 MiB with room for the headers.
 pub const DEFAULT_NATS_MAX_MESSAGE_BYTES: usize = 768 << 10;
+/// Default of `--nats-task-retention`: a finished task stays readable for a day.
+pub const DEFAULT_NATS_TASK_RETENTION: Duration = Duration::from_secs(86_400);
+/// Shortest `--nats-task-retention`: two of the registry's 5-s timeouts, so
+/// a `GET /tasks/{token}` sent as the result lands, or one poll interval of
+/// that length later, still finds it.
+pub const MIN_NATS_TASK_RETENTION: Duration = Duration::from_secs(10);
+/// Longest `--nats-task-retention`: a year.
+pub const MAX_NATS_TASK_RETENTION: Duration = Duration::from_secs(365 * 86_400);
 /// Largest `--nats-max-message-bytes`: nats-server refuses a `max_payload`
 /// above 64 MiB.
 pub const MAX_NATS_MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -124,6 +132,9 @@ pub struct Args {
     /// Tasks without a result one agent may have waiting in the shared registry; a task beyond it is refused with 429 (1..=10000) [default: 1000].
     #[arg(long, value_name = "N")]
     pub nats_max_open_tasks: Option<usize>,
+    /// Seconds a finished task (one with its result) stays in the shared registry, readable by `GET /tasks/{token}` on every collector; then nats-server removes it (a per-message TTL on the result's write). Whole seconds within 10..=31536000 [default: 86400].
+    #[arg(long, value_name = "SECS")]
+    pub nats_task_retention: Option<u64>,
     /// Rotate the JSON-lines file when it grows past this many bytes [default: 256 MiB].
     #[arg(long, value_name = "BYTES")]
     pub rotate_bytes: Option<u64>,
@@ -283,6 +294,9 @@ pub struct NatsSettings {
     pub collector_name: Option<String>,
     /// Most tasks without a result per agent in the shared registry.
     pub max_open_tasks: usize,
+    /// How long a finished task stays in the shared registry (whole
+    /// seconds, [`MIN_NATS_TASK_RETENTION`] at least).
+    pub task_retention: Duration,
 }
 
 impl NatsSettings {
@@ -480,6 +494,15 @@ impl Args {
         if !(1..=10_000).contains(&max_open_tasks) {
             return Err(ConfigError(format!("--nats-max-open-tasks must be within 1..=10000, got {max_open_tasks}")));
         }
+        let task_retention = self.nats_task_retention.unwrap_or(DEFAULT_NATS_TASK_RETENTION.as_secs());
+        if !(MIN_NATS_TASK_RETENTION.as_secs()..=MAX_NATS_TASK_RETENTION.as_secs()).contains(&task_retention) {
+            return Err(ConfigError(format!(
+                "--nats-task-retention must be within {}..={} seconds (below {} s a result could expire before a client polling GET /tasks at the registry's 5-s timeout reads it), got {task_retention}",
+                MIN_NATS_TASK_RETENTION.as_secs(),
+                MAX_NATS_TASK_RETENTION.as_secs(),
+                MIN_NATS_TASK_RETENTION.as_secs()
+            )));
+        }
         let n = NatsSettings {
             urls,
             stream,
@@ -494,6 +517,7 @@ impl Args {
             kv_prefix,
             collector_name: self.nats_collector_name.clone(),
             max_open_tasks,
+            task_retention: Duration::from_secs(task_retention),
         };
         if !(1..=64).contains(&n.partitions) {
             return Err(ConfigError(format!("--nats-partitions must be within 1..=64, got {}", n.partitions)));
@@ -510,7 +534,7 @@ impl Args {
     pub fn or(self, file: Args) -> Args {
         macro_rules! pick { ($($f:ident),*) => { Args { config: self.config, allow_new_registry: self.allow_new_registry || file.allow_new_registry, $($f: self.$f.or(file.$f)),* } } }
         pick!(listen, tls_cert, tls_key, tls_client_ca, api_tls_cert, api_tls_key, api_listen, api_token, data_dir, sink, nats_stream, nats_subject_prefix, nats_replicas, nats_sync,
-            nats_max_age, nats_duplicate_window, nats_ack_timeout, nats_max_message_bytes, nats_partitions, nats_kv_prefix, nats_collector_name, nats_max_open_tasks, rotate_bytes, agent_token, token_file,
+            nats_max_age, nats_duplicate_window, nats_ack_timeout, nats_max_message_bytes, nats_partitions, nats_kv_prefix, nats_collector_name, nats_max_open_tasks, nats_task_retention, rotate_bytes, agent_token, token_file,
             max_connections, max_frame, max_inflight, max_inflight_bytes, max_batch_records, handshake_timeout, idle_timeout,
             ping_after, retry_after_ms, admission_rate, admission_burst_ms, max_reservations, max_handshakes, prehello_bytes,
             new_agents_per_sec, new_agents_burst, max_agents, liveness_probe_ms, max_agent_id_bytes, max_identity_bytes,
@@ -830,6 +854,9 @@ mod tests {
         assert_eq!(n.urls, ["nats://a:4222", "nats://b:4222"]);
         assert_eq!((n.stream.as_str(), n.subject_prefix.as_str(), n.replicas, n.sync), ("EDGE_RECORDS", "edge.records", 1, NatsSync::Always));
         assert_eq!((n.duplicate_window, n.max_age, n.max_message_bytes, n.partitions), (Duration::from_secs(120), Duration::ZERO, 786_432, 1));
+        assert_eq!(n.task_retention, Duration::from_secs(86_400));
+        let short = Args::try_parse_from(["edge-collector", "--sink", "nats://a:1", "--nats-task-retention", "10"]).unwrap().resolve().unwrap();
+        assert_eq!(short.nats.unwrap().task_retention, Duration::from_secs(10), "the shortest accepted");
         assert_eq!((n.kv_prefix.as_str(), n.collector_name.as_deref(), n.max_open_tasks), ("EDGE", None, 1000));
         let r3 = Args::try_parse_from(["edge-collector", "--sink", "nats://a:1", "--nats-replicas", "3", "--nats-sync", "interval"]).unwrap().resolve().unwrap();
         assert!(r3.nats.unwrap().durable(), "R3 with the default sync: a quorum holds every ack");
@@ -862,6 +889,9 @@ mod tests {
             base(&["--nats-collector-name", ""]),
             base(&["--nats-max-open-tasks", "0"]),
             base(&["--nats-max-open-tasks", "10001"]),
+            base(&["--nats-task-retention", "0"]),
+            base(&["--nats-task-retention", "9"]),
+            base(&["--nats-task-retention", "31536001"]),
             Args { sink: Some("nats://a:1,tcp://b:2".into()), ..Args::default() },
             Args { sink: Some("kafka".into()), ..Args::default() },
         ];

@@ -48,6 +48,30 @@ metrics! {
     jetstream_fenced_total: "counter",
     /// JetStream sink: failed publishes and stream reads (session closed with code 2).
     jetstream_errors_total: "counter",
+    /// Shared registry (JetStream KV): reads of one key (an entry or a value).
+    kv_reads_total: "counter",
+    /// Shared registry (JetStream KV): writes of one key (puts, creates, updates at a revision), refused and failed ones included.
+    kv_writes_total: "counter",
+    /// Shared registry (JetStream KV): writes refused because another writer changed the key first (re-read and retried).
+    kv_conflicts_total: "counter",
+    /// Shared registry (JetStream KV): reads, writes and listings that failed or got no answer within 5 s.
+    kv_errors_total: "counter",
+    /// Shared registry (JetStream KV): microseconds from a read's or write's request to its answer, summed (divide by reads + writes for the mean).
+    kv_micros_total: "counter",
+    /// Shared registry (JetStream KV): the longest read or write, in microseconds.
+    kv_micros_max: "gauge",
+    /// Shared registry (JetStream KV): listings of a whole bucket (GET /agents), each through its own consumer.
+    kv_listings_total: "counter",
+    /// Shared registry (JetStream KV): followers of the tasks and configs buckets started again after their consumer failed (a NATS restart or a lost connection).
+    kv_follow_restarts_total: "counter",
+    /// Shared registry (JetStream KV): task updates ("sent", results) waiting to be written.
+    kv_updates_queued: "gauge",
+    /// Shared registry (JetStream KV): task updates dropped because their queue (4096) was full (the task stays open and is resent).
+    kv_updates_dropped_total: "counter",
+    /// Shared registry (JetStream KV): entries in the tasks bucket (open tasks and finished ones within --nats-task-retention), as of the last look (every 5 s).
+    kv_task_entries: "gauge",
+    /// Shared registry (JetStream KV): bytes of the tasks bucket, as of the last look (every 5 s).
+    kv_task_bytes: "gauge",
     /// Connections open now.
     connections_open: "gauge",
     /// Connections accepted (TCP) since start.

@@ -161,7 +161,7 @@ impl Collector {
         let api_addr = api.as_ref().map(|l| l.local_addr()).transpose()?;
         #[cfg(feature = "jetstream")]
         let kv = match (&cfg.sink, &cfg.nats) {
-            (SinkKind::Nats, Some(n)) => Some(crate::jetstream::kv::Kv::connect(n, agent_addr.port()).await?),
+            (SinkKind::Nats, Some(n)) => Some(crate::jetstream::kv::Kv::connect(n, agent_addr.port(), metrics.clone()).await?),
             _ => None,
         };
         let (stop, shutdown) = watch::channel(false);

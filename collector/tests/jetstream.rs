@@ -587,3 +587,83 @@ fn max_agents_bounds_the_streams_subjects_for_new_unproven_ids() {
     assert_eq!(seqs.iter().filter(|(a, _)| a == "one").count(), 5);
     assert!(seqs.iter().all(|(a, _)| a == "one" || a == "two"), "{seqs:?}");
 }
+
+/// `consume_all` with `follow` over several streams takes turns: a stream
+/// with thousands of messages waiting delays another by at most one fetch
+/// (before, it was drained first), and the wait on an empty stream is
+/// bounded. The streams are made here (in memory) with messages in the
+/// sink's layout.
+#[test]
+fn following_several_streams_takes_turns() {
+    use async_nats::jetstream::stream::{Config, StorageType};
+    use edge_collector::jetstream::consume::{consume_all, FETCH};
+    use edge_collector::jetstream::message::{FIRST_SEQ_HEADER, LAST_SEQ_HEADER};
+    const BUSY: u64 = 3 * FETCH as u64;
+    let Some(server) = nats::single() else { return };
+    let url = server.url();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let ctx = async_nats::jetstream::new(async_nats::connect(&url).await.expect("connect to NATS"));
+        let streams: Vec<String> = (0..2).map(|i| edge_collector::jetstream::subject::stream_name("FAIR", 2, i)).collect();
+        for (i, name) in streams.iter().enumerate() {
+            ctx.create_stream(Config { name: name.clone(), subjects: vec![format!("fair.{i}.>")], storage: StorageType::Memory, ..Default::default() }).await.unwrap();
+        }
+        let publish = |subject: String, seq: u64, text: String| {
+            let ctx = ctx.clone();
+            async move {
+                let mut h = async_nats::HeaderMap::new();
+                h.insert(FIRST_SEQ_HEADER, seq.to_string().as_str());
+                h.insert(LAST_SEQ_HEADER, seq.to_string().as_str());
+                ctx.publish_with_headers(subject, h, format!("{text}\n").into()).await.unwrap()
+            }
+        };
+        let mut acks = Vec::new();
+        for seq in 0..BUSY {
+            acks.push(publish("fair.0.busy".into(), seq, format!("busy {seq}")).await);
+        }
+        acks.push(publish("fair.1.quiet".into(), 0, "quiet 0".into()).await);
+        for a in acks {
+            a.await.unwrap();
+        }
+        let mut out = Vec::new();
+        // Follows forever: stopped once everything is surely read.
+        let r = tokio::time::timeout(Duration::from_secs(5), consume_all(&ctx, &streams, "fair", &mut out, Duration::from_secs(2), true)).await;
+        assert!(r.is_err(), "following ends only by an error: {r:?}");
+        let lines: Vec<&str> = std::str::from_utf8(&out).unwrap().lines().collect();
+        assert_eq!(lines.len() as u64, BUSY + 1, "every message once");
+        let quiet = lines.iter().position(|l| *l == "quiet 0").unwrap();
+        assert!(quiet <= FETCH, "the quiet stream's message after {quiet} lines of the busy one: at most one fetch ({FETCH})");
+        // A message on the quiet stream after both have been idle for a
+        // while arrives within about the idle time (2 s), not one idle per
+        // stream in turn; nothing read before comes again.
+        let mut out = FirstWrite(Vec::new(), None);
+        let publisher = async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let at = Instant::now();
+            publish("fair.1.quiet".into(), 1, "quiet 1".into()).await.await.unwrap();
+            at
+        };
+        let follow = tokio::time::timeout(Duration::from_secs(7), consume_all(&ctx, &streams, "fair", &mut out, Duration::from_secs(2), true));
+        let (published, _) = tokio::join!(publisher, follow);
+        assert_eq!(std::str::from_utf8(&out.0).unwrap(), "quiet 1\n", "only the new message: the consumers resume where they acked");
+        let latency = out.1.unwrap() - published;
+        eprintln!("measured: a message on an idle stream of two written {latency:?} after its publish (idle 2 s)");
+        assert!(latency < Duration::from_millis(2500), "{latency:?}");
+    });
+}
+
+/// A writer that notes when it was first written to.
+struct FirstWrite(Vec<u8>, Option<Instant>);
+
+impl std::io::Write for FirstWrite {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if !b.is_empty() && self.1.is_none() {
+            self.1 = Some(Instant::now());
+        }
+        self.0.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -28,11 +28,17 @@ struct Node {
 }
 
 fn collector(name: &str, url: &str) -> Node {
+    collector_with(name, url, "KVT", &[])
+}
+
+/// A collector on buckets `<kv_prefix>_*`, with `extra` flags.
+fn collector_with(name: &str, url: &str, kv_prefix: &str, extra: &[&str]) -> Node {
     let dir = TempDir::new(name);
-    let args = [
-        "--sink", url, "--nats-stream", "KVFLEET", "--nats-subject-prefix", "kv.rec", "--nats-kv-prefix", "KVT", "--nats-ack-timeout", "2",
+    let mut args = vec![
+        "--sink", url, "--nats-stream", "KVFLEET", "--nats-subject-prefix", "kv.rec", "--nats-kv-prefix", kv_prefix, "--nats-ack-timeout", "2",
         "--idle-timeout", "6", "--admission-rate", "0", "--registry-flush", "0.2", "--api-listen", "127.0.0.1:0", "--api-token", TOKEN,
     ];
+    args.extend_from_slice(extra);
     let proc = common::collector().start(dir.path(), &args);
     let (agents, api) = (proc.agents, proc.api.expect("the API's address in the ready line"));
     Node { _dir: dir, proc: Some(proc), agents, api }
@@ -79,6 +85,14 @@ fn post_task(api: SocketAddr, agent: &str, payload: &str) -> String {
     let (status, resp) = http(api, "POST", &format!("/agents/{agent}/tasks"), Some(TOKEN), Some(&body));
     assert_eq!(status, 201, "POST task: {resp}");
     json(&resp)["token"].as_str().unwrap().to_string()
+}
+
+/// The value of metric `edge_collector_<name>` in `GET /metrics` of `api`.
+fn metric(api: SocketAddr, name: &str) -> u64 {
+    let (status, body) = http(api, "GET", "/metrics", Some(TOKEN), None);
+    assert_eq!(status, 200);
+    let prefix = format!("edge_collector_{name} ");
+    body.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("no metric {name}")).parse().unwrap()
 }
 
 /// Waits until `GET /tasks/{token}` on `api` shows it done; the task.
@@ -229,6 +243,16 @@ fn tasks_and_configs_reach_the_agent_through_any_collector_and_survive_failover_
     }
     done_on(a.api, &t3);
     assert_eq!(done_on(c.api, &t3)["result"], serde_json::json!({"status": 0, "message": "ok-3"}));
+
+    // The metrics show the registry's traffic and the followers started
+    // again after the server's restart.
+    for api in [a.api, c.api] {
+        let (reads, writes, total, max) = (metric(api, "kv_reads_total"), metric(api, "kv_writes_total"), metric(api, "kv_micros_total"), metric(api, "kv_micros_max"));
+        eprintln!("measured: {api}: {reads} KV reads, {writes} writes, mean {} us, longest {max} us, {} follower restarts, {} errors", total / (reads + writes).max(1), metric(api, "kv_follow_restarts_total"), metric(api, "kv_errors_total"));
+        assert!(reads > 0 && writes > 0 && max > 0 && total >= max, "{api}: {reads} {writes} {total} {max}");
+        assert!(metric(api, "kv_follow_restarts_total") >= 1, "{api}: the followers came back after the restart");
+        assert!(metric(api, "kv_listings_total") >= 1, "{api}: GET /agents listed the bucket");
+    }
     // Nothing else of task 1 or 2 came again.
     assert!(!others.iter().any(|g| matches!(g, Got::Task { token, .. } if *token == t1)), "{others:?}");
 }
@@ -401,6 +425,7 @@ fn kv_settings(url: &str, prefix: &str, name: &str, max_open_tasks: usize) -> ed
         kv_prefix: prefix.into(),
         collector_name: Some(name.into()),
         max_open_tasks,
+        task_retention: Duration::from_secs(86_400),
     }
 }
 
@@ -422,8 +447,9 @@ fn races_on_the_buckets_resolve_by_the_documented_rules() {
     let url = server.url();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let x = Kv::connect(&kv_settings(&url, "RACE", "x", 5), 1).await.unwrap();
-        let y = Kv::connect(&kv_settings(&url, "RACE", "y", 5), 2).await.unwrap();
+        let metrics = Arc::new(edge_collector::metrics::Metrics::default());
+        let x = Kv::connect(&kv_settings(&url, "RACE", "x", 5), 1, metrics.clone()).await.unwrap();
+        let y = Kv::connect(&kv_settings(&url, "RACE", "y", 5), 2, metrics.clone()).await.unwrap();
         let now = 1_000_000u64;
 
         // X held the agent since 100; Y's session since 200 is newer.
@@ -510,4 +536,141 @@ fn a_run_of_tasks_beyond_the_fetch_size_all_reach_a_live_agent() {
         }
     }
     assert_eq!(got, tokens, "every task once, in the order posted");
+}
+
+/// The size of stream `name` (a KV bucket is stream `KV_<bucket>`): messages
+/// and bytes.
+fn stream_size(rt: &tokio::runtime::Runtime, ctx: &async_nats::jetstream::Context, name: &str) -> (u64, u64) {
+    rt.block_on(async {
+        let info = ctx.get_stream(name).await.expect("the stream").get_info().await.expect("stream info");
+        (info.state.messages, info.state.bytes)
+    })
+}
+
+/// Finished tasks expire `--nats-task-retention` after their result:
+/// within it every collector reads the result, after it the task is gone
+/// (404, not in the bucket); an open task never expires; under a steady
+/// run of tasks the bucket holds about the retention's worth, not every
+/// task ever posted. The tasks bucket was made before retention existed
+/// (no per-message TTL): the collectors let it take TTLs. The metrics show
+/// the registry's traffic and the bucket's size.
+#[test]
+fn finished_tasks_expire_after_the_retention_and_the_tasks_bucket_stays_bounded() {
+    const RETENTION: Duration = Duration::from_secs(10);
+    // Expiry may lag the TTL a little (the server's timers); and a result
+    // lands within about a second of the post here.
+    const SLACK: Duration = Duration::from_secs(3);
+    let Some(server) = nats::single() else { return };
+    let url = server.url();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let ctx = rt.block_on(async { async_nats::jetstream::new(async_nats::connect(&url).await.expect("connect to NATS")) });
+    rt.block_on(async {
+        let old = async_nats::jetstream::kv::Config { bucket: "KVR_TASKS".into(), history: 1, ..Default::default() };
+        let store = ctx.create_key_value(old).await.expect("an old tasks bucket");
+        assert!(!store.stream.cached_info().config.allow_message_ttl);
+    });
+    let retention = RETENTION.as_secs().to_string();
+    let a = collector_with("kv-ret-a", &url, "KVR", &["--nats-task-retention", &retention]);
+    let b = collector_with("kv-ret-b", &url, "KVR", &["--nats-task-retention", &retention]);
+    let ttl_allowed = rt.block_on(async { ctx.get_stream("KV_KVR_TASKS").await.unwrap().get_info().await.unwrap().config.allow_message_ttl });
+    assert!(ttl_allowed, "the old bucket now takes per-message TTLs");
+
+    // An agent that is offline with one open task.
+    let idle = "kv-ret-idle";
+    let (mut raw, _, _) = Raw::connect_admitted(a.agents, &hello(idle, b"", 0, 0), T, 10);
+    raw.batch("r", 0, 1);
+    assert_eq!(raw.recv_answering(T), Got::Ack(0));
+    wait_for(T, || (get(b.api, &format!("/agents/{idle}")).0 == 200).then_some(())).expect("the idle agent in the shared registry");
+    drop(raw);
+    let waiting = post_task(b.api, idle, "waits");
+
+    // A live agent on B answers tasks posted to A, about 10 a second, for
+    // more than twice the retention.
+    let id = "kv-ret-1";
+    let (mut raw, _, _) = Raw::connect_admitted(b.agents, &hello(id, b"", 0, 0), T, 10);
+    raw.batch("r", 0, 1);
+    assert_eq!(raw.recv_answering(T), Got::Ack(0));
+    held_by(a.api, id, b.agents.port());
+    let started = Instant::now();
+    let mut posted: Vec<(Instant, String)> = Vec::new();
+    let mut answered = 0usize;
+    let mut samples: Vec<(Instant, u64)> = Vec::new();
+    let mut gauge_max = 0;
+    let mut next_sample = started;
+    while started.elapsed() < 2 * RETENTION + Duration::from_secs(4) {
+        let t = post_task(a.api, id, &format!("p{}", posted.len()));
+        posted.push((Instant::now(), t));
+        loop {
+            match raw.recv(Duration::from_millis(30)) {
+                Got::Ping(nonce) => raw.send(&Message::Pong(Pong { nonce })),
+                Got::Task { token, .. } => {
+                    answer(&mut raw, &token, 0, "ok");
+                    answered += 1;
+                }
+                Got::Timeout => break,
+                Got::Ack(_) | Got::Pong(_) | Got::Config { .. } => {}
+                g => panic!("{g:?}"),
+            }
+        }
+        if Instant::now() >= next_sample {
+            samples.push((Instant::now(), stream_size(&rt, &ctx, "KV_KVR_TASKS").0));
+            gauge_max = gauge_max.max(metric(a.api, "kv_task_entries"));
+            next_sample += Duration::from_secs(1);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The last task: answered on B, read on A within the retention.
+    let (_, last) = posted.last().cloned().unwrap();
+    let end = Instant::now() + T;
+    while answered < posted.len() {
+        assert!(Instant::now() < end, "{answered} of {} tasks answered", posted.len());
+        match raw.recv(Duration::from_millis(200)) {
+            Got::Ping(nonce) => raw.send(&Message::Pong(Pong { nonce })),
+            Got::Task { token, .. } => {
+                answer(&mut raw, &token, 0, "ok");
+                answered += 1;
+            }
+            _ => {}
+        }
+    }
+    done_on(a.api, &last);
+    let done_at = Instant::now();
+    let max_entries = samples.iter().map(|s| s.1).max().unwrap();
+    eprintln!("measured: {} tasks in {:?}; the tasks bucket held at most {max_entries} entries (gauge at most {gauge_max})", posted.len(), started.elapsed());
+    for &(at, entries) in &samples {
+        // Open tasks (the idle agent's, any not answered yet) and the
+        // finished ones posted within the retention (plus slack) before.
+        let recent = posted.iter().filter(|(p, _)| *p + RETENTION + SLACK >= at && *p <= at).count() as u64;
+        assert!(entries <= recent + 1, "at {:?}: {entries} entries, {recent} posted within the retention", at - started);
+    }
+    assert!((max_entries as usize) * 3 < posted.len() * 2, "the bucket held at most {max_entries} of {} tasks", posted.len());
+    assert!(gauge_max > 0 && gauge_max <= max_entries + 20, "kv_task_entries {gauge_max}");
+
+    // Within the retention, both collectors read the result.
+    std::thread::sleep(RETENTION - Duration::from_secs(3));
+    for api in [a.api, b.api] {
+        let (s, t) = get(api, &format!("/tasks/{last}"));
+        assert_eq!((s, &t["state"], &t["result"]), (200, &serde_json::json!("done"), &serde_json::json!({"status": 0, "message": "ok"})), "{api} within the retention");
+    }
+    // After it: gone on both, and from the bucket: only the open task is left.
+    wait_for(RETENTION + SLACK, || (get(a.api, &format!("/tasks/{last}")).0 == 404).then_some(())).expect("the finished task expired");
+    assert!(done_at.elapsed() >= RETENTION - Duration::from_secs(1), "not before the retention: {:?}", done_at.elapsed());
+    assert_eq!(get(b.api, &format!("/tasks/{last}")).0, 404);
+    assert_eq!(get(a.api, &format!("/tasks/{}", posted[0].1)).0, 404);
+    let (entries, bytes) = wait_for(SLACK, || Some(stream_size(&rt, &ctx, "KV_KVR_TASKS")).filter(|s| s.0 == 1)).expect("only the open task left");
+    eprintln!("measured: after the retention the tasks bucket holds {entries} entry, {bytes} bytes");
+    let (s, t) = get(a.api, &format!("/tasks/{waiting}"));
+    assert_eq!((s, t["state"].as_str()), (200, Some("queued")), "an open task does not expire");
+
+    // The open task still reaches its agent when it comes back.
+    let (mut raw, _, _) = Raw::connect_admitted(a.agents, &hello(idle, b"", 1, 1), T, 10);
+    assert!(matches!(next_command(&mut raw, T), Got::Task { token, .. } if token == waiting));
+
+    // The metrics: the registry's traffic on A, no errors; the gauge follows the bucket.
+    let (reads, writes, total, max) = (metric(a.api, "kv_reads_total"), metric(a.api, "kv_writes_total"), metric(a.api, "kv_micros_total"), metric(a.api, "kv_micros_max"));
+    eprintln!("measured: A: {reads} KV reads, {writes} writes, {} conflicts, mean {} us, longest {max} us", metric(a.api, "kv_conflicts_total"), total / (reads + writes).max(1));
+    assert!(reads as usize >= posted.len() && writes as usize >= 2 * posted.len(), "each POST reads the open list and writes it and the task: {reads} {writes}");
+    assert!(max > 0 && total >= max);
+    assert_eq!((metric(a.api, "kv_errors_total"), metric(a.api, "kv_updates_dropped_total")), (0, 0));
+    wait_for(T, || (metric(a.api, "kv_task_entries") <= 1).then_some(())).expect("kv_task_entries follows the bucket");
 }

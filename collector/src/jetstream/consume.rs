@@ -43,20 +43,46 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("{what}: {e}"))
 }
 
-/// Copies records from stream `stream` through durable consumer `durable`
-/// (created if missing: from the stream's start, ack all) to `out`, one
-/// JSON line each, until a fetch waits `idle` without a message (or, with
-/// `follow`, forever). Returns the lines (records) written.
-pub async fn consume<W: Write>(ctx: &Context, stream: &str, durable: &str, out: &mut W, idle: Duration, follow: bool) -> io::Result<u64> {
-    let stream = ctx.get_stream(stream).await.map_err(|e| io_err("stream", e))?;
-    let config = pull::Config { durable_name: Some(durable.to_string()), ack_policy: AckPolicy::All, deliver_policy: DeliverPolicy::All, ..Default::default() };
-    let consumer = stream.get_or_create_consumer(durable, config).await.map_err(|e| io_err("consumer", e))?;
-    let mut lines = 0u64;
-    let mut failing_since: Option<std::time::Instant> = None;
-    loop {
+/// Longest a fetch waits on an empty stream in a [`consume_all`] turn
+/// that follows a turn which brought messages (`--follow` over several
+/// streams): while any stream has news, an empty one costs at most this.
+pub const TURN_WAIT: Duration = Duration::from_millis(50);
+
+/// What one fetch of a [`Reader`] did.
+enum Step {
+    /// Messages written, flushed and acked; their lines.
+    Got(u64),
+    /// None within the wait.
+    Idle,
+    /// The fetch failed and is to be tried again (within [`RETRY_FOR`]).
+    Retry,
+}
+
+/// One stream's durable consumer, read one fetch at a time.
+struct Reader {
+    consumer: async_nats::jetstream::consumer::PullConsumer,
+    failing_since: Option<std::time::Instant>,
+}
+
+impl Reader {
+    /// Durable consumer `durable` on `stream` (created if missing: from the
+    /// stream's start, ack all).
+    async fn open(ctx: &Context, stream: &str, durable: &str) -> io::Result<Reader> {
+        let stream = ctx.get_stream(stream).await.map_err(|e| io_err("stream", e))?;
+        let config = pull::Config { durable_name: Some(durable.to_string()), ack_policy: AckPolicy::All, deliver_policy: DeliverPolicy::All, ..Default::default() };
+        let consumer = stream.get_or_create_consumer(durable, config).await.map_err(|e| io_err("consumer", e))?;
+        Ok(Reader { consumer, failing_since: None })
+    }
+
+    /// One fetch (at most [`FETCH`] messages and [`FETCH_BYTES`], waiting
+    /// up to `wait` for the first): its lines to `out`, flushed, then acked.
+    /// A failed fetch is [`Step::Retry`] after [`RETRY_PAUSE`] until
+    /// failures have lasted [`RETRY_FOR`]; then its error.
+    async fn step<W: Write>(&mut self, out: &mut W, wait: Duration) -> io::Result<Step> {
+        let mut lines = 0u64;
         let mut last = None;
         let mut failed = None;
-        match consumer.fetch().max_messages(FETCH).max_bytes(FETCH_BYTES).expires(idle).messages().await {
+        match self.consumer.fetch().max_messages(FETCH).max_bytes(FETCH_BYTES).expires(wait).messages().await {
             Err(e) => failed = Some(io_err("fetch", e)),
             Ok(mut batch) => {
                 while let Some(m) = batch.next().await {
@@ -88,19 +114,34 @@ pub async fn consume<W: Write>(ctx: &Context, stream: &str, durable: &str, out: 
         }
         match failed {
             Some(e) => {
-                let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                let since = *self.failing_since.get_or_insert_with(std::time::Instant::now);
                 if since.elapsed() >= RETRY_FOR {
                     return Err(e);
                 }
                 tracing::warn!(error = %e, "fetch failed; retrying");
                 tokio::time::sleep(RETRY_PAUSE).await;
+                Ok(if got { Step::Got(lines) } else { Step::Retry })
             }
             None => {
-                failing_since = None;
-                if !got && !follow {
-                    return Ok(lines);
-                }
+                self.failing_since = None;
+                Ok(if got { Step::Got(lines) } else { Step::Idle })
             }
+        }
+    }
+}
+
+/// Copies records from stream `stream` through durable consumer `durable`
+/// (created if missing: from the stream's start, ack all) to `out`, one
+/// JSON line each, until a fetch waits `idle` without a message (or, with
+/// `follow`, forever). Returns the lines (records) written.
+pub async fn consume<W: Write>(ctx: &Context, stream: &str, durable: &str, out: &mut W, idle: Duration, follow: bool) -> io::Result<u64> {
+    let mut reader = Reader::open(ctx, stream, durable).await?;
+    let mut lines = 0u64;
+    loop {
+        match reader.step(out, idle).await? {
+            Step::Got(n) => lines += n,
+            Step::Idle if !follow => return Ok(lines),
+            Step::Idle | Step::Retry => {}
         }
     }
 }
@@ -110,16 +151,34 @@ pub async fn consume<W: Write>(ctx: &Context, stream: &str, durable: &str, out: 
 /// each through its own durable consumer `durable`. Each agent is in one
 /// stream, so per agent the lines keep their order; across streams they
 /// interleave by fetch. Without `follow` it drains each stream in turn
-/// and returns; with `follow` it keeps visiting them, waiting up to `idle`
-/// on each.
+/// and returns. With `follow` it takes turns: one fetch per stream per
+/// turn (at most [`FETCH`] messages), so a busy stream delays another by
+/// at most one fetch and never starves it; in a turn after one that
+/// brought messages an empty stream is waited on for at most
+/// [`TURN_WAIT`], after a turn without any for `idle / streams` (at least
+/// [`TURN_WAIT`]), so an idle turn lasts about `idle`.
 pub async fn consume_all<W: Write>(ctx: &Context, streams: &[String], durable: &str, out: &mut W, idle: Duration, follow: bool) -> io::Result<u64> {
-    let mut lines = 0;
-    loop {
+    if !follow || streams.len() == 1 {
+        let mut lines = 0;
         for s in streams {
-            lines += consume(ctx, s, durable, out, idle, follow && streams.len() == 1).await?;
+            lines += consume(ctx, s, durable, out, idle, follow).await?;
         }
-        if !follow {
-            return Ok(lines);
+        return Ok(lines);
+    }
+    let mut readers = Vec::with_capacity(streams.len());
+    for s in streams {
+        readers.push(Reader::open(ctx, s, durable).await?);
+    }
+    let quiet_wait = (idle / streams.len() as u32).max(TURN_WAIT);
+    let mut busy = true;
+    loop {
+        let wait = if busy { TURN_WAIT } else { quiet_wait };
+        busy = false;
+        for r in &mut readers {
+            // Following never ends but by an error: no count to return.
+            if let Step::Got(_) = r.step(out, wait).await? {
+                busy = true;
+            }
         }
     }
 }

@@ -37,6 +37,12 @@
 //!   revision; the first result wins (as in SQLite), and the token then
 //!   leaves the open list. A task is resent on every Hello until its result
 //!   is in the bucket, wherever the agent connects.
+//! * **Finished tasks expire.** The result is written with a per-message
+//!   TTL of `--nats-task-retention` (the bucket allows TTLs; one made by
+//!   an older collector is switched at start), so nats-server removes the
+//!   task that long after its result was written: until then
+//!   `GET /tasks/{token}` on every collector shows the result, afterwards
+//!   404. Open tasks carry no TTL and never expire.
 //! * **Configs.** `PUT` puts the config (the last writer wins, as in
 //!   SQLite). Every collector watches the bucket into an in-memory copy
 //!   (what a Hello sends) and hands a changed config to its live agents.
@@ -56,9 +62,20 @@
 //! it is resent at the next Hello and its result comes again). The open
 //! list of an agent holds at most `--nats-max-open-tasks` tokens; the
 //! configs copy holds every config (as SQLite sends every config on
-//! connect).
+//! connect). The tasks bucket holds the open tasks (at most agents x
+//! `--nats-max-open-tasks`) and the tasks finished within the last
+//! `--nats-task-retention`.
+//!
+//! # Metrics
+//!
+//! Every read and write of a key is counted (`kv_reads_total`,
+//! `kv_writes_total`) and timed (`kv_micros_total`, `kv_micros_max`, as the
+//! sink's `jetstream_publish_micros_*`); revision conflicts, failures,
+//! listings, follower restarts, the update queue and the tasks bucket's
+//! size (read every [`STATS_EVERY`]) have their own ([`crate::metrics`]).
 
 use crate::config::NatsSettings;
+use crate::metrics::Metrics;
 use crate::registry::{ConfigRow, TaskRow};
 use crate::session::ResultInfo;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
@@ -68,8 +85,9 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 /// Messages a watcher's subscription holds before NATS drops for it.
@@ -88,6 +106,8 @@ const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
 /// Longest wait for a KV answer or a listing.
 const KV_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the tasks bucket's size is read into the metrics.
+pub const STATS_EVERY: Duration = Duration::from_secs(5);
 
 /// The KV key of an agent id or config name: the string itself when it is
 /// non-empty and only `A-Z a-z 0-9 _ -`, else `=` and its bytes in
@@ -182,6 +202,9 @@ pub trait Sessions: Send + Sync + 'static {
 /// The shared registry: four buckets, this collector's name, the configs
 /// copy and the queue of task updates.
 pub struct Kv {
+    ctx: async_nats::jetstream::Context,
+    metrics: Arc<Metrics>,
+    task_retention: Duration,
     agents: Store,
     tasks: Store,
     open: Store,
@@ -216,15 +239,47 @@ async fn bucket(ctx: &async_nats::jetstream::Context, name: String, replicas: us
     }
 }
 
+/// Lets the tasks bucket take per-message TTLs (nats-server 2.11 and
+/// later), which is how a finished task expires: a bucket made by an older
+/// collector is updated in place (existing finished tasks keep no TTL).
+async fn allow_ttl(ctx: &async_nats::jetstream::Context, store: &Store) -> io::Result<()> {
+    let config = &store.stream.cached_info().config;
+    if config.allow_message_ttl {
+        return Ok(());
+    }
+    let config = async_nats::jetstream::stream::Config { allow_message_ttl: true, ..config.clone() };
+    ctx.update_stream(config).await.map_err(|e| io_err(&format!("letting bucket {} expire finished tasks (per-message TTL, nats-server 2.11 or later)", store.name), e))?;
+    Ok(())
+}
+
 /// `/proc/sys/kernel/hostname`, else `collector`.
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).unwrap_or_else(|| "collector".into())
 }
 
-async fn within<T, E: std::fmt::Display>(f: impl std::future::Future<Output = Result<T, E>>) -> Result<T, String> {
+/// What a KV request is, for the metrics.
+#[derive(Debug, Clone, Copy)]
+enum Req {
+    Read,
+    Write,
+}
+
+/// Why a write at a revision did not land.
+enum WriteFailed {
+    /// Another writer changed the key first (or created it): re-read.
+    Conflict,
+    /// NATS refused or did not answer.
+    Failed(String),
+}
+
+const NO_ANSWER: &str = "JetStream KV did not answer in time";
+
+/// `f` within [`KV_TIMEOUT`], its error as text (not counted: consumers,
+/// not keys).
+async fn in_time<T, E: std::fmt::Display>(f: impl std::future::Future<Output = Result<T, E>>) -> Result<T, String> {
     match tokio::time::timeout(KV_TIMEOUT, f).await {
         Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err("JetStream KV did not answer in time".into()),
+        Err(_) => Err(NO_ANSWER.into()),
     }
 }
 
@@ -235,7 +290,7 @@ fn u(v: &Value) -> Option<u64> {
 impl Kv {
     /// Connects (a connection of its own), creates the buckets if missing.
     /// `agent_port` names this collector by default (`<hostname>:<port>`).
-    pub async fn connect(s: &NatsSettings, agent_port: u16) -> io::Result<Arc<Kv>> {
+    pub async fn connect(s: &NatsSettings, agent_port: u16, metrics: Arc<Metrics>) -> io::Result<Arc<Kv>> {
         let addrs: Vec<async_nats::ServerAddr> = s.urls.iter().map(|u| u.parse()).collect::<Result<_, _>>().map_err(|e| io_err("server URL", e))?;
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(5))
@@ -249,11 +304,15 @@ impl Kv {
         let p = &s.kv_prefix;
         let agents = bucket(&ctx, format!("{p}_AGENTS"), s.replicas, max_value).await?;
         let tasks = bucket(&ctx, format!("{p}_TASKS"), s.replicas, max_value).await?;
+        allow_ttl(&ctx, &tasks).await?;
         let open = bucket(&ctx, format!("{p}_OPEN"), s.replicas, max_value).await?;
         let configs = bucket(&ctx, format!("{p}_CONFIGS"), s.replicas, max_value).await?;
         let (ops, ops_rx) = mpsc::channel(OP_QUEUE);
         let name = s.collector_name.clone().unwrap_or_else(|| format!("{}:{agent_port}", hostname()));
         Ok(Arc::new(Kv {
+            ctx,
+            metrics,
+            task_retention: s.task_retention,
             agents,
             tasks,
             open,
@@ -272,18 +331,109 @@ impl Kv {
         &self.name
     }
 
+    /// How long a finished task stays in the tasks bucket.
+    pub fn task_retention(&self) -> Duration {
+        self.task_retention
+    }
+
+    /// Runs one KV request within [`KV_TIMEOUT`], counted and timed in the
+    /// metrics (`kv_reads_total` / `kv_writes_total`, `kv_micros_*`).
+    async fn timed<T, E>(&self, req: Req, f: impl std::future::Future<Output = Result<T, E>>) -> Result<Result<T, E>, tokio::time::error::Elapsed> {
+        let m = &self.metrics;
+        Metrics::inc(match req {
+            Req::Read => &m.kv_reads_total,
+            Req::Write => &m.kv_writes_total,
+        });
+        let started = Instant::now();
+        let r = tokio::time::timeout(KV_TIMEOUT, f).await;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        Metrics::add(&m.kv_micros_total, micros);
+        m.kv_micros_max.fetch_max(micros, Ordering::Relaxed);
+        r
+    }
+
+    /// [`Kv::timed`], every error (counted in `kv_errors_total`) as text.
+    async fn within<T, E: std::fmt::Display>(&self, req: Req, f: impl std::future::Future<Output = Result<T, E>>) -> Result<T, String> {
+        let r = match self.timed(req, f).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(NO_ANSWER.to_string()),
+        };
+        if r.is_err() {
+            Metrics::inc(&self.metrics.kv_errors_total);
+        }
+        r
+    }
+
+    /// Writes `key` of `store` if its last revision is still `rev` (`None`:
+    /// if it has no value), with a per-message TTL if `ttl` is given (the
+    /// server then removes the value that long after this write). A
+    /// conflict is counted in `kv_conflicts_total`, anything else that went
+    /// wrong in `kv_errors_total`.
+    async fn write_at(&self, store: &Store, key: &str, value: Bytes, rev: Option<u64>, ttl: Option<Duration>) -> Result<u64, WriteFailed> {
+        let r = match (rev, ttl) {
+            (None, None) => self.timed(Req::Write, store.create(key, value)).await.map(|r| r.map_err(|e| (e.kind() == kv::CreateErrorKind::AlreadyExists, e.to_string()))),
+            (Some(rev), None) => self.timed(Req::Write, store.update(key, value, rev)).await.map(|r| r.map_err(|e| (e.kind() == kv::UpdateErrorKind::WrongLastRevision, e.to_string()))),
+            (rev, Some(ttl)) => {
+                // What `Store::update` sends, plus `Nats-TTL` (async-nats has
+                // no update with a TTL).
+                let subject = format!("{}{key}", store.put_prefix.as_deref().unwrap_or(&store.prefix));
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, rev.unwrap_or(0).to_string().as_str());
+                headers.insert(async_nats::header::NATS_MESSAGE_TTL, ttl.as_secs().max(1).to_string().as_str());
+                let publish = async { self.ctx.publish_with_headers(subject, headers, value).await?.await.map(|ack| ack.sequence) };
+                self.timed(Req::Write, publish)
+                    .await
+                    .map(|r| r.map_err(|e: async_nats::jetstream::context::PublishError| (e.kind() == async_nats::jetstream::context::PublishErrorKind::WrongLastSequence, e.to_string())))
+            }
+        };
+        match r {
+            Ok(Ok(rev)) => Ok(rev),
+            Ok(Err((true, _))) => {
+                Metrics::inc(&self.metrics.kv_conflicts_total);
+                Err(WriteFailed::Conflict)
+            }
+            Ok(Err((false, e))) => {
+                Metrics::inc(&self.metrics.kv_errors_total);
+                Err(WriteFailed::Failed(e))
+            }
+            Err(_) => {
+                Metrics::inc(&self.metrics.kv_errors_total);
+                Err(WriteFailed::Failed(NO_ANSWER.into()))
+            }
+        }
+    }
+
     /// Starts the watchers and the task-update writer; they end at shutdown.
     /// Returns once the tasks watcher is in place, so that a task created
     /// after a Hello read the open list is seen by the watcher (the
     /// collector accepts agents only after this).
     pub async fn spawn(self: &Arc<Self>, sessions: Arc<dyn Sessions>, shutdown: watch::Receiver<bool>, tasks: &mut tokio::task::JoinSet<()>) -> io::Result<()> {
-        let first = Self::follow(&self.tasks, DeliverPolicy::New).await.map_err(|e| io_err("following the tasks bucket", e))?;
-        let configs = Self::follow(&self.configs, DeliverPolicy::LastPerSubject).await.map_err(|e| io_err("following the configs bucket", e))?;
+        let first = self.follow(&self.tasks, DeliverPolicy::New).await.map_err(|e| io_err("following the tasks bucket", e))?;
+        let configs = self.follow(&self.configs, DeliverPolicy::LastPerSubject).await.map_err(|e| io_err("following the configs bucket", e))?;
         let rx = self.ops_rx.lock().unwrap().take().expect("spawned once");
         tasks.spawn(self.clone().write_ops(rx, shutdown.clone()));
         tasks.spawn(self.clone().watch_tasks(sessions.clone(), shutdown.clone(), first));
-        tasks.spawn(self.clone().watch_configs(sessions, shutdown, configs));
+        tasks.spawn(self.clone().watch_configs(sessions, shutdown.clone(), configs));
+        tasks.spawn(self.clone().task_stats(shutdown));
         Ok(())
+    }
+
+    /// Reads the tasks bucket's size into `kv_task_entries` and
+    /// `kv_task_bytes` every [`STATS_EVERY`] (from the stream's leader: one
+    /// request); ends at shutdown.
+    async fn task_stats(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut every = tokio::time::interval(STATS_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! { _ = every.tick() => {}, _ = stop.changed() => return }
+            match in_time(self.tasks.stream.get_info()).await {
+                Ok(info) => {
+                    self.metrics.kv_task_entries.store(info.state.messages, Ordering::Relaxed);
+                    self.metrics.kv_task_bytes.store(info.state.bytes, Ordering::Relaxed);
+                }
+                Err(e) => tracing::debug!(error = %e, "JetStream KV: reading the tasks bucket's size failed"),
+            }
+        }
     }
 
     // ---- agents ----
@@ -295,9 +445,9 @@ impl Kv {
         let k = key(id);
         snapshot["collector"] = self.name.clone().into();
         for _ in 0..RETRIES {
-            let entry = within(self.agents.entry(k.clone())).await?;
+            let entry = self.within(Req::Read, self.agents.entry(k.clone())).await?;
             let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
-                match within(self.agents.create(&k, serde_json::to_vec(&snapshot).unwrap().into())).await {
+                match self.write_at(&self.agents, &k, serde_json::to_vec(&snapshot).unwrap().into(), None, None).await {
                     Ok(_) => return Ok(()),
                     Err(_) => continue,
                 }
@@ -324,11 +474,10 @@ impl Kv {
             if v["plugins"].as_array().is_none_or(|p| p.is_empty()) && old["plugins"].is_array() {
                 v["plugins"] = old["plugins"].clone();
             }
-            match tokio::time::timeout(KV_TIMEOUT, self.agents.update(&k, serde_json::to_vec(&v).unwrap().into(), entry.revision)).await {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
-                Ok(Err(e)) => return Err(e.to_string()),
-                Err(_) => return Err("JetStream KV did not answer in time".into()),
+            match self.write_at(&self.agents, &k, serde_json::to_vec(&v).unwrap().into(), Some(entry.revision), None).await {
+                Ok(_) => return Ok(()),
+                Err(WriteFailed::Conflict) => continue,
+                Err(WriteFailed::Failed(e)) => return Err(e),
             }
         }
         Err(format!("agent {id}: more than {RETRIES} conflicting updates"))
@@ -345,7 +494,7 @@ impl Kv {
 
     /// One agent; `None` if unknown.
     pub async fn agent(&self, id: &str, stale_before_ms: u64) -> Result<Option<Value>, String> {
-        let v = within(self.agents.get(key(id))).await?;
+        let v = self.within(Req::Read, self.agents.get(key(id))).await?;
         Ok(v.and_then(|b| serde_json::from_slice(&b).ok()).map(|a| Self::as_read(a, stale_before_ms)))
     }
 
@@ -362,7 +511,8 @@ impl Kv {
     /// subscription holds, so nothing is dropped on the way (an ordered
     /// push consumer falling behind would stall until its heartbeat).
     async fn last_values(&self, store: &Store) -> Result<Vec<(String, Bytes)>, String> {
-        let consumer = Self::follow(store, DeliverPolicy::LastPerSubject).await?;
+        Metrics::inc(&self.metrics.kv_listings_total);
+        let consumer = self.follow(store, DeliverPolicy::LastPerSubject).await?;
         let mut out = Vec::new();
         let read = async {
             if consumer.cached_info().num_pending == 0 {
@@ -392,17 +542,21 @@ impl Kv {
         };
         let r = tokio::time::timeout(LIST_TIMEOUT, read).await;
         let name = consumer.cached_info().name.clone();
-        let _ = within(store.stream.delete_consumer(&name)).await;
-        match r {
+        let _ = in_time(store.stream.delete_consumer(&name)).await;
+        let r = match r {
             Ok(Ok(())) => Ok(out),
             Ok(Err(e)) => Err(e),
             Err(_) => Err("listing a KV bucket took too long".into()),
+        };
+        if r.is_err() {
+            Metrics::inc(&self.metrics.kv_errors_total);
         }
+        r
     }
 
     /// True if the agents bucket has the agent.
     pub async fn knows(&self, id: &str) -> Result<bool, String> {
-        Ok(within(self.agents.get(key(id))).await?.is_some())
+        Ok(self.within(Req::Read, self.agents.get(key(id))).await?.is_some())
     }
 
     // ---- tasks ----
@@ -427,7 +581,7 @@ impl Kv {
         })
         .await
         .map_err(|e| e.map_or(TaskRefused::Unavailable, |r| r))?;
-        within(self.tasks.create(&t.token, value)).await.map_err(unavailable)?;
+        self.within(Req::Write, self.tasks.create(&t.token, value)).await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -436,7 +590,7 @@ impl Kv {
     async fn edit_open(&self, agent: &str, f: impl Fn(&mut Vec<String>) -> Result<(), TaskRefused>) -> Result<(), Option<TaskRefused>> {
         let k = key(agent);
         for _ in 0..RETRIES {
-            let entry = within(self.open.entry(k.clone())).await.map_err(|_| None)?;
+            let entry = self.within(Req::Read, self.open.entry(k.clone())).await.map_err(|_| None)?;
             let (mut list, rev): (Vec<String>, Option<u64>) = match entry {
                 Some(e) if e.operation == Operation::Put => (serde_json::from_slice(&e.value).unwrap_or_default(), Some(e.revision)),
                 Some(e) => (Vec::new(), Some(e.revision)),
@@ -448,14 +602,10 @@ impl Kv {
                 return Ok(());
             }
             let v: Bytes = serde_json::to_vec(&list).unwrap().into();
-            let r = match rev {
-                Some(rev) => tokio::time::timeout(KV_TIMEOUT, self.open.update(&k, v, rev)).await.map(|r| r.map_err(|e| e.kind() == kv::UpdateErrorKind::WrongLastRevision)),
-                None => tokio::time::timeout(KV_TIMEOUT, self.open.create(&k, v)).await.map(|r| r.map_err(|e| e.kind() == kv::CreateErrorKind::AlreadyExists)),
-            };
-            match r {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(true)) => continue,
-                _ => return Err(None),
+            match self.write_at(&self.open, &k, v, rev, None).await {
+                Ok(_) => return Ok(()),
+                Err(WriteFailed::Conflict) => continue,
+                Err(WriteFailed::Failed(_)) => return Err(None),
             }
         }
         Err(None)
@@ -466,13 +616,13 @@ impl Kv {
         if !kv_key_ok(token) {
             return Ok(None);
         }
-        Ok(within(self.tasks.get(token)).await?.and_then(|b| task_from(&b)).map(|(t, _)| t))
+        Ok(self.within(Req::Read, self.tasks.get(token)).await?.and_then(|b| task_from(&b)).map(|(t, _)| t))
     }
 
     /// The agent's tasks without a result, oldest first: what is (re)sent
     /// on Hello. Tokens whose task is done or gone leave the open list.
     pub async fn open_tasks(&self, agent: &str) -> Result<Vec<TaskRow>, String> {
-        let list: Vec<String> = match within(self.open.get(key(agent))).await? {
+        let list: Vec<String> = match self.within(Req::Read, self.open.get(key(agent))).await? {
             Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
             None => return Ok(Vec::new()),
         };
@@ -511,8 +661,17 @@ impl Kv {
         self.apply(Op::Result(agent.to_string(), r)).await;
     }
 
+    /// Sets `kv_updates_queued` from the queue.
+    fn note_queue(&self) {
+        let queued = self.ops.max_capacity() - self.ops.capacity();
+        self.metrics.kv_updates_queued.store(queued as u64, Ordering::Relaxed);
+    }
+
     fn queue(&self, op: Op) {
-        if self.ops.try_send(op).is_err() {
+        let sent = self.ops.try_send(op).is_ok();
+        self.note_queue();
+        if !sent {
+            Metrics::inc(&self.metrics.kv_updates_dropped_total);
             tracing::warn!("JetStream KV: task update queue full; dropped (the task stays open and is resent at the next Hello)");
         }
     }
@@ -520,7 +679,7 @@ impl Kv {
     async fn write_ops(self: Arc<Self>, mut rx: mpsc::Receiver<Op>, mut stop: watch::Receiver<bool>) {
         loop {
             let op = tokio::select! {
-                op = rx.recv() => match op { Some(op) => op, None => return },
+                op = rx.recv() => match op { Some(op) => { self.note_queue(); op }, None => return },
                 _ = stop.changed() => {
                     // What is queued still goes out, within SHUTDOWN_DRAIN.
                     rx.close();
@@ -579,18 +738,21 @@ impl Kv {
     /// retried on a conflict; the task as it is afterwards.
     async fn edit_task(&self, token: &str, f: impl Fn(&mut TaskRow) -> bool) -> Result<Option<TaskRow>, String> {
         for _ in 0..RETRIES {
-            let Some(entry) = within(self.tasks.entry(token.to_string())).await?.filter(|e| e.operation == Operation::Put) else { return Ok(None) };
+            let Some(entry) = self.within(Req::Read, self.tasks.entry(token.to_string())).await?.filter(|e| e.operation == Operation::Put) else { return Ok(None) };
             let Some((mut t, meta)) = task_from(&entry.value) else { return Ok(None) };
             if !f(&mut t) {
                 return Ok(Some(t));
             }
             let created_at = u(&meta["created_at"]).unwrap_or(0);
             let v = encode(&task_meta(&t, created_at), &t.payload);
-            match tokio::time::timeout(KV_TIMEOUT, self.tasks.update(token, v, entry.revision)).await {
-                Ok(Ok(_)) => return Ok(Some(t)),
-                Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
-                Ok(Err(e)) => return Err(e.to_string()),
-                Err(_) => return Err("JetStream KV did not answer in time".into()),
+            // A finished task expires --nats-task-retention after its
+            // result is written; nothing rewrites it (a result or "sent"
+            // for a done task changes nothing).
+            let ttl = (t.state == "done").then_some(self.task_retention);
+            match self.write_at(&self.tasks, token, v, Some(entry.revision), ttl).await {
+                Ok(_) => return Ok(Some(t)),
+                Err(WriteFailed::Conflict) => continue,
+                Err(WriteFailed::Failed(e)) => return Err(e),
             }
         }
         Err(format!("more than {RETRIES} conflicting updates"))
@@ -598,8 +760,8 @@ impl Kv {
 
     /// An ephemeral pull consumer over every key of `store` from `policy`
     /// on (no acks; gone 30 s after its last fetch).
-    async fn follow(store: &Store, policy: DeliverPolicy) -> Result<PullConsumer, String> {
-        within(store.stream.create_consumer(pull::Config {
+    async fn follow(&self, store: &Store, policy: DeliverPolicy) -> Result<PullConsumer, String> {
+        let r = in_time(store.stream.create_consumer(pull::Config {
             deliver_policy: policy,
             filter_subject: format!("{}>", store.prefix),
             ack_policy: AckPolicy::None,
@@ -607,7 +769,11 @@ impl Kv {
             memory_storage: true,
             ..Default::default()
         }))
-        .await
+        .await;
+        if r.is_err() {
+            Metrics::inc(&self.metrics.kv_errors_total);
+        }
+        r
     }
 
     /// Follows `store` from `first` (or `policy` after a failure, where the
@@ -622,8 +788,11 @@ impl Kv {
         loop {
             let c = match consumer.take() {
                 Some(c) => c,
-                None => match Self::follow(store, resume(next)).await {
-                    Ok(c) => c,
+                None => match self.follow(store, resume(next)).await {
+                    Ok(c) => {
+                        Metrics::inc(&self.metrics.kv_follow_restarts_total);
+                        c
+                    }
                     Err(e) => {
                         tracing::warn!(bucket = %store.name, error = %e, "JetStream KV: following the bucket failed; retrying");
                         tokio::select! { _ = tokio::time::sleep(Duration::from_secs(1)) => continue, _ = stop.changed() => return }
@@ -705,7 +874,7 @@ impl Kv {
         if v.len() > self.max_value {
             return Err(TaskRefused::TooLarge);
         }
-        within(self.configs.put(key(&c.name), v)).await.map(|_| ()).map_err(|e| {
+        self.within(Req::Write, self.configs.put(key(&c.name), v)).await.map(|_| ()).map_err(|e| {
             tracing::warn!(error = %e, "JetStream KV: storing a config failed");
             TaskRefused::Unavailable
         })
