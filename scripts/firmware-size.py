@@ -9,7 +9,7 @@ the agent library (libedge_agent.a: its LTO'd object, and compiler_builtins
 shipped in the same archive), libgcc, and the firmware's own objects.
 Fails (exit 1) when
   * the library's text + rodata exceed its budget (FIRMWARE_LIB_BUDGET,
-    default 23552 bytes, 23 KiB: today's 22 683 B and room for 869 B;
+    default 22528 bytes, 22 KiB: today's 22 041 B and room for 487 B;
     issue 17's target of 16384 is not met yet, see NOTES.md);
   * the image links anything of a C library or a heap (libc, libnosys,
     malloc, free, sbrk: the firmware promises neither);
@@ -21,7 +21,7 @@ import re
 import subprocess
 import sys
 
-BUDGET = int(os.environ.get("FIRMWARE_LIB_BUDGET", "23552"))
+BUDGET = int(os.environ.get("FIRMWARE_LIB_BUDGET", "22528"))
 KIND = {".vectors": "text", ".text": "text", ".rodata": "rodata", ".ARM.exidx": "rodata", ".data": "data", ".bss": "bss"}
 ENTRY = re.compile(r"^\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(\S.*)$")
 
