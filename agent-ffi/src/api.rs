@@ -707,10 +707,10 @@ pub unsafe extern "C" fn ea_agent_poll_event(agent: *mut ea_agent, event: *mut e
     let r = unsafe {
         handle::with(agent, |s| {
             let out = args::out(event)?;
-            // In place (the outer SAFETY: the caller's contract); `NONE` is
-            // a valid ea_event, so the reference made after the write is to
-            // a valid value.
-            args::write(out, ea_event::NONE);
+            // In place (the outer SAFETY: the caller's contract): all-zero
+            // is `ea_event::NONE` (a test checks it), so the reference made
+            // after the write is to a valid value.
+            args::zero(out);
             if let Some(ev) = s.agent.poll_event() {
                 (*out).fill(&ev);
             }
@@ -872,7 +872,7 @@ pub unsafe extern "C" fn ea_agent_stats(agent: *const ea_agent, stats: *mut ea_s
             // In place (the outer SAFETY: the caller's contract); all-zero
             // is a valid ea_stats, so the reference made after the write is
             // to a valid value.
-            args::write(out, ea_stats::default());
+            args::zero(out);
             (*out).fill(&s.agent);
             Ok(())
         })

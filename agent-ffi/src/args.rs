@@ -76,6 +76,13 @@ pub(crate) unsafe fn write<T>(out: *mut T, value: T) {
 }
 
 /// Refuses a NULL output pointer before any work is done.
+/// Zeroes `*out` in place (one `memset`, no value built aside and copied):
+/// for the output structs whose all-zero value is their empty value.
+pub(crate) unsafe fn zero<T>(out: *mut T) {
+    // SAFETY: the caller's contract (`out` valid for writes).
+    unsafe { out.write_bytes(0, 1) }
+}
+
 pub(crate) fn out<T>(ptr: *mut T) -> Res<*mut T> {
     if ptr.is_null() {
         Err(ea_result::EA_NULL_PARAMETER)

@@ -256,3 +256,26 @@ pub fn transport_error_from_c(n: u32) -> Option<TransportError> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ea_agent_poll_event` zeroes the caller's struct (`args::zero`) as
+    /// its empty value: all-zero must be `ea_event::NONE`.
+    #[test]
+    fn all_zero_is_none() {
+        // SAFETY: every field of ea_event is an integer or a raw pointer,
+        // for which all-zero is a valid value.
+        let z: ea_event = unsafe { core::mem::MaybeUninit::zeroed().assume_init() };
+        let n = ea_event::NONE;
+        let fields = |e: &ea_event| {
+            (
+                (e.kind, e.endpoint, e.plugin, e.reason, e.data_type),
+                (e.object_name, e.object_name_len, e.name, e.name_len, e.version, e.version_len),
+                (e.payload, e.payload_len, e.token, e.token_len, e.acked_total, e.first_unacked_seq),
+            )
+        };
+        assert_eq!(fields(&z), fields(&n));
+    }
+}
