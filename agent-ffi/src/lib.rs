@@ -68,8 +68,6 @@
 #[cfg(feature = "std")]
 extern crate std;
 
-#[cfg(all(not(feature = "std"), not(test), target_arch = "arm"))]
-mod aeabi;
 pub mod api;
 mod args;
 pub mod config;
