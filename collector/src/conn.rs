@@ -640,7 +640,7 @@ impl Conn {
                         }
                         for r in news.results {
                             Metrics::inc(&m.task_results_total);
-                            self.shared.task_result(&agent, r, now);
+                            self.shared.task_result_before_ack(&agent, r, now).await;
                         }
                         let bytes = lines_bytes(&lines);
                         pending.push(self.shared.commit.store(lines).await, bytes);

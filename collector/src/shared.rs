@@ -215,11 +215,27 @@ impl Shared {
     }
 
     /// A task result of `agent`, to the local registry and (with the
-    /// JetStream sink) the shared one.
+    /// JetStream sink) the shared one, queued: for a bare TaskResult frame,
+    /// which nothing acks.
     pub fn task_result(&self, agent: &str, r: crate::session::ResultInfo, now_ms: u64) {
         #[cfg(feature = "jetstream")]
         if let Some(kv) = &self.kv {
             kv.task_result(agent, r.clone());
+        }
+        self.registry.task_result(agent, r, now_ms);
+    }
+
+    /// [`Shared::task_result`] for a result that came in a record: with the
+    /// shared registry in JetStream KV the write is done (or has failed)
+    /// before this returns, so the batch's Ack, which follows its commit,
+    /// never precedes the task's done mark. A collector killed between an
+    /// Ack and a queued write would leave the task open, to be sent again
+    /// and run twice by an agent that no longer holds the result (the file
+    /// sink closes the same window at start: [`crate::recovery`]).
+    pub async fn task_result_before_ack(&self, agent: &str, r: crate::session::ResultInfo, now_ms: u64) {
+        #[cfg(feature = "jetstream")]
+        if let Some(kv) = &self.kv {
+            kv.write_result(agent, r.clone()).await;
         }
         self.registry.task_result(agent, r, now_ms);
     }

@@ -674,3 +674,31 @@ fn finished_tasks_expire_after_the_retention_and_the_tasks_bucket_stays_bounded(
     assert_eq!((metric(a.api, "kv_errors_total"), metric(a.api, "kv_updates_dropped_total")), (0, 0));
     wait_for(T, || (metric(a.api, "kv_task_entries") <= 1).then_some(())).expect("kv_task_entries follows the bucket");
 }
+
+#[test]
+fn a_result_record_is_done_in_the_shared_registry_before_its_ack() {
+    let Some(server) = nats::single() else { return };
+    let url = server.url();
+    let a = collector("kv-ack-a", &url);
+    let b = collector("kv-ack-b", &url);
+    let id = "kv-ack-agent";
+    let (mut raw, accept, _) = Raw::connect_admitted(a.agents, &hello(id, b"", 0, 0), T, 10);
+    assert!(matches!(accept, Got::Accept { next_seq: 0, .. }), "{accept:?}");
+    held_by(b.api, id, a.agents.port());
+    let mut others = Vec::new();
+    for seq in 0..5u64 {
+        let token = post_task(b.api, id, "x");
+        task(&mut raw, &token, &mut others);
+        // The result as the library sends it: a record of type 1050.
+        let mut body = [0u8; 128];
+        let n = agent_core::message::encode_task_result(&TaskResult { token: &token, status: 0, message: "ran" }, &mut body).unwrap();
+        let (h, hl) = agent_core::record::EntryHeader::new(agent_core::data_type::TASK_RESULT, agent_core::record::ts_delta(1000, 1000), n).encode();
+        let records = [&h[..hl], &body[..n]].concat();
+        raw.send(&Message::Batch(Batch { first_seq: seq, base_ts: 1000, count: 1, records: &records }));
+        assert_eq!(raw.recv_answering(T), Got::Ack(seq));
+        // Read once, right after the Ack, on the other collector: a collector
+        // killed now must not leave the task open to be sent and run again.
+        let (s, t) = get(b.api, &format!("/tasks/{token}"));
+        assert_eq!((s, t["state"].as_str()), (200, Some("done")), "task {token} at its Ack: {t}");
+    }
+}
