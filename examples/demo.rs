@@ -40,13 +40,16 @@
 mod c_abi_agent;
 #[path = "demo/tcp_transport.rs"]
 mod tcp_transport;
+#[path = "demo/workload.rs"]
+mod workload;
 
 use tcp_transport::TcpTransport;
+use workload::{unix_ms, Report, AGENT_DEADLINE, READING, READINGS, READING_EVERY};
 
 use agent_core::backoff::BackoffConfig;
 use agent_core::driver::{Clock, Connector, Driver, RunEnd};
 use agent_core::message::task_status;
-use agent_core::{Agent, AgentConfig, AgentStats, AgentStorage, Duration, Event, Identity, Instant};
+use agent_core::{Agent, AgentConfig, AgentStorage, Duration, Event, Identity, Instant};
 use agent_core::{PluginStatus, Record, TaskTarget};
 use edge_collector::config::Args;
 use edge_collector::metrics::Metrics;
@@ -59,18 +62,12 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-const READINGS: u32 = 150;
-const READING_EVERY: StdDuration = StdDuration::from_millis(20);
-/// The demo's own record type (1000-1999 belong to the library).
-const READING: u32 = 2001;
 const SCAN_TASK: u32 = 6001;
 /// When the task is posted and when the collector restarts, from the start.
 const TASK_AT: StdDuration = StdDuration::from_millis(700);
 const RESTART_AT: StdDuration = StdDuration::from_millis(1800);
-/// Agents stop waiting for their last acks this long after the start.
-const AGENT_DEADLINE: Duration = Duration::from_secs(30);
 /// The whole demo is stopped with an error after this long.
 const HARD_STOP: StdDuration = StdDuration::from_secs(50);
 const API_TOKEN: &str = "demo-api-token-0001";
@@ -219,14 +216,6 @@ fn main() -> ExitCode {
 }
 
 // ---- the agents ----------------------------------------------------------------
-
-/// What an agent thread reports when it is done.
-struct Report {
-    name: &'static str,
-    pushed: u32,
-    stats: AgentStats,
-    finished: bool,
-}
 
 fn run_agent(name: &'static str, collector: SocketAddr, start: StdInstant, seed: u64, answered: Arc<AtomicBool>) -> Report {
     let mut ring = [0u8; 16 * 1024];
@@ -532,8 +521,4 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

@@ -13,6 +13,9 @@ EDGE_SKIP_LOG=$(mktemp)
 export EDGE_SKIP_LOG
 trap 'rm -f "$log" "$EDGE_SKIP_LOG"' EXIT
 
+echo "== import cycles: no module imports back into one that imports it (issue 20)"
+python3 scripts/module-cycles.py
+
 echo "== unit, model, property, vector and doc tests"
 cargo test --workspace 2>&1 | tee -a "$log"
 

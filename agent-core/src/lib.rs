@@ -25,10 +25,12 @@
 //! [`stats`], under their earlier names.
 //!
 //! In [`agent`], by file: `timers.rs` every deadline (the heartbeat timer
-//! among them), `heartbeat.rs` the heartbeat records it pushes, `batch.rs`
-//! the batch builder with its batch and window sizing, `send.rs` which
-//! frame goes next, `recv.rs` what each received message does, `config.rs`
-//! every bound.
+//! among them; their names, [`Timer`](agent::Timer), in `timer.rs`),
+//! `heartbeat.rs` the heartbeat records it pushes (`ring_policy.rs` how the
+//! ring keeps and counts them), `batch.rs` the batch builder with its batch
+//! and window sizing, `send.rs` which frame goes next, `recv.rs` what each
+//! received message does, `config.rs` every bound, `identity.rs` who the
+//! agent says it is.
 //!
 //! The agent, from connect to an acked record (the server's side scripted):
 //!

@@ -27,6 +27,8 @@
 
 pub mod listener;
 
+pub use listener::ApiCounters;
+
 use crate::registry::{ConfigRow, TaskRow};
 use crate::shared::{unix_ms, Command, Shared};
 use axum::body::Bytes;
@@ -38,9 +40,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::Engine as _;
 use serde_json::{json, Value};
-use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -85,30 +85,6 @@ fn internal(e: String) -> ApiError {
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| internal(e.to_string()))?.map_err(internal)
-}
-
-/// The API's connection counters, shown by `GET /metrics` after the
-/// collector's own.
-#[derive(Debug, Default)]
-pub struct ApiCounters {
-    /// API connections accepted (TCP), refused ones included.
-    pub connections_total: AtomicU64,
-    /// API connections served now.
-    pub connections_open: AtomicU64,
-    /// API connections refused with 503: beyond `--api-max-connections`.
-    pub connections_refused_total: AtomicU64,
-}
-
-impl ApiCounters {
-    fn render(&self, out: &mut String) {
-        for (name, kind, help, v) in [
-            ("api_connections_total", "counter", "API connections accepted (TCP), refused ones included.", &self.connections_total),
-            ("api_connections_open", "gauge", "API connections served now.", &self.connections_open),
-            ("api_connections_refused_total", "counter", "API connections refused with 503 (beyond --api-max-connections).", &self.connections_refused_total),
-        ] {
-            let _ = writeln!(out, "# HELP edge_collector_{name} {help}\n# TYPE edge_collector_{name} {kind}\nedge_collector_{name} {}", v.load(Ordering::Relaxed));
-        }
-    }
 }
 
 /// State of the API's routes.

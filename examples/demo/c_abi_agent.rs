@@ -21,7 +21,7 @@
 //!    `ea_agent_is_drained`, `ea_agent_close`, `ea_agent_stats`,
 //!    `ea_agent_deinit`.
 
-use super::{unix_ms, Report, AGENT_DEADLINE, READING, READINGS, READING_EVERY};
+use super::workload::{unix_ms, Report, AGENT_DEADLINE, READING, READINGS, READING_EVERY};
 use agent_core::message::task_status;
 use agent_core::AgentStats;
 use edge_agent::event::ea_event_kind::{EA_EVENT_CONNECT, EA_EVENT_DISCONNECT, EA_EVENT_NONE, EA_EVENT_SHUTDOWN, EA_EVENT_TASK};

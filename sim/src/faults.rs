@@ -1,24 +1,15 @@
-//! Faults: what goes wrong, when, and how each kind acts on the network and
-//! the collector (crate docs, *Faults*). Faults are drawn once per seed, all
-//! before the end of the fault phase; a seed in five is fault-free.
+//! Faults: what goes wrong and when (crate docs, *Faults*). Faults are
+//! drawn once per seed, all before the end of the fault phase; a seed in
+//! five is fault-free. [`Faults`] answers which are active; how a fault
+//! acts when it starts (cuts, restarts, stalls) is `world/faults.rs`, the
+//! others act on each write or connect while active.
 
 use agent_core::frame::{MAGIC, VERSION};
 
+use crate::link::Dir;
 use crate::plan::Plan;
 use crate::rng::SplitMix;
-use crate::world::World;
-
-/// Largest `Reject.retry_after_ms` the collector sends.
-pub(crate) const RETRY_AFTER_MAX: u64 = 2000;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-/// A direction on a connection.
-pub(crate) enum Dir {
-    /// Agent to server.
-    Up,
-    /// Server to agent.
-    Down,
-}
+use crate::server::RETRY_AFTER_MAX;
 
 #[derive(Clone, Copy, Debug)]
 /// What a fault does (crate docs, *Faults*).
@@ -100,42 +91,41 @@ pub(crate) fn corrupt_bytes(rng: &mut SplitMix, bytes: &mut Vec<u8>) {
     }
 }
 
-impl<'a> World<'a> {
-    /// A fault starts: cuts and restarts act now; stalls postpone what is
-    /// queued; the others act on each write or connect while active.
-    pub(crate) fn apply_fault(&mut self, f: Fault) {
-        match f.kind {
-            FaultKind::Cut { agent, notify } => {
-                if let Some(id) = self.sims[agent].conn {
-                    self.cut(id, notify);
-                }
-            }
-            FaultKind::Restart { lose_index, .. } => {
-                let ids: Vec<u64> = self.conns.iter().filter(|c| !c.dead).map(|c| c.id).collect();
-                for id in ids {
-                    let notify = self.rng.chance(700).then(|| self.rng.range(1, 100));
-                    self.cut(id, notify);
-                }
-                let names: Vec<&str> = self.sims.iter().map(|s| s.name).collect();
-                self.server.collector.restart(lose_index, &names);
-            }
-            FaultKind::Stall { agent, dir } => {
-                for c in self.conns.iter_mut().filter(|c| c.agent == agent) {
-                    if dir != Some(Dir::Down) {
-                        c.up.postpone(f.end);
-                    }
-                    if dir != Some(Dir::Up) {
-                        c.down.postpone(f.end);
-                    }
-                }
-            }
-            FaultKind::Refuse { .. } | FaultKind::Corrupt { .. } | FaultKind::Busy { .. } => {}
-        }
+/// The run's faults by start time, and how far the clock has got through
+/// them: only a fault that has started (and not ended) acts.
+pub(crate) struct Faults {
+    /// Every fault of the run, by start time.
+    all: Vec<Fault>,
+    /// The first fault not started yet.
+    next: usize,
+}
+
+impl Faults {
+    /// `all`, sorted by start ([`gen_faults`]), none started yet.
+    pub(crate) fn new(all: Vec<Fault>) -> Faults {
+        Faults { all, next: 0 }
+    }
+
+    /// How many faults the run has.
+    pub(crate) fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    /// When the next fault starts.
+    pub(crate) fn next_start(&self) -> Option<u64> {
+        self.all.get(self.next).map(|f| f.start)
+    }
+
+    /// The next fault, if it starts by `now`: it counts as started from here on.
+    pub(crate) fn start_due(&mut self, now: u64) -> Option<Fault> {
+        let f = *self.all.get(self.next).filter(|f| f.start <= now)?;
+        self.next += 1;
+        Some(f)
     }
 
     /// The faults started and not yet ended at `t`.
-    pub(crate) fn active(&self, t: u64) -> impl Iterator<Item = &Fault> {
-        self.faults[..self.next_fault.min(self.faults.len())].iter().filter(move |f| f.start <= t && t < f.end)
+    fn active(&self, t: u64) -> impl Iterator<Item = &Fault> {
+        self.all[..self.next.min(self.all.len())].iter().filter(move |f| f.start <= t && t < f.end)
     }
 
     /// Whether a connect to `endpoint` is refused now: `Some(blackhole)`.

@@ -10,21 +10,31 @@
 //!
 //! # Where what lives
 //!
+//! State types at the bottom, each with the methods that need only it; the
+//! steps that touch several of them (an agent's frame written on a link and
+//! delivered to the collector, say) are the world's, one level up. No
+//! module imports one that imports it (`scripts/module-cycles.py`).
+//!
 //! | module | what it models |
 //! |---|---|
 //! | `rng` | the one seeded generator every draw comes from |
+//! | `app` | the app on an agent: names, record payloads, answer delay |
 //! | `plan` | one agent's configuration and environment; its drain bound |
-//! | `app` | the app on an agent: pushes, task answers, `reconnect_now` |
-//! | `agent` | the agents under test, driven in the documented call order |
+//! | `agent` | one agent under test and the driver's model of it |
 //! | `backoff_model` | the reconnect backoff of PROTOCOL.md, computed independently |
-//! | `link` | connections, latency, jitter, chunking, cuts |
-//! | `faults` | fault generation and how each fault acts |
-//! | `server` | the collector side: frames checked, tasks and configs sent |
+//! | `link` | connections: two byte streams of queued chunks each |
+//! | `faults` | fault generation; which faults are active |
 //! | [`collector`] | the real collector's sans-IO core behind the peer's interface |
 //! | [`backend`] | either collector |
-//! | `invariants` | the checks after every round, per stored record, drain, end |
-//! | `final_phase` | task resends at the end of a run |
-//! | `world` | the clock and the event-driven main loop |
+//! | `server` | the collector side: the collector and what is checked about it |
+//! | `invariants` | the checks after every push and round, per stored record, at the end |
+//! | `world` | the clock and the event-driven main loop; its children, the steps: |
+//! | `world/agent.rs` | the agents driven in the documented call order, events checked |
+//! | `world/app.rs` | pushes, task answers, `reconnect_now` |
+//! | `world/link.rs` | latency, jitter, chunking, corruption, stalls, deliveries, cuts |
+//! | `world/faults.rs` | how each fault acts when it starts |
+//! | `world/server.rs` | frames to the collector and checked, tasks and configs sent |
+//! | `world/drain.rs`, `world/final_phase.rs` | the drain bound; task resends at the end of a run |
 //! | [`seed`](run_seed), [`fleet`](run_fleet) | one seed's run; many seeds on threads |
 //! | [`Summary`], [`SeedRun`], [`digest`] | what a run did; the regression digest |
 //!
@@ -243,7 +253,6 @@ pub mod backend;
 mod backoff_model;
 pub mod collector;
 mod faults;
-mod final_phase;
 mod fleet;
 mod invariants;
 mod link;

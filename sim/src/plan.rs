@@ -12,8 +12,8 @@ use agent_core::ring::{OverflowPolicy, RingConfig, MAX_INFLIGHT_BATCHES};
 use agent_core::Duration;
 
 use crate::app::ANSWER_DELAY_MAX;
-use crate::faults::RETRY_AFTER_MAX;
 use crate::rng::SplitMix;
+use crate::server::RETRY_AFTER_MAX;
 
 /// Smallest entry any record of this simulation takes (a task result).
 pub(crate) const MIN_ENTRY: usize = 10;

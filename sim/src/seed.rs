@@ -14,11 +14,11 @@ use crate::agent::Sim;
 use crate::app::{PLUGIN_NAMES, PRODUCT};
 use crate::backend::Backend;
 use crate::collector::{Collector, CollectorConfig};
-use crate::faults::{gen_faults, RETRY_AFTER_MAX};
+use crate::faults::{gen_faults, Faults};
 use crate::peer::{Peer, PeerConfig};
 use crate::plan::Plan;
 use crate::rng::SplitMix;
-use crate::server::{Checks, Server};
+use crate::server::{Checks, Server, RETRY_AFTER_MAX};
 use crate::options::{CollectorKind, Options};
 use crate::summary::SeedRun;
 use crate::world::World;
@@ -162,8 +162,7 @@ pub fn run_seed(seed: u64, options: &Options) -> SeedRun {
         final_start: None,
         final_resend_at: None,
         steps: 0,
-        faults,
-        next_fault: 0,
+        faults: Faults::new(faults),
         sims,
         server,
         conns: Vec::new(),

@@ -1,9 +1,34 @@
 //! The world: every agent, the network, the faults and the collector on one
 //! simulated millisecond clock, stepped from one event to the next (it
 //! never steps or spins).
+//!
+//! The parts are state types with their own methods in the modules below
+//! this one (`agent`, `link`, `faults`, `server`; the checks in
+//! `invariants`). What one instant does to several parts at once is a step
+//! of the world, grouped by the part it starts from in this module's
+//! children:
+//!
+//! | module | the world's steps |
+//! |---|---|
+//! | `world/agent.rs` | boot, timeouts, the call order, events against the driver's model, connect outcomes |
+//! | `world/app.rs` | the app's pushes, task answers and `reconnect_now` |
+//! | `world/link.rs` | connections opened, writes delayed and damaged, deliveries, closes and cuts |
+//! | `world/faults.rs` | how a fault acts when it starts |
+//! | `world/server.rs` | the collector's input, its notes checked, its answers, tasks and configs |
+//! | `world/drain.rs` | the drain bound after the faults stop |
+//! | `world/final_phase.rs` | task resends at the end of a run |
+
+mod agent;
+mod app;
+mod drain;
+mod faults;
+mod final_phase;
+mod link;
+mod server;
 
 use crate::agent::Sim;
-use crate::faults::Fault;
+use crate::faults::Faults;
+use crate::invariants::final_checks;
 use crate::link::Conn;
 use crate::rng::SplitMix;
 use crate::server::Server;
@@ -33,9 +58,8 @@ pub(crate) struct World<'a> {
     pub(crate) final_resend_at: Option<u64>,
     /// Steps taken (one per instant at which something was due).
     pub(crate) steps: u64,
-    /// Every fault of the run, by start time; `next_fault` is the first not started.
-    pub(crate) faults: Vec<Fault>,
-    pub(crate) next_fault: usize,
+    /// Every fault of the run, by start time, and which have started.
+    pub(crate) faults: Faults,
     /// The agents.
     pub(crate) sims: Vec<Sim<'a>>,
     /// The collector and what is checked about it.
@@ -68,7 +92,17 @@ impl<'a> World<'a> {
             assert!(self.steps < MAX_STEPS, "simulation does not terminate (t={t})");
             self.step();
         }
-        self.final_checks();
+        final_checks(self.now, &self.sims, &self.server.checks, self.final_resend_at);
+    }
+
+    /// Connection `id`, while it holds anything.
+    pub(crate) fn conn(&self, id: u64) -> Option<&Conn> {
+        self.conns.iter().find(|c| c.id == id)
+    }
+
+    /// Connection `id`, mutable.
+    pub(crate) fn conn_mut(&mut self, id: u64) -> Option<&mut Conn> {
+        self.conns.iter_mut().find(|c| c.id == id)
     }
 
     /// The earliest instant at which anything is due (never before `now`).
@@ -117,8 +151,8 @@ impl<'a> World<'a> {
                 at(c.next_unsolicited);
             }
         }
-        if let Some(f) = self.faults.get(self.next_fault) {
-            at(f.start);
+        if let Some(x) = self.faults.next_start() {
+            at(x);
         }
         if let (Some(x), None) = (self.final_start, self.final_resend_at) {
             at(x);
@@ -144,9 +178,7 @@ impl<'a> World<'a> {
                 self.timeout(a);
             }
         }
-        while self.faults.get(self.next_fault).is_some_and(|f| f.start <= now) {
-            let f = self.faults[self.next_fault];
-            self.next_fault += 1;
+        while let Some(f) = self.faults.start_due(now) {
             self.apply_fault(f);
         }
         for a in 0..self.sims.len() {

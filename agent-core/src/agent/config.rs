@@ -1,7 +1,19 @@
 //! Every bound and interval of the session, and the one validation step that
 //! refuses configurations that cannot work.
 
-use super::*;
+use core::fmt;
+
+use super::identity::Identity;
+use crate::backoff::BackoffConfig;
+use crate::record::MAX_ENTRY_HEADER;
+use crate::ring::RingConfig;
+use crate::stats::MAX_HEARTBEAT_LEN;
+use crate::time::Duration;
+use crate::wire::frame::{self, OVERHEAD};
+use crate::wire::varint;
+
+/// Bytes a Batch body needs beyond its entries: four varints.
+pub const BATCH_HEADER_MAX: usize = 10 + 10 + 5 + 5;
 
 
 /// Every bound and interval of the session. `Default` gives the documented
@@ -75,7 +87,7 @@ impl Default for AgentConfig {
     }
 }
 
-/// Why [`Agent::new`] refused a configuration.
+/// Why [`Agent::new`](super::Agent::new) refused a configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum ConfigError {

@@ -105,7 +105,7 @@
 //! (`scripts/size-report.sh`).
 
 
-use crate::backoff::{Backoff, BackoffConfig, Retry};
+use crate::backoff::{Backoff, Retry};
 use crate::wire::decoder::{Feed, FrameDecoder};
 use crate::events::{DisconnectReason, Event, EventQueue, TaskTarget, TransportError};
 use crate::wire::frame::{self, Frame, Kind, OVERHEAD};
@@ -113,8 +113,8 @@ use crate::stats::{AgentStats, HeartbeatRecords, HostStats, MAX_HEARTBEAT_LEN};
 use crate::wire::codec::{read_body, write_body, write_frame};
 use crate::wire::message::{self, task_status, Close, CloseCode, DecodeError, Hello, Ping, Pong, TaskResult};
 use crate::plugin::{PluginError, PluginHeartbeat, PluginId, PluginStatus, Plugins};
-use crate::record::{data_type, MAX_ENTRY_HEADER};
-use crate::ring::{PushError, Ring, RingConfig};
+use crate::record::data_type;
+use crate::ring::{PushError, Ring};
 use crate::rng::Rng;
 use crate::time::{AgentClock, Duration, Instant};
 use crate::wire::varint;
@@ -124,23 +124,25 @@ use core::fmt;
 mod batch;
 mod config;
 mod heartbeat;
+mod identity;
 mod link;
 mod recv;
+mod ring_policy;
 mod send;
+mod timer;
 mod timers;
 
 pub use config::{
     hello_frame_max_len, min_peer_frame, min_transmit_len, validate, AgentConfig, ConfigError, StorageSizes,
-    MAX_HELLO_FRAME,
+    BATCH_HEADER_MAX, MAX_HELLO_FRAME,
 };
 use config::max_entry;
-pub use heartbeat::{is_heartbeat_record, ring_entry_kind};
+pub use ring_policy::{is_heartbeat_record, ring_entry_kind};
+pub use identity::Identity;
 pub use link::Link;
-pub use timers::Timer;
+pub use timer::Timer;
 
 
-/// Bytes a Batch body needs beyond its entries: four varints.
-pub const BATCH_HEADER_MAX: usize = 10 + 10 + 5 + 5;
 /// Largest TaskResult record payload; longer messages are truncated.
 pub const MAX_TASK_RESULT_LEN: usize = 256;
 const _: () = assert!(MAX_TASK_RESULT_LEN < MAX_HEARTBEAT_LEN);
@@ -150,30 +152,6 @@ pub const MAX_CONFIGS: usize = 4;
 pub const RECENT_TASKS: usize = 8;
 /// Most halvings of batch and window after consecutive ack timeouts.
 const MAX_SHRINK: u8 = 8;
-
-/// Who the agent is, as sent in Hello. Borrowed for the agent's lifetime.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Identity<'a> {
-    /// Stable, unique agent id.
-    pub agent_id: &'a str,
-    /// Host name.
-    pub hostname: &'a str,
-    /// Product name; tasks addressed to it (or to "") are for the agent.
-    pub product: &'a str,
-    /// Product version.
-    pub version: &'a str,
-    /// Packed private IPv4 addresses (4 bytes each).
-    pub intranet_ipv4: &'a [u8],
-    /// Packed private IPv6 addresses (16 bytes each).
-    pub intranet_ipv6: &'a [u8],
-    /// Packed public IPv4 addresses.
-    pub extranet_ipv4: &'a [u8],
-    /// Packed public IPv6 addresses.
-    pub extranet_ipv6: &'a [u8],
-    /// Credential for the server.
-    pub auth_token: &'a [u8],
-}
-
 
 /// Caller memory the agent works in.
 pub struct AgentStorage<'a> {

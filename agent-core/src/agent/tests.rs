@@ -6,6 +6,8 @@
 //! sent) are scripted with [`deliver`].
 
 use super::*;
+use crate::backoff::BackoffConfig;
+use crate::ring::RingConfig;
 use crate::wire::message::{Accept, Ack, Message};
 use crate::time::Tick32;
 use std::vec::Vec;

@@ -1,5 +1,6 @@
 //! The API's accept loop: its own connection limit, hyper's header-read
-//! timeout, and a guard on stalled response writes.
+//! timeout, a guard on stalled response writes, and the counters of its
+//! connections ([`ApiCounters`]).
 //!
 //! Promises, with [`ApiLimits`] `l`:
 //! * at most `l.max_connections` connections are served at once; one more
@@ -19,16 +20,16 @@
 //! Request bodies and handling time are bounded in the router
 //! (`super::router`).
 
-use super::ApiCounters;
 use crate::config::ApiLimits;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -37,6 +38,31 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Sleep;
+
+/// The API's connection counters, shown by `GET /metrics` after the
+/// collector's own.
+#[derive(Debug, Default)]
+pub struct ApiCounters {
+    /// API connections accepted (TCP), refused ones included.
+    pub connections_total: AtomicU64,
+    /// API connections served now.
+    pub connections_open: AtomicU64,
+    /// API connections refused with 503: beyond `--api-max-connections`.
+    pub connections_refused_total: AtomicU64,
+}
+
+impl ApiCounters {
+    /// Appends the counters to `out` in Prometheus text.
+    pub(super) fn render(&self, out: &mut String) {
+        for (name, kind, help, v) in [
+            ("api_connections_total", "counter", "API connections accepted (TCP), refused ones included.", &self.connections_total),
+            ("api_connections_open", "gauge", "API connections served now.", &self.connections_open),
+            ("api_connections_refused_total", "counter", "API connections refused with 503 (beyond --api-max-connections).", &self.connections_refused_total),
+        ] {
+            let _ = writeln!(out, "# HELP edge_collector_{name} {help}\n# TYPE edge_collector_{name} {kind}\nedge_collector_{name} {}", v.load(Ordering::Relaxed));
+        }
+    }
+}
 
 /// Largest request head (request line and headers) read into a
 /// connection's buffer; hyper's own default is about 400 KiB.

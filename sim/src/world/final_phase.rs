@@ -1,8 +1,8 @@
 //! The final phase (issue 15, item 8): when the run would end, every task
 //! still without a result at the collector is resent until it is answered.
 
+use super::World;
 use crate::app::ANSWER_DELAY_MAX;
-use crate::world::World;
 
 /// Resends of one task in the final phase before it counts as unanswered.
 pub(crate) const FINAL_RESENDS: u32 = 5;
