@@ -10,7 +10,7 @@ shipped in the same archive), libgcc, and the firmware's own objects.
 Fails (exit 1) when
   * the library's text + rodata exceed the target's budget (below; for
     thumbv7em-none-eabihf, the default target, FIRMWARE_LIB_BUDGET,
-    default 23168 bytes: today's 22 653 B and room for 515 B;
+    default 21559 bytes: today's 21 047 B (without `drop-oldest`) and room for 512 B;
     issue 17's target of 16384 is not met yet, see NOTES.md);
   * the image links anything of a C library or a heap (libc, libnosys,
     malloc, free, sbrk: the firmware promises neither);
@@ -29,7 +29,7 @@ import re
 import subprocess
 import sys
 
-BUDGET = int(os.environ.get("FIRMWARE_LIB_BUDGET", "23168"))
+BUDGET = int(os.environ.get("FIRMWARE_LIB_BUDGET", "21559"))
 # Per target: the nm that reads its ELF, and the library's budget.
 TARGETS = {
     "thumbv7em-none-eabihf": ("arm-none-eabi-nm", BUDGET),
