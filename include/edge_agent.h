@@ -303,6 +303,12 @@ enum ea_result
    * A transmit buffer is smaller than `ea_min_transmit_len`.
    */
   EA_CONFIG_TX_BUFFER_TOO_SMALL = 112,
+  /**
+   * `EA_OVERFLOW_DROP_OLDEST` in a library built without it (the
+   * `drop-oldest` feature, which the documented firmware build leaves
+   * out; every other build has it).
+   */
+  EA_CONFIG_DROP_OLDEST_NOT_BUILT = 113,
 };
 #ifndef __cplusplus
 typedef uint32_t ea_result;
@@ -411,7 +417,9 @@ enum ea_overflow_policy
   EA_OVERFLOW_REJECT_NEW = 0,
   /**
    * Evict the oldest never-sent records to make room (counted in
-   * `dropped_evicted`); records already sent are never evicted.
+   * `dropped_evicted`); records already sent are never evicted. A
+   * library built without it (the documented firmware build) refuses it
+   * at init with `EA_CONFIG_DROP_OLDEST_NOT_BUILT`.
    */
   EA_OVERFLOW_DROP_OLDEST = 1,
 };
@@ -670,7 +678,9 @@ ea_result ea_min_transmit_len(const struct ea_config *config, const struct ea_id
  * Returns `EA_OK`, or: `EA_NULL_PARAMETER`, `EA_STORAGE_MISALIGNED`,
  * `EA_STORAGE_TOO_SMALL`, `EA_ALREADY_INITIALIZED` (deinit first),
  * `EA_INVALID_ARGUMENT` (overlapping buffers, bad policy, half lock hooks),
- * `EA_INVALID_UTF8` (identity strings), or an `EA_CONFIG_*` result. On
+ * `EA_INVALID_UTF8` (identity strings), or an `EA_CONFIG_*` result
+ * (`EA_CONFIG_DROP_OLDEST_NOT_BUILT`: `EA_OVERFLOW_DROP_OLDEST` in a
+ * library built without it, as the documented firmware build is). On
  * failure the storage is left as it was.
  *
  * The first `ea_agent_handle_timeout` (due at once) asks for a connection

@@ -19,6 +19,10 @@ python3 scripts/module-cycles.py
 echo "== unit, model, property, vector and doc tests"
 cargo test --workspace 2>&1 | tee -a "$log"
 
+echo "== agent-core and agent-ffi without the drop-oldest feature (the documented firmware build's set)"
+cargo test -p agent-core --no-default-features --features crc-table1 2>&1 | tee -a "$log"
+cargo test -p agent-ffi --no-default-features --features std,crc-table16 --lib 2>&1 | tee -a "$log"
+
 echo "== fleet simulation, ${EDGE_SIM_SEEDS:=2000} seeds, release: agents against the real collector's session, ledger and admission"
 EDGE_SIM_COLLECTOR=real EDGE_SIM_SEEDS=$EDGE_SIM_SEEDS cargo test -p edge-sim --release --test simulation 2>&1 | tee -a "$log"
 echo "== fleet simulation against the test peer with its recovery habits (closes damaged links, repeats acks; Busy faults)"
@@ -27,7 +31,7 @@ EDGE_SIM_COLLECTOR=peer EDGE_SIM_SEEDS=$EDGE_SIM_SEEDS cargo test -p edge-sim --
 echo "== agent-core builds for bare metal (no_std, no alloc)"
 for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
   if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-    cargo build -p agent-core --release --target "$target" --no-default-features --features crc-table1
+    cargo build -p agent-core --release --target "$target" --no-default-features --features crc-table1,drop-oldest
   else
     skip_or_fail "agent-core bare-metal build ($target)" "target not installed (rustup target add $target)"
   fi
@@ -46,7 +50,7 @@ echo "== libedge_agent.a builds for bare metal (no_std, panic traps) and needs n
 llvm_nm="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-nm"
 for target in thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
   if rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-    cargo build -p agent-ffi --release --target "$target" --no-default-features --features crc-table1 2>&1 | grep -v "dropping unsupported crate type"
+    cargo build -p agent-ffi --release --target "$target" --no-default-features --features crc-table1,drop-oldest 2>&1 | grep -v "dropping unsupported crate type"
     lib="target/$target/release/libedge_agent.a"
     if [ -x "$llvm_nm" ]; then
       undefined=$(comm -23 <("$llvm_nm" -u "$lib" 2>/dev/null | awk 'NF==2 {print $2}' | sort -u) \

@@ -73,7 +73,7 @@
 //!
 //! // The ring lives in caller memory.
 //! let mut storage = [0u8; 1024];
-//! let mut ring = Ring::new(&mut storage, RingConfig { max_record: 256, policy: OverflowPolicy::DropOldest });
+//! let mut ring = Ring::new(&mut storage, RingConfig { max_record: 256, policy: OverflowPolicy::RejectNew });
 //! ring.push(&Record::new(2001, 1_700_000_000_000, b"disk almost full")).unwrap();
 //!
 //! // Take a batch and frame it.

@@ -88,7 +88,9 @@ pub const EVICTION_CHUNK_DIVISOR: usize = 64;
 pub enum OverflowPolicy {
     /// Refuse the new record ([`PushError::Full`]); the caller decides.
     RejectNew = 0,
-    /// Evict the oldest never-sent records to make room.
+    /// Evict the oldest never-sent records to make room. Only with the
+    /// `drop-oldest` feature (on by default).
+    #[cfg(feature = "drop-oldest")]
     DropOldest = 1,
 }
 
@@ -199,6 +201,7 @@ struct BatchMark {
 
 /// A run of never-sent entries chosen for eviction: `[sent_end, end)`,
 /// every entry but the kept entry at `kept`.
+#[cfg(feature = "drop-oldest")]
 #[derive(Clone, Copy, Debug)]
 struct Run {
     /// Offsets from the tail, like `kept`.
@@ -255,7 +258,7 @@ pub struct Ring<'a> {
     counters: RingCounters,
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "drop-oldest"))]
 std::thread_local! {
     /// Bytes moved within ring storage by evictions on this thread (unit
     /// tests only; a thread-local so the ring's size is the same as built).
@@ -426,16 +429,11 @@ impl<'a> Ring<'a> {
         if need > self.free_bytes() {
             // A new kept entry supersedes the old one.
             let keep = if kept { None } else { self.protected.filter(|&p| p >= self.sent_end) };
-            let run = match self.cfg.policy {
-                OverflowPolicy::DropOldest => self.plan_eviction(rec, keep, counted),
-                OverflowPolicy::RejectNew => None,
-            };
-            let Some(run) = run else {
+            if !self.make_room(rec, keep, counted) {
                 self.counters.dropped_full += 1;
                 self.counters.heartbeats.dropped_full += own;
                 return Err(PushError::Full);
-            };
-            self.evict(&run);
+            }
             // Evicting the newest entries changes what this one is relative to.
             hdr.ts_delta = ts_delta(self.head_base, rec.timestamp_ms);
             need = hdr.entry_len();
@@ -463,11 +461,32 @@ impl<'a> Ring<'a> {
         self.counters.dropped_too_large += 1;
     }
 
+    /// Makes room for `rec` by the policy (evicting a run under
+    /// `DropOldest`, see [`Ring::push`]); false if the record is refused.
+    #[cfg(feature = "drop-oldest")]
+    fn make_room(&mut self, rec: &Record<'_>, keep: Option<u64>, counted: CountedClass) -> bool {
+        let run = match self.cfg.policy {
+            OverflowPolicy::DropOldest => self.plan_eviction(rec, keep, counted),
+            OverflowPolicy::RejectNew => None,
+        };
+        let Some(run) = run else { return false };
+        self.evict(&run);
+        true
+    }
+
+    /// Without the `drop-oldest` feature the only policy is `RejectNew`:
+    /// a record that does not fit is refused.
+    #[cfg(not(feature = "drop-oldest"))]
+    fn make_room(&mut self, _rec: &Record<'_>, _keep: Option<u64>, _counted: CountedClass) -> bool {
+        false
+    }
+
     /// Chooses the run of never-sent entries that [`Ring::push`] evicts to
     /// make room for `rec` (see there), keeping the entry at `keep` and
     /// counting the entries of the `counted` class.
     /// `None` if even evicting every never-sent entry but `keep` leaves no
     /// room. Reads only; sizes are exact, re-based headers included.
+    #[cfg(feature = "drop-oldest")]
     fn plan_eviction(&self, rec: &Record<'_>, keep: Option<u64>, counted: CountedClass) -> Option<Run> {
         // Offsets from the tail: 32-bit arithmetic on 32-bit targets.
         let keep = keep.map(|p| self.off(p));
@@ -545,6 +564,7 @@ impl<'a> Ring<'a> {
     /// moving the smaller side: the sent entries (and the kept one) up, or
     /// what follows the run down. The entry after the run is re-based on
     /// its new predecessor, so every timestamp stays exact.
+    #[cfg(feature = "drop-oldest")]
     fn evict(&mut self, run: &Run) {
         // Offsets from the tail as it is now. The gap to close is [p, q);
         // `base` is the timestamp the entry at q must be relative to.
@@ -848,6 +868,7 @@ impl<'a> Ring<'a> {
     /// chunks no longer than the distance moved, so that no chunk overlaps
     /// itself and each is a plain `copy_from_slice`: memcpy speed without
     /// linking `memmove`.
+    #[cfg(feature = "drop-oldest")]
     fn move_bytes(&mut self, src: usize, dst: usize, len: usize) {
         #[cfg(test)]
         MOVED.set(MOVED.get() + if src == dst { 0 } else { len as u64 });
@@ -877,6 +898,7 @@ impl<'a> Ring<'a> {
 
 /// Copies `buf[src..src + n]` to `buf[dst..dst + n]`, two ranges that do
 /// not overlap (the ring's invariants guarantee the indices).
+#[cfg(feature = "drop-oldest")]
 fn copy_disjoint(buf: &mut [u8], src: usize, dst: usize, n: usize) {
     let (lo, hi) = if src < dst { (src, dst) } else { (dst, src) };
     let (a, b) = buf.split_at_mut(hi);
@@ -971,6 +993,7 @@ mod tests {
         assert_eq!((c.pushed, c.dropped_full, c.dropped_too_large), (2, 1, 1));
     }
 
+    #[cfg(feature = "drop-oldest")]
     #[test]
     fn drop_oldest_spares_inflight_and_kept() {
         let mut mem = [0u8; 48];
@@ -997,6 +1020,7 @@ mod tests {
         assert_eq!(plan.first_seq, 1);
     }
 
+    #[cfg(feature = "drop-oldest")]
     #[test]
     fn a_kept_push_supersedes_the_kept_entry_and_the_class_is_counted() {
         let mut mem = [0u8; 33];
@@ -1078,6 +1102,7 @@ mod tests {
     /// sent byte (one 4 KiB batch in flight: 4 KiB moved per push; eight:
     /// 32 KiB). The bytes moved per evicted byte must not depend on what is
     /// in flight.
+    #[cfg(feature = "drop-oldest")]
     #[test]
     fn eviction_cost() {
         const CAP: usize = 64 * 1024;

@@ -152,12 +152,19 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// `DropOldest` where it is built (the default `drop-oldest` feature), else
+/// `RejectNew`: the strategy and the regression cases run under either.
+#[cfg(feature = "drop-oldest")]
+const EVICTING: OverflowPolicy = OverflowPolicy::DropOldest;
+#[cfg(not(feature = "drop-oldest"))]
+const EVICTING: OverflowPolicy = OverflowPolicy::RejectNew;
+
 /// Ring capacity, `max_record`, policy.
 fn ring_strategy() -> impl Strategy<Value = (usize, usize, OverflowPolicy)> {
     (
         prop_oneof![16usize..64, 16usize..=512],
         any::<u16>(),
-        prop_oneof![Just(OverflowPolicy::RejectNew), Just(OverflowPolicy::DropOldest)],
+        prop_oneof![Just(OverflowPolicy::RejectNew), Just(EVICTING)],
     )
         .prop_map(|(cap, mr, policy)| (cap, mr as usize % (cap + 9), policy))
 }
@@ -320,6 +327,7 @@ fn agent_push(ring: &mut Ring<'_>, rec: &Record<'_>) -> Result<(), PushError> {
 /// `DropOldest` used to estimate the room eviction makes from the current
 /// entry sizes. Evicting re-bases timestamp deltas, so the estimate could be
 /// too optimistic: it evicted records and then refused the new one anyway.
+#[cfg(feature = "drop-oldest")]
 #[test]
 fn drop_oldest_refusal_evicts_nothing() {
     let mut mem = [0u8; 17];
@@ -335,6 +343,7 @@ fn drop_oldest_refusal_evicts_nothing() {
 
 /// ... and too pessimistic: the protected heartbeat's header shrinks when the
 /// record before it is evicted, which makes room the old estimate missed.
+#[cfg(feature = "drop-oldest")]
 #[test]
 fn drop_oldest_counts_rebased_headers() {
     let mut mem = [0u8; 16];
@@ -354,6 +363,7 @@ fn drop_oldest_counts_rebased_headers() {
 /// eviction that moved the bytes before it (the heartbeat among them) left
 /// that position stale, and the next eviction of the same push took the
 /// heartbeat.
+#[cfg(feature = "drop-oldest")]
 #[test]
 fn drop_oldest_keeps_heartbeat_moved_by_eviction() {
     let mut mem = [0u8; 48];
@@ -378,6 +388,7 @@ fn drop_oldest_keeps_heartbeat_moved_by_eviction() {
 /// A plan kept across a push that evicted its records: the cursor did not
 /// move, so the plan looked current, and copying it gave a truncated entry
 /// (committing it would have put the cursor inside an entry).
+#[cfg(feature = "drop-oldest")]
 #[test]
 fn plan_is_stale_after_eviction() {
     let mut mem = [0u8; 16];
@@ -433,11 +444,11 @@ fn model_regressions() {
     let push = |data_type, ts, len| Push { data_type, ts, len: Len::Small(len), fill: 0, kind: Kind::Agent };
     let hb = data_type::AGENT_HEARTBEAT;
     let cases: Vec<(usize, usize, OverflowPolicy, Vec<Op>)> = vec![
-        (17, 24, OverflowPolicy::DropOldest, vec![push(0, Ts::Abs(8225), 0), push(hb, Ts::Rel(0), 12)]),
+        (17, 24, EVICTING, vec![push(0, Ts::Abs(8225), 0), push(hb, Ts::Rel(0), 12)]),
         (
             48,
             16,
-            OverflowPolicy::DropOldest,
+            EVICTING,
             vec![
                 push(hb, Ts::Abs(0), 0),
                 push(hb, Ts::Abs(0), 0),
@@ -462,7 +473,7 @@ fn model_regressions() {
         (
             19,
             17,
-            OverflowPolicy::DropOldest,
+            EVICTING,
             vec![
                 push(hb, Ts::Rel(-281_474_976_710_657), 2),
                 Plan { max_bytes: 13, max_records: 1 },

@@ -88,11 +88,18 @@ fn drain_events(a: &mut Agent<'_>) -> usize {
     n
 }
 
+/// The policy the overflow rounds run under: `DropOldest` where it is built
+/// (the default), else `RejectNew` (the `drop-oldest` feature off).
+#[cfg(feature = "drop-oldest")]
+const POLICY: OverflowPolicy = OverflowPolicy::DropOldest;
+#[cfg(not(feature = "drop-oldest"))]
+const POLICY: OverflowPolicy = OverflowPolicy::RejectNew;
+
 #[test]
 fn no_allocation_after_init() {
     let (mut ring, mut rx, mut events) = (vec![0u8; 8192], vec![0u8; 4096], vec![0u8; 1024]);
     let cfg = AgentConfig {
-        ring: RingConfig { max_record: 512, policy: OverflowPolicy::DropOldest },
+        ring: RingConfig { max_record: 512, policy: POLICY },
         rng_seed: 7,
         ..AgentConfig::default()
     };
@@ -115,7 +122,7 @@ fn no_allocation_after_init() {
         evs += drain_events(&mut a);
         for round in 0..50u64 {
             t += 100;
-            // More than the ring holds, so DropOldest evicts.
+            // More than the ring holds, so DropOldest evicts (RejectNew refuses).
             for i in 0..40u64 {
                 let _ = a.push(Instant(t), &Record::new(2000 + (i % 3) as u32, t, &payload[..(i as usize % 64)]));
             }
@@ -161,6 +168,7 @@ fn no_allocation_after_init() {
     let c = a.ring().counters();
     assert_eq!(ALLOCS.load(Ordering::Relaxed), 0, "allocations after init");
     // The paths above did run.
-    assert!(c.acked > 1000 && c.dropped_evicted > 0, "{c:?}");
+    let overflowed = if POLICY == OverflowPolicy::RejectNew { c.dropped_full } else { c.dropped_evicted };
+    assert!(c.acked > 1000 && overflowed > 0, "{c:?}");
     assert!(frames > 100 && evs > 10, "frames {frames}, events {evs}");
 }

@@ -73,7 +73,9 @@ fn overlap(a: *const u8, alen: usize, b: *const u8, blen: usize) -> bool {
 /// Returns `EA_OK`, or: `EA_NULL_PARAMETER`, `EA_STORAGE_MISALIGNED`,
 /// `EA_STORAGE_TOO_SMALL`, `EA_ALREADY_INITIALIZED` (deinit first),
 /// `EA_INVALID_ARGUMENT` (overlapping buffers, bad policy, half lock hooks),
-/// `EA_INVALID_UTF8` (identity strings), or an `EA_CONFIG_*` result. On
+/// `EA_INVALID_UTF8` (identity strings), or an `EA_CONFIG_*` result
+/// (`EA_CONFIG_DROP_OLDEST_NOT_BUILT`: `EA_OVERFLOW_DROP_OLDEST` in a
+/// library built without it, as the documented firmware build is). On
 /// failure the storage is left as it was.
 ///
 /// The first `ea_agent_handle_timeout` (due at once) asks for a connection

@@ -14,7 +14,9 @@ pub enum ea_overflow_policy {
     /// Refuse the new record (`EA_RING_FULL`, counted in `dropped_full`).
     EA_OVERFLOW_REJECT_NEW = 0,
     /// Evict the oldest never-sent records to make room (counted in
-    /// `dropped_evicted`); records already sent are never evicted.
+    /// `dropped_evicted`); records already sent are never evicted. A
+    /// library built without it (the documented firmware build) refuses it
+    /// at init with `EA_CONFIG_DROP_OLDEST_NOT_BUILT`.
     EA_OVERFLOW_DROP_OLDEST = 1,
 }
 
@@ -127,13 +129,10 @@ impl ea_config {
     }
 
     /// The core's configuration; `EA_INVALID_ARGUMENT` for an unknown
-    /// policy or half-given lock hooks. Bounds are checked by the core.
+    /// policy or half-given lock hooks, `EA_CONFIG_DROP_OLDEST_NOT_BUILT`
+    /// for a policy this build leaves out. Bounds are checked by the core.
     pub fn to_core(&self) -> Res<AgentConfig> {
-        let policy = match self.overflow_policy {
-            0 => OverflowPolicy::RejectNew,
-            1 => OverflowPolicy::DropOldest,
-            _ => return Err(ea_result::EA_INVALID_ARGUMENT),
-        };
+        let policy = policy_from_c(self.overflow_policy)?;
         if self.lock.is_some() != self.unlock.is_some() {
             return Err(ea_result::EA_INVALID_ARGUMENT);
         }
@@ -166,10 +165,38 @@ impl ea_config {
     }
 }
 
+#[cfg(feature = "drop-oldest")]
+fn policy_from_c(p: u32) -> Res<OverflowPolicy> {
+    match p {
+        0 => Ok(OverflowPolicy::RejectNew),
+        1 => Ok(OverflowPolicy::DropOldest),
+        _ => Err(ea_result::EA_INVALID_ARGUMENT),
+    }
+}
+
+/// Without the `drop-oldest` feature: `EA_OVERFLOW_DROP_OLDEST` is a known
+/// policy this build cannot apply, refused with its own result.
+#[cfg(not(feature = "drop-oldest"))]
+fn policy_from_c(p: u32) -> Res<OverflowPolicy> {
+    match p {
+        0 => Ok(OverflowPolicy::RejectNew),
+        1 => Err(ea_result::EA_CONFIG_DROP_OLDEST_NOT_BUILT),
+        _ => Err(ea_result::EA_INVALID_ARGUMENT),
+    }
+}
+
+#[cfg(feature = "drop-oldest")]
 fn policy_to_c(p: OverflowPolicy) -> ea_overflow_policy {
     match p {
         OverflowPolicy::RejectNew => ea_overflow_policy::EA_OVERFLOW_REJECT_NEW,
         OverflowPolicy::DropOldest => ea_overflow_policy::EA_OVERFLOW_DROP_OLDEST,
+    }
+}
+
+#[cfg(not(feature = "drop-oldest"))]
+fn policy_to_c(p: OverflowPolicy) -> ea_overflow_policy {
+    match p {
+        OverflowPolicy::RejectNew => ea_overflow_policy::EA_OVERFLOW_REJECT_NEW,
     }
 }
 
@@ -217,4 +244,30 @@ impl Drop for LockGuard<'_> {
 #[no_mangle]
 pub extern "C" fn ea_config_default() -> ea_config {
     ea_config::default_values()
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    fn with_policy(p: u32) -> Res<AgentConfig> {
+        ea_config { overflow_policy: p, ..ea_config::default_values() }.to_core()
+    }
+
+    #[cfg(feature = "drop-oldest")]
+    #[test]
+    fn drop_oldest_is_taken_where_built() {
+        assert_eq!(with_policy(1).map(|c| c.ring.policy), Ok(OverflowPolicy::DropOldest));
+        assert_eq!(with_policy(2).map(|c| c.ring.policy), Err(ea_result::EA_INVALID_ARGUMENT));
+    }
+
+    /// The firmware build: the policy is known but not built, and refused
+    /// with its own result, not taken for another.
+    #[cfg(not(feature = "drop-oldest"))]
+    #[test]
+    fn drop_oldest_is_refused_with_its_own_result_where_left_out() {
+        assert_eq!(with_policy(1).map(|c| c.ring.policy), Err(ea_result::EA_CONFIG_DROP_OLDEST_NOT_BUILT));
+        assert_eq!(with_policy(2).map(|c| c.ring.policy), Err(ea_result::EA_INVALID_ARGUMENT));
+        assert_eq!(with_policy(0).map(|c| c.ring.policy), Ok(OverflowPolicy::RejectNew));
+    }
 }

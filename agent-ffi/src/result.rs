@@ -105,6 +105,10 @@ pub enum ea_result {
     EA_CONFIG_RING_TOO_SMALL = 111,
     /// A transmit buffer is smaller than `ea_min_transmit_len`.
     EA_CONFIG_TX_BUFFER_TOO_SMALL = 112,
+    /// `EA_OVERFLOW_DROP_OLDEST` in a library built without it (the
+    /// `drop-oldest` feature, which the documented firmware build leaves
+    /// out; every other build has it).
+    EA_CONFIG_DROP_OLDEST_NOT_BUILT = 113,
 }
 
 impl ea_result {
@@ -148,11 +152,12 @@ impl ea_result {
             ea_result::EA_CONFIG_EVENT_QUEUE_TOO_SMALL => c"event queue smaller than EA_MIN_EVENT_QUEUE",
             ea_result::EA_CONFIG_RING_TOO_SMALL => c"ring cannot hold a record of max_record bytes",
             ea_result::EA_CONFIG_TX_BUFFER_TOO_SMALL => c"transmit buffer smaller than ea_min_transmit_len",
+            ea_result::EA_CONFIG_DROP_OLDEST_NOT_BUILT => c"EA_OVERFLOW_DROP_OLDEST is not built into this library",
         }
     }
 
     /// Every result, in number order (for tests and `ea_result_message`).
-    pub(crate) const ALL: [ea_result; 37] = [
+    pub(crate) const ALL: [ea_result; 38] = [
         ea_result::EA_OK,
         ea_result::EA_NULL_PARAMETER,
         ea_result::EA_STORAGE_TOO_SMALL,
@@ -183,6 +188,7 @@ impl ea_result {
         ea_result::EA_CONFIG_EVENT_QUEUE_TOO_SMALL,
         ea_result::EA_CONFIG_RING_TOO_SMALL,
         ea_result::EA_CONFIG_TX_BUFFER_TOO_SMALL,
+        ea_result::EA_CONFIG_DROP_OLDEST_NOT_BUILT,
         ea_result::EA_HOST_BAD_ENDPOINT,
         ea_result::EA_HOST_SYSTEM,
         ea_result::EA_HOST_STOPPING,

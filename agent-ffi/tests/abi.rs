@@ -399,6 +399,7 @@ fn result_numbers_are_pinned_and_every_one_has_a_message() {
         (EA_CONFIG_EVENT_QUEUE_TOO_SMALL, 110),
         (EA_CONFIG_RING_TOO_SMALL, 111),
         (EA_CONFIG_TX_BUFFER_TOO_SMALL, 112),
+        (EA_CONFIG_DROP_OLDEST_NOT_BUILT, 113),
         (EA_HOST_BAD_ENDPOINT, 200),
         (EA_HOST_SYSTEM, 201),
         (EA_HOST_STOPPING, 202),
@@ -414,7 +415,7 @@ fn result_numbers_are_pinned_and_every_one_has_a_message() {
         assert!(!msg.is_empty() && messages.insert(msg), "{r:?}: message {msg:?} empty or shared");
         assert_eq!(r.to_string(), msg);
     }
-    for n in [17, 99, 113, 1000, u32::MAX] {
+    for n in [17, 99, 114, 1000, u32::MAX] {
         let msg = unsafe { std::ffi::CStr::from_ptr(ea_result_message(n)) };
         assert_eq!(msg.to_str().unwrap(), "unknown result");
     }

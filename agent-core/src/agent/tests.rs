@@ -1224,6 +1224,7 @@ fn m_rx_len() -> usize {
 /// the resend because the token was remembered: unanswered forever. A
 /// resend is ignored only while the app holds the task or its result is in
 /// the ring.
+#[cfg(feature = "drop-oldest")]
 #[test]
 fn task_whose_result_was_evicted_is_answered_when_resent() {
     use crate::ring::OverflowPolicy;
@@ -1261,6 +1262,7 @@ fn task_whose_result_was_evicted_is_answered_when_resent() {
 
 /// Whether `a`'s ring holds a TaskResult for `token` (a token shorter
 /// than 128 bytes: its length is one varint byte).
+#[cfg(feature = "drop-oldest")]
 fn ring_holds_result(a: &Agent<'_>, token: &str) -> bool {
     let mut prefix = [0u8; 64];
     prefix[0] = token.len() as u8;

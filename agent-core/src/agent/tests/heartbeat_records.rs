@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::stats::{AgentHeartbeat, HeartbeatRecords};
+#[cfg(feature = "drop-oldest")]
 use crate::ring::OverflowPolicy;
 
 const APP: u32 = 2001;
@@ -38,6 +39,7 @@ fn refused_heartbeats_are_told_apart_from_refused_application_records() {
     assert_eq!(s.dropped_full - h.dropped_full, app_full);
 }
 
+#[cfg(feature = "drop-oldest")]
 #[test]
 fn evicted_heartbeats_are_told_apart_from_evicted_application_records() {
     let mut m = Mem::new();
