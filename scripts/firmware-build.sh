@@ -116,7 +116,7 @@ for f in $(arm-none-eabi-nm "$out/firmware.elf" | awk '$2 == "T" && $3 ~ /^ea_/ 
   roots+=("$f")
 done
 python3 scripts/stack-report.py --objdump "$objdump" --triple "$target" \
-  --su "$out/stack/firmware.elf-main.su" --su "$out/stack/firmware.elf-board.su" \
+  --su "$out/stack/firmware.elf-main.su" --su "$out/stack/firmware.elf-log.su" --su "$out/stack/firmware.elf-board.su" \
   --hook-free edge_agent::handle::enter \
   --hook-free "<edge_agent::config::LockGuard as core::ops::drop::Drop>::drop" \
   --bounds "$out/stack-bound.txt" --top 8 \

@@ -172,31 +172,8 @@ static uint32_t semihost(uint32_t op, const void *arg) {
     return r0;
 }
 
-static char line[256];
-static uint32_t line_len;
-
-void log_str(const char *s) {
-    while (*s && line_len < sizeof line - 2u) line[line_len++] = *s++;
-}
-
-void log_u32(const char *label, uint32_t v) {
-    char digits[10];
-    int n = 0;
-    log_str(" ");
-    log_str(label);
-    log_str("=");
-    do {
-        digits[n++] = (char)('0' + v % 10u);
-        v /= 10u;
-    } while (v && n < 10);
-    while (n > 0 && line_len < sizeof line - 2u) line[line_len++] = digits[--n];
-}
-
-void log_end(void) {
-    line[line_len++] = '\n';
-    line[line_len] = 0;
+void board_write_line(const char *line) {
     semihost(0x04u, line); /* SYS_WRITE0 */
-    line_len = 0;
 }
 
 void board_exit(uint32_t code) {

@@ -38,10 +38,12 @@ extern volatile uint32_t uart_rx_bytes, uart_tx_bytes;
 /* Sleeps until the next interrupt unless received bytes are waiting. */
 void board_idle(void);
 
-/* ---- semihosting (QEMU -semihosting) ------------------------------------ */
+/* ---- the log (log.c builds lines; the board writes them) ---------------- */
 void log_str(const char *s);
 void log_u32(const char *label, uint32_t v); /* " label=v" */
 void log_end(void);                          /* newline, flush the line */
+/* Writes one NUL-terminated line (semihosting on the QEMU boards). */
+void board_write_line(const char *line);
 /* Ends QEMU with exit status `code` (0 success). */
 void board_exit(uint32_t code) __attribute__((noreturn));
 
