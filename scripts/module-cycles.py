@@ -316,16 +316,9 @@ class Crate:
         if depth > 8 or not segs:
             return None
         first = segs[0]
-        if first in ("crate", "$crate"):
-            cur, rest = (), segs[1:]
-        elif first in ("super", "self"):
-            cur, rest = module.path, segs
-            while rest and rest[0] in ("super", "self"):
-                if rest[0] == "super":
-                    cur = cur[:-1]
-                rest = rest[1:]
-        elif first in module.children:
-            cur, rest = module.path, segs
+        start = self._start(module, segs)
+        if start is not None:
+            cur, rest = start
         elif first in module.uses and module.uses[first] != segs:
             target = module.uses[first]
             target_mod = self.resolve(root_file, module, target, depth + 1)
@@ -347,20 +340,30 @@ class Crate:
         m = self.resolve_exact(root_file, module, segs)
         return m.path if m else None
 
-    def resolve_exact(self, root_file, module, segs):
+    @staticmethod
+    def _start(module, segs):
+        """Where a path that starts inside the crate begins: (the module path
+        it starts from, the segments left); None for any other first
+        segment."""
         first = segs[0] if segs else None
         if first in ("crate", "$crate"):
-            cur, rest = (), segs[1:]
-        elif first in ("super", "self"):
+            return (), segs[1:]
+        if first in ("super", "self"):
             cur, rest = module.path, segs
             while rest and rest[0] in ("super", "self"):
                 if rest[0] == "super":
                     cur = cur[:-1]
                 rest = rest[1:]
-        elif first in module.children:
-            cur, rest = module.path, segs
-        else:
+            return cur, rest
+        if first in module.children:
+            return module.path, segs
+        return None
+
+    def resolve_exact(self, root_file, module, segs):
+        start = self._start(module, segs)
+        if start is None:
             return None
+        cur, rest = start
         for s in rest:
             cur = cur + (s,)
             if (root_file, cur) not in self.modules:
