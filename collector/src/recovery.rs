@@ -75,14 +75,9 @@ struct ResultFields<'a> {
     message: Cow<'a, str>,
 }
 
-/// How a task result's line names its type (pinned to
-/// `data_type::TASK_RESULT` by a test).
-const RESULT_TYPE: &[u8] = b"\"type\":1050,";
-
-/// The task result a good line holds, if it is one (a cheap look for its
-/// type first: every line has `"type":` right after its `seq`).
+/// The task result a good line of type 1050 holds (`None` if its payload
+/// did not decode: then the line has `b64`, no `task_result`).
 fn result_in(line: &[u8]) -> Option<FoundResult> {
-    line.windows(RESULT_TYPE.len()).any(|w| w == RESULT_TYPE).then_some(())?;
     let l: ResultLine<'_> = serde_json::from_slice(line.strip_suffix(b"\n").unwrap_or(line)).ok()?;
     let r = l.task_result?;
     Some(FoundResult { agent: l.agent.into_owned(), result: ResultInfo { token: r.token.into_owned(), status: r.status, message: r.message.into_owned() }, recv_ms: l.recv })
@@ -157,6 +152,9 @@ pub fn scan(path: &Path, resume: &mut ResumePoints) -> io::Result<FileScan> {
         };
         match key {
             Some(k) => {
+                if k.data_type == Some(agent_core::data_type::TASK_RESULT) {
+                    s.results.extend(result_in(&line));
+                }
                 let next = k.seq.saturating_add(1);
                 match resume.get_mut(&*k.agent) {
                     Some(e) => *e = (*e).max(next),
@@ -165,7 +163,6 @@ pub fn scan(path: &Path, resume: &mut ResumePoints) -> io::Result<FileScan> {
                     }
                 }
                 s.lines += 1;
-                s.results.extend(result_in(&line));
                 s.damaged.append(&mut bad);
                 s.good_end = offset + n;
                 s.tail_has_line = false;
@@ -311,7 +308,6 @@ mod tests {
     #[test]
     fn task_results_are_found_in_good_lines_only() {
         use agent_core::message::{encode_task_result, TaskResult};
-        assert_eq!(RESULT_TYPE, format!("\"type\":{},", agent_core::data_type::TASK_RESULT).as_bytes());
         let mut body = [0u8; 64];
         let n = encode_task_result(&TaskResult { token: "t-1", status: 2, message: "no \"disk\"" }, &mut body).unwrap();
         let mut file = lines("a", 0..2);
