@@ -7,9 +7,11 @@
 //! strings as `varint(len) | bytes`). Receivers ignore bytes after the last
 //! field they know, so later minor versions may append fields. All borrowed
 //! fields point into the frame they were decoded from: decoding never copies
-//! or allocates. The serde derives describe the same layout for hosts that
-//! want it (the collector's JSON, the equality tests against postcard); the
-//! agent's code never calls them.
+//! or allocates. String fields are [`Text`]: UTF-8 checked by the codec
+//! when read (see [`crate::text`] for what is checked where). The serde
+//! derives describe the same layout for hosts that want it (the
+//! collector's JSON, the equality tests against postcard); the agent's code
+//! never calls them.
 //!
 //! Address lists are byte strings of packed addresses: 4 bytes per IPv4
 //! address, 16 per IPv6 address, network order. A list whose length is not a
