@@ -855,14 +855,26 @@ impl<'a> Ring<'a> {
 
     /// Writes `h` at offset `at`; returns its length.
     fn write_header(&mut self, at: usize, h: &EntryHeader) -> usize {
-        let start = self.phys(at);
-        if let Some(n) = self.buf.get_mut(start..).and_then(|dst| h.write(dst)) {
-            return n;
+        let mut n = 0;
+        for v in [u64::from(h.data_type), varint::zigzag(h.ts_delta), h.payload_len as u64] {
+            n += self.varint_put(at + n, v);
         }
-        // Wraps (or would not fit before the end of the slice).
-        let (b, n) = h.encode();
-        self.write_at(at, &b[..n]);
         n
+    }
+
+    /// Writes `v` as a varint at offset `at`, across the wrap; its length.
+    fn varint_put(&mut self, at: usize, mut v: u64) -> usize {
+        let mut i = 0;
+        loop {
+            let p = self.phys(at + i);
+            i += 1;
+            if v < 0x80 {
+                self.buf[p] = v as u8;
+                return i;
+            }
+            self.buf[p] = (v as u8 & 0x7f) | 0x80;
+            v >>= 7;
+        }
     }
 
     /// memmove on offsets from the tail (all within the capacity). Copies
