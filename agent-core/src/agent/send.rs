@@ -1,6 +1,8 @@
 //! Transmit: which frame goes out next (batches are built in `batch.rs`).
 
 use super::*;
+use crate::wire::codec::BodyWriter;
+use crate::wire::frame::EncodeError;
 
 impl Core<'_> {
     pub(super) fn transmit(&mut self, now: Instant, out: &mut [u8]) -> usize {
@@ -24,23 +26,7 @@ impl Core<'_> {
         } else if !matches!(self.state, State::Handshaking { .. } | State::Connected { .. }) {
             return 0;
         } else if self.hello_pending {
-            let id = self.id;
-            let hello = Hello {
-                agent_id: id.agent_id,
-                hostname: id.hostname,
-                product: id.product,
-                version: id.version,
-                intranet_ipv4: id.intranet_ipv4,
-                intranet_ipv6: id.intranet_ipv6,
-                extranet_ipv4: id.extranet_ipv4,
-                extranet_ipv6: id.extranet_ipv6,
-                auth_token: id.auth_token,
-                first_unacked_seq: self.ring.first_unacked_seq(),
-                next_seq: self.ring.next_seq(),
-                max_frame: self.max_frame_rx,
-                min_frame: min_peer_frame(&self.cfg),
-            };
-            let r = write_frame(Kind::Hello, seq, &hello, out);
+            let r = self.write_hello(seq, out);
             self.hello_pending = r.is_err();
             r
         } else if let Some(nonce) = self.pong_pending {
@@ -65,6 +51,33 @@ impl Core<'_> {
             Ok(n) => self.sent(n),
             Err(_) => 0,
         }
+    }
+
+    /// Writes the Hello frame: the identity and the resume point, in
+    /// [`Hello`](message::Hello)'s layout. Field by field from the identity: a `Hello` value
+    /// would first gather every field on the stack, as the output may alias
+    /// the agent (the C API's buffers) and the writes could change them.
+    fn write_hello(&self, seq: u32, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let min_frame = min_peer_frame(&self.cfg);
+        frame::encode_with(Kind::Hello, 0, seq, out, |body| {
+            let mut w = BodyWriter::new(body);
+            let id = &self.id;
+            // Strings go as their bytes.
+            w.bytes(id.agent_id.as_bytes());
+            w.bytes(id.hostname.as_bytes());
+            w.bytes(id.product.as_bytes());
+            w.bytes(id.version.as_bytes());
+            w.bytes(id.intranet_ipv4);
+            w.bytes(id.intranet_ipv6);
+            w.bytes(id.extranet_ipv4);
+            w.bytes(id.extranet_ipv6);
+            w.bytes(id.auth_token);
+            w.uint(self.ring.first_unacked_seq());
+            w.uint(self.ring.next_seq());
+            w.uint(u64::from(self.max_frame_rx));
+            w.uint(u64::from(min_frame));
+            w.fits().then_some(w.len())
+        })
     }
 
     pub(super) fn sent(&mut self, n: usize) -> usize {
