@@ -61,11 +61,9 @@ impl Core<'_> {
                     self.ping = None;
                 }
             }
-            Kind::Close => {
-                // Even an unreadable Close means the peer is going away.
-                let _ = read_body::<Close<'_>>(body);
-                self.fail(now, DisconnectReason::PeerClosed, None, Hold::None);
-            }
+            // The body (code and reason) is not read: even an unreadable
+            // Close means the peer is going away.
+            Kind::Close => self.fail(now, DisconnectReason::PeerClosed, None, Hold::None),
             // An Accept is an answer to our Hello: before the Hello went out
             // it answers nothing, which the unexpected-kind arm reports.
             Kind::Accept if handshaking && !self.hello_pending => {
