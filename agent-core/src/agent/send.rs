@@ -29,23 +29,27 @@ impl Core<'_> {
             let r = self.write_hello(seq, out);
             self.hello_pending = r.is_err();
             r
-        } else if let Some(nonce) = self.pong_pending {
-            let r = write_frame(Kind::Pong, seq, &Pong { nonce }, out);
-            if r.is_ok() {
-                self.pong_pending = None;
-            }
-            r
-        } else if !matches!(self.state, State::Connected { .. }) {
-            return 0;
-        } else if self.ping.is_none() && now >= self.last_rx + self.cfg.idle_timeout {
-            let nonce = self.rng.next_u64();
-            let r = write_frame(Kind::Ping, seq, &Ping { nonce }, out);
-            if r.is_ok() {
-                self.ping = Some(PingState { nonce, sent: now });
-            }
-            r
         } else {
-            return self.transmit_batch(now, out);
+            // A Pong owed, else a Ping due: Ping and Pong have the same
+            // body (the nonce), written by one call.
+            let (kind, nonce) = if let Some(nonce) = self.pong_pending {
+                (Kind::Pong, nonce)
+            } else if !matches!(self.state, State::Connected { .. }) {
+                return 0;
+            } else if self.ping.is_none() && now >= self.last_rx + self.cfg.idle_timeout {
+                (Kind::Ping, self.rng.next_u64())
+            } else {
+                return self.transmit_batch(now, out);
+            };
+            let r = write_frame(kind, seq, &Ping { nonce }, out);
+            if r.is_ok() {
+                if kind == Kind::Pong {
+                    self.pong_pending = None;
+                } else {
+                    self.ping = Some(PingState { nonce, sent: now });
+                }
+            }
+            r
         };
         match written {
             Ok(n) => self.sent(n),
