@@ -18,7 +18,7 @@ impl Core<'_> {
         // A pending control frame stays pending until it was written, so a
         // too small `out` delays it rather than losing it.
         let written = if let Some(code) = self.close_pending {
-            let r = write_frame(Kind::Close, seq, &Close { code: code as u16, reason: "" }, out);
+            let r = write_frame(Kind::Close, seq, &Close { code: code as u16, reason: Text::default() }, out);
             if r.is_ok() {
                 self.close_pending = None;
             }
