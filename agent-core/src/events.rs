@@ -198,21 +198,26 @@ mod tag {
     pub const DELIVERED: u8 = 8;
 }
 
-/// Appends fields to an entry being written; fails once out of room.
+/// Appends fields to an entry being written. A field that does not fit is
+/// not written but still counted in `at`, so one check at the end (`at`
+/// within `buf`) says whether every field fit.
 struct Writer<'b> {
     buf: &'b mut [u8],
     at: usize,
 }
 
 impl Writer<'_> {
-    fn bytes(&mut self, b: &[u8]) -> Option<()> {
-        self.buf.get_mut(self.at..self.at + b.len())?.copy_from_slice(b);
+    fn bytes(&mut self, b: &[u8]) {
+        if let Some(dst) = self.buf.get_mut(self.at..self.at + b.len()) {
+            dst.copy_from_slice(b);
+        }
         self.at += b.len();
-        Some(())
     }
-    fn field(&mut self, b: &[u8]) -> Option<()> {
-        self.bytes(&u16::try_from(b.len()).ok()?.to_le_bytes())?;
-        self.bytes(b)
+    /// A length-prefixed field. A field longer than `u16::MAX` never fits
+    /// (the room is at most that), so its cut prefix is never kept.
+    fn field(&mut self, b: &[u8]) {
+        self.bytes(&(b.len() as u16).to_le_bytes());
+        self.bytes(b);
     }
 }
 
@@ -245,36 +250,37 @@ impl<'b> Reader<'b> {
     }
 }
 
-fn encode(ev: &Event<'_>, w: &mut Writer<'_>) -> Option<()> {
-    match *ev {
-        Event::Connect { endpoint } => w.bytes(&[tag::CONNECT, endpoint]),
-        Event::Disconnect { reason } => w.bytes(&[tag::DISCONNECT, reason as u8]),
-        Event::Connected { endpoint } => w.bytes(&[tag::CONNECTED, endpoint]),
+fn encode(ev: &Event<'_>, w: &mut Writer<'_>) {
+    // Fields by reference: read where written, not gathered first.
+    match ev {
+        Event::Connect { endpoint } => w.bytes(&[tag::CONNECT, *endpoint]),
+        Event::Disconnect { reason } => w.bytes(&[tag::DISCONNECT, *reason as u8]),
+        Event::Connected { endpoint } => w.bytes(&[tag::CONNECTED, *endpoint]),
         Event::Task { target, object_name, data_type, payload, token } => {
-            let target = match target {
+            let target = match *target {
                 TaskTarget::Agent => AGENT_TARGET,
                 TaskTarget::Plugin(id) => id.0,
             };
-            w.bytes(&[tag::TASK, target])?;
-            w.bytes(&data_type.to_le_bytes())?;
-            w.field(object_name.as_bytes())?;
-            w.field(payload)?;
-            w.field(token.as_bytes())
+            w.bytes(&[tag::TASK, target]);
+            w.bytes(&data_type.to_le_bytes());
+            w.field(object_name.as_bytes());
+            w.field(payload);
+            w.field(token.as_bytes());
         }
         Event::Shutdown { token } => {
-            w.bytes(&[tag::SHUTDOWN])?;
-            w.field(token.as_bytes())
+            w.bytes(&[tag::SHUTDOWN]);
+            w.field(token.as_bytes());
         }
         Event::Config { name, version, payload } => {
-            w.bytes(&[tag::CONFIG])?;
-            w.field(name.as_bytes())?;
-            w.field(version.as_bytes())?;
-            w.field(payload)
+            w.bytes(&[tag::CONFIG]);
+            w.field(name.as_bytes());
+            w.field(version.as_bytes());
+            w.field(payload);
         }
         Event::Delivered { acked_total, first_unacked_seq } => {
-            w.bytes(&[tag::DELIVERED])?;
-            w.bytes(&acked_total.to_le_bytes())?;
-            w.bytes(&first_unacked_seq.to_le_bytes())
+            w.bytes(&[tag::DELIVERED]);
+            w.bytes(&acked_total.to_le_bytes());
+            w.bytes(&first_unacked_seq.to_le_bytes());
         }
         Event::GaveUp => w.bytes(&[tag::GAVE_UP]),
     }
@@ -336,10 +342,11 @@ impl<'a> EventQueue<'a> {
         let Some(room) = self.buf.get_mut(self.end + LEN_PREFIX..limit) else { return false };
         let room_len = room.len().min(u16::MAX as usize);
         let mut w = Writer { buf: &mut room[..room_len], at: 0 };
-        if encode(ev, &mut w).is_none() {
+        encode(ev, &mut w);
+        let n = w.at;
+        if n > room_len {
             return false;
         }
-        let n = w.at;
         self.buf[self.end..self.end + LEN_PREFIX].copy_from_slice(&(n as u16).to_le_bytes());
         self.end += LEN_PREFIX + n;
         true

@@ -59,8 +59,9 @@
 //! batch acked when the ack falls on a batch boundary (the normal case),
 //! O(records) within a partly acked batch.
 
-use crate::record::{apply_delta, ts_delta, EntryHeader, Record, MAX_ENTRY_HEADER};
+use crate::record::{apply_delta, ts_delta, EntryHeader, Record};
 use crate::stats::HeartbeatRecords;
+use crate::wire::varint;
 use core::fmt;
 use heapless::Deque;
 
@@ -817,20 +818,20 @@ impl<'a> Ring<'a> {
     /// The header of the entry at offset `at` and its length; `None` at or
     /// past the head.
     fn header_at(&self, at: usize) -> Option<(EntryHeader, usize)> {
-        let start = self.phys(at);
-        let avail = self.used_bytes().checked_sub(at)?.min(MAX_ENTRY_HEADER);
-        // Zeroed only when the header wraps and is copied here.
-        let mut tmp;
-        let bytes = match self.buf.get(start..start + avail) {
-            Some(bytes) => bytes,
-            None => {
-                // The header wraps.
-                tmp = [0u8; MAX_ENTRY_HEADER];
-                self.read_at(at, &mut tmp[..avail]);
-                &tmp[..avail]
-            }
-        };
-        EntryHeader::decode(bytes).ok()
+        // Read in place, across the wrap: no copy of the header.
+        let (t, a) = self.varint_at(at)?;
+        let (d, b) = self.varint_at(at + a)?;
+        let (l, c) = self.varint_at(at + a + b)?;
+        let h = EntryHeader::new(u32::try_from(t).ok()?, varint::unzigzag(d), usize::try_from(l).ok()?);
+        Some((h, a + b + c))
+    }
+
+    /// The varint at offset `at` and its length; `None` if it runs past
+    /// the head or is overlong.
+    #[inline(never)]
+    fn varint_at(&self, at: usize) -> Option<(u64, usize)> {
+        let used = self.used_bytes();
+        varint::decode_u64_with(|i| (at + i < used).then(|| self.buf[self.phys(at + i)])).ok()
     }
 
     fn write_at(&mut self, at: usize, data: &[u8]) {
@@ -854,14 +855,26 @@ impl<'a> Ring<'a> {
 
     /// Writes `h` at offset `at`; returns its length.
     fn write_header(&mut self, at: usize, h: &EntryHeader) -> usize {
-        let start = self.phys(at);
-        if let Some(n) = self.buf.get_mut(start..).and_then(|dst| h.write(dst)) {
-            return n;
+        let mut n = 0;
+        for v in [u64::from(h.data_type), varint::zigzag(h.ts_delta), h.payload_len as u64] {
+            n += self.varint_put(at + n, v);
         }
-        // Wraps (or would not fit before the end of the slice).
-        let (b, n) = h.encode();
-        self.write_at(at, &b[..n]);
         n
+    }
+
+    /// Writes `v` as a varint at offset `at`, across the wrap; its length.
+    fn varint_put(&mut self, at: usize, mut v: u64) -> usize {
+        let mut i = 0;
+        loop {
+            let p = self.phys(at + i);
+            i += 1;
+            if v < 0x80 {
+                self.buf[p] = v as u8;
+                return i;
+            }
+            self.buf[p] = (v as u8 & 0x7f) | 0x80;
+            v >>= 7;
+        }
     }
 
     /// memmove on offsets from the tail (all within the capacity). Copies

@@ -3,6 +3,7 @@
 //! step of `shrink`) and the unacked window it must fit.
 
 use super::*;
+use crate::wire::codec::BodyWriter;
 
 impl Core<'_> {
     /// Writes one Batch frame into `out` if one is due and the window lets
@@ -29,10 +30,12 @@ impl Core<'_> {
         let seq = self.tx_seq;
         let ring = &self.ring;
         let written = frame::encode_with(Kind::Batch, 0, seq, out, |body| {
-            let mut n = 0;
+            // Batch's fields; its records are copied from the ring after them.
+            let mut w = BodyWriter::new(body);
             for v in [plan.first_seq, plan.base_ts, u64::from(plan.count), plan.len as u64] {
-                n += varint::encode_u64(v, body.get_mut(n..)?)?;
+                w.uint(v);
             }
+            let n = w.len();
             let dst = body.get_mut(n..n + plan.len)?;
             ring.copy_batch(&plan, dst).then_some(n + plan.len)
         });

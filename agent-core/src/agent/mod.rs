@@ -111,13 +111,12 @@ use crate::events::{DisconnectReason, Event, EventQueue, TaskTarget, TransportEr
 use crate::wire::frame::{self, Frame, Kind, OVERHEAD};
 use crate::stats::{AgentStats, HeartbeatRecords, HostStats, MAX_HEARTBEAT_LEN};
 use crate::wire::codec::{read_body, write_body, write_frame};
-use crate::wire::message::{self, task_status, Close, CloseCode, DecodeError, Hello, Ping, Pong, TaskResult};
+use crate::wire::message::{self, task_status, Close, CloseCode, DecodeError, Ping, TaskResult};
 use crate::plugin::{PluginError, PluginHeartbeat, PluginId, PluginStatus, Plugins};
 use crate::record::data_type;
 use crate::ring::{PushError, Ring};
 use crate::rng::Rng;
 use crate::time::{AgentClock, Duration, Instant};
-use crate::wire::varint;
 use crate::text::Text;
 use crate::Record;
 use core::fmt;

@@ -1,6 +1,7 @@
 //! Received frames: the downlink messages and what each does.
 
 use super::*;
+use crate::wire::codec::BodyReader;
 
 impl Core<'_> {
     /// Handles one frame; returns the bytes of a frame skipped as left over
@@ -51,21 +52,19 @@ impl Core<'_> {
         let handshaking = matches!(self.state, State::Handshaking { .. });
         let connected = matches!(self.state, State::Connected { .. });
         match kind {
-            Kind::Ping => self.pong_pending = Some(read_body::<Ping>(body)?.nonce),
-            Kind::Pong => {
-                let nonce = read_body::<Pong>(body)?.nonce;
-                // A Pong answering no outstanding Ping is harmless: ignored.
-                if let Some(ping) = self.ping.filter(|ping| ping.nonce == nonce) {
-                    let rtt = now.saturating_since(ping.sent).as_millis();
-                    self.stats.last_rtt_ms = Some(u32::try_from(rtt).unwrap_or(u32::MAX));
-                    self.ping = None;
+            // Ping, Pong and Ack are one u64 each (nonce, nonce, `up_to`):
+            // read by one call.
+            Kind::Ping | Kind::Pong | Kind::Ack if kind != Kind::Ack || connected => {
+                let v = BodyReader::new(body).u64()?;
+                match kind {
+                    Kind::Ping => self.pong_pending = Some(v),
+                    Kind::Pong => self.on_pong(now, v),
+                    _ => self.on_ack(now, v),
                 }
             }
-            Kind::Close => {
-                // Even an unreadable Close means the peer is going away.
-                let _ = read_body::<Close<'_>>(body);
-                self.fail(now, DisconnectReason::PeerClosed, None, Hold::None);
-            }
+            // The body (code and reason) is not read: even an unreadable
+            // Close means the peer is going away.
+            Kind::Close => self.fail(now, DisconnectReason::PeerClosed, None, Hold::None),
             // An Accept is an answer to our Hello: before the Hello went out
             // it answers nothing, which the unexpected-kind arm reports.
             Kind::Accept if handshaking && !self.hello_pending => {
@@ -86,24 +85,33 @@ impl Core<'_> {
                 };
                 self.fail(now, DisconnectReason::Rejected, None, hold);
             }
-            Kind::Ack if connected => {
-                let up_to = read_body::<message::Ack>(body)?.up_to;
-                if up_to >= self.ring.next_seq() {
-                    // Acks a record never sent: nothing is freed on the word
-                    // of a server that cannot be right.
-                    self.protocol_error(now, DisconnectReason::ProtocolError);
-                    return Ok(());
-                }
-                if self.ring.ack(up_to).acked > 0 {
-                    self.delivered_pending = true;
-                    self.ack_progress = now;
-                }
-            }
             Kind::Task if connected => self.on_task(now, read_body(body)?),
             Kind::Config if connected => self.on_config(read_body(body)?),
             _ => return Err(DecodeError::Malformed),
         }
         Ok(())
+    }
+
+    /// A Pong: an answer to the outstanding Ping gives the round trip; one
+    /// answering none is harmless: ignored.
+    fn on_pong(&mut self, now: Instant, nonce: u64) {
+        if let Some(ping) = self.ping.filter(|ping| ping.nonce == nonce) {
+            let rtt = now.saturating_since(ping.sent).as_millis();
+            self.stats.last_rtt_ms = Some(u32::try_from(rtt).unwrap_or(u32::MAX));
+            self.ping = None;
+        }
+    }
+
+    /// An Ack of every record up to `up_to`.
+    fn on_ack(&mut self, now: Instant, up_to: u64) {
+        if up_to >= self.ring.next_seq() {
+            // Acks a record never sent: nothing is freed on the word of a
+            // server that cannot be right.
+            self.protocol_error(now, DisconnectReason::ProtocolError);
+        } else if self.ring.ack(up_to).acked > 0 {
+            self.delivered_pending = true;
+            self.ack_progress = now;
+        }
     }
 
     pub(super) fn on_accept(&mut self, now: Instant, endpoint: u8, a: message::Accept) {

@@ -1,6 +1,8 @@
 //! Transmit: which frame goes out next (batches are built in `batch.rs`).
 
 use super::*;
+use crate::wire::codec::BodyWriter;
+use crate::wire::frame::EncodeError;
 
 impl Core<'_> {
     pub(super) fn transmit(&mut self, now: Instant, out: &mut [u8]) -> usize {
@@ -24,47 +26,62 @@ impl Core<'_> {
         } else if !matches!(self.state, State::Handshaking { .. } | State::Connected { .. }) {
             return 0;
         } else if self.hello_pending {
-            let id = self.id;
-            let hello = Hello {
-                agent_id: Text::new(id.agent_id),
-                hostname: Text::new(id.hostname),
-                product: Text::new(id.product),
-                version: Text::new(id.version),
-                intranet_ipv4: id.intranet_ipv4,
-                intranet_ipv6: id.intranet_ipv6,
-                extranet_ipv4: id.extranet_ipv4,
-                extranet_ipv6: id.extranet_ipv6,
-                auth_token: id.auth_token,
-                first_unacked_seq: self.ring.first_unacked_seq(),
-                next_seq: self.ring.next_seq(),
-                max_frame: self.max_frame_rx,
-                min_frame: min_peer_frame(&self.cfg),
-            };
-            let r = write_frame(Kind::Hello, seq, &hello, out);
+            let r = self.write_hello(seq, out);
             self.hello_pending = r.is_err();
             r
-        } else if let Some(nonce) = self.pong_pending {
-            let r = write_frame(Kind::Pong, seq, &Pong { nonce }, out);
-            if r.is_ok() {
-                self.pong_pending = None;
-            }
-            r
-        } else if !matches!(self.state, State::Connected { .. }) {
-            return 0;
-        } else if self.ping.is_none() && now >= self.last_rx + self.cfg.idle_timeout {
-            let nonce = self.rng.next_u64();
-            let r = write_frame(Kind::Ping, seq, &Ping { nonce }, out);
-            if r.is_ok() {
-                self.ping = Some(PingState { nonce, sent: now });
-            }
-            r
         } else {
-            return self.transmit_batch(now, out);
+            // A Pong owed, else a Ping due: Ping and Pong have the same
+            // body (the nonce), written by one call.
+            let (kind, nonce) = if let Some(nonce) = self.pong_pending {
+                (Kind::Pong, nonce)
+            } else if !matches!(self.state, State::Connected { .. }) {
+                return 0;
+            } else if self.ping.is_none() && now >= self.last_rx + self.cfg.idle_timeout {
+                (Kind::Ping, self.rng.next_u64())
+            } else {
+                return self.transmit_batch(now, out);
+            };
+            let r = write_frame(kind, seq, &Ping { nonce }, out);
+            if r.is_ok() {
+                if kind == Kind::Pong {
+                    self.pong_pending = None;
+                } else {
+                    self.ping = Some(PingState { nonce, sent: now });
+                }
+            }
+            r
         };
         match written {
             Ok(n) => self.sent(n),
             Err(_) => 0,
         }
+    }
+
+    /// Writes the Hello frame: the identity and the resume point, in
+    /// [`Hello`](message::Hello)'s layout. Field by field from the identity: a `Hello` value
+    /// would first gather every field on the stack, as the output may alias
+    /// the agent (the C API's buffers) and the writes could change them.
+    fn write_hello(&self, seq: u32, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let min_frame = min_peer_frame(&self.cfg);
+        frame::encode_with(Kind::Hello, 0, seq, out, |body| {
+            let mut w = BodyWriter::new(body);
+            let id = &self.id;
+            // Strings go as their bytes.
+            w.bytes(id.agent_id.as_bytes());
+            w.bytes(id.hostname.as_bytes());
+            w.bytes(id.product.as_bytes());
+            w.bytes(id.version.as_bytes());
+            w.bytes(id.intranet_ipv4);
+            w.bytes(id.intranet_ipv6);
+            w.bytes(id.extranet_ipv4);
+            w.bytes(id.extranet_ipv6);
+            w.bytes(id.auth_token);
+            w.uint(self.ring.first_unacked_seq());
+            w.uint(self.ring.next_seq());
+            w.uint(u64::from(self.max_frame_rx));
+            w.uint(u64::from(min_frame));
+            w.fits().then_some(w.len())
+        })
     }
 
     pub(super) fn sent(&mut self, n: usize) -> usize {

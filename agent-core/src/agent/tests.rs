@@ -8,7 +8,7 @@
 use super::*;
 use crate::backoff::BackoffConfig;
 use crate::ring::RingConfig;
-use crate::wire::message::{Accept, Ack, Message};
+use crate::wire::message::{Accept, Ack, Message, Pong};
 use crate::time::Tick32;
 use std::vec::Vec;
 

@@ -288,8 +288,10 @@ impl<'a> ReadBody<'a> for AgentHeartbeat {
     }
 }
 
-/// Appends postcard-encoded fields to a buffer; every method returns
-/// `None` once the buffer is full (what was written is then meaningless).
+/// Appends postcard-encoded fields to a buffer. A field that does not fit
+/// is not written but still counted, so one check at the end
+/// ([`BodyWriter::fits`]) says whether the body fit (what was written is
+/// then meaningless); over an empty buffer it measures a body.
 pub struct BodyWriter<'o> {
     out: &'o mut [u8],
     len: usize,
@@ -301,7 +303,7 @@ impl<'o> BodyWriter<'o> {
         BodyWriter { out, len: 0 }
     }
 
-    /// Bytes written so far.
+    /// Bytes of the body so far, written or not.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -311,47 +313,62 @@ impl<'o> BodyWriter<'o> {
         self.len == 0
     }
 
+    /// True when every field so far fit the buffer.
+    pub fn fits(&self) -> bool {
+        self.len <= self.out.len()
+    }
+
+    fn byte(&mut self, b: u8) {
+        if let Some(x) = self.out.get_mut(self.len) {
+            *x = b;
+        }
+        self.len += 1;
+    }
+
     /// Any unsigned integer, as a varint.
-    pub fn uint(&mut self, v: u64) -> Option<()> {
-        self.len += varint::encode_u64(v, self.out.get_mut(self.len..)?)?;
-        Some(())
+    pub fn uint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
     }
 
     /// A byte string: varint length, then the bytes.
-    pub fn bytes(&mut self, b: &[u8]) -> Option<()> {
-        self.uint(b.len() as u64)?;
-        self.out.get_mut(self.len..self.len + b.len())?.copy_from_slice(b);
+    pub fn bytes(&mut self, b: &[u8]) {
+        self.uint(b.len() as u64);
+        if let Some(dst) = self.out.get_mut(self.len..self.len + b.len()) {
+            dst.copy_from_slice(b);
+        }
         self.len += b.len();
-        Some(())
     }
 
     /// A string.
-    pub fn str(&mut self, s: Text<'_>) -> Option<()> {
+    pub fn str(&mut self, s: Text<'_>) {
         self.bytes(s.as_bytes())
     }
 
     /// An optional unsigned integer: tag 0, or tag 1 and the varint.
-    pub fn option(&mut self, v: Option<u64>) -> Option<()> {
-        *self.out.get_mut(self.len)? = u8::from(v.is_some());
-        self.len += 1;
-        match v {
-            Some(v) => self.uint(v),
-            None => Some(()),
+    pub fn option(&mut self, v: Option<u64>) {
+        self.byte(u8::from(v.is_some()));
+        if let Some(v) = v {
+            self.uint(v);
         }
     }
 }
 
 /// A body the agent writes by hand.
 pub trait WriteBody {
-    /// Writes the fields in order.
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()>;
+    /// Writes the fields in order ([`BodyWriter::fits`] says whether they
+    /// fit).
+    fn write(&self, w: &mut BodyWriter<'_>);
 }
 
 /// Writes `v` into `out`; its length, or `None` if it does not fit.
 pub fn write_body<T: WriteBody>(v: &T, out: &mut [u8]) -> Option<usize> {
     let mut w = BodyWriter::new(out);
-    v.write(&mut w)?;
-    Some(w.len())
+    v.write(&mut w);
+    w.fits().then_some(w.len())
 }
 
 /// Writes `v` as one frame of `kind` (flags 0) into `out`; the frame's length.
@@ -360,104 +377,104 @@ pub fn write_frame<T: WriteBody>(kind: Kind, seq: u32, v: &T, out: &mut [u8]) ->
 }
 
 impl WriteBody for Hello<'_> {
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        w.str(self.agent_id)?;
-        w.str(self.hostname)?;
-        w.str(self.product)?;
-        w.str(self.version)?;
-        w.bytes(self.intranet_ipv4)?;
-        w.bytes(self.intranet_ipv6)?;
-        w.bytes(self.extranet_ipv4)?;
-        w.bytes(self.extranet_ipv6)?;
-        w.bytes(self.auth_token)?;
-        w.uint(self.first_unacked_seq)?;
-        w.uint(self.next_seq)?;
-        w.uint(u64::from(self.max_frame))?;
-        w.uint(u64::from(self.min_frame))
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        w.str(self.agent_id);
+        w.str(self.hostname);
+        w.str(self.product);
+        w.str(self.version);
+        w.bytes(self.intranet_ipv4);
+        w.bytes(self.intranet_ipv6);
+        w.bytes(self.extranet_ipv4);
+        w.bytes(self.extranet_ipv6);
+        w.bytes(self.auth_token);
+        w.uint(self.first_unacked_seq);
+        w.uint(self.next_seq);
+        w.uint(u64::from(self.max_frame));
+        w.uint(u64::from(self.min_frame));
     }
 }
 
 impl WriteBody for Accept {
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        w.uint(self.next_seq)?;
-        w.uint(u64::from(self.max_frame))?;
-        w.uint(u64::from(self.retry_window_ms))
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        w.uint(self.next_seq);
+        w.uint(u64::from(self.max_frame));
+        w.uint(u64::from(self.retry_window_ms));
     }
 }
 
 impl WriteBody for Reject<'_> {
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        w.uint(u64::from(self.code))?;
-        w.str(self.reason)?;
-        w.uint(u64::from(self.retry_after_ms))
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        w.uint(u64::from(self.code));
+        w.str(self.reason);
+        w.uint(u64::from(self.retry_after_ms));
     }
 }
 
 impl WriteBody for Batch<'_> {
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        w.uint(self.first_seq)?;
-        w.uint(self.base_ts)?;
-        w.uint(u64::from(self.count))?;
-        w.bytes(self.records)
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        w.uint(self.first_seq);
+        w.uint(self.base_ts);
+        w.uint(u64::from(self.count));
+        w.bytes(self.records);
     }
 }
 
 impl WriteBody for Ack {
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        w.uint(self.up_to)
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        w.uint(self.up_to);
     }
 }
 
 impl WriteBody for Task<'_> {
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        w.str(self.object_name)?;
-        w.uint(u64::from(self.data_type))?;
-        w.bytes(self.payload)?;
-        w.str(self.token)
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        w.str(self.object_name);
+        w.uint(u64::from(self.data_type));
+        w.bytes(self.payload);
+        w.str(self.token);
     }
 }
 
 impl WriteBody for Config<'_> {
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        w.str(self.name)?;
-        w.str(self.version)?;
-        w.bytes(self.payload)
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        w.str(self.name);
+        w.str(self.version);
+        w.bytes(self.payload);
     }
 }
 
 impl WriteBody for Ping {
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        w.uint(self.nonce)
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        w.uint(self.nonce);
     }
 }
 
 impl WriteBody for Pong {
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        w.uint(self.nonce)
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        w.uint(self.nonce);
     }
 }
 
 impl WriteBody for Close<'_> {
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        w.uint(u64::from(self.code))?;
-        w.str(self.reason)
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        w.uint(u64::from(self.code));
+        w.str(self.reason);
     }
 }
 
 impl WriteBody for TaskResult<'_> {
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        w.str(self.token)?;
-        w.uint(u64::from(self.status))?;
-        w.str(self.message)
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        w.str(self.token);
+        w.uint(u64::from(self.status));
+        w.str(self.message);
     }
 }
 
 impl WriteBody for PluginHeartbeat<'_> {
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        w.str(self.name)?;
-        w.str(self.version)?;
-        w.uint(u64::from(self.pid))?;
-        w.uint(self.status as u64)
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        w.str(self.name);
+        w.str(self.version);
+        w.uint(u64::from(self.pid));
+        w.uint(self.status as u64);
     }
 }
 
@@ -465,56 +482,56 @@ impl WriteBody for PluginHeartbeat<'_> {
 // array costs a load, a spill and a store per field on a Cortex-M4.
 impl WriteBody for HostStats {
     #[inline(never)]
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
+    fn write(&self, w: &mut BodyWriter<'_>) {
         let o32 = |v: Option<u32>| v.map(u64::from);
-        w.option(o32(self.cpu_permille))?;
-        w.option(self.rss_bytes)?;
-        w.option(o32(self.open_fds))?;
-        w.option(o32(self.load1_centi))?;
-        w.option(o32(self.load5_centi))?;
-        w.option(o32(self.load15_centi))?;
-        w.option(self.mem_used_bytes)?;
-        w.option(self.mem_total_bytes)?;
-        w.option(self.tx_bytes_per_sec)?;
-        w.option(self.rx_bytes_per_sec)
+        w.option(o32(self.cpu_permille));
+        w.option(self.rss_bytes);
+        w.option(o32(self.open_fds));
+        w.option(o32(self.load1_centi));
+        w.option(o32(self.load5_centi));
+        w.option(o32(self.load15_centi));
+        w.option(self.mem_used_bytes);
+        w.option(self.mem_total_bytes);
+        w.option(self.tx_bytes_per_sec);
+        w.option(self.rx_bytes_per_sec);
     }
 }
 
 impl WriteBody for AgentStats {
     #[inline(never)]
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        w.uint(self.pushed)?;
-        w.uint(self.acked)?;
-        w.uint(self.dropped_full)?;
-        w.uint(self.dropped_too_large)?;
-        w.uint(self.dropped_evicted)?;
-        w.uint(self.bytes_sent)?;
-        w.uint(self.bytes_received)?;
-        w.uint(self.frames_sent)?;
-        w.uint(self.frames_received)?;
-        w.uint(self.connections)?;
-        w.uint(self.connect_failures)?;
-        w.option(self.last_rtt_ms.map(u64::from))?;
-        w.uint(self.decoder_skipped_bytes)?;
-        w.uint(self.decoder_bad_crc)?;
-        w.uint(self.unknown_kinds)?;
-        w.uint(self.malformed)?;
-        w.uint(self.events_dropped)?;
-        w.uint(self.tasks_unroutable)?;
-        w.uint(self.protocol_errors)?;
-        w.uint(u64::from(self.ring_used_bytes))?;
-        w.uint(u64::from(self.ring_capacity))?;
-        w.uint(self.tasks_duplicate)?;
-        w.uint(self.decoder_oversized)?;
-        w.uint(self.clock_anomalies)?;
-        w.uint(self.peer_incompatible)?;
-        w.uint(self.ack_timeouts)
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        w.uint(self.pushed);
+        w.uint(self.acked);
+        w.uint(self.dropped_full);
+        w.uint(self.dropped_too_large);
+        w.uint(self.dropped_evicted);
+        w.uint(self.bytes_sent);
+        w.uint(self.bytes_received);
+        w.uint(self.frames_sent);
+        w.uint(self.frames_received);
+        w.uint(self.connections);
+        w.uint(self.connect_failures);
+        w.option(self.last_rtt_ms.map(u64::from));
+        w.uint(self.decoder_skipped_bytes);
+        w.uint(self.decoder_bad_crc);
+        w.uint(self.unknown_kinds);
+        w.uint(self.malformed);
+        w.uint(self.events_dropped);
+        w.uint(self.tasks_unroutable);
+        w.uint(self.protocol_errors);
+        w.uint(u64::from(self.ring_used_bytes));
+        w.uint(u64::from(self.ring_capacity));
+        w.uint(self.tasks_duplicate);
+        w.uint(self.decoder_oversized);
+        w.uint(self.clock_anomalies);
+        w.uint(self.peer_incompatible);
+        w.uint(self.ack_timeouts);
     }
 }
 
 impl WriteBody for AgentHeartbeat {
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        HeartbeatParts { host: &self.host, lib: &self.lib, heartbeat_records: self.heartbeat_records.as_ref() }.write(w)
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        HeartbeatParts { host: &self.host, lib: &self.lib, heartbeat_records: self.heartbeat_records.as_ref() }.write(w);
     }
 }
 
@@ -532,16 +549,16 @@ pub struct HeartbeatParts<'a> {
 }
 
 impl WriteBody for HeartbeatParts<'_> {
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        self.host.write(w)?;
-        self.lib.write(w)?;
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        self.host.write(w);
+        self.lib.write(w);
         match self.heartbeat_records {
             None => w.option(None),
             Some(r) => {
                 // An option: tag 1, then the struct's three fields.
-                w.option(Some(r.pushed))?;
-                w.uint(r.dropped_full)?;
-                w.uint(r.dropped_evicted)
+                w.option(Some(r.pushed));
+                w.uint(r.dropped_full);
+                w.uint(r.dropped_evicted);
             }
         }
     }
@@ -549,10 +566,10 @@ impl WriteBody for HeartbeatParts<'_> {
 
 
 impl WriteBody for HeartbeatRecords {
-    fn write(&self, w: &mut BodyWriter<'_>) -> Option<()> {
-        w.uint(self.pushed)?;
-        w.uint(self.dropped_full)?;
-        w.uint(self.dropped_evicted)
+    fn write(&self, w: &mut BodyWriter<'_>) {
+        w.uint(self.pushed);
+        w.uint(self.dropped_full);
+        w.uint(self.dropped_evicted);
     }
 }
 

@@ -129,7 +129,7 @@ impl<'b> FrameDecoder<'b> {
             let need = if self.filled < HEADER_LEN {
                 HEADER_LEN
             } else {
-                let body = u32::from_le_bytes([self.buf[5], self.buf[6], self.buf[7], self.buf[8]]) as usize;
+                let body = le_u32(&self.buf[5..9]) as usize;
                 match body.checked_add(HEADER_LEN + TRAILER_LEN) {
                     Some(total) if total <= max => total,
                     _ => {
@@ -157,12 +157,7 @@ impl<'b> FrameDecoder<'b> {
             }
             // A whole candidate frame: check it.
             let body_end = need - TRAILER_LEN;
-            let want = u32::from_le_bytes([
-                self.buf[body_end],
-                self.buf[body_end + 1],
-                self.buf[body_end + 2],
-                self.buf[body_end + 3],
-            ]);
+            let want = le_u32(&self.buf[body_end..need]);
             if crc32c(&self.buf[..body_end]) != want {
                 self.stats.bad_crc += 1;
                 self.resync();
@@ -175,7 +170,7 @@ impl<'b> FrameDecoder<'b> {
                 version: b[2],
                 kind: b[3],
                 flags: b[4],
-                seq: u32::from_le_bytes([b[9], b[10], b[11], b[12]]),
+                seq: le_u32(&b[9..HEADER_LEN]),
                 body: &b[HEADER_LEN..body_end],
             };
             return Feed::Frame { frame, remaining: input };
@@ -192,6 +187,14 @@ impl<'b> FrameDecoder<'b> {
         self.filled -= next;
         self.stats.skipped_bytes += next as u64;
     }
+}
+
+/// The little-endian `u32` in `b`, four bytes long (one bounds check for
+/// the four, where indexing them one by one checks each).
+fn le_u32(b: &[u8]) -> u32 {
+    let mut w = [0; 4];
+    w.copy_from_slice(b);
+    u32::from_le_bytes(w)
 }
 
 #[cfg(test)]

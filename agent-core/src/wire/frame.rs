@@ -162,15 +162,14 @@ fn finish(kind: Kind, flags: u8, seq: u32, out: &mut [u8], n: usize) -> Result<u
     if n > out.len().saturating_sub(OVERHEAD) || n > u32::MAX as usize {
         return Err(EncodeError::BufferTooSmall);
     }
-    out[0..2].copy_from_slice(&MAGIC);
-    out[2] = VERSION;
-    out[3] = kind as u8;
-    out[4] = flags;
-    out[5..9].copy_from_slice(&(n as u32).to_le_bytes());
-    out[9..13].copy_from_slice(&seq.to_le_bytes());
+    let [l0, l1, l2, l3] = (n as u32).to_le_bytes();
+    let [s0, s1, s2, s3] = seq.to_le_bytes();
+    let head = [MAGIC[0], MAGIC[1], VERSION, kind as u8, flags, l0, l1, l2, l3, s0, s1, s2, s3];
+    // In bounds: `n` fits with the overhead (checked above).
     let end = HEADER_LEN + n;
-    let crc = crc32c(&out[..end]);
-    out[end..end + TRAILER_LEN].copy_from_slice(&crc.to_le_bytes());
+    let (frame, trailer) = out.split_at_mut(end);
+    frame[..HEADER_LEN].copy_from_slice(&head);
+    trailer[..TRAILER_LEN].copy_from_slice(&crc32c(frame).to_le_bytes());
     Ok(end + TRAILER_LEN)
 }
 

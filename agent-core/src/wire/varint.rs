@@ -51,38 +51,34 @@ pub enum VarintError {
 }
 
 /// Reads a varint from the bytes yielded by `next`, returning the value and
-/// the number of bytes consumed.
+/// the number of bytes consumed. `next` may be asked for a byte twice.
 pub fn decode_u64_with(mut next: impl FnMut(usize) -> Option<u8>) -> Result<(u64, usize), VarintError> {
-    let mut value: u64 = 0;
-    for i in 0..MAX_LEN_U64 {
-        let byte = next(i).ok_or(VarintError::Truncated)?;
-        let bits = u64::from(byte & 0x7f);
-        if i == MAX_LEN_U64 - 1 && bits > 1 {
+    // Find the last byte first, then assemble from it down: shifts by 7
+    // only, no 64-bit shift by a variable amount (a library call on 32-bit
+    // MCUs).
+    let mut n = 0;
+    loop {
+        let byte = next(n).ok_or(VarintError::Truncated)?;
+        n += 1;
+        // The tenth byte may only hold bit 63.
+        if n == MAX_LEN_U64 && byte & 0x7f > 1 {
             return Err(VarintError::Overlong);
         }
-        value |= bits << (7 * i);
         if byte & 0x80 == 0 {
-            return Ok((value, i + 1));
+            break;
+        }
+        if n == MAX_LEN_U64 {
+            return Err(VarintError::Overlong);
         }
     }
-    Err(VarintError::Overlong)
+    let value = (0..n).rev().fold(0, |v, i| v << 7 | u64::from(next(i).unwrap_or(0) & 0x7f));
+    Ok((value, n))
 }
 
 /// Reads a varint from the front of `bytes`, returning the value and the
 /// number of bytes consumed. Same result as [`decode_u64_with`].
 pub fn decode_u64(bytes: &[u8]) -> Result<(u64, usize), VarintError> {
-    let mut value: u64 = 0;
-    for (i, &byte) in bytes.iter().take(MAX_LEN_U64).enumerate() {
-        let bits = u64::from(byte & 0x7f);
-        if i == MAX_LEN_U64 - 1 && bits > 1 {
-            return Err(VarintError::Overlong);
-        }
-        value |= bits << (7 * i);
-        if byte & 0x80 == 0 {
-            return Ok((value, i + 1));
-        }
-    }
-    Err(if bytes.len() >= MAX_LEN_U64 { VarintError::Overlong } else { VarintError::Truncated })
+    decode_u64_with(|i| bytes.get(i).copied())
 }
 
 /// Zigzag-maps a signed value to unsigned (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...).
@@ -128,7 +124,7 @@ mod tests {
     }
 
     #[test]
-    fn slice_and_closure_decoders_agree() {
+    fn slice_and_closure_decoders_agree_with_the_reference() {
         let mut inputs: std::vec::Vec<std::vec::Vec<u8>> = std::vec![std::vec![], std::vec![0x80; 11], std::vec![0xff; 10]];
         for v in [0u64, 1, 127, 128, 16_384, u32::MAX as u64, u64::MAX] {
             let (b, n) = encode_u64_array(v);
@@ -139,9 +135,38 @@ mod tests {
         let mut last = [0xff; 10];
         last[9] = 0x02;
         inputs.push(last.to_vec());
-        for bytes in &inputs {
-            assert_eq!(decode_u64(bytes), decode_u64_with(|i| bytes.get(i).copied()), "{bytes:?}");
+        // Every 1- and 2-byte input, and the 10th byte's every value.
+        for a in 0..=255u8 {
+            inputs.push(std::vec![a]);
+            for b in 0..=255u8 {
+                inputs.push(std::vec![a, b]);
+            }
+            let mut ten = [0x80; 10];
+            ten[9] = a;
+            inputs.push(ten.to_vec());
         }
+        for bytes in &inputs {
+            let want = reference(bytes);
+            assert_eq!(decode_u64(bytes), want, "{bytes:?}");
+            assert_eq!(decode_u64_with(|i| bytes.get(i).copied()), want, "{bytes:?}");
+        }
+    }
+
+    /// The decoder as first written (forward, a shift by 7 * i per byte):
+    /// what the two decoders must agree with.
+    fn reference(bytes: &[u8]) -> Result<(u64, usize), VarintError> {
+        let mut value: u64 = 0;
+        for (i, &byte) in bytes.iter().take(MAX_LEN_U64).enumerate() {
+            let bits = u64::from(byte & 0x7f);
+            if i == MAX_LEN_U64 - 1 && bits > 1 {
+                return Err(VarintError::Overlong);
+            }
+            value |= bits << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok((value, i + 1));
+            }
+        }
+        Err(if bytes.len() >= MAX_LEN_U64 { VarintError::Overlong } else { VarintError::Truncated })
     }
 
     #[test]
