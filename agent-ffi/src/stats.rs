@@ -139,42 +139,14 @@ impl ea_stats {
         o
     }
 
-    /// Writes the snapshot of `agent` into `self`, field by field: one
-    /// struct literal loads every value before storing any, which spills
-    /// most of them on a 32-bit MCU (as in `Core::stats_with`), and a value
-    /// built aside is copied once more; `ea_agent_stats` fills the caller's
-    /// struct in place.
+    /// Writes the snapshot of `agent` into `self` (`ea_agent_stats` fills
+    /// the caller's struct in place: no value built aside and copied): the
+    /// counters `ea_stats` carries unchanged by one loop over
+    /// `COPIED_COUNTERS`, the rest field by field.
     pub fn fill(&mut self, agent: &Agent<'_>) {
-        // Destructured without `..`: a counter added to AgentStats fails to
-        // compile here until it has its field in ea_stats.
-        let AgentStats {
-            pushed,
-            acked,
-            dropped_full,
-            dropped_too_large,
-            dropped_evicted,
-            bytes_sent,
-            bytes_received,
-            frames_sent,
-            frames_received,
-            connections,
-            connect_failures,
-            last_rtt_ms,
-            decoder_skipped_bytes,
-            decoder_bad_crc,
-            unknown_kinds,
-            malformed,
-            events_dropped,
-            tasks_unroutable,
-            protocol_errors,
-            ring_used_bytes,
-            ring_capacity,
-            tasks_duplicate,
-            decoder_oversized,
-            clock_anomalies,
-            peer_incompatible,
-            ack_timeouts,
-        } = &agent.stats();
+        let stats = &agent.stats();
+        self.copy_counters(stats);
+        let AgentStats { last_rtt_ms, ring_used_bytes, ring_capacity, .. } = *stats;
         let ring = agent.ring();
         let hb = agent.heartbeat_records();
         let endpoint = agent.endpoint();
@@ -191,35 +163,79 @@ impl ea_stats {
         o.ring_inflight_bytes = ring.inflight_bytes() as u64;
         o.first_unacked_seq = ring.first_unacked_seq();
         o.next_seq = ring.next_seq();
-        o.ring_used_bytes = *ring_used_bytes;
-        o.ring_capacity = *ring_capacity;
-        o.pushed = *pushed;
-        o.acked = *acked;
-        o.dropped_full = *dropped_full;
-        o.dropped_too_large = *dropped_too_large;
-        o.dropped_evicted = *dropped_evicted;
-        o.bytes_sent = *bytes_sent;
-        o.bytes_received = *bytes_received;
-        o.frames_sent = *frames_sent;
-        o.frames_received = *frames_received;
-        o.connections = *connections;
-        o.connect_failures = *connect_failures;
-        o.decoder_skipped_bytes = *decoder_skipped_bytes;
-        o.decoder_bad_crc = *decoder_bad_crc;
-        o.unknown_kinds = *unknown_kinds;
-        o.malformed = *malformed;
-        o.events_dropped = *events_dropped;
-        o.tasks_unroutable = *tasks_unroutable;
-        o.protocol_errors = *protocol_errors;
-        o.tasks_duplicate = *tasks_duplicate;
-        o.decoder_oversized = *decoder_oversized;
-        o.clock_anomalies = *clock_anomalies;
-        o.peer_incompatible = *peer_incompatible;
-        o.ack_timeouts = *ack_timeouts;
+        o.ring_used_bytes = ring_used_bytes;
+        o.ring_capacity = ring_capacity;
         o.heartbeats_pushed = hb.pushed;
         o.heartbeats_dropped_full = hb.dropped_full;
         o.heartbeats_dropped_evicted = hb.dropped_evicted;
     }
+}
+
+impl ea_stats {
+    /// Copies every counter in `COPIED_COUNTERS` from `stats`.
+    fn copy_counters(&mut self, stats: &AgentStats) {
+        let from = (stats as *const AgentStats).cast::<u64>();
+        let to = (self as *mut ea_stats).cast::<u64>();
+        for &(to_word, from_word) in COPIED_COUNTERS {
+            // SAFETY: each pair is the index, in 8-byte words, of a `u64`
+            // field of `ea_stats` and of one of `AgentStats`
+            // (`copied_counters!` checks the types and the alignment), so
+            // the read and the write are in bounds and aligned.
+            unsafe { to.add(to_word as usize).write(from.add(from_word as usize).read()) };
+        }
+    }
+}
+
+/// The word index (8 bytes) of a `u64` field at byte offset `at`, checked
+/// aligned and within a byte.
+const fn word(at: usize) -> u8 {
+    assert!(at.is_multiple_of(8) && at / 8 < 256);
+    (at / 8) as u8
+}
+
+/// `COPIED_COUNTERS` from the names of the counters `AgentStats` and
+/// `ea_stats` share (a `u64` under the same name in both), followed by the
+/// other fields of `AgentStats`, which `fill` writes itself; and a function
+/// (never called) that checks each shared counter's type and names every
+/// field of `AgentStats` without `..`, so that a counter added there fails
+/// to compile here until `ea_stats` has it.
+macro_rules! copied_counters {
+    (copied: $($c:ident),* ; own: $($o:ident),* $(,)?) => {
+        /// `(ea_stats word, AgentStats word)` of every shared counter: one
+        /// table and one loop instead of a load and a store per counter
+        /// (flash).
+        const COPIED_COUNTERS: &[(u8, u8)] = &[$(
+            (word(core::mem::offset_of!(ea_stats, $c)), word(core::mem::offset_of!(AgentStats, $c))),
+        )*];
+
+        #[allow(dead_code)]
+        fn counter_types(a: &AgentStats, o: &mut ea_stats) {
+            $(let _: u64 = a.$c; o.$c = a.$c;)*
+            let AgentStats { $($c: _,)* $($o: _,)* } = a;
+        }
+
+        /// Each counter, given a value no other has, lands in its own
+        /// field, and nothing else of `ea_stats` is written.
+        #[test]
+        fn every_copied_counter_lands_in_its_own_field() {
+            let mut a = AgentStats::default();
+            let mut n = 0x0102_0304_0506_0708u64;
+            $(n = n.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1); a.$c = n;)*
+            let mut o = ea_stats::default();
+            o.copy_counters(&a);
+            let mut want = ea_stats::default();
+            $(want.$c = a.$c;)*
+            assert_eq!(o, want);
+        }
+    };
+}
+
+copied_counters! {
+    copied: pushed, acked, dropped_full, dropped_too_large, dropped_evicted, bytes_sent, bytes_received,
+        frames_sent, frames_received, connections, connect_failures, decoder_skipped_bytes, decoder_bad_crc,
+        unknown_kinds, malformed, events_dropped, tasks_unroutable, protocol_errors, tasks_duplicate,
+        decoder_oversized, clock_anomalies, peer_incompatible, ack_timeouts;
+    own: last_rtt_ms, ring_used_bytes, ring_capacity,
 }
 
 /// Host statistics for the following heartbeats. Each value counts only
