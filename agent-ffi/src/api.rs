@@ -13,7 +13,7 @@ use crate::event::{ea_event, transport_error_from_c};
 use crate::handle::{self, ea_agent, State};
 use crate::identity::ea_identity;
 use crate::intake::{self, ea_intake};
-use crate::result::{code, ea_result, Res};
+use crate::result::{code, ea_result};
 use crate::stats::{ea_host_stats, ea_state, ea_stats};
 use agent_core::{Agent, AgentStorage, Instant, PluginId, PluginStatus, Record};
 
@@ -152,14 +152,13 @@ pub unsafe extern "C" fn ea_agent_deinit(agent: *mut ea_agent) -> ea_result {
 
 unsafe fn push(agent: *mut ea_agent, now: Now, data_type: u32, timestamp_ms: u64, payload: *const u8, payload_len: usize) -> ea_result {
     // SAFETY: the caller's contract (forwarded).
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let payload = args::bytes(payload, payload_len)?;
             let now = s.now(now);
             s.agent.push(now, &Record::new(data_type, timestamp_ms, payload)).map_err(ea_result::from)
         })
-    };
-    code(r)
+    }
 }
 
 /// Queues a record (copied into the ring) for delivery; works in every
@@ -200,7 +199,7 @@ pub unsafe extern "C" fn ea_agent_push_tick(
 
 unsafe fn drain(agent: *mut ea_agent, now: Now, intake: *const ea_intake, drained: *mut u32) -> ea_result {
     // SAFETY: the caller's contract (forwarded).
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             intake::check(intake)?;
             let now = s.now(now);
@@ -210,8 +209,7 @@ unsafe fn drain(agent: *mut ea_agent, now: Now, intake: *const ea_intake, draine
             }
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Moves the records waiting in `intake` into the ring (at most one pass
@@ -250,15 +248,14 @@ unsafe fn task_result(
     message_len: usize,
 ) -> ea_result {
     // SAFETY: the caller's contract (forwarded).
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let token = args::str(token, token_len)?;
             let message = args::str(message, message_len)?;
             let now = s.now(now);
             s.agent.task_result(now, token, status, message).map_err(ea_result::from)
         })
-    };
-    code(r)
+    }
 }
 
 /// Answers a task: queues a task-result record carrying the task's token
@@ -313,13 +310,12 @@ pub unsafe extern "C" fn ea_agent_task_result_tick(
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_set_auth_token(agent: *mut ea_agent, token: *const u8, token_len: usize) -> ea_result {
     // SAFETY: the caller's contract; the token is 'static by it.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let token: &'static [u8] = args::bytes(token, token_len)?;
             Ok(s.agent.set_auth_token(token)?)
         })
-    };
-    code(r)
+    }
 }
 
 /// Sends what is pending without waiting for `flush_interval_ms` (within
@@ -330,7 +326,7 @@ pub unsafe extern "C" fn ea_agent_set_auth_token(agent: *mut ea_agent, token: *c
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_flush_now(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.flush_now(now)) })
+    unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.flush_now(now)) }
 }
 
 /// `ea_agent_flush_now` with a 32-bit tick.
@@ -340,7 +336,7 @@ pub unsafe extern "C" fn ea_agent_flush_now(agent: *mut ea_agent, now_ms: u64) -
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_flush_now_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Tick(tick), |a, now| a.flush_now(now)) })
+    unsafe { simple(agent, Now::Tick(tick), |a, now| a.flush_now(now)) }
 }
 
 /// Pushes a heartbeat record (and the plugin heartbeats) now; the next one
@@ -351,7 +347,7 @@ pub unsafe extern "C" fn ea_agent_flush_now_tick(agent: *mut ea_agent, tick: u32
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_heartbeat_now(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.heartbeat_now(now)) })
+    unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.heartbeat_now(now)) }
 }
 
 /// `ea_agent_heartbeat_now` with a 32-bit tick.
@@ -361,7 +357,7 @@ pub unsafe extern "C" fn ea_agent_heartbeat_now(agent: *mut ea_agent, now_ms: u6
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_heartbeat_now_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Tick(tick), |a, now| a.heartbeat_now(now)) })
+    unsafe { simple(agent, Now::Tick(tick), |a, now| a.heartbeat_now(now)) }
 }
 
 /// Sets the host stats carried by the following heartbeats (copied).
@@ -371,14 +367,13 @@ pub unsafe extern "C" fn ea_agent_heartbeat_now_tick(agent: *mut ea_agent, tick:
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_set_host_stats(agent: *mut ea_agent, stats: *const ea_host_stats) -> ea_result {
     // SAFETY: the caller's contract.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let st = args::read(stats)?;
             s.agent.set_host_stats(st.to_core());
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Sets the offset added to the caller's clock to timestamp the agent's own
@@ -390,12 +385,12 @@ pub unsafe extern "C" fn ea_agent_set_host_stats(agent: *mut ea_agent, stats: *c
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_set_clock_offset(agent: *mut ea_agent, offset_ms: i64) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe {
+    unsafe {
         handle::with(agent, |s| {
             s.agent.set_clock_offset(offset_ms);
             Ok(())
         })
-    })
+    }
 }
 
 /// Registers a plugin: tasks whose object name is `name` are delivered with
@@ -417,7 +412,7 @@ pub unsafe extern "C" fn ea_agent_register_plugin(
     id: *mut u8,
 ) -> ea_result {
     // SAFETY: the caller's contract; the names are 'static by it.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(id)?;
             let name: &'static str = args::str(name, name_len)?;
@@ -426,8 +421,7 @@ pub unsafe extern "C" fn ea_agent_register_plugin(
             args::write(out, pid.0);
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Updates a plugin's process id and `ea_plugin_status` for its next
@@ -446,7 +440,7 @@ pub unsafe extern "C" fn ea_agent_set_plugin_status(agent: *mut ea_agent, id: u8
         _ => return ea_result::EA_INVALID_ARGUMENT,
     };
     // SAFETY: the caller's contract.
-    code(unsafe { handle::with(agent, |s| Ok(s.agent.set_plugin_status(PluginId(id), pid, status)?)) })
+    unsafe { handle::with(agent, |s| Ok(s.agent.set_plugin_status(PluginId(id), pid, status)?)) }
 }
 
 /// Removes a plugin; its name and version may be freed afterwards.
@@ -456,7 +450,7 @@ pub unsafe extern "C" fn ea_agent_set_plugin_status(agent: *mut ea_agent, id: u8
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_unregister_plugin(agent: *mut ea_agent, id: u8) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { handle::with(agent, |s| Ok(s.agent.unregister_plugin(PluginId(id))?)) })
+    unsafe { handle::with(agent, |s| Ok(s.agent.unregister_plugin(PluginId(id))?)) }
 }
 
 /// Closes for good: a Close frame is queued (if a transport is up), an
@@ -468,7 +462,7 @@ pub unsafe extern "C" fn ea_agent_unregister_plugin(agent: *mut ea_agent, id: u8
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_close(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.close(now)) })
+    unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.close(now)) }
 }
 
 /// `ea_agent_close` with a 32-bit tick.
@@ -478,7 +472,7 @@ pub unsafe extern "C" fn ea_agent_close(agent: *mut ea_agent, now_ms: u64) -> ea
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_close_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Tick(tick), |a, now| a.close(now)) })
+    unsafe { simple(agent, Now::Tick(tick), |a, now| a.close(now)) }
 }
 
 /// Leaves GAVE_UP, CLOSED or BACKOFF: the next attempt is due now, with the
@@ -489,7 +483,7 @@ pub unsafe extern "C" fn ea_agent_close_tick(agent: *mut ea_agent, tick: u32) ->
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_reconnect_now(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.reconnect_now(now)) })
+    unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.reconnect_now(now)) }
 }
 
 /// `ea_agent_reconnect_now` with a 32-bit tick.
@@ -499,11 +493,11 @@ pub unsafe extern "C" fn ea_agent_reconnect_now(agent: *mut ea_agent, now_ms: u6
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_reconnect_now_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Tick(tick), |a, now| a.reconnect_now(now)) })
+    unsafe { simple(agent, Now::Tick(tick), |a, now| a.reconnect_now(now)) }
 }
 
 /// Runs a time-taking call that cannot fail.
-unsafe fn simple(agent: *mut ea_agent, now: Now, f: impl FnOnce(&mut Agent<'static>, Instant)) -> Res {
+unsafe fn simple(agent: *mut ea_agent, now: Now, f: impl FnOnce(&mut Agent<'static>, Instant)) -> ea_result {
     // SAFETY: forwarded.
     unsafe {
         handle::with(agent, |s| {
@@ -524,7 +518,7 @@ unsafe fn simple(agent: *mut ea_agent, now: Now, f: impl FnOnce(&mut Agent<'stat
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_connected(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.handle_connected(now)) })
+    unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.handle_connected(now)) }
 }
 
 /// `ea_agent_handle_connected` with a 32-bit tick.
@@ -534,20 +528,19 @@ pub unsafe extern "C" fn ea_agent_handle_connected(agent: *mut ea_agent, now_ms:
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_connected_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Tick(tick), |a, now| a.handle_connected(now)) })
+    unsafe { simple(agent, Now::Tick(tick), |a, now| a.handle_connected(now)) }
 }
 
 unsafe fn received(agent: *mut ea_agent, now: Now, bytes: *const u8, len: usize) -> ea_result {
     // SAFETY: forwarded.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let bytes = args::bytes(bytes, len)?;
             let now = s.now(now);
             s.agent.handle_received(now, bytes);
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Bytes arrived on the transport (any chunking; the bytes are consumed
@@ -575,7 +568,7 @@ pub unsafe extern "C" fn ea_agent_handle_received_tick(agent: *mut ea_agent, tic
 unsafe fn disconnected(agent: *mut ea_agent, now: Now, error: u32) -> ea_result {
     let Some(error) = transport_error_from_c(error) else { return ea_result::EA_INVALID_ARGUMENT };
     // SAFETY: forwarded.
-    code(unsafe { simple(agent, now, |a, now| a.handle_disconnected(now, error)) })
+    unsafe { simple(agent, now, |a, now| a.handle_disconnected(now, error)) }
 }
 
 /// The transport failed, could not be opened, or was closed by the peer;
@@ -626,12 +619,12 @@ pub unsafe extern "C" fn ea_agent_handle_disconnected_tick(agent: *mut ea_agent,
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_blocked(agent: *mut ea_agent, blocked: bool) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe {
+    unsafe {
         handle::with(agent, |s| {
             s.agent.handle_blocked(blocked);
             Ok(())
         })
-    })
+    }
 }
 
 /// Time has passed: fires every timer due at `now_ms`.
@@ -641,7 +634,7 @@ pub unsafe extern "C" fn ea_agent_handle_blocked(agent: *mut ea_agent, blocked: 
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_timeout(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.handle_timeout(now)) })
+    unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.handle_timeout(now)) }
 }
 
 /// `ea_agent_handle_timeout` with a 32-bit tick.
@@ -651,14 +644,14 @@ pub unsafe extern "C" fn ea_agent_handle_timeout(agent: *mut ea_agent, now_ms: u
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_timeout_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Tick(tick), |a, now| a.handle_timeout(now)) })
+    unsafe { simple(agent, Now::Tick(tick), |a, now| a.handle_timeout(now)) }
 }
 
 // ---- outputs --------------------------------------------------------------
 
 unsafe fn transmit(agent: *mut ea_agent, now: Now, out: *mut u8, out_len: usize, written: *mut usize) -> ea_result {
     // SAFETY: forwarded.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let written = args::out(written)?;
             if out_len < s.agent.transmit_len() {
@@ -670,8 +663,7 @@ unsafe fn transmit(agent: *mut ea_agent, now: Now, out: *mut u8, out_len: usize,
             args::write(written, n);
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Writes the next frame to send into `out` and its length to `*written`;
@@ -707,7 +699,7 @@ pub unsafe extern "C" fn ea_agent_poll_transmit_tick(agent: *mut ea_agent, tick:
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_poll_event(agent: *mut ea_agent, event: *mut ea_event) -> ea_result {
     // SAFETY: the caller's contract.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(event)?;
             // In place (the outer SAFETY: the caller's contract): all-zero
@@ -719,8 +711,7 @@ pub unsafe extern "C" fn ea_agent_poll_event(agent: *mut ea_agent, event: *mut e
             }
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Writes to `*deadline_ms` the instant (on the caller's `now_ms` clock) by
@@ -733,7 +724,7 @@ pub unsafe extern "C" fn ea_agent_poll_event(agent: *mut ea_agent, event: *mut e
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_poll_timeout(agent: *const ea_agent, deadline_ms: *mut u64) -> ea_result {
     // SAFETY: the caller's contract.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(deadline_ms)?;
             let deadline = s.agent.poll_timeout();
@@ -741,13 +732,12 @@ pub unsafe extern "C" fn ea_agent_poll_timeout(agent: *const ea_agent, deadline_
             args::write(out, deadline.map_or(EA_NEVER, |t| t.as_millis()));
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 unsafe fn delay(agent: *const ea_agent, now: Now, delay_ms: *mut u32) -> ea_result {
     // SAFETY: forwarded.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(delay_ms)?;
             let now = s.now(now);
@@ -760,8 +750,7 @@ unsafe fn delay(agent: *const ea_agent, now: Now, delay_ms: *mut u32) -> ea_resu
             args::write(out, d);
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Writes to `*delay_ms` how long from `now_ms` until
@@ -806,7 +795,7 @@ pub unsafe extern "C" fn ea_agent_timeout_delay_tick(agent: *mut ea_agent, tick:
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_wake_needed(agent: *const ea_agent, wake: *mut bool) -> ea_result {
     // SAFETY: the caller's contract.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(wake)?;
             let deadline = s.agent.poll_timeout();
@@ -821,8 +810,7 @@ pub unsafe extern "C" fn ea_agent_wake_needed(agent: *const ea_agent, wake: *mut
             args::write(out, earlier);
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 // ---- getters --------------------------------------------------------------
@@ -834,14 +822,13 @@ pub unsafe extern "C" fn ea_agent_wake_needed(agent: *const ea_agent, wake: *mut
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_state(agent: *const ea_agent, state: *mut ea_state) -> ea_result {
     // SAFETY: the caller's contract.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(state)?;
             args::write(out, ea_state::from(s.agent.state()));
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Writes to `*drained` whether every pushed record is acked or dropped
@@ -852,14 +839,13 @@ pub unsafe extern "C" fn ea_agent_state(agent: *const ea_agent, state: *mut ea_s
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_is_drained(agent: *const ea_agent, drained: *mut bool) -> ea_result {
     // SAFETY: the caller's contract.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(drained)?;
             args::write(out, s.agent.is_drained());
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Writes a snapshot of the state, ring and counters to `*stats`.
@@ -869,7 +855,7 @@ pub unsafe extern "C" fn ea_agent_is_drained(agent: *const ea_agent, drained: *m
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_stats(agent: *const ea_agent, stats: *mut ea_stats) -> ea_result {
     // SAFETY: the caller's contract.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(stats)?;
             // In place (the outer SAFETY: the caller's contract); all-zero
@@ -879,6 +865,5 @@ pub unsafe extern "C" fn ea_agent_stats(agent: *const ea_agent, stats: *mut ea_s
             (*out).fill(&s.agent);
             Ok(())
         })
-    };
-    code(r)
+    }
 }

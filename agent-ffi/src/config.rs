@@ -316,7 +316,6 @@ impl LockHooks {
 pub(crate) struct LockGuard<'a>(&'a LockHooks);
 
 impl Drop for LockGuard<'_> {
-    #[inline(never)] // one copy, not one in every entry point (flash)
     fn drop(&mut self) {
         if let Some(unlock) = self.0.unlock {
             // SAFETY: as in `LockHooks::take`.
