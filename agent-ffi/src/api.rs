@@ -121,10 +121,11 @@ pub unsafe extern "C" fn ea_agent_init(
                 }
             }
         }
+        let mut core_id = core::mem::MaybeUninit::uninit();
         // SAFETY: the caller promises these outlive the agent ('static
         // from here on) and are not otherwise accessed; checked disjoint.
         let (ring, rx, events, id) = unsafe {
-            (args::bytes_mut(ring, ring_len)?, args::bytes_mut(rx, rx_len)?, args::bytes_mut(events, events_len)?, id.to_core()?)
+            (args::bytes_mut(ring, ring_len)?, args::bytes_mut(rx, rx_len)?, args::bytes_mut(events, events_len)?, *id.write_core(&mut core_id)?)
         };
         let mut core_cfg = core::mem::MaybeUninit::uninit();
         let core_cfg = *cfg.write_core(&mut core_cfg)?;
