@@ -202,9 +202,9 @@ unsafe fn drain(agent: *mut ea_agent, now: Now, intake: *const ea_intake, draine
     // SAFETY: the caller's contract (forwarded).
     unsafe {
         handle::with(agent, |s| {
-            intake::check(intake)?;
+            let q = intake::inner(intake)?;
             let now = s.now(now);
-            let n = intake::drain_into(intake, &mut s.agent, now)?;
+            let n = q.drain(&mut s.agent, now);
             if !drained.is_null() {
                 args::write(drained, n);
             }
