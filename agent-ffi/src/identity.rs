@@ -57,25 +57,15 @@ pub struct ea_identity {
 }
 
 impl ea_identity {
-    /// The core's identity, strings checked for UTF-8.
+    /// The core's identity, strings checked for UTF-8, written into `out`
+    /// (by reference, not a value returned: no copy of it on the stack): the
+    /// nine pairs checked and written by one loop over `FIELDS` (flash: a
+    /// literal of nine checked fields keeps every value until the last,
+    /// spilling most of them on a 32-bit MCU); on `Ok` every field of `out`
+    /// is written.
     ///
     /// # Safety
     /// Every non-NULL pointer must satisfy the struct's contract for `'a`.
-    // By reference, though `Copy`: by value it is a 72-B copy (flash).
-    #[allow(clippy::wrong_self_convention)]
-    pub(crate) unsafe fn to_core<'a>(&self) -> Res<Identity<'a>> {
-        let mut id = MaybeUninit::uninit();
-        // SAFETY: forwarded contract.
-        Ok(*unsafe { self.write_core(&mut id) }?)
-    }
-
-    /// `to_core` into `out`: the nine pairs checked and written one by one
-    /// by one loop over `FIELDS` (flash: a literal of nine checked fields
-    /// keeps every value until the last, spilling most of them on a 32-bit
-    /// MCU, and is then copied); on `Ok` every field of `out` is written.
-    ///
-    /// # Safety
-    /// As for `to_core`.
     pub(crate) unsafe fn write_core<'c, 'a>(&self, out: &'c mut MaybeUninit<Identity<'a>>) -> Res<&'c mut Identity<'a>> {
         let from = (self as *const ea_identity).cast::<u8>();
         let to = out.as_mut_ptr().cast::<u8>();
@@ -208,8 +198,9 @@ mod tests {
             auth_token: p(8).0,
             auth_token_len: p(8).1,
         };
+        let mut out = MaybeUninit::uninit();
         // SAFETY: every pointer is to a static array of its length.
-        let id = unsafe { c.to_core() }.unwrap();
+        let id = unsafe { c.write_core(&mut out) }.unwrap();
         let got: [&[u8]; 9] = [
             id.agent_id.as_bytes(),
             id.hostname.as_bytes(),
@@ -224,9 +215,9 @@ mod tests {
         assert_eq!(got, names);
         let bad = ea_identity { hostname: b"\xff".as_ptr(), hostname_len: 1, ..c };
         // SAFETY: as above.
-        assert_eq!(unsafe { bad.to_core() }.map(|_| ()), Err(crate::result::ea_result::EA_INVALID_UTF8));
+        assert_eq!(unsafe { bad.write_core(&mut MaybeUninit::uninit()) }.map(|_| ()), Err(crate::result::ea_result::EA_INVALID_UTF8));
         let null = ea_identity { auth_token: core::ptr::null(), ..c };
         // SAFETY: as above; NULL with a length is refused, not read.
-        assert_eq!(unsafe { null.to_core() }.map(|_| ()), Err(crate::result::ea_result::EA_NULL_PARAMETER));
+        assert_eq!(unsafe { null.write_core(&mut MaybeUninit::uninit()) }.map(|_| ()), Err(crate::result::ea_result::EA_NULL_PARAMETER));
     }
 }
