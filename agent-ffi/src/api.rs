@@ -859,11 +859,9 @@ pub unsafe extern "C" fn ea_agent_stats(agent: *const ea_agent, stats: *mut ea_s
     unsafe {
         handle::with(agent, |s| {
             let out = args::out(stats)?;
-            // In place (the outer SAFETY: the caller's contract); all-zero
-            // is a valid ea_stats, so the reference made after the write is
-            // to a valid value.
-            args::zero(out);
-            (*out).fill(&s.agent);
+            // In place, every field (the outer SAFETY: the caller's
+            // contract, `out` checked non-NULL).
+            ea_stats::write_to(out, &s.agent);
             Ok(())
         })
     }
