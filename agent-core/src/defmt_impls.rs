@@ -103,6 +103,8 @@ impl Format for TaskTarget {
     }
 }
 
+// The strings print through `Text::as_str`, so a build that logs events
+// links `core::str::from_utf8` (crate::text).
 impl Format for Event<'_> {
     fn format(&self, f: Formatter<'_>) {
         match self {
@@ -113,17 +115,17 @@ impl Format for Event<'_> {
                 f,
                 "Task {{ target: {}, object_name: {=str}, data_type: {=u32}, payload: {=usize} bytes, token: {=str} }}",
                 target,
-                object_name,
+                object_name.as_str(),
                 data_type,
                 payload.len(),
-                token
+                token.as_str()
             ),
-            Event::Shutdown { token } => write!(f, "Shutdown {{ token: {=str} }}", token),
+            Event::Shutdown { token } => write!(f, "Shutdown {{ token: {=str} }}", token.as_str()),
             Event::Config { name, version, payload } => write!(
                 f,
                 "Config {{ name: {=str}, version: {=str}, payload: {=usize} bytes }}",
-                name,
-                version,
+                name.as_str(),
+                version.as_str(),
                 payload.len()
             ),
             Event::Delivered { acked_total, first_unacked_seq } => write!(

@@ -103,6 +103,7 @@ use crate::events::{Event, TransportError};
 use crate::wire::message::task_status;
 use crate::record::Record;
 use crate::ring::PushError;
+use crate::text::Text;
 use crate::time::{Duration, Instant};
 use core::fmt;
 use embedded_io::{Error as _, ErrorKind, Read, ReadReady, Write};
@@ -624,9 +625,9 @@ fn put<'b>(rest: &mut &'b mut [u8], bytes: &[u8]) -> Option<&'b [u8]> {
     Some(head)
 }
 
-fn put_str<'b>(rest: &mut &'b mut [u8], s: &str) -> Option<&'b str> {
+fn put_str<'b>(rest: &mut &'b mut [u8], s: Text<'_>) -> Option<Text<'b>> {
     // A copy of valid UTF-8 is valid UTF-8: this never fails.
-    core::str::from_utf8(put(rest, s.as_bytes())?).ok()
+    Text::from_utf8(put(rest, s.as_bytes())?)
 }
 
 /// What is kept of an event too large to copy: a task's token, so the task
@@ -654,7 +655,7 @@ impl TooLarge {
         if !self.is_task {
             return;
         }
-        if let Ok(token) = core::str::from_utf8(&self.token[..self.len]) {
+        if let Some(token) = Text::from_utf8(&self.token[..self.len]) {
             let _ = agent.task_result(now, token, task_status::DROPPED, "task too large for the driver buffer");
         }
     }

@@ -11,6 +11,7 @@
 //! Events also implement serde's traits, for callers that want to copy one
 //! out (e.g. into their own queue); the agent itself does not use them.
 
+use crate::text::Text;
 use serde::{Deserialize, Serialize};
 
 /// Why the agent ended (or gave up on) a connection.
@@ -99,26 +100,31 @@ pub enum Event<'a> {
         /// Who it is for.
         target: TaskTarget,
         /// The object name as sent by the server.
-        object_name: &'a str,
+        #[serde(borrow)]
+        object_name: Text<'a>,
         /// What the task is.
         data_type: u32,
         /// Arguments.
         #[serde(with = "serde_bytes")]
         payload: &'a [u8],
         /// Token to echo in the result.
-        token: &'a str,
+        #[serde(borrow)]
+        token: Text<'a>,
     },
     /// The server asked the agent to shut down (task type 1060).
     Shutdown {
         /// Token to echo in the result.
-        token: &'a str,
+        #[serde(borrow)]
+        token: Text<'a>,
     },
     /// A configuration whose version differs from the one held.
     Config {
         /// Which configuration.
-        name: &'a str,
+        #[serde(borrow)]
+        name: Text<'a>,
         /// New version.
-        version: &'a str,
+        #[serde(borrow)]
+        version: Text<'a>,
         /// The configuration.
         #[serde(with = "serde_bytes")]
         payload: &'a [u8],
@@ -233,8 +239,9 @@ impl<'b> Reader<'b> {
         let n = u16::from_le_bytes(self.take(2)?.try_into().ok()?);
         self.take(usize::from(n))
     }
-    fn str(&mut self) -> Option<&'b str> {
-        core::str::from_utf8(self.field()?).ok()
+    /// A string field, checked as UTF-8 again ([`Text::from_utf8`]).
+    fn str(&mut self) -> Option<Text<'b>> {
+        Text::from_utf8(self.field()?)
     }
 }
 
@@ -364,7 +371,7 @@ mod tests {
         let mut mem = [0u8; 40];
         let mut q = EventQueue::new(&mut mem);
         assert!(q.push(&Event::Connect { endpoint: 1 }));
-        let task = Event::Task { target: TaskTarget::Agent, object_name: "x", data_type: 7, payload: b"0123456789", token: "t" };
+        let task = Event::Task { target: TaskTarget::Agent, object_name: "x".into(), data_type: 7, payload: b"0123456789", token: "t".into() };
         assert!(q.push(&task));
         assert!(!q.push(&task), "third event does not fit");
         assert_eq!(q.pop(), Some(Event::Connect { endpoint: 1 }));
@@ -375,10 +382,10 @@ mod tests {
         for ev in [
             Event::Disconnect { reason: DisconnectReason::PongTimeout },
             Event::Connected { endpoint: 2 },
-            Event::Shutdown { token: "tok" },
-            Event::Config { name: "n", version: "v", payload: b"p" },
+            Event::Shutdown { token: "tok".into() },
+            Event::Config { name: "n".into(), version: "v".into(), payload: b"p" },
             Event::Delivered { acked_total: 9, first_unacked_seq: 10 },
-            Event::Task { target: TaskTarget::Plugin(crate::plugin::PluginId(3)), object_name: "p", data_type: 1, payload: b"", token: "" },
+            Event::Task { target: TaskTarget::Plugin(crate::plugin::PluginId(3)), object_name: "p".into(), data_type: 1, payload: b"", token: "".into() },
         ] {
             assert!(q.push(&ev));
             assert_eq!(q.pop(), Some(ev));

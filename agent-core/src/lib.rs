@@ -16,6 +16,7 @@
 //! | [`plugin`], [`events`] | plugins; events for the caller |
 //! | [`driver`] | a blocking loop over `embedded-io` transports |
 //! | [`time`] | the caller's clock |
+//! | [`text`] | [`Text`], received strings checked as UTF-8 without `core::str::from_utf8` |
 //!
 //! Paths kept for users: [`frame`], [`decoder`], [`codec`] and [`varint`]
 //! are [`wire`]'s modules; [`message`] is [`wire::message`] plus the
@@ -114,6 +115,7 @@ pub mod record;
 pub mod ring;
 pub mod rng;
 pub mod stats;
+pub mod text;
 pub mod time;
 pub mod wire;
 
@@ -138,4 +140,5 @@ pub use heartbeat::{AgentStats, HostStats};
 pub use plugin::{PluginId, PluginStatus};
 pub use record::{data_type, Record};
 pub use ring::{EntryKind, OverflowPolicy, PushError, Ring, RingConfig, RingCounters};
+pub use text::Text;
 pub use time::{Duration, Instant};

@@ -7,6 +7,7 @@
 //! heartbeat record per registered plugin. Tasks whose object name matches a
 //! plugin's name are delivered with [`crate::events::TaskTarget::Plugin`].
 
+use crate::text::Text;
 use serde::{Deserialize, Serialize};
 
 /// Most plugins registered at once.
@@ -36,9 +37,11 @@ pub enum PluginStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginHeartbeat<'a> {
     /// Plugin name.
-    pub name: &'a str,
+    #[serde(borrow)]
+    pub name: Text<'a>,
     /// Plugin version.
-    pub version: &'a str,
+    #[serde(borrow)]
+    pub version: Text<'a>,
     /// Process id (0 if not a process).
     pub pid: u32,
     /// Status.
@@ -96,10 +99,10 @@ pub(crate) struct Plugins<'a> {
 
 impl<'a> Plugins<'a> {
     pub(crate) fn register(&mut self, name: &'a str, version: &'a str) -> Result<PluginId, PluginError> {
-        if self.find(name).is_some() {
+        if self.find(Text::new(name)).is_some() {
             return Err(PluginError::Duplicate);
         }
-        let hb = PluginHeartbeat { name, version, pid: u32::MAX, status: PluginStatus::Error };
+        let hb = PluginHeartbeat { name: Text::new(name), version: Text::new(version), pid: u32::MAX, status: PluginStatus::Error };
         if hb.max_encoded_len() > crate::stats::MAX_HEARTBEAT_LEN {
             return Err(PluginError::TooLong);
         }
@@ -120,7 +123,7 @@ impl<'a> Plugins<'a> {
         Ok(())
     }
 
-    pub(crate) fn find(&self, name: &str) -> Option<PluginId> {
+    pub(crate) fn find(&self, name: Text<'_>) -> Option<PluginId> {
         self.slots.iter().position(|s| matches!(s, Some(p) if p.name == name)).map(|i| PluginId(i as u8))
     }
 
@@ -149,12 +152,12 @@ mod tests {
             p.register(name, "1").unwrap();
         }
         assert_eq!(p.register("z", "1"), Err(PluginError::Full));
-        assert_eq!(p.find("collector"), Some(a));
+        assert_eq!(p.find("collector".into()), Some(a));
         p.set_status(a, 42, PluginStatus::Running).unwrap();
         assert_eq!(p.iter().next().unwrap().pid, 42);
         p.unregister(a).unwrap();
         assert_eq!(p.unregister(a), Err(PluginError::UnknownId));
-        assert_eq!(p.find("collector"), None);
+        assert_eq!(p.find("collector".into()), None);
         assert_eq!(p.register("z", "1"), Ok(a));
     }
 
@@ -165,9 +168,9 @@ mod tests {
         assert_eq!(p.register(&long[..200], &long[..200]), Err(PluginError::TooLong));
         // The largest that fits: 2 + 200 + 2 + 174 + 5 + 1 = 384 bytes.
         let id = p.register(&long[..200], &long[..174]).unwrap();
-        let hb = PluginHeartbeat { name: &long[..200], version: &long[..174], pid: u32::MAX, status: PluginStatus::Error };
+        let hb = PluginHeartbeat { name: Text::new(&long[..200]), version: Text::new(&long[..174]), pid: u32::MAX, status: PluginStatus::Error };
         let mut buf = [0u8; crate::stats::MAX_HEARTBEAT_LEN];
         assert_eq!(crate::wire::codec::write_body(&hb, &mut buf), Some(hb.max_encoded_len()));
-        assert_eq!(p.find(&long[..200]), Some(id));
+        assert_eq!(p.find(Text::new(&long[..200])), Some(id));
     }
 }

@@ -8,10 +8,10 @@ use edge_testkit::peer::{self, Answer, BatchOutcome, Note, Peer, PeerConfig, Pus
 
 fn hello(first_unacked_seq: u64, next_seq: u64, min_frame: u32) -> Vec<u8> {
     let h = Hello {
-        agent_id: "a1",
-        hostname: "h",
-        product: "p",
-        version: "1",
+        agent_id: "a1".into(),
+        hostname: "h".into(),
+        product: "p".into(),
+        version: "1".into(),
         intranet_ipv4: &[],
         intranet_ipv6: &[],
         extranet_ipv4: &[],
@@ -96,7 +96,7 @@ fn accepts_stores_dedupes_and_closes_on_a_gap() {
     // Above the expected point (8): a gap, Close(ProtocolError), closed.
     let notes = p.handle_received(1, &batch(9, 1, 3));
     assert!(matches!(notes[..], [Note::Batch { expected: 8, outcome: BatchOutcome::Gap, .. }]), "{notes:?}");
-    expect_replies(&mut p, 1, &[Message::Close(Close { code: 1, reason: "gap" })]);
+    expect_replies(&mut p, 1, &[Message::Close(Close { code: 1, reason: "gap".into() })]);
     assert!(!p.is_open(1));
     assert_eq!(p.agent("a1").gaps, 1);
     // Nothing more is read on a closed connection; released, the slot is free.
@@ -143,7 +143,7 @@ fn rejects_busy_unauthorized_and_too_small_a_frame() {
     assert!(p.open(1));
     let notes = p.handle_received(1, &hello(0, 0, 200));
     assert!(matches!(notes[..], [Note::Hello { answer: Answer::Reject { code: 6, retry_after_ms: 1500 }, .. }]));
-    expect_replies(&mut p, 1, &[Message::Reject(Reject { code: 6, reason: "refused", retry_after_ms: 1500 })]);
+    expect_replies(&mut p, 1, &[Message::Reject(Reject { code: 6, reason: "refused".into(), retry_after_ms: 1500 })]);
     assert!(!p.is_open(1));
     p.release(1);
 
@@ -176,7 +176,7 @@ fn protocol_errors_close_with_code_1() {
             assert!(p.open(1));
         }
         assert_eq!(p.handle_received(1, &bytes), [Note::ProtocolError(want)], "{what}");
-        expect_replies(&mut p, 1, &[Message::Close(Close { code: 1, reason: "protocol error" })]);
+        expect_replies(&mut p, 1, &[Message::Close(Close { code: 1, reason: "protocol error".into() })]);
         assert!(!p.is_open(1), "{what}");
     }
 }
@@ -188,16 +188,16 @@ fn close_on_damage_habit_and_pushed_tasks() {
     assert!(p.open(1));
     p.handle_received(1, &hello(0, 0, 200));
     let accept = Message::Accept(Accept { next_seq: 0, max_frame: 4096, retry_window_ms: 0 });
-    let task = Message::Task(Task { object_name: "", data_type: 6000, payload: b"x", token: "t1" });
+    let task = Message::Task(Task { object_name: "".into(), data_type: 6000, payload: b"x", token: "t1".into() });
     expect_replies(&mut p, 1, &[accept, task]);
     p.push(1, &Push::config("rules", "2", b"{}"));
-    expect_replies(&mut p, 1, &[Message::Config(Config { name: "rules", version: "2", payload: b"{}" })]);
+    expect_replies(&mut p, 1, &[Message::Config(Config { name: "rules".into(), version: "2".into(), payload: b"{}" })]);
     // Garbage is skipped and the connection goes on, unless the habit is on.
     p.handle_received(1, b"junk");
     assert!(p.is_open(1));
     p.cfg.close_on_damage = true;
     p.handle_received(1, b"more junk");
-    expect_replies(&mut p, 1, &[Message::Close(Close { code: 1, reason: "damaged" })]);
+    expect_replies(&mut p, 1, &[Message::Close(Close { code: 1, reason: "damaged".into() })]);
     assert_eq!(p.agent("a1").damaged_closes, 1);
     assert_eq!(p.tasks_sent, [(1, "t1".to_string())]);
 }

@@ -90,12 +90,12 @@ proptest! {
         round_trip(&Pong { nonce: n }, &mut buf);
         round_trip(&Ack { up_to: n }, &mut buf);
         round_trip(&Accept { next_seq: n, max_frame: m, retry_window_ms: m.rotate_left(7) }, &mut buf);
-        round_trip(&Reject { code: c, reason: &s1, retry_after_ms: m }, &mut buf);
-        round_trip(&Close { code: c, reason: &s2 }, &mut buf);
-        round_trip(&Task { object_name: &s1, data_type: m, payload: &p, token: &s3 }, &mut buf);
-        round_trip(&Config { name: &s2, version: &s3, payload: &p }, &mut buf);
+        round_trip(&Reject { code: c, reason: s1.as_str().into(), retry_after_ms: m }, &mut buf);
+        round_trip(&Close { code: c, reason: s2.as_str().into() }, &mut buf);
+        round_trip(&Task { object_name: s1.as_str().into(), data_type: m, payload: &p, token: s3.as_str().into() }, &mut buf);
+        round_trip(&Config { name: s2.as_str().into(), version: s3.as_str().into(), payload: &p }, &mut buf);
         round_trip(&Batch { first_seq: n, base_ts: n ^ 0x5a5a, count: m, records: &p }, &mut buf);
-        round_trip(&TaskResult { token: &s3, status: m, message: &s1 }, &mut buf);
+        round_trip(&TaskResult { token: s3.as_str().into(), status: m, message: s1.as_str().into() }, &mut buf);
     }
 }
 
@@ -136,16 +136,16 @@ proptest! {
         same_bytes(&Pong { nonce: n });
         same_bytes(&Ack { up_to: n });
         same_bytes(&Accept { next_seq: n, max_frame: m, retry_window_ms: m.rotate_left(7) });
-        same_bytes(&Reject { code: c, reason: &s1, retry_after_ms: m });
+        same_bytes(&Reject { code: c, reason: s1.as_str().into(), retry_after_ms: m });
         same_bytes(&Batch { first_seq: n, base_ts: n.rotate_left(5), count: m, records: &p });
-        same_bytes(&Task { object_name: &s1, data_type: m, payload: &p, token: &s3 });
-        same_bytes(&Config { name: &s2, version: &s3, payload: &p });
-        same_bytes(&Close { code: c, reason: &s2 });
-        same_bytes(&TaskResult { token: &s1, status: m, message: &s2 });
+        same_bytes(&Task { object_name: s1.as_str().into(), data_type: m, payload: &p, token: s3.as_str().into() });
+        same_bytes(&Config { name: s2.as_str().into(), version: s3.as_str().into(), payload: &p });
+        same_bytes(&Close { code: c, reason: s2.as_str().into() });
+        same_bytes(&TaskResult { token: s1.as_str().into(), status: m, message: s2.as_str().into() });
         let status = [PluginStatus::Starting, PluginStatus::Running, PluginStatus::Stopping, PluginStatus::Stopped, PluginStatus::Error][status as usize];
-        same_bytes(&PluginHeartbeat { name: &s1, version: &s3, pid: m, status });
+        same_bytes(&PluginHeartbeat { name: s1.as_str().into(), version: s3.as_str().into(), pid: m, status });
         same_bytes(&Hello {
-            agent_id: &s1, hostname: &s2, product: &s3, version: &s1,
+            agent_id: s1.as_str().into(), hostname: s2.as_str().into(), product: s3.as_str().into(), version: s1.as_str().into(),
             intranet_ipv4: &p, intranet_ipv6: &p[..p.len() / 2], extranet_ipv4: &[], extranet_ipv6: &p,
             auth_token: &p[p.len() / 3..], first_unacked_seq: n, next_seq: n / 3, max_frame: m, min_frame: m / 2,
         });
@@ -173,6 +173,6 @@ proptest! {
         let hb = AgentHeartbeat { host, lib, heartbeat_records: Some(records) };
         let n = hb.encode(&mut buf).unwrap().len();
         prop_assert_eq!(AgentHeartbeat::decode(&buf[..n]), Some(hb));
-        round_trip(&PluginHeartbeat { name: &s1, version: &s3, pid: m, status }, &mut buf);
+        round_trip(&PluginHeartbeat { name: s1.as_str().into(), version: s3.as_str().into(), pid: m, status }, &mut buf);
     }
 }

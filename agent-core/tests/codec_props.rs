@@ -461,7 +461,7 @@ proptest! {
     /// A TaskResult body alone (a TASK_RESULT record's payload) round-trips.
     #[test]
     fn task_result_body_round_trip(token in arb_str(), status in any::<u32>(), text in arb_str()) {
-        let r = TaskResult { token: &token, status, message: &text };
+        let r = TaskResult { token: token.as_str().into(), status, message: text.as_str().into() };
         let mut out = [0u8; 256];
         let n = message::encode_task_result(&r, &mut out).unwrap();
         let (got, rest) = postcard::take_from_bytes::<TaskResult<'_>>(&out[..n]).unwrap();

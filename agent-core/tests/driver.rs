@@ -301,7 +301,7 @@ fn task_and_config_reach_the_callback_which_answers() {
     assert_eq!(got, vec![task, config]);
     let results = w.borrow().collector.records(data_type::TASK_RESULT);
     let r: TaskResult<'_> = postcard::from_bytes(&results[0]).unwrap();
-    assert_eq!((r.token, r.status, r.message), ("t-1", task_status::OK, "scanned"));
+    assert_eq!((r.token.as_str(), r.status, r.message.as_str()), ("t-1", task_status::OK, "scanned"));
 }
 
 /// Sends 5 records into a collector that loses them, injects `fault`,
@@ -423,7 +423,7 @@ fn oversized_task_is_answered_dropped() {
     assert_eq!(d.stats().events_too_large, 1);
     let results = w.borrow().collector.records(data_type::TASK_RESULT);
     let r: TaskResult<'_> = postcard::from_bytes(&results[0]).unwrap();
-    assert_eq!((r.token, r.status), ("big", task_status::DROPPED));
+    assert_eq!((r.token.as_str(), r.status), ("big", task_status::DROPPED));
 }
 
 #[test]

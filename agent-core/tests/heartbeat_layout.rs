@@ -96,7 +96,7 @@ fn agent_heartbeat_fields_in_documented_order() {
 
 #[test]
 fn plugin_heartbeat_fields_in_documented_order() {
-    let hb = PluginHeartbeat { name: "scanner", version: "1.2", pid: 4242, status: PluginStatus::Error };
+    let hb = PluginHeartbeat { name: "scanner".into(), version: "1.2".into(), pid: 4242, status: PluginStatus::Error };
     let mut buf = [0u8; 64];
     let n = postcard::to_slice(&hb, &mut buf).unwrap().len();
     let mut c = Cursor(&buf[..n]);

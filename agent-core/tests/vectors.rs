@@ -23,6 +23,7 @@
 //! cargo test -p agent-core --test vectors -- --ignored --nocapture print_vectors
 //! ```
 
+use agent_core::Text;
 use agent_core::decoder::{Feed, FrameDecoder};
 use agent_core::frame::{self, crc32c, Kind, MAGIC, VERSION};
 use agent_core::message::{
@@ -153,10 +154,10 @@ fn task_result_fields(r: &TaskResult<'_>, prefix: &str) -> Block {
         _ => "unknown",
     };
     let mut b = Block::default();
-    b.string(&format!("{prefix}token"), r.token);
+    b.string(&format!("{prefix}token"), r.token.as_str());
     let (v, n) = varint::encode_u64_array(r.status.into());
     b.raw(&v[..n], format!("{prefix}status = {} ({status})", r.status));
-    b.string(&format!("{prefix}message"), r.message);
+    b.string(&format!("{prefix}message"), r.message.as_str());
     b
 }
 
@@ -165,10 +166,10 @@ fn body_fields(msg: &Message<'_>) -> Block {
     let mut b = Block::default();
     match msg {
         Message::Hello(h) => {
-            b.string("agent_id", h.agent_id);
-            b.string("hostname", h.hostname);
-            b.string("product", h.product);
-            b.string("version", h.version);
+            b.string("agent_id", h.agent_id.as_str());
+            b.string("hostname", h.hostname.as_str());
+            b.string("product", h.product.as_str());
+            b.string("version", h.version.as_str());
             b.bytes("intranet_ipv4", h.intranet_ipv4, &ipv4_list(h.intranet_ipv4));
             b.bytes("intranet_ipv6", h.intranet_ipv6, &ipv6_list(h.intranet_ipv6));
             b.bytes("extranet_ipv4", h.extranet_ipv4, &ipv4_list(h.extranet_ipv4));
@@ -187,7 +188,7 @@ fn body_fields(msg: &Message<'_>) -> Block {
         Message::Reject(r) => {
             let (v, n) = varint::encode_u64_array(r.code.into());
             b.raw(&v[..n], format!("code = {} ({})", r.code, close_code_name(r.code)));
-            b.string("reason", r.reason);
+            b.string("reason", r.reason.as_str());
             b.uint("retry_after_ms", r.retry_after_ms.into());
         }
         Message::Batch(batch) => {
@@ -217,21 +218,21 @@ fn body_fields(msg: &Message<'_>) -> Block {
         Message::Ping(p) => b.uint("nonce", p.nonce),
         Message::Pong(p) => b.uint("nonce", p.nonce),
         Message::Task(t) => {
-            b.string("object_name", t.object_name);
+            b.string("object_name", t.object_name.as_str());
             b.uint("data_type", t.data_type.into());
             b.bytes("payload", t.payload, &describe(t.payload));
-            b.string("token", t.token);
+            b.string("token", t.token.as_str());
         }
         Message::Config(c) => {
-            b.string("name", c.name);
-            b.string("version", c.version);
+            b.string("name", c.name.as_str());
+            b.string("version", c.version.as_str());
             b.bytes("payload", c.payload, &describe(c.payload));
         }
         Message::TaskResult(r) => b.append(task_result_fields(r, "")),
         Message::Close(c) => {
             let (v, n) = varint::encode_u64_array(c.code.into());
             b.raw(&v[..n], format!("code = {} ({})", c.code, close_code_name(c.code)));
-            b.string("reason", c.reason);
+            b.string("reason", c.reason.as_str());
         }
     }
     b
@@ -285,7 +286,7 @@ fn leak(b: Vec<u8>) -> &'static [u8] {
     b.leak()
 }
 
-const TASK_RESULT_OK: TaskResult<'static> = TaskResult { token: "t-42", status: task_status::OK, message: "ok" };
+const TASK_RESULT_OK: TaskResult<'static> = TaskResult { token: Text::new("t-42"), status: task_status::OK, message: Text::new("ok") };
 
 fn task_result_body(r: &TaskResult<'_>) -> Vec<u8> {
     let mut out = [0u8; 256];
@@ -331,10 +332,10 @@ fn messages() -> Vec<(&'static str, u32, Message<'static>)> {
             "hello",
             0,
             Message::Hello(Hello {
-                agent_id: "5f2d1c7a-3b9e-4c1d-8a6f-0e4b2a9c7d31",
-                hostname: "web-01",
-                product: "edge-agent",
-                version: "1.4.2",
+                agent_id: "5f2d1c7a-3b9e-4c1d-8a6f-0e4b2a9c7d31".into(),
+                hostname: "web-01".into(),
+                product: "edge-agent".into(),
+                version: "1.4.2".into(),
                 intranet_ipv4: &[10, 0, 0, 5, 192, 168, 1, 20],
                 intranet_ipv6: &[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5],
                 extranet_ipv4: &[203, 0, 113, 7],
@@ -350,10 +351,10 @@ fn messages() -> Vec<(&'static str, u32, Message<'static>)> {
             "hello-small",
             0,
             Message::Hello(Hello {
-                agent_id: "a1",
-                hostname: "h",
-                product: "p",
-                version: "1",
+                agent_id: "a1".into(),
+                hostname: "h".into(),
+                product: "p".into(),
+                version: "1".into(),
                 intranet_ipv4: &[192, 168, 0, 9],
                 intranet_ipv6: &[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9],
                 extranet_ipv4: &[],
@@ -371,7 +372,7 @@ fn messages() -> Vec<(&'static str, u32, Message<'static>)> {
             0,
             Message::Reject(Reject {
                 code: CloseCode::Unauthorized as u16,
-                reason: "bad token",
+                reason: "bad token".into(),
                 retry_after_ms: 30_000,
             }),
         ),
@@ -383,24 +384,24 @@ fn messages() -> Vec<(&'static str, u32, Message<'static>)> {
             "task",
             2,
             Message::Task(Task {
-                object_name: "scanner",
+                object_name: "scanner".into(),
                 data_type: 6001,
                 payload: br#"{"path":"/tmp"}"#,
-                token: "t-42",
+                token: "t-42".into(),
             }),
         ),
         (
             "task-shutdown",
             3,
-            Message::Task(Task { object_name: "", data_type: data_type::SHUTDOWN_TASK, payload: b"", token: "t-43" }),
+            Message::Task(Task { object_name: "".into(), data_type: data_type::SHUTDOWN_TASK, payload: b"", token: "t-43".into() }),
         ),
-        ("config", 4, Message::Config(Config { name: "agent", version: "v12", payload: b"log_level=debug\n" })),
+        ("config", 4, Message::Config(Config { name: "agent".into(), version: "v12".into(), payload: b"log_level=debug\n" })),
         (
             "task-result",
             5,
-            Message::TaskResult(TaskResult { token: "t-42", status: task_status::FAILED, message: "no such path" }),
+            Message::TaskResult(TaskResult { token: "t-42".into(), status: task_status::FAILED, message: "no such path".into() }),
         ),
-        ("close", 6, Message::Close(Close { code: CloseCode::Shutdown as u16, reason: "agent stopping" })),
+        ("close", 6, Message::Close(Close { code: CloseCode::Shutdown as u16, reason: "agent stopping".into() })),
     ]
 }
 

@@ -134,11 +134,11 @@ fn no_allocation_after_init() {
             }
             if round % 7 == 0 {
                 deliver(&mut a, t, Message::Ping(Ping { nonce: round }));
-                let task = Task { object_name: "probe", data_type: 7, payload: b"go", token: "tok-a" };
+                let task = Task { object_name: "probe".into(), data_type: 7, payload: b"go", token: "tok-a".into() };
                 deliver(&mut a, t, Message::Task(task));
-                let task = Task { object_name: "nobody", data_type: 7, payload: b"", token: "tok-b" };
+                let task = Task { object_name: "nobody".into(), data_type: 7, payload: b"", token: "tok-b".into() };
                 deliver(&mut a, t, Message::Task(task));
-                deliver(&mut a, t, Message::Config(Config { name: "cfg", version: "3", payload: b"x=1" }));
+                deliver(&mut a, t, Message::Config(Config { name: "cfg".into(), version: "3".into(), payload: b"x=1" }));
                 let _ = a.task_result(Instant(t), "tok-a", 0, "done");
                 // Garbage: the decoder resynchronizes.
                 a.handle_received(Instant(t), &[0xEA, 0x00, 0xEA, 0x9E, 1, 4, 0, 0xff, 0xff, 0, 0, 1, 2, 3]);

@@ -3,6 +3,7 @@
 //! NULL pointer.
 
 use crate::result::{ea_result, Res};
+use agent_core::text::is_utf8;
 
 /// The bytes `ptr[0..len]`. NULL is accepted only with `len == 0`.
 ///
@@ -44,7 +45,10 @@ pub(crate) unsafe fn bytes_mut<'a>(ptr: *mut u8, len: usize) -> Res<&'a mut [u8]
     Ok(unsafe { core::slice::from_raw_parts_mut(ptr, len) })
 }
 
-/// The UTF-8 string `ptr[0..len]` (not NUL-terminated).
+/// The UTF-8 string `ptr[0..len]` (not NUL-terminated), checked by
+/// agent-core's [`is_utf8`] (the rules of `core::str::from_utf8`, whose
+/// code and table a firmware image then does not link); `EA_INVALID_UTF8`
+/// if it is not UTF-8.
 ///
 /// # Safety
 /// As for [`bytes`].
@@ -52,7 +56,13 @@ pub(crate) unsafe fn bytes_mut<'a>(ptr: *mut u8, len: usize) -> Res<&'a mut [u8]
 pub(crate) unsafe fn str<'a>(ptr: *const u8, len: usize) -> Res<&'a str> {
     // SAFETY: forwarded contract.
     let b = unsafe { bytes(ptr, len) }?;
-    core::str::from_utf8(b).map_err(|_| ea_result::EA_INVALID_UTF8)
+    if !is_utf8(b) {
+        return Err(ea_result::EA_INVALID_UTF8);
+    }
+    // SAFETY: `is_utf8` accepts exactly what `core::str::from_utf8` accepts
+    // (agent-core's `tests/text_props.rs` compares the two exhaustively on
+    // short inputs and at random on long ones), so `b` is UTF-8.
+    Ok(unsafe { core::str::from_utf8_unchecked(b) })
 }
 
 /// `&*ptr`, or `EA_NULL_PARAMETER`.

@@ -59,13 +59,13 @@ impl<'a> HostEvent<'a> {
             HostEvent::Disconnected { reason } => Event::Disconnect { reason },
             HostEvent::Task { plugin, object_name, data_type, payload, token } => Event::Task {
                 target: plugin.map_or(TaskTarget::Agent, TaskTarget::Plugin),
-                object_name,
+                object_name: object_name.into(),
                 data_type,
                 payload,
-                token,
+                token: token.into(),
             },
-            HostEvent::Config { name, version, payload } => Event::Config { name, version, payload },
-            HostEvent::Shutdown { token } => Event::Shutdown { token },
+            HostEvent::Config { name, version, payload } => Event::Config { name: name.into(), version: version.into(), payload },
+            HostEvent::Shutdown { token } => Event::Shutdown { token: token.into() },
             HostEvent::GaveUp => Event::GaveUp,
         }
     }

@@ -281,7 +281,7 @@ async fn agent(addr: SocketAddr, i: usize, batch: u64, window: usize, acks: bool
     s.set_nodelay(true).ok()?;
     let id = format!("load-{i}");
     let hello = Hello {
-        agent_id: &id, hostname: "load", product: "load", version: "0", intranet_ipv4: &[], intranet_ipv6: &[],
+        agent_id: id.as_str().into(), hostname: "load".into(), product: "load".into(), version: "0".into(), intranet_ipv4: &[], intranet_ipv6: &[],
         extranet_ipv4: &[], extranet_ipv6: &[], auth_token: b"", first_unacked_seq: 0, next_seq: 0, max_frame: 65536, min_frame: 4096,
     };
     let mut out = vec![0u8; 512];
@@ -493,7 +493,7 @@ async fn storm_agent(addr: SocketAddr, i: usize, up: tokio::sync::mpsc::Unbounde
             continue;
         };
         let hello = Hello {
-            agent_id: &id, hostname: "storm", product: "load", version: "0", intranet_ipv4: &[], intranet_ipv6: &[],
+            agent_id: id.as_str().into(), hostname: "storm".into(), product: "load".into(), version: "0".into(), intranet_ipv4: &[], intranet_ipv6: &[],
             extranet_ipv4: &[], extranet_ipv6: &[], auth_token: b"", first_unacked_seq: 0, next_seq: 0, max_frame: 65536, min_frame: 4096,
         };
         let mut out = vec![0u8; 512];

@@ -68,7 +68,7 @@ fn cycle(addr: SocketAddr, tls: Option<&Arc<rustls::ClientConfig>>, id: &str) ->
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
     let hello = Hello {
-        agent_id: id, hostname: "bench", product: "bench", version: "0", intranet_ipv4: &[], intranet_ipv6: &[],
+        agent_id: id.into(), hostname: "bench".into(), product: "bench".into(), version: "0".into(), intranet_ipv4: &[], intranet_ipv6: &[],
         extranet_ipv4: &[], extranet_ipv6: &[], auth_token: b"", first_unacked_seq: 0, next_seq: 0, max_frame: 65536, min_frame: 1100,
     };
     let mut frame = vec![0u8; 1024];

@@ -140,10 +140,10 @@ fn refusal_frame(r: &Refusal, peer_max_frame: usize) -> Vec<u8> {
     match r {
         Refusal::Reject { code, reason, retry_after_ms } => {
             let reason = fit(reason, peer_max_frame);
-            push_frame(&mut out, &mut seq, &Message::Reject(Reject { code: *code as u16, reason, retry_after_ms: *retry_after_ms }))
+            push_frame(&mut out, &mut seq, &Message::Reject(Reject { code: *code as u16, reason: reason.into(), retry_after_ms: *retry_after_ms }))
         }
         Refusal::Close { code, reason } => {
-            push_frame(&mut out, &mut seq, &Message::Close(Close { code: *code as u16, reason: fit(reason, peer_max_frame) }))
+            push_frame(&mut out, &mut seq, &Message::Close(Close { code: *code as u16, reason: fit(reason, peer_max_frame).into() }))
         }
     }
     out
@@ -438,7 +438,7 @@ impl Conn {
         match &r {
             Refusal::Close { code, reason } => {
                 let reason = fit(reason, self.peer_max_frame);
-                push_frame(&mut bytes, &mut self.tx_seq, &Message::Close(Close { code: *code as u16, reason }))
+                push_frame(&mut bytes, &mut self.tx_seq, &Message::Close(Close { code: *code as u16, reason: reason.into() }))
             }
             Refusal::Reject { .. } => bytes = refusal_frame(&r, self.peer_max_frame),
         }
@@ -539,7 +539,7 @@ impl Conn {
     }
 
     fn push_task(&mut self, t: &TaskRow, agent_max_frame: u32) {
-        let msg = Message::Task(Task { object_name: &t.object_name, data_type: t.data_type, payload: &t.payload, token: &t.token });
+        let msg = Message::Task(Task { object_name: t.object_name.as_str().into(), data_type: t.data_type, payload: &t.payload, token: t.token.as_str().into() });
         let start = self.out.len();
         self.push(&msg);
         if self.out.len() - start > agent_max_frame as usize {
@@ -556,7 +556,7 @@ impl Conn {
 
     fn push_config(&mut self, c: &ConfigRow, agent_max_frame: u32) {
         let start = self.out.len();
-        self.push(&Message::Config(Config { name: &c.name, version: &c.version, payload: &c.payload }));
+        self.push(&Message::Config(Config { name: c.name.as_str().into(), version: c.version.as_str().into(), payload: &c.payload }));
         if self.out.len() - start > agent_max_frame as usize {
             self.out.truncate(start);
             self.tx_seq = self.tx_seq.wrapping_sub(1);

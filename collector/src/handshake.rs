@@ -141,7 +141,7 @@ mod tests {
 
     fn hello(id: &str, first_unacked_seq: u64, next_seq: u64, max_frame: u32) -> Hello<'_> {
         Hello {
-            agent_id: id, hostname: "h", product: "p", version: "1", intranet_ipv4: &[], intranet_ipv6: &[], extranet_ipv4: &[],
+            agent_id: id.into(), hostname: "h".into(), product: "p".into(), version: "1".into(), intranet_ipv4: &[], intranet_ipv6: &[], extranet_ipv4: &[],
             extranet_ipv6: &[], auth_token: b"", first_unacked_seq, next_seq, max_frame, min_frame: 100,
         }
     }
@@ -153,7 +153,7 @@ mod tests {
 
     #[test]
     fn stale_frames_before_the_hello_are_skipped() {
-        assert!(matches!(judge(Message::Close(Close { code: 2, reason: "agent stopping" })), PreHello::Skip));
+        assert!(matches!(judge(Message::Close(Close { code: 2, reason: "agent stopping".into() })), PreHello::Skip));
         assert!(matches!(judge(Message::Ping(Ping { nonce: 3 })), PreHello::Skip));
         let unknown = Frame { version: 1, kind: 64, flags: 0, seq: 0, body: &[1, 2, 3] };
         assert!(matches!(pre_hello(&unknown, 4096, &HelloBounds::default()), PreHello::Skip));
@@ -182,7 +182,7 @@ mod tests {
         assert!(matches!(judge(Message::Hello(hello("", 0, 0, 1024))), PreHello::Refuse(Refusal::Reject { code: CloseCode::Incompatible, .. })));
         let host = "h".repeat(256);
         let mut h = hello("a", 0, 0, 1024);
-        h.hostname = &host;
+        h.hostname = host.as_str().into();
         let PreHello::Refuse(Refusal::Reject { reason, .. }) = judge(Message::Hello(h)) else { panic!() };
         assert!(reason.contains("hostname"), "{reason}");
         let addrs = [0u8; 4 * 65];

@@ -68,7 +68,7 @@ pub struct PluginBeat<'a> {
 /// bare variant index.
 impl<'a> ReadBody<'a> for PluginBeat<'a> {
     fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
-        Ok(PluginBeat { name: r.str()?, version: r.str()?, pid: r.u32()?, status: r.u32()? })
+        Ok(PluginBeat { name: r.str()?.as_str(), version: r.str()?.as_str(), pid: r.u32()?, status: r.u32()? })
     }
 }
 
@@ -162,7 +162,7 @@ impl RecordLine<'_> {
                 })
                 .is_some(),
             data_type::TASK_RESULT => decode_body::<TaskResult<'_>>(p)
-                .map(|r| line.task_result = Some(TaskResultLine { token: r.token, status: r.status, message: r.message }))
+                .map(|r| line.task_result = Some(TaskResultLine { token: r.token.as_str(), status: r.status, message: r.message.as_str() }))
                 .is_ok(),
             _ => false,
         };

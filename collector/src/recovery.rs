@@ -309,7 +309,7 @@ mod tests {
     fn task_results_are_found_in_good_lines_only() {
         use agent_core::message::{encode_task_result, TaskResult};
         let mut body = [0u8; 64];
-        let n = encode_task_result(&TaskResult { token: "t-1", status: 2, message: "no \"disk\"" }, &mut body).unwrap();
+        let n = encode_task_result(&TaskResult { token: "t-1".into(), status: 2, message: "no \"disk\"".into() }, &mut body).unwrap();
         let mut file = lines("a", 0..2);
         RecordLine { agent: "a", host: "h", seq: 2, data_type: agent_core::data_type::TASK_RESULT, ts: 0, recv: 77, payload: &body[..n] }.write(&mut file);
         // A type-1050 payload that does not decode is kept as b64: no result.

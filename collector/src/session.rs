@@ -245,8 +245,8 @@ impl Session {
             Message::Batch(b) => self.on_batch(b, now_ms),
             Message::Ping(p) => Step::Pong(p.nonce),
             Message::Pong(p) => Step::PongReceived(p.nonce),
-            Message::TaskResult(r) => Step::TaskResult(ResultInfo { token: r.token.into(), status: r.status, message: r.message.into() }),
-            Message::Close(c) => Step::PeerClosed { code: c.code, reason: c.reason.into() },
+            Message::TaskResult(r) => Step::TaskResult(ResultInfo { token: r.token.as_str().into(), status: r.status, message: r.message.as_str().into() }),
+            Message::Close(c) => Step::PeerClosed { code: c.code, reason: c.reason.as_str().into() },
             Message::Hello(_) => Step::Refuse(protocol_error("a second Hello on one connection")),
             m => Step::Refuse(protocol_error(format!("{:?} must not come from an agent", m.kind()))),
         }
@@ -294,7 +294,7 @@ impl Session {
                 }
                 data_type::TASK_RESULT => {
                     if let Ok(r) = decode_body::<TaskResult<'_>>(rec.payload) {
-                        news.results.push(ResultInfo { token: r.token.into(), status: r.status, message: r.message.into() });
+                        news.results.push(ResultInfo { token: r.token.as_str().into(), status: r.status, message: r.message.as_str().into() });
                     }
                 }
                 _ => {}
@@ -335,7 +335,7 @@ mod tests {
 
     fn hello(min_frame: u32) -> Hello<'static> {
         Hello {
-            agent_id: "a1", hostname: "h", product: "p", version: "1", intranet_ipv4: &[10, 0, 0, 9],
+            agent_id: "a1".into(), hostname: "h".into(), product: "p".into(), version: "1".into(), intranet_ipv4: &[10, 0, 0, 9],
             intranet_ipv6: &[], extranet_ipv4: &[], extranet_ipv6: &[], auth_token: b"tok",
             first_unacked_seq: 3, next_seq: 9, max_frame: 4096, min_frame,
         }
@@ -474,7 +474,7 @@ mod tests {
     #[test]
     fn a_first_frame_other_than_a_well_formed_hello_is_closed_with_code_1() {
         let mut buf = [0u8; 256];
-        for msg in [Message::Ping(Ping { nonce: 1 }), Message::Close(Close { code: 0, reason: "" })] {
+        for msg in [Message::Ping(Ping { nonce: 1 }), Message::Close(Close { code: 0, reason: "".into() })] {
             let r = first_frame(&frame_of(msg, &mut buf), 4096);
             assert!(matches!(r, Err(Refusal::Close { code: CloseCode::ProtocolError, .. })), "{msg:?}: {r:?}");
         }
@@ -593,12 +593,12 @@ mod tests {
     fn task_results_come_from_records_and_from_bare_frames() {
         let mut s = Session::new("a1".into(), "h".into(), 0);
         let mut payload = [0u8; 64];
-        let n = encode_task_result(&TaskResult { token: "tok-1", status: 1, message: "disk full" }, &mut payload).unwrap();
+        let n = encode_task_result(&TaskResult { token: "tok-1".into(), status: 1, message: "disk full".into() }, &mut payload).unwrap();
         let recs = entries(&[(data_type::TASK_RESULT, 100, &payload[..n])], 100);
         let Step::Store { news, .. } = on_batch(&mut s, 0, 1, &recs, 7) else { panic!() };
         assert_eq!(news.results, [ResultInfo { token: "tok-1".into(), status: 1, message: "disk full".into() }]);
         let mut buf = [0u8; 128];
-        let f = frame_of(Message::TaskResult(TaskResult { token: "tok-2", status: 0, message: "" }), &mut buf);
+        let f = frame_of(Message::TaskResult(TaskResult { token: "tok-2".into(), status: 0, message: "".into() }), &mut buf);
         let Step::TaskResult(r) = s.on_frame(&f, 7) else { panic!() };
         assert_eq!(r, ResultInfo { token: "tok-2".into(), status: 0, message: String::new() });
     }
@@ -647,7 +647,7 @@ mod tests {
     fn a_close_from_the_agent_is_reported_with_its_code_and_reason() {
         let mut s = Session::new("a1".into(), "h".into(), 0);
         let mut buf = [0u8; 64];
-        let step = s.on_frame(&frame_of(Message::Close(Close { code: 2, reason: "bye" }), &mut buf), 7);
+        let step = s.on_frame(&frame_of(Message::Close(Close { code: 2, reason: "bye".into() }), &mut buf), 7);
         let Step::PeerClosed { code, reason } = step else { panic!("{step:?}") };
         assert_eq!((code, reason.as_str()), (2, "bye"));
     }
@@ -660,10 +660,10 @@ mod tests {
         let msgs = [
             Message::Hello(hello(512)),
             Message::Accept(Accept { next_seq: 0, max_frame: 4096, retry_window_ms: 0 }),
-            Message::Reject(Reject { code: 6, reason: "", retry_after_ms: 0 }),
+            Message::Reject(Reject { code: 6, reason: "".into(), retry_after_ms: 0 }),
             Message::Ack(Ack { up_to: 0 }),
-            Message::Task(Task { object_name: "", data_type: 6000, payload: b"", token: "t" }),
-            Message::Config(Config { name: "c", version: "1", payload: b"" }),
+            Message::Task(Task { object_name: "".into(), data_type: 6000, payload: b"", token: "t".into() }),
+            Message::Config(Config { name: "c".into(), version: "1".into(), payload: b"" }),
         ];
         for msg in msgs {
             let step = s.on_frame(&frame_of(msg, &mut buf), 7);

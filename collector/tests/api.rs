@@ -132,7 +132,7 @@ fn registry_states_configs_and_tasks_across_a_reconnect() {
         assert!(got_task, "round {round}: the unanswered task was sent");
         if round == 2 {
             // Answered as a bare TaskResult frame this time.
-            c.send(&Message::TaskResult(TaskResult { token: &t2, status: 1, message: "nope" }));
+            c.send(&Message::TaskResult(TaskResult { token: t2.as_str().into(), status: 1, message: "nope".into() }));
             let t = wait_for(Duration::from_secs(5), || {
                 let (_, t) = get(api, &format!("/tasks/{t2}"));
                 (t["state"] == "done").then_some(t)

@@ -260,7 +260,7 @@ fn identity_bounds_and_the_new_id_rate() {
     for (id, host, field) in [(long_id.as_str(), "h", "agent_id"), ("x".repeat(129).as_str(), "h", "agent_id"), ("ok-id", long_host.as_str(), "hostname"), ("", "h", "agent_id")] {
         let mut c = Raw::connect(addr);
         let mut h = hello(id, b"fleet", 0, 0);
-        h.hostname = host;
+        h.hostname = host.into();
         c.send(&Message::Hello(h));
         let (code, reason, _) = rejected(&mut c);
         assert_eq!(code, 5, "{reason}");

@@ -77,7 +77,7 @@ fn task(raw: &mut Raw, token: &str, others: &mut Vec<Got>) -> Got {
 }
 
 fn answer(raw: &mut Raw, token: &str, status: u32, message: &str) {
-    raw.send(&Message::TaskResult(TaskResult { token, status, message }));
+    raw.send(&Message::TaskResult(TaskResult { token: token.into(), status, message: message.into() }));
 }
 
 fn post_task(api: SocketAddr, agent: &str, payload: &str) -> String {
@@ -337,7 +337,7 @@ fn config_following_agent(id: &'static str, endpoints: Vec<SocketAddr>, stop: Ar
         let mut driver = Driver::new(agent, common::agent::StdClock(Instant::now()), ListConnector(endpoints), &mut buf).expect("buffer");
         let version = std::cell::RefCell::new(String::from("none"));
         let mut on_event = |ev: Event<'_>, agent: &mut Agent<'_>, now: AgentInstant| match ev {
-            Event::Config { name: "sampling", version: v, .. } => *version.borrow_mut() = v.to_string(),
+            Event::Config { name, version: v, .. } if name == "sampling" => *version.borrow_mut() = v.to_string(),
             Event::Task { token, payload, .. } => {
                 let _ = agent.task_result(now, token, 0, &format!("done:{}", String::from_utf8_lossy(payload)));
             }
@@ -691,7 +691,7 @@ fn a_result_record_is_done_in_the_shared_registry_before_its_ack() {
         task(&mut raw, &token, &mut others);
         // The result as the library sends it: a record of type 1050.
         let mut body = [0u8; 128];
-        let n = agent_core::message::encode_task_result(&TaskResult { token: &token, status: 0, message: "ran" }, &mut body).unwrap();
+        let n = agent_core::message::encode_task_result(&TaskResult { token: token.as_str().into(), status: 0, message: "ran".into() }, &mut body).unwrap();
         let (h, hl) = agent_core::record::EntryHeader::new(agent_core::data_type::TASK_RESULT, agent_core::record::ts_delta(1000, 1000), n).encode();
         let records = [&h[..hl], &body[..n]].concat();
         raw.send(&Message::Batch(Batch { first_seq: seq, base_ts: 1000, count: 1, records: &records }));

@@ -40,7 +40,7 @@ fn id_of(i: usize) -> String {
 
 fn hello_of<'a>(id: &'a str, host: &'a str, first: u64) -> Hello<'a> {
     Hello {
-        agent_id: id, hostname: host, product: "mem", version: "0", intranet_ipv4: &[], intranet_ipv6: &[], extranet_ipv4: &[],
+        agent_id: id.into(), hostname: host.into(), product: "mem".into(), version: "0".into(), intranet_ipv4: &[], intranet_ipv6: &[], extranet_ipv4: &[],
         extranet_ipv6: &[], auth_token: b"", first_unacked_seq: first, next_seq: first, max_frame: 65536, min_frame: 1100,
     }
 }

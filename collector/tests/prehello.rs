@@ -49,7 +49,7 @@ fn stale_frames_and_noise_before_the_hello_are_skipped_and_counted() {
     let col = start(&dir, &[]);
     let mut c = Raw::connect(col.agents);
     let mut stream = Vec::new();
-    stream.extend(c.frame(&Message::Close(Close { code: 2, reason: "agent stopping" })));
+    stream.extend(c.frame(&Message::Close(Close { code: 2, reason: "agent stopping".into() })));
     stream.extend(c.frame(&Message::Ping(Ping { nonce: 7 })));
     let noise = [0x00, 0x13, 0xEA, 0x00, 0x55];
     stream.extend_from_slice(&noise);

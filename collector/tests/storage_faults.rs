@@ -284,7 +284,7 @@ fn a_full_disk_stops_acks_exits_3_and_a_freed_one_resumes_exactly_once() {
 /// The record of a task result (type 1050) at `seq`.
 fn result_record(token: &str, status: u32, message: &str) -> Vec<u8> {
     let mut body = [0u8; 256];
-    let n = encode_task_result(&TaskResult { token, status, message }, &mut body).unwrap();
+    let n = encode_task_result(&TaskResult { token: token.into(), status, message: message.into() }, &mut body).unwrap();
     let (h, hl) = EntryHeader::new(agent_core::data_type::TASK_RESULT, ts_delta(1000, 1000), n).encode();
     [&h[..hl], &body[..n]].concat()
 }

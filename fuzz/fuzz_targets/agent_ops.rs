@@ -357,14 +357,14 @@ impl Expected {
         Some(match *ev {
             Event::Task { target, object_name, data_type, payload, token } => Expected::Task {
                 target,
-                object_name: object_name.into(),
+                object_name: object_name.as_str().into(),
                 data_type,
                 payload: payload.into(),
-                token: token.into(),
+                token: token.as_str().into(),
             },
-            Event::Shutdown { token } => Expected::Shutdown { token: token.into() },
+            Event::Shutdown { token } => Expected::Shutdown { token: token.as_str().into() },
             Event::Config { name, version, payload } => {
-                Expected::Config { name: name.into(), version: version.into(), payload: payload.into() }
+                Expected::Config { name: name.as_str().into(), version: version.as_str().into(), payload: payload.into() }
             }
             _ => return None,
         })
@@ -791,7 +791,7 @@ impl<'a> Harness<'a> {
                 assert!(!self.hello_sent, "second Hello on one connection");
                 self.hello_sent = true;
                 assert_eq!(
-                    (h.agent_id, h.hostname, h.product, h.auth_token),
+                    (h.agent_id.as_str(), h.hostname.as_str(), h.product.as_str(), h.auth_token),
                     (self.id.agent_id, self.id.hostname, PRODUCT, self.id.auth_token)
                 );
                 assert_eq!((h.first_unacked_seq, h.next_seq), (first_before, next_before), "Hello resume point");
@@ -1047,7 +1047,7 @@ fn object_name<'n>(h: &Harness<'_>, obj: Obj, name: &'n str) -> &'n str {
 }
 
 fn task_bytes(seq: u32, object_name: &str, data_type: u32, payload: &[u8], token: &str) -> (Vec<u8>, Known) {
-    let bytes = encode_message(&Message::Task(Task { object_name, data_type, payload, token }), seq);
+    let bytes = encode_message(&Message::Task(Task { object_name: object_name.into(), data_type, payload, token: token.into() }), seq);
     let known = Known::Task(OwnedTask {
         object_name: object_name.into(),
         data_type,
@@ -1058,7 +1058,7 @@ fn task_bytes(seq: u32, object_name: &str, data_type: u32, payload: &[u8], token
 }
 
 fn config_bytes(seq: u32, name: &'static str, version: &str, payload: &[u8]) -> (Vec<u8>, Known) {
-    let bytes = encode_message(&Message::Config(Config { name, version, payload }), seq);
+    let bytes = encode_message(&Message::Config(Config { name: name.into(), version: version.into(), payload }), seq);
     (bytes, Known::Config { name, version: version.into(), payload: payload.into() })
 }
 
@@ -1076,7 +1076,7 @@ fn down_bytes(h: &Harness<'_>, agent: &Agent<'_>, msg: &Down<'_>, seq: u32) -> (
             (enc(accept), Some(max_frame as usize), Known::Inert)
         }
         Down::Reject { code, reason, retry_after_ms } => {
-            let reject = Message::Reject(Reject { code, reason, retry_after_ms: u32::from(retry_after_ms) });
+            let reject = Message::Reject(Reject { code, reason: reason.into(), retry_after_ms: u32::from(retry_after_ms) });
             (enc(reject), None, Known::Inert)
         }
         Down::Ack { up_to } => (enc(Message::Ack(Ack { up_to: h.resolve(agent, up_to) })), None, Known::Inert),
@@ -1121,7 +1121,7 @@ fn down_bytes(h: &Harness<'_>, agent: &Agent<'_>, msg: &Down<'_>, seq: u32) -> (
             let (bytes, known) = config_bytes(seq, name, version, payload);
             (bytes, None, known)
         }
-        Down::Close { code, reason } => (enc(Message::Close(Close { code, reason })), None, Known::Inert),
+        Down::Close { code, reason } => (enc(Message::Close(Close { code, reason: reason.into() })), None, Known::Inert),
         Down::Any(ref m) => {
             let msg = m.msg();
             let accept = match msg {

@@ -95,7 +95,7 @@ fuzz_target!(|input: Input| {
             }
             Chunk::Hello { first_unacked_seq, next_seq, min_frame } => {
                 let h = Hello {
-                    agent_id: AGENT, hostname: "h", product: "p", version: "1", intranet_ipv4: &[10, 0, 0, 1],
+                    agent_id: AGENT.into(), hostname: "h".into(), product: "p".into(), version: "1".into(), intranet_ipv4: &[10, 0, 0, 1],
                     intranet_ipv6: &[], extranet_ipv4: &[], extranet_ipv6: &[], auth_token: b"",
                     first_unacked_seq: u64::from(*first_unacked_seq), next_seq: u64::from(*next_seq),
                     max_frame: 65536, min_frame: u32::from(*min_frame),

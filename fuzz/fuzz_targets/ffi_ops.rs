@@ -383,9 +383,9 @@ impl Harness {
             Op::RecvTask { object, data_type, payload, token } => {
                 let object = ["", "edge", "p0", "p1", "nobody"][usize::from(*object % 5)];
                 let token = format!("t{}", token % 16);
-                self.send(Message::Task(Task { object_name: object, data_type: *data_type, payload, token: &token }));
+                self.send(Message::Task(Task { object_name: object.into(), data_type: *data_type, payload, token: token.as_str().into() }));
             }
-            Op::RecvClose => self.send(Message::Close(Close { code: 1, reason: "bye" })),
+            Op::RecvClose => self.send(Message::Close(Close { code: 1, reason: "bye".into() })),
             Op::Transmit { len, null_out, null_written, tick } => {
                 let len = usize::from(*len) * 4;
                 let out = if *null_out { null_mut() } else { self.tx.as_mut_ptr() };

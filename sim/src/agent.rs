@@ -96,7 +96,7 @@ impl Ev {
             Event::Disconnect { reason } => Ev::Disconnect(reason),
             Event::Connected { endpoint } => Ev::Connected(endpoint),
             Event::Task { target, object_name, token, .. } => {
-                Ev::Task { target, object: object_name.into(), token: token.into() }
+                Ev::Task { target, object: object_name.as_str().into(), token: token.as_str().into() }
             }
             Event::Shutdown { .. } => Ev::Shutdown,
             Event::Config { .. } => Ev::Config,

@@ -229,13 +229,13 @@ impl<'a> Collector<'a> {
         if self.conns.get(&id).is_some_and(|c| c.session.is_some()) {
             let msg = match p {
                 Push::Task { object_name, data_type, payload, token } => Message::Task(agent_core::message::Task {
-                    object_name,
+                    object_name: object_name.as_str().into(),
                     data_type: *data_type,
                     payload,
-                    token,
+                    token: token.as_str().into(),
                 }),
                 Push::Config { name, version, payload } => {
-                    Message::Config(agent_core::message::Config { name, version, payload })
+                    Message::Config(agent_core::message::Config { name: name.as_str().into(), version: version.as_str().into(), payload })
                 }
             };
             self.send(id, &msg);
@@ -259,7 +259,7 @@ impl<'a> Collector<'a> {
     }
 
     fn close(&mut self, id: u64, code: CloseCode, reason: &str) {
-        self.send(id, &Message::Close(Close { code: code as u16, reason }));
+        self.send(id, &Message::Close(Close { code: code as u16, reason: reason.into() }));
         self.closes_sent.push((id, code as u16));
         self.conns.get_mut(&id).unwrap().open = false;
     }
@@ -310,7 +310,7 @@ impl<'a> Collector<'a> {
                 };
             }
             Err(SessionRefusal::Reject { code, reason, retry_after_ms }) => {
-                self.send(id, &Message::Reject(Reject { code: code as u16, reason: &reason, retry_after_ms }));
+                self.send(id, &Message::Reject(Reject { code: code as u16, reason: reason.as_str().into(), retry_after_ms }));
                 self.closes_sent.push((id, code as u16));
                 self.conns.get_mut(&id).unwrap().open = false;
                 return Note::ProtocolError(Violation::OtherVersion(frame.version));
@@ -333,7 +333,7 @@ impl<'a> Collector<'a> {
         if let Decision::Busy { retry_after_ms } = self.admission.decide(&h.agent_id, Duration::from_millis(now_ms)) {
             self.busy_rejects += 1;
             let reason = "handshake rate exceeded; come back after retry_after_ms";
-            self.send(id, &Message::Reject(Reject { code: CloseCode::Busy as u16, reason, retry_after_ms }));
+            self.send(id, &Message::Reject(Reject { code: CloseCode::Busy as u16, reason: reason.into(), retry_after_ms }));
             self.closes_sent.push((id, CloseCode::Busy as u16));
             self.conns.get_mut(&id).unwrap().open = false;
             return note(Answer::Reject { code: CloseCode::Busy as u16, retry_after_ms });
@@ -498,13 +498,13 @@ fn check_line(line: &str, agent: &str, seq: u64, dt: u32, ts: u64, payload: &[u8
     } else if let Some(r) = v.get("task_result") {
         assert_eq!(dt, data_type::TASK_RESULT, "{line}");
         let want: TaskResult<'_> = postcard::from_bytes(payload).expect("a task_result line is a decodable result");
-        assert_eq!(r["token"].as_str(), Some(want.token), "{line}");
+        assert_eq!(r["token"].as_str(), Some(want.token.as_str()), "{line}");
         assert_eq!(r["status"].as_u64(), Some(u64::from(want.status)), "{line}");
-        assert_eq!(r["message"].as_str(), Some(want.message), "{line}");
+        assert_eq!(r["message"].as_str(), Some(want.message.as_str()), "{line}");
     } else if let Some(p) = v.get("plugin") {
         assert_eq!(dt, data_type::PLUGIN_HEARTBEAT, "{line}");
         let want: agent_core::plugin::PluginHeartbeat<'_> = postcard::from_bytes(payload).expect("a plugin line decodes");
-        assert_eq!(p["name"].as_str(), Some(want.name), "{line}");
+        assert_eq!(p["name"].as_str(), Some(want.name.as_str()), "{line}");
         assert_eq!(p["pid"].as_u64(), Some(u64::from(want.pid)), "{line}");
     } else {
         assert!(v.get("heartbeat").is_some() && dt == data_type::AGENT_HEARTBEAT, "sink line without a payload: {line}");

@@ -113,43 +113,43 @@ pub(crate) fn validate_new(a: usize, now: u64, s: &Sim<'_>, store: &mut Checks, 
         }
         data_type::PLUGIN_HEARTBEAT => {
             let p: PluginHeartbeat<'_> = postcard::from_bytes(payload).expect("plugin heartbeat decodes");
-            assert!(PLUGIN_NAMES[..s.plan.plugins].contains(&p.name), "t={now} agent {a}: unknown plugin");
+            assert!(PLUGIN_NAMES[..s.plan.plugins].contains(&p.name.as_str()), "t={now} agent {a}: unknown plugin");
             assert_eq!(p.status, PluginStatus::Running);
             assert!(on_schedule, "t={now} agent {a}: plugin heartbeat off its schedule");
             store.plugin_hbs += 1;
         }
         data_type::TASK_RESULT => {
             let r: TaskResult<'_> = postcard::from_bytes(payload).expect("task result decodes");
-            let known = *store.tasks.get(r.token).unwrap_or_else(|| panic!("t={now} agent {a}: result for unsent task"));
-            store.open.retain(|(t, _)| t != r.token);
-            if !store.results.insert(r.token.into()) {
+            let known = *store.tasks.get(r.token.as_str()).unwrap_or_else(|| panic!("t={now} agent {a}: result for unsent task"));
+            store.open.retain(|(t, _)| t != r.token.as_str());
+            if !store.results.insert(r.token.as_str().into()) {
                 // Only a resent task is answered twice, and only once the
                 // agent forgot its token (it remembers the last 8; a
                 // resend of a remembered token is ignored while its
                 // result is in the ring, and such a result was not
                 // delivered before).
-                assert!(store.resent.contains(r.token), "t={now} agent {a}: two results for {}", r.token);
+                assert!(store.resent.contains(r.token.as_str()), "t={now} agent {a}: two results for {}", r.token);
                 store.double_results += 1;
             }
             match r.status {
                 task_status::OK => {
                     // Truncated only to fit a record: then it fills one.
                     let limit = s.plan.cfg.ring.max_record.min(MAX_TASK_RESULT_LEN);
-                    let first = s.answered.get(r.token).expect("OK result the app gave");
-                    let again = s.reanswered.get(r.token).into_iter().flatten();
+                    let first = s.answered.get(r.token.as_str()).expect("OK result the app gave");
+                    let again = s.reanswered.get(r.token.as_str()).into_iter().flatten();
                     // Of the app's answers to this token that match (two
                     // can be alike), the oldest one not yet stored.
                     let last = store.last_ord;
                     let (ord, _) = std::iter::once(first)
                         .chain(again)
                         .filter(|(_, msg)| {
-                            msg.starts_with(r.message) && (r.message.len() == msg.len() || payload.len() + 3 >= limit)
+                            msg.starts_with(r.message.as_str()) && (r.message.len() == msg.len() || payload.len() + 3 >= limit)
                         })
                         .filter(|(o, _)| last.is_none_or(|l| *o > l))
                         .min_by_key(|(o, _)| *o)
                         .unwrap_or_else(|| panic!("t={now} agent {a}: task result message altered or out of push order"));
                     check_order(&mut store.last_ord, *ord);
-                    store.ok_results.insert(r.token.into());
+                    store.ok_results.insert(r.token.as_str().into());
                 }
                 task_status::UNKNOWN_TARGET => assert!(!known, "t={now} agent {a}: known target reported unknown"),
                 task_status::DROPPED => assert!(known, "t={now} agent {a}: unknown target reported dropped"),

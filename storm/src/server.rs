@@ -138,13 +138,13 @@ impl Server {
         let Feed::Frame { frame, .. } = decoder.feed(bytes) else { return Outcome::Nothing };
         let reply = match Message::decode(&frame) {
             Ok(Message::Hello(h)) => {
-                let answer = self.gate.decide(h.agent_id, now_ms);
+                let answer = self.gate.decide(h.agent_id.as_str(), now_ms);
                 let msg = match answer {
                     Answer::Accept { retry_window_ms } => {
                         Message::Accept(Accept { next_seq: h.first_unacked_seq, max_frame: SERVER_MAX_FRAME, retry_window_ms })
                     }
                     Answer::Busy { retry_after_ms } => {
-                        Message::Reject(Reject { code: CloseCode::Busy as u16, reason: "busy", retry_after_ms })
+                        Message::Reject(Reject { code: CloseCode::Busy as u16, reason: "busy".into(), retry_after_ms })
                     }
                     Answer::Refuse => return Outcome::Hello { answer, reply: None },
                 };

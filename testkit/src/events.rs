@@ -72,11 +72,11 @@ impl From<Event<'_>> for Ev {
             Event::Disconnect { reason } => Ev::Disconnect { reason },
             Event::Connected { endpoint } => Ev::Connected { endpoint },
             Event::Task { target, object_name, data_type, payload, token } => {
-                Ev::Task { target, object_name: object_name.into(), data_type, payload: payload.into(), token: token.into() }
+                Ev::Task { target, object_name: object_name.as_str().into(), data_type, payload: payload.into(), token: token.as_str().into() }
             }
-            Event::Shutdown { token } => Ev::Shutdown { token: token.into() },
+            Event::Shutdown { token } => Ev::Shutdown { token: token.as_str().into() },
             Event::Config { name, version, payload } => {
-                Ev::Config { name: name.into(), version: version.into(), payload: payload.into() }
+                Ev::Config { name: name.as_str().into(), version: version.as_str().into(), payload: payload.into() }
             }
             Event::Delivered { acked_total, first_unacked_seq } => Ev::Delivered { acked_total, first_unacked_seq },
             Event::GaveUp => Ev::GaveUp,

@@ -309,9 +309,9 @@ impl Push {
     fn message(&self) -> Message<'_> {
         match self {
             Push::Task { object_name, data_type, payload, token } => {
-                Message::Task(Task { object_name, data_type: *data_type, payload, token })
+                Message::Task(Task { object_name: object_name.as_str().into(), data_type: *data_type, payload, token: token.as_str().into() })
             }
-            Push::Config { name, version, payload } => Message::Config(Config { name, version, payload }),
+            Push::Config { name, version, payload } => Message::Config(Config { name: name.as_str().into(), version: version.as_str().into(), payload }),
         }
     }
 }
@@ -561,7 +561,7 @@ impl<'a> Peer<'a> {
     }
 
     fn close(&mut self, id: u64, code: CloseCode, reason: &'static str) {
-        self.send(id, &Message::Close(Close { code: code as u16, reason }));
+        self.send(id, &Message::Close(Close { code: code as u16, reason: reason.into() }));
         self.closes_sent.push((id, code as u16, reason));
         self.conns.get_mut(&id).unwrap().open = false;
     }
@@ -572,7 +572,7 @@ impl<'a> Peer<'a> {
     }
 
     fn reject(&mut self, id: u64, code: u16, reason: &'static str, retry_after_ms: u32) {
-        self.send(id, &Message::Reject(Reject { code, reason, retry_after_ms }));
+        self.send(id, &Message::Reject(Reject { code, reason: reason.into(), retry_after_ms }));
         self.closes_sent.push((id, code, reason));
         self.conns.get_mut(&id).unwrap().open = false;
     }
@@ -601,15 +601,15 @@ impl<'a> Peer<'a> {
             Message::Hello(_) if hello_seen => self.violation(id, Violation::SecondHello),
             Message::Hello(h) => {
                 self.hellos += 1;
-                let agent = self.agents.entry(h.agent_id.into()).or_default();
+                let agent = self.agents.entry(h.agent_id.as_str().into()).or_default();
                 agent.hellos += 1;
                 let stored_next = agent.next;
                 let known = agent.known;
                 let c = self.conns.get_mut(&id).unwrap();
-                c.agent_id = Some(h.agent_id.into());
+                c.agent_id = Some(h.agent_id.as_str().into());
                 c.agent_max_frame = Some(h.max_frame);
                 let note = |answer| Note::Hello {
-                    agent_id: h.agent_id.into(),
+                    agent_id: h.agent_id.as_str().into(),
                     first_unacked_seq: h.first_unacked_seq,
                     next_seq: h.next_seq,
                     max_frame: h.max_frame,
@@ -631,8 +631,8 @@ impl<'a> Peer<'a> {
                     self.reject(id, code, reason, retry_after_ms);
                     return note(Answer::Reject { code, retry_after_ms });
                 }
-                let forgot = self.forget.remove(h.agent_id).unwrap_or(false);
-                let next_seq = match self.next_accept.remove(h.agent_id) {
+                let forgot = self.forget.remove(h.agent_id.as_str()).unwrap_or(false);
+                let next_seq = match self.next_accept.remove(h.agent_id.as_str()) {
                     Some(n) => n,
                     None if known && !forgot => stored_next,
                     None => h.first_unacked_seq,
@@ -712,7 +712,7 @@ impl<'a> Peer<'a> {
                 Note::Ping(p.nonce)
             }
             Message::Pong(p) => Note::Pong(p.nonce),
-            Message::TaskResult(r) => Note::TaskResult { token: r.token.into(), status: r.status },
+            Message::TaskResult(r) => Note::TaskResult { token: r.token.as_str().into(), status: r.status },
             Message::Close(cl) => {
                 self.closes_received.push((id, cl.code));
                 self.conns.get_mut(&id).unwrap().open = false;

@@ -20,7 +20,7 @@ impl Core<'_> {
         }
         for i in 0..crate::plugin::MAX_PLUGINS {
             let Some(p) = self.plugins.get(i) else { continue };
-            let phb = PluginHeartbeat { name: p.name, version: p.version, pid: p.pid, status: p.status };
+            let phb = PluginHeartbeat { name: Text::new(p.name), version: Text::new(p.version), pid: p.pid, status: p.status };
             if let Some(n) = write_body(&phb, &mut buf) {
                 let _ = self.push(now, &Record::new(data_type::PLUGIN_HEARTBEAT, ts, &buf[..n]));
             }

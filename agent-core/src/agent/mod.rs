@@ -118,6 +118,7 @@ use crate::ring::{PushError, Ring};
 use crate::rng::Rng;
 use crate::time::{AgentClock, Duration, Instant};
 use crate::wire::varint;
+use crate::text::Text;
 use crate::Record;
 use core::fmt;
 
@@ -434,9 +435,16 @@ impl<'a> Agent<'a> {
 
     /// Answers a task: pushes a `TASK_RESULT` record carrying
     /// `(token, status, message)`. A message too long for
-    /// [`MAX_TASK_RESULT_LEN`] is truncated at a character boundary.
-    pub fn task_result(&mut self, now: Instant, token: &str, status: u32, message: &str) -> Result<(), PushError> {
-        let now = self.core.advance(now);
+    /// [`MAX_TASK_RESULT_LEN`] is truncated at a character boundary. The
+    /// token is the event's [`Text`] as it came or a `&str`.
+    pub fn task_result<'t>(
+        &mut self,
+        now: Instant,
+        token: impl Into<Text<'t>>,
+        status: u32,
+        message: &str,
+    ) -> Result<(), PushError> {
+        let (now, token) = (self.core.advance(now), token.into());
         self.core.note_answered(token);
         self.core.push_task_result(now, token, status, message)
     }
@@ -695,8 +703,8 @@ impl<'a> Agent<'a> {
 }
 
 /// FNV-1a, for remembering config names and versions in 16 bytes each.
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+fn fnv1a(s: Text<'_>) -> u64 {
+    s.as_bytes().iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 impl<'a> Core<'a> {
     /// Turns the caller's instant into agent time (see [`AgentClock`]).
@@ -814,13 +822,13 @@ impl<'a> Core<'a> {
         Ok(())
     }
 
-    fn push_task_result(&mut self, now: Instant, token: &str, status: u32, message: &str) -> Result<(), PushError> {
+    fn push_task_result(&mut self, now: Instant, token: Text<'_>, status: u32, message: &str) -> Result<(), PushError> {
         // `max_record` >= MAX_HEARTBEAT_LEN > MAX_TASK_RESULT_LEN (checked
         // at init), so a result that fits `buf` fits the ring.
         let mut buf = [0u8; MAX_TASK_RESULT_LEN];
         let mut msg = message;
         loop {
-            let r = TaskResult { token, status, message: msg };
+            let r = TaskResult { token, status, message: Text::new(msg) };
             if let Some(n) = write_body(&r, &mut buf) {
                 return self.push(now, &Record::new(data_type::TASK_RESULT, self.wall(), &buf[..n]));
             }

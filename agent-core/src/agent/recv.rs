@@ -192,7 +192,7 @@ impl Core<'_> {
     }
 
     /// Marks a remembered task as answered by the app.
-    pub(super) fn note_answered(&mut self, token: &str) {
+    pub(super) fn note_answered(&mut self, token: Text<'_>) {
         if let (_, Some(i)) = self.recent_slot(token) {
             self.recent_answered |= 1 << i;
         }
@@ -202,16 +202,16 @@ impl Core<'_> {
     /// token is never remembered).
     // Out of line: shared by both callers instead of inlined twice (flash).
     #[inline(never)]
-    fn recent_slot(&self, token: &str) -> (u64, Option<usize>) {
+    fn recent_slot(&self, token: Text<'_>) -> (u64, Option<usize>) {
         let h = fnv1a(token).max(1);
         (h, self.recent_tasks.iter().position(|&k| k == h).filter(|_| !token.is_empty()))
     }
 
     /// Whether a TaskResult record for `token` is in the ring.
-    fn result_held(&self, token: &str) -> bool {
+    fn result_held(&self, token: Text<'_>) -> bool {
         // The record's payload starts with the token as TaskResult writes it.
         let mut buf = [0u8; MAX_TASK_RESULT_LEN];
-        match write_body(&TaskResult { token, status: 0, message: "" }, &mut buf) {
+        match write_body(&TaskResult { token, status: 0, message: Text::default() }, &mut buf) {
             // Status 0 and an empty message are one byte each.
             Some(n) => self.ring.holds(data_type::TASK_RESULT, &buf[..n - 2]),
             None => false,

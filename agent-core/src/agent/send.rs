@@ -16,7 +16,7 @@ impl Core<'_> {
         // A pending control frame stays pending until it was written, so a
         // too small `out` delays it rather than losing it.
         let written = if let Some(code) = self.close_pending {
-            let r = write_frame(Kind::Close, seq, &Close { code: code as u16, reason: "" }, out);
+            let r = write_frame(Kind::Close, seq, &Close { code: code as u16, reason: Text::default() }, out);
             if r.is_ok() {
                 self.close_pending = None;
             }
@@ -26,10 +26,10 @@ impl Core<'_> {
         } else if self.hello_pending {
             let id = self.id;
             let hello = Hello {
-                agent_id: id.agent_id,
-                hostname: id.hostname,
-                product: id.product,
-                version: id.version,
+                agent_id: Text::new(id.agent_id),
+                hostname: Text::new(id.hostname),
+                product: Text::new(id.product),
+                version: Text::new(id.version),
                 intranet_ipv4: id.intranet_ipv4,
                 intranet_ipv6: id.intranet_ipv6,
                 extranet_ipv4: id.extranet_ipv4,

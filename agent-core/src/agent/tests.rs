@@ -573,15 +573,15 @@ fn tasks_route_to_agent_plugins_or_get_an_error_result() {
     let mut a = m.agent(cfg());
     let p = a.register_plugin("scanner", "1.2").unwrap();
     connect(&mut a, 0, 0);
-    let task = |object_name, data_type, token| {
-        Message::Task(message::Task { object_name, data_type, payload: b"args", token })
+    let task = |object_name: &'static str, data_type, token: &'static str| {
+        Message::Task(message::Task { object_name: object_name.into(), data_type, payload: b"args", token: token.into() })
     };
     deliver(&mut a, 1, task("scanner", 6000, "t1"));
     deliver(&mut a, 1, task("", data_type::SHUTDOWN_TASK, "t2"));
     deliver(&mut a, 1, task("nobody", 6000, "t3"));
-    let scan = Event::Task { target: TaskTarget::Plugin(p), object_name: "scanner", data_type: 6000, payload: b"args", token: "t1" };
+    let scan = Event::Task { target: TaskTarget::Plugin(p), object_name: "scanner".into(), data_type: 6000, payload: b"args", token: "t1".into() };
     assert_eq!(a.poll_event(), Some(scan));
-    assert_eq!(a.poll_event(), Some(Event::Shutdown { token: "t2" }));
+    assert_eq!(a.poll_event(), Some(Event::Shutdown { token: "t2".into() }));
     assert_eq!(a.poll_event(), None, "t3 is for nobody: answered, not handed out");
     assert_eq!(a.stats().tasks_unroutable, 1);
     // The server resends a task (it saw no result): not delivered twice.
@@ -595,9 +595,9 @@ fn tasks_route_to_agent_plugins_or_get_an_error_result() {
     let results: Vec<_> = records.iter().filter(|r| r.0 == data_type::TASK_RESULT).collect();
     assert_eq!(results.len(), 2);
     let r: TaskResult<'_> = postcard::from_bytes(&results[0].1).unwrap();
-    assert_eq!((r.token, r.status), ("t3", task_status::UNKNOWN_TARGET));
+    assert_eq!((r.token.as_str(), r.status), ("t3", task_status::UNKNOWN_TARGET));
     let r: TaskResult<'_> = postcard::from_bytes(&results[1].1).unwrap();
-    assert_eq!((r.token, r.status, r.message), ("t1", task_status::OK, "done"));
+    assert_eq!((r.token.as_str(), r.status, r.message.as_str()), ("t1", task_status::OK, "done"));
 }
 
 #[test]
@@ -605,10 +605,10 @@ fn config_only_when_version_changes() {
     let mut m = Mem::new();
     let mut a = m.agent(cfg());
     connect(&mut a, 0, 0);
-    let conf = |version| Message::Config(message::Config { name: "rules", version, payload: b"{}" });
-    deliver(&mut a, 1, conf("1"));
-    deliver(&mut a, 1, conf("1"));
-    deliver(&mut a, 1, conf("2"));
+    let conf = |version| Message::Config(message::Config { name: "rules".into(), version, payload: b"{}" });
+    deliver(&mut a, 1, conf("1".into()));
+    deliver(&mut a, 1, conf("1".into()));
+    deliver(&mut a, 1, conf("2".into()));
     let ev = events(&mut a);
     assert_eq!(ev.iter().filter(|e| matches!(e, Ev::Config { .. })).count(), 2, "{ev:?}");
 }
@@ -741,12 +741,12 @@ fn every_downlink_error_has_one_meaning() {
     // Messages that never go collector -> agent.
     let batch = Message::Batch(message::Batch { first_seq: 0, base_ts: 0, count: 1, records: &[1, 0, 0] });
     assert_eq!(outcome_of(true, &frame_of(batch)), protocol_error, "Batch from the server");
-    let tr = Message::TaskResult(TaskResult { token: "t", status: 0, message: "" });
+    let tr = Message::TaskResult(TaskResult { token: "t".into(), status: 0, message: "".into() });
     assert_eq!(outcome_of(true, &frame_of(tr)), protocol_error, "TaskResult from the server");
     // Messages unexpected in the state.
     let accept = Message::Accept(Accept { next_seq: 0, max_frame: 4096, retry_window_ms: 0 });
     assert_eq!(outcome_of(true, &frame_of(accept)), protocol_error, "Accept when connected");
-    let task = Message::Task(message::Task { object_name: "", data_type: 7, payload: b"", token: "t1" });
+    let task = Message::Task(message::Task { object_name: "".into(), data_type: 7, payload: b"", token: "t1".into() });
     assert_eq!(outcome_of(false, &frame_of(task)), protocol_error, "Task before Accept");
     let ack = Message::Ack(Ack { up_to: 0 });
     assert_eq!(outcome_of(false, &frame_of(ack)), protocol_error, "Ack before Accept");
@@ -877,7 +877,7 @@ fn task_result_truncated_at_a_char_boundary() {
     let (_, payload) = records.iter().find(|r| r.0 == data_type::TASK_RESULT).unwrap();
     assert!(payload.len() <= MAX_TASK_RESULT_LEN);
     let r: TaskResult<'_> = postcard::from_bytes(payload).unwrap();
-    assert!(long.starts_with(r.message) && r.message.len() > 240, "{}", r.message.len());
+    assert!(long.starts_with(r.message.as_str()) && r.message.len() > 240, "{}", r.message.len());
 }
 
 #[test]
@@ -891,13 +891,13 @@ fn full_event_queue_keeps_room_for_disconnect() {
     connect(&mut a, 0, 0);
     let mut wire = Vec::new();
     for token in ["t1", "t2", "t3"] {
-        let task = message::Task { object_name: "", data_type: 6000, payload: &[7; 12], token };
+        let task = message::Task { object_name: "".into(), data_type: 6000, payload: &[7; 12], token: token.into() };
         let mut buf = [0u8; 128];
         let n = Message::Task(task).encode(0, &mut buf).unwrap();
         wire.extend_from_slice(&buf[..n]);
     }
     let mut buf = [0u8; 64];
-    let n = Message::Close(Close { code: 0, reason: "" }).encode(0, &mut buf).unwrap();
+    let n = Message::Close(Close { code: 0, reason: "".into() }).encode(0, &mut buf).unwrap();
     wire.extend_from_slice(&buf[..n]);
     a.handle_received(Instant(1), &wire);
     assert_eq!(a.state(), StateKind::Backoff);
@@ -1071,7 +1071,7 @@ fn task_whose_answer_was_refused_is_answered_when_resent() {
     for size in [100, 10, 0] {
         while a.push(Instant(0), &Record::new(2001, 0, &[7; 100][..size])).is_ok() {}
     }
-    let task = Message::Task(message::Task { object_name: "nobody", data_type: 7, payload: b"", token: "t-9" });
+    let task = Message::Task(message::Task { object_name: "nobody".into(), data_type: 7, payload: b"", token: "t-9".into() });
     deliver(&mut a, 0, task);
     let s = a.stats();
     assert_eq!((s.tasks_unroutable, s.tasks_duplicate), (1, 0));
@@ -1084,7 +1084,7 @@ fn task_whose_answer_was_refused_is_answered_when_resent() {
         p.serve(&mut a, t);
     }
     assert!(p.peer.agent(ID.agent_id).payloads(data_type::TASK_RESULT).is_empty(), "the refused result never went");
-    deliver(&mut a, t, Message::Task(message::Task { object_name: "nobody", data_type: 7, payload: b"", token: "t-9" }));
+    deliver(&mut a, t, Message::Task(message::Task { object_name: "nobody".into(), data_type: 7, payload: b"", token: "t-9".into() }));
     let s = a.stats();
     assert_eq!((s.tasks_unroutable, s.tasks_duplicate), (2, 0), "handled afresh, not ignored");
     a.flush_now(Instant(t));
@@ -1100,7 +1100,7 @@ fn task_whose_answer_was_refused_is_answered_when_resent() {
     assert_eq!(results.len(), 1);
     assert!(results[0].1.starts_with(b"\x03t-9\x02"), "UNKNOWN_TARGET result for t-9: {:?}", results[0].1);
     // Now it is answered, a further resend is a duplicate.
-    deliver(&mut a, t, Message::Task(message::Task { object_name: "nobody", data_type: 7, payload: b"", token: "t-9" }));
+    deliver(&mut a, t, Message::Task(message::Task { object_name: "nobody".into(), data_type: 7, payload: b"", token: "t-9".into() }));
     assert_eq!(a.stats().tasks_duplicate, 1);
 }
 
@@ -1233,7 +1233,7 @@ fn task_whose_result_was_evicted_is_answered_when_resent() {
     c.ring.policy = OverflowPolicy::DropOldest;
     let mut a = m.agent(c);
     let _p = connect(&mut a, 0, 0);
-    let task = || Message::Task(message::Task { object_name: "", data_type: 6000, payload: b"args", token: "t-7" });
+    let task = || Message::Task(message::Task { object_name: "".into(), data_type: 6000, payload: b"args", token: "t-7".into() });
     let task_events = |a: &mut Agent<'_>| events(a).iter().filter(|e| matches!(e, Ev::Task { .. })).count();
     deliver(&mut a, 1, task());
     assert_eq!(task_events(&mut a), 1);

@@ -10,7 +10,8 @@
 //! then the value, enums as their variant index (a `u32` varint). Readers
 //! keep postcard's limits: a varint is at most 3 bytes for a `u16`, 5 for a
 //! `u32`, 10 for a `u64`, and for a length 5 or 10 as `usize` is 32 or 64
-//! bits; strings must be UTF-8; bytes after the last field are ignored.
+//! bits; strings must be UTF-8 (checked by [`crate::text::is_utf8`] and
+//! handed out as [`Text`]); bytes after the last field are ignored.
 //! The property tests (`tests/body_props.rs`, `tests/heartbeat_layout.rs`)
 //! and the `body_codec` fuzz target check every reader and writer against
 //! postcard itself on every value and every body.
@@ -20,6 +21,7 @@
 //! is a change to the type and to its two impls here.
 
 use crate::plugin::{PluginHeartbeat, PluginStatus};
+use crate::text::Text;
 use crate::stats::{AgentHeartbeat, AgentStats, HeartbeatRecords, HostStats};
 use crate::wire::frame::{self, EncodeError, Frame, Kind, VERSION};
 use crate::wire::message::{
@@ -79,9 +81,9 @@ impl<'a> BodyReader<'a> {
         self.bytes.is_empty()
     }
 
-    /// A UTF-8 string.
-    pub fn str(&mut self) -> Result<&'a str, DecodeError> {
-        core::str::from_utf8(self.bytes()?).map_err(|_| DecodeError::Malformed)
+    /// A string: a byte string that must be UTF-8 ([`crate::text::is_utf8`]).
+    pub fn str(&mut self) -> Result<Text<'a>, DecodeError> {
+        Text::from_utf8(self.bytes()?).ok_or(DecodeError::Malformed)
     }
 
     /// An option's tag: one byte, 0 (absent) or 1 (present).
@@ -324,7 +326,7 @@ impl<'o> BodyWriter<'o> {
     }
 
     /// A string.
-    pub fn str(&mut self, s: &str) -> Option<()> {
+    pub fn str(&mut self, s: Text<'_>) -> Option<()> {
         self.bytes(s.as_bytes())
     }
 
@@ -680,7 +682,7 @@ mod tests {
 
     #[test]
     fn round_trip_through_decoder() {
-        let msg = Message::Task(Task { object_name: "scanner", data_type: 6000, payload: b"\x01\x02", token: "t-1" });
+        let msg = Message::Task(Task { object_name: "scanner".into(), data_type: 6000, payload: b"\x01\x02", token: "t-1".into() });
         let mut out = [0u8; 64];
         let n = msg.encode(3, &mut out).unwrap();
         let mut store = [0u8; 64];
@@ -703,7 +705,7 @@ mod tests {
         assert_eq!(Message::decode(&f), Ok(Message::Ack(Ack { up_to: 5 })));
         let mut out = [0u8; 64];
         let hello = Hello {
-            agent_id: "a", hostname: "h", product: "p", version: "1", intranet_ipv4: &[10, 0, 0],
+            agent_id: "a".into(), hostname: "h".into(), product: "p".into(), version: "1".into(), intranet_ipv4: &[10, 0, 0],
             intranet_ipv6: &[], extranet_ipv4: &[], extranet_ipv6: &[], auth_token: &[],
             first_unacked_seq: 0, next_seq: 0, max_frame: 512, min_frame: 512,
         };

@@ -7,14 +7,17 @@
 //! strings as `varint(len) | bytes`). Receivers ignore bytes after the last
 //! field they know, so later minor versions may append fields. All borrowed
 //! fields point into the frame they were decoded from: decoding never copies
-//! or allocates. The serde derives describe the same layout for hosts that
-//! want it (the collector's JSON, the equality tests against postcard); the
-//! agent's code never calls them.
+//! or allocates. String fields are [`Text`]: UTF-8 checked by the codec
+//! when read (see [`crate::text`] for what is checked where). The serde
+//! derives describe the same layout for hosts that want it (the
+//! collector's JSON, the equality tests against postcard); the agent's code
+//! never calls them.
 //!
 //! Address lists are byte strings of packed addresses: 4 bytes per IPv4
 //! address, 16 per IPv6 address, network order. A list whose length is not a
 //! multiple of the address size is malformed.
 
+use crate::text::Text;
 use crate::wire::frame::Kind;
 // Named in `DecodeError`'s docs only.
 #[cfg(doc)]
@@ -26,13 +29,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello<'a> {
     /// Stable, unique agent identity (e.g. a UUID).
-    pub agent_id: &'a str,
+    #[serde(borrow)]
+    pub agent_id: Text<'a>,
     /// Host name.
-    pub hostname: &'a str,
+    #[serde(borrow)]
+    pub hostname: Text<'a>,
     /// Product name of the software the agent belongs to.
-    pub product: &'a str,
+    #[serde(borrow)]
+    pub product: Text<'a>,
     /// Version of that product.
-    pub version: &'a str,
+    #[serde(borrow)]
+    pub version: Text<'a>,
     /// Private IPv4 addresses, 4 bytes each.
     #[serde(with = "serde_bytes")]
     pub intranet_ipv4: &'a [u8],
@@ -82,7 +89,8 @@ pub struct Reject<'a> {
     /// Why, as a [`CloseCode`] number.
     pub code: u16,
     /// Human-readable detail.
-    pub reason: &'a str,
+    #[serde(borrow)]
+    pub reason: Text<'a>,
     /// Minimum wait before retrying, in ms (0: the agent's own backoff).
     pub retry_after_ms: u32,
 }
@@ -136,23 +144,27 @@ pub struct Pong {
 pub struct Task<'a> {
     /// Who it is for: empty or the agent's product name for the agent
     /// itself, else a plugin name.
-    pub object_name: &'a str,
+    #[serde(borrow)]
+    pub object_name: Text<'a>,
     /// What it is (e.g. 1060 = shutdown).
     pub data_type: u32,
     /// Command arguments, opaque to the library.
     #[serde(with = "serde_bytes")]
     pub payload: &'a [u8],
     /// Echoed in the [`TaskResult`].
-    pub token: &'a str,
+    #[serde(borrow)]
+    pub token: Text<'a>,
 }
 
 /// Server -> agent: configuration named `name` at `version`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config<'a> {
     /// Which configuration.
-    pub name: &'a str,
+    #[serde(borrow)]
+    pub name: Text<'a>,
     /// Its version; agents act only when it differs from the one held.
-    pub version: &'a str,
+    #[serde(borrow)]
+    pub version: Text<'a>,
     /// The configuration itself, opaque to the library.
     #[serde(with = "serde_bytes")]
     pub payload: &'a [u8],
@@ -164,11 +176,13 @@ pub struct Config<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskResult<'a> {
     /// The task's token.
-    pub token: &'a str,
+    #[serde(borrow)]
+    pub token: Text<'a>,
     /// 0 success; see [`task_status`] for the others.
     pub status: u32,
     /// Human-readable detail.
-    pub message: &'a str,
+    #[serde(borrow)]
+    pub message: Text<'a>,
 }
 
 /// Values of [`TaskResult::status`].
@@ -189,7 +203,8 @@ pub struct Close<'a> {
     /// Why, as a [`CloseCode`] number.
     pub code: u16,
     /// Human-readable detail.
-    pub reason: &'a str,
+    #[serde(borrow)]
+    pub reason: Text<'a>,
 }
 
 /// Reasons for Close and Reject. Numbers are never reused.

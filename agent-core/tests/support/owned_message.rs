@@ -69,10 +69,10 @@ macro_rules! owned_message {
                         max_frame,
                         min_frame,
                     } => Message::Hello(Hello {
-                        agent_id,
-                        hostname,
-                        product,
-                        version,
+                        agent_id: agent_id.as_str().into(),
+                        hostname: hostname.as_str().into(),
+                        product: product.as_str().into(),
+                        version: version.as_str().into(),
                         intranet_ipv4: intranet_ipv4.as_flattened(),
                         intranet_ipv6: intranet_ipv6.as_flattened(),
                         extranet_ipv4: extranet_ipv4.as_flattened(),
@@ -89,7 +89,7 @@ macro_rules! owned_message {
                         retry_window_ms: *retry_window_ms,
                     }),
                     OwnedMessage::Reject { code, reason, retry_after_ms } => {
-                        Message::Reject(Reject { code: *code, reason, retry_after_ms: *retry_after_ms })
+                        Message::Reject(Reject { code: *code, reason: reason.as_str().into(), retry_after_ms: *retry_after_ms })
                     }
                     OwnedMessage::Batch { first_seq, base_ts, count, records } => {
                         Message::Batch(Batch { first_seq: *first_seq, base_ts: *base_ts, count: *count, records })
@@ -98,15 +98,15 @@ macro_rules! owned_message {
                     OwnedMessage::Ping { nonce } => Message::Ping(Ping { nonce: *nonce }),
                     OwnedMessage::Pong { nonce } => Message::Pong(Pong { nonce: *nonce }),
                     OwnedMessage::Task { object_name, data_type, payload, token } => {
-                        Message::Task(Task { object_name, data_type: *data_type, payload, token })
+                        Message::Task(Task { object_name: object_name.as_str().into(), data_type: *data_type, payload, token: token.as_str().into() })
                     }
                     OwnedMessage::Config { name, version, payload } => {
-                        Message::Config(Config { name, version, payload })
+                        Message::Config(Config { name: name.as_str().into(), version: version.as_str().into(), payload })
                     }
                     OwnedMessage::TaskResult { token, status, message } => {
-                        Message::TaskResult(TaskResult { token, status: *status, message })
+                        Message::TaskResult(TaskResult { token: token.as_str().into(), status: *status, message: message.as_str().into() })
                     }
-                    OwnedMessage::Close { code, reason } => Message::Close(Close { code: *code, reason }),
+                    OwnedMessage::Close { code, reason } => Message::Close(Close { code: *code, reason: reason.as_str().into() }),
                 }
             }
         }

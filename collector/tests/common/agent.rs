@@ -152,7 +152,7 @@ pub fn run_agent(spec: AgentSpec, collector: SocketAddr) -> AgentReport {
             let p = String::from_utf8_lossy(payload).to_string();
             let _ = agent.task_result(now, token, task_status::OK, &format!("done:{p}"));
             let mut t = tasks.borrow_mut();
-            if !t.iter().any(|(t, _)| t == token) {
+            if !t.iter().any(|(t, _)| t == token.as_str()) {
                 t.push((token.to_string(), p));
             }
         }

@@ -34,7 +34,7 @@ pub struct Raw {
 
 pub fn hello<'a>(id: &'a str, token: &'a [u8], first_unacked_seq: u64, next_seq: u64) -> Hello<'a> {
     Hello {
-        agent_id: id, hostname: "raw-host", product: "raw", version: "0", intranet_ipv4: &[], intranet_ipv6: &[],
+        agent_id: id.into(), hostname: "raw-host".into(), product: "raw".into(), version: "0".into(), intranet_ipv4: &[], intranet_ipv6: &[],
         extranet_ipv4: &[], extranet_ipv6: &[], auth_token: token, first_unacked_seq, next_seq, max_frame: 65536, min_frame: 1100,
     }
 }
@@ -165,13 +165,13 @@ impl Raw {
         let f = Frame { version: bytes[2], kind: bytes[3], flags: bytes[4], seq: 0, body: &bytes[13..13 + len] };
         Some(match Message::decode(&f) {
             Ok(Message::Accept(a)) => Got::Accept { next_seq: a.next_seq, max_frame: a.max_frame, retry_window_ms: a.retry_window_ms },
-            Ok(Message::Reject(r)) => Got::Reject { code: r.code, reason: r.reason.into(), retry_after_ms: r.retry_after_ms },
+            Ok(Message::Reject(r)) => Got::Reject { code: r.code, reason: r.reason.as_str().into(), retry_after_ms: r.retry_after_ms },
             Ok(Message::Ack(a)) => Got::Ack(a.up_to),
             Ok(Message::Ping(p)) => Got::Ping(p.nonce),
             Ok(Message::Pong(p)) => Got::Pong(p.nonce),
-            Ok(Message::Task(t)) => Got::Task { token: t.token.into(), object_name: t.object_name.into(), data_type: t.data_type, payload: t.payload.to_vec() },
-            Ok(Message::Config(c)) => Got::Config { name: c.name.into(), version: c.version.into() },
-            Ok(Message::Close(c)) => Got::Close { code: c.code, reason: c.reason.into() },
+            Ok(Message::Task(t)) => Got::Task { token: t.token.as_str().into(), object_name: t.object_name.as_str().into(), data_type: t.data_type, payload: t.payload.to_vec() },
+            Ok(Message::Config(c)) => Got::Config { name: c.name.as_str().into(), version: c.version.as_str().into() },
+            Ok(Message::Close(c)) => Got::Close { code: c.code, reason: c.reason.as_str().into() },
             _ => Got::Other(f.kind),
         })
     }

@@ -34,7 +34,7 @@ impl<'a> World<'a> {
             let (_, token, msg) = self.sims[a].answers.remove(i);
             let s = &mut self.sims[a];
             let before = s.agent.stats();
-            let r = s.agent.task_result(Instant(now), &token, task_status::OK, &msg);
+            let r = s.agent.task_result(Instant(now), token.as_str(), task_status::OK, &msg);
             check_push_delta(a, now, &before, &s.agent.stats(), r, s.plan.cfg.ring.policy);
             // Documented: a long message is truncated; only a token too long
             // to fit is refused as too large (ours are short).

@@ -360,12 +360,12 @@ pub extern "C" fn _start() -> ! {
         let acked = agent.ring().next_seq().saturating_sub(1);
         let mut end = put(wire, 0, seq, Message::Ack(Ack { up_to: acked }));
         end = put(wire, end, seq + 1, Message::Ping(Ping { nonce: 42 }));
-        let task = Task { object_name: "edge", data_type: 2100, payload: b"args", token: "tok-1" };
+        let task = Task { object_name: "edge".into(), data_type: 2100, payload: b"args", token: "tok-1".into() };
         end = put(wire, end, seq + 2, Message::Task(task));
-        let config = Config { name: "sampling", version: "v2", payload: b"{\"hz\":10}" };
+        let config = Config { name: "sampling".into(), version: "v2".into(), payload: b"{\"hz\":10}" };
         end = put(wire, end, seq + 3, Message::Config(config));
         // A task for no registered plugin: the agent answers it itself.
-        let lost = Task { object_name: "nobody", data_type: 2100, payload: b"", token: "tok-2" };
+        let lost = Task { object_name: "nobody".into(), data_type: 2100, payload: b"", token: "tok-2".into() };
         end = put(wire, end, seq + 4, Message::Task(lost));
         measure!(p_rx, stack_handle_received(black_box(&mut agent), Instant(black_box(t)), black_box(&wire[..end])));
         drain(&mut agent, &mut p_event);
