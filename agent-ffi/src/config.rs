@@ -399,6 +399,16 @@ mod carried_tests {
             clock_backstep_tolerance: ms(c.clock_backstep_tolerance_ms),
         };
         assert_eq!(c.to_core(), Ok(want));
+        // Every byte of `AgentConfig` written: into storage filled with
+        // one pattern and then another (every bit pattern is a valid
+        // integer, and the policy is written), a field `CARRIED` left out
+        // would keep the fill and differ from `want` in one of the two.
+        for fill in [0x00u8, 0xff] {
+            let mut out = MaybeUninit::<AgentConfig>::uninit();
+            // SAFETY: bytes written within the value's own storage.
+            unsafe { out.as_mut_ptr().cast::<u8>().write_bytes(fill, core::mem::size_of::<AgentConfig>()) };
+            assert_eq!(c.write_core(&mut out).copied(), Ok(want), "storage filled with {fill:#x}");
+        }
         assert_eq!(CARRIED.len(), 21, "every field but the policy");
     }
 }

@@ -73,8 +73,8 @@ impl ea_identity {
         // of `ea_identity` followed by its `usize` length, and of an
         // `Identity` field of the kind it names (`identity_fields!` checks
         // both), so every read and write is in bounds, aligned and of its
-        // field's type; `all_fields_written` and the entry count make it
-        // every field of `Identity`, so `out` is initialized at the end. The
+        // field's type; the assertion after `FIELDS` makes it every field
+        // of `Identity`, so `out` is initialized at the end. The
         // pointers are checked (`args`) under the caller's contract.
         unsafe {
             for f in FIELDS {
@@ -158,9 +158,13 @@ const fn distinct(f: &[Field]) -> bool {
     true
 }
 
-// Nine distinct fields: every field of `Identity` (`all_fields_written`
-// names them), each written once.
-const _: () = assert!(FIELDS.len() == 9 && distinct(FIELDS));
+// Every field of `Identity`, each written once: the entries write
+// distinct fields, each a slice reference (`field_types`), and together
+// they fill the struct's size exactly (every field of `Identity` is a
+// slice reference, so a field left out would leave bytes over). This is
+// what makes `write_core`'s `assume_init_mut` sound; `all_fields_written`
+// makes a new field a compile error here as well.
+const _: () = assert!(distinct(FIELDS) && FIELDS.len() * size_of::<&[u8]>() == size_of::<Identity<'static>>());
 
 /// Never called: names every field of `Identity` (no `..`), so that a field
 /// added there fails to compile here until `write_core` writes it.
