@@ -118,7 +118,7 @@ done
 python3 scripts/stack-report.py --objdump "$objdump" --triple "$target" \
   --su "$out/stack/firmware.elf-main.su" --su "$out/stack/firmware.elf-log.su" --su "$out/stack/firmware.elf-board.su" \
   --hook-free edge_agent::handle::enter \
-  --hook-free "<edge_agent::config::LockGuard as core::ops::drop::Drop>::drop" \
+  --hook-free edge_agent::handle::leave \
   --bounds "$out/stack-bound.txt" --top 8 \
   "${roots[@]/#/--root=}" "$out/stack/firmware.elf"
 python3 scripts/firmware-stack.py "$out/stack-bound.txt" examples/firmware/link.ld

@@ -13,7 +13,7 @@ use crate::event::{ea_event, transport_error_from_c};
 use crate::handle::{self, ea_agent, State};
 use crate::identity::ea_identity;
 use crate::intake::{self, ea_intake};
-use crate::result::{code, ea_result, Res};
+use crate::result::{code, ea_result};
 use crate::stats::{ea_host_stats, ea_state, ea_stats};
 use agent_core::{Agent, AgentStorage, Instant, PluginId, PluginStatus, Record};
 
@@ -121,12 +121,14 @@ pub unsafe extern "C" fn ea_agent_init(
                 }
             }
         }
+        let mut core_id = core::mem::MaybeUninit::uninit();
         // SAFETY: the caller promises these outlive the agent ('static
         // from here on) and are not otherwise accessed; checked disjoint.
         let (ring, rx, events, id) = unsafe {
-            (args::bytes_mut(ring, ring_len)?, args::bytes_mut(rx, rx_len)?, args::bytes_mut(events, events_len)?, id.to_core()?)
+            (args::bytes_mut(ring, ring_len)?, args::bytes_mut(rx, rx_len)?, args::bytes_mut(events, events_len)?, *id.write_core(&mut core_id)?)
         };
-        let core_cfg = cfg.to_core()?;
+        let mut core_cfg = core::mem::MaybeUninit::uninit();
+        let core_cfg = *cfg.write_core(&mut core_cfg)?;
         let hooks = LockHooks { lock: cfg.lock, unlock: cfg.unlock, userdata: cfg.lock_userdata };
         // SAFETY: checked above. The agent is built in the storage itself.
         unsafe { handle::install(p, hooks, core_cfg, id, AgentStorage { ring, rx, events }) }
@@ -151,14 +153,13 @@ pub unsafe extern "C" fn ea_agent_deinit(agent: *mut ea_agent) -> ea_result {
 
 unsafe fn push(agent: *mut ea_agent, now: Now, data_type: u32, timestamp_ms: u64, payload: *const u8, payload_len: usize) -> ea_result {
     // SAFETY: the caller's contract (forwarded).
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let payload = args::bytes(payload, payload_len)?;
             let now = s.now(now);
             s.agent.push(now, &Record::new(data_type, timestamp_ms, payload)).map_err(ea_result::from)
         })
-    };
-    code(r)
+    }
 }
 
 /// Queues a record (copied into the ring) for delivery; works in every
@@ -199,18 +200,17 @@ pub unsafe extern "C" fn ea_agent_push_tick(
 
 unsafe fn drain(agent: *mut ea_agent, now: Now, intake: *const ea_intake, drained: *mut u32) -> ea_result {
     // SAFETY: the caller's contract (forwarded).
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
-            intake::check(intake)?;
+            let q = intake::inner(intake)?;
             let now = s.now(now);
-            let n = intake::drain_into(intake, &mut s.agent, now)?;
+            let n = q.drain(&mut s.agent, now);
             if !drained.is_null() {
                 args::write(drained, n);
             }
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Moves the records waiting in `intake` into the ring (at most one pass
@@ -249,15 +249,14 @@ unsafe fn task_result(
     message_len: usize,
 ) -> ea_result {
     // SAFETY: the caller's contract (forwarded).
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let token = args::str(token, token_len)?;
             let message = args::str(message, message_len)?;
             let now = s.now(now);
             s.agent.task_result(now, token, status, message).map_err(ea_result::from)
         })
-    };
-    code(r)
+    }
 }
 
 /// Answers a task: queues a task-result record carrying the task's token
@@ -312,13 +311,12 @@ pub unsafe extern "C" fn ea_agent_task_result_tick(
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_set_auth_token(agent: *mut ea_agent, token: *const u8, token_len: usize) -> ea_result {
     // SAFETY: the caller's contract; the token is 'static by it.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let token: &'static [u8] = args::bytes(token, token_len)?;
             Ok(s.agent.set_auth_token(token)?)
         })
-    };
-    code(r)
+    }
 }
 
 /// Sends what is pending without waiting for `flush_interval_ms` (within
@@ -329,7 +327,7 @@ pub unsafe extern "C" fn ea_agent_set_auth_token(agent: *mut ea_agent, token: *c
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_flush_now(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.flush_now(now)) })
+    unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.flush_now(now)) }
 }
 
 /// `ea_agent_flush_now` with a 32-bit tick.
@@ -339,7 +337,7 @@ pub unsafe extern "C" fn ea_agent_flush_now(agent: *mut ea_agent, now_ms: u64) -
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_flush_now_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Tick(tick), |a, now| a.flush_now(now)) })
+    unsafe { simple(agent, Now::Tick(tick), |a, now| a.flush_now(now)) }
 }
 
 /// Pushes a heartbeat record (and the plugin heartbeats) now; the next one
@@ -350,7 +348,7 @@ pub unsafe extern "C" fn ea_agent_flush_now_tick(agent: *mut ea_agent, tick: u32
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_heartbeat_now(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.heartbeat_now(now)) })
+    unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.heartbeat_now(now)) }
 }
 
 /// `ea_agent_heartbeat_now` with a 32-bit tick.
@@ -360,7 +358,7 @@ pub unsafe extern "C" fn ea_agent_heartbeat_now(agent: *mut ea_agent, now_ms: u6
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_heartbeat_now_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Tick(tick), |a, now| a.heartbeat_now(now)) })
+    unsafe { simple(agent, Now::Tick(tick), |a, now| a.heartbeat_now(now)) }
 }
 
 /// Sets the host stats carried by the following heartbeats (copied).
@@ -370,14 +368,13 @@ pub unsafe extern "C" fn ea_agent_heartbeat_now_tick(agent: *mut ea_agent, tick:
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_set_host_stats(agent: *mut ea_agent, stats: *const ea_host_stats) -> ea_result {
     // SAFETY: the caller's contract.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let st = args::read(stats)?;
             s.agent.set_host_stats(st.to_core());
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Sets the offset added to the caller's clock to timestamp the agent's own
@@ -389,12 +386,12 @@ pub unsafe extern "C" fn ea_agent_set_host_stats(agent: *mut ea_agent, stats: *c
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_set_clock_offset(agent: *mut ea_agent, offset_ms: i64) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe {
+    unsafe {
         handle::with(agent, |s| {
             s.agent.set_clock_offset(offset_ms);
             Ok(())
         })
-    })
+    }
 }
 
 /// Registers a plugin: tasks whose object name is `name` are delivered with
@@ -416,7 +413,7 @@ pub unsafe extern "C" fn ea_agent_register_plugin(
     id: *mut u8,
 ) -> ea_result {
     // SAFETY: the caller's contract; the names are 'static by it.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(id)?;
             let name: &'static str = args::str(name, name_len)?;
@@ -425,8 +422,7 @@ pub unsafe extern "C" fn ea_agent_register_plugin(
             args::write(out, pid.0);
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Updates a plugin's process id and `ea_plugin_status` for its next
@@ -445,7 +441,7 @@ pub unsafe extern "C" fn ea_agent_set_plugin_status(agent: *mut ea_agent, id: u8
         _ => return ea_result::EA_INVALID_ARGUMENT,
     };
     // SAFETY: the caller's contract.
-    code(unsafe { handle::with(agent, |s| Ok(s.agent.set_plugin_status(PluginId(id), pid, status)?)) })
+    unsafe { handle::with(agent, |s| Ok(s.agent.set_plugin_status(PluginId(id), pid, status)?)) }
 }
 
 /// Removes a plugin; its name and version may be freed afterwards.
@@ -455,7 +451,7 @@ pub unsafe extern "C" fn ea_agent_set_plugin_status(agent: *mut ea_agent, id: u8
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_unregister_plugin(agent: *mut ea_agent, id: u8) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { handle::with(agent, |s| Ok(s.agent.unregister_plugin(PluginId(id))?)) })
+    unsafe { handle::with(agent, |s| Ok(s.agent.unregister_plugin(PluginId(id))?)) }
 }
 
 /// Closes for good: a Close frame is queued (if a transport is up), an
@@ -467,7 +463,7 @@ pub unsafe extern "C" fn ea_agent_unregister_plugin(agent: *mut ea_agent, id: u8
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_close(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.close(now)) })
+    unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.close(now)) }
 }
 
 /// `ea_agent_close` with a 32-bit tick.
@@ -477,7 +473,7 @@ pub unsafe extern "C" fn ea_agent_close(agent: *mut ea_agent, now_ms: u64) -> ea
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_close_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Tick(tick), |a, now| a.close(now)) })
+    unsafe { simple(agent, Now::Tick(tick), |a, now| a.close(now)) }
 }
 
 /// Leaves GAVE_UP, CLOSED or BACKOFF: the next attempt is due now, with the
@@ -488,7 +484,7 @@ pub unsafe extern "C" fn ea_agent_close_tick(agent: *mut ea_agent, tick: u32) ->
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_reconnect_now(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.reconnect_now(now)) })
+    unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.reconnect_now(now)) }
 }
 
 /// `ea_agent_reconnect_now` with a 32-bit tick.
@@ -498,11 +494,11 @@ pub unsafe extern "C" fn ea_agent_reconnect_now(agent: *mut ea_agent, now_ms: u6
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_reconnect_now_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Tick(tick), |a, now| a.reconnect_now(now)) })
+    unsafe { simple(agent, Now::Tick(tick), |a, now| a.reconnect_now(now)) }
 }
 
 /// Runs a time-taking call that cannot fail.
-unsafe fn simple(agent: *mut ea_agent, now: Now, f: impl FnOnce(&mut Agent<'static>, Instant)) -> Res {
+unsafe fn simple(agent: *mut ea_agent, now: Now, f: impl FnOnce(&mut Agent<'static>, Instant)) -> ea_result {
     // SAFETY: forwarded.
     unsafe {
         handle::with(agent, |s| {
@@ -523,7 +519,7 @@ unsafe fn simple(agent: *mut ea_agent, now: Now, f: impl FnOnce(&mut Agent<'stat
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_connected(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.handle_connected(now)) })
+    unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.handle_connected(now)) }
 }
 
 /// `ea_agent_handle_connected` with a 32-bit tick.
@@ -533,20 +529,19 @@ pub unsafe extern "C" fn ea_agent_handle_connected(agent: *mut ea_agent, now_ms:
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_connected_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Tick(tick), |a, now| a.handle_connected(now)) })
+    unsafe { simple(agent, Now::Tick(tick), |a, now| a.handle_connected(now)) }
 }
 
 unsafe fn received(agent: *mut ea_agent, now: Now, bytes: *const u8, len: usize) -> ea_result {
     // SAFETY: forwarded.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let bytes = args::bytes(bytes, len)?;
             let now = s.now(now);
             s.agent.handle_received(now, bytes);
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Bytes arrived on the transport (any chunking; the bytes are consumed
@@ -574,7 +569,7 @@ pub unsafe extern "C" fn ea_agent_handle_received_tick(agent: *mut ea_agent, tic
 unsafe fn disconnected(agent: *mut ea_agent, now: Now, error: u32) -> ea_result {
     let Some(error) = transport_error_from_c(error) else { return ea_result::EA_INVALID_ARGUMENT };
     // SAFETY: forwarded.
-    code(unsafe { simple(agent, now, |a, now| a.handle_disconnected(now, error)) })
+    unsafe { simple(agent, now, |a, now| a.handle_disconnected(now, error)) }
 }
 
 /// The transport failed, could not be opened, or was closed by the peer;
@@ -625,12 +620,12 @@ pub unsafe extern "C" fn ea_agent_handle_disconnected_tick(agent: *mut ea_agent,
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_blocked(agent: *mut ea_agent, blocked: bool) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe {
+    unsafe {
         handle::with(agent, |s| {
             s.agent.handle_blocked(blocked);
             Ok(())
         })
-    })
+    }
 }
 
 /// Time has passed: fires every timer due at `now_ms`.
@@ -640,7 +635,7 @@ pub unsafe extern "C" fn ea_agent_handle_blocked(agent: *mut ea_agent, blocked: 
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_timeout(agent: *mut ea_agent, now_ms: u64) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.handle_timeout(now)) })
+    unsafe { simple(agent, Now::Ms(now_ms), |a, now| a.handle_timeout(now)) }
 }
 
 /// `ea_agent_handle_timeout` with a 32-bit tick.
@@ -650,14 +645,14 @@ pub unsafe extern "C" fn ea_agent_handle_timeout(agent: *mut ea_agent, now_ms: u
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_handle_timeout_tick(agent: *mut ea_agent, tick: u32) -> ea_result {
     // SAFETY: the caller's contract.
-    code(unsafe { simple(agent, Now::Tick(tick), |a, now| a.handle_timeout(now)) })
+    unsafe { simple(agent, Now::Tick(tick), |a, now| a.handle_timeout(now)) }
 }
 
 // ---- outputs --------------------------------------------------------------
 
 unsafe fn transmit(agent: *mut ea_agent, now: Now, out: *mut u8, out_len: usize, written: *mut usize) -> ea_result {
     // SAFETY: forwarded.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let written = args::out(written)?;
             if out_len < s.agent.transmit_len() {
@@ -669,8 +664,7 @@ unsafe fn transmit(agent: *mut ea_agent, now: Now, out: *mut u8, out_len: usize,
             args::write(written, n);
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Writes the next frame to send into `out` and its length to `*written`;
@@ -706,7 +700,7 @@ pub unsafe extern "C" fn ea_agent_poll_transmit_tick(agent: *mut ea_agent, tick:
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_poll_event(agent: *mut ea_agent, event: *mut ea_event) -> ea_result {
     // SAFETY: the caller's contract.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(event)?;
             // In place (the outer SAFETY: the caller's contract): all-zero
@@ -718,8 +712,7 @@ pub unsafe extern "C" fn ea_agent_poll_event(agent: *mut ea_agent, event: *mut e
             }
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Writes to `*deadline_ms` the instant (on the caller's `now_ms` clock) by
@@ -732,7 +725,7 @@ pub unsafe extern "C" fn ea_agent_poll_event(agent: *mut ea_agent, event: *mut e
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_poll_timeout(agent: *const ea_agent, deadline_ms: *mut u64) -> ea_result {
     // SAFETY: the caller's contract.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(deadline_ms)?;
             let deadline = s.agent.poll_timeout();
@@ -740,13 +733,12 @@ pub unsafe extern "C" fn ea_agent_poll_timeout(agent: *const ea_agent, deadline_
             args::write(out, deadline.map_or(EA_NEVER, |t| t.as_millis()));
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 unsafe fn delay(agent: *const ea_agent, now: Now, delay_ms: *mut u32) -> ea_result {
     // SAFETY: forwarded.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(delay_ms)?;
             let now = s.now(now);
@@ -759,8 +751,7 @@ unsafe fn delay(agent: *const ea_agent, now: Now, delay_ms: *mut u32) -> ea_resu
             args::write(out, d);
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Writes to `*delay_ms` how long from `now_ms` until
@@ -805,7 +796,7 @@ pub unsafe extern "C" fn ea_agent_timeout_delay_tick(agent: *mut ea_agent, tick:
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_wake_needed(agent: *const ea_agent, wake: *mut bool) -> ea_result {
     // SAFETY: the caller's contract.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(wake)?;
             let deadline = s.agent.poll_timeout();
@@ -820,8 +811,7 @@ pub unsafe extern "C" fn ea_agent_wake_needed(agent: *const ea_agent, wake: *mut
             args::write(out, earlier);
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 // ---- getters --------------------------------------------------------------
@@ -833,14 +823,13 @@ pub unsafe extern "C" fn ea_agent_wake_needed(agent: *const ea_agent, wake: *mut
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_state(agent: *const ea_agent, state: *mut ea_state) -> ea_result {
     // SAFETY: the caller's contract.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(state)?;
             args::write(out, ea_state::from(s.agent.state()));
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Writes to `*drained` whether every pushed record is acked or dropped
@@ -851,14 +840,13 @@ pub unsafe extern "C" fn ea_agent_state(agent: *const ea_agent, state: *mut ea_s
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_is_drained(agent: *const ea_agent, drained: *mut bool) -> ea_result {
     // SAFETY: the caller's contract.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(drained)?;
             args::write(out, s.agent.is_drained());
             Ok(())
         })
-    };
-    code(r)
+    }
 }
 
 /// Writes a snapshot of the state, ring and counters to `*stats`.
@@ -868,16 +856,13 @@ pub unsafe extern "C" fn ea_agent_is_drained(agent: *const ea_agent, drained: *m
 #[no_mangle]
 pub unsafe extern "C" fn ea_agent_stats(agent: *const ea_agent, stats: *mut ea_stats) -> ea_result {
     // SAFETY: the caller's contract.
-    let r = unsafe {
+    unsafe {
         handle::with(agent, |s| {
             let out = args::out(stats)?;
-            // In place (the outer SAFETY: the caller's contract); all-zero
-            // is a valid ea_stats, so the reference made after the write is
-            // to a valid value.
-            args::zero(out);
-            (*out).fill(&s.agent);
+            // In place, every field (the outer SAFETY: the caller's
+            // contract, `out` checked non-NULL).
+            ea_stats::write_to(out, &s.agent);
             Ok(())
         })
-    };
-    code(r)
+    }
 }

@@ -5,6 +5,7 @@ use crate::result::{ea_result, Res};
 use agent_core::backoff::BackoffConfig;
 use agent_core::{AgentConfig, Duration, OverflowPolicy, RingConfig};
 use core::ffi::c_void;
+use core::mem::MaybeUninit;
 
 /// What the ring does when a record does not fit.
 #[allow(non_camel_case_types)]
@@ -132,37 +133,122 @@ impl ea_config {
     /// policy or half-given lock hooks, `EA_CONFIG_DROP_OLDEST_NOT_BUILT`
     /// for a policy this build leaves out. Bounds are checked by the core.
     pub fn to_core(&self) -> Res<AgentConfig> {
+        let mut c = MaybeUninit::uninit();
+        Ok(*self.write_core(&mut c)?)
+    }
+
+    /// `to_core` into `out` (the C API's entry points: no second copy of
+    /// the config on the stack); on `Ok` every field of `out` is written.
+    pub(crate) fn write_core<'c>(&self, out: &'c mut MaybeUninit<AgentConfig>) -> Res<&'c mut AgentConfig> {
         let policy = policy_from_c(self.overflow_policy)?;
         if self.lock.is_some() != self.unlock.is_some() {
             return Err(ea_result::EA_INVALID_ARGUMENT);
         }
-        let ms = Duration::from_millis;
-        Ok(AgentConfig {
-            ring: RingConfig { max_record: self.max_record, policy },
-            batch_max_bytes: self.batch_max_bytes,
-            batch_max_records: self.batch_max_records,
-            flush_interval: ms(self.flush_interval_ms),
-            window_bytes: self.window_bytes,
-            heartbeat_interval: ms(self.heartbeat_interval_ms),
-            idle_timeout: ms(self.idle_timeout_ms),
-            pong_timeout: ms(self.pong_timeout_ms),
-            ack_timeout: ms(self.ack_timeout_ms),
-            connect_timeout: ms(self.connect_timeout_ms),
-            handshake_timeout: ms(self.handshake_timeout_ms),
-            healthy_after: ms(self.healthy_after_ms),
-            backoff: BackoffConfig {
-                base: ms(self.backoff_base_ms),
-                cap: ms(self.backoff_cap_ms),
-                endpoints: self.endpoints,
-                attempts_per_endpoint: self.attempts_per_endpoint,
-                give_up_after: self.give_up_after,
-                fleet_window: ms(self.backoff_fleet_window_ms),
-            },
-            rng_seed: self.rng_seed,
-            max_clock_step: ms(self.max_clock_step_ms),
-            clock_backstep_tolerance: ms(self.clock_backstep_tolerance_ms),
-        })
+        let to = out.as_mut_ptr();
+        // SAFETY: `CARRIED` lists every field of `AgentConfig` but the
+        // policy (`all_fields_carried` fails to compile otherwise), each
+        // with its offset in both structs and its size, taken from fields
+        // of the same integer type (`carried_types`); the policy is written
+        // next. So every field holds a valid value before `assume_init_mut`.
+        unsafe {
+            let from = (self as *const ea_config).cast::<u8>();
+            for f in CARRIED {
+                core::ptr::copy_nonoverlapping(from.add(f.from as usize), to.cast::<u8>().add(f.to as usize), f.len as usize);
+            }
+            core::ptr::addr_of_mut!((*to).ring.policy).write(policy);
+            Ok(out.assume_init_mut())
+        }
     }
+}
+
+/// A field `ea_config` carries unchanged into `AgentConfig` (the same
+/// integer: a count as a count, milliseconds as a `Duration`'s
+/// milliseconds): its byte offsets in `AgentConfig` and `ea_config`, and
+/// its size. One table and one loop instead of a copy per field (flash: a
+/// struct literal of 22 fields loads every value before storing any, which
+/// spills most of them on a 32-bit MCU).
+struct Carried {
+    to: u8,
+    from: u8,
+    len: u8,
+}
+
+/// The size of the field `_f` returns (a way to name a field's type in a
+/// constant).
+const fn field_size<S, T>(_f: fn(&S) -> &T) -> usize {
+    core::mem::size_of::<T>()
+}
+
+/// A `Carried` entry, its offsets and size checked to fit a byte.
+const fn carried(to: usize, from: usize, len: usize) -> Carried {
+    assert!(to < 256 && from < 256 && len < 256);
+    Carried { to: to as u8, from: from as u8, len: len as u8 }
+}
+
+/// `CARRIED` from `AgentConfig` field <- `ea_config` field pairs, and a
+/// function (never called) that assigns each pair, so that both sides of
+/// every pair have the same type.
+macro_rules! carried_fields {
+    ($($to:ident $(. $sub:tt)* <- $from:ident),* $(,)?) => {
+        const CARRIED: &[Carried] = &[$(
+            carried(core::mem::offset_of!(AgentConfig, $to $(. $sub)*), core::mem::offset_of!(ea_config, $from), field_size(|c: &ea_config| &c.$from)),
+        )*];
+
+        #[allow(dead_code)]
+        fn carried_types(c: &ea_config, a: &mut AgentConfig) {
+            $(a.$to $(. $sub)* = c.$from;)*
+        }
+    };
+}
+
+carried_fields! {
+    ring.max_record <- max_record,
+    batch_max_bytes <- batch_max_bytes,
+    batch_max_records <- batch_max_records,
+    flush_interval.0 <- flush_interval_ms,
+    window_bytes <- window_bytes,
+    heartbeat_interval.0 <- heartbeat_interval_ms,
+    idle_timeout.0 <- idle_timeout_ms,
+    pong_timeout.0 <- pong_timeout_ms,
+    ack_timeout.0 <- ack_timeout_ms,
+    connect_timeout.0 <- connect_timeout_ms,
+    handshake_timeout.0 <- handshake_timeout_ms,
+    healthy_after.0 <- healthy_after_ms,
+    backoff.base.0 <- backoff_base_ms,
+    backoff.cap.0 <- backoff_cap_ms,
+    backoff.endpoints <- endpoints,
+    backoff.attempts_per_endpoint <- attempts_per_endpoint,
+    backoff.give_up_after <- give_up_after,
+    backoff.fleet_window.0 <- backoff_fleet_window_ms,
+    rng_seed <- rng_seed,
+    max_clock_step.0 <- max_clock_step_ms,
+    clock_backstep_tolerance.0 <- clock_backstep_tolerance_ms,
+}
+
+/// Never called: names every field of `AgentConfig` (no `..`), so that a
+/// field added there fails to compile here until `CARRIED` (or
+/// `to_core`'s policy write) covers it; `to_core`'s `assume_init` relies
+/// on that. Each `Duration` is a plain count of milliseconds.
+#[allow(dead_code)]
+fn all_fields_carried(a: AgentConfig) {
+    let AgentConfig {
+        ring: RingConfig { max_record: _, policy: _ },
+        batch_max_bytes: _,
+        batch_max_records: _,
+        flush_interval: Duration(_),
+        window_bytes: _,
+        heartbeat_interval: Duration(_),
+        idle_timeout: Duration(_),
+        pong_timeout: Duration(_),
+        ack_timeout: Duration(_),
+        connect_timeout: Duration(_),
+        handshake_timeout: Duration(_),
+        healthy_after: Duration(_),
+        backoff: BackoffConfig { base: Duration(_), cap: Duration(_), endpoints: _, attempts_per_endpoint: _, give_up_after: _, fleet_window: Duration(_) },
+        rng_seed: _,
+        max_clock_step: Duration(_),
+        clock_backstep_tolerance: Duration(_),
+    } = a;
 }
 
 #[cfg(feature = "drop-oldest")]
@@ -230,7 +316,6 @@ impl LockHooks {
 pub(crate) struct LockGuard<'a>(&'a LockHooks);
 
 impl Drop for LockGuard<'_> {
-    #[inline(never)] // one copy, not one in every entry point (flash)
     fn drop(&mut self) {
         if let Some(unlock) = self.0.unlock {
             // SAFETY: as in `LockHooks::take`.
@@ -244,6 +329,88 @@ impl Drop for LockGuard<'_> {
 #[no_mangle]
 pub extern "C" fn ea_config_default() -> ea_config {
     ea_config::default_values()
+}
+
+#[cfg(test)]
+mod carried_tests {
+    use super::*;
+
+    /// Every field arrives in its own place: each gets a value no other
+    /// field has (the top bytes too, where the type has them), checked
+    /// against the conversion written out field by field.
+    #[test]
+    fn every_field_is_carried_to_its_own_place() {
+        let mut n = 0x0102_0304_0506_0700u64;
+        let mut next = || {
+            n += 0x1111_1111_1111_1111 / 37;
+            n
+        };
+        let c = ea_config {
+            max_record: next() as usize,
+            overflow_policy: 0,
+            batch_max_records: next() as u32,
+            batch_max_bytes: next() as usize,
+            window_bytes: next() as usize,
+            flush_interval_ms: next(),
+            heartbeat_interval_ms: next(),
+            idle_timeout_ms: next(),
+            pong_timeout_ms: next(),
+            ack_timeout_ms: next(),
+            connect_timeout_ms: next(),
+            handshake_timeout_ms: next(),
+            healthy_after_ms: next(),
+            backoff_base_ms: next(),
+            backoff_cap_ms: next(),
+            endpoints: next() as u8,
+            attempts_per_endpoint: next() as u8,
+            give_up_after: next() as u32,
+            backoff_fleet_window_ms: next(),
+            rng_seed: next(),
+            max_clock_step_ms: next(),
+            clock_backstep_tolerance_ms: next(),
+            lock: None,
+            unlock: None,
+            lock_userdata: core::ptr::null_mut(),
+        };
+        let ms = Duration::from_millis;
+        let want = AgentConfig {
+            ring: RingConfig { max_record: c.max_record, policy: OverflowPolicy::RejectNew },
+            batch_max_bytes: c.batch_max_bytes,
+            batch_max_records: c.batch_max_records,
+            flush_interval: ms(c.flush_interval_ms),
+            window_bytes: c.window_bytes,
+            heartbeat_interval: ms(c.heartbeat_interval_ms),
+            idle_timeout: ms(c.idle_timeout_ms),
+            pong_timeout: ms(c.pong_timeout_ms),
+            ack_timeout: ms(c.ack_timeout_ms),
+            connect_timeout: ms(c.connect_timeout_ms),
+            handshake_timeout: ms(c.handshake_timeout_ms),
+            healthy_after: ms(c.healthy_after_ms),
+            backoff: BackoffConfig {
+                base: ms(c.backoff_base_ms),
+                cap: ms(c.backoff_cap_ms),
+                endpoints: c.endpoints,
+                attempts_per_endpoint: c.attempts_per_endpoint,
+                give_up_after: c.give_up_after,
+                fleet_window: ms(c.backoff_fleet_window_ms),
+            },
+            rng_seed: c.rng_seed,
+            max_clock_step: ms(c.max_clock_step_ms),
+            clock_backstep_tolerance: ms(c.clock_backstep_tolerance_ms),
+        };
+        assert_eq!(c.to_core(), Ok(want));
+        // Every byte of `AgentConfig` written: into storage filled with
+        // one pattern and then another (every bit pattern is a valid
+        // integer, and the policy is written), a field `CARRIED` left out
+        // would keep the fill and differ from `want` in one of the two.
+        for fill in [0x00u8, 0xff] {
+            let mut out = MaybeUninit::<AgentConfig>::uninit();
+            // SAFETY: bytes written within the value's own storage.
+            unsafe { out.as_mut_ptr().cast::<u8>().write_bytes(fill, core::mem::size_of::<AgentConfig>()) };
+            assert_eq!(c.write_core(&mut out).copied(), Ok(want), "storage filled with {fill:#x}");
+        }
+        assert_eq!(CARRIED.len(), 21, "every field but the policy");
+    }
 }
 
 #[cfg(test)]

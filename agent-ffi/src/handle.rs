@@ -4,7 +4,7 @@
 
 use crate::config::LockHooks;
 use crate::panic;
-use crate::result::{ea_result, Res};
+use crate::result::{code, ea_result, Res};
 use agent_core::time::Tick32;
 use agent_core::Agent;
 use core::cell::UnsafeCell;
@@ -152,25 +152,37 @@ pub(crate) unsafe fn end(handle: *mut ea_agent) -> Res {
 /// Runs `f` on the agent behind `handle`: refuses NULL, misaligned and
 /// uninitialized handles and poisoned agents, takes the agent's lock (if it
 /// has hooks) for the duration, and turns a panic into `EA_PANICKED`
-/// (poisoning the agent).
+/// (poisoning the agent). Returns `f`'s result as a C result.
 ///
 /// # Safety
 /// `handle` is NULL or points to `EA_AGENT_STORAGE_SIZE` bytes of memory
 /// that is an `ea_agent` (initialized or not) for the call's duration.
-pub(crate) unsafe fn with(handle: *const ea_agent, f: impl FnOnce(&mut State) -> Res) -> Res {
+pub(crate) unsafe fn with(handle: *const ea_agent, f: impl FnOnce(&mut State) -> Res) -> ea_result {
     // SAFETY: forwarded.
-    let inner = unsafe { enter(handle) }?;
-    let _guard = inner.hooks.held();
+    let inner = match unsafe { enter(handle) } {
+        Ok(inner) => inner,
+        Err(e) => return e,
+    };
     // SAFETY: the state is only reached under the lock (or from one thread,
     // by the contract in the header when there are no hooks), so this is
     // the only reference to it.
     let state = unsafe { &mut *inner.state.get() };
-    match panic::catch(|| f(state)) {
-        Ok(r) => r,
+    leave(inner, panic::catch(|| f(state)))
+}
+
+/// `with`'s end, once for all entry points rather than inlined into each
+/// (flash): poisons the agent if the body panicked (`Err(())`), releases
+/// the lock `enter` took, and gives the body's result as a C result.
+#[inline(never)]
+fn leave(inner: &Inner, r: Result<Res, ()>) -> ea_result {
+    let _guard = inner.hooks.held();
+    match r {
+        Ok(r) => code(r),
         Err(()) => {
-            // SAFETY: as above; the closure's borrow ended with the panic.
+            // SAFETY: under the lock; the body's borrow of the state ended
+            // with the panic.
             unsafe { (*inner.state.get()).poisoned = true };
-            Err(ea_result::EA_PANICKED)
+            ea_result::EA_PANICKED
         }
     }
 }
@@ -179,7 +191,7 @@ pub(crate) unsafe fn with(handle: *const ea_agent, f: impl FnOnce(&mut State) ->
 /// into each (flash on a microcontroller; a direct call, so the static
 /// stack bound follows it): the live header, its lock taken, and the
 /// state checked not poisoned (the lock released again if it is). On
-/// success the lock stays taken: the caller releases it with a guard from
+/// success the lock stays taken: `leave` releases it with a guard from
 /// `LockHooks::held` (returning the guard itself costs more code).
 ///
 /// # Safety
@@ -233,9 +245,9 @@ mod tests {
             assert_eq!(r, EA_OK);
             let quiet = std::panic::take_hook();
             std::panic::set_hook(std::boxed::Box::new(|_| {}));
-            let r: Res<()> = with(a, |_| panic!("a bug"));
+            let r = with(a, |_| panic!("a bug"));
             std::panic::set_hook(quiet);
-            assert_eq!(r, Err(EA_PANICKED));
+            assert_eq!(r, EA_PANICKED);
             assert_eq!(HELD.load(Ordering::SeqCst), 0, "the lock was released during the unwind");
             assert_eq!(crate::ea_agent_push(a, 0, 2001, 0, core::ptr::null(), 0), EA_PANICKED, "poisoned");
             assert_eq!(crate::ea_agent_handle_timeout(a, 0), EA_PANICKED);

@@ -303,8 +303,9 @@ unsafe fn host_config(c: &ea_host_config) -> Res<HostConfig> {
     }
     let mut agent_cfg = ea_config { endpoints: 1, ..c.agent }.to_core()?;
     agent_cfg.backoff.endpoints = u8::try_from(endpoints.len()).unwrap_or(0);
+    let mut core_id = core::mem::MaybeUninit::uninit();
     // SAFETY: the caller's contract for every identity pointer.
-    let id = unsafe { c.identity.to_core() }?;
+    let id = unsafe { c.identity.write_core(&mut core_id) }?;
     let mut h = HostConfig::new(id.agent_id, endpoints);
     h.agent = agent_cfg;
     h.product = id.product.into();

@@ -68,8 +68,9 @@ pub struct ea_intake_counters {
 
 const MAGIC: u32 = 0xEA_17_A4_E0;
 
+/// What lives in an `ea_intake`.
 #[repr(C)]
-struct Inner {
+pub(crate) struct Inner {
     magic: u32,
     slots: u32,
     slot_len: u32,
@@ -86,7 +87,10 @@ struct Inner {
 const _: () = assert!(size_of::<Inner>() <= EA_INTAKE_STORAGE_SIZE);
 const _: () = assert!(align_of::<Inner>() <= 8);
 
-fn inner<'a>(q: *const ea_intake) -> Res<&'a Inner> {
+/// The live intake behind `q`: NULL, misaligned and uninitialized storage
+/// refused (also what `ea_agent_drain_intake` checks before any work, then
+/// drains).
+pub(crate) fn inner<'a>(q: *const ea_intake) -> Res<&'a Inner> {
     if q.is_null() {
         return Err(ea_result::EA_NULL_PARAMETER);
     }
@@ -145,7 +149,7 @@ impl Inner {
     /// Moves up to `slots` records into `agent` (one pass: a producer that
     /// keeps pushing cannot keep the consumer here forever), stopping at the
     /// first one the ring has no room for under `RejectNew`.
-    fn drain(&self, agent: &mut Agent<'_>, now: Instant) -> u32 {
+    pub(crate) fn drain(&self, agent: &mut Agent<'_>, now: Instant) -> u32 {
         let mut n = 0;
         while n < self.slots {
             let tail = self.tail.load(Ordering::Relaxed);
@@ -192,16 +196,6 @@ impl Inner {
             slots: self.slots,
         }
     }
-}
-
-/// Drains `intake` into `agent` (used by `ea_agent_drain_intake`).
-pub(crate) fn drain_into(intake: *const ea_intake, agent: &mut Agent<'_>, now: Instant) -> Res<u32> {
-    Ok(inner(intake)?.drain(agent, now))
-}
-
-/// Checks `intake` before any work (used by `ea_agent_drain_intake`).
-pub(crate) fn check(intake: *const ea_intake) -> Res {
-    inner(intake).map(|_| ())
 }
 
 /// Initializes an intake queue over `buf[0..buf_len]` holding records of at

@@ -1,7 +1,7 @@
 //! `ea_agent_set_link`: what kind of link the caller's transport is.
 
 use crate::handle::{self, ea_agent};
-use crate::result::{code, ea_result};
+use crate::result::ea_result;
 use agent_core::Link;
 
 /// The kind of link the agent speaks over (PROTOCOL.md, "Links without
@@ -36,12 +36,12 @@ pub unsafe extern "C" fn ea_agent_set_link(agent: *mut ea_agent, link: u32) -> e
         _ => return ea_result::EA_INVALID_ARGUMENT,
     };
     // SAFETY: the caller's contract.
-    code(unsafe {
+    unsafe {
         handle::with(agent, |s| {
             s.agent.set_link(link);
             Ok(())
         })
-    })
+    }
 }
 
 #[cfg(all(test, feature = "std"))]
@@ -65,11 +65,11 @@ mod tests {
             assert_eq!(ea_agent_set_link(&mut a, 2), EA_INVALID_ARGUMENT);
             assert_eq!(ea_agent_set_link(&mut a, ea_link::EA_LINK_CARRIERLESS as u32), EA_OK);
             let mut link = Link::Carrier;
-            crate::handle::with(&a, |s| {
+            let r = crate::handle::with(&a, |s| {
                 link = s.agent.link();
                 Ok(())
-            })
-            .unwrap();
+            });
+            assert_eq!(r, EA_OK);
             assert_eq!(link, Link::Carrierless);
             assert_eq!(crate::ea_agent_deinit(&mut a), EA_OK);
         }

@@ -8,6 +8,7 @@ use crate::identity::ea_identity;
 use crate::result::{code, ea_result};
 use agent_core::agent::StorageSizes;
 use core::ffi::c_char;
+use core::mem::MaybeUninit;
 
 /// The ABI version of this header and library. Bumped whenever a function
 /// signature, a struct layout or an enum number changes incompatibly;
@@ -62,10 +63,11 @@ pub unsafe extern "C" fn ea_config_validate(
     events_len: usize,
 ) -> ea_result {
     let r = crate::panic::guard(|| {
+        let mut core_id = MaybeUninit::uninit();
         // SAFETY: the caller's contract.
-        let (cfg, id) = unsafe { (args::read(config)?, args::read(identity)?.to_core()?) };
+        let (cfg, id) = unsafe { (args::read(config)?, args::read(identity)?.write_core(&mut core_id)?) };
         let sizes = StorageSizes { ring: ring_len, rx: rx_len, events: events_len };
-        Ok(agent_core::agent::validate(&cfg.to_core()?, &id, sizes)?)
+        Ok(agent_core::agent::validate(cfg.write_core(&mut MaybeUninit::uninit())?, id, sizes)?)
     });
     code(r)
 }
@@ -81,9 +83,10 @@ pub unsafe extern "C" fn ea_config_validate(
 pub unsafe extern "C" fn ea_min_transmit_len(config: *const ea_config, identity: *const ea_identity, len: *mut usize) -> ea_result {
     let r = crate::panic::guard(|| {
         let out = args::out(len)?;
+        let mut core_id = MaybeUninit::uninit();
         // SAFETY: the caller's contract.
-        let (cfg, id) = unsafe { (args::read(config)?, args::read(identity)?.to_core()?) };
-        let n = agent_core::agent::min_transmit_len(&cfg.to_core()?, &id);
+        let (cfg, id) = unsafe { (args::read(config)?, args::read(identity)?.write_core(&mut core_id)?) };
+        let n = agent_core::agent::min_transmit_len(cfg.write_core(&mut MaybeUninit::uninit())?, id);
         // SAFETY: checked non-NULL.
         unsafe { args::write(out, n) };
         Ok(())

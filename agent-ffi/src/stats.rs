@@ -139,87 +139,121 @@ impl ea_stats {
         o
     }
 
-    /// Writes the snapshot of `agent` into `self`, field by field: one
-    /// struct literal loads every value before storing any, which spills
-    /// most of them on a 32-bit MCU (as in `Core::stats_with`), and a value
-    /// built aside is copied once more; `ea_agent_stats` fills the caller's
-    /// struct in place.
+    /// Writes the snapshot of `agent` into `self`.
     pub fn fill(&mut self, agent: &Agent<'_>) {
-        // Destructured without `..`: a counter added to AgentStats fails to
-        // compile here until it has its field in ea_stats.
-        let AgentStats {
-            pushed,
-            acked,
-            dropped_full,
-            dropped_too_large,
-            dropped_evicted,
-            bytes_sent,
-            bytes_received,
-            frames_sent,
-            frames_received,
-            connections,
-            connect_failures,
-            last_rtt_ms,
-            decoder_skipped_bytes,
-            decoder_bad_crc,
-            unknown_kinds,
-            malformed,
-            events_dropped,
-            tasks_unroutable,
-            protocol_errors,
-            ring_used_bytes,
-            ring_capacity,
-            tasks_duplicate,
-            decoder_oversized,
-            clock_anomalies,
-            peer_incompatible,
-            ack_timeouts,
-        } = &agent.stats();
+        // SAFETY: a reference: valid and aligned for writes.
+        unsafe { ea_stats::write_to(self, agent) }
+    }
+
+    /// Writes the snapshot of `agent` to `*out`, every field (so the
+    /// caller's struct needs no clearing first; padding bytes are left as
+    /// they were), through the pointer: `ea_agent_stats` fills the
+    /// caller's struct in place, with no value built aside and copied. The
+    /// counters `ea_stats` carries unchanged go by one loop over
+    /// `COPIED_COUNTERS`, the rest field by field.
+    ///
+    /// # Safety
+    /// `out` is valid for writes of an `ea_stats` and aligned.
+    pub(crate) unsafe fn write_to(out: *mut ea_stats, agent: &Agent<'_>) {
+        let stats = &agent.stats();
+        // SAFETY: forwarded.
+        unsafe { copy_counters(out, stats) };
+        let AgentStats { last_rtt_ms, ring_used_bytes, ring_capacity, .. } = *stats;
         let ring = agent.ring();
         let hb = agent.heartbeat_records();
         let endpoint = agent.endpoint();
-        let o = self;
-        o.state = ea_state::from(agent.state()) as u32;
-        o.has_endpoint = u8::from(endpoint.is_some());
-        o.endpoint = endpoint.unwrap_or(0);
-        o.drained = u8::from(agent.is_drained());
-        o.has_last_rtt = u8::from(last_rtt_ms.is_some());
-        o.last_rtt_ms = last_rtt_ms.unwrap_or(0);
-        o.ring_records = ring.len();
-        o.ring_pending_records = ring.pending_records();
-        o.ring_inflight_records = ring.inflight_records();
-        o.ring_inflight_bytes = ring.inflight_bytes() as u64;
-        o.first_unacked_seq = ring.first_unacked_seq();
-        o.next_seq = ring.next_seq();
-        o.ring_used_bytes = *ring_used_bytes;
-        o.ring_capacity = *ring_capacity;
-        o.pushed = *pushed;
-        o.acked = *acked;
-        o.dropped_full = *dropped_full;
-        o.dropped_too_large = *dropped_too_large;
-        o.dropped_evicted = *dropped_evicted;
-        o.bytes_sent = *bytes_sent;
-        o.bytes_received = *bytes_received;
-        o.frames_sent = *frames_sent;
-        o.frames_received = *frames_received;
-        o.connections = *connections;
-        o.connect_failures = *connect_failures;
-        o.decoder_skipped_bytes = *decoder_skipped_bytes;
-        o.decoder_bad_crc = *decoder_bad_crc;
-        o.unknown_kinds = *unknown_kinds;
-        o.malformed = *malformed;
-        o.events_dropped = *events_dropped;
-        o.tasks_unroutable = *tasks_unroutable;
-        o.protocol_errors = *protocol_errors;
-        o.tasks_duplicate = *tasks_duplicate;
-        o.decoder_oversized = *decoder_oversized;
-        o.clock_anomalies = *clock_anomalies;
-        o.peer_incompatible = *peer_incompatible;
-        o.ack_timeouts = *ack_timeouts;
-        o.heartbeats_pushed = hb.pushed;
-        o.heartbeats_dropped_full = hb.dropped_full;
-        o.heartbeats_dropped_evicted = hb.dropped_evicted;
+        // SAFETY: the caller's contract; assignments through the pointer
+        // to plain integer fields (no reference made, nothing dropped).
+        unsafe {
+            (*out).state = ea_state::from(agent.state()) as u32;
+            (*out).has_endpoint = u8::from(endpoint.is_some());
+            (*out).endpoint = endpoint.unwrap_or(0);
+            (*out).drained = u8::from(agent.is_drained());
+            (*out).has_last_rtt = u8::from(last_rtt_ms.is_some());
+            (*out).last_rtt_ms = last_rtt_ms.unwrap_or(0);
+            (*out).ring_records = ring.len();
+            (*out).ring_pending_records = ring.pending_records();
+            (*out).ring_inflight_records = ring.inflight_records();
+            (*out).ring_inflight_bytes = ring.inflight_bytes() as u64;
+            (*out).first_unacked_seq = ring.first_unacked_seq();
+            (*out).next_seq = ring.next_seq();
+            (*out).ring_used_bytes = ring_used_bytes;
+            (*out).ring_capacity = ring_capacity;
+            (*out).heartbeats_pushed = hb.pushed;
+            (*out).heartbeats_dropped_full = hb.dropped_full;
+            (*out).heartbeats_dropped_evicted = hb.dropped_evicted;
+        }
     }
+}
+
+/// Copies every counter in `COPIED_COUNTERS` from `stats` to `*out`.
+///
+/// # Safety
+/// `out` is valid for writes of an `ea_stats` and aligned.
+unsafe fn copy_counters(out: *mut ea_stats, stats: &AgentStats) {
+    let from = (stats as *const AgentStats).cast::<u64>();
+    let to = out.cast::<u64>();
+    for &(to_word, from_word) in COPIED_COUNTERS {
+        // SAFETY: each pair is the index, in 8-byte words, of a `u64`
+        // field of `ea_stats` and of one of `AgentStats`
+        // (`copied_counters!` checks the types and the alignment), so the
+        // read and the write are in bounds and aligned (`out` by the
+        // caller's contract).
+        unsafe { to.add(to_word as usize).write(from.add(from_word as usize).read()) };
+    }
+}
+
+/// The word index (8 bytes) of a `u64` field at byte offset `at`, checked
+/// aligned and within a byte.
+const fn word(at: usize) -> u8 {
+    assert!(at.is_multiple_of(8) && at / 8 < 256);
+    (at / 8) as u8
+}
+
+/// `COPIED_COUNTERS` from the names of the counters `AgentStats` and
+/// `ea_stats` share (a `u64` under the same name in both), followed by the
+/// other fields of `AgentStats`, which `fill` writes itself; and a function
+/// (never called) that checks each shared counter's type and names every
+/// field of `AgentStats` without `..`, so that a counter added there fails
+/// to compile here until `ea_stats` has it.
+macro_rules! copied_counters {
+    (copied: $($c:ident),* ; own: $($o:ident),* $(,)?) => {
+        /// `(ea_stats word, AgentStats word)` of every shared counter: one
+        /// table and one loop instead of a load and a store per counter
+        /// (flash).
+        const COPIED_COUNTERS: &[(u8, u8)] = &[$(
+            (word(core::mem::offset_of!(ea_stats, $c)), word(core::mem::offset_of!(AgentStats, $c))),
+        )*];
+
+        #[allow(dead_code)]
+        fn counter_types(a: &AgentStats, o: &mut ea_stats) {
+            $(let _: u64 = a.$c; o.$c = a.$c;)*
+            let AgentStats { $($c: _,)* $($o: _,)* } = a;
+        }
+
+        /// Each counter, given a value no other has, lands in its own
+        /// field, and nothing else of `ea_stats` is written.
+        #[test]
+        fn every_copied_counter_lands_in_its_own_field() {
+            let mut a = AgentStats::default();
+            let mut n = 0x0102_0304_0506_0708u64;
+            $(n = n.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1); a.$c = n;)*
+            let mut o = ea_stats::default();
+            // SAFETY: a reference.
+            unsafe { copy_counters(&mut o, &a) };
+            let mut want = ea_stats::default();
+            $(want.$c = a.$c;)*
+            assert_eq!(o, want);
+        }
+    };
+}
+
+copied_counters! {
+    copied: pushed, acked, dropped_full, dropped_too_large, dropped_evicted, bytes_sent, bytes_received,
+        frames_sent, frames_received, connections, connect_failures, decoder_skipped_bytes, decoder_bad_crc,
+        unknown_kinds, malformed, events_dropped, tasks_unroutable, protocol_errors, tasks_duplicate,
+        decoder_oversized, clock_anomalies, peer_incompatible, ack_timeouts;
+    own: last_rtt_ms, ring_used_bytes, ring_capacity,
 }
 
 /// Host statistics for the following heartbeats. Each value counts only
@@ -291,6 +325,42 @@ impl ea_host_stats {
             mem_total_bytes: opt(self.has_mem_total_bytes, self.mem_total_bytes),
             tx_bytes_per_sec: opt(self.has_tx_bytes_per_sec, self.tx_bytes_per_sec),
             rx_bytes_per_sec: opt(self.has_rx_bytes_per_sec, self.rx_bytes_per_sec),
+        }
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use crate::handle::{ea_agent, EA_AGENT_STORAGE_WORDS};
+    use crate::result::ea_result::EA_OK;
+    use std::vec;
+
+    /// `ea_agent_stats` writes every field: a struct full of 0xAA bytes
+    /// comes out equal to one that was all zero.
+    #[test]
+    fn ea_agent_stats_writes_every_field() {
+        let mut agent = std::boxed::Box::new(ea_agent { _opaque: [0; EA_AGENT_STORAGE_WORDS] });
+        let (mut ring, mut rx, mut events) = (vec![0u8; 4096], vec![0u8; 1024], vec![0u8; 256]);
+        let cfg = crate::ea_config_default();
+        // SAFETY: all-zero is a valid ea_identity.
+        let id: crate::ea_identity = unsafe { core::mem::zeroed() };
+        let a = &mut *agent as *mut ea_agent;
+        // SAFETY: every buffer outlives the agent (deinit below); the
+        // stats structs are plain integers, any bytes are valid.
+        unsafe {
+            let r = crate::ea_agent_init(a, size_of::<ea_agent>(), &cfg, &id, ring.as_mut_ptr(), ring.len(), rx.as_mut_ptr(), rx.len(), events.as_mut_ptr(), events.len());
+            assert_eq!(r, EA_OK);
+            assert_eq!(crate::ea_agent_push(a, 0, 2001, 0, b"hi".as_ptr(), 2), EA_OK);
+            let mut zero: ea_stats = core::mem::zeroed();
+            let mut junk = core::mem::MaybeUninit::<ea_stats>::uninit();
+            junk.as_mut_ptr().cast::<u8>().write_bytes(0xAA, size_of::<ea_stats>());
+            let mut junk = junk.assume_init();
+            assert_eq!(crate::ea_agent_stats(a, &mut zero), EA_OK);
+            assert_eq!(crate::ea_agent_stats(a, &mut junk), EA_OK);
+            assert_eq!(junk, zero);
+            assert_eq!(zero.pushed, 1);
+            assert_eq!(crate::ea_agent_deinit(a), EA_OK);
         }
     }
 }
