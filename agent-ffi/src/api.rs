@@ -371,7 +371,7 @@ pub unsafe extern "C" fn ea_agent_set_host_stats(agent: *mut ea_agent, stats: *c
     unsafe {
         handle::with(agent, |s| {
             let st = args::read(stats)?;
-            s.agent.set_host_stats(st.to_core());
+            st.write_core(s.agent.host_stats_mut());
             Ok(())
         })
     }

@@ -467,6 +467,12 @@ impl<'a> Agent<'a> {
         self.core.host = stats;
     }
 
+    /// The host stats carried by the following heartbeats, to change in
+    /// place (field by field, without a whole [`HostStats`] built aside).
+    pub fn host_stats_mut(&mut self) -> &mut HostStats {
+        &mut self.core.host
+    }
+
     /// Sets the offset added to the monotonic clock to timestamp the
     /// agent's own records (heartbeats, task results): pass
     /// `wall_clock_ms - now_ms` to get Unix-time timestamps. Default 0.
