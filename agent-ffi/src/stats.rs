@@ -158,30 +158,31 @@ impl ea_stats {
         let stats = &agent.stats();
         // SAFETY: forwarded.
         unsafe { copy_counters(out, stats) };
-        let AgentStats { last_rtt_ms, ring_used_bytes, ring_capacity, .. } = *stats;
         let ring = agent.ring();
-        let hb = agent.heartbeat_records();
-        let endpoint = agent.endpoint();
         // SAFETY: the caller's contract; assignments through the pointer
         // to plain integer fields (no reference made, nothing dropped).
+        // Each value is read just before it is written: `out` may alias
+        // the agent as far as the compiler knows, so values read before
+        // the first write would all be held (spilled) until written.
         unsafe {
             (*out).state = ea_state::from(agent.state()) as u32;
+            let endpoint = agent.endpoint();
             (*out).has_endpoint = u8::from(endpoint.is_some());
             (*out).endpoint = endpoint.unwrap_or(0);
             (*out).drained = u8::from(agent.is_drained());
-            (*out).has_last_rtt = u8::from(last_rtt_ms.is_some());
-            (*out).last_rtt_ms = last_rtt_ms.unwrap_or(0);
+            (*out).has_last_rtt = u8::from(stats.last_rtt_ms.is_some());
+            (*out).last_rtt_ms = stats.last_rtt_ms.unwrap_or(0);
             (*out).ring_records = ring.len();
             (*out).ring_pending_records = ring.pending_records();
             (*out).ring_inflight_records = ring.inflight_records();
             (*out).ring_inflight_bytes = ring.inflight_bytes() as u64;
             (*out).first_unacked_seq = ring.first_unacked_seq();
             (*out).next_seq = ring.next_seq();
-            (*out).ring_used_bytes = ring_used_bytes;
-            (*out).ring_capacity = ring_capacity;
-            (*out).heartbeats_pushed = hb.pushed;
-            (*out).heartbeats_dropped_full = hb.dropped_full;
-            (*out).heartbeats_dropped_evicted = hb.dropped_evicted;
+            (*out).ring_used_bytes = stats.ring_used_bytes;
+            (*out).ring_capacity = stats.ring_capacity;
+            (*out).heartbeats_pushed = agent.heartbeat_records().pushed;
+            (*out).heartbeats_dropped_full = agent.heartbeat_records().dropped_full;
+            (*out).heartbeats_dropped_evicted = agent.heartbeat_records().dropped_evicted;
         }
     }
 }
