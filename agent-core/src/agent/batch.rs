@@ -32,9 +32,10 @@ impl Core<'_> {
         let written = frame::encode_with(Kind::Batch, 0, seq, out, |body| {
             // Batch's fields; its records are copied from the ring after them.
             let mut w = BodyWriter::new(body);
-            for v in [plan.first_seq, plan.base_ts, u64::from(plan.count), plan.len as u64] {
-                w.uint(v);
-            }
+            w.uint(plan.first_seq);
+            w.uint(plan.base_ts);
+            w.uint(u64::from(plan.count));
+            w.uint(plan.len as u64);
             let n = w.len();
             let dst = body.get_mut(n..n + plan.len)?;
             ring.copy_batch(&plan, dst).then_some(n + plan.len)
