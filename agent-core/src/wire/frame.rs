@@ -164,12 +164,16 @@ fn finish(kind: Kind, flags: u8, seq: u32, out: &mut [u8], n: usize) -> Result<u
     }
     let [l0, l1, l2, l3] = (n as u32).to_le_bytes();
     let [s0, s1, s2, s3] = seq.to_le_bytes();
-    let head = [MAGIC[0], MAGIC[1], VERSION, kind as u8, flags, l0, l1, l2, l3, s0, s1, s2, s3];
-    // In bounds: `n` fits with the overhead (checked above).
     let end = HEADER_LEN + n;
-    let (frame, trailer) = out.split_at_mut(end);
-    frame[..HEADER_LEN].copy_from_slice(&head);
-    trailer[..TRAILER_LEN].copy_from_slice(&crc32c(frame).to_le_bytes());
+    // In bounds: `n` fits with the overhead (checked above); checked again
+    // by the getters, whose `None` (never taken) costs a branch, not a
+    // panic path.
+    let Some((frame, trailer)) = out.split_at_mut_checked(end) else { return Err(EncodeError::BufferTooSmall) };
+    let Some(head) = frame.first_chunk_mut::<HEADER_LEN>() else { return Err(EncodeError::BufferTooSmall) };
+    *head = [MAGIC[0], MAGIC[1], VERSION, kind as u8, flags, l0, l1, l2, l3, s0, s1, s2, s3];
+    let crc = crc32c(frame).to_le_bytes();
+    let Some(tail) = trailer.first_chunk_mut::<TRAILER_LEN>() else { return Err(EncodeError::BufferTooSmall) };
+    *tail = crc;
     Ok(end + TRAILER_LEN)
 }
 
@@ -195,6 +199,21 @@ mod tests {
         assert_eq!(out[13], 0x2a);
         assert_eq!(u32::from_le_bytes(out[14..18].try_into().unwrap()), crc32c(&out[..14]));
         assert_eq!(encode_with(Kind::Ping, 0, 0, &mut out[..16], |_| Some(0)), Err(EncodeError::BufferTooSmall));
+    }
+
+    /// A frame fits a buffer of exactly `n + OVERHEAD` bytes and not one
+    /// byte less, and writes nothing past its end.
+    #[test]
+    fn fits_exactly_and_writes_nothing_past_the_frame() {
+        for n in [0usize, 1, 5, 40] {
+            let mut out = [0xAAu8; 64];
+            let len = n + OVERHEAD;
+            assert_eq!(finish(Kind::Batch, 0, 0x0102_0304, &mut out[..len - 1], n), Err(EncodeError::BufferTooSmall));
+            assert_eq!(finish(Kind::Batch, 0, 0x0102_0304, &mut out[..len], n), Ok(len));
+            assert_eq!(&out[..HEADER_LEN], &[0xEA, 0x9E, 1, 4, 0, n as u8, 0, 0, 0, 4, 3, 2, 1]);
+            assert_eq!(out[len - TRAILER_LEN..len], crc32c(&out[..len - TRAILER_LEN]).to_le_bytes());
+            assert!(out[len..].iter().all(|&b| b == 0xAA));
+        }
     }
 
     #[test]
