@@ -2,7 +2,19 @@
 
 use super::*;
 use crate::wire::codec::BodyWriter;
-use crate::wire::frame::EncodeError;
+
+/// The control frame `transmit` writes, when one is due.
+#[derive(Clone, Copy)]
+enum Control {
+    /// `Close` with this code.
+    Close(u16),
+    /// The `Hello` of a new connection.
+    Hello,
+    /// `Pong` echoing this nonce.
+    Pong(u64),
+    /// `Ping` with this nonce.
+    Ping(u64),
+}
 
 impl Core<'_> {
     pub(super) fn transmit(&mut self, now: Instant, out: &mut [u8]) -> usize {
@@ -16,72 +28,79 @@ impl Core<'_> {
         });
         let out = &mut out[..limit];
         // A pending control frame stays pending until it was written, so a
-        // too small `out` delays it rather than losing it.
-        let written = if let Some(code) = self.close_pending {
-            let r = write_frame(Kind::Close, seq, &Close { code: code as u16, reason: Text::default() }, out);
-            if r.is_ok() {
-                self.close_pending = None;
-            }
-            r
+        // too small `out` delays it rather than losing it. One frame
+        // encoder for the four control kinds: the body differs, the
+        // framing does not.
+        let ctl = if let Some(code) = self.close_pending {
+            Control::Close(code as u16)
         } else if !matches!(self.state, State::Handshaking { .. } | State::Connected { .. }) {
             return 0;
         } else if self.hello_pending {
-            let r = self.write_hello(seq, out);
-            self.hello_pending = r.is_err();
-            r
-        } else {
+            Control::Hello
+        } else if let Some(nonce) = self.pong_pending {
             // A Pong owed, else a Ping due: Ping and Pong have the same
-            // body (the nonce), written by one call.
-            let (kind, nonce) = if let Some(nonce) = self.pong_pending {
-                (Kind::Pong, nonce)
-            } else if !matches!(self.state, State::Connected { .. }) {
-                return 0;
-            } else if self.ping.is_none() && now >= self.last_rx + self.cfg.idle_timeout {
-                (Kind::Ping, self.rng.next_u64())
-            } else {
-                return self.transmit_batch(now, out);
-            };
-            let r = write_frame(kind, seq, &Ping { nonce }, out);
-            if r.is_ok() {
-                if kind == Kind::Pong {
-                    self.pong_pending = None;
-                } else {
-                    self.ping = Some(PingState { nonce, sent: now });
-                }
-            }
-            r
+            // body (the nonce).
+            Control::Pong(nonce)
+        } else if !matches!(self.state, State::Connected { .. }) {
+            return 0;
+        } else if self.ping.is_none() && now >= self.last_rx + self.cfg.idle_timeout {
+            Control::Ping(self.rng.next_u64())
+        } else {
+            return self.transmit_batch(now, out);
         };
-        match written {
-            Ok(n) => self.sent(n),
-            Err(_) => 0,
+        let kind = match ctl {
+            Control::Close(_) => Kind::Close,
+            Control::Hello => Kind::Hello,
+            Control::Pong(_) => Kind::Pong,
+            Control::Ping(_) => Kind::Ping,
+        };
+        let written = frame::encode_with(kind, 0, seq, out, |body| {
+            let mut w = BodyWriter::new(body);
+            match ctl {
+                // `Close`'s fields: the code, an empty reason.
+                Control::Close(code) => {
+                    w.uint(u64::from(code));
+                    w.bytes(&[]);
+                }
+                Control::Hello => self.write_hello(&mut w),
+                // `Ping`'s and `Pong`'s one field.
+                Control::Pong(nonce) | Control::Ping(nonce) => w.uint(nonce),
+            }
+            w.fits().then_some(w.len())
+        });
+        let Ok(n) = written else {
+            return 0;
+        };
+        match ctl {
+            Control::Close(_) => self.close_pending = None,
+            Control::Hello => self.hello_pending = false,
+            Control::Pong(_) => self.pong_pending = None,
+            Control::Ping(nonce) => self.ping = Some(PingState { nonce, sent: now }),
         }
+        self.sent(n)
     }
 
-    /// Writes the Hello frame: the identity and the resume point, in
+    /// Writes the Hello body: the identity and the resume point, in
     /// [`Hello`](message::Hello)'s layout. Field by field from the identity: a `Hello` value
     /// would first gather every field on the stack, as the output may alias
     /// the agent (the C API's buffers) and the writes could change them.
-    fn write_hello(&self, seq: u32, out: &mut [u8]) -> Result<usize, EncodeError> {
+    fn write_hello(&self, w: &mut BodyWriter<'_>) {
         let min_frame = min_peer_frame(&self.cfg);
-        frame::encode_with(Kind::Hello, 0, seq, out, |body| {
-            let mut w = BodyWriter::new(body);
-            let id = &self.id;
-            // Strings go as their bytes.
-            w.bytes(id.agent_id.as_bytes());
-            w.bytes(id.hostname.as_bytes());
-            w.bytes(id.product.as_bytes());
-            w.bytes(id.version.as_bytes());
-            w.bytes(id.intranet_ipv4);
-            w.bytes(id.intranet_ipv6);
-            w.bytes(id.extranet_ipv4);
-            w.bytes(id.extranet_ipv6);
-            w.bytes(id.auth_token);
-            w.uint(self.ring.first_unacked_seq());
-            w.uint(self.ring.next_seq());
-            w.uint(u64::from(self.max_frame_rx));
-            w.uint(u64::from(min_frame));
-            w.fits().then_some(w.len())
-        })
+        let id = &self.id;
+        // Strings go as their bytes.
+        w.bytes(id.agent_id.as_bytes());
+        w.bytes(id.hostname.as_bytes());
+        w.bytes(id.product.as_bytes());
+        w.bytes(id.version.as_bytes());
+        w.bytes(id.intranet_ipv4);
+        w.bytes(id.intranet_ipv6);
+        w.bytes(id.extranet_ipv4);
+        w.bytes(id.extranet_ipv6);
+        w.bytes(id.auth_token);
+        w.uint(self.ring.first_unacked_seq());
+        w.uint(self.ring.next_seq());
+        w.uint(u64::from(self.max_frame_rx));
+        w.uint(u64::from(min_frame));
     }
 
     pub(super) fn sent(&mut self, n: usize) -> usize {

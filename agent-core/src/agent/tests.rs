@@ -8,7 +8,7 @@
 use super::*;
 use crate::backoff::BackoffConfig;
 use crate::ring::RingConfig;
-use crate::wire::message::{Accept, Ack, Message, Pong};
+use crate::wire::message::{Accept, Ack, Close, Message, Ping, Pong};
 use crate::time::Tick32;
 use std::vec::Vec;
 
@@ -21,6 +21,7 @@ use edge_testkit::peer::{self, Note, PeerConfig};
 use kit_core::DisconnectReason as Reason;
 
 mod backpressure;
+mod control_frames;
 mod heartbeat_records;
 
 const ID: Identity<'static> = Identity {
