@@ -344,7 +344,9 @@ impl<'a> Agent<'a> {
                 heartbeat_armed: false,
                 host: HostStats::default(),
                 plugins: Plugins::default(),
-                configs: [(0, 0); MAX_CONFIGS],
+                // `Default::default()`, not `[(0, 0); MAX_CONFIGS]`: the
+                // repeat expression is built on the stack and copied in.
+                configs: Default::default(),
                 config_victim: 0,
                 recent_tasks: [0; RECENT_TASKS],
                 recent_answered: 0,
@@ -356,7 +358,9 @@ impl<'a> Agent<'a> {
                 blocked: false,
                 last_retry: None,
                 last_transport_error: None,
-                stats: Counters::default(),
+                // `last_rtt_ms` named: the compiler then clears the whole
+                // struct in place instead of building it aside and copying.
+                stats: Counters { last_rtt_ms: None, ..Counters::default() },
             },
         }
     }
