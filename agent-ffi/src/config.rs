@@ -145,11 +145,13 @@ impl ea_config {
             return Err(ea_result::EA_INVALID_ARGUMENT);
         }
         let to = out.as_mut_ptr();
-        // SAFETY: `CARRIED` lists every field of `AgentConfig` but the
+        // SAFETY: `CARRIED` covers every field of `AgentConfig` but the
         // policy (`all_fields_carried` fails to compile otherwise), each
         // with its offset in both structs and its size, taken from fields
-        // of the same integer type (`carried_types`); the policy is written
-        // next. So every field holds a valid value before `assume_init_mut`.
+        // of the same integer type (`carried_types`); an entry of
+        // `CARRIED` is one field or a run of fields adjacent in both
+        // structs (`runs`); the policy is written next. So every field
+        // holds a valid value before `assume_init_mut`.
         unsafe {
             let from = (self as *const ea_config).cast::<u8>();
             for f in CARRIED {
@@ -167,6 +169,7 @@ impl ea_config {
 /// its size. One table and one loop instead of a copy per field (flash: a
 /// struct literal of 22 fields loads every value before storing any, which
 /// spills most of them on a 32-bit MCU).
+#[derive(Clone, Copy)]
 struct Carried {
     to: u8,
     from: u8,
@@ -190,7 +193,7 @@ const fn carried(to: usize, from: usize, len: usize) -> Carried {
 /// every pair have the same type.
 macro_rules! carried_fields {
     ($($to:ident $(. $sub:tt)* <- $from:ident),* $(,)?) => {
-        const CARRIED: &[Carried] = &[$(
+        const FIELDS: &[Carried] = &[$(
             carried(core::mem::offset_of!(AgentConfig, $to $(. $sub)*), core::mem::offset_of!(ea_config, $from), field_size(|c: &ea_config| &c.$from)),
         )*];
 
@@ -223,6 +226,70 @@ carried_fields! {
     rng_seed <- rng_seed,
     max_clock_step.0 <- max_clock_step_ms,
     clock_backstep_tolerance.0 <- clock_backstep_tolerance_ms,
+}
+
+/// Fields of `FIELDS`.
+const N_FIELDS: usize = FIELDS.len();
+
+/// `FIELDS` in the order of `AgentConfig`, each field that follows the one
+/// before it in both structs (without a gap) merged into one entry with
+/// it: one copy per run instead of one per field. The entries in use, then
+/// their number.
+const RUNS: ([Carried; N_FIELDS], usize) = runs(FIELDS);
+
+/// Entries of `RUNS` in use.
+const N_RUNS: usize = RUNS.1;
+
+/// What `write_core` copies: the runs of `RUNS` (an array of their own
+/// length, so that the image holds no unused entries).
+const CARRIED: &[Carried] = &{
+    let mut c = [Carried { to: 0, from: 0, len: 0 }; N_RUNS];
+    let mut i = 0;
+    while i < N_RUNS {
+        c[i] = RUNS.0[i];
+        i += 1;
+    }
+    c
+};
+
+/// `RUNS` of `fields`.
+const fn runs(fields: &[Carried]) -> ([Carried; N_FIELDS], usize) {
+    let mut f = [Carried { to: 0, from: 0, len: 0 }; N_FIELDS];
+    let mut i = 0;
+    while i < N_FIELDS {
+        f[i] = fields[i];
+        i += 1;
+    }
+    // Sorted by the offset in `AgentConfig` (insertion sort).
+    i = 1;
+    while i < N_FIELDS {
+        let mut j = i;
+        while j > 0 && f[j - 1].to > f[j].to {
+            let t = f[j - 1];
+            f[j - 1] = f[j];
+            f[j] = t;
+            j -= 1;
+        }
+        i += 1;
+    }
+    let mut n = 0;
+    i = 0;
+    while i < N_FIELDS {
+        let next = f[i];
+        if n > 0 {
+            let last = f[n - 1];
+            let (to_end, from_end) = (last.to as usize + last.len as usize, last.from as usize + last.len as usize);
+            if to_end == next.to as usize && from_end == next.from as usize && (last.len as usize + next.len as usize) < 256 {
+                f[n - 1].len += next.len;
+                i += 1;
+                continue;
+            }
+        }
+        f[n] = next;
+        n += 1;
+        i += 1;
+    }
+    (f, n)
 }
 
 /// Never called: names every field of `AgentConfig` (no `..`), so that a
@@ -409,7 +476,10 @@ mod carried_tests {
             unsafe { out.as_mut_ptr().cast::<u8>().write_bytes(fill, core::mem::size_of::<AgentConfig>()) };
             assert_eq!(c.write_core(&mut out).copied(), Ok(want), "storage filled with {fill:#x}");
         }
-        assert_eq!(CARRIED.len(), 21, "every field but the policy");
+        assert_eq!(FIELDS.len(), 21, "every field but the policy");
+        let bytes = |t: &[Carried]| t.iter().map(|f| f.len as usize).sum::<usize>();
+        assert_eq!(bytes(CARRIED), bytes(FIELDS), "the runs cover the fields");
+        assert!(CARRIED.len() < FIELDS.len(), "some fields merged");
     }
 }
 
