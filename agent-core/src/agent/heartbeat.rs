@@ -12,10 +12,12 @@ impl Core<'_> {
     #[inline(never)]
     pub(super) fn heartbeat(&mut self, now: Instant, lib: &AgentStats) {
         let mut buf = [0u8; MAX_HEARTBEAT_LEN];
+        let n = {
+            let parts = crate::wire::codec::HeartbeatParts { host: &self.host, lib, heartbeat_records: Some(&self.ring.counters().heartbeats) };
+            write_body(&parts, &mut buf)
+        };
         let ts = self.wall();
-        let records = self.ring.counters().heartbeats;
-        let parts = crate::wire::codec::HeartbeatParts { host: &self.host, lib, heartbeat_records: Some(&records) };
-        if let Some(n) = write_body(&parts, &mut buf) {
+        if let Some(n) = n {
             let _ = self.push(now, &Record::new(data_type::AGENT_HEARTBEAT, ts, &buf[..n]));
         }
         for i in 0..crate::plugin::MAX_PLUGINS {
