@@ -308,7 +308,11 @@ impl<'a> Agent<'a> {
         storage: AgentStorage<'a>,
     ) -> Result<&'s mut Agent<'a>, ConfigError> {
         validate(&cfg, &identity, storage.sizes())?;
-        Ok(slot.write(Self::build(cfg, identity, storage)))
+        let agent = Self::build(cfg, identity, storage);
+        // Cleared first: most of a new agent is zero, and those stores
+        // then need not be made one by one.
+        *slot = core::mem::MaybeUninit::zeroed();
+        Ok(slot.write(agent))
     }
 
     /// The agent of a validated configuration.
