@@ -17,14 +17,14 @@ impl Core<'_> {
             write_body(&parts, &mut buf)
         };
         let ts = self.wall();
-        if let Some(n) = n {
-            let _ = self.push(now, &Record::new(data_type::AGENT_HEARTBEAT, ts, &buf[..n]));
+        if let Some(body) = n.and_then(|n| buf.get(..n)) {
+            let _ = self.push(now, &Record::new(data_type::AGENT_HEARTBEAT, ts, body));
         }
         for i in 0..crate::plugin::MAX_PLUGINS {
             let Some(p) = self.plugins.get(i) else { continue };
             let phb = PluginHeartbeat { name: Text::new(p.name), version: Text::new(p.version), pid: p.pid, status: p.status };
-            if let Some(n) = write_body(&phb, &mut buf) {
-                let _ = self.push(now, &Record::new(data_type::PLUGIN_HEARTBEAT, ts, &buf[..n]));
+            if let Some(body) = write_body(&phb, &mut buf).and_then(|n| buf.get(..n)) {
+                let _ = self.push(now, &Record::new(data_type::PLUGIN_HEARTBEAT, ts, body));
             }
         }
     }
