@@ -842,8 +842,8 @@ impl<'a> Core<'a> {
         let mut msg = message;
         loop {
             let r = TaskResult { token, status, message: Text::new(msg) };
-            if let Some(n) = write_body(&r, &mut buf) {
-                return self.push(now, &Record::new(data_type::TASK_RESULT, self.wall(), &buf[..n]));
+            if let Some(body) = write_body(&r, &mut buf).and_then(|n| buf.get(..n)) {
+                return self.push(now, &Record::new(data_type::TASK_RESULT, self.wall(), body));
             }
             if msg.is_empty() {
                 // The token alone is too long: refused and counted like any
