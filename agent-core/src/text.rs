@@ -115,20 +115,27 @@ impl<'a> From<&'a str> for Text<'a> {
 
 impl PartialEq<str> for Text<'_> {
     fn eq(&self, other: &str) -> bool {
-        self.0 == other.as_bytes()
+        same(self.0, other.as_bytes())
     }
 }
 
 impl PartialEq<&str> for Text<'_> {
     fn eq(&self, other: &&str) -> bool {
-        self.0 == other.as_bytes()
+        same(self.0, other.as_bytes())
     }
 }
 
 impl PartialEq<Text<'_>> for &str {
     fn eq(&self, other: &Text<'_>) -> bool {
-        self.as_bytes() == other.0
+        same(self.as_bytes(), other.0)
     }
+}
+
+/// `a == b`, byte by byte: the names compared are short, and a firmware
+/// image then needs no `memcmp`.
+#[inline(never)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 impl fmt::Debug for Text<'_> {
@@ -158,6 +165,21 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Text`'s comparisons with `str` are the slices' `==`, on equal,
+    /// empty, prefix, longer and differing strings.
+    #[test]
+    fn compares_like_slices() {
+        let words = ["", "a", "b", "ab", "abc", "abd", "edge", "edge-", "\u{e9}dge", "edgf"];
+        for a in words {
+            for b in words {
+                let (ta, want) = (Text::new(a), a.as_bytes() == b.as_bytes());
+                assert_eq!(ta == *b, want, "{a:?} {b:?}");
+                assert_eq!(ta == b, want, "{a:?} {b:?}");
+                assert_eq!(b == ta, want, "{a:?} {b:?}");
+            }
+        }
+    }
 
     #[test]
     fn edges() {
