@@ -151,16 +151,21 @@ pub fn encode_with(
 ) -> Result<usize, EncodeError> {
     let body_room = out.len().checked_sub(OVERHEAD).ok_or(EncodeError::BufferTooSmall)?;
     let n = body(&mut out[HEADER_LEN..HEADER_LEN + body_room]).ok_or(EncodeError::BufferTooSmall)?;
-    finish(kind, flags, seq, out, n)
+    match finish(kind, flags, seq, out, n) {
+        0 => Err(EncodeError::BufferTooSmall),
+        len => Ok(len),
+    }
 }
 
 /// Writes the header and CRC around the `n` body bytes already at
-/// `out[HEADER_LEN..]`; the frame's total length. One copy for every kind:
-/// [`encode_with`] is generic, this is not.
+/// `out[HEADER_LEN..]`; the frame's total length, or 0 (no frame is empty)
+/// when `n` bytes and the overhead do not fit `out`. One copy for every
+/// kind: [`encode_with`] is generic, this is not. (A plain length, not a
+/// `Result`: returned in a register, not through memory.)
 #[inline(never)]
-fn finish(kind: Kind, flags: u8, seq: u32, out: &mut [u8], n: usize) -> Result<usize, EncodeError> {
+fn finish(kind: Kind, flags: u8, seq: u32, out: &mut [u8], n: usize) -> usize {
     if n > out.len().saturating_sub(OVERHEAD) || n > u32::MAX as usize {
-        return Err(EncodeError::BufferTooSmall);
+        return 0;
     }
     let [l0, l1, l2, l3] = (n as u32).to_le_bytes();
     let [s0, s1, s2, s3] = seq.to_le_bytes();
@@ -168,13 +173,13 @@ fn finish(kind: Kind, flags: u8, seq: u32, out: &mut [u8], n: usize) -> Result<u
     // In bounds: `n` fits with the overhead (checked above); checked again
     // by the getters, whose `None` (never taken) costs a branch, not a
     // panic path.
-    let Some((frame, trailer)) = out.split_at_mut_checked(end) else { return Err(EncodeError::BufferTooSmall) };
-    let Some(head) = frame.first_chunk_mut::<HEADER_LEN>() else { return Err(EncodeError::BufferTooSmall) };
+    let Some((frame, trailer)) = out.split_at_mut_checked(end) else { return 0 };
+    let Some(head) = frame.first_chunk_mut::<HEADER_LEN>() else { return 0 };
     *head = [MAGIC[0], MAGIC[1], VERSION, kind as u8, flags, l0, l1, l2, l3, s0, s1, s2, s3];
     let crc = crc32c(frame).to_le_bytes();
-    let Some(tail) = trailer.first_chunk_mut::<TRAILER_LEN>() else { return Err(EncodeError::BufferTooSmall) };
+    let Some(tail) = trailer.first_chunk_mut::<TRAILER_LEN>() else { return 0 };
     *tail = crc;
-    Ok(end + TRAILER_LEN)
+    end + TRAILER_LEN
 }
 
 #[cfg(test)]
@@ -208,8 +213,8 @@ mod tests {
         for n in [0usize, 1, 5, 40] {
             let mut out = [0xAAu8; 64];
             let len = n + OVERHEAD;
-            assert_eq!(finish(Kind::Batch, 0, 0x0102_0304, &mut out[..len - 1], n), Err(EncodeError::BufferTooSmall));
-            assert_eq!(finish(Kind::Batch, 0, 0x0102_0304, &mut out[..len], n), Ok(len));
+            assert_eq!(finish(Kind::Batch, 0, 0x0102_0304, &mut out[..len - 1], n), 0);
+            assert_eq!(finish(Kind::Batch, 0, 0x0102_0304, &mut out[..len], n), len);
             assert_eq!(&out[..HEADER_LEN], &[0xEA, 0x9E, 1, 4, 0, n as u8, 0, 0, 0, 4, 3, 2, 1]);
             assert_eq!(out[len - TRAILER_LEN..len], crc32c(&out[..len - TRAILER_LEN]).to_le_bytes());
             assert!(out[len..].iter().all(|&b| b == 0xAA));
