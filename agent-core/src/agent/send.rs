@@ -57,10 +57,11 @@ impl Core<'_> {
         let written = frame::encode_with(kind, 0, seq, out, |body| {
             let mut w = BodyWriter::new(body);
             match ctl {
-                // `Close`'s fields: the code, an empty reason.
+                // `Close`'s fields: the code, an empty reason (a string is
+                // its length, then its bytes: here 0 and none).
                 Control::Close(code) => {
                     w.uint(u64::from(code));
-                    w.bytes(&[]);
+                    w.uint(0);
                 }
                 Control::Hello => self.write_hello(&mut w),
                 // `Ping`'s and `Pong`'s one field.
