@@ -161,7 +161,9 @@ impl DisconnectReason {
     }
 }
 
-/// A FIFO of serialized events in caller memory.
+/// A FIFO of serialized events in caller memory. It holds every event but
+/// `Delivered`, which the agent raises itself, coalesced (a push of one is
+/// refused).
 ///
 /// Entry layout: `len: u16 LE | tag: u8 | fields`, where a string or byte
 /// field is `len: u16 LE | bytes` and integers are little-endian. Hand-written
@@ -195,7 +197,6 @@ mod tag {
     pub const SHUTDOWN: u8 = 5;
     pub const CONFIG: u8 = 6;
     pub const GAVE_UP: u8 = 7;
-    pub const DELIVERED: u8 = 8;
 }
 
 /// Appends fields to an entry being written. A field that does not fit is
@@ -237,9 +238,6 @@ impl<'b> Reader<'b> {
     fn u8(&mut self) -> Option<u8> {
         Some(self.take(1)?[0])
     }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
     fn field(&mut self) -> Option<&'b [u8]> {
         let n = u16::from_le_bytes(self.take(2)?.try_into().ok()?);
         self.take(usize::from(n))
@@ -277,11 +275,9 @@ fn encode(ev: &Event<'_>, w: &mut Writer<'_>) {
             w.field(version.as_bytes());
             w.field(payload);
         }
-        Event::Delivered { acked_total, first_unacked_seq } => {
-            w.bytes(&[tag::DELIVERED]);
-            w.bytes(&acked_total.to_le_bytes());
-            w.bytes(&first_unacked_seq.to_le_bytes());
-        }
+        // Not queued: the agent raises it itself, coalesced, when the
+        // queue is empty (`Agent::poll_event`). Counted as never fitting.
+        Event::Delivered { .. } => w.at = usize::MAX,
         Event::GaveUp => w.bytes(&[tag::GAVE_UP]),
     }
 }
@@ -301,7 +297,6 @@ fn decode<'b>(r: &mut Reader<'b>) -> Option<Event<'b>> {
         }
         tag::SHUTDOWN => Event::Shutdown { token: r.str()? },
         tag::CONFIG => Event::Config { name: r.str()?, version: r.str()?, payload: r.field()? },
-        tag::DELIVERED => Event::Delivered { acked_total: r.u64()?, first_unacked_seq: r.u64()? },
         tag::GAVE_UP => Event::GaveUp,
         _ => return None,
     })
@@ -391,12 +386,13 @@ mod tests {
             Event::Connected { endpoint: 2 },
             Event::Shutdown { token: "tok".into() },
             Event::Config { name: "n".into(), version: "v".into(), payload: b"p" },
-            Event::Delivered { acked_total: 9, first_unacked_seq: 10 },
             Event::Task { target: TaskTarget::Plugin(crate::plugin::PluginId(3)), object_name: "p".into(), data_type: 1, payload: b"", token: "".into() },
         ] {
             assert!(q.push(&ev));
             assert_eq!(q.pop(), Some(ev));
         }
+        assert!(q.is_empty());
+        assert!(!q.push(&Event::Delivered { acked_total: 9, first_unacked_seq: 10 }), "never queued");
         assert!(q.is_empty());
     }
 }
