@@ -724,6 +724,7 @@ impl<'a> Ring<'a> {
             out.beyond_sent = true;
         }
         let target = up_to.saturating_add(1).min(self.next_seq);
+        let first = self.tail_seq;
         // Whole in-flight batches: O(1) each.
         while let Some(m) = self.marks.front().copied() {
             if self.tail_seq + u64::from(m.count) > target {
@@ -733,7 +734,6 @@ impl<'a> Ring<'a> {
             self.advance_tail(u64::from(m.len));
             self.tail_seq += u64::from(m.count);
             self.tail_base = m.end_ts;
-            out.acked += u64::from(m.count);
         }
         // A partly acked batch, or records sent on an earlier connection.
         while self.tail_seq < target {
@@ -742,7 +742,6 @@ impl<'a> Ring<'a> {
             self.advance_tail(size as u64);
             self.tail_seq += 1;
             self.tail_base = apply_delta(self.tail_base, h.ts_delta);
-            out.acked += 1;
             if let Some(m) = self.marks.front_mut() {
                 m.count -= 1;
                 m.len -= size as u32;
@@ -759,6 +758,8 @@ impl<'a> Ring<'a> {
         if matches!(self.protected, Some(p) if p < self.tail) {
             self.protected = None;
         }
+        // One record freed per sequence number the tail moved.
+        out.acked = self.tail_seq - first;
         self.counters.acked += out.acked;
         out
     }
