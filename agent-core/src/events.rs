@@ -334,16 +334,19 @@ impl<'a> EventQueue<'a> {
     }
 
     fn try_push(&mut self, ev: &Event<'_>, limit: usize) -> bool {
-        let Some(room) = self.buf.get_mut(self.end + LEN_PREFIX..limit) else { return false };
-        let room_len = room.len().min(u16::MAX as usize);
-        let mut w = Writer { buf: &mut room[..room_len], at: 0 };
+        // The entry, its length prefix included, within `limit`.
+        let Some(room) = self.buf.get_mut(self.end..limit) else { return false };
+        let room_len = room.len().min(LEN_PREFIX + u16::MAX as usize);
+        let mut w = Writer { buf: &mut room[..room_len], at: LEN_PREFIX };
         encode(ev, &mut w);
         let n = w.at;
         if n > room_len {
             return false;
         }
-        self.buf[self.end..self.end + LEN_PREFIX].copy_from_slice(&(n as u16).to_le_bytes());
-        self.end += LEN_PREFIX + n;
+        // Every event has a tag byte: the prefix fits too.
+        w.at = 0;
+        w.bytes(&((n - LEN_PREFIX) as u16).to_le_bytes());
+        self.end += n;
         true
     }
 
@@ -367,6 +370,40 @@ impl<'a> EventQueue<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An event is stored exactly when its entry (length prefix, tag and
+    /// fields) fits the room left before `keep` free bytes, in any buffer.
+    #[test]
+    fn an_event_fits_exactly_when_its_entry_does() {
+        let task = Event::Task { target: TaskTarget::Agent, object_name: "x".into(), data_type: 7, payload: b"0123456789", token: "t".into() };
+        let evs: [(Event<'_>, usize); 5] = [
+            (Event::Connect { endpoint: 1 }, 2),
+            (Event::GaveUp, 1),
+            (Event::Shutdown { token: "tok".into() }, 6),
+            (Event::Config { name: "n".into(), version: "v".into(), payload: b"p" }, 10),
+            (task, 24),
+        ];
+        for size in 0..72 {
+            for keep in [0, 5, LIFECYCLE_RESERVE] {
+                let mut mem = std::vec![0u8; size];
+                let mut q = EventQueue::new(&mut mem);
+                let mut used = 0;
+                for (ev, len) in evs.iter().cycle().take(12) {
+                    let fits = used + LEN_PREFIX + len <= size.saturating_sub(keep);
+                    assert_eq!(q.push_keeping(ev, keep), fits, "size {size} keep {keep} used {used} {ev:?}");
+                    if fits {
+                        used += LEN_PREFIX + len;
+                    }
+                }
+                let mut popped = 0;
+                while let Some(ev) = q.pop() {
+                    assert!(evs.iter().any(|(e, _)| *e == ev));
+                    popped += 1;
+                }
+                assert_eq!(popped > 0, used > 0);
+            }
+        }
+    }
 
     #[test]
     fn fifo_with_compaction_and_overflow() {
