@@ -681,6 +681,9 @@ impl<'a> Ring<'a> {
 
     /// True if `plan` still describes the records at the cursor: same
     /// position and sequence number, and no eviction since it was planned.
+    // Inlined into both callers (copy and commit of a batch): as a call it
+    // costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
     fn plan_is_current(&self, plan: &BatchPlan) -> bool {
         plan.start == self.cursor
             && plan.first_seq == self.cursor_seq

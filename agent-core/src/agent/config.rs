@@ -239,12 +239,16 @@ pub fn hello_frame_max_len(id: &Identity<'_>) -> usize {
 
 /// The smallest transmit buffer (`poll_transmit`'s `out`) that always
 /// holds the next frame: a full batch, and the Hello of `id`.
+// Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+#[inline(always)]
 pub fn min_transmit_len(cfg: &AgentConfig, id: &Identity<'_>) -> usize {
     (OVERHEAD + BATCH_HEADER_MAX + cfg.batch_max_bytes).max(hello_frame_max_len(id))
 }
 
 /// The smallest frame limit a server may announce: one Batch holding a
 /// record of `max_record` bytes (sent in Hello as `min_frame`).
+// Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+#[inline(always)]
 pub fn min_peer_frame(cfg: &AgentConfig) -> u32 {
     u32::try_from(OVERHEAD + BATCH_HEADER_MAX + max_entry(cfg)).unwrap_or(u32::MAX)
 }

@@ -720,6 +720,8 @@ impl<'a> Core<'a> {
     /// The timestamp of the agent's own records: the caller's latest
     /// instant plus the clock offset (agent time may differ from the
     /// caller's after a clock anomaly; timestamps follow the caller).
+    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(never)]
     fn wall(&self) -> u64 {
         self.clock.caller_now().as_millis().wrapping_add(self.clock_offset_ms as u64)
     }
@@ -735,6 +737,8 @@ impl<'a> Core<'a> {
     /// Emits a task, shutdown or config event, leaving room for the
     /// connection events the same input may still raise (a full queue must
     /// not swallow a `Disconnect`).
+    // Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
     fn emit_droppable(&mut self, ev: Event<'_>) -> bool {
         let ok = self.events.push_keeping(&ev, crate::events::LIFECYCLE_RESERVE);
         if !ok {

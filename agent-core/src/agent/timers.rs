@@ -82,6 +82,9 @@ impl Core<'_> {
         }
     }
 
+    // Inlined into both callers (`on_timeout`, `heartbeat_tick`): as a call it
+    // costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
     fn fire(&mut self, timer: Timer, now: Instant, decoder: &FrameDecoder<'_>) {
         match (timer, self.state) {
             (Timer::Reconnect, State::Backoff { endpoint, .. }) => {
