@@ -228,8 +228,8 @@ struct Reader<'b> {
 }
 
 impl<'b> Reader<'b> {
-    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
-    #[inline(never)]
+    // Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Option<&'b [u8]> {
         let (head, rest) = (self.buf.get(..n)?, self.buf.get(n..)?);
         self.buf = rest;
