@@ -254,8 +254,6 @@ pub fn min_peer_frame(cfg: &AgentConfig) -> u32 {
 }
 
 /// Largest entry a record of `max_record` bytes can take.
-// Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
-#[inline(never)]
 pub(super) fn max_entry(cfg: &AgentConfig) -> usize {
     cfg.ring.max_record.saturating_add(MAX_ENTRY_HEADER)
 }

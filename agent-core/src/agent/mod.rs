@@ -619,8 +619,6 @@ impl<'a> Agent<'a> {
 
     /// Bytes arrived on the transport. Any chunking works. Bytes arriving
     /// while no connection is up are ignored (counted as skipped).
-    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
-    #[inline(never)]
     pub fn handle_received(&mut self, now: Instant, bytes: &[u8]) {
         let now = self.core.advance(now);
         self.core.stats.bytes_received += bytes.len() as u64;
