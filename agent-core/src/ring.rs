@@ -693,6 +693,8 @@ impl<'a> Ring<'a> {
 
     /// Records the planned batch as sent: it is now in flight, and its
     /// records own their sequence numbers. False if the plan is stale.
+    // Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
     pub fn commit_batch(&mut self, plan: &BatchPlan) -> bool {
         if !self.plan_is_current(plan) || self.marks.is_full() {
             return false;
