@@ -208,6 +208,8 @@ struct Writer<'b> {
 }
 
 impl Writer<'_> {
+    // Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
     fn bytes(&mut self, b: &[u8]) {
         if let Some(dst) = self.buf.get_mut(self.at..self.at + b.len()) {
             dst.copy_from_slice(b);

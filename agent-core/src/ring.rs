@@ -636,6 +636,8 @@ impl<'a> Ring<'a> {
     /// `max_records` of them and `max_bytes` of entries. `None` when nothing
     /// is pending, [`MAX_INFLIGHT_BATCHES`] are in flight, or the first
     /// pending entry alone exceeds `max_bytes`.
+    // Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
     pub fn plan_batch(&self, max_bytes: usize, max_records: u32) -> Option<BatchPlan> {
         if self.cursor == self.head || self.marks.is_full() || max_records == 0 {
             return None;
