@@ -264,6 +264,9 @@ mod tests {
         assert_eq!(dec.stats().skipped_bytes as usize + dec.buffered(), good);
     }
 
+    /// A frame's version, kind, flags, sequence number and body.
+    type Owned = (u8, u8, u8, u32, std::vec::Vec<u8>);
+
     /// The decoder as it was before its magic checks were merged and its
     /// leftover bytes moved once: the reference `feed` is held to.
     struct Reference {
@@ -274,7 +277,7 @@ mod tests {
     }
 
     impl Reference {
-        fn feed<'i>(&mut self, mut input: &'i [u8]) -> Option<((u8, u8, u8, u32, std::vec::Vec<u8>), &'i [u8])> {
+        fn feed<'i>(&mut self, mut input: &'i [u8]) -> Option<(Owned, &'i [u8])> {
             if self.delivered > 0 {
                 crate::mem::move_within(&mut self.buf, self.delivered..self.filled, 0);
                 self.filled -= self.delivered;
