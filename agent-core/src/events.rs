@@ -161,7 +161,9 @@ impl DisconnectReason {
     }
 }
 
-/// A FIFO of serialized events in caller memory.
+/// A FIFO of serialized events in caller memory. It holds every event but
+/// `Delivered`, which the agent raises itself, coalesced (a push of one is
+/// refused).
 ///
 /// Entry layout: `len: u16 LE | tag: u8 | fields`, where a string or byte
 /// field is `len: u16 LE | bytes` and integers are little-endian. Hand-written
@@ -195,7 +197,6 @@ mod tag {
     pub const SHUTDOWN: u8 = 5;
     pub const CONFIG: u8 = 6;
     pub const GAVE_UP: u8 = 7;
-    pub const DELIVERED: u8 = 8;
 }
 
 /// Appends fields to an entry being written. A field that does not fit is
@@ -207,6 +208,8 @@ struct Writer<'b> {
 }
 
 impl Writer<'_> {
+    // Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
     fn bytes(&mut self, b: &[u8]) {
         if let Some(dst) = self.buf.get_mut(self.at..self.at + b.len()) {
             dst.copy_from_slice(b);
@@ -227,8 +230,8 @@ struct Reader<'b> {
 }
 
 impl<'b> Reader<'b> {
-    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
-    #[inline(never)]
+    // Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Option<&'b [u8]> {
         let (head, rest) = (self.buf.get(..n)?, self.buf.get(n..)?);
         self.buf = rest;
@@ -236,9 +239,6 @@ impl<'b> Reader<'b> {
     }
     fn u8(&mut self) -> Option<u8> {
         Some(self.take(1)?[0])
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
     fn field(&mut self) -> Option<&'b [u8]> {
         let n = u16::from_le_bytes(self.take(2)?.try_into().ok()?);
@@ -277,11 +277,9 @@ fn encode(ev: &Event<'_>, w: &mut Writer<'_>) {
             w.field(version.as_bytes());
             w.field(payload);
         }
-        Event::Delivered { acked_total, first_unacked_seq } => {
-            w.bytes(&[tag::DELIVERED]);
-            w.bytes(&acked_total.to_le_bytes());
-            w.bytes(&first_unacked_seq.to_le_bytes());
-        }
+        // Not queued: the agent raises it itself, coalesced, when the
+        // queue is empty (`Agent::poll_event`). Counted as never fitting.
+        Event::Delivered { .. } => w.at = usize::MAX,
         Event::GaveUp => w.bytes(&[tag::GAVE_UP]),
     }
 }
@@ -301,7 +299,6 @@ fn decode<'b>(r: &mut Reader<'b>) -> Option<Event<'b>> {
         }
         tag::SHUTDOWN => Event::Shutdown { token: r.str()? },
         tag::CONFIG => Event::Config { name: r.str()?, version: r.str()?, payload: r.field()? },
-        tag::DELIVERED => Event::Delivered { acked_total: r.u64()?, first_unacked_seq: r.u64()? },
         tag::GAVE_UP => Event::GaveUp,
         _ => return None,
     })
@@ -339,16 +336,19 @@ impl<'a> EventQueue<'a> {
     }
 
     fn try_push(&mut self, ev: &Event<'_>, limit: usize) -> bool {
-        let Some(room) = self.buf.get_mut(self.end + LEN_PREFIX..limit) else { return false };
-        let room_len = room.len().min(u16::MAX as usize);
-        let mut w = Writer { buf: &mut room[..room_len], at: 0 };
+        // The entry, its length prefix included, within `limit`.
+        let Some(room) = self.buf.get_mut(self.end..limit) else { return false };
+        let room_len = room.len().min(LEN_PREFIX + u16::MAX as usize);
+        let mut w = Writer { buf: &mut room[..room_len], at: LEN_PREFIX };
         encode(ev, &mut w);
         let n = w.at;
         if n > room_len {
             return false;
         }
-        self.buf[self.end..self.end + LEN_PREFIX].copy_from_slice(&(n as u16).to_le_bytes());
-        self.end += LEN_PREFIX + n;
+        // Every event has a tag byte: the prefix fits too.
+        w.at = 0;
+        w.bytes(&((n - LEN_PREFIX) as u16).to_le_bytes());
+        self.end += n;
         true
     }
 
@@ -373,6 +373,40 @@ impl<'a> EventQueue<'a> {
 mod tests {
     use super::*;
 
+    /// An event is stored exactly when its entry (length prefix, tag and
+    /// fields) fits the room left before `keep` free bytes, in any buffer.
+    #[test]
+    fn an_event_fits_exactly_when_its_entry_does() {
+        let task = Event::Task { target: TaskTarget::Agent, object_name: "x".into(), data_type: 7, payload: b"0123456789", token: "t".into() };
+        let evs: [(Event<'_>, usize); 5] = [
+            (Event::Connect { endpoint: 1 }, 2),
+            (Event::GaveUp, 1),
+            (Event::Shutdown { token: "tok".into() }, 6),
+            (Event::Config { name: "n".into(), version: "v".into(), payload: b"p" }, 10),
+            (task, 24),
+        ];
+        for size in 0..72 {
+            for keep in [0, 5, LIFECYCLE_RESERVE] {
+                let mut mem = std::vec![0u8; size];
+                let mut q = EventQueue::new(&mut mem);
+                let mut used = 0;
+                for (ev, len) in evs.iter().cycle().take(12) {
+                    let fits = used + LEN_PREFIX + len <= size.saturating_sub(keep);
+                    assert_eq!(q.push_keeping(ev, keep), fits, "size {size} keep {keep} used {used} {ev:?}");
+                    if fits {
+                        used += LEN_PREFIX + len;
+                    }
+                }
+                let mut popped = 0;
+                while let Some(ev) = q.pop() {
+                    assert!(evs.iter().any(|(e, _)| *e == ev));
+                    popped += 1;
+                }
+                assert_eq!(popped > 0, used > 0);
+            }
+        }
+    }
+
     #[test]
     fn fifo_with_compaction_and_overflow() {
         let mut mem = [0u8; 40];
@@ -391,12 +425,13 @@ mod tests {
             Event::Connected { endpoint: 2 },
             Event::Shutdown { token: "tok".into() },
             Event::Config { name: "n".into(), version: "v".into(), payload: b"p" },
-            Event::Delivered { acked_total: 9, first_unacked_seq: 10 },
             Event::Task { target: TaskTarget::Plugin(crate::plugin::PluginId(3)), object_name: "p".into(), data_type: 1, payload: b"", token: "".into() },
         ] {
             assert!(q.push(&ev));
             assert_eq!(q.pop(), Some(ev));
         }
+        assert!(q.is_empty());
+        assert!(!q.push(&Event::Delivered { acked_total: 9, first_unacked_seq: 10 }), "never queued");
         assert!(q.is_empty());
     }
 }

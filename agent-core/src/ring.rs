@@ -636,6 +636,8 @@ impl<'a> Ring<'a> {
     /// `max_records` of them and `max_bytes` of entries. `None` when nothing
     /// is pending, [`MAX_INFLIGHT_BATCHES`] are in flight, or the first
     /// pending entry alone exceeds `max_bytes`.
+    // Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
     pub fn plan_batch(&self, max_bytes: usize, max_records: u32) -> Option<BatchPlan> {
         if self.cursor == self.head || self.marks.is_full() || max_records == 0 {
             return None;
@@ -681,6 +683,9 @@ impl<'a> Ring<'a> {
 
     /// True if `plan` still describes the records at the cursor: same
     /// position and sequence number, and no eviction since it was planned.
+    // Inlined into both callers (copy and commit of a batch): as a call it
+    // costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
     fn plan_is_current(&self, plan: &BatchPlan) -> bool {
         plan.start == self.cursor
             && plan.first_seq == self.cursor_seq
@@ -690,6 +695,8 @@ impl<'a> Ring<'a> {
 
     /// Records the planned batch as sent: it is now in flight, and its
     /// records own their sequence numbers. False if the plan is stale.
+    // Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
     pub fn commit_batch(&mut self, plan: &BatchPlan) -> bool {
         if !self.plan_is_current(plan) || self.marks.is_full() {
             return false;
@@ -724,6 +731,7 @@ impl<'a> Ring<'a> {
             out.beyond_sent = true;
         }
         let target = up_to.saturating_add(1).min(self.next_seq);
+        let first = self.tail_seq;
         // Whole in-flight batches: O(1) each.
         while let Some(m) = self.marks.front().copied() {
             if self.tail_seq + u64::from(m.count) > target {
@@ -733,7 +741,6 @@ impl<'a> Ring<'a> {
             self.advance_tail(u64::from(m.len));
             self.tail_seq += u64::from(m.count);
             self.tail_base = m.end_ts;
-            out.acked += u64::from(m.count);
         }
         // A partly acked batch, or records sent on an earlier connection.
         while self.tail_seq < target {
@@ -742,7 +749,6 @@ impl<'a> Ring<'a> {
             self.advance_tail(size as u64);
             self.tail_seq += 1;
             self.tail_base = apply_delta(self.tail_base, h.ts_delta);
-            out.acked += 1;
             if let Some(m) = self.marks.front_mut() {
                 m.count -= 1;
                 m.len -= size as u32;
@@ -759,6 +765,8 @@ impl<'a> Ring<'a> {
         if matches!(self.protected, Some(p) if p < self.tail) {
             self.protected = None;
         }
+        // One record freed per sequence number the tail moved.
+        out.acked = self.tail_seq - first;
         self.counters.acked += out.acked;
         out
     }

@@ -172,15 +172,14 @@ pub fn validate(cfg: &AgentConfig, id: &Identity<'_>, sizes: StorageSizes) -> Re
     if cfg.heartbeat_interval < Duration::from_secs(1) {
         return Err(ConfigError::HeartbeatTooFrequent);
     }
-    let intervals = [
-        cfg.idle_timeout,
-        cfg.pong_timeout,
-        cfg.ack_timeout,
-        cfg.connect_timeout,
-        cfg.handshake_timeout,
-        cfg.max_clock_step,
-    ];
-    if intervals.contains(&Duration::ZERO) {
+    let zero = |d: Duration| d == Duration::ZERO;
+    if zero(cfg.idle_timeout)
+        || zero(cfg.pong_timeout)
+        || zero(cfg.ack_timeout)
+        || zero(cfg.connect_timeout)
+        || zero(cfg.handshake_timeout)
+        || zero(cfg.max_clock_step)
+    {
         return Err(ConfigError::ZeroInterval);
     }
     if cfg.backoff.base == Duration::ZERO || cfg.backoff.cap == Duration::ZERO {
@@ -204,9 +203,10 @@ pub fn validate(cfg: &AgentConfig, id: &Identity<'_>, sizes: StorageSizes) -> Re
     if sizes.ring < max_entry(cfg) {
         return Err(ConfigError::RingTooSmall);
     }
-    let v4 = [id.intranet_ipv4, id.extranet_ipv4];
-    let v6 = [id.intranet_ipv6, id.extranet_ipv6];
-    if v4.iter().any(|l| l.len() % 4 != 0) || v6.iter().any(|l| l.len() % 16 != 0) {
+    // Whole addresses: both lengths of a family are multiples of its size
+    // exactly when their bitwise or is.
+    let (v4, v6) = (id.intranet_ipv4.len() | id.extranet_ipv4.len(), id.intranet_ipv6.len() | id.extranet_ipv6.len());
+    if v4 % 4 != 0 || v6 % 16 != 0 {
         return Err(ConfigError::BadAddressList);
     }
     if hello_frame_max_len(id) > MAX_HELLO_FRAME {
@@ -239,20 +239,75 @@ pub fn hello_frame_max_len(id: &Identity<'_>) -> usize {
 
 /// The smallest transmit buffer (`poll_transmit`'s `out`) that always
 /// holds the next frame: a full batch, and the Hello of `id`.
+// Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+#[inline(always)]
 pub fn min_transmit_len(cfg: &AgentConfig, id: &Identity<'_>) -> usize {
     (OVERHEAD + BATCH_HEADER_MAX + cfg.batch_max_bytes).max(hello_frame_max_len(id))
 }
 
 /// The smallest frame limit a server may announce: one Batch holding a
 /// record of `max_record` bytes (sent in Hello as `min_frame`).
+// Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+#[inline(always)]
 pub fn min_peer_frame(cfg: &AgentConfig) -> u32 {
     u32::try_from(OVERHEAD + BATCH_HEADER_MAX + max_entry(cfg)).unwrap_or(u32::MAX)
 }
 
 /// Largest entry a record of `max_record` bytes can take.
-// Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
-#[inline(never)]
 pub(super) fn max_entry(cfg: &AgentConfig) -> usize {
     cfg.ring.max_record.saturating_add(MAX_ENTRY_HEADER)
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: Identity<'static> = Identity {
+        agent_id: "a",
+        hostname: "h",
+        product: "p",
+        version: "v",
+        intranet_ipv4: &[],
+        intranet_ipv6: &[],
+        extranet_ipv4: &[],
+        extranet_ipv6: &[],
+        auth_token: b"",
+    };
+    const SIZES: StorageSizes = StorageSizes { ring: 1 << 16, rx: 2048, events: 1024 };
+
+    /// Each interval alone at zero is refused.
+    #[test]
+    fn every_zero_interval_is_refused() {
+        assert_eq!(validate(&AgentConfig::default(), &ID, SIZES), Ok(()));
+        let fields: [fn(&mut AgentConfig) -> &mut Duration; 6] = [
+            |c| &mut c.idle_timeout,
+            |c| &mut c.pong_timeout,
+            |c| &mut c.ack_timeout,
+            |c| &mut c.connect_timeout,
+            |c| &mut c.handshake_timeout,
+            |c| &mut c.max_clock_step,
+        ];
+        for field in fields {
+            let mut cfg = AgentConfig::default();
+            *field(&mut cfg) = Duration::ZERO;
+            assert_eq!(validate(&cfg, &ID, SIZES), Err(ConfigError::ZeroInterval));
+        }
+    }
+
+    /// Address lists are refused exactly when one of them holds a partial
+    /// address (the rule list by list).
+    #[test]
+    fn address_lists_hold_whole_addresses() {
+        let bytes = [0u8; 40];
+        let cfg = AgentConfig::default();
+        for (a, b) in (0..=36).flat_map(|a| (0..=36).map(move |b| (a, b))) {
+            let v4 = Identity { intranet_ipv4: &bytes[..a], extranet_ipv4: &bytes[..b], ..ID };
+            let want = if a % 4 != 0 || b % 4 != 0 { Err(ConfigError::BadAddressList) } else { Ok(()) };
+            assert_eq!(validate(&cfg, &v4, SIZES), want, "v4 {a} {b}");
+            let v6 = Identity { intranet_ipv6: &bytes[..a], extranet_ipv6: &bytes[..b], ..ID };
+            let want = if a % 16 != 0 || b % 16 != 0 { Err(ConfigError::BadAddressList) } else { Ok(()) };
+            assert_eq!(validate(&cfg, &v6, SIZES), want, "v6 {a} {b}");
+        }
+    }
+}

@@ -633,8 +633,6 @@ impl<'a> Agent<'a> {
 
     /// Bytes arrived on the transport. Any chunking works. Bytes arriving
     /// while no connection is up are ignored (counted as skipped).
-    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
-    #[inline(never)]
     pub fn handle_received(&mut self, now: Instant, bytes: &[u8]) {
         let now = self.core.advance(now);
         self.core.stats.bytes_received += bytes.len() as u64;
@@ -716,6 +714,8 @@ impl<'a> Agent<'a> {
 }
 
 /// FNV-1a, for remembering config names and versions in 16 bytes each.
+// Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+#[inline(always)]
 fn fnv1a(s: Text<'_>) -> u64 {
     s.as_bytes().iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
@@ -734,6 +734,8 @@ impl<'a> Core<'a> {
     /// The timestamp of the agent's own records: the caller's latest
     /// instant plus the clock offset (agent time may differ from the
     /// caller's after a clock anomaly; timestamps follow the caller).
+    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(never)]
     fn wall(&self) -> u64 {
         self.clock.caller_now().as_millis().wrapping_add(self.clock_offset_ms as u64)
     }
@@ -749,6 +751,8 @@ impl<'a> Core<'a> {
     /// Emits a task, shutdown or config event, leaving room for the
     /// connection events the same input may still raise (a full queue must
     /// not swallow a `Disconnect`).
+    // Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
     fn emit_droppable(&mut self, ev: Event<'_>) -> bool {
         let ok = self.events.push_keeping(&ev, crate::events::LIFECYCLE_RESERVE);
         if !ok {

@@ -165,7 +165,8 @@ impl Core<'_> {
         } else {
             self.plugins.find(t.object_name).map(TaskTarget::Plugin)
         };
-        let handed_over = if let Some(target) = target {
+        // Not handed over: answered here, with why.
+        let (handed_over, status, message) = if let Some(target) = target {
             let queued = if for_agent && t.data_type == data_type::SHUTDOWN_TASK {
                 self.emit_droppable(Event::Shutdown { token: t.token })
             } else {
@@ -177,15 +178,14 @@ impl Core<'_> {
                     token: t.token,
                 })
             };
-            if !queued {
-                let _ = self.push_task_result(now, t.token, task_status::DROPPED, "agent event queue full");
-            }
-            queued
+            (queued, task_status::DROPPED, "agent event queue full")
         } else {
             self.stats.tasks_unroutable += 1;
-            let _ = self.push_task_result(now, t.token, task_status::UNKNOWN_TARGET, "no such plugin");
-            false
+            (false, task_status::UNKNOWN_TARGET, "no such plugin")
         };
+        if !handed_over {
+            let _ = self.push_task_result(now, t.token, status, message);
+        }
         if !t.token.is_empty() {
             let i = slot.unwrap_or_else(|| {
                 let i = usize::from(self.recent_task_next);

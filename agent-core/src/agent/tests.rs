@@ -596,9 +596,28 @@ fn tasks_route_to_agent_plugins_or_get_an_error_result() {
     let results: Vec<_> = records.iter().filter(|r| r.0 == data_type::TASK_RESULT).collect();
     assert_eq!(results.len(), 2);
     let r: TaskResult<'_> = postcard::from_bytes(&results[0].1).unwrap();
-    assert_eq!((r.token.as_str(), r.status), ("t3", task_status::UNKNOWN_TARGET));
+    assert_eq!((r.token.as_str(), r.status, r.message.as_str()), ("t3", task_status::UNKNOWN_TARGET, "no such plugin"));
     let r: TaskResult<'_> = postcard::from_bytes(&results[1].1).unwrap();
     assert_eq!((r.token.as_str(), r.status, r.message.as_str()), ("t1", task_status::OK, "done"));
+}
+
+/// A task the event queue has no room for is answered DROPPED, with why.
+#[test]
+fn task_without_queue_room_is_answered_dropped() {
+    let mut m = Mem::new();
+    let s = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events[..crate::events::MIN_EVENT_QUEUE] };
+    let mut a = Agent::new(cfg(), ID, s).unwrap();
+    connect(&mut a, 0, 0);
+    let task = message::Task { object_name: "".into(), data_type: 6000, payload: b"args", token: "t9".into() };
+    deliver(&mut a, 1, Message::Task(task));
+    assert_eq!(a.poll_event(), None);
+    assert_eq!(a.stats().events_dropped, 1);
+    a.handle_timeout(Instant(200));
+    let sent = transmit_all(&mut a, 200);
+    let Sent::Batch { records, .. } = &sent[0] else { panic!("{sent:?}") };
+    let result = records.iter().find(|r| r.0 == data_type::TASK_RESULT).unwrap();
+    let r: TaskResult<'_> = postcard::from_bytes(&result.1).unwrap();
+    assert_eq!((r.token.as_str(), r.status, r.message.as_str()), ("t9", task_status::DROPPED, "agent event queue full"));
 }
 
 #[test]

@@ -46,7 +46,8 @@ impl Core<'_> {
     /// The earliest running timer and its deadline.
     pub(super) fn next_timer(&self) -> Option<(Timer, Instant)> {
         let mut next: Option<(Timer, Instant)> = None;
-        for t in Timer::ALL {
+        // By reference: read from flash, not copied to the stack first.
+        for &t in &Timer::ALL {
             // Strictly earlier: of timers due together, the first in `ALL`.
             match (self.deadline(t), next) {
                 (Some(at), Some((_, best))) if at >= best => {}
@@ -70,7 +71,8 @@ impl Core<'_> {
     pub(super) fn on_timeout(&mut self, now: Instant, decoder: &FrameDecoder<'_>) {
         for _ in 0..2 * Timer::ALL.len() {
             let due = Timer::ALL
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|t| self.blocked || !t.is_transmit())
                 .find(|&t| self.deadline(t).is_some_and(|at| at <= now));
             match due {
@@ -80,6 +82,9 @@ impl Core<'_> {
         }
     }
 
+    // Inlined into both callers (`on_timeout`, `heartbeat_tick`): as a call it
+    // costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
     fn fire(&mut self, timer: Timer, now: Instant, decoder: &FrameDecoder<'_>) {
         match (timer, self.state) {
             (Timer::Reconnect, State::Backoff { endpoint, .. }) => {

@@ -90,13 +90,13 @@ impl<'b> FrameDecoder<'b> {
     /// is exhausted. See [`Feed`].
     pub fn feed<'i>(&mut self, mut input: &'i [u8]) -> Feed<'i, '_> {
         if self.delivered > 0 {
-            // Bytes after the last frame (left there by a resync) stay.
-            crate::mem::move_within(self.buf, self.delivered..self.filled, 0);
-            self.filled -= self.delivered;
+            // Bytes after the last frame (left there by a resync) stay,
+            // from the first magic byte among them on.
+            let rest = &self.buf[self.delivered..self.filled];
+            let start = rest.iter().position(|&b| b == MAGIC[0]).unwrap_or(rest.len());
+            crate::mem::move_within(self.buf, self.delivered + start..self.filled, 0);
+            self.filled -= self.delivered + start;
             self.delivered = 0;
-            let start = self.buf[..self.filled].iter().position(|&b| b == MAGIC[0]).unwrap_or(self.filled);
-            crate::mem::move_within(self.buf, start..self.filled, 0);
-            self.filled -= start;
             self.stats.skipped_bytes += start as u64;
         }
         let max = self.buf.len();
@@ -121,8 +121,9 @@ impl<'b> FrameDecoder<'b> {
                 }
             }
             if self.filled >= 2 && self.buf[1] != MAGIC[1] {
-                // A false start left at the front by a resync: not a
-                // candidate, so not counted as oversized or bad CRC.
+                // A false start (left at the front by a resync, or just
+                // read): not a candidate, so not counted as oversized or
+                // bad CRC.
                 self.resync();
                 continue;
             }
@@ -140,20 +141,16 @@ impl<'b> FrameDecoder<'b> {
                 }
             };
             if self.filled < need {
+                if input.is_empty() {
+                    return Feed::Consumed;
+                }
+                // Then checked again from the top: the magic, the declared
+                // length once the header is in, the frame once it is whole.
                 let take = (need - self.filled).min(input.len());
                 self.buf[self.filled..self.filled + take].copy_from_slice(&input[..take]);
                 self.filled += take;
                 input = &input[take..];
-                if self.filled >= 2 && self.buf[1] != MAGIC[1] {
-                    self.resync();
-                    continue;
-                }
-                if self.filled < need {
-                    return Feed::Consumed;
-                }
-                if need == HEADER_LEN {
-                    continue; // now read the declared length
-                }
+                continue;
             }
             // A whole candidate frame: check it.
             let body_end = need - TRAILER_LEN;
@@ -265,5 +262,172 @@ mod tests {
         assert_eq!(dec.feed(&wire[big..n]), Feed::Consumed);
         assert_eq!(dec.stats().bad_crc, 1);
         assert_eq!(dec.stats().skipped_bytes as usize + dec.buffered(), good);
+    }
+
+    /// A frame's version, kind, flags, sequence number and body.
+    type Owned = (u8, u8, u8, u32, std::vec::Vec<u8>);
+
+    /// The decoder as it was before its magic checks were merged and its
+    /// leftover bytes moved once: the reference `feed` is held to.
+    struct Reference {
+        buf: std::vec::Vec<u8>,
+        filled: usize,
+        delivered: usize,
+        stats: DecoderStats,
+    }
+
+    impl Reference {
+        fn feed<'i>(&mut self, mut input: &'i [u8]) -> Option<(Owned, &'i [u8])> {
+            if self.delivered > 0 {
+                crate::mem::move_within(&mut self.buf, self.delivered..self.filled, 0);
+                self.filled -= self.delivered;
+                self.delivered = 0;
+                let start = self.buf[..self.filled].iter().position(|&b| b == MAGIC[0]).unwrap_or(self.filled);
+                crate::mem::move_within(&mut self.buf, start..self.filled, 0);
+                self.filled -= start;
+                self.stats.skipped_bytes += start as u64;
+            }
+            let max = self.buf.len();
+            loop {
+                if self.filled == 0 {
+                    match input.iter().position(|&b| b == MAGIC[0]) {
+                        Some(i) => {
+                            self.stats.skipped_bytes += i as u64;
+                            input = &input[i..];
+                        }
+                        None => {
+                            self.stats.skipped_bytes += input.len() as u64;
+                            return None;
+                        }
+                    }
+                    if max < HEADER_LEN + TRAILER_LEN {
+                        self.stats.skipped_bytes += input.len() as u64;
+                        self.stats.oversized += 1;
+                        return None;
+                    }
+                }
+                if self.filled >= 2 && self.buf[1] != MAGIC[1] {
+                    self.resync();
+                    continue;
+                }
+                let need = if self.filled < HEADER_LEN {
+                    HEADER_LEN
+                } else {
+                    let body = le_u32(&self.buf[5..9]) as usize;
+                    match body.checked_add(HEADER_LEN + TRAILER_LEN) {
+                        Some(total) if total <= max => total,
+                        _ => {
+                            self.stats.oversized += 1;
+                            self.resync();
+                            continue;
+                        }
+                    }
+                };
+                if self.filled < need {
+                    let take = (need - self.filled).min(input.len());
+                    self.buf[self.filled..self.filled + take].copy_from_slice(&input[..take]);
+                    self.filled += take;
+                    input = &input[take..];
+                    if self.filled >= 2 && self.buf[1] != MAGIC[1] {
+                        self.resync();
+                        continue;
+                    }
+                    if self.filled < need {
+                        return None;
+                    }
+                    if need == HEADER_LEN {
+                        continue;
+                    }
+                }
+                let body_end = need - TRAILER_LEN;
+                let want = le_u32(&self.buf[body_end..need]);
+                if crc32c(&self.buf[..body_end]) != want {
+                    self.stats.bad_crc += 1;
+                    self.resync();
+                    continue;
+                }
+                self.stats.frames += 1;
+                self.delivered = need;
+                let b = &self.buf[..need];
+                let frame = (b[2], b[3], b[4], le_u32(&b[9..HEADER_LEN]), b[HEADER_LEN..body_end].to_vec());
+                return Some((frame, input));
+            }
+        }
+
+        fn resync(&mut self) {
+            let next = self.buf[1..self.filled].iter().position(|&b| b == MAGIC[0]).map_or(self.filled, |i| i + 1);
+            crate::mem::move_within(&mut self.buf, next..self.filled, 0);
+            self.filled -= next;
+            self.stats.skipped_bytes += next as u64;
+        }
+    }
+
+    /// A piece of a received stream: a frame (whole, cut short, with a
+    /// flipped bit, with a false length) or garbage rich in magic bytes.
+    fn piece() -> impl proptest::strategy::Strategy<Value = std::vec::Vec<u8>> {
+        use proptest::prelude::*;
+        let garbage = proptest::collection::vec(prop_oneof![Just(0xEAu8), Just(0x9E), any::<u8>()], 0..6);
+        (0u8..7, proptest::collection::vec(any::<u8>(), 0..48), any::<u32>(), any::<u16>(), garbage).prop_map(
+            |(how, body, seq, r, garbage)| {
+                if how == 0 {
+                    return garbage;
+                }
+                let mut out = std::vec![0u8; body.len() + 17];
+                let n = frame(Kind::Ping, seq, &body, &mut out);
+                out.truncate(n);
+                let at = usize::from(r) % n;
+                match how {
+                    2 => out.truncate(at),
+                    3 => out[at] ^= 1 << (r % 8),
+                    // A length that swallows what follows, or one far too long.
+                    4 => out[5..9].copy_from_slice(&(u32::from(r) % 64).to_le_bytes()),
+                    5 => out[5..9].copy_from_slice(&(u32::from(r) * 977).to_le_bytes()),
+                    _ => {}
+                }
+                out
+            },
+        )
+    }
+
+    proptest::proptest! {
+        /// The same frames, leftovers and counters as the reference, for any
+        /// stream, chunking and buffer size.
+        #[test]
+        fn feed_matches_the_reference(
+            pieces in proptest::collection::vec(piece(), 0..12),
+            chunks in proptest::collection::vec(1usize..40, 1..8),
+            size in 0usize..80,
+        ) {
+            let wire: std::vec::Vec<u8> = pieces.concat();
+            let mut store = std::vec![0u8; size];
+            let mut dec = FrameDecoder::new(&mut store);
+            let mut reference = Reference { buf: std::vec![0u8; size], filled: 0, delivered: 0, stats: DecoderStats::default() };
+            let (mut at, mut c) = (0, 0);
+            while at < wire.len() {
+                let end = (at + chunks[c % chunks.len()]).min(wire.len());
+                c += 1;
+                let (mut input, mut expect) = (&wire[at..end], &wire[at..end]);
+                loop {
+                    let got = match dec.feed(input) {
+                        Feed::Frame { frame, remaining } => {
+                            input = remaining;
+                            Some(((frame.version, frame.kind, frame.flags, frame.seq, frame.body.to_vec()), remaining.len()))
+                        }
+                        Feed::Consumed => None,
+                    };
+                    let want = reference.feed(expect).map(|(f, rest)| {
+                        expect = rest;
+                        (f, rest.len())
+                    });
+                    proptest::prop_assert_eq!(&got, &want);
+                    proptest::prop_assert_eq!(dec.stats(), reference.stats);
+                    proptest::prop_assert_eq!(dec.buffered(), reference.filled - reference.delivered);
+                    if got.is_none() {
+                        break;
+                    }
+                }
+                at = end;
+            }
+        }
     }
 }
