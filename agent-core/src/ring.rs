@@ -200,6 +200,23 @@ struct BatchMark {
     end_ts: u64,
 }
 
+/// The entries of the batch [`Ring::send_batch`] is sending, to be copied
+/// into the frame.
+pub struct BatchEntries<'r, 'a> {
+    ring: &'r Ring<'a>,
+    at: usize,
+    len: usize,
+}
+
+impl BatchEntries<'_, '_> {
+    /// Copies the entries into the start of `out`; their length, or `None`
+    /// (copying nothing) if `out` is shorter.
+    pub fn copy_to(&self, out: &mut [u8]) -> Option<usize> {
+        self.ring.read_at(self.at, out.get_mut(..self.len)?);
+        Some(self.len)
+    }
+}
+
 /// A run of never-sent entries chosen for eviction: `[sent_end, end)`,
 /// every entry but the kept entry at `kept`.
 #[cfg(feature = "drop-oldest")]
@@ -671,6 +688,24 @@ impl<'a> Ring<'a> {
         })
     }
 
+    /// Sends the next batch in one step: plans it like [`Ring::plan_batch`],
+    /// hands the plan and its entries to `write`, and, when `write` returns
+    /// `Some`, records the batch as sent like [`Ring::commit_batch`]. `None`
+    /// (nothing recorded) when there is no batch to plan or `write` returns
+    /// `None`. The same bytes and state as plan, copy and commit: the ring
+    /// cannot change while `write` runs, so the plan is checked only once.
+    pub fn send_batch<R>(
+        &mut self,
+        max_bytes: usize,
+        max_records: u32,
+        write: impl FnOnce(&BatchPlan, BatchEntries<'_, 'a>) -> Option<R>,
+    ) -> Option<R> {
+        let plan = self.plan_batch(max_bytes, max_records)?;
+        let r = write(&plan, BatchEntries { ring: self, at: self.off(plan.start), len: plan.len })?;
+        self.record_sent(&plan);
+        Some(r)
+    }
+
     /// Copies the planned batch's entries into `out[..plan.len]`. Returns
     /// false (copying nothing) if `out` is too short or the plan is stale.
     pub fn copy_batch(&self, plan: &BatchPlan, out: &mut [u8]) -> bool {
@@ -701,6 +736,14 @@ impl<'a> Ring<'a> {
         if !self.plan_is_current(plan) || self.marks.is_full() {
             return false;
         }
+        self.record_sent(plan)
+    }
+
+    /// Commits a current plan (see [`Ring::commit_batch`]); false, changing
+    /// nothing, if no batch slot is free.
+    // Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
+    fn record_sent(&mut self, plan: &BatchPlan) -> bool {
         let mark = BatchMark { count: plan.count, len: plan.len as u32, end_ts: plan.end_ts };
         if self.marks.push_back(mark).is_err() {
             return false;
@@ -956,6 +999,59 @@ mod tests {
         assert!(ring.copy_batch(&plan, out));
         assert!(ring.commit_batch(&plan));
         Some(plan)
+    }
+
+    /// Every field `send_batch` and `commit_batch` may change.
+    fn state(r: &Ring<'_>) -> impl PartialEq + fmt::Debug {
+        let marks: heapless::Vec<(u32, u32, u64), MAX_INFLIGHT_BATCHES> =
+            r.marks.iter().map(|m| (m.count, m.len, m.end_ts)).collect();
+        (
+            [r.tail, r.cursor, r.sent_end, r.head, r.tail_seq, r.cursor_seq, r.next_seq],
+            [r.tail_base, r.cursor_base, r.sent_end_base, r.head_base, r.never_sent],
+            marks,
+            r.counters,
+        )
+    }
+
+    /// `send_batch` against plan, copy and commit: the same bytes, the same
+    /// outcome and the same state, over wraps, resends, partial acks, short
+    /// outputs and a full window of batches.
+    #[test]
+    fn send_batch_is_plan_copy_commit() {
+        let (mut mem_a, mut mem_b) = ([0u8; 53], [0u8; 53]);
+        let cfg = RingConfig { max_record: 16, policy: OverflowPolicy::RejectNew };
+        let (mut a, mut b) = (Ring::new(&mut mem_a, cfg), Ring::new(&mut mem_b, cfg));
+        let mut sent = 0;
+        for step in 0..400u64 {
+            let payload = &b"0123456789abcdef"[..(step * 7 % 17) as usize];
+            let ts = 1000 + step * 3 - step % 5;
+            assert_eq!(a.push(&Record::new(step as u32 % 3, ts, payload)), b.push(&Record::new(step as u32 % 3, ts, payload)));
+            let max_bytes = (step * 11 % 60) as usize;
+            let max_records = (step % 4) as u32;
+            let out_len = (step * 13 % 70) as usize;
+            let (mut out_a, mut out_b) = ([0xaau8; 80], [0xaau8; 80]);
+            let old = a.plan_batch(max_bytes, max_records).and_then(|plan| {
+                let ok = a.copy_batch(&plan, &mut out_a[..out_len]);
+                (ok && a.commit_batch(&plan)).then_some(plan)
+            });
+            let new = b.send_batch(max_bytes, max_records, |plan, entries| {
+                entries.copy_to(&mut out_b[..out_len]).map(|n| (*plan, n))
+            });
+            assert_eq!(old.map(|p| (p, p.len)), new, "step {step}");
+            assert_eq!(out_a, out_b, "step {step}");
+            assert_eq!(state(&a), state(&b), "step {step}");
+            sent += usize::from(new.is_some());
+            match step % 9 {
+                3 => assert_eq!(a.ack(a.first_unacked_seq() + 1), b.ack(b.first_unacked_seq() + 1)),
+                5 => assert_eq!(a.ack(a.next_seq()), b.ack(b.next_seq())),
+                7 => {
+                    a.rewind();
+                    b.rewind();
+                }
+                _ => {}
+            }
+        }
+        assert!(sent > 50, "{sent}");
     }
 
     #[test]

@@ -26,25 +26,27 @@ impl Core<'_> {
         if !(full || resend || due) {
             return 0;
         }
-        let Some(plan) = self.ring.plan_batch(max_bytes, self.cfg.batch_max_records) else { return 0 };
+        // Whether the window was idle before this batch (the ring does not
+        // change until the batch is recorded as sent).
+        let idle = self.ring.inflight_records() == 0;
         let seq = self.tx_seq;
-        let ring = &self.ring;
-        let written = frame::encode_with(Kind::Batch, 0, seq, out, |body| {
-            // Batch's fields; its records are copied from the ring after them.
-            let mut w = BodyWriter::new(body);
-            w.uint(plan.first_seq);
-            w.uint(plan.base_ts);
-            w.uint(u64::from(plan.count));
-            w.uint(plan.len as u64);
-            let n = w.len();
-            let dst = body.get_mut(n..n + plan.len)?;
-            ring.copy_batch(&plan, dst).then_some(n + plan.len)
+        let written = self.ring.send_batch(max_bytes, self.cfg.batch_max_records, |plan, entries| {
+            frame::encode_with(Kind::Batch, 0, seq, out, |body| {
+                // Batch's fields; its records are copied from the ring after them.
+                let mut w = BodyWriter::new(body);
+                w.uint(plan.first_seq);
+                w.uint(plan.base_ts);
+                w.uint(u64::from(plan.count));
+                w.uint(plan.len as u64);
+                let n = w.len();
+                Some(n + entries.copy_to(body.get_mut(n..)?)?)
+            })
+            .ok()
         });
-        let Ok(n) = written else { return 0 };
-        if self.ring.inflight_records() == 0 {
+        let Some(n) = written else { return 0 };
+        if idle {
             self.ack_progress = now;
         }
-        self.ring.commit_batch(&plan);
         if self.ring.pending_records() == 0 {
             self.pending_since = None;
             self.flush_requested = false;
