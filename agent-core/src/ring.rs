@@ -895,13 +895,11 @@ impl<'a> Ring<'a> {
     }
 
     fn read_at(&self, at: usize, out: &mut [u8]) {
-        let start = self.phys(at);
-        let first = out.len().min(self.buf.len() - start);
-        out[..first].copy_from_slice(&self.buf[start..start + first]);
-        let rest = out.len() - first;
-        if rest > 0 {
-            out[first..].copy_from_slice(&self.buf[..rest]);
-        }
+        // The bytes from `at` to the end of storage, then from its start.
+        let (wrapped, from) = self.buf.split_at(self.phys(at));
+        let (first, rest) = out.split_at_mut(out.len().min(from.len()));
+        first.copy_from_slice(&from[..first.len()]);
+        rest.copy_from_slice(&wrapped[..rest.len()]);
     }
 
     /// Writes `h` at offset `at`; returns its length.
