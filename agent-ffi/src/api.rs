@@ -125,10 +125,10 @@ pub unsafe extern "C" fn ea_agent_init(
         // SAFETY: the caller promises these outlive the agent ('static
         // from here on) and are not otherwise accessed; checked disjoint.
         let (ring, rx, events, id) = unsafe {
-            (args::bytes_mut(ring, ring_len)?, args::bytes_mut(rx, rx_len)?, args::bytes_mut(events, events_len)?, *id.write_core(&mut core_id)?)
+            (args::bytes_mut(ring, ring_len)?, args::bytes_mut(rx, rx_len)?, args::bytes_mut(events, events_len)?, &*id.write_core(&mut core_id)?)
         };
         let mut core_cfg = core::mem::MaybeUninit::uninit();
-        let core_cfg = *cfg.write_core(&mut core_cfg)?;
+        let core_cfg = &*cfg.write_core(&mut core_cfg)?;
         let hooks = LockHooks { lock: cfg.lock, unlock: cfg.unlock, userdata: cfg.lock_userdata };
         // SAFETY: checked above. The agent is built in the storage itself.
         unsafe { handle::install(p, hooks, core_cfg, id, AgentStorage { ring, rx, events }) }

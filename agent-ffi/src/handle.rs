@@ -106,8 +106,8 @@ pub(crate) unsafe fn is_live(p: *const Inner) -> bool {
 pub(crate) unsafe fn install(
     p: *mut Inner,
     hooks: LockHooks,
-    cfg: agent_core::AgentConfig,
-    id: agent_core::Identity<'static>,
+    cfg: &agent_core::AgentConfig,
+    id: &agent_core::Identity<'static>,
     storage: agent_core::AgentStorage<'static>,
 ) -> Res {
     // SAFETY: the caller's contract; every field is written through raw
@@ -118,7 +118,7 @@ pub(crate) unsafe fn install(
         let state = core::ptr::addr_of_mut!((*p).state).cast::<State>();
         let slot = &mut *core::ptr::addr_of_mut!((*state).agent).cast::<core::mem::MaybeUninit<Agent<'static>>>();
         // First, so that a refused configuration writes nothing at all.
-        Agent::new_in(slot, cfg, id, storage)?;
+        Agent::new_in_from(slot, cfg, id, storage)?;
         core::ptr::addr_of_mut!((*state).poisoned).write(false);
         core::ptr::addr_of_mut!((*state).ticks).write(Tick32::default());
         core::ptr::addr_of_mut!((*state).slept_until).write(None);

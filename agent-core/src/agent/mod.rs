@@ -294,7 +294,7 @@ impl<'a> Agent<'a> {
     /// connect to endpoint 0.
     pub fn new(cfg: AgentConfig, identity: Identity<'a>, storage: AgentStorage<'a>) -> Result<Self, ConfigError> {
         validate(&cfg, &identity, storage.sizes())?;
-        Ok(Self::build(cfg, identity, storage))
+        Ok(Self::build(&cfg, &identity, storage))
     }
 
     /// As [`Agent::new`], but the agent is built in `slot` and borrowed
@@ -307,7 +307,18 @@ impl<'a> Agent<'a> {
         identity: Identity<'a>,
         storage: AgentStorage<'a>,
     ) -> Result<&'s mut Agent<'a>, ConfigError> {
-        validate(&cfg, &identity, storage.sizes())?;
+        Self::new_in_from(slot, &cfg, &identity, storage)
+    }
+
+    /// As [`Agent::new_in`], with the configuration and identity read
+    /// where they are (copied once, into the agent).
+    pub fn new_in_from<'s>(
+        slot: &'s mut core::mem::MaybeUninit<Agent<'a>>,
+        cfg: &AgentConfig,
+        identity: &Identity<'a>,
+        storage: AgentStorage<'a>,
+    ) -> Result<&'s mut Agent<'a>, ConfigError> {
+        validate(cfg, identity, storage.sizes())?;
         let agent = Self::build(cfg, identity, storage);
         // Cleared first: most of a new agent is zero, and those stores
         // then need not be made one by one.
@@ -317,14 +328,14 @@ impl<'a> Agent<'a> {
 
     /// The agent of a validated configuration.
     #[inline(always)]
-    fn build(cfg: AgentConfig, identity: Identity<'a>, storage: AgentStorage<'a>) -> Self {
-        let tx_min = min_transmit_len(&cfg, &identity);
+    fn build(cfg: &AgentConfig, identity: &Identity<'a>, storage: AgentStorage<'a>) -> Self {
+        let tx_min = min_transmit_len(cfg, identity);
         let max_frame_rx = u32::try_from(storage.rx.len()).unwrap_or(u32::MAX);
         Agent {
             decoder: FrameDecoder::new(storage.rx),
             core: Core {
-                cfg,
-                id: identity,
+                cfg: *cfg,
+                id: *identity,
                 ring: Ring::new(storage.ring, cfg.ring),
                 events: EventQueue::new(storage.events),
                 rng: Rng::new(cfg.rng_seed),
