@@ -355,12 +355,13 @@ impl<'a> EventQueue<'a> {
     /// Removes the oldest event; it borrows the queue until the next push.
     pub(crate) fn pop(&mut self) -> Option<Event<'_>> {
         while self.start < self.end {
-            let at = self.start;
-            let n = usize::from(u16::from_le_bytes([self.buf[at], self.buf[at + 1]]));
-            self.start = at + LEN_PREFIX + n;
+            // An entry is laid out as a length-prefixed field: its length,
+            // then its bytes (tag and fields).
+            let entry = Reader { buf: self.buf.get(self.start..self.end)? }.field()?;
+            self.start += LEN_PREFIX + entry.len();
             // Only this module writes the queue, so decoding cannot fail;
             // a failure would skip the entry rather than panic.
-            let mut r = Reader { buf: &self.buf[at + LEN_PREFIX..at + LEN_PREFIX + n] };
+            let mut r = Reader { buf: entry };
             if let Some(ev) = decode(&mut r) {
                 return Some(ev);
             }
