@@ -104,6 +104,8 @@ impl Core<'_> {
         w.uint(u64::from(min_frame));
     }
 
+    // Inlined: as a call it costs Thumb flash (NOTES.md, "flash by function").
+    #[inline(always)]
     pub(super) fn sent(&mut self, n: usize) -> usize {
         self.tx_seq = self.tx_seq.wrapping_add(1);
         self.stats.frames_sent += 1;
