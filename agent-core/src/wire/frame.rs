@@ -150,7 +150,8 @@ pub fn encode_with(
     body: impl FnOnce(&mut [u8]) -> Option<usize>,
 ) -> Result<usize, EncodeError> {
     let body_room = out.len().checked_sub(OVERHEAD).ok_or(EncodeError::BufferTooSmall)?;
-    let n = body(&mut out[HEADER_LEN..HEADER_LEN + body_room]).ok_or(EncodeError::BufferTooSmall)?;
+    let room = out.get_mut(HEADER_LEN..HEADER_LEN + body_room).ok_or(EncodeError::BufferTooSmall)?;
+    let n = body(room).ok_or(EncodeError::BufferTooSmall)?;
     match finish(kind, flags, seq, out, n) {
         0 => Err(EncodeError::BufferTooSmall),
         len => Ok(len),
