@@ -55,7 +55,9 @@ impl Core<'_> {
             // Ping, Pong and Ack are one u64 each (nonce, nonce, `up_to`):
             // read by one call.
             Kind::Ping | Kind::Pong | Kind::Ack if kind != Kind::Ack || connected => {
-                let v = BodyReader::new(body).u64()?;
+                let mut r = BodyReader::new(body);
+                let v = r.get_u64();
+                let v = r.finish(v)?;
                 match kind {
                     Kind::Ping => self.pong_pending = Some(v),
                     Kind::Pong => self.on_pong(now, v),
