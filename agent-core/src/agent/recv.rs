@@ -48,6 +48,8 @@ impl Core<'_> {
     /// are decoded here, by the hand-written readers of [`crate::wire::codec`]. An
     /// error (unreadable body, or a kind unexpected in the current state)
     /// is a protocol error, which the caller turns into a Close.
+    // Inlined into on_frame, its one caller (flash).
+    #[inline(always)]
     pub(super) fn on_message(&mut self, now: Instant, kind: Kind, body: &[u8]) -> Result<(), DecodeError> {
         let handshaking = matches!(self.state, State::Handshaking { .. });
         let connected = matches!(self.state, State::Connected { .. });
