@@ -61,14 +61,22 @@ impl<'a> BodyReader<'a> {
         if failed { Err(DecodeError::Malformed) } else { Ok(v) }
     }
 
-    /// Sticky: a varint of at most `max_len` bytes and value at most `max`;
-    /// 0 with the failure noted when not. An unreadable varint is not
-    /// consumed; one above `max` is.
-    fn get_uint(&mut self, max_len: usize, max: u64) -> u64 {
+    /// Sticky: an unsigned integer of `bits` bits (16, 32 or 64): a varint
+    /// of at most `bits.div_ceil(7)` bytes whose value fits; 0 with the
+    /// failure noted when not. An unreadable varint is not consumed; one
+    /// that does not fit is.
+    fn get_uint(&mut self, bits: u32) -> u64 {
         if let Ok((v, n)) = varint::decode_u64(self.bytes) {
-            if n <= max_len {
+            if n <= bits.div_ceil(7) as usize {
                 self.bytes = self.bytes.get(n..).unwrap_or_default();
-                if v <= max {
+                // Halves compared apart: no 64-bit shift by a variable
+                // amount (a library call on 32-bit MCUs).
+                let fits = match bits {
+                    16 => v <= u64::from(u16::MAX),
+                    32 => v <= u64::from(u32::MAX),
+                    _ => true,
+                };
+                if fits {
                     return v;
                 }
             }
@@ -80,26 +88,25 @@ impl<'a> BodyReader<'a> {
     /// Sticky [`BodyReader::u16`].
     #[inline(always)]
     pub(crate) fn get_u16(&mut self) -> u16 {
-        self.get_uint(3, u16::MAX.into()) as u16
+        self.get_uint(16) as u16
     }
 
     /// Sticky [`BodyReader::u32`].
     #[inline(always)]
     pub(crate) fn get_u32(&mut self) -> u32 {
-        self.get_uint(5, u32::MAX.into()) as u32
+        self.get_uint(32) as u32
     }
 
     /// Sticky [`BodyReader::u64`].
     #[inline(always)]
     pub(crate) fn get_u64(&mut self) -> u64 {
-        self.get_uint(varint::MAX_LEN_U64, u64::MAX)
+        self.get_uint(64)
     }
 
     /// Sticky [`BodyReader::bytes`]: empty when it fails.
     pub(crate) fn get_bytes(&mut self) -> &'a [u8] {
-        const USIZE_VARINT_MAX: usize = (usize::BITS as usize).div_ceil(7);
-        // At most usize::MAX, so the cast keeps the value.
-        let n = self.get_uint(USIZE_VARINT_MAX, usize::MAX as u64) as usize;
+        // A usize (32 or 64 bits), so the cast keeps the value.
+        let n = self.get_uint(usize::BITS) as usize;
         if let Some((head, rest)) = self.bytes.split_at_checked(n) {
             self.bytes = rest;
             return head;
