@@ -174,6 +174,8 @@ impl Backoff {
     /// The ceiling of the jitter window for a failure of weight `weight`,
     /// `failing_for` into the streak, with fleet window `window_ms` (see the
     /// module docs).
+    // Inlined into on_failure, its one caller in the agent (flash).
+    #[inline(always)]
     pub fn ceiling(cfg: &BackoffConfig, weight: u32, failing_for: Duration, window_ms: u64) -> Duration {
         let cap = cfg.cap.as_millis();
         let floor = if window_ms > 0 {

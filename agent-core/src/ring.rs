@@ -887,11 +887,10 @@ impl<'a> Ring<'a> {
 
     fn write_at(&mut self, at: usize, data: &[u8]) {
         let start = self.phys(at);
-        let first = data.len().min(self.buf.len() - start);
-        self.buf[start..start + first].copy_from_slice(&data[..first]);
-        if first < data.len() {
-            self.buf[..data.len() - first].copy_from_slice(&data[first..]);
-        }
+        let (wrapped, tail) = self.buf.split_at_mut(start);
+        let (first, rest) = data.split_at(data.len().min(tail.len()));
+        tail[..first.len()].copy_from_slice(first);
+        wrapped[..rest.len()].copy_from_slice(rest);
     }
 
     fn read_at(&self, at: usize, out: &mut [u8]) {

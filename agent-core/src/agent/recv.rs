@@ -1,7 +1,7 @@
 //! Received frames: the downlink messages and what each does.
 
 use super::*;
-use crate::wire::codec::BodyReader;
+use crate::wire::codec::{BodyReader, BodyWriter};
 
 impl Core<'_> {
     /// Handles one frame; returns the bytes of a frame skipped as left over
@@ -48,6 +48,8 @@ impl Core<'_> {
     /// are decoded here, by the hand-written readers of [`crate::wire::codec`]. An
     /// error (unreadable body, or a kind unexpected in the current state)
     /// is a protocol error, which the caller turns into a Close.
+    // Inlined into on_frame, its one caller (flash).
+    #[inline(always)]
     pub(super) fn on_message(&mut self, now: Instant, kind: Kind, body: &[u8]) -> Result<(), DecodeError> {
         let handshaking = matches!(self.state, State::Handshaking { .. });
         let connected = matches!(self.state, State::Connected { .. });
@@ -55,7 +57,9 @@ impl Core<'_> {
             // Ping, Pong and Ack are one u64 each (nonce, nonce, `up_to`):
             // read by one call.
             Kind::Ping | Kind::Pong | Kind::Ack if kind != Kind::Ack || connected => {
-                let v = BodyReader::new(body).u64()?;
+                let mut r = BodyReader::new(body);
+                let v = r.get_u64();
+                let v = r.finish(v)?;
                 match kind {
                     Kind::Ping => self.pong_pending = Some(v),
                     Kind::Pong => self.on_pong(now, v),
@@ -217,11 +221,9 @@ impl Core<'_> {
 
     /// Whether a TaskResult record for `token` is in the ring.
     fn result_held(&self, token: Text<'_>) -> bool {
-        // The record's payload starts with the token as TaskResult writes it.
-        let mut buf = [0u8; MAX_TASK_RESULT_LEN];
-        match write_body(&TaskResult { token, status: 0, message: Text::default() }, &mut buf) {
-            // Status 0 and an empty message are one byte each.
-            Some(n) => self.ring.holds(data_type::TASK_RESULT, &buf[..n - 2]),
+        let mut buf = [0u8; MAX_TASK_RESULT_LEN - 2];
+        match result_prefix(token, &mut buf) {
+            Some(prefix) => self.ring.holds(data_type::TASK_RESULT, prefix),
             None => false,
         }
     }
@@ -244,4 +246,41 @@ impl Core<'_> {
         }
     }
 
+}
+
+/// The start of every TaskResult payload for `token` (the token as
+/// TaskResult writes it), written into `buf`; `None` when no result for
+/// `token` fits [`MAX_TASK_RESULT_LEN`], not even with status 0 and an
+/// empty message (one byte each).
+fn result_prefix<'b>(token: Text<'_>, buf: &'b mut [u8; MAX_TASK_RESULT_LEN - 2]) -> Option<&'b [u8]> {
+    let mut w = BodyWriter::new(buf);
+    w.str(token);
+    let n = w.fits().then_some(w.len());
+    n.and_then(|n| buf.get(..n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The prefix as result_held took it before: a whole TaskResult with
+    /// status 0 and an empty message, less its last two bytes.
+    fn old_prefix<'b>(token: Text<'_>, buf: &'b mut [u8; MAX_TASK_RESULT_LEN]) -> Option<&'b [u8]> {
+        let n = write_body(&TaskResult { token, status: 0, message: Text::default() }, buf)?;
+        Some(&buf[..n - 2])
+    }
+
+    #[test]
+    fn result_prefix_matches_the_whole_result_less_its_tail() {
+        let mut tried = 0;
+        for text in ["t".repeat(MAX_TASK_RESULT_LEN + 4), "t\u{e9}".repeat(MAX_TASK_RESULT_LEN)] {
+            for len in 0..=MAX_TASK_RESULT_LEN + 4 {
+                let Some(token) = text.get(..len) else { continue };
+                let (mut a, mut b) = ([0u8; MAX_TASK_RESULT_LEN - 2], [0u8; MAX_TASK_RESULT_LEN]);
+                assert_eq!(result_prefix(token.into(), &mut a), old_prefix(token.into(), &mut b), "token of {len} bytes");
+                tried += 1;
+            }
+        }
+        assert!(tried > MAX_TASK_RESULT_LEN);
+    }
 }

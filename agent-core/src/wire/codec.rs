@@ -30,49 +30,119 @@ use crate::wire::message::{
 use crate::wire::varint;
 
 /// A cursor over a body.
+///
+/// Two ways to read: each field's own `Result` (the `pub` methods), or the
+/// crate's sticky reads (`get_*`), which give a field that cannot be read
+/// as its type's default, remember the failure and are checked once, by
+/// [`BodyReader::finish`]: the body then reads as `Malformed`, the same
+/// outcome as the first failing `Result` read.
 pub struct BodyReader<'a> {
     bytes: &'a [u8],
+    failed: bool,
 }
 
 impl<'a> BodyReader<'a> {
     /// A reader at the start of `bytes`.
     pub fn new(bytes: &'a [u8]) -> Self {
-        BodyReader { bytes }
+        BodyReader { bytes, failed: false }
     }
 
-    fn varint(&mut self, max_len: usize) -> Result<u64, DecodeError> {
-        let (v, n) = varint::decode_u64(self.bytes).map_err(|_| DecodeError::Malformed)?;
-        if n > max_len {
-            return Err(DecodeError::Malformed);
+    /// `value` if every sticky read so far succeeded, else `Malformed`.
+    pub(crate) fn finish<T>(&self, value: T) -> Result<T, DecodeError> {
+        if self.failed { Err(DecodeError::Malformed) } else { Ok(value) }
+    }
+
+    /// Runs a sticky read as a `Result` one: `Err` when it fails (the
+    /// sticky state, for [`BodyReader::finish`], is left as it was).
+    fn checked<T>(&mut self, read: impl FnOnce(&mut Self) -> T) -> Result<T, DecodeError> {
+        let earlier = core::mem::replace(&mut self.failed, false);
+        let v = read(self);
+        let failed = core::mem::replace(&mut self.failed, earlier);
+        if failed { Err(DecodeError::Malformed) } else { Ok(v) }
+    }
+
+    /// Sticky: an unsigned integer of `bits` bits (16, 32 or 64): a varint
+    /// of at most `bits.div_ceil(7)` bytes whose value fits; 0 with the
+    /// failure noted when not. An unreadable varint is not consumed; one
+    /// that does not fit is.
+    fn get_uint(&mut self, bits: u32) -> u64 {
+        if let Ok((v, n)) = varint::decode_u64(self.bytes) {
+            if n <= bits.div_ceil(7) as usize {
+                self.bytes = self.bytes.get(n..).unwrap_or_default();
+                // Halves compared apart: no 64-bit shift by a variable
+                // amount (a library call on 32-bit MCUs).
+                let fits = match bits {
+                    16 => v <= u64::from(u16::MAX),
+                    32 => v <= u64::from(u32::MAX),
+                    _ => true,
+                };
+                if fits {
+                    return v;
+                }
+            }
         }
-        self.bytes = &self.bytes[n..];
-        Ok(v)
+        self.failed = true;
+        0
+    }
+
+    /// Sticky [`BodyReader::u16`].
+    #[inline(always)]
+    pub(crate) fn get_u16(&mut self) -> u16 {
+        self.get_uint(16) as u16
+    }
+
+    /// Sticky [`BodyReader::u32`].
+    #[inline(always)]
+    pub(crate) fn get_u32(&mut self) -> u32 {
+        self.get_uint(32) as u32
+    }
+
+    /// Sticky [`BodyReader::u64`].
+    #[inline(always)]
+    pub(crate) fn get_u64(&mut self) -> u64 {
+        self.get_uint(64)
+    }
+
+    /// Sticky [`BodyReader::bytes`]: empty when it fails.
+    pub(crate) fn get_bytes(&mut self) -> &'a [u8] {
+        // A usize (32 or 64 bits), so the cast keeps the value.
+        let n = self.get_uint(usize::BITS) as usize;
+        if let Some((head, rest)) = self.bytes.split_at_checked(n) {
+            self.bytes = rest;
+            return head;
+        }
+        self.failed = true;
+        &[]
+    }
+
+    /// Sticky [`BodyReader::str`]: empty when it fails.
+    pub(crate) fn get_str(&mut self) -> Text<'a> {
+        let b = self.get_bytes();
+        Text::from_utf8(b).unwrap_or_else(|| {
+            self.failed = true;
+            Text::default()
+        })
     }
 
     /// A `u16` varint.
     pub fn u16(&mut self) -> Result<u16, DecodeError> {
-        u16::try_from(self.varint(3)?).map_err(|_| DecodeError::Malformed)
+        self.checked(Self::get_u16)
     }
 
     /// A `u32` varint.
     pub fn u32(&mut self) -> Result<u32, DecodeError> {
-        u32::try_from(self.varint(5)?).map_err(|_| DecodeError::Malformed)
+        self.checked(Self::get_u32)
     }
 
     /// A `u64` varint.
     pub fn u64(&mut self) -> Result<u64, DecodeError> {
-        self.varint(varint::MAX_LEN_U64)
+        self.checked(Self::get_u64)
     }
 
     /// A byte string: varint length (at most as many bytes as postcard
     /// allows for a `usize` on this target), then the bytes.
     pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
-        const USIZE_VARINT_MAX: usize = (usize::BITS as usize).div_ceil(7);
-        let n = usize::try_from(self.varint(USIZE_VARINT_MAX)?).map_err(|_| DecodeError::Malformed)?;
-        let (head, rest) = (self.bytes.get(..n), self.bytes.get(n..));
-        let (Some(head), Some(rest)) = (head, rest) else { return Err(DecodeError::Malformed) };
-        self.bytes = rest;
-        Ok(head)
+        self.checked(Self::get_bytes)
     }
 
     /// Whether the body has no bytes left (an optional trailing field is
@@ -83,7 +153,7 @@ impl<'a> BodyReader<'a> {
 
     /// A string: a byte string that must be UTF-8 ([`crate::text::is_utf8`]).
     pub fn str(&mut self) -> Result<Text<'a>, DecodeError> {
-        Text::from_utf8(self.bytes()?).ok_or(DecodeError::Malformed)
+        self.checked(Self::get_str)
     }
 
     /// An option's tag: one byte, 0 (absent) or 1 (present).
@@ -122,53 +192,61 @@ pub fn read_body<'a, T: ReadBody<'a>>(body: &'a [u8]) -> Result<T, DecodeError> 
 
 impl<'a> ReadBody<'a> for Ping {
     fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
-        Ok(Ping { nonce: r.u64()? })
+        let v = Ping { nonce: r.get_u64() };
+        r.finish(v)
     }
 }
 
 impl<'a> ReadBody<'a> for Pong {
     fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
-        Ok(Pong { nonce: r.u64()? })
+        let v = Pong { nonce: r.get_u64() };
+        r.finish(v)
     }
 }
 
 impl<'a> ReadBody<'a> for Ack {
     fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
-        Ok(Ack { up_to: r.u64()? })
+        let v = Ack { up_to: r.get_u64() };
+        r.finish(v)
     }
 }
 
 impl<'a> ReadBody<'a> for Accept {
     fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
-        let (next_seq, max_frame) = (r.u64()?, r.u32()?);
+        let (next_seq, max_frame) = (r.get_u64(), r.get_u32());
         // Field 3 came later: an Accept that ends after field 2 (an older
         // collector) gives no advice.
-        let retry_window_ms = if r.is_empty() { 0 } else { r.u32()? };
-        Ok(Accept { next_seq, max_frame, retry_window_ms })
+        let retry_window_ms = if r.is_empty() { 0 } else { r.get_u32() };
+        let v = Accept { next_seq, max_frame, retry_window_ms };
+        r.finish(v)
     }
 }
 
 impl<'a> ReadBody<'a> for Reject<'a> {
     fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
-        Ok(Reject { code: r.u16()?, reason: r.str()?, retry_after_ms: r.u32()? })
+        let v = Reject { code: r.get_u16(), reason: r.get_str(), retry_after_ms: r.get_u32() };
+        r.finish(v)
     }
 }
 
 impl<'a> ReadBody<'a> for Close<'a> {
     fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
-        Ok(Close { code: r.u16()?, reason: r.str()? })
+        let v = Close { code: r.get_u16(), reason: r.get_str() };
+        r.finish(v)
     }
 }
 
 impl<'a> ReadBody<'a> for Task<'a> {
     fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
-        Ok(Task { object_name: r.str()?, data_type: r.u32()?, payload: r.bytes()?, token: r.str()? })
+        let v = Task { object_name: r.get_str(), data_type: r.get_u32(), payload: r.get_bytes(), token: r.get_str() };
+        r.finish(v)
     }
 }
 
 impl<'a> ReadBody<'a> for Config<'a> {
     fn read(r: &mut BodyReader<'a>) -> Result<Self, DecodeError> {
-        Ok(Config { name: r.str()?, version: r.str()?, payload: r.bytes()? })
+        let v = Config { name: r.get_str(), version: r.get_str(), payload: r.get_bytes() };
+        r.finish(v)
     }
 }
 
@@ -695,6 +773,174 @@ mod tests {
             assert_eq!(read_body::<Close<'_>>(b).ok(), decode_body::<Close<'_>>(b).ok(), "{b:?}");
             assert_eq!(read_body::<Ack>(b).ok(), decode_body::<Ack>(b).ok(), "{b:?}");
         }
+    }
+
+    /// The reader as it was before the sticky reads: each field a `Result`,
+    /// the first failure returned (kept as the reference for
+    /// `sticky_reads_match_the_result_reader`).
+    struct OldReader<'a> {
+        bytes: &'a [u8],
+    }
+
+    impl<'a> OldReader<'a> {
+        fn varint(&mut self, max_len: usize) -> Result<u64, DecodeError> {
+            let (v, n) = varint::decode_u64(self.bytes).map_err(|_| DecodeError::Malformed)?;
+            if n > max_len {
+                return Err(DecodeError::Malformed);
+            }
+            self.bytes = &self.bytes[n..];
+            Ok(v)
+        }
+        fn u16(&mut self) -> Result<u16, DecodeError> {
+            u16::try_from(self.varint(3)?).map_err(|_| DecodeError::Malformed)
+        }
+        fn u32(&mut self) -> Result<u32, DecodeError> {
+            u32::try_from(self.varint(5)?).map_err(|_| DecodeError::Malformed)
+        }
+        fn u64(&mut self) -> Result<u64, DecodeError> {
+            self.varint(varint::MAX_LEN_U64)
+        }
+        fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+            const USIZE_VARINT_MAX: usize = (usize::BITS as usize).div_ceil(7);
+            let n = usize::try_from(self.varint(USIZE_VARINT_MAX)?).map_err(|_| DecodeError::Malformed)?;
+            let (head, rest) = (self.bytes.get(..n), self.bytes.get(n..));
+            let (Some(head), Some(rest)) = (head, rest) else { return Err(DecodeError::Malformed) };
+            self.bytes = rest;
+            Ok(head)
+        }
+        fn str(&mut self) -> Result<Text<'a>, DecodeError> {
+            Text::from_utf8(self.bytes()?).ok_or(DecodeError::Malformed)
+        }
+    }
+
+    /// The agent's downlink bodies as the old reader read them.
+    fn old_messages(b: &[u8]) -> [Result<Message<'_>, DecodeError>; 6] {
+        let r = || OldReader { bytes: b };
+        [
+            (|| Ok(Message::Ping(Ping { nonce: r().u64()? })))(),
+            (|| {
+                let mut r = r();
+                let (next_seq, max_frame) = (r.u64()?, r.u32()?);
+                let retry_window_ms = if r.bytes.is_empty() { 0 } else { r.u32()? };
+                Ok(Message::Accept(Accept { next_seq, max_frame, retry_window_ms }))
+            })(),
+            (|| {
+                let mut r = r();
+                Ok(Message::Reject(Reject { code: r.u16()?, reason: r.str()?, retry_after_ms: r.u32()? }))
+            })(),
+            (|| {
+                let mut r = r();
+                Ok(Message::Close(Close { code: r.u16()?, reason: r.str()? }))
+            })(),
+            (|| {
+                let mut r = r();
+                Ok(Message::Task(Task { object_name: r.str()?, data_type: r.u32()?, payload: r.bytes()?, token: r.str()? }))
+            })(),
+            (|| {
+                let mut r = r();
+                Ok(Message::Config(Config { name: r.str()?, version: r.str()?, payload: r.bytes()? }))
+            })(),
+        ]
+    }
+
+    fn new_messages(b: &[u8]) -> [Result<Message<'_>, DecodeError>; 6] {
+        [
+            read_body(b).map(Message::Ping),
+            read_body(b).map(Message::Accept),
+            read_body(b).map(Message::Reject),
+            read_body(b).map(Message::Close),
+            read_body(b).map(Message::Task),
+            read_body(b).map(Message::Config),
+        ]
+    }
+
+    /// Bodies: random bytes biased to small varints, continuation bytes,
+    /// 0xff and invalid UTF-8, and good bodies of each kind with one byte
+    /// changed, dropped or cut.
+    fn bodies(mut f: impl FnMut(&[u8])) {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..10_000 {
+            let len = (rnd() % 24) as usize;
+            let b: [u8; 24] = core::array::from_fn(|_| match rnd() % 6 {
+                0 => 0x80 | rnd() as u8,
+                1 => 0xff,
+                2..=3 => (rnd() % 8) as u8,
+                _ => rnd() as u8,
+            });
+            f(&b[..len]);
+        }
+        let good = [
+            Message::Ping(Ping { nonce: u64::MAX }),
+            Message::Accept(Accept { next_seq: 300, max_frame: 70_000, retry_window_ms: 5 }),
+            Message::Reject(Reject { code: 503, reason: "busy \u{e9}".into(), retry_after_ms: 1_000 }),
+            Message::Close(Close { code: 1, reason: "bye".into() }),
+            Message::Task(Task { object_name: "scanner".into(), data_type: 6000, payload: b"\x01\x02", token: "t-1".into() }),
+            Message::Config(Config { name: "n\u{e9}".into(), version: "v2".into(), payload: &[0xff; 3] }),
+        ];
+        for m in good {
+            let mut buf = [0u8; 64];
+            let n = match &m {
+                Message::Ping(x) => write_body(x, &mut buf),
+                Message::Accept(x) => write_body(x, &mut buf),
+                Message::Reject(x) => write_body(x, &mut buf),
+                Message::Close(x) => write_body(x, &mut buf),
+                Message::Task(x) => write_body(x, &mut buf),
+                Message::Config(x) => write_body(x, &mut buf),
+                _ => unreachable!(),
+            }
+            .unwrap();
+            let b = &buf[..n];
+            f(b);
+            for i in 0..n {
+                f(&b[..i]);
+                let mut v = [0u8; 64];
+                v[..i].copy_from_slice(&b[..i]);
+                v[i..n - 1].copy_from_slice(&b[i + 1..]);
+                f(&v[..n - 1]);
+                for d in [0x00, 0x01, 0x7f, 0x80, 0xc3, 0xff] {
+                    let mut v = buf;
+                    v[i] = d;
+                    f(&v[..n]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sticky_reads_match_the_result_reader() {
+        let mut count = 0;
+        bodies(|b| {
+            count += 1;
+            assert_eq!(new_messages(b), old_messages(b), "body {b:02x?}");
+            // The public reads, in every order, keep the old results and
+            // the old cursor, failures included (a failed read may be
+            // followed by others).
+            for ops in 0..6u32.pow(3) {
+                let (mut new, mut old) = (BodyReader::new(b), OldReader { bytes: b });
+                let mut o = ops;
+                for _ in 0..3 {
+                    match o % 6 {
+                        0 => assert_eq!(new.u16(), old.u16()),
+                        1 => assert_eq!(new.u32(), old.u32()),
+                        2 => assert_eq!(new.u64(), old.u64()),
+                        3 => assert_eq!(new.bytes(), old.bytes()),
+                        4 => assert_eq!(new.str(), old.str()),
+                        _ => assert_eq!(new.is_empty(), old.bytes.is_empty()),
+                    }
+                    assert_eq!(new.bytes, old.bytes, "body {b:02x?}, ops {ops}");
+                    o /= 6;
+                }
+                // Result reads leave the sticky state alone.
+                assert_eq!(new.finish(()), Ok(()));
+            }
+        });
+        assert!(count > 10_000);
     }
 
     #[test]
