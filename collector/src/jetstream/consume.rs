@@ -15,11 +15,13 @@
 //! reader that must not see a repeat drops lines whose `(agent, seq)` it
 //! has seen.
 //!
-//! A fetch that fails (a 503 while the stream's or the consumer's leader is
-//! being elected after a node loss, a dropped connection) is retried every
-//! [`RETRY_PAUSE`] for up to [`RETRY_FOR`] in a row, after the messages
-//! already written are acked; only a failure that lasts longer ends the copy
-//! with its error.
+//! Opening the consumer and each fetch are retried when they fail (a 503
+//! or a request that times out while the stream's or the consumer's leader
+//! is being elected after a node loss, a dropped connection): every
+//! [`RETRY_PAUSE`] for up to [`RETRY_FOR`] in a row, a fetch's retry after
+//! the messages already written are acked; only a failure that lasts
+//! longer ends the copy with its error. A stream that does not exist is
+//! not waited for.
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use super::message;
@@ -68,10 +70,34 @@ impl Reader {
     /// Durable consumer `durable` on `stream` (created if missing: from the
     /// stream's start, ack all).
     async fn open(ctx: &Context, stream: &str, durable: &str) -> io::Result<Reader> {
-        let stream = ctx.get_stream(stream).await.map_err(|e| io_err("stream", e))?;
+        let since = std::time::Instant::now();
+        loop {
+            match Self::try_open(ctx, stream, durable).await {
+                Ok(consumer) => return Ok(Reader { consumer, failing_since: None }),
+                Err((e, true)) if since.elapsed() < RETRY_FOR => {
+                    tracing::warn!(error = %e, "opening the consumer failed; retrying");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// One attempt at opening the consumer; on failure its error and
+    /// whether another attempt can help (not for a stream that does not
+    /// exist or a name that cannot be one).
+    async fn try_open(ctx: &Context, stream: &str, durable: &str) -> Result<async_nats::jetstream::consumer::PullConsumer, (io::Error, bool)> {
+        use async_nats::jetstream::context::GetStreamErrorKind as Kind;
+        let stream = ctx.get_stream(stream).await.map_err(|e| {
+            let retry = match e.kind() {
+                Kind::EmptyName | Kind::InvalidStreamName => false,
+                Kind::JetStream(j) => j.error_code() != async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND,
+                _ => true,
+            };
+            (io_err("stream", e), retry)
+        })?;
         let config = pull::Config { durable_name: Some(durable.to_string()), ack_policy: AckPolicy::All, deliver_policy: DeliverPolicy::All, ..Default::default() };
-        let consumer = stream.get_or_create_consumer(durable, config).await.map_err(|e| io_err("consumer", e))?;
-        Ok(Reader { consumer, failing_since: None })
+        stream.get_or_create_consumer(durable, config).await.map_err(|e| (io_err("consumer", e), true))
     }
 
     /// One fetch (at most [`FETCH`] messages and [`FETCH_BYTES`], waiting
