@@ -402,6 +402,11 @@ impl<'a> Ring<'a> {
         self.counters
     }
 
+    /// [`RingCounters::heartbeats`] alone, by reference.
+    pub(crate) fn heartbeats(&self) -> &HeartbeatRecords {
+        &self.counters.heartbeats
+    }
+
     // ---- push ----------------------------------------------------------
 
     /// Stores `rec` at the head as an ordinary entry, counting nothing
