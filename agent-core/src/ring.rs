@@ -402,6 +402,11 @@ impl<'a> Ring<'a> {
         self.counters
     }
 
+    /// [`RingCounters::heartbeats`] alone, by reference.
+    pub(crate) fn heartbeats(&self) -> &HeartbeatRecords {
+        &self.counters.heartbeats
+    }
+
     // ---- push ----------------------------------------------------------
 
     /// Stores `rec` at the head as an ordinary entry, counting nothing
@@ -765,13 +770,20 @@ impl<'a> Ring<'a> {
     /// Frees every sent record with sequence number `<= up_to`. Acks for
     /// records already freed are ignored; an ack naming a number never sent
     /// frees everything sent and sets [`AckOutcome::beyond_sent`].
+    // Inlined: the callers that read only `acked` drop `beyond_sent`, and
+    // the count comes back in registers, not through memory.
+    #[inline(always)]
     pub fn ack(&mut self, up_to: u64) -> AckOutcome {
-        let mut out = AckOutcome::default();
+        // `ack_count` leaves `next_seq` as it is, and `tail_seq <= next_seq`:
+        // an ack at or past `next_seq` is never below the tail.
+        let beyond_sent = up_to >= self.next_seq;
+        AckOutcome { acked: self.ack_count(up_to), beyond_sent }
+    }
+
+    /// [`Ring::ack`]'s work: the records freed.
+    fn ack_count(&mut self, up_to: u64) -> u64 {
         if up_to < self.tail_seq {
-            return out;
-        }
-        if up_to >= self.next_seq {
-            out.beyond_sent = true;
+            return 0;
         }
         let target = up_to.saturating_add(1).min(self.next_seq);
         let first = self.tail_seq;
@@ -809,9 +821,9 @@ impl<'a> Ring<'a> {
             self.protected = None;
         }
         // One record freed per sequence number the tail moved.
-        out.acked = self.tail_seq - first;
-        self.counters.acked += out.acked;
-        out
+        let acked = self.tail_seq - first;
+        self.counters.acked += acked;
+        acked
     }
 
     /// Marks everything in flight as awaiting resend (call on disconnect).
@@ -1193,6 +1205,35 @@ mod tests {
         assert_eq!(ring.resume(100), 0);
         ring.push(&Record::new(5, 9, b"x")).unwrap();
         assert_eq!(drain(&mut ring, &mut out).unwrap().first_seq, 100);
+    }
+
+    /// `ack` computes `beyond_sent` apart from the freeing (`ack_count`):
+    /// the same outcome as the old one-piece ack, which returned nothing for
+    /// an ack below the tail and set `beyond_sent` for one at or past
+    /// `next_seq`, freeing up to `min(up_to + 1, next_seq)`.
+    #[test]
+    fn ack_outcome_matches_old_rule() {
+        for up_to in 0..12u64 {
+            let mut mem = [0u8; 128];
+            let mut ring = Ring::new(&mut mem, RingConfig::default());
+            for i in 0..8u64 {
+                ring.push(&Record::new(5, i, &[1; 3])).unwrap();
+            }
+            for _ in 0..2 {
+                let p = ring.plan_batch(128, 3).unwrap();
+                assert!(ring.commit_batch(&p));
+            }
+            assert_eq!(ring.ack(1).acked, 2);
+            let (tail, next) = (ring.first_unacked_seq(), ring.next_seq());
+            assert_eq!((tail, next), (2, 6));
+            let old = if up_to < tail {
+                AckOutcome::default()
+            } else {
+                AckOutcome { acked: (up_to + 1).min(next) - tail, beyond_sent: up_to >= next }
+            };
+            assert_eq!(ring.ack(up_to), old, "up_to {up_to}");
+            assert_eq!(ring.ack(up_to), AckOutcome { acked: 0, beyond_sent: up_to >= next });
+        }
     }
 
     #[test]

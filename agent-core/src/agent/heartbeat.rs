@@ -13,7 +13,7 @@ impl Core<'_> {
     pub(super) fn heartbeat(&mut self, now: Instant, lib: &AgentStats) {
         let mut buf = [0u8; MAX_HEARTBEAT_LEN];
         let n = {
-            let parts = crate::wire::codec::HeartbeatParts { host: &self.host, lib, heartbeat_records: Some(&self.ring.counters().heartbeats) };
+            let parts = crate::wire::codec::HeartbeatParts { host: &self.host, lib, heartbeat_records: Some(self.ring.heartbeats()) };
             write_body(&parts, &mut buf)
         };
         let ts = self.wall();

@@ -408,7 +408,7 @@ impl<'a> Agent<'a> {
     /// counts (also sent in every heartbeat): subtract them to get the
     /// application's.
     pub fn heartbeat_records(&self) -> HeartbeatRecords {
-        self.core.ring.counters().heartbeats
+        *self.core.ring.heartbeats()
     }
 
     /// The send ring (read-only).

@@ -86,16 +86,16 @@ impl Core<'_> {
     // costs Thumb flash (NOTES.md, "flash by function").
     #[inline(always)]
     fn fire(&mut self, timer: Timer, now: Instant, decoder: &FrameDecoder<'_>) {
-        match (timer, self.state) {
+        // The timeouts end in the one failure path, called once below.
+        let (reason, close) = match (timer, self.state) {
             (Timer::Reconnect, State::Backoff { endpoint, .. }) => {
                 self.state = State::Connecting { endpoint, deadline: now + self.cfg.connect_timeout };
                 self.close_pending = None;
                 self.emit(Event::Connect { endpoint });
+                return;
             }
-            (Timer::ConnectTimeout, _) => self.fail(now, DisconnectReason::ConnectTimeout, None, Hold::None),
-            (Timer::HandshakeTimeout, _) => {
-                self.fail(now, DisconnectReason::HandshakeTimeout, Some(CloseCode::Timeout), Hold::None)
-            }
+            (Timer::ConnectTimeout, _) => (DisconnectReason::ConnectTimeout, None),
+            (Timer::HandshakeTimeout, _) => (DisconnectReason::HandshakeTimeout, Some(CloseCode::Timeout)),
             (Timer::Healthy, State::Connected { endpoint, decay_at, healthy }) => {
                 self.backoff.on_healthy_period();
                 if !healthy {
@@ -103,6 +103,7 @@ impl Core<'_> {
                     self.shrink = self.shrink.saturating_sub(1);
                 }
                 self.state = State::Connected { endpoint, decay_at: decay_at + self.cfg.healthy_after, healthy: true };
+                return;
             }
             (Timer::AckTimeout, _) => {
                 // Either a batch or an ack was lost, or the link is too slow
@@ -110,24 +111,24 @@ impl Core<'_> {
                 // sends half the batch and half the window.
                 self.stats.ack_timeouts += 1;
                 self.shrink = (self.shrink + 1).min(MAX_SHRINK);
-                self.fail(now, DisconnectReason::AckTimeout, Some(CloseCode::Timeout), Hold::None);
+                (DisconnectReason::AckTimeout, Some(CloseCode::Timeout))
             }
             // Only while blocked (otherwise `poll_transmit` serves it): no
             // sign of life for as long as a Ping and its Pong may take.
-            (Timer::Idle, _) => self.fail(now, DisconnectReason::PongTimeout, Some(CloseCode::Timeout), Hold::None),
+            (Timer::Idle, _) => (DisconnectReason::PongTimeout, Some(CloseCode::Timeout)),
             (Timer::PongTimeout, _) => {
                 let sent = self.ping.map_or(now, |p| p.sent);
                 if self.last_rx > sent {
                     // The peer is alive; the pong is just late or lost.
                     self.ping = None;
-                } else {
-                    // With records in flight the Ping may just be queued
-                    // behind them on a slow link: shrink too.
-                    if self.ring.inflight_records() > 0 {
-                        self.shrink = (self.shrink + 1).min(MAX_SHRINK);
-                    }
-                    self.fail(now, DisconnectReason::PongTimeout, Some(CloseCode::Timeout), Hold::None);
+                    return;
                 }
+                // With records in flight the Ping may just be queued
+                // behind them on a slow link: shrink too.
+                if self.ring.inflight_records() > 0 {
+                    self.shrink = (self.shrink + 1).min(MAX_SHRINK);
+                }
+                (DisconnectReason::PongTimeout, Some(CloseCode::Timeout))
             }
             (Timer::Heartbeat, _) => {
                 let due = if self.heartbeat_armed { self.next_heartbeat } else { now };
@@ -137,11 +138,13 @@ impl Core<'_> {
                 // After a long stall, one heartbeat, not a burst.
                 self.next_heartbeat = if next > now { next } else { now + self.cfg.heartbeat_interval };
                 self.heartbeat_armed = true;
+                return;
             }
             // `deadline` runs each timer only in the states above, and the
             // transmit timers are not fired here.
-            _ => {}
-        }
+            _ => return,
+        };
+        self.fail(now, reason, close, Hold::None);
     }
 
     /// Pushes a heartbeat now (the heartbeat timer, or `heartbeat_now`).
