@@ -235,7 +235,9 @@ impl Core<'_> {
         }
         if self.emit_droppable(Event::Config { name: c.name, version: c.version, payload: c.payload }) {
             let i = slot.unwrap_or_else(|| {
-                let v = usize::from(self.config_victim);
+                // Always below MAX_CONFIGS (only set here): the `%` changes
+                // nothing but lets the compiler drop the bounds check.
+                let v = usize::from(self.config_victim) % MAX_CONFIGS;
                 self.config_victim = ((v + 1) % MAX_CONFIGS) as u8;
                 v
             });
