@@ -407,7 +407,7 @@ impl<'a> Ring<'a> {
     /// Whether the bytes at logical offset `at` are `bytes` (all within
     /// the used part: the caller checks).
     fn starts_with(&self, at: usize, bytes: &[u8]) -> bool {
-        bytes.iter().enumerate().all(|(i, &b)| self.buf[self.phys(at + i)] == b)
+        bytes.iter().enumerate().all(|(i, &b)| self.byte_at(at + i) == Some(b))
     }
 
     /// What happened to pushed records so far.
@@ -894,8 +894,14 @@ impl<'a> Ring<'a> {
     /// the head or is overlong.
     #[inline(never)]
     fn varint_at(&self, at: usize) -> Option<(u64, usize)> {
-        let used = self.used_bytes();
-        varint::decode_u64_with(|i| (at + i < used).then(|| self.buf[self.phys(at + i)])).ok()
+        varint::decode_u64_with(|i| self.byte_at(at + i)).ok()
+    }
+
+    /// The byte at offset `at`; `None` at or past the head.
+    // Out of line: shared by the varint reader and `starts_with`.
+    #[inline(never)]
+    fn byte_at(&self, at: usize) -> Option<u8> {
+        (at < self.used_bytes()).then(|| self.buf[self.phys(at)])
     }
 
     fn write_at(&mut self, at: usize, data: &[u8]) {
