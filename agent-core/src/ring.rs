@@ -883,11 +883,16 @@ impl<'a> Ring<'a> {
     /// past the head.
     fn header_at(&self, at: usize) -> Option<(EntryHeader, usize)> {
         // Read in place, across the wrap: no copy of the header.
-        let (t, a) = self.varint_at(at)?;
-        let (d, b) = self.varint_at(at + a)?;
-        let (l, c) = self.varint_at(at + a + b)?;
+        let mut v = [0u64; 3];
+        let mut n = 0;
+        for x in &mut v {
+            let (value, len) = self.varint_at(at + n)?;
+            *x = value;
+            n += len;
+        }
+        let [t, d, l] = v;
         let h = EntryHeader::new(u32::try_from(t).ok()?, varint::unzigzag(d), usize::try_from(l).ok()?);
-        Some((h, a + b + c))
+        Some((h, n))
     }
 
     /// The varint at offset `at` and its length; `None` if it runs past
