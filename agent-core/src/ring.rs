@@ -897,7 +897,8 @@ impl<'a> Ring<'a> {
 
     /// The varint at offset `at` and its length; `None` if it runs past
     /// the head or is overlong.
-    #[inline(never)]
+    // Inlined: its one caller is header_at's loop.
+    #[inline(always)]
     fn varint_at(&self, at: usize) -> Option<(u64, usize)> {
         varint::decode_u64_with(|i| self.byte_at(at + i)).ok()
     }
