@@ -907,7 +907,8 @@ impl<'a> Ring<'a> {
     // Out of line: shared by the varint reader and `starts_with`.
     #[inline(never)]
     fn byte_at(&self, at: usize) -> Option<u8> {
-        (at < self.used_bytes()).then(|| self.buf[self.phys(at)])
+        // Below the head, `phys` is within the storage: `get` never fails.
+        if at < self.used_bytes() { self.buf.get(self.phys(at)).copied() } else { None }
     }
 
     fn write_at(&mut self, at: usize, data: &[u8]) {
