@@ -383,18 +383,31 @@ impl<'a> Ring<'a> {
     /// `data_type` whose payload starts with `prefix`. Walks every entry:
     /// O(records held); for rare questions (a resent task), not per record.
     pub fn holds(&self, data_type: u32, prefix: &[u8]) -> bool {
+        self.holds_parts(data_type, prefix, &[])
+    }
+
+    /// [`Ring::holds`] of the prefix `head` followed by `tail` (a prefix
+    /// in two pieces, not joined in a buffer first).
+    pub(crate) fn holds_parts(&self, data_type: u32, head: &[u8], tail: &[u8]) -> bool {
         let mut at = 0;
         while let Some((h, hl)) = self.header_at(at) {
             let payload = at + hl;
             if h.data_type == data_type
-                && h.payload_len >= prefix.len()
-                && prefix.iter().enumerate().all(|(i, &b)| self.buf[self.phys(payload + i)] == b)
+                && h.payload_len >= head.len() + tail.len()
+                && self.starts_with(payload, head)
+                && self.starts_with(payload + head.len(), tail)
             {
                 return true;
             }
             at = payload + h.payload_len;
         }
         false
+    }
+
+    /// Whether the bytes at logical offset `at` are `bytes` (all within
+    /// the used part: the caller checks).
+    fn starts_with(&self, at: usize, bytes: &[u8]) -> bool {
+        bytes.iter().enumerate().all(|(i, &b)| self.byte_at(at + i) == Some(b))
     }
 
     /// What happened to pushed records so far.
@@ -882,19 +895,32 @@ impl<'a> Ring<'a> {
     /// past the head.
     fn header_at(&self, at: usize) -> Option<(EntryHeader, usize)> {
         // Read in place, across the wrap: no copy of the header.
-        let (t, a) = self.varint_at(at)?;
-        let (d, b) = self.varint_at(at + a)?;
-        let (l, c) = self.varint_at(at + a + b)?;
+        let mut v = [0u64; 3];
+        let mut n = 0;
+        for x in &mut v {
+            let (value, len) = self.varint_at(at + n)?;
+            *x = value;
+            n += len;
+        }
+        let [t, d, l] = v;
         let h = EntryHeader::new(u32::try_from(t).ok()?, varint::unzigzag(d), usize::try_from(l).ok()?);
-        Some((h, a + b + c))
+        Some((h, n))
     }
 
     /// The varint at offset `at` and its length; `None` if it runs past
     /// the head or is overlong.
-    #[inline(never)]
+    // Inlined: its one caller is header_at's loop.
+    #[inline(always)]
     fn varint_at(&self, at: usize) -> Option<(u64, usize)> {
-        let used = self.used_bytes();
-        varint::decode_u64_with(|i| (at + i < used).then(|| self.buf[self.phys(at + i)])).ok()
+        varint::decode_u64_with(|i| self.byte_at(at + i)).ok()
+    }
+
+    /// The byte at offset `at`; `None` at or past the head.
+    // Out of line: shared by the varint reader and `starts_with`.
+    #[inline(never)]
+    fn byte_at(&self, at: usize) -> Option<u8> {
+        // Below the head, `phys` is within the storage: `get` never fails.
+        if at < self.used_bytes() { self.buf.get(self.phys(at)).copied() } else { None }
     }
 
     fn write_at(&mut self, at: usize, data: &[u8]) {
@@ -1084,6 +1110,17 @@ mod tests {
         assert_eq!(ring.counters().acked, 40);
     }
 
+    /// `ring.holds(data_type, prefix)`, checked to be what `holds_parts`
+    /// says of the prefix split at every place.
+    fn holds(ring: &Ring<'_>, data_type: u32, prefix: &[u8]) -> bool {
+        let whole = ring.holds(data_type, prefix);
+        for at in 0..=prefix.len() {
+            let (head, tail) = prefix.split_at(at);
+            assert_eq!(ring.holds_parts(data_type, head, tail), whole, "split at {at}");
+        }
+        whole
+    }
+
     #[test]
     fn holds_finds_sent_and_unsent_records_across_the_wrap() {
         let mut mem = [0u8; 40];
@@ -1093,17 +1130,17 @@ mod tests {
             ring.push(&Record::new(7, 0, &[round, 1, 2, 3, 4, 5, 6, 7, 8, 9])).unwrap();
             let plan = drain(&mut ring, &mut out).unwrap();
             ring.push(&Record::new(8, 0, &[round, 9])).unwrap();
-            assert!(ring.holds(7, &[round, 1, 2, 3, 4, 5, 6, 7, 8, 9]), "sent, unacked (round {round})");
-            assert!(ring.holds(8, &[round]), "never sent");
-            assert!(ring.holds(8, &[]));
-            assert!(!ring.holds(8, &[round, 9, 0]), "longer than the payload");
-            assert!(!ring.holds(7, &[round, 2]));
-            assert!(!ring.holds(9, &[]));
+            assert!(holds(&ring, 7, &[round, 1, 2, 3, 4, 5, 6, 7, 8, 9]), "sent, unacked (round {round})");
+            assert!(holds(&ring, 8, &[round]), "never sent");
+            assert!(holds(&ring, 8, &[]));
+            assert!(!holds(&ring, 8, &[round, 9, 0]), "longer than the payload");
+            assert!(!holds(&ring, 7, &[round, 2]));
+            assert!(!holds(&ring, 9, &[]));
             ring.ack(plan.first_seq);
-            assert!(!ring.holds(7, &[round]), "acked: freed");
+            assert!(!holds(&ring, 7, &[round]), "acked: freed");
             drain(&mut ring, &mut out).unwrap();
             ring.ack(plan.first_seq + 1);
-            assert!(!ring.holds(8, &[]));
+            assert!(!holds(&ring, 8, &[]));
         }
     }
 

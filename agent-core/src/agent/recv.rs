@@ -1,7 +1,7 @@
 //! Received frames: the downlink messages and what each does.
 
 use super::*;
-use crate::wire::codec::{BodyReader, BodyWriter};
+use crate::wire::codec::BodyReader;
 
 impl Core<'_> {
     /// Handles one frame; returns the bytes of a frame skipped as left over
@@ -221,11 +221,8 @@ impl Core<'_> {
 
     /// Whether a TaskResult record for `token` is in the ring.
     fn result_held(&self, token: Text<'_>) -> bool {
-        let mut buf = [0u8; MAX_TASK_RESULT_LEN - 2];
-        match result_prefix(token, &mut buf) {
-            Some(prefix) => self.ring.holds(data_type::TASK_RESULT, prefix),
-            None => false,
-        }
+        let mut len = [0u8; 2];
+        result_prefix(token, &mut len).is_some_and(|(len, bytes)| self.ring.holds_parts(data_type::TASK_RESULT, len, bytes))
     }
 
     pub(super) fn on_config(&mut self, c: message::Config<'_>) {
@@ -238,7 +235,9 @@ impl Core<'_> {
         }
         if self.emit_droppable(Event::Config { name: c.name, version: c.version, payload: c.payload }) {
             let i = slot.unwrap_or_else(|| {
-                let v = usize::from(self.config_victim);
+                // Always below MAX_CONFIGS (only set here): the `%` changes
+                // nothing but lets the compiler drop the bounds check.
+                let v = usize::from(self.config_victim) % MAX_CONFIGS;
                 self.config_victim = ((v + 1) % MAX_CONFIGS) as u8;
                 v
             });
@@ -249,19 +248,29 @@ impl Core<'_> {
 }
 
 /// The start of every TaskResult payload for `token` (the token as
-/// TaskResult writes it), written into `buf`; `None` when no result for
-/// `token` fits [`MAX_TASK_RESULT_LEN`], not even with status 0 and an
-/// empty message (one byte each).
-fn result_prefix<'b>(token: Text<'_>, buf: &'b mut [u8; MAX_TASK_RESULT_LEN - 2]) -> Option<&'b [u8]> {
-    let mut w = BodyWriter::new(buf);
-    w.str(token);
-    let n = w.fits().then_some(w.len());
-    n.and_then(|n| buf.get(..n))
+/// TaskResult writes it: its length's varint, written into `len`, then its
+/// bytes), as those two pieces; `None` when no result for `token` fits
+/// [`MAX_TASK_RESULT_LEN`], not even with status 0 and an empty message
+/// (one byte each).
+fn result_prefix<'b, 't>(token: Text<'t>, len: &'b mut [u8; 2]) -> Option<(&'b [u8], &'t [u8])> {
+    let bytes = token.as_bytes();
+    let n = bytes.len();
+    // The varint of a length below 2^7 is one byte, below 2^14 two; a
+    // longer token does not fit (nor does the wrapped second byte matter).
+    *len = [n as u8 | 0x80, (n >> 7) as u8];
+    let len: &[u8] = if n < 0x80 {
+        len[0] = n as u8;
+        &len[..1]
+    } else {
+        len
+    };
+    (len.len() + n <= MAX_TASK_RESULT_LEN - 2).then_some((len, bytes))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::codec::BodyWriter;
 
     /// The prefix as result_held took it before: a whole TaskResult with
     /// status 0 and an empty message, less its last two bytes.
@@ -270,14 +279,28 @@ mod tests {
         Some(&buf[..n - 2])
     }
 
+    /// The prefix as result_held took it last: the token written by
+    /// BodyWriter::str into a buffer two bytes shorter than a result.
+    fn buffered_prefix<'b>(token: Text<'_>, buf: &'b mut [u8; MAX_TASK_RESULT_LEN - 2]) -> Option<&'b [u8]> {
+        let mut w = BodyWriter::new(buf);
+        w.str(token);
+        let n = w.fits().then_some(w.len());
+        n.and_then(|n| buf.get(..n))
+    }
+
     #[test]
     fn result_prefix_matches_the_whole_result_less_its_tail() {
         let mut tried = 0;
-        for text in ["t".repeat(MAX_TASK_RESULT_LEN + 4), "t\u{e9}".repeat(MAX_TASK_RESULT_LEN)] {
-            for len in 0..=MAX_TASK_RESULT_LEN + 4 {
+        // Every length up to past the largest that fits, and some whose
+        // varint is two bytes (300) or three (2^14 and more).
+        for text in ["t".repeat(1 << 15), "t\u{e9}".repeat(1 << 14)] {
+            for len in (0..=MAX_TASK_RESULT_LEN + 4).chain([300, (1 << 14) - 1, 1 << 14, (1 << 14) + 5, (1 << 14) + 129]) {
                 let Some(token) = text.get(..len) else { continue };
-                let (mut a, mut b) = ([0u8; MAX_TASK_RESULT_LEN - 2], [0u8; MAX_TASK_RESULT_LEN]);
-                assert_eq!(result_prefix(token.into(), &mut a), old_prefix(token.into(), &mut b), "token of {len} bytes");
+                let (mut a, mut b, mut c) = ([0u8; 2], [0u8; MAX_TASK_RESULT_LEN], [0u8; MAX_TASK_RESULT_LEN - 2]);
+                let joined = result_prefix(token.into(), &mut a).map(|(l, t)| [l, t].concat());
+                let old = old_prefix(token.into(), &mut b);
+                assert_eq!(joined.as_deref(), old, "token of {len} bytes");
+                assert_eq!(buffered_prefix(token.into(), &mut c), old, "token of {len} bytes");
                 tried += 1;
             }
         }

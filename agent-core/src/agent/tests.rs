@@ -634,6 +634,33 @@ fn config_only_when_version_changes() {
 }
 
 #[test]
+fn config_names_remembered_are_the_last_max_configs_in_rotation() {
+    let mut m = Mem::new();
+    let mut a = m.agent(cfg());
+    connect(&mut a, 0, 0);
+    let names = ["n0", "n1", "n2", "n3", "n4", "n5"];
+    assert_eq!(MAX_CONFIGS, 4, "the slots below assume 4");
+    let emitted = |a: &mut Agent<'_>, i: usize| {
+        deliver(a, 1, Message::Config(message::Config { name: names[i].into(), version: "1".into(), payload: b"{}" }));
+        events(a).iter().filter(|e| matches!(e, Ev::Config { .. })).count()
+    };
+    for i in 0..6 {
+        assert_eq!(emitted(&mut a, i), 1, "new name {i}");
+    }
+    // Slots in turn 0, 1, 2, 3, 0, 1: n4, n5, n2, n3 are remembered.
+    for i in [2, 3, 4, 5] {
+        assert_eq!(emitted(&mut a, i), 0, "remembered {i}");
+    }
+    // n0 is new again and takes slot 2 (n2's), then n2 slot 3 (n3's).
+    assert_eq!(emitted(&mut a, 0), 1);
+    assert_eq!(emitted(&mut a, 2), 1);
+    for i in [0, 2, 4, 5] {
+        assert_eq!(emitted(&mut a, i), 0, "remembered {i}");
+    }
+    assert_eq!(emitted(&mut a, 3), 1, "n3 was replaced");
+}
+
+#[test]
 fn heartbeats_at_interval_with_plugins_and_backwards_time() {
     let mut m = Mem::new();
     let mut a = m.agent(AgentConfig { heartbeat_interval: Duration::from_secs(1), ..cfg() });
