@@ -132,8 +132,7 @@ impl Core<'_> {
             }
             (Timer::Heartbeat, _) => {
                 let due = if self.heartbeat_armed { self.next_heartbeat } else { now };
-                let lib = self.stats_with(decoder);
-                self.heartbeat(now, &lib);
+                self.heartbeat(now, decoder);
                 let next = due + self.cfg.heartbeat_interval;
                 // After a long stall, one heartbeat, not a burst.
                 self.next_heartbeat = if next > now { next } else { now + self.cfg.heartbeat_interval };

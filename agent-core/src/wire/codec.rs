@@ -613,9 +613,10 @@ impl WriteBody for AgentHeartbeat {
     }
 }
 
-/// An [`AgentHeartbeat`] by reference: the agent encodes its own stats
-/// without first copying them (320 bytes) into a heartbeat value on the
-/// stack.
+/// An [`AgentHeartbeat`] by reference: its parts encoded without first
+/// copying them (320 bytes) into a heartbeat value on the stack. (The
+/// agent's own heartbeat writes the same bytes straight from its counters;
+/// `agent/heartbeat.rs`.)
 pub struct HeartbeatParts<'a> {
     /// Host statistics.
     pub host: &'a HostStats,

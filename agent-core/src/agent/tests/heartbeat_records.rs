@@ -95,3 +95,69 @@ fn every_heartbeat_carries_the_split_upstream() {
     assert_eq!(r, HeartbeatRecords { pushed: 1, dropped_full: 0, dropped_evicted: 0 });
     assert_eq!(hbs[1].lib.pushed, 2, "the first heartbeat and the application's record");
 }
+
+/// The heartbeat body written straight from the counters
+/// (`heartbeat::OwnHeartbeat`) is byte for byte the old one:
+/// `HeartbeatParts` over `stats_with`'s `AgentStats` and the ring's
+/// heartbeat counts, with every counter distinct (so a swap would show)
+/// and at one- to ten-byte varints, `last_rtt_ms` absent and present.
+#[test]
+fn heartbeat_body_written_from_the_counters_matches_the_stats_value() {
+    use crate::wire::codec::{write_body, HeartbeatParts};
+    let mut m = Mem::new();
+    let mut a = m.agent(AgentConfig { heartbeat_interval: Duration::from_secs(1), ..cfg() });
+    a.set_host_stats(HostStats {
+        cpu_permille: Some(7),
+        rss_bytes: Some(1 << 40),
+        open_fds: None,
+        load1_centi: Some(300),
+        mem_total_bytes: Some(u64::MAX),
+        ..HostStats::default()
+    });
+    a.handle_timeout(Instant(0));
+    for i in 0..5u8 {
+        a.push(Instant(1), &Record::new(APP, 1, &[i; 40])).unwrap();
+    }
+    // Garbage for the decoder to skip.
+    a.handle_received(Instant(2), &[0x55; 37]);
+    a.handle_timeout(Instant(1_000));
+    for (round, rtt) in [(0u64, None), (1, Some(250u32)), (2, Some(u32::MAX))] {
+        let base = 1u64 << (round * 21);
+        let s = &mut a.core.stats;
+        let mut k = 0u64;
+        let mut next = || {
+            k += 1;
+            base.wrapping_mul(k).wrapping_add(k)
+        };
+        s.bytes_sent = next();
+        s.bytes_received = next();
+        s.frames_sent = next();
+        s.frames_received = next();
+        s.connections = next();
+        s.connect_failures = next();
+        s.last_rtt_ms = rtt;
+        s.unknown_kinds = next();
+        s.malformed = next();
+        s.events_dropped = next();
+        s.tasks_unroutable = next();
+        s.protocol_errors = next();
+        s.tasks_duplicate = next();
+        s.peer_incompatible = next();
+        s.ack_timeouts = u64::MAX - next();
+        let lib = a.core.stats_with(&a.decoder);
+        assert!(lib.decoder_skipped_bytes > 0 && lib.pushed > 5 && lib.ring_used_bytes > 0);
+        let old = HeartbeatParts { host: &a.core.host, lib: &lib, heartbeat_records: Some(a.core.ring.heartbeats()) };
+        let (mut want, mut got) = ([0u8; MAX_HEARTBEAT_LEN], [0u8; MAX_HEARTBEAT_LEN]);
+        let n = write_body(&old, &mut want).unwrap();
+        let own = super::super::heartbeat::OwnHeartbeat { core: &a.core, decoder: &a.decoder };
+        assert_eq!(write_body(&own, &mut got), Some(n));
+        assert_eq!(got[..n], want[..n], "round {round}");
+        // And it decodes to the same values.
+        let hb = AgentHeartbeat::decode(&got[..n]).unwrap();
+        assert_eq!(hb.lib, lib);
+        assert_eq!(hb.heartbeat_records, Some(a.heartbeat_records()));
+        // One byte short: does not fit, like the old one.
+        assert_eq!(write_body(&own, &mut got[..n - 1]), None);
+        assert_eq!(write_body(&old, &mut want[..n - 1]), None);
+    }
+}
