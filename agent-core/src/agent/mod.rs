@@ -294,7 +294,9 @@ impl<'a> Agent<'a> {
     /// connect to endpoint 0.
     pub fn new(cfg: AgentConfig, identity: Identity<'a>, storage: AgentStorage<'a>) -> Result<Self, ConfigError> {
         validate(&cfg, &identity, storage.sizes())?;
-        Ok(Self::build(&cfg, &identity, storage))
+        let mut agent = Self::build(&cfg, &identity, storage);
+        agent.seed();
+        Ok(agent)
     }
 
     /// As [`Agent::new`], but the agent is built in `slot` and borrowed
@@ -323,10 +325,13 @@ impl<'a> Agent<'a> {
         // Cleared first: most of a new agent is zero, and those stores
         // then need not be made one by one.
         *slot = core::mem::MaybeUninit::zeroed();
-        Ok(slot.write(agent))
+        let agent = slot.write(agent);
+        agent.seed();
+        Ok(agent)
     }
 
-    /// The agent of a validated configuration.
+    /// The agent of a validated configuration, its jitter generator not
+    /// yet seeded: [`Agent::seed`] does that once the agent is in place.
     #[inline(always)]
     fn build(cfg: &AgentConfig, identity: &Identity<'a>, storage: AgentStorage<'a>) -> Self {
         let tx_min = min_transmit_len(cfg, identity);
@@ -338,7 +343,10 @@ impl<'a> Agent<'a> {
                 id: *identity,
                 ring: Ring::new(storage.ring, cfg.ring),
                 events: EventQueue::new(storage.events),
-                rng: Rng::new(cfg.rng_seed),
+                // Seeded by `seed`, from the agent's own copy of the
+                // config: read here, the seed would split that copy in
+                // three pieces (a memcpy each side of it).
+                rng: Rng::new(0),
                 backoff: Backoff::new(),
                 state: State::Backoff { until: Instant::ZERO, endpoint: 0 },
                 clock: AgentClock::default(),
@@ -378,6 +386,13 @@ impl<'a> Agent<'a> {
                 stats: Counters { last_rtt_ms: None, ..Counters::default() },
             },
         }
+    }
+
+    /// Seeds the jitter generator with the configuration's `rng_seed`
+    /// (the second half of [`Agent::build`]).
+    #[inline(always)]
+    fn seed(&mut self) {
+        self.core.rng = Rng::new(self.core.cfg.rng_seed);
     }
 
     // ---- getters -------------------------------------------------------

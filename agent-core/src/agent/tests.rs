@@ -1316,3 +1316,23 @@ fn ring_holds_result(a: &Agent<'_>, token: &str) -> bool {
     prefix[1..=token.len()].copy_from_slice(token.as_bytes());
     a.ring().holds(data_type::TASK_RESULT, &prefix[..=token.len()])
 }
+
+/// `new` and `new_in` seed the jitter generator with the configuration's
+/// `rng_seed`, as `Rng::new(rng_seed)` (build leaves it unseeded; `seed`
+/// seeds it from the agent's own copy of the config), for several seeds.
+#[test]
+fn both_constructors_seed_the_generator_from_the_config() {
+    for seed in [0, 1, 42, u64::MAX, 0x0123_4567_89AB_CDEF] {
+        let c = AgentConfig { rng_seed: seed, ..cfg() };
+        let mut m = Mem::new();
+        let a = m.agent(c);
+        assert_eq!(a.core.rng, Rng::new(seed));
+        assert_eq!(a.config().rng_seed, seed);
+        let mut m2 = Mem::new();
+        let storage = AgentStorage { ring: &mut m2.ring, rx: &mut m2.rx, events: &mut m2.events };
+        let mut slot = core::mem::MaybeUninit::uninit();
+        let b = Agent::new_in(&mut slot, c, ID, storage).unwrap();
+        assert_eq!(b.core.rng, Rng::new(seed));
+        assert_eq!(b.config(), &c);
+    }
+}
