@@ -10,7 +10,7 @@ shipped in the same archive), libgcc, and the firmware's own objects.
 Fails (exit 1) when
   * the library's text + rodata exceed the target's budget (below; for
     thumbv7em-none-eabihf, the default target, FIRMWARE_LIB_BUDGET,
-    default 17439 bytes: 16 927 B (without `drop-oldest`, 2026-12-07,
+    default 17361 bytes: 16 849 B (without `drop-oldest`, 2026-12-07,
     fourth session) and room for 512 B; issue 17's target of 16384 is not
     met yet, see NOTES.md);
   * the image links anything of a C library or a heap (libc, libnosys,
@@ -30,7 +30,7 @@ import re
 import subprocess
 import sys
 
-BUDGET = int(os.environ.get("FIRMWARE_LIB_BUDGET", "17439"))
+BUDGET = int(os.environ.get("FIRMWARE_LIB_BUDGET", "17361"))
 # Per target: the nm that reads its ELF, and the library's budget.
 TARGETS = {
     "thumbv7em-none-eabihf": ("arm-none-eabi-nm", BUDGET),
