@@ -34,7 +34,7 @@ use crate::wire::varint;
 /// Two ways to read: each field's own `Result` (the `pub` methods), or the
 /// crate's sticky reads (`get_*`), which give a field that cannot be read
 /// as its type's default, remember the failure and are checked once, by
-/// [`BodyReader::finish`]: the body then reads as `Malformed`, the same
+/// the crate-internal `finish`: the body then reads as `Malformed`, the same
 /// outcome as the first failing `Result` read.
 pub struct BodyReader<'a> {
     bytes: &'a [u8],
