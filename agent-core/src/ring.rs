@@ -720,6 +720,8 @@ impl<'a> Ring<'a> {
     ) -> Option<R> {
         let plan = self.plan_batch(max_bytes, max_records)?;
         let r = write(&plan, BatchEntries { ring: self, at: self.off(plan.start), len: plan.len })?;
+        // Cannot fail: `plan_batch` plans nothing while every batch slot is
+        // taken, and `write` cannot change the ring.
         self.record_sent(&plan);
         Some(r)
     }
