@@ -28,6 +28,22 @@ pub(crate) fn move_within(buf: &mut [u8], src: Range<usize>, dst: usize) {
     }
 }
 
+/// A zeroed scratch buffer of `N` bytes on an 8-byte boundary, for
+/// encoding a record body before it is pushed.
+///
+/// The alignment is for flash on 32-bit Arm: the compiler clears a buffer
+/// it knows to be 8-aligned with `__aeabi_memclr8`, the helper the agent's
+/// construction links anyway; a byte array lands on a 4-byte boundary and
+/// links `__aeabi_memclr4`, a second copy of the same loop.
+#[repr(C, align(8))]
+pub(crate) struct Scratch<const N: usize>(pub(crate) [u8; N]);
+
+impl<const N: usize> Scratch<N> {
+    pub(crate) fn zeroed() -> Self {
+        Scratch([0; N])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -118,7 +118,11 @@ impl ea_config {
             backoff_cap_ms: d.backoff.cap.as_millis(),
             endpoints: d.backoff.endpoints,
             attempts_per_endpoint: d.backoff.attempts_per_endpoint,
-            give_up_after: d.backoff.give_up_after,
+            // Opaque to the optimizer: without it, the zero fields from here
+            // to `rng_seed` (20 B) would be cleared by a call to
+            // `__aeabi_memclr4` on Arm, a runtime helper nothing else in a
+            // firmware image needs. The value is the same.
+            give_up_after: core::hint::black_box(d.backoff.give_up_after),
             backoff_fleet_window_ms: d.backoff.fleet_window.as_millis(),
             rng_seed: d.rng_seed,
             max_clock_step_ms: d.max_clock_step.as_millis(),

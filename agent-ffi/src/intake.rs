@@ -69,15 +69,19 @@ pub struct ea_intake_counters {
 const MAGIC: u32 = 0xEA_17_A4_E0;
 
 /// What lives in an `ea_intake`.
+///
+/// The fields that start at zero alternate with those that do not: five
+/// zero words in a row are cleared by a call to `__aeabi_memclr4` on Arm,
+/// a runtime helper nothing else in a firmware image needs.
 #[repr(C)]
 pub(crate) struct Inner {
     magic: u32,
-    slots: u32,
-    slot_len: u32,
     /// Written by the producer only.
     head: AtomicU32,
+    slots: u32,
     /// Written by the consumer only.
     tail: AtomicU32,
+    slot_len: u32,
     pushed: AtomicU32,
     dropped_full: AtomicU32,
     dropped_too_large: AtomicU32,
@@ -244,10 +248,10 @@ pub unsafe extern "C" fn ea_intake_init(
     }
     let inner = Inner {
         magic: MAGIC,
-        slots,
-        slot_len,
         head: AtomicU32::new(0),
+        slots,
         tail: AtomicU32::new(0),
+        slot_len,
         pushed: AtomicU32::new(0),
         dropped_full: AtomicU32::new(0),
         dropped_too_large: AtomicU32::new(0),

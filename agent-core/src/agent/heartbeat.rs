@@ -12,8 +12,9 @@ impl Core<'_> {
     // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
     #[inline(never)]
     pub(super) fn heartbeat(&mut self, now: Instant, decoder: &FrameDecoder<'_>) {
-        let mut buf = [0u8; MAX_HEARTBEAT_LEN];
-        let n = write_body(&OwnHeartbeat { core: self, decoder }, &mut buf);
+        let mut buf = crate::mem::Scratch::<MAX_HEARTBEAT_LEN>::zeroed();
+        let buf = &mut buf.0;
+        let n = write_body(&OwnHeartbeat { core: self, decoder }, buf);
         let ts = self.wall();
         if let Some(body) = n.and_then(|n| buf.get(..n)) {
             let _ = self.push(now, &Record::new(data_type::AGENT_HEARTBEAT, ts, body));
@@ -21,7 +22,7 @@ impl Core<'_> {
         for i in 0..crate::plugin::MAX_PLUGINS {
             let Some(p) = self.plugins.get(i) else { continue };
             let phb = PluginHeartbeat { name: Text::new(p.name), version: Text::new(p.version), pid: p.pid, status: p.status };
-            if let Some(body) = write_body(&phb, &mut buf).and_then(|n| buf.get(..n)) {
+            if let Some(body) = write_body(&phb, buf).and_then(|n| buf.get(..n)) {
                 let _ = self.push(now, &Record::new(data_type::PLUGIN_HEARTBEAT, ts, body));
             }
         }

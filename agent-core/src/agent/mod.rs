@@ -868,11 +868,12 @@ impl<'a> Core<'a> {
     fn push_task_result(&mut self, now: Instant, token: Text<'_>, status: u32, message: &str) -> Result<(), PushError> {
         // `max_record` >= MAX_HEARTBEAT_LEN > MAX_TASK_RESULT_LEN (checked
         // at init), so a result that fits `buf` fits the ring.
-        let mut buf = [0u8; MAX_TASK_RESULT_LEN];
+        let mut buf = crate::mem::Scratch::<MAX_TASK_RESULT_LEN>::zeroed();
+        let buf = &mut buf.0;
         let mut msg = message;
         loop {
             let r = TaskResult { token, status, message: Text::new(msg) };
-            if let Some(body) = write_body(&r, &mut buf).and_then(|n| buf.get(..n)) {
+            if let Some(body) = write_body(&r, buf).and_then(|n| buf.get(..n)) {
                 return self.push(now, &Record::new(data_type::TASK_RESULT, self.wall(), body));
             }
             if msg.is_empty() {
