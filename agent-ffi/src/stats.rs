@@ -203,13 +203,14 @@ unsafe fn copy_counters(out: *mut ea_stats, stats: &AgentStats) {
         // indices in both structs (each pair checked by
         // `copied_counters!`), so the block is in bounds of both, which do
         // not overlap (`out` is the caller's, `stats` a value). Copied as
-        // 32-bit words: the same bytes, through the 4-byte copy the image
-        // already has.
+        // bytes: the same bytes, and on Arm through `__aeabi_memcpy`, which
+        // every image has, not the 4-byte `__aeabi_memcpy4` (a helper of
+        // its own that a copy between `u32` pointers would link).
         unsafe {
             core::ptr::copy_nonoverlapping(
-                from.add(from_word as usize).cast::<u32>(),
-                to.add(to_word as usize).cast::<u32>(),
-                COPIED_COUNTERS.len() * 2,
+                from.add(from_word as usize).cast::<u8>(),
+                to.add(to_word as usize).cast::<u8>(),
+                COPIED_COUNTERS.len() * 8,
             )
         };
         return;
