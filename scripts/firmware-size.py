@@ -7,6 +7,15 @@ Sums every input section kept in the image by output section (text =
 .vectors + .text, rodata = .rodata + .ARM.exidx, data, bss) and by part:
 the agent library (libedge_agent.a: its LTO'd object, and compiler_builtins
 shipped in the same archive), libgcc, and the firmware's own objects.
+
+With the ELF given, a compiler_builtins function that no code of the agent
+reaches (read from the image's disassembly: the agent's calls and branches,
+followed through compiler_builtins) is counted as the firmware's, in the
+part "firmware (compiler_builtins)": the linker takes it from the archive
+only because the firmware's own C code calls it (gcc calls `memset` for a
+`= {0}`), and the firmware would need it without the library too. The
+line under the total gives the sum over every member of the archive as
+well, and which functions were moved.
 Fails (exit 1) when
   * the library's text + rodata exceed the target's budget (below; for
     thumbv7em-none-eabihf, the default target, FIRMWARE_LIB_BUDGET,
@@ -36,6 +45,7 @@ TARGETS = {
     "thumbv7em-none-eabihf": ("arm-none-eabi-nm", BUDGET),
     "riscv32imac-unknown-none-elf": ("riscv64-unknown-elf-nm", int(os.environ.get("FIRMWARE_LIB_BUDGET_RISCV", "21727"))),
 }
+FOR_FIRMWARE = "firmware (compiler_builtins)"
 KIND = {".vectors": "text", ".text": "text", ".rodata": "rodata", ".ARM.exidx": "rodata", ".data": "data", ".bss": "bss"}
 ENTRY = re.compile(r"^\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(\S.*)$")
 
@@ -51,6 +61,7 @@ def part_of(path):
 def parse(map_path):
     sizes = {}
     files = set()
+    sections = []  # (input section name, address, size, path, kind), as kept in the image
     with open(map_path) as f:
         lines = f.read().split("\n")
     start = next(i for i, l in enumerate(lines) if l.startswith("Linker script and memory map"))
@@ -72,22 +83,65 @@ def parse(map_path):
         if l.startswith(" ") and not l.startswith("  ") and s.startswith("."):
             parts = s.split()
             if len(parts) >= 4:
-                size, path = int(parts[2], 16), " ".join(parts[3:])
+                name, addr, size, path = parts[0], int(parts[1], 16), int(parts[2], 16), " ".join(parts[3:])
             else:
-                pending = True
+                pending = parts[0]
                 continue
         elif pending:
-            pending = None
+            name, pending = pending, None
             m = ENTRY.match(l)
             if not m:
                 continue
-            size, path = int(m.group(2), 16), m.group(3)
+            addr, size, path = int(m.group(1), 16), int(m.group(2), 16), m.group(3)
         else:
             continue
         files.add(path)
+        if size:
+            sections.append((name, addr, size, path, KIND[out_sec]))
         key = (part_of(path), KIND[out_sec])
         sizes[key] = sizes.get(key, 0) + size
-    return sizes, files
+    return sizes, files, sections
+
+
+def builtins_for_the_firmware(elf, objdump, sections):
+    """compiler_builtins' sections that no code of the agent reaches.
+
+    The archive carries compiler_builtins, so the linker takes `memset` and
+    the like from it for the firmware's own C code too (gcc calls `memset`
+    for a `= {0}`). A function that only the firmware's code calls is the
+    firmware's, not the library's: without the library the firmware would
+    need it all the same. Reached is what the agent's code calls or
+    branches to, directly or through other compiler_builtins functions,
+    read from the image's disassembly."""
+    dis = subprocess.run([objdump, "-d", elf], capture_output=True, text=True, check=True).stdout
+    funcs, refs, cur = {}, {}, None
+    for line in dis.splitlines():
+        m = re.match(r"^([0-9a-f]+) <(.+)>:$", line)
+        if m:
+            cur = m.group(2)
+            funcs[cur] = int(m.group(1), 16)
+            refs.setdefault(cur, set())
+            continue
+        if cur is not None:
+            refs[cur].update(t for t in re.findall(r"<([^>+]+)(?:\+0x[0-9a-f]+)?>", line) if t != cur)
+    text = [x for x in sections if x[4] == "text"]
+
+    def section_of(name):
+        addr = funcs.get(name)
+        return next((x for x in text if addr is not None and x[1] <= addr < x[1] + x[2]), None)
+
+    part = {f: part_of(sec[3]) for f in funcs if (sec := section_of(f))}
+    todo = [f for f, p in part.items() if p == "library (agent)"]
+    reached = set(todo)
+    while todo:
+        for t in refs.get(todo.pop(), ()):
+            if t not in reached and part.get(t, "").startswith("library"):
+                reached.add(t)
+                todo.append(t)
+    kept = {section_of(f)[0] for f in reached if part[f] == "library (compiler_builtins)"}
+    # A function's unwind entry (.ARM.exidx.text.X) goes with its .text.X.
+    return [x for x in sections if part_of(x[3]) == "library (compiler_builtins)"
+            and x[0].replace(".ARM.exidx", "", 1) not in kept]
 
 
 def main():
@@ -98,7 +152,15 @@ def main():
         print(__doc__)
         return 2
     nm, budget = TARGETS[target]
-    sizes, files = parse(args[0])
+    sizes, files, sections = parse(args[0])
+    archive = sum(v for (p, k), v in sizes.items() if p.startswith("library") and k in ("text", "rodata"))
+    moved = []
+    if len(args) > 1:
+        objdump = os.environ.get("OBJDUMP", nm[:-2] + "objdump")
+        moved = builtins_for_the_firmware(args[1], objdump, sections)
+        for name, _, size, _, kind in moved:
+            sizes[("library (compiler_builtins)", kind)] -= size
+            sizes[(FOR_FIRMWARE, kind)] = sizes.get((FOR_FIRMWARE, kind), 0) + size
     parts = sorted({p for p, _ in sizes})
     print(f"{'part':<30}{'text':>8}{'rodata':>8}{'data':>8}{'bss':>8}")
     totals = {k: 0 for k in ("text", "rodata", "data", "bss")}
@@ -111,6 +173,10 @@ def main():
     lib = sum(sizes.get((p, k), 0) for p in parts if p.startswith("library") for k in ("text", "rodata"))
     lib_ram = sum(sizes.get((p, k), 0) for p in parts if p.startswith("library") for k in ("data", "bss"))
     print(f"library text+rodata: {lib} B (budget {budget} B, {target}); library data+bss: {lib_ram} B")
+    if len(args) > 1:
+        names = ", ".join(sorted({n.split(".")[-1] for n, *_ in moved if n.startswith(".text")})) or "none"
+        print(f"  (all of libedge_agent.a's members in the image: {archive} B; compiler_builtins called only "
+              f"by the firmware's own code, counted as the firmware's: {archive - lib} B: {names})")
     ok = True
     if lib > budget:
         print(f"firmware-size: FAILED: the library's text+rodata, {lib} B, exceed the budget of {budget} B")
