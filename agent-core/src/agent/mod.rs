@@ -295,6 +295,7 @@ impl<'a> Agent<'a> {
     pub fn new(cfg: AgentConfig, identity: Identity<'a>, storage: AgentStorage<'a>) -> Result<Self, ConfigError> {
         validate(&cfg, &identity, storage.sizes())?;
         let mut agent = Self::build(&cfg, &identity, storage);
+        agent.core.id = identity;
         agent.seed();
         Ok(agent)
     }
@@ -326,12 +327,15 @@ impl<'a> Agent<'a> {
         // then need not be made one by one.
         *slot = core::mem::MaybeUninit::zeroed();
         let agent = slot.write(agent);
+        agent.core.id.copy_from(identity);
         agent.seed();
         Ok(agent)
     }
 
     /// The agent of a validated configuration, its jitter generator not
     /// yet seeded: [`Agent::seed`] does that once the agent is in place.
+    /// Its identity is empty: the caller copies `identity` in (sized for
+    /// here, in the transmit buffer's minimum).
     #[inline(always)]
     fn build(cfg: &AgentConfig, identity: &Identity<'a>, storage: AgentStorage<'a>) -> Self {
         let tx_min = min_transmit_len(cfg, identity);
@@ -340,7 +344,9 @@ impl<'a> Agent<'a> {
             decoder: FrameDecoder::new(storage.rx),
             core: Core {
                 cfg: *cfg,
-                id: *identity,
+                // Empty here, copied in by `new_in_from` once the agent
+                // is in place (see `Identity::copy_from`).
+                id: Identity::default(),
                 ring: Ring::new(storage.ring, cfg.ring),
                 events: EventQueue::new(storage.events),
                 // Seeded by `seed`, from the agent's own copy of the

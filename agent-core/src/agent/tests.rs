@@ -1336,3 +1336,33 @@ fn both_constructors_seed_the_generator_from_the_config() {
         assert_eq!(b.config(), &c);
     }
 }
+
+/// `new` and `new_in` both carry the whole identity (`build` leaves it
+/// empty; each constructor copies it in), every field distinct so a field
+/// copied into another's place shows.
+#[test]
+fn both_constructors_carry_the_identity() {
+    let id = Identity {
+        agent_id: "a",
+        hostname: "hh",
+        product: "ppp",
+        version: "vvvv",
+        intranet_ipv4: &[1, 2, 3, 4],
+        intranet_ipv6: &[6; 16],
+        extranet_ipv4: &[7, 7, 7, 7, 7, 7, 7, 7],
+        extranet_ipv6: &[8; 32],
+        auth_token: b"token",
+    };
+    let mut m = Mem::new();
+    let storage = AgentStorage { ring: &mut m.ring, rx: &mut m.rx, events: &mut m.events };
+    let a = Agent::new(cfg(), id, storage).unwrap();
+    assert_eq!(a.core.id, id);
+    let mut m2 = Mem::new();
+    let storage = AgentStorage { ring: &mut m2.ring, rx: &mut m2.rx, events: &mut m2.events };
+    let mut slot = core::mem::MaybeUninit::uninit();
+    let b = Agent::new_in(&mut slot, cfg(), id, storage).unwrap();
+    assert_eq!(b.core.id, id);
+    let mut c = Identity::default();
+    c.copy_from(&id);
+    assert_eq!(c, id);
+}
