@@ -24,6 +24,7 @@ use crate::result::{ea_result, Res};
 use agent_core::record::MAX_ENTRY_HEADER;
 use agent_core::{Agent, Instant, OverflowPolicy, Record};
 use core::mem::{align_of, size_of};
+use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Bytes of an `ea_intake`.
@@ -78,7 +79,8 @@ pub(crate) struct Inner {
     magic: u32,
     /// Written by the producer only.
     head: AtomicU32,
-    slots: u32,
+    /// Never zero (refused at init): the slot index is `% slots`.
+    slots: NonZeroU32,
     /// Written by the consumer only.
     tail: AtomicU32,
     slot_len: u32,
@@ -130,7 +132,7 @@ impl Inner {
         }
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Acquire);
-        if head.wrapping_sub(tail) >= self.slots {
+        if head.wrapping_sub(tail) >= self.slots.get() {
             bump(&self.dropped_full);
             return Err(ea_result::EA_INTAKE_FULL);
         }
@@ -155,7 +157,7 @@ impl Inner {
     /// first one the ring has no room for under `RejectNew`.
     pub(crate) fn drain(&self, agent: &mut Agent<'_>, now: Instant) -> u32 {
         let mut n = 0;
-        while n < self.slots {
+        while n < self.slots.get() {
             let tail = self.tail.load(Ordering::Relaxed);
             if tail == self.head.load(Ordering::Acquire) {
                 break;
@@ -197,7 +199,7 @@ impl Inner {
             dropped_full: self.dropped_full.load(Ordering::Relaxed),
             dropped_too_large: self.dropped_too_large.load(Ordering::Relaxed),
             queued: head.wrapping_sub(tail),
-            slots: self.slots,
+            slots: self.slots.get(),
         }
     }
 }
@@ -242,10 +244,9 @@ pub unsafe extern "C" fn ea_intake_init(
         Some(n) => n,
         None => return ea_result::EA_INVALID_ARGUMENT,
     };
-    let slots = u32::try_from(buf.len() / slot_len as usize).unwrap_or(u32::MAX);
-    if slots == 0 {
+    let Some(slots) = NonZeroU32::new(u32::try_from(buf.len() / slot_len as usize).unwrap_or(u32::MAX)) else {
         return ea_result::EA_BUFFER_TOO_SMALL;
-    }
+    };
     let inner = Inner {
         magic: MAGIC,
         head: AtomicU32::new(0),
