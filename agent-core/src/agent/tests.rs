@@ -509,6 +509,11 @@ fn busy_reject_is_a_slot_kept_exactly() {
         (CloseCode::Busy, 1, MIN_BUSY_WAIT.as_millis(), true),
         (CloseCode::Busy, 90_000, 60_000, true),
         (CloseCode::Unauthorized, 2_500, 2_500, false),
+        // A minimum of 0 is no minimum; a minimum past the cap is the cap.
+        (CloseCode::Unauthorized, 0, 0, false),
+        (CloseCode::Unauthorized, 90_000, 60_000, false),
+        // Busy without a slot is no slot: the draw.
+        (CloseCode::Busy, 0, 0, false),
     ];
     for (code, retry_after_ms, want, exact) in cases {
         let mut m = Mem::new();
