@@ -892,6 +892,8 @@ impl<'a> Core<'a> {
 
 
     /// Forgets the connection: rewinds the ring, clears per-connection state.
+    // Inlined into its two callers (fail_held and the shutdown): flash.
+    #[inline(always)]
     fn drop_connection(&mut self) {
         self.ring.rewind();
         self.ping = None;
