@@ -21,8 +21,10 @@ impl Core<'_> {
             (Timer::ConnectTimeout, State::Connecting { deadline, .. })
             | (Timer::HandshakeTimeout, State::Handshaking { deadline, .. }) => (deadline, Duration::ZERO),
             (Timer::Idle, State::Connected { .. }) if self.ping.is_none() => {
-                let after = if self.blocked { Duration(c.idle_timeout.0.saturating_add(c.pong_timeout.0)) } else { c.idle_timeout };
-                (self.last_rx, after)
+                // Blocked: longer by the pong timeout. Added to the instant
+                // (both saturate: the same sum) by the one shared `add`.
+                let from = if self.blocked { self.last_rx + c.pong_timeout } else { self.last_rx };
+                (from, c.idle_timeout)
             }
             (Timer::PongTimeout, State::Connected { .. }) => (self.ping?.sent, c.pong_timeout),
             (Timer::AckTimeout, State::Connected { .. }) if self.ring.inflight_records() > 0 => {
@@ -164,5 +166,28 @@ impl Core<'_> {
             return Some(self.clock.now());
         }
         Some(since + self.cfg.flush_interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The idle deadline while blocked adds the pong timeout to the instant
+    /// rather than to the idle timeout: both additions saturate, so the
+    /// deadline is the one the old form (`idle + pong` saturated, then
+    /// added) gave, at every boundary.
+    #[test]
+    fn blocked_idle_deadline_sums_as_before() {
+        let edges = [0, 1, 1_000, u64::MAX / 2, u64::MAX / 2 + 1, u64::MAX - 1, u64::MAX];
+        for rx in edges {
+            for idle in edges {
+                for pong in edges {
+                    let old = Instant(rx) + Duration(idle.saturating_add(pong));
+                    let new = Instant(rx) + Duration(pong) + Duration(idle);
+                    assert_eq!(new, old, "{rx} {idle} {pong}");
+                }
+            }
+        }
     }
 }
