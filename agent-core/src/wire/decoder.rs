@@ -120,7 +120,10 @@ impl<'b> FrameDecoder<'b> {
                     return Feed::Consumed;
                 }
             }
-            if self.filled >= 2 && self.buf[1] != MAGIC[1] {
+            // `get`: `filled` is within the buffer, so it is the byte; it
+            // spares a bounds check and its panic path (were it ever
+            // outside, `resync` would panic on the same invariant).
+            if self.filled >= 2 && self.buf.get(1) != Some(&MAGIC[1]) {
                 // A false start (left at the front by a resync, or just
                 // read): not a candidate, so not counted as oversized or
                 // bad CRC.
