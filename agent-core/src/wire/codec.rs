@@ -67,7 +67,11 @@ impl<'a> BodyReader<'a> {
     /// that does not fit is.
     fn get_uint(&mut self, bits: u32) -> u64 {
         if let Ok((v, n)) = varint::decode_u64(self.bytes) {
-            if n <= bits.div_ceil(7) as usize {
+            // `bits.div_ceil(7)` (bits is 16, 32 or 64) as one division:
+            // `div_ceil` adds a remainder and a branch.
+            #[allow(clippy::manual_div_ceil)]
+            let max_len = (bits as usize + 6) / 7;
+            if n <= max_len {
                 self.bytes = self.bytes.get(n..).unwrap_or_default();
                 // Halves compared apart: no 64-bit shift by a variable
                 // amount (a library call on 32-bit MCUs).
