@@ -150,9 +150,11 @@ impl<'b> FrameDecoder<'b> {
                 // Then checked again from the top: the magic, the declared
                 // length once the header is in, the frame once it is whole.
                 let take = (need - self.filled).min(input.len());
-                self.buf[self.filled..self.filled + take].copy_from_slice(&input[..take]);
+                // One split (`take` is within `input`: no check left).
+                let (head, rest) = input.split_at(take);
+                self.buf[self.filled..self.filled + take].copy_from_slice(head);
                 self.filled += take;
-                input = &input[take..];
+                input = rest;
                 continue;
             }
             // A whole candidate frame: check it.
