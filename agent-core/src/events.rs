@@ -339,7 +339,9 @@ impl<'a> EventQueue<'a> {
         // The entry, its length prefix included, within `limit`.
         let Some(room) = self.buf.get_mut(self.end..limit) else { return false };
         let room_len = room.len().min(LEN_PREFIX + u16::MAX as usize);
-        let mut w = Writer { buf: &mut room[..room_len], at: LEN_PREFIX };
+        // `split_at_mut` within the length (its check folds away), not an
+        // index (an out-of-line call that checks again).
+        let mut w = Writer { buf: room.split_at_mut(room_len).0, at: LEN_PREFIX };
         encode(ev, &mut w);
         let n = w.at;
         if n > room_len {
