@@ -912,7 +912,9 @@ impl<'a> Ring<'a> {
         let start = self.phys(at);
         let (wrapped, tail) = self.buf.split_at_mut(start);
         let (first, rest) = data.split_at(data.len().min(tail.len()));
-        tail[..first.len()].copy_from_slice(first);
+        // `split_at_mut` within the length (its check folds away), not an
+        // index (an out-of-line call that checks again).
+        tail.split_at_mut(first.len()).0.copy_from_slice(first);
         wrapped[..rest.len()].copy_from_slice(rest);
     }
 
