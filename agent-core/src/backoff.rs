@@ -174,9 +174,15 @@ impl Backoff {
     /// The ceiling of the jitter window for a failure of weight `weight`,
     /// `failing_for` into the streak, with fleet window `window_ms` (see the
     /// module docs).
+    pub fn ceiling(cfg: &BackoffConfig, weight: u32, failing_for: Duration, window_ms: u64) -> Duration {
+        Backoff::ceiling_past_grace(cfg, weight, failing_for.as_millis().saturating_sub(FAILING_TIME_GRACE.as_millis()), window_ms)
+    }
+
+    /// [`Backoff::ceiling`] with `failing_for` given less the grace
+    /// (saturating at 0), as `past_grace` ms.
     // Inlined into on_failure, its one caller in the agent (flash).
     #[inline(always)]
-    pub fn ceiling(cfg: &BackoffConfig, weight: u32, failing_for: Duration, window_ms: u64) -> Duration {
+    fn ceiling_past_grace(cfg: &BackoffConfig, weight: u32, past_grace: u64, window_ms: u64) -> Duration {
         let cap = cfg.cap.as_millis();
         let floor = if window_ms > 0 {
             window_ms.max(cfg.base.as_millis())
@@ -192,7 +198,7 @@ impl Backoff {
             }
             grown
         };
-        let grown = failing_for.as_millis().saturating_sub(FAILING_TIME_GRACE.as_millis()) / FAILING_TIME_DIVISOR;
+        let grown = past_grace / FAILING_TIME_DIVISOR;
         Duration(floor.max(grown).min(cap))
     }
 
@@ -216,7 +222,11 @@ impl Backoff {
             self.endpoint_failures = 0;
             self.endpoint = (self.endpoint + 1) % cfg.endpoints.max(1);
         }
-        let ceiling = Backoff::ceiling(cfg, self.weight, now.saturating_since(since), self.window_ms(cfg));
+        // `now - since - grace`, saturating, as `now - (since + grace)`: the
+        // grace added by the shared out-of-line `Instant + Duration` (it
+        // saturates too: the same difference).
+        let past_grace = now.saturating_since(since + FAILING_TIME_GRACE).as_millis();
+        let ceiling = Backoff::ceiling_past_grace(cfg, self.weight, past_grace, self.window_ms(cfg));
         Some(Retry { endpoint: self.endpoint, delay: Duration(rng.up_to(ceiling.as_millis())), ceiling })
     }
 }
@@ -233,6 +243,21 @@ mod tests {
             attempts_per_endpoint: 2,
             give_up_after: 0,
             fleet_window: Duration::ZERO,
+        }
+    }
+
+    /// `on_failure` takes the time past the grace as `now - (since +
+    /// grace)`; the ceiling took it as `(now - since) - grace`: both
+    /// saturate, so they agree at every boundary.
+    #[test]
+    fn time_past_the_grace_is_taken_as_before() {
+        let g = FAILING_TIME_GRACE.as_millis();
+        let edges = [0, 1, g - 1, g, g + 1, 2 * g, u64::MAX - g - 1, u64::MAX - g, u64::MAX - g + 1, u64::MAX - 1, u64::MAX];
+        for now in edges {
+            for since in edges {
+                let old = now.saturating_sub(since).saturating_sub(g);
+                assert_eq!(Instant(now).saturating_since(Instant(since) + FAILING_TIME_GRACE).as_millis(), old, "{now} {since}");
+            }
         }
     }
 

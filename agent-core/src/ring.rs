@@ -802,30 +802,30 @@ impl<'a> Ring<'a> {
         }
         let target = up_to.saturating_add(1).min(self.next_seq);
         let first = self.tail_seq;
-        // Whole in-flight batches: O(1) each.
-        while let Some(m) = self.marks.front().copied() {
-            if self.tail_seq + u64::from(m.count) > target {
-                break;
-            }
-            self.marks.pop_front();
-            self.advance_tail(u64::from(m.len));
-            self.tail_seq += u64::from(m.count);
-            self.tail_base = m.end_ts;
-        }
-        // A partly acked batch, or records sent on an earlier connection.
+        // One loop, one tail step per turn: a whole in-flight batch (O(1)),
+        // else one record of a partly acked batch, or of those sent on an
+        // earlier connection. Once in a partly acked batch, the whole ones
+        // are done: it ends past `target`.
         while self.tail_seq < target {
-            let Some((h, hl)) = self.header_at(0) else { break };
-            let size = hl + h.payload_len;
-            self.advance_tail(size as u64);
-            self.tail_seq += 1;
-            self.tail_base = apply_delta(self.tail_base, h.ts_delta);
-            if let Some(m) = self.marks.front_mut() {
-                m.count -= 1;
-                m.len -= size as u32;
-                if m.count == 0 {
-                    self.marks.pop_front();
+            let whole = self.marks.front().copied().filter(|m| self.tail_seq + u64::from(m.count) <= target);
+            let (count, len, end_ts) = if let Some(m) = whole {
+                self.marks.pop_front();
+                (u64::from(m.count), u64::from(m.len), m.end_ts)
+            } else {
+                let Some((h, hl)) = self.header_at(0) else { break };
+                let size = hl + h.payload_len;
+                if let Some(m) = self.marks.front_mut() {
+                    m.count -= 1;
+                    m.len -= size as u32;
+                    if m.count == 0 {
+                        self.marks.pop_front();
+                    }
                 }
-            }
+                (1, size as u64, apply_delta(self.tail_base, h.ts_delta))
+            };
+            self.advance_tail(len);
+            self.tail_seq += count;
+            self.tail_base = end_ts;
         }
         if self.cursor < self.tail {
             self.cursor = self.tail;
@@ -897,24 +897,7 @@ impl<'a> Ring<'a> {
     /// past the head.
     fn header_at(&self, at: usize) -> Option<(EntryHeader, usize)> {
         // Read in place, across the wrap: no copy of the header.
-        let mut v = [0u64; 3];
-        let mut n = 0;
-        for x in &mut v {
-            let (value, len) = self.varint_at(at + n)?;
-            *x = value;
-            n += len;
-        }
-        let [t, d, l] = v;
-        let h = EntryHeader::new(u32::try_from(t).ok()?, varint::unzigzag(d), usize::try_from(l).ok()?);
-        Some((h, n))
-    }
-
-    /// The varint at offset `at` and its length; `None` if it runs past
-    /// the head or is overlong.
-    // Inlined: its one caller is header_at's loop.
-    #[inline(always)]
-    fn varint_at(&self, at: usize) -> Option<(u64, usize)> {
-        varint::decode_u64_with(|i| self.byte_at(at + i)).ok()
+        header_with(|i| self.byte_at(at + i))
     }
 
     /// The byte at offset `at`; `None` at or past the head.
@@ -929,7 +912,9 @@ impl<'a> Ring<'a> {
         let start = self.phys(at);
         let (wrapped, tail) = self.buf.split_at_mut(start);
         let (first, rest) = data.split_at(data.len().min(tail.len()));
-        tail[..first.len()].copy_from_slice(first);
+        // `split_at_mut` within the length (its check folds away), not an
+        // index (an out-of-line call that checks again).
+        tail.split_at_mut(first.len()).0.copy_from_slice(first);
         wrapped[..rest.len()].copy_from_slice(rest);
     }
 
@@ -1026,6 +1011,42 @@ impl fmt::Debug for Ring<'_> {
     }
 }
 
+/// An entry header read from the bytes `byte(0)`, `byte(1)`, ... (`None`:
+/// past the end), and its length; `None` if it is cut short, a varint is
+/// overlong, or a field is out of range: what three
+/// [`varint::decode_u64_with`] calls would give, in one loop. Each value is
+/// assembled from the first byte up by a multiplier (no 64-bit shift by a
+/// variable amount), so no array of the three values has to be cleared and
+/// the one loop serves every field.
+// Inlined into header_at, its one caller.
+#[inline(always)]
+fn header_with(mut byte: impl FnMut(usize) -> Option<u8>) -> Option<(EntryHeader, usize)> {
+    let (mut t, mut d, mut n) = (0, 0, 0);
+    for field in 0..3 {
+        let (mut acc, mut mul) = (0u64, 1u64);
+        loop {
+            let b = byte(n)?;
+            n += 1;
+            // The tenth byte (multiplier 2^63) may only hold bit 63, and
+            // ends the varint.
+            if mul == 1 << 63 && b > 1 {
+                return None;
+            }
+            acc |= u64::from(b & 0x7f).wrapping_mul(mul);
+            if b & 0x80 == 0 {
+                break;
+            }
+            mul <<= 7;
+        }
+        match field {
+            0 => t = u32::try_from(acc).ok()?,
+            1 => d = acc,
+            _ => return Some((EntryHeader::new(t, varint::unzigzag(d), usize::try_from(acc).ok()?), n)),
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1048,6 +1069,173 @@ mod tests {
             marks,
             r.counters,
         )
+    }
+
+    /// `header_with` against the header reader it replaced (three
+    /// `decode_u64_with` varints into a cleared array), on every header
+    /// shape near the varints' length boundaries, cut at every length, and
+    /// on random and mutated bytes.
+    #[test]
+    fn header_with_reads_what_three_varints_read() {
+        fn old(bytes: &[u8]) -> Option<(EntryHeader, usize)> {
+            let mut v = [0u64; 3];
+            let mut n = 0;
+            for x in &mut v {
+                let (value, len) = varint::decode_u64_with(|i| bytes.get(n + i).copied()).ok()?;
+                *x = value;
+                n += len;
+            }
+            let [t, d, l] = v;
+            let h = EntryHeader::new(u32::try_from(t).ok()?, varint::unzigzag(d), usize::try_from(l).ok()?);
+            Some((h, n))
+        }
+        let check = |bytes: &[u8]| {
+            assert_eq!(header_with(|i| bytes.get(i).copied()), old(bytes), "{bytes:02x?}");
+        };
+        let mut values = vec![0u64, u64::MAX, u64::MAX - 1];
+        for shift in (0..64).step_by(7).chain([31, 32, 33, 63]) {
+            values.extend([(1u64 << shift) - 1, 1 << shift, (1 << shift) + 1]);
+        }
+        let mut checked = 0;
+        for &a in &values {
+            for &b in &values {
+                for c in [0, 1, 300, u64::from(u32::MAX), u64::from(u32::MAX) + 1, u64::MAX] {
+                    let mut bytes = [0u8; 40];
+                    let mut n = 0;
+                    for v in [a, b, c] {
+                        n += varint::encode_u64(v, &mut bytes[n..]).unwrap();
+                    }
+                    // Cut at every length, and followed by more bytes.
+                    for len in 0..=n + 2 {
+                        check(&bytes[..len]);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        // Random and mutated bytes: overlong varints, tenth bytes past bit
+        // 63, continuation bytes running to the end.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..200_000 {
+            let r = next();
+            let mut bytes = [0u8; 32];
+            for (i, byte) in bytes.iter_mut().enumerate() {
+                let v = next();
+                // Mostly continuation bytes, some 0x80/0x81/0x01/0x02 near
+                // the tenth-byte rule.
+                *byte = match (v >> 60) & 7 {
+                    0 => 0x80,
+                    1 => 0x81 | (i as u8 & 1),
+                    2 => (v as u8) & 3,
+                    3 => (v as u8) & 0x7f,
+                    _ => (v as u8) | 0x80,
+                };
+            }
+            let len = (r % 33) as usize;
+            check(&bytes[..len]);
+            checked += 1;
+        }
+        assert!(checked > 200_000);
+    }
+
+    /// `ack_count` as it was: whole batches first, then record by record.
+    fn old_ack_count(r: &mut Ring<'_>, up_to: u64) -> u64 {
+        if up_to < r.tail_seq {
+            return 0;
+        }
+        let target = up_to.saturating_add(1).min(r.next_seq);
+        let first = r.tail_seq;
+        while let Some(m) = r.marks.front().copied() {
+            if r.tail_seq + u64::from(m.count) > target {
+                break;
+            }
+            r.marks.pop_front();
+            r.advance_tail(u64::from(m.len));
+            r.tail_seq += u64::from(m.count);
+            r.tail_base = m.end_ts;
+        }
+        while r.tail_seq < target {
+            let Some((h, hl)) = r.header_at(0) else { break };
+            let size = hl + h.payload_len;
+            r.advance_tail(size as u64);
+            r.tail_seq += 1;
+            r.tail_base = apply_delta(r.tail_base, h.ts_delta);
+            if let Some(m) = r.marks.front_mut() {
+                m.count -= 1;
+                m.len -= size as u32;
+                if m.count == 0 {
+                    r.marks.pop_front();
+                }
+            }
+        }
+        if r.cursor < r.tail {
+            r.cursor = r.tail;
+            r.cursor_seq = r.tail_seq;
+            r.cursor_base = r.tail_base;
+        }
+        if matches!(r.protected, Some(p) if p < r.tail) {
+            r.protected = None;
+        }
+        let acked = r.tail_seq - first;
+        r.counters.acked += acked;
+        acked
+    }
+
+    /// `ack_count` in one loop against the two loops it replaced: the same
+    /// count and state after acks below, into and past the batches in
+    /// flight, of records sent on an earlier connection (after a rewind,
+    /// and by `resume`), over wraps and a full window of batches.
+    #[test]
+    fn ack_count_is_the_two_loops() {
+        let (mut mem_a, mut mem_b) = ([0u8; 61], [0u8; 61]);
+        let cfg = RingConfig { max_record: 16, policy: OverflowPolicy::RejectNew };
+        let (mut a, mut b) = (Ring::new(&mut mem_a, cfg), Ring::new(&mut mem_b, cfg));
+        let mut x = 0x243f_6a88_85a3_08d3u64;
+        let mut acked = 0;
+        for step in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let payload = &b"0123456789abcdef"[..(x % 17) as usize];
+            let ts = 1000 + step * 3 - step % 5;
+            assert_eq!(a.push(&Record::new(step as u32 % 3, ts, payload)), b.push(&Record::new(step as u32 % 3, ts, payload)));
+            let (max_bytes, max_records) = ((x >> 8) as usize % 60, (x >> 16) as u32 % 5);
+            let (pa, pb) = (a.plan_batch(max_bytes, max_records), b.plan_batch(max_bytes, max_records));
+            assert_eq!(pa, pb, "step {step}");
+            if let (Some(pa), Some(pb)) = (pa, pb) {
+                assert_eq!(a.commit_batch(&pa), b.commit_batch(&pb));
+            }
+            match (x >> 24) % 8 {
+                0..=3 => {
+                    // Anywhere from below the tail to past the last number.
+                    let (lo, hi) = (a.first_unacked_seq().saturating_sub(2), a.next_seq() + 2);
+                    let up_to = lo + (x >> 32) % (hi - lo + 1);
+                    let n = old_ack_count(&mut a, up_to);
+                    assert_eq!(b.ack_count(up_to), n, "step {step}, ack {up_to}");
+                    acked += n;
+                }
+                4 => {
+                    a.rewind();
+                    b.rewind();
+                }
+                5 => {
+                    // A resume point within what the ring holds.
+                    let up_to = a.first_unacked_seq() + (x >> 32) % 3;
+                    let n = old_ack_count(&mut a, up_to);
+                    assert_eq!(b.ack_count(up_to), n, "step {step}, resume at {up_to}");
+                }
+                _ => {}
+            }
+            assert_eq!(state(&a), state(&b), "step {step}");
+            assert_eq!((a.protected, a.tail_phys), (b.protected, b.tail_phys), "step {step}");
+        }
+        assert!(acked > 5_000, "{acked}");
     }
 
     /// `send_batch` against plan, copy and commit: the same bytes, the same

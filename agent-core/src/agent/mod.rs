@@ -899,6 +899,8 @@ impl<'a> Core<'a> {
 
 
     /// Forgets the connection: rewinds the ring, clears per-connection state.
+    // Inlined into its two callers (fail_held and the shutdown): flash.
+    #[inline(always)]
     fn drop_connection(&mut self) {
         self.ring.rewind();
         self.ping = None;
@@ -924,7 +926,22 @@ impl<'a> Core<'a> {
     /// The one failure path (see the module docs). `hold` (from a Reject's
     /// `retry_after_ms`) is the failing endpoint's word about itself: it
     /// applies only if the next attempt goes to the same endpoint.
+    // Inlined: `hold` becomes plain values at each caller (flash; see `fail_held`).
+    #[inline(always)]
     fn fail(&mut self, now: Instant, reason: DisconnectReason, close: Option<CloseCode>, hold: Hold) {
+        let (floor_ms, exact) = match hold {
+            Hold::None => (0, false),
+            Hold::AtLeast(d) => (d, false),
+            Hold::Exactly(d) => (d, true),
+        };
+        self.fail_held(reason, now, close, exact, floor_ms);
+    }
+
+    /// `fail` with its hold as plain values (an enum argument is built in
+    /// memory at every caller): the wait is `floor_ms` if `exact`, else at
+    /// least `floor_ms` (0: the backoff's own draw).
+    #[inline(never)]
+    fn fail_held(&mut self, reason: DisconnectReason, now: Instant, close: Option<CloseCode>, exact: bool, floor_ms: u32) {
         let from = self.endpoint();
         // Without a carrier, a parting frame would lead the next stream.
         self.close_pending = if self.link == Link::Carrierless { None } else { close };
@@ -934,11 +951,13 @@ impl<'a> Core<'a> {
         match self.backoff.on_failure(&self.cfg.backoff, now, &mut self.rng) {
             Some(r) => {
                 self.last_retry = Some(r);
-                let delay = match hold {
-                    _ if Some(r.endpoint) != from => r.delay,
-                    Hold::None => r.delay,
-                    Hold::AtLeast(d) => r.delay.max(d),
-                    Hold::Exactly(d) => d,
+                let hold = Duration::from_millis(u64::from(floor_ms));
+                let delay = if Some(r.endpoint) != from {
+                    r.delay
+                } else if exact {
+                    hold
+                } else {
+                    r.delay.max(hold)
                 };
                 self.state = State::Backoff { until: now + delay, endpoint: r.endpoint };
             }
@@ -959,10 +978,10 @@ impl<'a> Core<'a> {
 enum Hold {
     /// Nothing: the backoff's own draw.
     None,
-    /// At least this long (a Reject's `retry_after_ms`, other than Busy).
-    AtLeast(Duration),
-    /// Exactly this long (the slot of a Busy Reject).
-    Exactly(Duration),
+    /// At least this many ms (a Reject's `retry_after_ms`, other than Busy).
+    AtLeast(u32),
+    /// Exactly this many ms (the slot of a Busy Reject).
+    Exactly(u32),
 }
 
 impl fmt::Debug for Agent<'_> {

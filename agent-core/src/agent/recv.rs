@@ -80,12 +80,13 @@ impl Core<'_> {
                 let r = read_body::<message::Reject<'_>>(body)?;
                 // Bounded by the backoff cap (a hostile or mistaken value
                 // cannot park the agent for 49 days) and, for a Busy slot,
-                // below by MIN_BUSY_WAIT (nor make it spin).
+                // below by MIN_BUSY_WAIT (nor make it spin). Both are at
+                // most `retry_after_ms` or MIN_BUSY_WAIT: they fit in u32.
                 let cfg = &self.cfg.backoff;
                 let hold = if r.code == CloseCode::Busy as u16 && r.retry_after_ms > 0 {
-                    Hold::Exactly(Backoff::busy_slot(cfg, r.retry_after_ms))
+                    Hold::Exactly(Backoff::busy_slot(cfg, r.retry_after_ms).as_millis() as u32)
                 } else {
-                    Hold::AtLeast(Duration::from_millis(u64::from(r.retry_after_ms)).min(cfg.cap))
+                    Hold::AtLeast(Duration::from_millis(u64::from(r.retry_after_ms)).min(cfg.cap).as_millis() as u32)
                 };
                 self.fail(now, DisconnectReason::Rejected, None, hold);
             }

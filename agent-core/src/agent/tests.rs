@@ -389,6 +389,8 @@ fn silent_server_is_detected_and_backoff_is_bounded() {
     assert_eq!(a.state(), StateKind::Backoff);
     assert_eq!(transmit_all(&mut a, 20_000), vec![Sent::Close(CloseCode::Timeout as u16)]);
     assert!(events(&mut a).iter().any(|e| *e == Ev::disconnect(Reason::PongTimeout)));
+    // The heartbeat was in flight: one shrink step.
+    assert_eq!(a.core.shrink, 1);
     let r = a.last_retry().unwrap();
     assert_eq!(r.ceiling, Duration(500));
     assert!(r.delay <= r.ceiling);
@@ -509,6 +511,11 @@ fn busy_reject_is_a_slot_kept_exactly() {
         (CloseCode::Busy, 1, MIN_BUSY_WAIT.as_millis(), true),
         (CloseCode::Busy, 90_000, 60_000, true),
         (CloseCode::Unauthorized, 2_500, 2_500, false),
+        // A minimum of 0 is no minimum; a minimum past the cap is the cap.
+        (CloseCode::Unauthorized, 0, 0, false),
+        (CloseCode::Unauthorized, 90_000, 60_000, false),
+        // Busy without a slot is no slot: the draw.
+        (CloseCode::Busy, 0, 0, false),
     ];
     for (code, retry_after_ms, want, exact) in cases {
         let mut m = Mem::new();
@@ -954,6 +961,33 @@ fn full_event_queue_keeps_room_for_disconnect() {
     assert!(a.stats().events_dropped > 0);
 }
 
+/// A pong timeout shrinks the next batches only with records in flight
+/// (the Ping may be queued behind them); with everything acked it does not.
+#[test]
+fn pong_timeout_shrinks_only_with_records_in_flight() {
+    let mut m = Mem::new();
+    // One heartbeat only, at the start.
+    let mut a = m.agent(AgentConfig { heartbeat_interval: Duration::from_secs(3600), ..cfg() });
+    let mut p = connect(&mut a, 0, 0);
+    // The heartbeat goes (at the flush deadline) and is acked.
+    let t = a.poll_timeout().unwrap().as_millis();
+    assert!(t < 15_000);
+    a.handle_timeout(Instant(t));
+    p.uplink(&mut a, t);
+    p.downlink(&mut a, t);
+    assert_eq!(a.ring().pending_records(), 0);
+    // A Ping whose Pong never comes.
+    p.close();
+    let t = a.poll_timeout().unwrap().as_millis();
+    a.handle_timeout(Instant(t));
+    assert!(transmit_all(&mut a, t).iter().any(|s| matches!(s, Sent::Ping(_))));
+    assert_eq!(a.ring().inflight_records(), 0);
+    let t = a.poll_timeout().unwrap().as_millis();
+    a.handle_timeout(Instant(t));
+    assert!(events(&mut a).iter().any(|e| *e == Ev::disconnect(Reason::PongTimeout)));
+    assert_eq!(a.core.shrink, 0);
+}
+
 #[test]
 fn lost_ack_is_caught_by_the_ack_timeout() {
     let mut m = Mem::new();
@@ -975,6 +1009,7 @@ fn lost_ack_is_caught_by_the_ack_timeout() {
     }
     assert_eq!(t, 100 + 30_000);
     assert!(events(&mut a).iter().any(|e| *e == Ev::disconnect(Reason::AckTimeout)));
+    assert_eq!(a.core.shrink, 1, "one shrink step");
     assert_eq!(a.ring().pending_records(), 2, "heartbeat and record go again");
 }
 

@@ -21,8 +21,10 @@ impl Core<'_> {
             (Timer::ConnectTimeout, State::Connecting { deadline, .. })
             | (Timer::HandshakeTimeout, State::Handshaking { deadline, .. }) => (deadline, Duration::ZERO),
             (Timer::Idle, State::Connected { .. }) if self.ping.is_none() => {
-                let after = if self.blocked { Duration(c.idle_timeout.0.saturating_add(c.pong_timeout.0)) } else { c.idle_timeout };
-                (self.last_rx, after)
+                // Blocked: longer by the pong timeout. Added to the instant
+                // (both saturate: the same sum) by the one shared `add`.
+                let from = if self.blocked { self.last_rx + c.pong_timeout } else { self.last_rx };
+                (from, c.idle_timeout)
             }
             (Timer::PongTimeout, State::Connected { .. }) => (self.ping?.sent, c.pong_timeout),
             (Timer::AckTimeout, State::Connected { .. }) if self.ring.inflight_records() > 0 => {
@@ -86,16 +88,17 @@ impl Core<'_> {
     // costs Thumb flash (NOTES.md, "flash by function").
     #[inline(always)]
     fn fire(&mut self, timer: Timer, now: Instant, decoder: &FrameDecoder<'_>) {
-        // The timeouts end in the one failure path, called once below.
-        let (reason, close) = match (timer, self.state) {
+        // The timeouts end in the one failure path, called once below, after
+        // the one shrink step of those that shrink (`grow`).
+        let (reason, close, grow) = match (timer, self.state) {
             (Timer::Reconnect, State::Backoff { endpoint, .. }) => {
                 self.state = State::Connecting { endpoint, deadline: now + self.cfg.connect_timeout };
                 self.close_pending = None;
                 self.emit(Event::Connect { endpoint });
                 return;
             }
-            (Timer::ConnectTimeout, _) => (DisconnectReason::ConnectTimeout, None),
-            (Timer::HandshakeTimeout, _) => (DisconnectReason::HandshakeTimeout, Some(CloseCode::Timeout)),
+            (Timer::ConnectTimeout, _) => (DisconnectReason::ConnectTimeout, None, false),
+            (Timer::HandshakeTimeout, _) => (DisconnectReason::HandshakeTimeout, Some(CloseCode::Timeout), false),
             (Timer::Healthy, State::Connected { endpoint, decay_at, healthy }) => {
                 self.backoff.on_healthy_period();
                 if !healthy {
@@ -110,12 +113,11 @@ impl Core<'_> {
                 // to carry a window within `ack_timeout`: the next connection
                 // sends half the batch and half the window.
                 self.stats.ack_timeouts += 1;
-                self.shrink = (self.shrink + 1).min(MAX_SHRINK);
-                (DisconnectReason::AckTimeout, Some(CloseCode::Timeout))
+                (DisconnectReason::AckTimeout, Some(CloseCode::Timeout), true)
             }
             // Only while blocked (otherwise `poll_transmit` serves it): no
             // sign of life for as long as a Ping and its Pong may take.
-            (Timer::Idle, _) => (DisconnectReason::PongTimeout, Some(CloseCode::Timeout)),
+            (Timer::Idle, _) => (DisconnectReason::PongTimeout, Some(CloseCode::Timeout), false),
             (Timer::PongTimeout, _) => {
                 let sent = self.ping.map_or(now, |p| p.sent);
                 if self.last_rx > sent {
@@ -125,10 +127,7 @@ impl Core<'_> {
                 }
                 // With records in flight the Ping may just be queued
                 // behind them on a slow link: shrink too.
-                if self.ring.inflight_records() > 0 {
-                    self.shrink = (self.shrink + 1).min(MAX_SHRINK);
-                }
-                (DisconnectReason::PongTimeout, Some(CloseCode::Timeout))
+                (DisconnectReason::PongTimeout, Some(CloseCode::Timeout), self.ring.inflight_records() > 0)
             }
             (Timer::Heartbeat, _) => {
                 let due = if self.heartbeat_armed { self.next_heartbeat } else { now };
@@ -143,6 +142,9 @@ impl Core<'_> {
             // transmit timers are not fired here.
             _ => return,
         };
+        if grow {
+            self.shrink = (self.shrink + 1).min(MAX_SHRINK);
+        }
         self.fail(now, reason, close, Hold::None);
     }
 
@@ -164,5 +166,28 @@ impl Core<'_> {
             return Some(self.clock.now());
         }
         Some(since + self.cfg.flush_interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The idle deadline while blocked adds the pong timeout to the instant
+    /// rather than to the idle timeout: both additions saturate, so the
+    /// deadline is the one the old form (`idle + pong` saturated, then
+    /// added) gave, at every boundary.
+    #[test]
+    fn blocked_idle_deadline_sums_as_before() {
+        let edges = [0, 1, 1_000, u64::MAX / 2, u64::MAX / 2 + 1, u64::MAX - 1, u64::MAX];
+        for rx in edges {
+            for idle in edges {
+                for pong in edges {
+                    let old = Instant(rx) + Duration(idle.saturating_add(pong));
+                    let new = Instant(rx) + Duration(pong) + Duration(idle);
+                    assert_eq!(new, old, "{rx} {idle} {pong}");
+                }
+            }
+        }
     }
 }

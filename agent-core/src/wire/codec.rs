@@ -65,15 +65,24 @@ impl<'a> BodyReader<'a> {
     /// of at most `bits.div_ceil(7)` bytes whose value fits; 0 with the
     /// failure noted when not. An unreadable varint is not consumed; one
     /// that does not fit is.
+    // Inlined: `bits` is a constant at every caller, so the length is too
+    // (no division at run time in the shared `get_varint`).
+    #[inline(always)]
     fn get_uint(&mut self, bits: u32) -> u64 {
+        self.get_varint(bits.div_ceil(7) as usize)
+    }
+
+    /// [`BodyReader::get_uint`] by the varint's longest length: 3 bytes
+    /// for 16 bits, 5 for 32, 10 for 64.
+    fn get_varint(&mut self, max_len: usize) -> u64 {
         if let Ok((v, n)) = varint::decode_u64(self.bytes) {
-            if n <= bits.div_ceil(7) as usize {
+            if n <= max_len {
                 self.bytes = self.bytes.get(n..).unwrap_or_default();
                 // Halves compared apart: no 64-bit shift by a variable
                 // amount (a library call on 32-bit MCUs).
-                let fits = match bits {
-                    16 => v <= u64::from(u16::MAX),
-                    32 => v <= u64::from(u32::MAX),
+                let fits = match max_len {
+                    3 => v <= u64::from(u16::MAX),
+                    5 => v <= u64::from(u32::MAX),
                     _ => true,
                 };
                 if fits {

@@ -120,7 +120,10 @@ impl<'b> FrameDecoder<'b> {
                     return Feed::Consumed;
                 }
             }
-            if self.filled >= 2 && self.buf[1] != MAGIC[1] {
+            // `get`: `filled` is within the buffer, so it is the byte; it
+            // spares a bounds check and its panic path (were it ever
+            // outside, `resync` would panic on the same invariant).
+            if self.filled >= 2 && self.buf.get(1) != Some(&MAGIC[1]) {
                 // A false start (left at the front by a resync, or just
                 // read): not a candidate, so not counted as oversized or
                 // bad CRC.
@@ -147,9 +150,11 @@ impl<'b> FrameDecoder<'b> {
                 // Then checked again from the top: the magic, the declared
                 // length once the header is in, the frame once it is whole.
                 let take = (need - self.filled).min(input.len());
-                self.buf[self.filled..self.filled + take].copy_from_slice(&input[..take]);
+                // One split (`take` is within `input`: no check left).
+                let (head, rest) = input.split_at(take);
+                self.buf[self.filled..self.filled + take].copy_from_slice(head);
                 self.filled += take;
-                input = &input[take..];
+                input = rest;
                 continue;
             }
             // A whole candidate frame: check it.

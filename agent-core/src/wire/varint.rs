@@ -51,28 +51,25 @@ pub enum VarintError {
 }
 
 /// Reads a varint from the bytes yielded by `next`, returning the value and
-/// the number of bytes consumed. `next` may be asked for a byte twice.
+/// the number of bytes consumed.
 pub fn decode_u64_with(mut next: impl FnMut(usize) -> Option<u8>) -> Result<(u64, usize), VarintError> {
-    // Find the last byte first, then assemble from it down: shifts by 7
-    // only, no 64-bit shift by a variable amount (a library call on 32-bit
-    // MCUs).
-    let mut n = 0;
+    // Assembled from the first byte up by a multiplier: no 64-bit shift by
+    // a variable amount (a library call on 32-bit MCUs), and one pass.
+    let (mut value, mut mul, mut n) = (0u64, 1u64, 0);
     loop {
         let byte = next(n).ok_or(VarintError::Truncated)?;
         n += 1;
-        // The tenth byte may only hold bit 63.
-        if n == MAX_LEN_U64 && byte & 0x7f > 1 {
+        // The tenth byte (multiplier 2^63) may only hold bit 63, and ends
+        // the varint.
+        if mul == 1 << 63 && byte > 1 {
             return Err(VarintError::Overlong);
         }
+        value |= u64::from(byte & 0x7f).wrapping_mul(mul);
         if byte & 0x80 == 0 {
-            break;
+            return Ok((value, n));
         }
-        if n == MAX_LEN_U64 {
-            return Err(VarintError::Overlong);
-        }
+        mul <<= 7;
     }
-    let value = (0..n).rev().fold(0, |v, i| v << 7 | u64::from(next(i).unwrap_or(0) & 0x7f));
-    Ok((value, n))
 }
 
 /// Reads a varint from the front of `bytes`, returning the value and the
@@ -144,6 +141,17 @@ mod tests {
             let mut ten = [0x80; 10];
             ten[9] = a;
             inputs.push(ten.to_vec());
+        }
+        // Random inputs of up to 12 bytes, mostly continuation bytes.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 13) as usize;
+            let raw = x.to_le_bytes();
+            let bytes = raw.iter().chain(&[0x81, 0x80, 0x01, 0x7f]).enumerate();
+            inputs.push(bytes.map(|(i, &b)| if x >> (40 + i) & 3 == 0 { b & 0x7f } else { b | 0x80 }).take(len).collect());
         }
         for bytes in &inputs {
             let want = reference(bytes);
