@@ -944,14 +944,10 @@ impl<'a> Core<'a> {
         match self.backoff.on_failure(&self.cfg.backoff, now, &mut self.rng) {
             Some(r) => {
                 self.last_retry = Some(r);
+                // Another endpoint: no hold (a floor of 0, not exact).
+                let (floor_ms, exact) = if Some(r.endpoint) == from { (floor_ms, exact) } else { (0, false) };
                 let hold = Duration::from_millis(u64::from(floor_ms));
-                let delay = if Some(r.endpoint) != from {
-                    r.delay
-                } else if exact {
-                    hold
-                } else {
-                    r.delay.max(hold)
-                };
+                let delay = if exact { hold } else { r.delay.max(hold) };
                 self.state = State::Backoff { until: now + delay, endpoint: r.endpoint };
             }
             None => {
