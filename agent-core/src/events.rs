@@ -299,10 +299,17 @@ fn encode_rest(ev: &Event<'_>, w: &mut Writer<'_>) {
 }
 
 fn decode<'b>(r: &mut Reader<'b>) -> Option<Event<'b>> {
-    Some(match r.u8()? {
-        tag::CONNECT => Event::Connect { endpoint: r.u8()? },
-        tag::DISCONNECT => Event::Disconnect { reason: DisconnectReason::from_u8(r.u8()?)? },
-        tag::CONNECTED => Event::Connected { endpoint: r.u8()? },
+    let t = r.u8()?;
+    // The three two-byte events by one read of their byte.
+    if matches!(t, tag::CONNECT | tag::DISCONNECT | tag::CONNECTED) {
+        let b = r.u8()?;
+        return Some(match t {
+            tag::CONNECT => Event::Connect { endpoint: b },
+            tag::DISCONNECT => Event::Disconnect { reason: DisconnectReason::from_u8(b)? },
+            _ => Event::Connected { endpoint: b },
+        });
+    }
+    Some(match t {
         tag::TASK => {
             let target = match r.u8()? {
                 AGENT_TARGET => TaskTarget::Agent,
