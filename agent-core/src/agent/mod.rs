@@ -927,14 +927,16 @@ impl<'a> Core<'a> {
             Hold::AtLeast(d) => (d, false),
             Hold::Exactly(d) => (d, true),
         };
-        self.fail_held(reason, now, close, exact, floor_ms);
+        self.fail_held(close, reason, now, exact, floor_ms);
     }
 
     /// `fail` with its hold as plain values (an enum argument is built in
     /// memory at every caller): the wait is `floor_ms` if `exact`, else at
     /// least `floor_ms` (0: the backoff's own draw).
+    // Out of line, one copy for every caller; the arguments' order (which
+    // of them go in registers at each call) is the smallest measured.
     #[inline(never)]
-    fn fail_held(&mut self, reason: DisconnectReason, now: Instant, close: Option<CloseCode>, exact: bool, floor_ms: u32) {
+    fn fail_held(&mut self, close: Option<CloseCode>, reason: DisconnectReason, now: Instant, exact: bool, floor_ms: u32) {
         let from = self.endpoint();
         // Without a carrier, a parting frame would lead the next stream.
         self.close_pending = if self.link == Link::Carrierless { None } else { close };
