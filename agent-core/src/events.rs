@@ -251,11 +251,25 @@ impl<'b> Reader<'b> {
 }
 
 fn encode(ev: &Event<'_>, w: &mut Writer<'_>) {
+    // The three two-byte events share one write (a write per arm, or the
+    // other events' arms returning here, measured larger).
+    let (tag, byte) = match ev {
+        Event::Connect { endpoint } => (tag::CONNECT, *endpoint),
+        Event::Disconnect { reason } => (tag::DISCONNECT, *reason as u8),
+        Event::Connected { endpoint } => (tag::CONNECTED, *endpoint),
+        _ => return encode_rest(ev, w),
+    };
+    w.bytes(&[tag, byte]);
+}
+
+/// [`encode`] of the events other than the two-byte ones.
+// Inlined into encode, its one caller.
+#[inline(always)]
+fn encode_rest(ev: &Event<'_>, w: &mut Writer<'_>) {
     // Fields by reference: read where written, not gathered first.
     match ev {
-        Event::Connect { endpoint } => w.bytes(&[tag::CONNECT, *endpoint]),
-        Event::Disconnect { reason } => w.bytes(&[tag::DISCONNECT, *reason as u8]),
-        Event::Connected { endpoint } => w.bytes(&[tag::CONNECTED, *endpoint]),
+        // Written by `encode`.
+        Event::Connect { .. } | Event::Disconnect { .. } | Event::Connected { .. } => {}
         Event::Task { target, object_name, data_type, payload, token } => {
             let target = match *target {
                 TaskTarget::Agent => AGENT_TARGET,
@@ -285,10 +299,17 @@ fn encode(ev: &Event<'_>, w: &mut Writer<'_>) {
 }
 
 fn decode<'b>(r: &mut Reader<'b>) -> Option<Event<'b>> {
-    Some(match r.u8()? {
-        tag::CONNECT => Event::Connect { endpoint: r.u8()? },
-        tag::DISCONNECT => Event::Disconnect { reason: DisconnectReason::from_u8(r.u8()?)? },
-        tag::CONNECTED => Event::Connected { endpoint: r.u8()? },
+    let t = r.u8()?;
+    // The three two-byte events by one read of their byte.
+    if matches!(t, tag::CONNECT | tag::DISCONNECT | tag::CONNECTED) {
+        let b = r.u8()?;
+        return Some(match t {
+            tag::CONNECT => Event::Connect { endpoint: b },
+            tag::DISCONNECT => Event::Disconnect { reason: DisconnectReason::from_u8(b)? },
+            _ => Event::Connected { endpoint: b },
+        });
+    }
+    Some(match t {
         tag::TASK => {
             let target = match r.u8()? {
                 AGENT_TARGET => TaskTarget::Agent,

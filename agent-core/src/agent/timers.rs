@@ -51,10 +51,10 @@ impl Core<'_> {
         // By reference: read from flash, not copied to the stack first.
         for &t in &Timer::ALL {
             // Strictly earlier: of timers due together, the first in `ALL`.
-            match (self.deadline(t), next) {
-                (Some(at), Some((_, best))) if at >= best => {}
-                (Some(at), _) => next = Some((t, at)),
-                (None, _) => {}
+            if let Some(at) = self.deadline(t) {
+                if next.is_none_or(|(_, best)| at < best) {
+                    next = Some((t, at));
+                }
             }
         }
         next

@@ -92,10 +92,7 @@ impl<'b> FrameDecoder<'b> {
         if self.delivered > 0 {
             // Bytes after the last frame (left there by a resync) stay,
             // from the first magic byte among them on.
-            let rest = &self.buf[self.delivered..self.filled];
-            let start = rest.iter().position(|&b| b == MAGIC[0]).unwrap_or(rest.len());
-            crate::mem::move_within(self.buf, self.delivered + start..self.filled, 0);
-            self.filled -= self.delivered + start;
+            let start = self.drop_to_magic(self.delivered);
             self.delivered = 0;
             self.stats.skipped_bytes += start as u64;
         }
@@ -181,13 +178,25 @@ impl<'b> FrameDecoder<'b> {
 
     /// Drops the first buffered byte and everything up to the next magic
     /// byte among the buffered ones.
-    // Out of line: inlined, it costs Thumb flash (NOTES.md, "flash by function").
-    #[inline(never)]
+    // Inlined: a call and a count around the shared `drop_to_magic` (flash).
+    #[inline(always)]
     fn resync(&mut self) {
-        let next = self.buf[1..self.filled].iter().position(|&b| b == MAGIC[0]).map_or(self.filled, |i| i + 1);
-        crate::mem::move_within(self.buf, next..self.filled, 0);
-        self.filled -= next;
-        self.stats.skipped_bytes += next as u64;
+        let start = self.drop_to_magic(1);
+        self.stats.skipped_bytes += 1 + start as u64;
+    }
+
+    /// Drops the first `from` buffered bytes and those after them up to
+    /// the next magic byte (all if there is none); returns how many were
+    /// dropped past `from`. Shared by `resync` and `feed`'s drop of the
+    /// frame it last returned.
+    // Out of line: one copy for both (flash).
+    #[inline(never)]
+    fn drop_to_magic(&mut self, from: usize) -> usize {
+        let rest = &self.buf[from..self.filled];
+        let start = rest.iter().position(|&b| b == MAGIC[0]).unwrap_or(rest.len());
+        crate::mem::move_within(self.buf, from + start..self.filled, 0);
+        self.filled -= from + start;
+        start
     }
 }
 
