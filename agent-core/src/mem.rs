@@ -2,9 +2,12 @@
 //!
 //! `slice::copy_within` links compiler-builtins' `memmove`, flash on a
 //! Cortex-M4 that most firmware would not otherwise carry (measured in
-//! NOTES.md). The byte loop here is slower per byte but only runs on rare
-//! paths: decoder resynchronization and event-queue compaction. (Ring
-//! eviction moves bytes in non-overlapping chunks instead, see `ring.rs`.)
+//! NOTES.md). The byte loop here is slower per byte but only moves bytes
+//! still waiting: the decoder's leftovers on resynchronization and after a
+//! frame, and the event queue's entries not yet polled, moved to its front
+//! before every push (nothing to move when the loop polls events until
+//! none are left, as it should). (Ring eviction moves bytes in
+//! non-overlapping chunks instead, see `ring.rs`.)
 
 use core::ops::Range;
 
