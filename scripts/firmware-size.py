@@ -127,12 +127,14 @@ def builtins_for_the_firmware(elf, objdump, sections):
         if cur is not None:
             refs[cur].update(t for t in re.findall(r"<([^>+]+)(?:\+0x[0-9a-f]+)?>", line) if t != cur)
     text = [x for x in sections if x[4] == "text"]
-
-    def section_of(name):
-        addr = funcs.get(name)
-        return next((x for x in text if addr is not None and x[1] <= addr < x[1] + x[2]), None)
-
-    part = {f: part_of(sec[3]) for f in funcs if (sec := section_of(f))}
+    # Each function's input section (name), found once.
+    section = {}
+    for f, addr in funcs.items():
+        sec = next((x for x in text if x[1] <= addr < x[1] + x[2]), None)
+        if sec:
+            section[f] = sec
+    part = {f: part_of(sec[3]) for f, sec in section.items()}
+    builtins = {f for f, p in part.items() if p == "library (compiler_builtins)"}
     todo = [f for f, p in part.items() if p == "library (agent)"]
     reached = set(todo)
     while todo:
@@ -140,23 +142,20 @@ def builtins_for_the_firmware(elf, objdump, sections):
             if t not in reached and part.get(t, "").startswith("library"):
                 reached.add(t)
                 todo.append(t)
-    kept = {section_of(f)[0] for f in reached if part[f] == "library (compiler_builtins)"}
-    # A function's unwind entry (.ARM.exidx.text.X) goes with its .text.X.
-    moved = [x for x in sections if part_of(x[3]) == "library (compiler_builtins)"
-             and x[0].replace(".ARM.exidx", "", 1) not in kept]
-    # Each moved function must be called by the firmware's own code, or by
-    # another moved one: else something this reading missed (a call through
-    # a register, say) put it in the image, and it stays the library's.
-    moved_names = {x[0] for x in moved}
-    moved_funcs = {f for f, p in part.items() if p == "library (compiler_builtins)" and section_of(f)[0] in moved_names}
-    callers = {t for f, p in part.items() if p == "firmware (C)" or f in moved_funcs for t in refs[f]}
-    unexplained = sorted(f for f in moved_funcs if f not in callers)
+    # Each unreached builtin must be called by the firmware's own code, or by
+    # another unreached one: else something this reading missed (a call
+    # through a register, say) put it in the image, and it stays the
+    # library's.
+    unreached = builtins - reached
+    callers = {t for f, p in part.items() if p == "firmware (C)" or f in unreached for t in refs[f]}
+    unexplained = sorted(unreached - callers)
     if unexplained:
         print(f"firmware-size: compiler_builtins in the image that neither the agent nor the firmware calls "
               f"directly, counted as the library's: {', '.join(unexplained)}")
-        keep = {section_of(f)[0] for f in unexplained}
-        moved = [x for x in moved if x[0].replace(".ARM.exidx", "", 1) not in keep]
-    return moved
+    kept = {section[f][0] for f in builtins - (unreached - set(unexplained))}
+    # A function's unwind entry (.ARM.exidx.text.X) goes with its .text.X.
+    return [x for x in sections if part_of(x[3]) == "library (compiler_builtins)"
+            and x[0].replace(".ARM.exidx", "", 1) not in kept]
 
 
 def main():
